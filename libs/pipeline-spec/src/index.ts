@@ -1,1 +1,43 @@
-export {};
+export { loadPipeline, parseDuration, type LoadOptions, type LoadResult } from "./load.js";
+export { TaskGraph, type Cycle } from "./graph.js";
+export {
+  defaultRetryBackoffMs,
+  multiWorkerTypes,
+  resourceTypes,
+  type ConfigMapMount,
+  type EphemeralVolume,
+  type Mount,
+  type Pipeline,
+  type ResourceAmounts,
+  type ResourceType,
+  type SecretMount,
+  type SecurityContext,
+  type Task,
+  type Toleration,
+} from "./model.js";
+export {
+  defaultPipelineName,
+  isDnsLabel,
+  isDnsSubdomain,
+  isLabelValue,
+  maxNameLength,
+  maxPipelineNameLength,
+  nameHash,
+  newRunId,
+  objectName,
+  pipelineNamePattern,
+  taskId,
+  toDnsLabel,
+} from "./names.js";
+export { formatProblem, hasErrors, PipelineSpecError, type Problem, type Severity } from "./problems.js";
+export { defaultSourceLimits, type Position, type SourceLimits } from "./source.js";
+export {
+  processingVariables,
+  scanVariables,
+  substituteVariables,
+  taskVariables,
+  type ProcessingVariable,
+  type RunContext,
+  type VariableProblem,
+  type VariableUse,
+} from "./variables.js";

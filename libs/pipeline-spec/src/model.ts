@@ -1,0 +1,128 @@
+/** The Kubernetes shapes a task can run as. */
+export type ResourceType = "Pod" | "Job" | "TFJob" | "PyTorchJob" | "MPIJob" | "ElasticJob";
+
+/** Every resource type, in SPEC.md order. */
+export const resourceTypes: readonly ResourceType[] = [
+  "Pod",
+  "Job",
+  "TFJob",
+  "PyTorchJob",
+  "MPIJob",
+  "ElasticJob",
+];
+
+/** Resource types that run several workers (and default to one GPU per worker). */
+export const multiWorkerTypes: ReadonlySet<ResourceType> = new Set([
+  "TFJob",
+  "PyTorchJob",
+  "MPIJob",
+  "ElasticJob",
+]);
+
+/** A volume mounted into the task: a PVC when `claim` is set, else an ephemeral volume. */
+export interface Mount {
+  name: string;
+  path: string;
+  claim?: string;
+}
+
+/** An emptyDir volume (for example `/dev/shm` with `medium: Memory`). */
+export interface EphemeralVolume {
+  name: string;
+  type: "emptyDir";
+  medium?: string;
+  sizeLimit?: string;
+}
+
+/** A Kubernetes Secret mounted as a volume. */
+export interface SecretMount {
+  name: string;
+  path: string;
+  subPath?: string;
+  /** File mode of the projected files (decimal value of e.g. 0o644). */
+  mode?: number;
+}
+
+/** A Kubernetes ConfigMap mounted as a volume. */
+export interface ConfigMapMount {
+  name: string;
+  path: string;
+  subPath?: string;
+}
+
+/** Kubernetes resource quantities (`"4.5"`, `"500m"`, `"16Gi"`). */
+export interface ResourceAmounts {
+  limits?: string;
+  requests?: string;
+}
+
+/** Pod-level security context. */
+export interface SecurityContext {
+  fsGroup?: number;
+  runAsUser?: number;
+  runAsGroup?: number;
+}
+
+/** A Kubernetes toleration. */
+export interface Toleration {
+  key?: string;
+  operator?: "Exists" | "Equal";
+  value?: string;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  tolerationSeconds?: number;
+}
+
+/** One task, with every alias, default and null rule of SPEC.md applied. */
+export interface Task {
+  name: string;
+  image: string;
+  command: string[];
+  args: string[];
+  /** Every task this one waits for: `depends` plus `^task` references, in that order, no repeats. */
+  depends: string[];
+  mounts: Mount[];
+  ephemeralVolumes: EphemeralVolume[];
+  secrets: SecretMount[];
+  configMaps: ConfigMapMount[];
+  /** GPUs per pod (per worker for multi-worker types); 0 means none requested. */
+  numGpus: number;
+  cpu?: ResourceAmounts;
+  memory?: ResourceAmounts;
+  securityContext?: SecurityContext;
+  pullPolicy: "Always" | "IfNotPresent" | "Never";
+  nodeSelector: Record<string, string>;
+  resourceType: ResourceType;
+  numWorkers: number;
+  inputs: string[];
+  outputs: Record<string, string>;
+  env: Record<string, string>;
+  tolerations: Toleration[];
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  serviceAccount?: string;
+  retries: number;
+  /** Wait before the first retry, in milliseconds; doubled per attempt. */
+  retryBackoffMs: number;
+  /** Limit on the task's whole run, in milliseconds. */
+  timeoutMs?: number;
+  /** How long a pod may stay unschedulable or pulling images, in milliseconds. */
+  pendingTimeoutMs?: number;
+  /** Keys Odin does not know, kept as written (JSON-safe). */
+  extra: Record<string, unknown>;
+}
+
+/** A validated, normalized pipeline. */
+export interface Pipeline {
+  /** Directory of the pipeline relative to the repository root (`sst2`, `alice/sst2`). */
+  path: string;
+  /** Pipeline name, the prefix of its run ids. */
+  name: string;
+  /** Whether one failed task stops the whole run (default true). */
+  failFast: boolean;
+  /** Most tasks of one run that may run at once; undefined means no pipeline cap. */
+  parallelism?: number;
+  tasks: Task[];
+}
+
+/** Default `retry_backoff` (10 s). */
+export const defaultRetryBackoffMs = 10_000;
