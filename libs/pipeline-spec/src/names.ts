@@ -35,11 +35,14 @@ export const defaultPipelineName = "flow";
 
 const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
 
-/** A fresh run id (`PIPE_ID`): `<pipeline name>-<8 random lower-case alphanumerics>`. */
+/**
+ * A fresh run id (`PIPE_ID`): `<pipeline name>-<8 random lower-case alphanumerics>`. A `.` in the
+ * pipeline name becomes `-`, so the id is a DNS-1123 label and a single NATS subject token.
+ */
 export function newRunId(pipelineName: string, random: Uint8Array = randomBytes(runIdSuffixLength)): string {
   let suffix = "";
   for (let i = 0; i < runIdSuffixLength; i++) suffix += alphabet[(random[i] ?? 0) % alphabet.length];
-  return `${pipelineName}-${suffix}`;
+  return `${pipelineName.replace(/\./g, "-")}-${suffix}`;
 }
 
 /** The task id (`TASK_ID`) of a task in a run: `<run id>--<task name>`. */
