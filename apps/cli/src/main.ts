@@ -13,7 +13,9 @@ program
   .description("check every pipeline (main.yml) under the given directories; no server needed")
   .argument("[dir...]", "pipelines repositories, pipeline directories or main.yml files", [])
   .option("-q, --quiet", "print errors only, not warnings")
-  .addOption(new Option("-o, --output <format>", "output format").choices(["text", "json"]).default("text"))
+  .addOption(
+    new Option("-o, --output <format>", "output format").choices(["text", "json"]).default("text"),
+  )
   .action(async (dirs: string[], options: { quiet?: boolean; output: "text" | "json" }) => {
     process.exitCode = await validateCommand(dirs, options, process.stdout);
   });

@@ -9,7 +9,10 @@ import { fileURLToPath } from "node:url";
 const cli = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 const conformance = fileURLToPath(new URL("../../../../shared/conformance", import.meta.url));
 
-function odin(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function odin(
+  args: string[],
+  cwd?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(process.execPath, [cli, ...args], { cwd }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
@@ -37,7 +40,8 @@ test("every conformance pipeline is valid", async () => {
 test("problems are printed as file:line:col: task: message with a summary, exit 1", async () => {
   const dir = await repo({
     "good/main.yml": "tasks:\n- name: a\n  image: x\n  command: y\n",
-    "alice/bad/main.yml": "name: bad\ntasks:\n- name: a\n  image: x\n  command: y\n  depends: [nope]\n  color: blue\n",
+    "alice/bad/main.yml":
+      "name: bad\ntasks:\n- name: a\n  image: x\n  command: y\n  depends: [nope]\n  color: blue\n",
   });
   try {
     const r = await odin(["validate", "."], dir);
@@ -57,11 +61,16 @@ test("problems are printed as file:line:col: task: message with a summary, exit 
 });
 
 test("json output carries every pipeline with its path, name and problems", async () => {
-  const dir = await repo({ "x/y/main.yml": "name: xy\ntasks:\n- name: a\n  image: i\n  command: c\n" });
+  const dir = await repo({
+    "x/y/main.yml": "name: xy\ntasks:\n- name: a\n  image: i\n  command: c\n",
+  });
   try {
     const r = await odin(["validate", "-o", "json", dir]);
     assert.equal(r.code, 0);
-    const body = JSON.parse(r.stdout) as { valid: boolean; pipelines: { path: string; name: string; taskCount: number }[] };
+    const body = JSON.parse(r.stdout) as {
+      valid: boolean;
+      pipelines: { path: string; name: string; taskCount: number }[];
+    };
     assert.equal(body.valid, true);
     assert.equal(body.pipelines[0]?.path, "x/y");
     assert.equal(body.pipelines[0]?.name, "xy");

@@ -20,18 +20,19 @@ export interface Position {
   column: number;
 }
 
-/** Where one map entry or list item stands, and the plain text of a non-string scalar. */
-interface Entry {
-  keyOffset: number;
-  valueOffset: number;
-  /** The scalar as written, kept only for values YAML typed as non-strings (`1.10`, `true`, `0400`). */
-  raw?: string;
-}
-
+/**
+ * Positions of one map's entries or one list's items, packed to keep large documents cheap:
+ * `keys[i]`'s key stands at `offsets[2i]` and its value at `offsets[2i+1]` (list items: `keys`
+ * is absent and item i stands at `offsets[i]`). `raw` keeps, by entry number, the plain text of
+ * scalars YAML typed as non-strings (`1.10`, `true`, `0400`).
+ */
 interface ContainerInfo {
   offset: number;
-  entries?: Map<string, Entry>;
-  items?: (Entry | undefined)[];
+  /** Nodes below and including this one once aliases are followed (for alias-bomb checks). */
+  size: number;
+  keys?: string[];
+  offsets: number[];
+  raw?: (string | undefined)[];
   merges?: object[];
 }
 
@@ -68,32 +69,41 @@ export class SourceIndex {
     return this.containers.get(container)?.offset;
   }
 
-  /** Offset of the value stored under `key` (a map key or a list index), falling back to its key. */
+  /** Offset of the value stored under `key` (a map key or a list index), falling back to its map. */
   valueOffset(container: object, key: string | number): number | undefined {
-    const entry = this.entry(container, key);
-    return entry?.valueOffset ?? this.offsetOf(container);
+    const found = this.find(container, key);
+    if (found === undefined) return this.offsetOf(container);
+    const [info, i] = found;
+    return info.keys === undefined ? info.offsets[i] : info.offsets[2 * i + 1];
   }
 
   /** Offset of the key `key` of a map (where "unknown key" and "duplicate" problems point). */
   keyOffset(container: object, key: string | number): number | undefined {
-    const entry = this.entry(container, key);
-    return entry?.keyOffset ?? this.offsetOf(container);
+    const found = this.find(container, key);
+    if (found === undefined) return this.offsetOf(container);
+    const [info, i] = found;
+    return info.keys === undefined ? info.offsets[i] : info.offsets[2 * i];
   }
 
   /** The plain text of a non-string scalar (`1.10` stays `1.10`), or undefined if not recorded. */
   raw(container: object, key: string | number): string | undefined {
-    return this.entry(container, key)?.raw;
+    const found = this.find(container, key);
+    return found === undefined ? undefined : found[0].raw?.[found[1]];
   }
 
-  private entry(container: object, key: string | number): Entry | undefined {
+  private find(container: object, key: string | number): [ContainerInfo, number] | undefined {
     const info = this.containers.get(container);
     if (info === undefined) return undefined;
-    if (info.items !== undefined) return typeof key === "number" ? info.items[key] : undefined;
-    const found = info.entries?.get(String(key));
-    if (found !== undefined) return found;
+    if (info.keys === undefined) {
+      return typeof key === "number" && info.offsets[key] !== undefined && info.offsets[key] >= 0
+        ? [info, key]
+        : undefined;
+    }
+    const i = info.keys.indexOf(String(key));
+    if (i !== -1) return [info, i];
     // A key that came in through a `<<` merge stands where its source map put it.
     for (const source of info.merges ?? []) {
-      const merged = this.entry(source, key);
+      const merged = this.find(source, key);
       if (merged !== undefined) return merged;
     }
     return undefined;
@@ -114,18 +124,31 @@ export interface SourceError {
 
 /** The outcome of reading one YAML document. */
 export type ParsedSource =
-  | { ok: true; value: unknown; index: SourceIndex }
-  | { ok: false; error: SourceError };
+  { ok: true; value: unknown; index: SourceIndex } | { ok: false; error: SourceError };
 
-interface Frame {
-  start: number;
-  end: number;
-  result: unknown;
-  kids: Frame[] | undefined;
+/**
+ * Finished children of the nodes being read, as parallel arrays with a moving top (entries past
+ * `top` are stale), so reading a large document allocates almost nothing of its own.
+ */
+interface Kids {
+  start: number[];
+  end: number[];
+  result: unknown[];
+  size: number[];
+  top: number;
 }
 
+const scratchKeys: string[] = [];
+const scratchOffsets: number[] = [];
+
+/** Thrown from the listener to stop reading a document that expands too far. */
+class ExpansionLimit extends Error {}
+
 /** Parses one YAML document and indexes the position of every node. Never throws on bad input. */
-export function parseSource(text: string, limits: SourceLimits = defaultSourceLimits): ParsedSource {
+export function parseSource(
+  text: string,
+  limits: SourceLimits = defaultSourceLimits,
+): ParsedSource {
   if (text.length > limits.maxChars) {
     return {
       ok: false,
@@ -136,36 +159,59 @@ export function parseSource(text: string, limits: SourceLimits = defaultSourceLi
     };
   }
   const index = new SourceIndex(text);
-  const stack: Frame[] = [];
+  // Nodes being read (their start offsets and where their children begin in the kid arrays),
+  // and the finished children of those nodes, as parallel arrays to spare the collector.
+  const openStart: number[] = [];
+  const openKids: number[] = [];
+  const kids: Kids = { start: [], end: [], result: [], size: [], top: 0 };
   let nodes = 0;
   let value: unknown;
   try {
     value = jsyaml.load(text, {
       listener(event, state) {
         if (event === "open") {
-          stack.push({ start: state.position, end: 0, result: undefined, kids: undefined });
+          openStart.push(state.position);
+          openKids.push(kids.top);
           return;
         }
-        const frame = stack.pop();
-        if (frame === undefined) return;
-        frame.end = state.position;
-        frame.result = state.result;
+        const start = openStart.pop()!;
+        const base = openKids.pop()!;
+        const result: unknown = state.result;
         nodes++;
-        const node = settle(frame, text, index);
-        const parent = stack[stack.length - 1];
-        if (parent !== undefined) (parent.kids ??= []).push(node);
+        if (kids.top - base === 1 && kids.result[base] === result) {
+          // js-yaml wraps some nodes in a second node with the same value: keep the inner one.
+          return;
+        }
+        let size = 1;
+        if (isContainer(result)) {
+          size = settle(result, start, base, kids, text, index);
+          if (size > limits.maxExpandedNodes) throw new ExpansionLimit();
+        }
+        kids.start[base] = start;
+        kids.end[base] = state.position;
+        kids.result[base] = result;
+        kids.size[base] = size;
+        kids.top = base + 1;
       },
     });
   } catch (err) {
-    return { ok: false, error: describeYamlError(err, text, index) };
+    if (!(err instanceof ExpansionLimit))
+      return { ok: false, error: describeYamlError(err, text, index) };
+    value = undefined;
+    nodes = -1;
   }
   // Following aliases may multiply a small document (the "billion laughs"); refuse that early.
-  const threshold = Math.min(limits.maxExpandedNodes, 20 * nodes + 100_000);
-  if (countExpanded(value, threshold) > threshold) {
+  const expanded =
+    nodes === -1 ? Infinity : isContainer(value) ? (index.containers.get(value)?.size ?? 1) : 1;
+  const threshold =
+    nodes === -1
+      ? limits.maxExpandedNodes
+      : Math.min(limits.maxExpandedNodes, 20 * nodes + 100_000);
+  if (expanded > threshold) {
     return {
       ok: false,
       error: {
-        message: `aliases expand this ${nodes}-node document past ${threshold} nodes, which looks like an alias bomb — use fewer nested aliases`,
+        message: `aliases expand this document past ${threshold} nodes, which looks like an alias bomb — use fewer nested aliases`,
         position: { line: 1, column: 1 },
       },
     };
@@ -177,63 +223,86 @@ function isContainer(v: unknown): v is object {
   return typeof v === "object" && v !== null && !(v instanceof Date);
 }
 
-/** Collapses js-yaml's nested wrapper frames and records the positions of a container's children. */
-function settle(frame: Frame, text: string, index: SourceIndex): Frame {
-  const kids = frame.kids;
-  if (kids?.length === 1 && kids[0]!.result === frame.result) return kids[0]!;
-  const result = frame.result;
-  if (!isContainer(result)) {
-    frame.kids = undefined;
-    return frame;
-  }
-  const offset = firstNonSpace(text, frame.start, frame.end);
+/**
+ * Records where a finished map or list and its children stand, given its children's spans
+ * (`kids[base..top]`), and returns its expanded size. An alias to a container already recorded
+ * keeps the original's record.
+ */
+function settle(
+  result: object,
+  start: number,
+  base: number,
+  kids: Kids,
+  text: string,
+  index: SourceIndex,
+): number {
+  const known = index.containers.get(result);
+  if (known !== undefined) return known.size;
+  const { start: kidStart, end: kidEnd, result: kidResult, size: kidSize } = kids;
+  const count = kids.top;
+  const offset = firstNonSpace(text, start, text.length);
+  let size = 1;
+  let raw: (string | undefined)[] | undefined;
   if (Array.isArray(result)) {
-    const items: (Entry | undefined)[] = new Array<Entry | undefined>(result.length);
-    let k = 0;
-    for (let i = 0; i < result.length && kids !== undefined && k < kids.length; i++) {
-      const kid = kids[k]!;
-      if (kid.result === result[i] || (Number.isNaN(kid.result) && Number.isNaN(result[i]))) {
-        const at = firstNonSpace(text, kid.start, kid.end);
-        items[i] = { keyOffset: at, valueOffset: at, raw: rawScalar(kid, text) };
+    const offsets = new Array<number>(result.length).fill(-1);
+    let k = base;
+    for (let i = 0; i < result.length && k < count; i++) {
+      const item: unknown = result[i];
+      const kid = kidResult[k];
+      if (kid === item || (Number.isNaN(kid) && Number.isNaN(item))) {
+        offsets[i] = firstNonSpace(text, kidStart[k]!, kidEnd[k]!);
+        const r = rawScalar(kid, kidStart[k]!, kidEnd[k]!, text);
+        if (r !== undefined) (raw ??= [])[i] = r;
+        size += kidSize[k]!;
         k++;
-      }
-    }
-    index.containers.set(result, { offset, items });
-  } else {
-    const map = result as Record<string, unknown>;
-    const entries = new Map<string, Entry>();
-    let merges: object[] | undefined;
-    for (let i = 0; kids !== undefined && i < kids.length; i++) {
-      const keyFrame = kids[i]!;
-      const key = keyFrame.result;
-      if (isContainer(key)) continue;
-      const name = String(key);
-      const keyOffset = firstNonSpace(text, keyFrame.start, keyFrame.end);
-      const valueFrame = kids[i + 1];
-      if (name === "<<" && valueFrame !== undefined && isContainer(valueFrame.result)) {
-        const source = valueFrame.result;
-        merges ??= [];
-        if (Array.isArray(source)) merges.push(...source.filter(isContainer));
-        else merges.push(source);
-        i++;
-        continue;
-      }
-      if (!Object.prototype.hasOwnProperty.call(map, name)) continue;
-      if (valueFrame !== undefined && valueFrame.result === map[name]) {
-        entries.set(name, {
-          keyOffset,
-          valueOffset: firstNonSpace(text, valueFrame.start, valueFrame.end),
-          raw: rawScalar(valueFrame, text),
-        });
-        i++;
       } else {
-        entries.set(name, { keyOffset, valueOffset: keyOffset });
+        size += isContainer(item) ? (index.containers.get(item)?.size ?? 1) : 1;
       }
     }
-    index.containers.set(result, merges ? { offset, entries, merges } : { offset, entries });
+    index.containers.set(result, raw ? { offset, size, offsets, raw } : { offset, size, offsets });
+    return size;
   }
-  frame.kids = undefined;
-  return frame;
+  const map = result as Record<string, unknown>;
+  // Collected in scratch space first so the stored arrays are allocated at their exact size.
+  let n = 0;
+  let merges: object[] | undefined;
+  for (let i = base; i < count; i++) {
+    const key = kidResult[i];
+    if (isContainer(key)) continue;
+    const name = String(key);
+    const keyOffset = firstNonSpace(text, kidStart[i]!, kidEnd[i]!);
+    const valueAt = i + 1 < count ? i + 1 : -1;
+    if (name === "<<" && valueAt !== -1 && isContainer(kidResult[valueAt])) {
+      const source = kidResult[valueAt];
+      merges ??= [];
+      if (Array.isArray(source)) merges.push(...source.filter(isContainer));
+      else merges.push(source);
+      size += kidSize[valueAt]!;
+      i++;
+      continue;
+    }
+    if (!Object.prototype.hasOwnProperty.call(map, name)) continue;
+    scratchKeys[n] = name;
+    scratchOffsets[2 * n] = keyOffset;
+    if (valueAt !== -1 && kidResult[valueAt] === map[name]) {
+      scratchOffsets[2 * n + 1] = firstNonSpace(text, kidStart[valueAt]!, kidEnd[valueAt]!);
+      const r = rawScalar(kidResult[valueAt], kidStart[valueAt]!, kidEnd[valueAt]!, text);
+      if (r !== undefined) (raw ??= [])[n] = r;
+      size += 1 + kidSize[valueAt]!;
+      i++;
+    } else {
+      scratchOffsets[2 * n + 1] = keyOffset;
+      size += 2;
+    }
+    n++;
+  }
+  const keys = scratchKeys.slice(0, n);
+  const offsets = scratchOffsets.slice(0, 2 * n);
+  const info: ContainerInfo = { offset, size, keys, offsets };
+  if (raw) info.raw = raw;
+  if (merges) info.merges = merges;
+  index.containers.set(result, info);
+  return size;
 }
 
 function firstNonSpace(text: string, start: number, end: number): number {
@@ -247,34 +316,14 @@ function firstNonSpace(text: string, start: number, end: number): number {
 }
 
 /** The source text of a plain scalar that YAML typed as a number, boolean, null or date. */
-function rawScalar(frame: Frame, text: string): string | undefined {
-  const v = frame.result;
+function rawScalar(v: unknown, start: number, end: number, text: string): string | undefined {
   if (typeof v === "string" || isContainer(v)) return undefined;
-  let raw = text.slice(frame.start, frame.end).trim();
+  let raw = text.slice(start, end).trim();
   if (raw.startsWith("&")) raw = raw.replace(/^&\S+\s*/, "");
   if (raw.startsWith("*") || raw.startsWith("!")) return undefined;
   const comment = raw.search(/\s#/);
   if (comment !== -1) raw = raw.slice(0, comment).trimEnd();
   return raw;
-}
-
-/** Counts nodes as a consumer following every alias would see them, stopping past `cap`. */
-function countExpanded(root: unknown, cap: number): number {
-  const memo = new Map<object, number>();
-  const size = (v: unknown): number => {
-    if (!isContainer(v)) return 1;
-    const known = memo.get(v);
-    if (known !== undefined) return known;
-    let total = 1;
-    const children = Array.isArray(v) ? v : Object.values(v);
-    for (const child of children) {
-      total += size(child);
-      if (total > cap) break;
-    }
-    memo.set(v, total);
-    return total;
-  };
-  return size(root);
 }
 
 function describeYamlError(err: unknown, text: string, index: SourceIndex): SourceError {

@@ -1,6 +1,11 @@
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { basename, join, relative, sep } from "node:path";
-import { defaultSourceLimits, formatProblem, loadPipeline, type Problem } from "@odin/pipeline-spec";
+import {
+  defaultSourceLimits,
+  formatProblem,
+  loadPipeline,
+  type Problem,
+} from "@odin/pipeline-spec";
 
 /** One pipeline found on disk and what validating it said. */
 export interface ValidatedPipeline {
@@ -40,7 +45,10 @@ export async function findPipelineFiles(root: string): Promise<string[]> {
 /** Validates one `main.yml`; `root` is the directory pipeline paths are relative to. */
 export async function validateFile(file: string, root: string): Promise<ValidatedPipeline> {
   const dir = relative(root, join(file, ".."));
-  const path = dir === "" ? basename(join(root, ".") === "." ? process.cwd() : root) : dir.split(sep).join("/");
+  const path =
+    dir === ""
+      ? basename(join(root, ".") === "." ? process.cwd() : root)
+      : dir.split(sep).join("/");
   const result: ValidatedPipeline = { file, path, taskCount: 0, valid: false, problems: [] };
   const fail = (message: string): ValidatedPipeline => {
     result.problems.push({ severity: "error", file, line: 0, column: 0, message });
@@ -49,9 +57,14 @@ export async function validateFile(file: string, root: string): Promise<Validate
   let text: string;
   try {
     const info = await lstat(file);
-    if (info.isSymbolicLink()) return fail("main.yml is a symbolic link; pipelines must be regular files inside the repository");
+    if (info.isSymbolicLink())
+      return fail(
+        "main.yml is a symbolic link; pipelines must be regular files inside the repository",
+      );
     if (info.size > defaultSourceLimits.maxChars) {
-      return fail(`the file is ${info.size} bytes; the limit is ${defaultSourceLimits.maxChars} — split the pipeline`);
+      return fail(
+        `the file is ${info.size} bytes; the limit is ${defaultSourceLimits.maxChars} — split the pipeline`,
+      );
     }
     text = await readFile(file, "utf8");
   } catch (err) {
@@ -74,7 +87,11 @@ export interface ValidateOptions {
 }
 
 /** `odin validate [DIR ...]`: prints every problem and a summary; resolves to the exit code. */
-export async function validateCommand(dirs: string[], options: ValidateOptions, out: NodeJS.WritableStream): Promise<number> {
+export async function validateCommand(
+  dirs: string[],
+  options: ValidateOptions,
+  out: NodeJS.WritableStream,
+): Promise<number> {
   const roots = dirs.length > 0 ? dirs : ["."];
   const results: ValidatedPipeline[] = [];
   for (const root of roots) {
@@ -83,10 +100,23 @@ export async function validateCommand(dirs: string[], options: ValidateOptions, 
       files = await findPipelineFiles(root);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new Error(code === "ENOENT" ? `${root}: no such file or directory` : `${root}: cannot read (${code ?? String(err)})`);
+      throw new Error(
+        code === "ENOENT"
+          ? `${root}: no such file or directory`
+          : `${root}: cannot read (${code ?? String(err)})`,
+        {
+          cause: err,
+        },
+      );
     }
-    if (files.length === 0) throw new Error(`${root}: no main.yml found — point odin validate at a pipelines repository or a pipeline directory`);
-    for (const file of files) results.push(await validateFile(file, (await lstat(root)).isFile() ? join(root, "..") : root));
+    if (files.length === 0)
+      throw new Error(
+        `${root}: no main.yml found — point odin validate at a pipelines repository or a pipeline directory`,
+      );
+    for (const file of files)
+      results.push(
+        await validateFile(file, (await lstat(root)).isFile() ? join(root, "..") : root),
+      );
   }
   const invalid = results.filter((r) => !r.valid);
   if (options.output === "json") {
@@ -104,7 +134,10 @@ export async function validateCommand(dirs: string[], options: ValidateOptions, 
     }
   }
   const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`;
-  const counts = [plural(errors, "error"), ...(warnings > 0 ? [plural(warnings, "warning")] : [])].join(", ");
+  const counts = [
+    plural(errors, "error"),
+    ...(warnings > 0 ? [plural(warnings, "warning")] : []),
+  ].join(", ");
   out.write(
     invalid.length === 0
       ? `${plural(results.length, "pipeline")} valid${warnings > 0 ? ` (${plural(warnings, "warning")})` : ""}\n`
