@@ -1,0 +1,232 @@
+// A private JetStream-enabled NATS server per test suite: a container where a container runtime
+// exists, otherwise the local `nats-server` binary on a free port. Never skipped silently.
+import { type ChildProcess, spawn } from "node:child_process";
+import { constants } from "node:fs";
+import { access, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import type * as Testcontainers from "testcontainers";
+
+/** A NATS server for one test suite. */
+export interface NatsServer {
+  /** Client URL, e.g. `nats://127.0.0.1:41234`. */
+  readonly url: string;
+  /** Client port. */
+  readonly port: number;
+  /** How it runs: a container, a local child process, or an external server from `NATS_URL`. */
+  readonly via: "container" | "binary" | "external";
+  /** Stops it and removes its storage; idempotent. A no-op for an external server. */
+  stop(): Promise<void>;
+}
+
+/** Options of `startNats`. */
+export interface StartNatsOptions {
+  /** `auto` (default): container if a runtime exists, else the binary. */
+  runtime?: "auto" | "container" | "binary";
+  /** Use the server in the `NATS_URL` environment variable when it is set (default false). */
+  useEnvUrl?: boolean;
+  /** Path of the `nats-server` binary (default: found on PATH, /usr/sbin, /usr/local/bin). */
+  binary?: string;
+  /** Container image (default `nats:2.10-alpine`). */
+  image?: string;
+  /** How long to wait for the server to accept connections, in ms (default 15,000). */
+  startupTimeoutMs?: number;
+}
+
+/** Thrown when neither a container runtime nor a nats-server binary is available. */
+export class NatsUnavailableError extends Error {
+  override readonly name = "NatsUnavailableError";
+}
+
+const INSTALL_HINT =
+  "Install the NATS server: on Debian/Ubuntu `sudo apt-get install -y nats-server` " +
+  "(puts /usr/sbin/nats-server), or download it from https://github.com/nats-io/nats-server/releases " +
+  "and put it on PATH; or start Docker/Podman so a container can be used.";
+
+/** Starts a private JetStream-enabled NATS server and waits until JetStream answers. */
+export async function startNats(options: StartNatsOptions = {}): Promise<NatsServer> {
+  const timeoutMs = options.startupTimeoutMs ?? 15_000;
+  if (options.useEnvUrl === true) {
+    const envUrl = process.env["NATS_URL"];
+    if (envUrl !== undefined && envUrl !== "") {
+      await waitForJetStream(envUrl, timeoutMs);
+      const port = Number(new URL(envUrl.replace(/^nats:/, "http:")).port || 4222);
+      return { url: envUrl, port, via: "external", stop: () => Promise.resolve() };
+    }
+  }
+  const runtime = options.runtime ?? "auto";
+  if (runtime !== "binary") {
+    const tc = await import("testcontainers");
+    let available = true;
+    try {
+      await tc.getContainerRuntimeClient();
+    } catch (error) {
+      available = false;
+      if (runtime === "container") {
+        throw new NatsUnavailableError(
+          `no container runtime: ${(error as Error).message}. ${INSTALL_HINT}`,
+          { cause: error },
+        );
+      }
+    }
+    if (available) return startContainer(tc, options.image ?? "nats:2.10-alpine", timeoutMs);
+  }
+  const binary = options.binary ?? (await findBinary());
+  if (binary === undefined) {
+    throw new NatsUnavailableError(
+      `cannot start NATS for tests: no container runtime and no nats-server binary on PATH, /usr/sbin or /usr/local/bin. ${INSTALL_HINT}`,
+    );
+  }
+  return startBinary(binary, timeoutMs);
+}
+
+type Testcontainers = typeof Testcontainers;
+
+async function startContainer(
+  tc: Testcontainers,
+  image: string,
+  timeoutMs: number,
+): Promise<NatsServer> {
+  const container = await new tc.GenericContainer(image)
+    .withCommand(["-js"])
+    .withExposedPorts(4222)
+    .withWaitStrategy(tc.Wait.forLogMessage(/Server is ready/))
+    .withStartupTimeout(timeoutMs)
+    .start();
+  const port = container.getMappedPort(4222);
+  const url = `nats://${container.getHost()}:${port}`;
+  try {
+    await waitForJetStream(url, timeoutMs);
+  } catch (error) {
+    await container.stop();
+    throw error;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    via: "container",
+    stop: () => (stopping ??= container.stop().then(() => undefined)),
+  };
+}
+
+async function findBinary(): Promise<string | undefined> {
+  const dirs = [
+    ...(process.env["PATH"] ?? "").split(delimiter),
+    "/usr/sbin",
+    "/usr/local/bin",
+    "/usr/bin",
+  ];
+  for (const dir of dirs) {
+    if (dir === "") continue;
+    const candidate = join(dir, "nats-server");
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const LISTENING = /Listening for client connections on [^\s]*?:(\d+)/;
+
+async function startBinary(binary: string, timeoutMs: number): Promise<NatsServer> {
+  const dir = await mkdtemp(join(tmpdir(), "odin-nats-"));
+  const child = spawn(binary, ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", dir], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const stop = stopper(child, dir);
+  let port: number;
+  try {
+    port = await readPort(child, timeoutMs);
+    await waitForJetStream(`nats://127.0.0.1:${port}`, timeoutMs);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url: `nats://127.0.0.1:${port}`, port, via: "binary", stop };
+}
+
+function readPort(child: ChildProcess, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const finish = (error: Error | undefined, port?: number): void => {
+      clearTimeout(timer);
+      child.stdout?.off("data", onData);
+      child.stderr?.off("data", onData);
+      child.off("exit", onExit);
+      child.off("error", onError);
+      // Keep draining the pipes so a chatty server never blocks on a full pipe.
+      child.stdout?.resume();
+      child.stderr?.resume();
+      if (error !== undefined) reject(error);
+      else resolve(port ?? 0);
+    };
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString("utf8");
+      const m = LISTENING.exec(output);
+      if (m?.[1] !== undefined) finish(undefined, Number(m[1]));
+    };
+    const onExit = (code: number | null, signal: string | null): void =>
+      finish(
+        new Error(`nats-server exited (${code ?? signal ?? "?"}) before listening:\n${output}`),
+      );
+    const onError = (error: Error): void =>
+      finish(
+        new NatsUnavailableError(`cannot run nats-server: ${error.message}. ${INSTALL_HINT}`, {
+          cause: error,
+        }),
+      );
+    const timer = setTimeout(
+      () =>
+        finish(new Error(`nats-server did not report its port within ${timeoutMs} ms:\n${output}`)),
+      timeoutMs,
+    );
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.on("exit", onExit);
+    child.on("error", onError);
+  });
+}
+
+function stopper(child: ChildProcess, dir: string): () => Promise<void> {
+  let stopping: Promise<void> | undefined;
+  return () =>
+    (stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+        child.kill("SIGTERM");
+        const killer = setTimeout(() => child.kill("SIGKILL"), 3000);
+        await exited;
+        clearTimeout(killer);
+      }
+      await rm(dir, { recursive: true, force: true });
+    })());
+}
+
+async function waitForJetStream(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const nc = await connect({ servers: url, timeout: 1000, reconnect: false });
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 2000 });
+        await jsm.getAccountInfo();
+        return;
+      } finally {
+        await nc.close();
+      }
+    } catch (error) {
+      lastError = error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error(
+    `NATS at ${url} did not offer JetStream within ${timeoutMs} ms: ${String(lastError)}`,
+  );
+}
