@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# CI check: the TypeScript committed in libs/proto/src/gen is exactly what proto/ generates.
+# CI check: the TypeScript committed in libs/proto/src/gen, and the descriptor set
+# libs/proto/descriptors.binpb (served by gRPC reflection), are exactly what proto/ generates.
 # Regenerates in place (buf.gen.yaml cleans the output first, so code of a deleted .proto shows up
 # as a deletion) and fails when git sees any difference from the committed tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 gen=libs/proto/src/gen
+descriptors=libs/proto/descriptors.binpb
 
 # Debian's python3-grpc-tools bundles protoc 3.5.1, which rejects proto3 `optional`; Python clients
 # are generated with it, so presence is expressed with google/protobuf/wrappers.proto instead.
@@ -20,13 +22,13 @@ fi
 
 npm run --silent proto:gen
 
-changes=$(git status --porcelain --untracked-files=all -- "$gen")
+changes=$(git status --porcelain --untracked-files=all -- "$gen" "$descriptors")
 if [[ -n "$changes" ]]; then
   {
-    echo "check-codegen: $gen is out of date with proto/. Changed after regenerating:"
+    echo "check-codegen: $gen or $descriptors is out of date with proto/. Changed after regenerating:"
     echo "$changes"
-    echo "Fix: run 'npm run proto:gen' and commit $gen together with the .proto change."
+    echo "Fix: run 'npm run proto:gen' and commit $gen and $descriptors together with the .proto change."
   } >&2
   exit 1
 fi
-echo "check-codegen: $gen matches proto/"
+echo "check-codegen: $gen and $descriptors match proto/"

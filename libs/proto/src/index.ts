@@ -1,6 +1,7 @@
 // Public entry of @odin/proto: the TypeScript generated from proto/ (ts-proto, grpc-js services).
 // Each proto package is a namespace (message names repeat across packages); the service
 // definitions, server interfaces and client constructors are also exported by name.
+import { fileURLToPath } from "node:url";
 
 /** odin.common.v1: Pipeline, Task, Problem, Run, TaskRun, File and their enums. */
 export * as common from "./common.js";
@@ -42,3 +43,11 @@ export {
   type K8sLauncherServiceServer,
   K8sLauncherServiceClient,
 } from "./gen/odin/k8slauncher/v1/k8slauncher.js";
+
+/**
+ * Path of `descriptors.binpb`, the FileDescriptorSet of every .proto (with comments), built by
+ * `npm run proto:gen` next to this package; gRPC server reflection serves it.
+ */
+export const descriptorSetPath: string = fileURLToPath(
+  new URL("../descriptors.binpb", import.meta.url),
+);
