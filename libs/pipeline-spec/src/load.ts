@@ -83,7 +83,13 @@ class Problems {
             : this.index.valueOffset(container, key);
     }
     const pos = offset === undefined ? { line: 1, column: 1 } : this.index.position(offset);
-    const problem: Problem = { severity, file: this.file, line: pos.line, column: pos.column, message };
+    const problem: Problem = {
+      severity,
+      file: this.file,
+      line: pos.line,
+      column: pos.column,
+      message,
+    };
     if (where.task !== undefined) problem.task = where.task;
     if (where.field !== undefined) problem.field = where.field;
     this.list.push(problem);
@@ -111,8 +117,6 @@ function typeName(v: unknown): string {
   if (typeof v === "boolean") return "a boolean";
   return "a string";
 }
-
-const has = (m: Json, k: string): boolean => Object.prototype.hasOwnProperty.call(m, k);
 
 /** Reads fields of one map (a task, or a map nested in one) and reports what is wrong with them. */
 class Fields {
@@ -142,7 +146,9 @@ class Fields {
   text(container: object, key: string | number, v: unknown): string | undefined {
     if (typeof v === "string") return v;
     if (typeof v === "number" || typeof v === "boolean" || v instanceof Date) {
-      return this.problems.index.raw(container, key) ?? (v instanceof Date ? v.toISOString() : String(v));
+      return (
+        this.problems.index.raw(container, key) ?? (v instanceof Date ? v.toISOString() : String(v))
+      );
     }
     return undefined;
   }
@@ -159,7 +165,8 @@ class Fields {
       return undefined;
     }
     const s = this.text(this.map, key, v);
-    if (s === undefined) this.error(key, `"${this.prefix}${key}" must be a string, not ${typeName(v)}`);
+    if (s === undefined)
+      this.error(key, `"${this.prefix}${key}" must be a string, not ${typeName(v)}`);
     return s;
   }
 
@@ -169,7 +176,11 @@ class Fields {
     if (v === undefined) return [];
     if (!Array.isArray(v)) {
       const s = this.text(this.map, key, v);
-      if (s === undefined) this.error(key, `"${this.prefix}${key}" must be a ${what} or a list of them, not ${typeName(v)}`);
+      if (s === undefined)
+        this.error(
+          key,
+          `"${this.prefix}${key}" must be a ${what} or a list of them, not ${typeName(v)}`,
+        );
       return s === undefined ? [] : [s];
     }
     const out: string[] = [];
@@ -194,7 +205,10 @@ class Fields {
     if (v === undefined) return undefined;
     if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
       const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
-      this.error(key, `"${this.prefix}${key}" must be a whole number ${range}, not ${typeof v === "number" ? v : typeName(v)}`);
+      this.error(
+        key,
+        `"${this.prefix}${key}" must be a whole number ${range}, not ${typeof v === "number" ? v : typeName(v)}`,
+      );
       return undefined;
     }
     return v;
@@ -219,7 +233,10 @@ class Fields {
     const v = this.get(key);
     if (v === undefined) return {};
     if (!isMap(v)) {
-      this.error(key, `"${this.prefix}${key}" must be a map of names to values, not ${typeName(v)}`);
+      this.error(
+        key,
+        `"${this.prefix}${key}" must be a map of names to values, not ${typeName(v)}`,
+      );
       return {};
     }
     const out: Record<string, string> = {};
@@ -241,7 +258,7 @@ class Fields {
   maps(singular: string, plural: string): Fields[] {
     let key = singular;
     if (this.get(singular) !== undefined) {
-      if (this.get(plural) !== undefined) {
+      if (plural !== singular && this.get(plural) !== undefined) {
         this.problems.warn(
           this.where(plural, true),
           `both "${singular}" and "${plural}" are given; "${singular}" is used and "${plural}" ignored (as in the original Odin) — keep one`,
@@ -259,7 +276,8 @@ class Fields {
     }
     const out: Fields[] = [];
     v.forEach((item, i) => {
-      if (isMap(item)) out.push(new Fields(this.problems, item, this.task, `${this.prefix}${key}[${i}].`));
+      if (isMap(item))
+        out.push(new Fields(this.problems, item, this.task, `${this.prefix}${key}[${i}].`));
       else
         this.problems.error(
           { container: v, key: i, task: this.task, field: `${this.prefix}${key}[${i}]` },
@@ -299,7 +317,10 @@ function quantity(f: Fields, key: string): string | undefined {
   const s = f.string(key);
   if (s === undefined) return undefined;
   if (!quantityPattern.test(s)) {
-    f.error(key, `"${f.prefix}${key}" is "${s}", which is not a Kubernetes quantity (e.g. 4, 4.5, 500m, 16Gi)`);
+    f.error(
+      key,
+      `"${f.prefix}${key}" is "${s}", which is not a Kubernetes quantity (e.g. 4, 4.5, 500m, 16Gi)`,
+    );
     return undefined;
   }
   return s;
@@ -443,7 +464,8 @@ function collectReferences(map: Json, taskName: string, out: Reference[]): void 
         return;
       }
       if (key === "args" && item.includes("{^")) {
-        for (const m of item.matchAll(embeddedReference)) out.push({ task: m[1]!, where, text: item });
+        for (const m of item.matchAll(embeddedReference))
+          out.push({ task: m[1]!, where, text: item });
       }
     });
   }
@@ -464,9 +486,16 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
 
   if (name !== "") {
     if (name.includes(".")) {
-      f.error("name", `task name "${name}" may not contain "." (it separates task and field in ^task.field references)`);
+      f.error(
+        "name",
+        `task name "${name}" may not contain "." (it separates task and field in ^task.field references)`,
+      );
     } else if (!isDnsLabel(name)) {
-      const suggestion = name.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, maxNameLength);
+      const suggestion = name
+        .toLowerCase()
+        .replace(/[^a-z0-9-]+/g, "-")
+        .replace(/^-+|-+$/g, "")
+        .slice(0, maxNameLength);
       f.error(
         "name",
         name.length > maxNameLength
@@ -479,7 +508,10 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
   const image = f.string("image", true) ?? "";
   let command = f.stringList("command");
   if (f.get("command") === undefined) {
-    problems.error({ container: map, task: name || undefined, field: "command" }, `missing required key "command"`);
+    problems.error(
+      { container: map, task: name || undefined, field: "command" },
+      `missing required key "command"`,
+    );
   } else if (command.length === 0 && Array.isArray(f.get("command"))) {
     f.error("command", `"command" is an empty list; give the program to run`);
   }
@@ -496,7 +528,12 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
       const text = f.text(container, key, d);
       if (text === undefined) {
         problems.error(
-          { container, key, task: name || undefined, field: Array.isArray(rawDepends) ? `depends[${i}]` : "depends" },
+          {
+            container,
+            key,
+            task: name || undefined,
+            field: Array.isArray(rawDepends) ? `depends[${i}]` : "depends",
+          },
           `"depends" must name tasks, not ${typeName(d)}`,
         );
         return;
@@ -511,7 +548,10 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
   if (rt !== undefined) {
     const found = resourceTypeAliases.get(rt.toLowerCase());
     if (found === undefined) {
-      f.error("resource_type", `unknown resource_type "${rt}"; use one of ${resourceTypes.join(", ")}`);
+      f.error(
+        "resource_type",
+        `unknown resource_type "${rt}"; use one of ${resourceTypes.join(", ")}`,
+      );
     } else {
       resourceType = found;
     }
@@ -519,7 +559,10 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
   const multi = multiWorkerTypes.has(resourceType);
   const numWorkers = f.int("num_workers", 1) ?? 1;
   if (!multi && numWorkers > 1) {
-    f.problems.warn(f.where("num_workers"), `num_workers is ignored for resource_type ${resourceType}; use a multi-worker type (TFJob, PyTorchJob, MPIJob, ElasticJob)`);
+    f.problems.warn(
+      f.where("num_workers"),
+      `num_workers is ignored for resource_type ${resourceType}; use a multi-worker type (TFJob, PyTorchJob, MPIJob, ElasticJob)`,
+    );
   }
   const gpus = f.int("num_gpus", 0);
   const numGpus = gpus ?? (multi ? 1 : 0);
@@ -528,7 +571,8 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
   const pp = f.string("pull_policy");
   if (pp !== undefined) {
     const found = pullPolicies.get(pp.toLowerCase());
-    if (found === undefined) f.error("pull_policy", `pull_policy "${pp}" must be Always, IfNotPresent or Never`);
+    if (found === undefined)
+      f.error("pull_policy", `pull_policy "${pp}" must be Always, IfNotPresent or Never`);
     else pullPolicy = found;
   }
 
@@ -537,14 +581,19 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
     e.unknownKeys(new Set(["name", "type", "medium", "size_limit"]), "an ephemeral volume");
     const vname = e.string("name", true);
     const type = e.string("type") ?? "emptyDir";
-    if (type !== "emptyDir") e.error("type", `ephemeral volume type "${type}" is not supported; use emptyDir`);
+    if (type !== "emptyDir")
+      e.error("type", `ephemeral volume type "${type}" is not supported; use emptyDir`);
     const medium = e.string("medium");
     if (medium !== undefined && medium !== "" && medium !== "Memory") {
       e.error("medium", `medium "${medium}" must be Memory or empty (node disk)`);
     }
     const sizeLimit = quantity(e, "size_limit");
     if (vname === undefined) continue;
-    if (!isDnsLabel(vname)) e.error("name", `volume name "${vname}" must be a DNS label (lower-case letters, digits, "-")`);
+    if (!isDnsLabel(vname))
+      e.error(
+        "name",
+        `volume name "${vname}" must be a DNS label (lower-case letters, digits, "-")`,
+      );
     const vol: EphemeralVolume = { name: vname, type: "emptyDir" };
     if (medium) vol.medium = medium;
     if (sizeLimit !== undefined) vol.sizeLimit = sizeLimit;
@@ -554,9 +603,11 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
 
   const mountPaths = new Map<string, string>();
   const checkPath = (m: Fields, path: string, owner: string): void => {
-    if (!path.startsWith("/")) m.error("path", `mount path "${path}" must be absolute (start with /)`);
+    if (!path.startsWith("/"))
+      m.error("path", `mount path "${path}" must be absolute (start with /)`);
     const other = mountPaths.get(path);
-    if (other !== undefined) m.error("path", `${owner} is mounted at ${path}, where ${other} is already mounted`);
+    if (other !== undefined)
+      m.error("path", `${owner} is mounted at ${path}, where ${other} is already mounted`);
     else mountPaths.set(path, owner);
   };
 
@@ -567,7 +618,11 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
     const path = m.string("path", true);
     const claim = m.string("claim");
     if (mname === undefined || path === undefined) continue;
-    if (!isDnsLabel(mname)) m.error("name", `volume name "${mname}" must be a DNS label (lower-case letters, digits, "-")`);
+    if (!isDnsLabel(mname))
+      m.error(
+        "name",
+        `volume name "${mname}" must be a DNS label (lower-case letters, digits, "-")`,
+      );
     if (claim !== undefined && !isDnsSubdomain(claim)) {
       m.error("claim", `claim "${claim}" is not a valid PersistentVolumeClaim name`);
     }
@@ -596,7 +651,8 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
     const path = s.string("path", known === undefined) ?? known?.path;
     const subPath = s.string("sub_path") ?? known?.subPath;
     const mode = fileMode(s, "mode") ?? known?.mode;
-    if (!isDnsSubdomain(sname)) s.error("name", `secret name "${sname}" is not a valid Kubernetes name`);
+    if (!isDnsSubdomain(sname))
+      s.error("name", `secret name "${sname}" is not a valid Kubernetes name`);
     if (path === undefined) continue;
     checkPath(s, path, `secret "${sname}"`);
     const secret: SecretMount = { name: sname, path };
@@ -612,7 +668,8 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
     const path = c.string("path", true);
     const subPath = c.string("sub_path");
     if (cname === undefined || path === undefined) continue;
-    if (!isDnsSubdomain(cname)) c.error("name", `config map name "${cname}" is not a valid Kubernetes name`);
+    if (!isDnsSubdomain(cname))
+      c.error("name", `config map name "${cname}" is not a valid Kubernetes name`);
     checkPath(c, path, `config map "${cname}"`);
     configMaps.push(subPath ? { name: cname, path, subPath } : { name: cname, path });
   }
@@ -632,7 +689,8 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
 
   const nodeSelector = f.stringMap("node_selector");
   for (const k of Object.keys(nodeSelector)) {
-    if (!isLabelKey(k)) f.error("node_selector", `node_selector key "${k}" is not a valid Kubernetes label key`);
+    if (!isLabelKey(k))
+      f.error("node_selector", `node_selector key "${k}" is not a valid Kubernetes label key`);
   }
 
   const outputs: Record<string, string> = {};
@@ -645,18 +703,31 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
 
   const env = f.stringMap("env");
   for (const k of Object.keys(env)) {
-    if (!envName.test(k)) f.error("env", `environment variable name "${k}" must be letters, digits and "_", not starting with a digit`);
+    if (!envName.test(k))
+      f.error(
+        "env",
+        `environment variable name "${k}" must be letters, digits and "_", not starting with a digit`,
+      );
   }
 
   const labels = f.stringMap("labels");
   for (const [k, v] of Object.entries(labels)) {
     if (!isLabelKey(k)) f.error("labels", `label key "${k}" is not a valid Kubernetes label key`);
-    else if (!isLabelValue(v)) f.error("labels", `label "${k}" has value "${v}", which is not a valid Kubernetes label value (63 characters of letters, digits, "-", "_", ".")`);
-    if (k.startsWith("odin.dev/")) f.error("labels", `label "${k}" uses the odin.dev/ prefix, which Odin reserves for its own labels`);
+    else if (!isLabelValue(v))
+      f.error(
+        "labels",
+        `label "${k}" has value "${v}", which is not a valid Kubernetes label value (63 characters of letters, digits, "-", "_", ".")`,
+      );
+    if (k.startsWith("odin.dev/"))
+      f.error(
+        "labels",
+        `label "${k}" uses the odin.dev/ prefix, which Odin reserves for its own labels`,
+      );
   }
   const annotations = f.stringMap("annotations");
   for (const k of Object.keys(annotations)) {
-    if (!isLabelKey(k)) f.error("annotations", `annotation key "${k}" is not a valid Kubernetes annotation key`);
+    if (!isLabelKey(k))
+      f.error("annotations", `annotation key "${k}" is not a valid Kubernetes annotation key`);
   }
 
   const tolerations: Toleration[] = [];
@@ -665,7 +736,10 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
     f.error("tolerations", `"tolerations" must be a list of maps, not ${typeName(rawTolerations)}`);
   } else if (Array.isArray(rawTolerations)) {
     for (const t of f.maps("tolerations", "tolerations")) {
-      t.unknownKeys(new Set(["key", "operator", "value", "effect", "toleration_seconds", "tolerationSeconds"]), "a toleration");
+      t.unknownKeys(
+        new Set(["key", "operator", "value", "effect", "toleration_seconds", "tolerationSeconds"]),
+        "a toleration",
+      );
       const tol: Toleration = {};
       const key = t.string("key");
       const operator = t.string("operator");
@@ -679,8 +753,13 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
       }
       if (value !== undefined) tol.value = value;
       if (effect !== undefined) {
-        if (effect === "NoSchedule" || effect === "PreferNoSchedule" || effect === "NoExecute") tol.effect = effect;
-        else t.error("effect", `toleration effect "${effect}" must be NoSchedule, PreferNoSchedule or NoExecute`);
+        if (effect === "NoSchedule" || effect === "PreferNoSchedule" || effect === "NoExecute")
+          tol.effect = effect;
+        else
+          t.error(
+            "effect",
+            `toleration effect "${effect}" must be NoSchedule, PreferNoSchedule or NoExecute`,
+          );
       }
       if (seconds !== undefined) tol.tolerationSeconds = seconds;
       tolerations.push(tol);
@@ -689,7 +768,10 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
 
   const serviceAccount = f.string("service_account");
   if (serviceAccount !== undefined && !isDnsSubdomain(serviceAccount)) {
-    f.error("service_account", `service account "${serviceAccount}" is not a valid Kubernetes name`);
+    f.error(
+      "service_account",
+      `service account "${serviceAccount}" is not a valid Kubernetes name`,
+    );
   }
 
   const extra: Record<string, unknown> = {};
@@ -698,12 +780,17 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
     extra[k] = jsonSafe(map[k]);
     problems.warn(
       { container: map, key: k, atKey: true, task: name || undefined, field: k },
-      `unknown task key "${k}" is ignored${typeof map[k] === "string" && (map[k] as string).startsWith("^") ? " (its ^ reference still adds a dependency)" : ""}`,
+      `unknown task key "${k}" is ignored${typeof map[k] === "string" && map[k].startsWith("^") ? " (its ^ reference still adds a dependency)" : ""}`,
     );
   }
 
   // Processing variables: substituted in command, args and env values at launch; checked now.
-  const checkVariables = (container: object, key: string | number, field: string, value: string): void => {
+  const checkVariables = (
+    container: object,
+    key: string | number,
+    field: string,
+    value: string,
+  ): void => {
     for (const p of scanVariables(value).problems) {
       problems.error({ container, key, task: name || undefined, field }, `${field}: ${p.message}`);
     }
@@ -711,13 +798,18 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
   const rawCommand = map.command;
   const rawArgs = map.args;
   command.forEach((c, i) =>
-    Array.isArray(rawCommand) ? checkVariables(rawCommand, i, `command[${i}]`, c) : checkVariables(map, "command", "command", c),
+    Array.isArray(rawCommand)
+      ? checkVariables(rawCommand, i, `command[${i}]`, c)
+      : checkVariables(map, "command", "command", c),
   );
   args.forEach((a, i) =>
-    Array.isArray(rawArgs) ? checkVariables(rawArgs, i, `args[${i}]`, a) : checkVariables(map, "args", "args", a),
+    Array.isArray(rawArgs)
+      ? checkVariables(rawArgs, i, `args[${i}]`, a)
+      : checkVariables(map, "args", "args", a),
   );
   const rawEnv = map.env;
-  for (const [k, v] of Object.entries(env)) checkVariables(isMap(rawEnv) ? rawEnv : map, k, `env.${k}`, v);
+  for (const [k, v] of Object.entries(env))
+    checkVariables(isMap(rawEnv) ? rawEnv : map, k, `env.${k}`, v);
 
   collectReferences(map, name, references);
 
@@ -795,7 +887,11 @@ function editDistance(a: string, b: string, cap: number): number {
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
     for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      cur[j] = Math.min(
+        prev[j]! + 1,
+        cur[j - 1]! + 1,
+        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
     }
     prev = cur;
   }
@@ -813,7 +909,9 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
     const { message, position } = parsed.error;
     return {
       valid: false,
-      problems: [{ severity: "error", file, line: position.line, column: position.column, message }],
+      problems: [
+        { severity: "error", file, line: position.line, column: position.column, message },
+      ],
     };
   }
   const problems = new Problems(file, parsed.index);
@@ -833,9 +931,15 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
   const givenName = top.string("name");
   if (givenName !== undefined) {
     if (!pipelineNamePattern.test(givenName)) {
-      top.error("name", `pipeline name "${givenName}" must be lower-case letters, digits, "-" and ".", starting with a letter or digit`);
+      top.error(
+        "name",
+        `pipeline name "${givenName}" must be lower-case letters, digits, "-" and ".", starting with a letter or digit`,
+      );
     } else if (givenName.length > maxPipelineNameLength) {
-      top.error("name", `pipeline name "${givenName}" is ${givenName.length} characters; at most ${maxPipelineNameLength} leave room for the run id suffix in a Kubernetes label`);
+      top.error(
+        "name",
+        `pipeline name "${givenName}" is ${givenName.length} characters; at most ${maxPipelineNameLength} leave room for the run id suffix in a Kubernetes label`,
+      );
     } else {
       name = givenName;
     }
@@ -861,7 +965,10 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
   const references: Reference[] = [];
   rawTasks.forEach((item, i) => {
     if (!isMap(item)) {
-      problems.error({ container: rawTasks, key: i, field: `tasks[${i}]` }, `tasks[${i}] must be a map describing a task, not ${typeName(item)}`);
+      problems.error(
+        { container: rawTasks, key: i, field: `tasks[${i}]` },
+        `tasks[${i}] must be a map describing a task, not ${typeName(item)}`,
+      );
       return;
     }
     tasks.push(readTask(problems, item, references));
@@ -901,8 +1008,16 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
         if (at !== -1) where.key = at;
         where.field = `depends[${at === -1 ? k : at}]`;
       }
-      if (dep === t.name) problems.error(where, `task "${t.name}" depends on itself; remove "${dep}" from its depends`);
-      else if (!byName.has(dep)) problems.error(where, `depends on "${dep}", which is not a task of this pipeline${suggest(dep)}`);
+      if (dep === t.name)
+        problems.error(
+          where,
+          `task "${t.name}" depends on itself; remove "${dep}" from its depends`,
+        );
+      else if (!byName.has(dep))
+        problems.error(
+          where,
+          `depends on "${dep}", which is not a task of this pipeline${suggest(dep)}`,
+        );
     });
   });
 
@@ -910,9 +1025,15 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
     const owner = ref.where.task ?? "";
     const task = tasks[byName.get(owner) ?? -1];
     if (ref.task === owner) {
-      problems.error(ref.where, `"${ref.text}" refers to this task itself; a task can only use results of tasks before it`);
+      problems.error(
+        ref.where,
+        `"${ref.text}" refers to this task itself; a task can only use results of tasks before it`,
+      );
     } else if (!byName.has(ref.task)) {
-      problems.error(ref.where, `"${ref.text}" refers to task "${ref.task}", which is not a task of this pipeline${suggest(ref.task)}`);
+      problems.error(
+        ref.where,
+        `"${ref.text}" refers to task "${ref.task}", which is not a task of this pipeline${suggest(ref.task)}`,
+      );
     } else if (task !== undefined && !task.depends.includes(ref.task)) {
       task.depends.push(ref.task);
     }
@@ -920,10 +1041,22 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
 
   const graph = TaskGraph.build(tasks);
   for (const cycle of graph.cycles()) {
+    // A task that depends on itself was reported above with a message of its own.
+    if (cycle.length === 2) continue;
     const first = byName.get(cycle[0]!)!;
     const rawDepends = taskMaps[first]!.depends;
     problems.error(
-      { container: rawDepends !== undefined && rawDepends !== null ? (Array.isArray(rawDepends) ? rawDepends : taskMaps[first]) : taskMaps[first], key: Array.isArray(rawDepends) ? undefined : "depends", task: cycle[0], field: "depends" },
+      {
+        container:
+          rawDepends !== undefined && rawDepends !== null
+            ? Array.isArray(rawDepends)
+              ? rawDepends
+              : taskMaps[first]
+            : taskMaps[first],
+        key: Array.isArray(rawDepends) ? undefined : "depends",
+        task: cycle[0],
+        field: "depends",
+      },
       `dependency cycle: ${cycle.join(" → ")} (each task depends on the next); remove one of these dependencies`,
     );
   }

@@ -39,9 +39,13 @@ const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
  * A fresh run id (`PIPE_ID`): `<pipeline name>-<8 random lower-case alphanumerics>`. A `.` in the
  * pipeline name becomes `-`, so the id is a DNS-1123 label and a single NATS subject token.
  */
-export function newRunId(pipelineName: string, random: Uint8Array = randomBytes(runIdSuffixLength)): string {
+export function newRunId(
+  pipelineName: string,
+  random: Uint8Array = randomBytes(runIdSuffixLength),
+): string {
   let suffix = "";
-  for (let i = 0; i < runIdSuffixLength; i++) suffix += alphabet[(random[i] ?? 0) % alphabet.length];
+  for (let i = 0; i < runIdSuffixLength; i++)
+    suffix += alphabet[(random[i] ?? 0) % alphabet.length];
   return `${pipelineName.replace(/\./g, "-")}-${suffix}`;
 }
 

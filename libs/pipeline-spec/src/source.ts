@@ -168,6 +168,10 @@ export function parseSource(
   let value: unknown;
   try {
     value = jsyaml.load(text, {
+      // js-yaml's own cap (10,000 merged keys) refuses ordinary pipelines where a few thousand
+      // tasks each `<<: *defaults`; bound merge work by the document's size instead. (Spread
+      // because @types/js-yaml does not list the option yet.)
+      ...{ maxTotalMergeKeys: Math.min(limits.maxExpandedNodes, 20 * text.length + 100_000) },
       listener(event, state) {
         if (event === "open") {
           openStart.push(state.position);
@@ -334,6 +338,13 @@ function describeYamlError(err: unknown, text: string, index: SourceIndex): Sour
         ? { line: mark.line + 1, column: (mark.column ?? 0) + 1 }
         : { line: 1, column: 1 };
     const reason = err.reason || "invalid YAML";
+    if (/maxTotalMergeKeys/.test(reason)) {
+      return {
+        message:
+          "merge keys (<<) copy too many keys for a document this size, which looks like an alias bomb — use fewer merges",
+        position,
+      };
+    }
     if (/duplicated mapping key/.test(reason)) {
       const offset = mark?.position ?? 0;
       const lineText = text.slice(offset - (mark?.column ?? 0)).split("\n", 1)[0] ?? "";

@@ -34,13 +34,16 @@ export interface RunContext {
 }
 
 /** The values of every processing variable for one task of a run. */
-export function taskVariables(ctx: RunContext, taskName: string): Record<ProcessingVariable, string> {
-  const root = posix.normalize(ctx.rootPath);
-  const data = posix.normalize(ctx.dataPath ?? ctx.rootPath);
+export function taskVariables(
+  ctx: RunContext,
+  taskName: string,
+): Record<ProcessingVariable, string> {
+  const root = directory(ctx.rootPath);
+  const data = directory(ctx.dataPath ?? ctx.rootPath);
   const runPath = posix.join(data, ctx.runId);
   return {
     ROOT_PATH: root,
-    WORK_PATH: posix.join(root, posix.normalize(ctx.pipelinePath)),
+    WORK_PATH: directory(posix.join(root, ctx.pipelinePath)),
     DATA_PATH: data,
     PIPE_ID: ctx.runId,
     RUN_PATH: runPath,
@@ -49,6 +52,12 @@ export function taskVariables(ctx: RunContext, taskName: string): Record<Process
     TASK_PATH: posix.join(runPath, taskName),
     TASK_IDS: ctx.taskNames.map((name) => taskId(ctx.runId, name)).join(","),
   };
+}
+
+/** A normalized directory without a trailing `/`, so `${ROOT_PATH}/x` never holds `//`. */
+function directory(path: string): string {
+  const p = posix.normalize(path);
+  return p.length > 1 && p.endsWith("/") ? p.slice(0, -1) : p;
 }
 
 /** One `$NAME` or `${NAME}` found in a string. */
@@ -85,7 +94,10 @@ export function scanVariables(s: string): { uses: VariableUse[]; problems: Varia
       const close = s.indexOf("}", i + 2);
       const name = close === -1 ? "" : s.slice(i + 2, close);
       if (close === -1) {
-        problems.push({ offset: i, message: `"\${" has no closing "}" — write $$ for a literal $` });
+        problems.push({
+          offset: i,
+          message: `"\${" has no closing "}" — write $$ for a literal $`,
+        });
         break;
       }
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
