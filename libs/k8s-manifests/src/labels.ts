@@ -1,0 +1,59 @@
+import { isLabelValue, toDnsLabel } from "@odin/pipeline-spec";
+
+/** Label marking every object Odin creates. */
+export const managedByLabel = "app.kubernetes.io/managed-by";
+
+/** Value of {@link managedByLabel} on Odin's objects. */
+export const managedByValue = "odin";
+
+/** Label holding the run id. */
+export const runLabel = "odin.dev/run";
+
+/** Label holding the task's short name. */
+export const taskLabel = "odin.dev/task";
+
+/** Label holding the attempt number (`"1"`, `"2"`, …). */
+export const attemptLabel = "odin.dev/attempt";
+
+/** Annotation holding the full task id (`<run id>--<task name>`), which may exceed a label. */
+export const taskIdAnnotation = "odin.dev/task-id";
+
+/** Annotation holding the pipeline's path in the repository. */
+export const pipelineAnnotation = "odin.dev/pipeline";
+
+/** Annotation holding the commit the run is pinned to. */
+export const commitAnnotation = "odin.dev/commit";
+
+/**
+ * A value usable as a label value: itself when valid, else shortened with a hash the same way
+ * object names are. Run ids and task names that passed validation are always used as is.
+ */
+export function labelValue(value: string): string {
+  return isLabelValue(value) ? value : toDnsLabel(value);
+}
+
+/** Which Odin objects to find: every one, a run's, a task's in a run, or one attempt's. */
+export interface SelectorScope {
+  runId?: string;
+  task?: string;
+  attempt?: number;
+}
+
+/** Odin's identifying labels for one scope, in a fixed order. */
+export function odinLabels(scope: SelectorScope): Record<string, string> {
+  const labels: Record<string, string> = { [managedByLabel]: managedByValue };
+  if (scope.runId !== undefined) labels[runLabel] = labelValue(scope.runId);
+  if (scope.task !== undefined) labels[taskLabel] = labelValue(scope.task);
+  if (scope.attempt !== undefined) labels[attemptLabel] = String(scope.attempt);
+  return labels;
+}
+
+/**
+ * The label selector (`k=v,k=v`) matching the objects and pods of a scope, for list and watch
+ * calls; `selectorFor({})` matches everything Odin created.
+ */
+export function selectorFor(scope: SelectorScope = {}): string {
+  return Object.entries(odinLabels(scope))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+}
