@@ -1,0 +1,203 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  JetStreamApiError,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
+import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import {
+  EventBusUnavailableError,
+  subjects,
+  type BusMessage,
+  type ConsumeOptions,
+  type EventBus,
+  type EventHandler,
+  type PublishAck,
+  type Subscription,
+} from "./bus.js";
+
+/** Where the JetStream event log lives and how long it keeps events. */
+export interface NatsEventBusOptions {
+  /** NATS server URL(s). */
+  servers: string | string[];
+  /** Connection name shown by the server (e.g. the service name). */
+  name?: string;
+  /** Stream holding every Odin event (default `ODIN_EVENTS`). */
+  stream?: string;
+  /** How long events are kept (default 7 days). */
+  maxAgeMs?: number;
+  /** Window in which a repeated msg id is dropped (default 2 minutes). */
+  duplicateWindowMs?: number;
+  /** How long to wait for the first connection (default 10 s). */
+  connectTimeoutMs?: number;
+}
+
+/** The production event bus: a JetStream stream with durable pull consumers. */
+export class NatsEventBus implements EventBus {
+  private readonly stops = new Set<() => Promise<void>>();
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly stream: string,
+    private readonly url: string,
+  ) {}
+
+  /** Connects and makes sure the stream exists. Fails with a clear message when NATS is unreachable. */
+  static async connect(options: NatsEventBusOptions): Promise<NatsEventBus> {
+    const url = Array.isArray(options.servers) ? options.servers.join(",") : options.servers;
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: options.servers,
+        name: options.name,
+        timeout: options.connectTimeoutMs ?? 10_000,
+        reconnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+      });
+    } catch (err) {
+      throw new EventBusUnavailableError(
+        `cannot connect to NATS at ${url}: ${(err as Error).message} — is nats-server running with JetStream (-js)?`,
+        { cause: err },
+      );
+    }
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: 10_000 });
+      const stream = options.stream ?? "ODIN_EVENTS";
+      const config = {
+        name: stream,
+        subjects: [subjects.all],
+        max_age: nanos(options.maxAgeMs ?? 7 * 24 * 3600_000),
+        duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
+      };
+      try {
+        await jsm.streams.info(stream);
+        await jsm.streams.update(stream, config);
+      } catch (err) {
+        if (!(err instanceof JetStreamApiError) || !/not found/i.test(err.message)) throw err;
+        await jsm.streams.add(config);
+      }
+      return new NatsEventBus(nc, jetstream(nc, { timeout: 10_000 }), jsm, stream, url);
+    } catch (err) {
+      await nc.close().catch(() => undefined);
+      throw new EventBusUnavailableError(
+        `NATS at ${url} has no usable JetStream: ${(err as Error).message} — start nats-server with -js`,
+        { cause: err },
+      );
+    }
+  }
+
+  async publish(
+    subject: string,
+    data: Uint8Array,
+    options: { msgId?: string } = {},
+  ): Promise<PublishAck> {
+    try {
+      const ack = await this.js.publish(
+        subject,
+        data,
+        options.msgId !== undefined ? { msgID: options.msgId } : {},
+      );
+      return { sequence: ack.seq, duplicate: ack.duplicate };
+    } catch (err) {
+      throw new EventBusUnavailableError(
+        `cannot publish ${subject} to NATS at ${this.url}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+
+  async consume(options: ConsumeOptions, handler: EventHandler): Promise<Subscription> {
+    const config = {
+      durable_name: options.durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      filter_subject: options.filter,
+      ack_wait: nanos(options.ackWaitMs ?? 30_000),
+      max_deliver: -1,
+    };
+    try {
+      await this.jsm.consumers.info(this.stream, options.durable);
+      await this.jsm.consumers.update(this.stream, options.durable, {
+        ack_wait: config.ack_wait,
+        filter_subject: config.filter_subject,
+      });
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || !/not found/i.test(err.message)) {
+        throw new EventBusUnavailableError(
+          `cannot set up consumer ${options.durable}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      await this.jsm.consumers.add(this.stream, config);
+    }
+    const consumer = await this.js.consumers.get(this.stream, options.durable);
+    let messages: ConsumerMessages | undefined;
+    let stopped = false;
+    const retryDelay = options.retryDelayMs ?? 1000;
+    const loop = async (): Promise<void> => {
+      // `consume()` re-pulls across reconnects; if it ends for another reason, start it again.
+      while (!stopped) {
+        try {
+          messages = await consumer.consume({ max_messages: 256 });
+          for await (const m of messages) {
+            const message: BusMessage = {
+              subject: m.subject,
+              data: m.data,
+              sequence: m.seq,
+              deliveryCount: m.info.deliveryCount,
+            };
+            try {
+              await handler(message);
+              m.ack();
+            } catch {
+              m.nak(retryDelay);
+            }
+          }
+        } catch {
+          if (!stopped) await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    };
+    const running = loop();
+    const stop = async (): Promise<void> => {
+      stopped = true;
+      await messages?.close();
+      await running;
+      this.stops.delete(stop);
+    };
+    this.stops.add(stop);
+    return { stop };
+  }
+
+  subscribe(filter: string, handler: (message: BusMessage) => void): Promise<Subscription> {
+    const sub = this.nc.subscribe(filter, {
+      callback: (err, m) => {
+        if (err) return;
+        const seq = Number(m.headers?.get("Nats-Sequence") ?? 0);
+        handler({ subject: m.subject, data: m.data, sequence: seq, deliveryCount: 1 });
+      },
+    });
+    const stop = async (): Promise<void> => {
+      sub.unsubscribe();
+      this.stops.delete(stop);
+      return Promise.resolve();
+    };
+    this.stops.add(stop);
+    return Promise.resolve({ stop });
+  }
+
+  async close(): Promise<void> {
+    for (const stop of [...this.stops]) await stop();
+    await this.nc.drain().catch(() => undefined);
+  }
+}
