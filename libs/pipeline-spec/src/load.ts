@@ -183,6 +183,8 @@ class Fields {
         );
       return s === undefined ? [] : [s];
     }
+    // A list that is all strings already is what we want; share it rather than copy it.
+    if (v.every((item) => typeof item === "string")) return v;
     const out: string[] = [];
     v.forEach((item, i) => {
       const s = this.text(v, i, item);
@@ -469,6 +471,20 @@ function collectReferences(map: Json, taskName: string, out: Reference[]): void 
       }
     });
   }
+}
+
+// Most tasks leave most fields empty; sharing one frozen empty value per kind keeps a
+// 100,000-task pipeline small.
+const noItems: readonly never[] = Object.freeze([]);
+const noEntries: Readonly<Record<string, never>> = Object.freeze({});
+
+function list<T>(items: readonly T[]): readonly T[] {
+  return items.length === 0 ? noItems : items;
+}
+
+function dict<T>(entries: Readonly<Record<string, T>>): Readonly<Record<string, T>> {
+  for (const _ in entries) return entries;
+  return noEntries;
 }
 
 /** JSON-safe copy of an unknown key's value (dates as ISO strings). */
@@ -819,24 +835,24 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
     command,
     args,
     depends,
-    mounts,
-    ephemeralVolumes,
-    secrets,
-    configMaps,
+    mounts: list(mounts),
+    ephemeralVolumes: list(ephemeralVolumes),
+    secrets: list(secrets),
+    configMaps: list(configMaps),
     numGpus,
     pullPolicy,
-    nodeSelector,
+    nodeSelector: dict(nodeSelector),
     resourceType,
     numWorkers,
-    inputs: f.stringList("inputs"),
-    outputs,
-    env,
-    tolerations,
-    labels,
-    annotations,
+    inputs: list(f.stringList("inputs")),
+    outputs: dict(outputs),
+    env: dict(env),
+    tolerations: list(tolerations),
+    labels: dict(labels),
+    annotations: dict(annotations),
     retries: f.int("retries", 0, 100) ?? 0,
     retryBackoffMs: duration(f, "retry_backoff") ?? defaultRetryBackoffMs,
-    extra,
+    extra: dict(extra),
   };
   const cpu = amounts(f, "cpu");
   const memory = amounts(f, "memory");

@@ -80,25 +80,25 @@ export interface Task {
   args: string[];
   /** Every task this one waits for: `depends` plus `^task` references, in that order, no repeats. */
   depends: string[];
-  mounts: Mount[];
-  ephemeralVolumes: EphemeralVolume[];
-  secrets: SecretMount[];
-  configMaps: ConfigMapMount[];
+  mounts: readonly Mount[];
+  ephemeralVolumes: readonly EphemeralVolume[];
+  secrets: readonly SecretMount[];
+  configMaps: readonly ConfigMapMount[];
   /** GPUs per pod (per worker for multi-worker types); 0 means none requested. */
   numGpus: number;
   cpu?: ResourceAmounts;
   memory?: ResourceAmounts;
   securityContext?: SecurityContext;
   pullPolicy: "Always" | "IfNotPresent" | "Never";
-  nodeSelector: Record<string, string>;
+  nodeSelector: Readonly<Record<string, string>>;
   resourceType: ResourceType;
   numWorkers: number;
-  inputs: string[];
-  outputs: Record<string, string>;
-  env: Record<string, string>;
-  tolerations: Toleration[];
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
+  inputs: readonly string[];
+  outputs: Readonly<Record<string, string>>;
+  env: Readonly<Record<string, string>>;
+  tolerations: readonly Toleration[];
+  labels: Readonly<Record<string, string>>;
+  annotations: Readonly<Record<string, string>>;
   serviceAccount?: string;
   retries: number;
   /** Wait before the first retry, in milliseconds; doubled per attempt. */
@@ -108,10 +108,13 @@ export interface Task {
   /** How long a pod may stay unschedulable or pulling images, in milliseconds. */
   pendingTimeoutMs?: number;
   /** Keys Odin does not know, kept as written (JSON-safe). */
-  extra: Record<string, unknown>;
+  extra: Readonly<Record<string, unknown>>;
 }
 
-/** A validated, normalized pipeline. */
+/**
+ * A validated, normalized pipeline. Treat it as immutable: empty lists and maps are shared,
+ * frozen values.
+ */
 export interface Pipeline {
   /** Directory of the pipeline relative to the repository root (`sst2`, `alice/sst2`). */
   path: string;
