@@ -4,6 +4,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { assertProblems, load, loadInSuite, loadValid, readTestdata } from "./fixtures.js";
 import { defaultRetryBackoffMs, type Task } from "./model.js";
+import { loadPipeline } from "./load.js";
 
 /** A one-task pipeline with the given extra task lines (indented under the task). */
 function oneTask(lines: string, head = ""): string {
@@ -591,4 +592,27 @@ describe("extensions", () => {
       ],
     );
   });
+});
+
+test("retry_backoff may be 0 to retry at once; a negative or missing unit is an error", () => {
+  const ok = loadPipeline(
+    "tasks:\n- name: a\n  image: i\n  command: c\n  retries: 2\n  retry_backoff: 0s\n",
+  );
+  assert.equal(ok.valid, true);
+  assert.equal(ok.pipeline?.tasks[0]?.retryBackoffMs, 0);
+  const bad = loadPipeline("tasks:\n- name: a\n  image: i\n  command: c\n  timeout: 0s\n");
+  assert.equal(bad.valid, false);
+  assert.match(bad.problems[0]?.message ?? "", /"timeout" is "0s", which is not a duration/);
+});
+
+test("a very long cycle is named by its ends, not by every task", () => {
+  const n = 1000;
+  let yaml = "tasks:\n";
+  for (let i = 0; i < n; i++)
+    yaml += `- {name: t${i}, image: i, command: c, depends: [t${(i + 1) % n}]}\n`;
+  const result = loadPipeline(yaml);
+  const cycle = result.problems.find((p) => p.message.startsWith("dependency cycle"));
+  assert.ok(cycle);
+  assert.match(cycle.message, /^dependency cycle: t0 → t1 → .* → … 986 more … → .* → t0 \(/);
+  assert.ok(cycle.message.length < 400);
 });

@@ -359,11 +359,11 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(total);
 }
 
-function duration(f: Fields, key: string): number | undefined {
+function duration(f: Fields, key: string, allowZero = false): number | undefined {
   const s = f.string(key);
   if (s === undefined) return undefined;
   const ms = parseDuration(s);
-  if (ms === undefined || ms <= 0) {
+  if (ms === undefined || ms < 0 || (ms === 0 && !allowZero)) {
     f.error(key, `"${key}" is "${s}", which is not a duration — write e.g. 30s, 10m, 2h or 1h30m`);
     return undefined;
   }
@@ -851,7 +851,7 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
     labels: dict(labels),
     annotations: dict(annotations),
     retries: f.int("retries", 0, 100) ?? 0,
-    retryBackoffMs: duration(f, "retry_backoff") ?? defaultRetryBackoffMs,
+    retryBackoffMs: duration(f, "retry_backoff", true) ?? defaultRetryBackoffMs,
     extra: dict(extra),
   };
   const cpu = amounts(f, "cpu");
@@ -912,6 +912,14 @@ function editDistance(a: string, b: string, cap: number): number {
     prev = cur;
   }
   return prev[b.length]!;
+}
+
+/** A cycle as `a → b → a`, eliding the middle of very long ones so the message stays readable. */
+function describeCycle(cycle: readonly string[]): string {
+  if (cycle.length <= 20) return cycle.join(" → ");
+  const head = cycle.slice(0, 10).join(" → ");
+  const tail = cycle.slice(-5).join(" → ");
+  return `${head} → … ${cycle.length - 15} more … → ${tail}`;
 }
 
 /**
@@ -1073,7 +1081,7 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
         task: cycle[0],
         field: "depends",
       },
-      `dependency cycle: ${cycle.join(" → ")} (each task depends on the next); remove one of these dependencies`,
+      `dependency cycle: ${describeCycle(cycle)} (each task depends on the next); remove one of these dependencies`,
     );
   }
 
