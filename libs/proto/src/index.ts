@@ -51,3 +51,15 @@ export {
 export const descriptorSetPath: string = fileURLToPath(
   new URL("../descriptors.binpb", import.meta.url),
 );
+
+/** Conversions between the @odin/pipeline-spec domain model and the odin.common.v1 wire types. */
+export {
+  durationFromMs,
+  durationToMs,
+  pipelineFromProto,
+  pipelineToProto,
+  problemFromProto,
+  problemToProto,
+  taskFromProto,
+  taskToProto,
+} from "./convert.js";
