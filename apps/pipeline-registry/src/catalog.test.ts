@@ -1,0 +1,103 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { PipelineCatalog, validateFiles, type FileSource, type ListedFile } from "./catalog.js";
+
+/** A repository held in memory: commits of path → text, plus counters of what was asked. */
+class MemoryRepo implements FileSource {
+  reads = 0;
+  lists = 0;
+  head: string;
+  constructor(
+    readonly commits: Record<string, Record<string, string>>,
+    head: string,
+    readonly links: string[] = [],
+  ) {
+    this.head = head;
+  }
+  listFiles(commit?: string): Promise<{ commit: string; files: ListedFile[] }> {
+    this.lists++;
+    const sha = commit ?? this.head;
+    const files = Object.entries(this.commits[sha] ?? {}).map(([path, text]) => ({
+      path,
+      size: Buffer.byteLength(text),
+      symlink: this.links.includes(path),
+    }));
+    return Promise.resolve({ commit: sha, files });
+  }
+  readFiles(commit: string, paths: readonly string[]) {
+    this.reads++;
+    return Promise.resolve(
+      paths.map((path) => ({ path, content: Buffer.from(this.commits[commit]![path]!) })),
+    );
+  }
+}
+
+const good = (name: string, tasks = 1) =>
+  `name: ${name}\ntasks:\n${Array.from({ length: tasks }, (_, i) => `- {name: t${i}, image: i, command: c}\n`).join("")}`;
+
+test("lists every pipeline of the newest commit with name, task count and problems", async () => {
+  const repo = new MemoryRepo(
+    {
+      c1: {
+        "logging.json": "{}",
+        "sst2/main.yml": good("sst2", 2),
+        "alice/ner/main.yml": good("ner", 3),
+        "alice/ner/conf.yml": "x: 1",
+        "broken/main.yml": "tasks:\n- name: a\n  image: [\n",
+        "linked/main.yml": "",
+      },
+    },
+    "c1",
+    ["linked/main.yml"],
+  );
+  const catalog = new PipelineCatalog(repo);
+  const snap = await catalog.snapshot();
+  assert.equal(snap.commit, "c1");
+  const rows = [...snap.pipelines.values()].map((p) => [p.path, p.name, p.taskCount, p.valid]);
+  assert.deepEqual(rows, [
+    ["alice/ner", "ner", 3, true],
+    ["broken", "", 0, false],
+    ["linked", "", 0, false],
+    ["sst2", "sst2", 2, true],
+  ]);
+  assert.match(snap.pipelines.get("broken")!.problems[0]!.message, /invalid YAML/);
+  assert.equal(snap.pipelines.get("broken")!.problems[0]!.file, "broken/main.yml");
+  assert.match(snap.pipelines.get("linked")!.problems[0]!.message, /symbolic link/);
+});
+
+test("a commit is parsed once; repo.synced moves the newest commit and pre-parses it", async () => {
+  const repo = new MemoryRepo(
+    {
+      c1: { "a/main.yml": good("a") },
+      c2: { "a/main.yml": good("a", 2), "b/main.yml": good("b") },
+    },
+    "c1",
+  );
+  const catalog = new PipelineCatalog(repo);
+  await catalog.snapshot();
+  await catalog.snapshot();
+  assert.equal(repo.reads, 1);
+  assert.equal(repo.lists, 1, "the newest commit is remembered until a sync says otherwise");
+  repo.head = "c2";
+  await catalog.noteSynced("c2");
+  const snap = await catalog.snapshot();
+  assert.equal(snap.commit, "c2");
+  assert.equal(snap.pipelines.size, 2);
+  assert.equal(repo.reads, 2);
+  const old = await catalog.pipeline("a", "c1");
+  assert.equal(old.entry?.taskCount, 1, "older commits stay readable");
+  const missing = await catalog.pipeline("nope");
+  assert.equal(missing.entry, undefined);
+});
+
+test("files not yet pushed are validated with positions", () => {
+  const result = validateFiles("alice/new", [
+    { path: "main.yml", content: Buffer.from("tasks:\n- name: a\n  image: i\n") },
+  ]);
+  assert.equal(result.valid, false);
+  assert.deepEqual(
+    result.problems.map((p) => [p.file, p.line, p.column, p.message]),
+    [["alice/new/main.yml", 2, 3, 'missing required key "command"']],
+  );
+  assert.equal(validateFiles("x", []).problems[0]!.message, "no main.yml among the files");
+});

@@ -1,0 +1,8 @@
+export {
+  PipelineCatalog,
+  validateFiles,
+  type FileSource,
+  type ListedFile,
+  type PipelineEntry,
+  type Snapshot,
+} from "./catalog.js";
