@@ -300,3 +300,19 @@ test("MPIJob succeeds when its launcher succeeds, even with workers still runnin
     sim.clearScripts();
   }
 });
+
+test("a Job past its activeDeadlineSeconds fails with DeadlineExceeded and its pod is removed", async () => {
+  const ns = "job-deadline";
+  await batch.createNamespacedJob({
+    namespace: ns,
+    body: {
+      metadata: { name: "slow" },
+      spec: { activeDeadlineSeconds: 1, template: template({ script: { runForever: true } }) },
+    },
+  });
+  const job = await jobWith(ns, "slow", "Failed");
+  assert.equal(condition(job, "Failed")?.reason, "DeadlineExceeded");
+  await eventually(async () =>
+    (await core.listNamespacedPod({ namespace: ns })).items.length === 0 ? true : undefined,
+  );
+});

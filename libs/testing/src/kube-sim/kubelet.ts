@@ -64,6 +64,8 @@ interface PodRuntime {
   readonly name: string;
   readonly containers: ContainerRuntime[];
   readonly followers: Set<LogFollower>;
+  /** Pod IP, assigned when the pod is scheduled. */
+  podIP: string;
   /** Terminal (or deleted): nothing scheduled for it may act any more. */
   done: boolean;
 }
@@ -185,6 +187,7 @@ export class Kubelet {
       namespace: meta.namespace ?? "default",
       name: meta.name ?? "",
       followers: new Set(),
+      podIP: "",
       done: false,
       containers: pod.spec.containers.map((c, i) => ({
         name: c.name,
@@ -260,6 +263,7 @@ export class Kubelet {
       return;
     }
     const n = this.podCount++;
+    rt.podIP = `10.${244 + ((n >> 16) & 7)}.${(n >> 8) & 255}.${n & 255}`;
     const now = nowSeconds();
     const updated = this.updatePod(rt, (p) => {
       p.spec.nodeName = this.nodeName;
@@ -326,7 +330,7 @@ export class Kubelet {
     const updated = this.updatePod(rt, (p) => {
       const status = ensureStatus(p);
       status.phase = "Running";
-      status.podIP = `10.244.${(this.podCount >> 8) & 255}.${this.podCount & 255}`;
+      status.podIP = rt.podIP;
       status.podIPs = [{ ip: status.podIP }];
       setCondition(status, "PodReadyToStartContainers", "True");
       setCondition(status, "Ready", "True");

@@ -11,6 +11,10 @@ test("1,000 pods created by 32 concurrent clients all succeed and each watch see
   try {
     const kc = sim.kubeConfig();
     const core = kc.makeApiClient(CoreV1Api);
+    let succeededAt = 0;
+    const unsubscribe = sim.onChange("pods", (type, object) => {
+      if (type === "MODIFIED" && phase(object) === "Succeeded") succeededAt++;
+    });
     const watches = await Promise.all(
       [1, 2, 3].map(() => recordWatch(kc, "/api/v1/namespaces/load/pods")),
     );
@@ -36,6 +40,8 @@ test("1,000 pods created by 32 concurrent clients all succeed and each watch see
     const succeeded = sim.objects("pods", "load").filter((p) => phase(p) === "Succeeded").length;
     assert.equal(succeeded, total);
     for (const w of watches) w.stop();
+    unsubscribe();
+    assert.equal(succeededAt, total, "onChange saw every pod turn Succeeded");
     // Generous bound: this guards against accidental O(n²) behaviour, not machine speed.
     assert.ok(elapsed < 15_000, `took ${elapsed} ms (creates: ${createdIn} ms)`);
     console.log(

@@ -402,11 +402,18 @@ test("startMs keeps a pod in ContainerCreating; activeDeadlineSeconds fails it",
   );
 
   const body = podBody("deadline", { script: { runForever: true } });
-  body.spec!.activeDeadlineSeconds = 0.05;
+  body.spec!.activeDeadlineSeconds = 1;
   await core.createNamespacedPod({ namespace: ns, body });
   const pod = await eventually(async () => {
     const p = await readPod(ns, "deadline");
     return p.status?.phase === "Failed" ? p : undefined;
-  });
+  }, 3000);
   assert.equal(pod.status?.reason, "DeadlineExceeded");
+  assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 137);
+  const fractional = podBody("fractional");
+  fractional.spec!.activeDeadlineSeconds = 0.5;
+  await assert.rejects(
+    core.createNamespacedPod({ namespace: ns, body: fractional }),
+    (e) => codeOf(e) === 422,
+  );
 });

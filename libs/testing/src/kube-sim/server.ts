@@ -18,6 +18,7 @@ import {
 import { type ScriptRule } from "./scripts.js";
 import { allOf, parseFieldSelector, parseLabelSelector } from "./selectors.js";
 import { type DeleteRequest, Simulation } from "./simulation.js";
+import type { Change, ChangeType } from "./store.js";
 import { ApiError, badRequest, failure, methodNotAllowed, noSuchPath, notFound } from "./status.js";
 import type { KubeObject, PodJson } from "./types.js";
 import { isRecord } from "./types.js";
@@ -124,6 +125,12 @@ export interface KubeSim {
     predicate: (object: KubeObject) => boolean,
     timeoutMs?: number,
   ): Promise<KubeObject>;
+  /**
+   * Calls `listener` synchronously at every change of a type, at the moment kube-sim makes it
+   * (e.g. to time how long a client takes to notice a pod turning Succeeded). Returns an
+   * unsubscribe function.
+   */
+  onChange(resource: string, listener: (type: ChangeType, object: KubeObject) => void): () => void;
   /** Deletes a pod as `kubectl delete` would; false if it does not exist. */
   deletePod(namespace: string, name: string): boolean;
   /** Ends a pod's containers with a failure (phase Failed); false if unknown or already ended. */
@@ -351,6 +358,15 @@ class KubeSimServer implements KubeSim {
         reject(new Error(`kube-sim: no ${def.resource} matched within ${timeoutMs} ms`));
       }, timeoutMs);
     });
+  }
+
+  onChange(resource: string, listener: (type: ChangeType, object: KubeObject) => void): () => void {
+    const store = this.sim.cluster.store(resourceDef(resource).resource);
+    const sink = { onChange: (change: Change) => listener(change.type, change.object) };
+    store.sinks.add(sink);
+    return () => {
+      store.sinks.delete(sink);
+    };
   }
 
   deletePod(namespace: string, name: string): boolean {
@@ -748,7 +764,6 @@ class KubeSimServer implements KubeSim {
       );
       return;
     }
-    res.cork();
     if (backlog === "initial") {
       for (const object of store.objects.values()) stream.sendInitial(object);
       if (sendInitialEvents && stream.allowBookmarks)
@@ -756,7 +771,6 @@ class KubeSimServer implements KubeSim {
     } else {
       for (const change of backlog) stream.onChange(change);
     }
-    process.nextTick(() => res.uncork());
     if (stream.isClosed) return;
     this.watches.add(stream);
     store.sinks.add(stream);

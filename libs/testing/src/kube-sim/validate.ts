@@ -102,6 +102,17 @@ export function validatePodSpec(
     ...validateContainers(spec["containers"], `${field}.containers`, true),
     ...validateContainers(spec["initContainers"], `${field}.initContainers`, false),
   ];
+  const deadline = spec["activeDeadlineSeconds"];
+  if (
+    deadline !== undefined &&
+    (typeof deadline !== "number" || !Number.isInteger(deadline) || deadline < 1)
+  ) {
+    problems.push({
+      field: `${field}.activeDeadlineSeconds`,
+      value: show(deadline),
+      message: "must be between 1 and 2147483647, inclusive",
+    });
+  }
   const policy = spec["restartPolicy"];
   if (policy !== undefined && (typeof policy !== "string" || !restartPolicies.includes(policy))) {
     problems.push({
@@ -147,6 +158,17 @@ export function validateSpec(def: ResourceDef, object: Record<string, unknown>):
           value: "Always",
           message: '"OnFailure", "Never"',
           type: "FieldValueNotSupported",
+        });
+      }
+      const deadline = spec["activeDeadlineSeconds"];
+      if (
+        deadline !== undefined &&
+        (typeof deadline !== "number" || !Number.isInteger(deadline) || deadline < 1)
+      ) {
+        problems.push({
+          field: "spec.activeDeadlineSeconds",
+          value: show(deadline),
+          message: "must be greater than or equal to 1",
         });
       }
       const backoff = spec["backoffLimit"];

@@ -18,6 +18,7 @@ function line(type: ChangeType | "BOOKMARK" | "ERROR", object: KubeObject | Stat
 /** An open watch connection. */
 export class WatchStream implements ChangeSink {
   private closed = false;
+  private corked = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -92,6 +93,16 @@ export class WatchStream implements ChangeSink {
 
   private write(text: string): void {
     if (this.closed) return;
+    if (!this.corked) {
+      // Batch every event of this tick into one chunk: thousands of pods changing in the same
+      // timer tick cost one socket write per watch, not one per event.
+      this.corked = true;
+      this.res.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.res.uncork();
+      });
+    }
     this.res.write(text);
     if (this.res.writableLength > MAX_BUFFERED_BYTES) this.close(false);
   }
