@@ -81,6 +81,11 @@ export interface FileInfo {
   path: string;
   /** Size in bytes. */
   size: bigint;
+  /**
+   * True for a symbolic link. Links are listed so a pipeline made of one can be reported as
+   * invalid, but ReadFiles refuses them (FAILED_PRECONDITION): paths may not leave the repository.
+   */
+  symlink: boolean;
 }
 
 /** ReadFilesRequest names files at a commit. */
@@ -724,7 +729,7 @@ export const ListFilesResponse: MessageFns<ListFilesResponse> = {
 };
 
 function createBaseFileInfo(): FileInfo {
-  return { path: "", size: 0n };
+  return { path: "", size: 0n, symlink: false };
 }
 
 export const FileInfo: MessageFns<FileInfo> = {
@@ -739,6 +744,9 @@ export const FileInfo: MessageFns<FileInfo> = {
         );
       }
       writer.uint32(16).uint64(message.size);
+    }
+    if (message.symlink !== false) {
+      writer.uint32(24).bool(message.symlink);
     }
     return writer;
   },
@@ -772,6 +780,14 @@ export const FileInfo: MessageFns<FileInfo> = {
             message.size = reader.uint64() as bigint;
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.symlink = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -788,6 +804,7 @@ export const FileInfo: MessageFns<FileInfo> = {
     return {
       path: isSet(object.path) ? globalThis.String(object.path) : "",
       size: isSet(object.size) ? BigInt(object.size) : 0n,
+      symlink: isSet(object.symlink) ? globalThis.Boolean(object.symlink) : false,
     };
   },
 
@@ -799,6 +816,9 @@ export const FileInfo: MessageFns<FileInfo> = {
     if (message.size !== 0n) {
       obj.size = message.size.toString();
     }
+    if (message.symlink !== false) {
+      obj.symlink = message.symlink;
+    }
     return obj;
   },
 
@@ -809,6 +829,7 @@ export const FileInfo: MessageFns<FileInfo> = {
     const message = createBaseFileInfo();
     message.path = object.path ?? "";
     message.size = object.size !== undefined && object.size !== null ? BigInt(object.size) : 0n;
+    message.symlink = object.symlink ?? false;
     return message;
   },
 };
