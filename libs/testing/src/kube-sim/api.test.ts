@@ -345,6 +345,16 @@ for (const t of TRAINING) {
       0,
     );
     assert.equal((await rejects(custom.createNamespacedCustomObject({ ...ref, body }))).code, 409);
+    // Custom resources must name their kind and apiVersion (unlike built-in types).
+    const { kind: _kind, ...kindless } = body;
+    const missingKind = await rejects(
+      custom.createNamespacedCustomObject({
+        ...ref,
+        body: { ...kindless, metadata: { name: "kindless" } },
+      }),
+    );
+    assert.equal(missingKind.code, 400);
+    assert.match(missingKind.message, /Object 'Kind' is missing/);
     await eventually(async () =>
       (
         await core.listNamespacedPod({

@@ -135,7 +135,7 @@ export class Kubelet {
       container === undefined
         ? rt?.containers[0]
         : rt?.containers.find((x) => x.name === container);
-    if (rt === undefined || c === undefined) return false;
+    if (rt === undefined || c?.state.running === undefined) return false;
     this.print(rt, c, text);
     return true;
   }
@@ -402,7 +402,7 @@ export class Kubelet {
   }
 
   private print(rt: PodRuntime, c: ContainerRuntime, text: string): void {
-    if (rt.done && c.state.terminated !== undefined) return;
+    if (c.state.terminated !== undefined) return;
     const line = { time: nowNanos(), text };
     c.logs.push(line);
     for (const f of rt.followers) if (f.container === c.name) f.write(line);

@@ -314,6 +314,7 @@ test("logs: tailLines, timestamps, container, follow until the container exits; 
   await eventually(() => (tail.text() === "c\nd\n" ? true : undefined));
   assert.ok(sim.failPod(ns, "forever", { exitCode: 137, reason: "OOMKilled" }));
   await tail.finished;
+  assert.equal(sim.appendLog(ns, "forever", "e"), false, "an exited container prints nothing more");
   const killed = await readPod(ns, "forever");
   assert.equal(killed.status?.phase, "Failed");
   assert.equal(killed.status?.containerStatuses?.[0]?.state?.terminated?.reason, "OOMKilled");

@@ -137,7 +137,7 @@ export interface KubeSim {
   failPod(namespace: string, name: string, options?: FailPodOptions): boolean;
   /** Ends a pod's containers with exit code 0; false if unknown or already ended. */
   succeedPod(namespace: string, name: string): boolean;
-  /** Appends a line to a pod container's log (default: first container). */
+  /** Appends a line to a running container's log (default: the first); false if not running. */
   appendLog(namespace: string, name: string, line: string, container?: string): boolean;
   /** Drops all retained watch history: a watch resuming from an earlier version gets 410. */
   compactHistory(): void;

@@ -125,6 +125,14 @@ export class Simulation {
   ): KubeObject {
     if (!isRecord(body)) throw badRequest("the body of the request must be a JSON object");
     const apiVersion = apiVersionOf(def);
+    if (def.replicaSpecsKey !== undefined) {
+      // Custom resources are decoded as unstructured objects, which must name their type.
+      if (body["kind"] === undefined)
+        throw badRequest(`Object 'Kind' is missing in '${JSON.stringify(body)}'`);
+      if (body["apiVersion"] === undefined) {
+        throw badRequest(`Object 'apiVersion' is missing in '${JSON.stringify(body)}'`);
+      }
+    }
     if (body["apiVersion"] !== undefined && body["apiVersion"] !== apiVersion) {
       throw badRequest(
         `the API version in the data (${show(body["apiVersion"])}) does not match the expected API version (${apiVersion})`,
