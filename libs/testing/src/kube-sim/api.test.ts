@@ -10,7 +10,7 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import { type KubeSim, startKubeSim } from "./server.js";
-import { codeOf, eventually, podBody, statusOf, template } from "./test-support.js";
+import { codeOf, eventually, podBody, statusOf, template } from "./client-helpers.js";
 import type { KubeObject } from "./types.js";
 
 let sim: KubeSim;

@@ -8,7 +8,7 @@ import { PassThrough } from "node:stream";
 import { test } from "node:test";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { runKubeSimCli } from "./cli.js";
-import { eventually, podBody } from "./test-support.js";
+import { eventually, podBody } from "./client-helpers.js";
 
 function capture(): { stream: PassThrough; text: () => string } {
   const stream = new PassThrough();

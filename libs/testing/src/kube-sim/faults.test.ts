@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { type KubeSim, startKubeSim } from "./server.js";
-import { codeOf, podBody, recordWatch, statusOf } from "./test-support.js";
+import { codeOf, podBody, recordWatch, statusOf } from "./client-helpers.js";
 
 let sim: KubeSim;
 let kc: KubeConfig;

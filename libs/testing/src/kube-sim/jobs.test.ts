@@ -9,7 +9,7 @@ import {
   type V1Job,
 } from "@kubernetes/client-node";
 import { type KubeSim, startKubeSim } from "./server.js";
-import { eventually, template } from "./test-support.js";
+import { eventually, template } from "./client-helpers.js";
 import type { ConditionJson, KubeObject } from "./types.js";
 
 let sim: KubeSim;

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { startKubeSim } from "./server.js";
-import { phase, podBody, recordWatch } from "./test-support.js";
+import { phase, podBody, recordWatch } from "./client-helpers.js";
 
 test("1,000 pods created by 32 concurrent clients all succeed and each watch sees every one", async () => {
   const sim = await startKubeSim({ defaultRunMs: [0, 20] });

@@ -12,7 +12,7 @@ import {
   makeInformer,
 } from "@kubernetes/client-node";
 import { type KubeSim, startKubeSim } from "./server.js";
-import { codeOf, eventually, phase, podBody, recordWatch } from "./test-support.js";
+import { codeOf, eventually, phase, podBody, recordWatch } from "./client-helpers.js";
 
 let sim: KubeSim;
 let kc: KubeConfig;

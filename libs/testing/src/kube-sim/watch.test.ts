@@ -10,7 +10,7 @@ import {
   makeInformer,
 } from "@kubernetes/client-node";
 import { type KubeSim, startKubeSim } from "./server.js";
-import { eventually, podBody, recordWatch } from "./test-support.js";
+import { eventually, podBody, recordWatch } from "./client-helpers.js";
 
 let sim: KubeSim;
 let kc: KubeConfig;

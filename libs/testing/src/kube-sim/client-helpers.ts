@@ -1,4 +1,5 @@
-// Helpers shared by kube-sim's own tests (not exported from the package).
+// Client-side helpers shared by kube-sim's own tests (not exported; named so the test runner
+// does not take it for a test file).
 import {
   type KubeConfig,
   type V1Pod,
