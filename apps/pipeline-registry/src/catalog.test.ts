@@ -14,6 +14,9 @@ class MemoryRepo implements FileSource {
   ) {
     this.head = head;
   }
+  currentCommit(): Promise<string> {
+    return Promise.resolve(this.head);
+  }
   listFiles(commit?: string): Promise<{ commit: string; files: ListedFile[] }> {
     this.lists++;
     const sha = commit ?? this.head;
@@ -73,7 +76,8 @@ test("a commit is parsed once; repo.synced moves the newest commit and pre-parse
     },
     "c1",
   );
-  const catalog = new PipelineCatalog(repo);
+  let clock = 0;
+  const catalog = new PipelineCatalog(repo, { maxStalenessMs: 1000, now: () => clock });
   await catalog.snapshot();
   await catalog.snapshot();
   assert.equal(repo.reads, 1);
@@ -88,6 +92,21 @@ test("a commit is parsed once; repo.synced moves the newest commit and pre-parse
   assert.equal(old.entry?.taskCount, 1, "older commits stay readable");
   const missing = await catalog.pipeline("nope");
   assert.equal(missing.entry, undefined);
+});
+
+test("without events the newest commit is re-checked once it is older than the staleness limit", async () => {
+  const repo = new MemoryRepo(
+    { c1: { "a/main.yml": good("a") }, c2: { "b/main.yml": good("b") } },
+    "c1",
+  );
+  let clock = 0;
+  const catalog = new PipelineCatalog(repo, { maxStalenessMs: 1000, now: () => clock });
+  assert.equal((await catalog.snapshot()).commit, "c1");
+  repo.head = "c2";
+  clock = 500;
+  assert.equal((await catalog.snapshot()).commit, "c1", "still trusted");
+  clock = 1600;
+  assert.equal((await catalog.snapshot()).commit, "c2", "re-checked after the limit");
 });
 
 test("files not yet pushed are validated with positions", () => {

@@ -9,6 +9,8 @@ export interface ListedFile {
 
 /** Where the catalog reads the repository from: repo-sync over gRPC, or in-process. */
 export interface FileSource {
+  /** The commit currently served (cheap: asked when the catalog's idea of it may be stale). */
+  currentCommit(): Promise<string>;
   /** Lists every file of a commit (default: the served one) and says which commit that was. */
   listFiles(commit?: string): Promise<{ commit: string; files: ListedFile[] }>;
   /** Reads files of a commit, paths relative to the repository root. */
@@ -47,21 +49,42 @@ const maxPipelineBytes = 32 * 1024 * 1024;
 export class PipelineCatalog {
   private readonly snapshots = new Map<string, Promise<Snapshot>>();
   private current: string | undefined;
+  private checkedAt = 0;
 
+  /**
+   * `maxStalenessMs`: how long the newest commit is trusted without a `repo.synced` event before
+   * repo-sync is asked again (a missed event then costs at most that much staleness).
+   */
   constructor(
     private readonly source: FileSource,
-    private readonly keepCommits = 4,
+    private readonly options: {
+      keepCommits?: number;
+      maxStalenessMs?: number;
+      now?: () => number;
+    } = {},
   ) {}
+
+  private get keepCommits(): number {
+    return this.options.keepCommits ?? 4;
+  }
 
   /** Every pipeline of a commit (default: the newest). */
   async snapshot(commit?: string): Promise<Snapshot> {
+    const now = this.options.now?.() ?? Date.now();
+    if (!commit && this.current && now - this.checkedAt > (this.options.maxStalenessMs ?? 30_000)) {
+      this.current = await this.source.currentCommit();
+      this.checkedAt = now;
+    }
     const wanted = commit || this.current;
     if (wanted) {
       const cached = this.snapshots.get(wanted);
       if (cached) return cached;
     }
     const listing = await this.source.listFiles(wanted);
-    if (!commit) this.current = listing.commit;
+    if (!commit) {
+      this.current = listing.commit;
+      this.checkedAt = now;
+    }
     return this.remember(listing.commit, () => this.build(listing.commit, listing.files));
   }
 
@@ -77,6 +100,7 @@ export class PipelineCatalog {
   /** The repository moved: serve `commit` from now on and parse it ahead of the next request. */
   noteSynced(commit: string): Promise<void> {
     this.current = commit;
+    this.checkedAt = this.options.now?.() ?? Date.now();
     return this.snapshot(commit).then(
       () => undefined,
       () => undefined,

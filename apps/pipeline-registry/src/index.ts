@@ -6,3 +6,5 @@ export {
   type PipelineEntry,
   type Snapshot,
 } from "./catalog.js";
+export { pipelineRegistryService } from "./service.js";
+export { RepoSyncFileSource } from "./sources.js";

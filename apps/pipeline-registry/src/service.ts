@@ -1,0 +1,77 @@
+import {
+  PipelineRegistryServiceService,
+  pipelineToProto,
+  problemToProto,
+  type pipelineregistry,
+} from "@odin/proto";
+import {
+  InvalidArgumentError,
+  NotFoundError,
+  service,
+  unaryHandler,
+  type ServiceRegistration,
+} from "@odin/service-kit";
+import { validateFiles, type PipelineCatalog } from "./catalog.js";
+
+function checkPath(path: string): string {
+  const trimmed = path.replace(/^\/+|\/+$/g, "");
+  if (trimmed.split("/").some((s) => s === ".." || s === ".git") || path.startsWith("/")) {
+    throw new InvalidArgumentError(
+      `pipeline path "${path}" must be relative to the repository and stay inside it`,
+    );
+  }
+  return trimmed === "" ? "." : trimmed;
+}
+
+/** PipelineRegistryService over a catalog: handlers validate, ask the catalog, map to the wire. */
+export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegistration {
+  return service(
+    PipelineRegistryServiceService,
+    {
+      listPipelines: unaryHandler(async (req): Promise<pipelineregistry.ListPipelinesResponse> => {
+        const snap = await catalog.snapshot(req.commit || undefined);
+        const prefix = req.pathPrefix ? checkPath(req.pathPrefix) : "";
+        const pipelines: pipelineregistry.PipelineSummary[] = [];
+        for (const p of snap.pipelines.values()) {
+          if (prefix && p.path !== prefix && !p.path.startsWith(`${prefix}/`)) continue;
+          pipelines.push({
+            path: p.path,
+            name: p.name,
+            taskCount: p.taskCount,
+            valid: p.valid,
+            problems: p.problems.map(problemToProto),
+          });
+        }
+        return { commit: snap.commit, pipelines };
+      }),
+      getPipeline: unaryHandler(async (req): Promise<pipelineregistry.GetPipelineResponse> => {
+        const path = checkPath(req.path);
+        const { commit, entry } = await catalog.pipeline(path, req.commit || undefined);
+        if (!entry) {
+          throw new NotFoundError(
+            `no pipeline "${path}" at commit ${commit.slice(0, 12)}: there is no ${path === "." ? "" : `${path}/`}main.yml — run "odin ls" to see the pipelines`,
+          );
+        }
+        return {
+          commit,
+          pipeline:
+            entry.valid && entry.result.pipeline
+              ? pipelineToProto(entry.result.pipeline, commit)
+              : undefined,
+          problems: entry.problems.map(problemToProto),
+        };
+      }),
+      validatePipeline: unaryHandler((req): pipelineregistry.ValidatePipelineResponse => {
+        const path = checkPath(req.path);
+        const result = validateFiles(path, req.files);
+        return {
+          valid: result.valid,
+          pipeline:
+            result.valid && result.pipeline ? pipelineToProto(result.pipeline, "") : undefined,
+          problems: result.problems.map(problemToProto),
+        };
+      }),
+    },
+    { listPipelines: "viewer", getPipeline: "viewer", validatePipeline: "viewer" },
+  );
+}

@@ -1,0 +1,727 @@
+import {
+  chmod,
+  lstat,
+  mkdir,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  symlink,
+  unlink,
+  writeFile,
+} from "node:fs/promises";
+import { dirname, join, posix, resolve, sep } from "node:path";
+import { loadPipeline, type Problem } from "@odin/pipeline-spec";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  UnavailableError,
+} from "@odin/service-kit";
+import { extractCommit, git, gitRaw, GitError, Mutex, redactUrl } from "./git.js";
+import { isCommitId, pipelinePath, safeRelativePath, UnsafePathError } from "./paths.js";
+
+/** How to reach and lay out the pipelines repository. */
+export interface RepositoryOptions {
+  /** Any URL or path `git clone` accepts. May carry credentials; they are never shown. */
+  remote: string;
+  /** Branch to follow; default: the remote's default branch. */
+  branch?: string;
+  /** Directory holding the working clone and the per-commit checkouts (`ROOT_PATH` base). */
+  rootPath: string;
+  /** Committer identity of Odin itself (authors are the callers). */
+  committer?: { name: string; email: string };
+  /** How many recent unheld checkouts to keep besides the current one. */
+  keepCheckouts?: number;
+  /** Limit for network git operations. */
+  networkTimeoutMs?: number;
+  /** Largest file accepted by Push and returned by ReadFiles. */
+  maxFileBytes?: number;
+  /** Called after the served commit changes. */
+  onSynced?: (event: SyncedEvent) => Promise<void> | void;
+  /** Clock, for tests. */
+  now?: () => Date;
+}
+
+/** The served commit moved. */
+export interface SyncedEvent {
+  remote: string;
+  branch: string;
+  commit: string;
+  previousCommit: string;
+  time: Date;
+}
+
+/** What is served and how the last sync went. */
+export interface RepoStatus {
+  remote: string;
+  branch: string;
+  commit: string;
+  lastSyncTime?: Date;
+  lastError?: string;
+  lastErrorTime?: Date;
+}
+
+/** A file of a commit. */
+export interface FileEntry {
+  path: string;
+  size: number;
+  /** Symbolic links are listed so pipelines made of them can be reported, but never read. */
+  symlink: boolean;
+}
+
+/** A caller of Push, recorded as the commit's author. */
+export interface Author {
+  name: string;
+  email: string;
+}
+
+/** What `odin push` sends. */
+export interface PushInput {
+  pipeline: string;
+  files: readonly { path: string; content: Uint8Array }[];
+  replace: boolean;
+  message?: string;
+  requestId: string;
+  author: Author;
+}
+
+const requestTrailer = "Odin-Request-Id";
+const maxPushAttempts = 5;
+
+/**
+ * The pipelines repository: a working clone that follows one branch of a remote, and an immutable
+ * checkout per served commit under `<root>/commits/<sha>`, switched atomically through the
+ * `<root>/current` link. Git commands on the clone never run concurrently.
+ */
+export class PipelineRepository {
+  private readonly lock = new Mutex();
+  private readonly repoDir: string;
+  private readonly commitsDir: string;
+  private readonly holdsDir: string;
+  private branch: string;
+  private commit = "";
+  private lastSyncTime: Date | undefined;
+  private lastError: string | undefined;
+  private lastErrorTime: Date | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly options: RepositoryOptions) {
+    const root = resolve(options.rootPath);
+    this.repoDir = join(root, ".odin", "repo");
+    this.commitsDir = join(root, "commits");
+    this.holdsDir = join(root, ".odin", "holds");
+    this.branch = options.branch ?? "";
+  }
+
+  /**
+   * Opens the repository, cloning it on first use and serving what was last synced. A remote that
+   * cannot be reached is not fatal: the error shows in `status()` and syncing is retried.
+   */
+  static async open(options: RepositoryOptions): Promise<PipelineRepository> {
+    const repo = new PipelineRepository(options);
+    await mkdir(repo.commitsDir, { recursive: true });
+    await mkdir(repo.holdsDir, { recursive: true });
+    try {
+      await repo.sync();
+    } catch {
+      // Recorded in status; the last good commit (if any) keeps being served.
+      await repo.lock.run(() => repo.recoverServedCommit());
+    }
+    return repo;
+  }
+
+  /** Syncs every `intervalMs` until `close()`. */
+  startPeriodicSync(intervalMs: number): void {
+    this.stopPeriodicSync();
+    this.timer = setInterval(() => {
+      this.sync().catch(() => undefined);
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops periodic syncing. */
+  stopPeriodicSync(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Where the checkout of a commit lives (it may not exist yet; see `acquireCheckout`). */
+  checkoutPath(commit: string): string {
+    return join(this.commitsDir, commit);
+  }
+
+  /** The commit currently served ("" before the first successful sync). */
+  currentCommit(): string {
+    return this.commit;
+  }
+
+  /** What is served and how the last sync went. */
+  status(): RepoStatus {
+    const status: RepoStatus = {
+      remote: redactUrl(this.options.remote),
+      branch: this.branch,
+      commit: this.commit,
+    };
+    if (this.lastSyncTime) status.lastSyncTime = this.lastSyncTime;
+    if (this.lastError !== undefined) status.lastError = this.lastError;
+    if (this.lastErrorTime) status.lastErrorTime = this.lastErrorTime;
+    return status;
+  }
+
+  /** Fetches the remote and serves its newest commit. */
+  sync(): Promise<{ commit: string; previousCommit: string; changed: boolean }> {
+    return this.lock.run(async () => {
+      try {
+        const result = await this.fetchAndServe();
+        this.lastSyncTime = this.now();
+        this.lastError = undefined;
+        this.lastErrorTime = undefined;
+        return result;
+      } catch (err) {
+        this.lastError = err instanceof Error ? redactUrl(err.message) : String(err);
+        this.lastErrorTime = this.now();
+        throw new UnavailableError(
+          `cannot sync with ${redactUrl(this.options.remote)}: ${this.lastError}`,
+          { cause: err },
+        );
+      }
+    });
+  }
+
+  /** Lists the files of a commit (default: the served one) under a directory prefix. */
+  async listFiles(
+    commit: string | undefined,
+    prefix = "",
+  ): Promise<{ commit: string; files: FileEntry[] }> {
+    const sha = await this.resolveCommit(commit);
+    const under = prefix === "" ? "" : this.safe(() => safeRelativePath(prefix, "path prefix"));
+    // Reads touch only the object store, never the working tree, so they need not wait for the lock.
+    const out = await gitRaw(
+      ["ls-tree", "-r", "-l", "-z", "--full-tree", sha, ...(under ? ["--", under] : [])],
+      {
+        cwd: this.repoDir,
+      },
+    );
+    const files: FileEntry[] = [];
+    for (const record of out.toString("utf8").split("\0")) {
+      if (record === "") continue;
+      // "<mode> <type> <object> <size>\t<path>"
+      const tab = record.indexOf("\t");
+      const [mode, type, , size] = record.slice(0, tab).split(/\s+/);
+      if (type !== "blob") continue;
+      files.push({ path: record.slice(tab + 1), size: Number(size), symlink: mode === "120000" });
+    }
+    return { commit: sha, files };
+  }
+
+  /** Reads files of a commit (default: the served one). Paths are relative to the repository root. */
+  async readFiles(
+    commit: string | undefined,
+    paths: readonly string[],
+  ): Promise<{ commit: string; files: { path: string; content: Buffer }[] }> {
+    const sha = await this.resolveCommit(commit);
+    const wanted = paths.map((p) => this.safe(() => safeRelativePath(p)));
+    if (wanted.length === 0) return { commit: sha, files: [] };
+    // One `git cat-file --batch` for all paths: "<sha>:<path>" in, "<oid> <type> <size>\n<bytes>\n" out.
+    const check = await git(["cat-file", "--batch-check=%(objecttype) %(objectsize)"], {
+      cwd: this.repoDir,
+      input: wanted.map((p) => `${sha}:${p}`).join("\n") + "\n",
+    }).catch(() => "");
+    const lines = check.split("\n");
+    const modes = await this.modesOf(sha, wanted);
+    wanted.forEach((path, i) => {
+      const line = lines[i] ?? "";
+      if (line.endsWith("missing") || !line.startsWith("blob")) {
+        throw new NotFoundError(`${path} does not exist at commit ${sha.slice(0, 12)}`);
+      }
+      const size = Number(line.split(" ")[1]);
+      if (modes.get(path) === "120000") {
+        throw new FailedPreconditionError(
+          `${path} is a symbolic link; Odin reads only regular files from the repository`,
+        );
+      }
+      if (size > this.maxFileBytes) {
+        throw new FailedPreconditionError(
+          `${path} is ${size} bytes; the limit is ${this.maxFileBytes}`,
+        );
+      }
+    });
+    const batch = await gitRaw(["cat-file", "--batch"], {
+      cwd: this.repoDir,
+      input: wanted.map((p) => `${sha}:${p}`).join("\n") + "\n",
+    });
+    const files: { path: string; content: Buffer }[] = [];
+    let at = 0;
+    for (const path of wanted) {
+      const eol = batch.indexOf(10, at);
+      const header = batch.subarray(at, eol).toString("utf8").split(" ");
+      const size = Number(header[2]);
+      files.push({ path, content: Buffer.from(batch.subarray(eol + 1, eol + 1 + size)) });
+      at = eol + 1 + size + 1;
+    }
+    return { commit: sha, files };
+  }
+
+  /**
+   * Writes a pipeline directory's files, commits them with the caller as author and pushes. When
+   * the remote moved meanwhile, the change is replayed on the new head and pushed again. A retry
+   * with the same request id returns the commit already made.
+   */
+  async push(input: PushInput): Promise<{ commit: string; changed: boolean }> {
+    const dir = this.safe(() => pipelinePath(input.pipeline));
+    const files = input.files.map((f) => ({
+      path: this.safe(() => safeRelativePath(f.path, "file path")),
+      content: f.content,
+    }));
+    const seen = new Set<string>();
+    for (const f of files) {
+      if (seen.has(f.path)) throw new InvalidArgumentError(`file ${f.path} is given twice`);
+      seen.add(f.path);
+      if (f.content.byteLength > this.maxFileBytes) {
+        throw new InvalidArgumentError(
+          `${f.path} is ${f.content.byteLength} bytes; the limit is ${this.maxFileBytes}`,
+        );
+      }
+    }
+    if (input.replace && !files.some((f) => f.path === "main.yml")) {
+      throw new InvalidArgumentError(
+        `a pipeline directory needs a main.yml; ${dir} has none in this push`,
+      );
+    }
+    if (!/^[A-Za-z0-9._:-]{1,128}$/.test(input.requestId)) {
+      throw new InvalidArgumentError(
+        "request_id must be 1-128 letters, digits, '.', '_', ':' or '-' (a UUID works)",
+      );
+    }
+    return this.lock.run(async () => {
+      for (let attempt = 1; ; attempt++) {
+        const base = await this.fetchBranch();
+        const done = base ? await this.findRequest(input.requestId) : undefined;
+        if (done) return { commit: done, changed: false };
+        await this.resetTo(base);
+        await this.writePipeline(dir, files, input.replace);
+        if (!(await this.hasStagedChanges())) {
+          await this.resetTo(base);
+          return { commit: base, changed: false };
+        }
+        const message = `${input.message?.trim() || `Update pipeline ${dir}`}\n\n${requestTrailer}: ${input.requestId}\n`;
+        const committer = this.options.committer ?? { name: "Odin", email: "odin@localhost" };
+        await git(
+          [
+            "-c",
+            `user.name=${committer.name}`,
+            "-c",
+            `user.email=${committer.email}`,
+            "commit",
+            "--quiet",
+            "--no-verify",
+            `--author=${sanitizeIdent(input.author.name)} <${sanitizeIdent(input.author.email)}>`,
+            "-F",
+            "-",
+          ],
+          { cwd: this.repoDir, input: message },
+        );
+        const commit = await git(["rev-parse", "HEAD"], { cwd: this.repoDir });
+        try {
+          await git(["push", "--quiet", "origin", `HEAD:refs/heads/${this.branch}`], {
+            cwd: this.repoDir,
+            timeoutMs: this.networkTimeout,
+          });
+        } catch (err) {
+          const rejected =
+            err instanceof GitError &&
+            /rejected|fetch first|non-fast-forward|stale info/i.test(err.stderr);
+          if (rejected && attempt < maxPushAttempts) continue;
+          await this.resetTo(base).catch(() => undefined);
+          if (rejected) {
+            throw new FailedPreconditionError(
+              `the remote branch ${this.branch} kept moving; gave up after ${maxPushAttempts} attempts — push again`,
+              { cause: err },
+            );
+          }
+          throw new UnavailableError(
+            `cannot push to ${redactUrl(this.options.remote)}: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+        await this.serve(commit).catch(() => undefined);
+        return { commit, changed: true };
+      }
+    });
+  }
+
+  /** Makes sure a commit's checkout exists and records `holder` as using it (so it is kept). */
+  async acquireCheckout(
+    commit: string | undefined,
+    holder: string,
+  ): Promise<{ commit: string; path: string }> {
+    const sha = await this.resolveCommit(commit);
+    const name = this.safe(() => {
+      if (!/^[A-Za-z0-9._-]{1,200}$/.test(holder))
+        throw new UnsafePathError(`holder "${holder}" must be letters, digits, ".", "_" or "-"`);
+      return holder;
+    });
+    return this.lock.run(async () => {
+      await this.materialize(sha);
+      await mkdir(join(this.holdsDir, sha), { recursive: true });
+      await writeFile(join(this.holdsDir, sha, name), "");
+      return { commit: sha, path: this.checkoutPath(sha) };
+    });
+  }
+
+  /** Forgets that `holder` uses a commit's checkout; unheld old checkouts are pruned later. */
+  async releaseCheckout(commit: string, holder: string): Promise<boolean> {
+    if (!isCommitId(commit) || !/^[A-Za-z0-9._-]{1,200}$/.test(holder)) return false;
+    return this.lock.run(async () => {
+      try {
+        await unlink(join(this.holdsDir, commit, holder));
+      } catch {
+        return false;
+      }
+      await this.prune();
+      return true;
+    });
+  }
+
+  /** Stops background work. */
+  close(): void {
+    this.stopPeriodicSync();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private get maxFileBytes(): number {
+    return this.options.maxFileBytes ?? 16 * 1024 * 1024;
+  }
+
+  private get networkTimeout(): number {
+    return this.options.networkTimeoutMs ?? 60_000;
+  }
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  private safe<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof UnsafePathError)
+        throw new InvalidArgumentError(err.message, { cause: err });
+      throw err;
+    }
+  }
+
+  private async resolveCommit(commit: string | undefined): Promise<string> {
+    if (commit === undefined || commit === "") {
+      if (this.commit === "") {
+        throw new UnavailableError(
+          `no commit has been synced from ${redactUrl(this.options.remote)} yet${this.lastError ? `: ${this.lastError}` : ""}`,
+        );
+      }
+      return this.commit;
+    }
+    if (!isCommitId(commit))
+      throw new InvalidArgumentError(`"${commit}" is not a full commit id (40 hex digits)`);
+    const type = await git(["cat-file", "-t", commit], { cwd: this.repoDir }).catch(() => "");
+    if (type !== "commit")
+      throw new NotFoundError(`commit ${commit} is not in the pipelines repository`);
+    return commit;
+  }
+
+  private async ensureClone(): Promise<void> {
+    try {
+      await lstat(join(this.repoDir, ".git"));
+    } catch {
+      await rm(this.repoDir, { recursive: true, force: true });
+      await mkdir(dirname(this.repoDir), { recursive: true });
+      await git(["clone", "--quiet", "--no-checkout", this.options.remote, this.repoDir], {
+        cwd: dirname(this.repoDir),
+        timeoutMs: this.networkTimeout,
+      });
+    }
+    if (this.branch === "") {
+      const head = await git(["ls-remote", "--symref", "origin", "HEAD"], {
+        cwd: this.repoDir,
+        timeoutMs: this.networkTimeout,
+      });
+      this.branch = /^ref: refs\/heads\/(\S+)\s+HEAD/m.exec(head)?.[1] ?? "main";
+    }
+  }
+
+  /** Fetches the followed branch; resolves to its head, or "" when the remote branch is empty. */
+  private async fetchBranch(): Promise<string> {
+    await this.ensureClone();
+    try {
+      await git(
+        [
+          "fetch",
+          "--quiet",
+          "--prune",
+          "origin",
+          `+refs/heads/${this.branch}:refs/remotes/origin/${this.branch}`,
+        ],
+        {
+          cwd: this.repoDir,
+          timeoutMs: this.networkTimeout,
+        },
+      );
+    } catch (err) {
+      if (err instanceof GitError && /couldn't find remote ref/i.test(err.stderr)) return "";
+      throw err;
+    }
+    return git(["rev-parse", `refs/remotes/origin/${this.branch}`], { cwd: this.repoDir });
+  }
+
+  private async fetchAndServe(): Promise<{
+    commit: string;
+    previousCommit: string;
+    changed: boolean;
+  }> {
+    const head = await this.fetchBranch();
+    if (head === "") {
+      throw new Error(
+        `branch ${this.branch} does not exist on the remote yet; push a pipeline to create it`,
+      );
+    }
+    const previousCommit = this.commit;
+    await this.serve(head);
+    return { commit: head, previousCommit, changed: head !== previousCommit };
+  }
+
+  /** Materializes a commit's checkout, points `current` at it, prunes, and announces the change. */
+  private async serve(commit: string): Promise<void> {
+    const previousCommit = this.commit || (await this.readCurrentLink());
+    await this.materialize(commit);
+    const link = join(dirname(this.commitsDir), "current");
+    const tmp = `${link}.tmp-${process.pid}`;
+    await rm(tmp, { force: true });
+    await symlink(posix.join("commits", commit), tmp);
+    await rename(tmp, link);
+    this.commit = commit;
+    await this.prune();
+    if (commit !== previousCommit) {
+      await this.options.onSynced?.({
+        remote: redactUrl(this.options.remote),
+        branch: this.branch,
+        commit,
+        previousCommit,
+        time: this.now(),
+      });
+    }
+  }
+
+  private async readCurrentLink(): Promise<string> {
+    try {
+      const target = await readlink(join(dirname(this.commitsDir), "current"));
+      const sha = target.split("/").pop() ?? "";
+      return isCommitId(sha) ? sha : "";
+    } catch {
+      return "";
+    }
+  }
+
+  /** After a failed first sync, serve what an earlier run of the service served. */
+  private async recoverServedCommit(): Promise<void> {
+    const sha = await this.readCurrentLink();
+    if (sha === "") return;
+    try {
+      await lstat(this.checkoutPath(sha));
+      this.commit = sha;
+    } catch {
+      // Nothing usable.
+    }
+  }
+
+  /** Creates `<root>/commits/<sha>` (read-only) if missing, atomically. */
+  private async materialize(commit: string): Promise<void> {
+    const dest = this.checkoutPath(commit);
+    try {
+      await lstat(dest);
+      return;
+    } catch {
+      // Not there yet.
+    }
+    const tmp = `${dest}.tmp-${process.pid}-${Date.now()}`;
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { recursive: true });
+    try {
+      await extractCommit(this.repoDir, commit, tmp);
+      await removeEscapingLinks(tmp, tmp);
+      await setReadOnly(tmp);
+      await rename(tmp, dest);
+    } catch (err) {
+      await makeWritable(tmp).catch(() => undefined);
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Removes checkouts that are neither current, held by a run, nor among the newest few. */
+  private async prune(): Promise<void> {
+    const keep = this.options.keepCheckouts ?? 3;
+    const entries = await readdir(this.commitsDir, { withFileTypes: true });
+    const candidates: { sha: string; mtime: number }[] = [];
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      if (e.name.includes(".tmp-")) continue;
+      if (e.name === this.commit) continue;
+      const holders = await readdir(join(this.holdsDir, e.name)).catch(() => []);
+      if (holders.length > 0) continue;
+      const info = await lstat(join(this.commitsDir, e.name));
+      candidates.push({ sha: e.name, mtime: info.mtimeMs });
+    }
+    candidates.sort((a, b) => b.mtime - a.mtime);
+    for (const { sha } of candidates.slice(keep)) {
+      const dir = this.checkoutPath(sha);
+      await makeWritable(dir).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+      await rm(join(this.holdsDir, sha), { recursive: true, force: true });
+    }
+  }
+
+  private async findRequest(requestId: string): Promise<string | undefined> {
+    const out = await git(
+      [
+        "log",
+        "-n",
+        "1",
+        "--format=%H",
+        "--fixed-strings",
+        `--grep=${requestTrailer}: ${requestId}`,
+        `refs/remotes/origin/${this.branch}`,
+      ],
+      { cwd: this.repoDir },
+    );
+    return out === "" ? undefined : out;
+  }
+
+  private async resetTo(base: string): Promise<void> {
+    if (base === "") {
+      // A remote without the branch yet: start from an empty history.
+      await git(["checkout", "--quiet", "--orphan", `odin-new-${this.branch}`], {
+        cwd: this.repoDir,
+      }).catch(() => undefined);
+      await git(["rm", "-r", "-q", "--cached", "--ignore-unmatch", "."], { cwd: this.repoDir });
+    } else {
+      await git(["checkout", "--quiet", "--detach", base], { cwd: this.repoDir }).catch(
+        () => undefined,
+      );
+      await git(["reset", "--quiet", "--hard", base], { cwd: this.repoDir });
+    }
+    await git(["clean", "-q", "-f", "-d", "-x"], { cwd: this.repoDir });
+  }
+
+  private async writePipeline(
+    dir: string,
+    files: readonly { path: string; content: Uint8Array }[],
+    replace: boolean,
+  ): Promise<void> {
+    const root = join(this.repoDir, ...dir.split("/"));
+    if (replace) {
+      await git(["rm", "-r", "-q", "--ignore-unmatch", "--", dir], { cwd: this.repoDir });
+      await rm(root, { recursive: true, force: true });
+    }
+    // No part of the way to the pipeline directory may be a symlink: it could lead out of the clone.
+    await refuseSymlinkedParents(this.repoDir, dir);
+    for (const f of files) {
+      const target = join(root, ...f.path.split("/"));
+      await refuseSymlinkedParents(root, posix.dirname(f.path));
+      await mkdir(dirname(target), { recursive: true });
+      await rm(target, { force: true });
+      await writeFile(target, f.content, { flag: "wx" });
+    }
+    const main = files.find((f) => f.path === "main.yml");
+    if (main !== undefined || replace) {
+      const text = main ? Buffer.from(main.content).toString("utf8") : undefined;
+      if (text !== undefined) {
+        const result = loadPipeline(text, { file: `${dir}/main.yml`, path: dir });
+        if (!result.valid) {
+          throw new InvalidArgumentError(
+            `${dir}/main.yml is not a valid pipeline; nothing was pushed`,
+            {
+              problems: result.problems.filter((p: Problem) => p.severity === "error"),
+            },
+          );
+        }
+      }
+    }
+    await git(["add", "-A", "--", dir], { cwd: this.repoDir });
+  }
+
+  private async hasStagedChanges(): Promise<boolean> {
+    try {
+      await git(["diff", "--cached", "--quiet"], { cwd: this.repoDir });
+      return false;
+    } catch {
+      return true;
+    }
+  }
+
+  private async modesOf(sha: string, paths: readonly string[]): Promise<Map<string, string>> {
+    const out = await gitRaw(["ls-tree", "-z", "--full-tree", sha, "--", ...paths], {
+      cwd: this.repoDir,
+    });
+    const modes = new Map<string, string>();
+    for (const record of out.toString("utf8").split("\0")) {
+      const tab = record.indexOf("\t");
+      if (tab === -1) continue;
+      modes.set(record.slice(tab + 1), record.slice(0, tab).split(" ")[0]!);
+    }
+    return modes;
+  }
+}
+
+function sanitizeIdent(s: string): string {
+  return s.replace(/[<>\n\r\0]/g, "").trim() || "unknown";
+}
+
+async function refuseSymlinkedParents(base: string, rel: string): Promise<void> {
+  if (rel === "." || rel === "") return;
+  let at = base;
+  for (const segment of rel.split("/")) {
+    at = join(at, segment);
+    try {
+      if ((await lstat(at)).isSymbolicLink()) {
+        throw new InvalidArgumentError(`${rel} goes through a symbolic link; nothing was pushed`);
+      }
+    } catch (err) {
+      if (err instanceof InvalidArgumentError) throw err;
+      return;
+    }
+  }
+}
+
+/** Deletes symbolic links in a checkout that point outside it (SPEC: paths may not leave the repo). */
+async function removeEscapingLinks(root: string, dir: string): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name);
+    if (e.isSymbolicLink()) {
+      const target = resolve(dirname(path), await readlink(path));
+      if (target !== root && !target.startsWith(root + sep)) await unlink(path);
+    } else if (e.isDirectory()) {
+      await removeEscapingLinks(root, path);
+    }
+  }
+}
+
+async function setReadOnly(dir: string): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) {
+      await setReadOnly(path);
+      await chmod(path, 0o555);
+    } else if (e.isFile()) {
+      await chmod(path, 0o444);
+    }
+  }
+  await chmod(dir, 0o555);
+}
+
+async function makeWritable(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) await makeWritable(join(dir, e.name));
+  }
+}

@@ -1,0 +1,68 @@
+import { RepoSyncServiceService, type reposync } from "@odin/proto";
+import { callerOf, service, unaryHandler, type ServiceRegistration } from "@odin/service-kit";
+import type { PipelineRepository } from "./repository.js";
+
+/** The author recorded for a caller: a subject that is an e-mail address is used as such. */
+export function authorOf(subject: string): { name: string; email: string } {
+  const at = subject.indexOf("@");
+  return at > 0
+    ? { name: subject.slice(0, at), email: subject }
+    : { name: subject, email: `${subject}@odin.invalid` };
+}
+
+/** RepoSyncService over a repository: handlers validate, call the repository, map the result. */
+export function repoSyncService(repo: PipelineRepository): ServiceRegistration {
+  return service(
+    RepoSyncServiceService,
+    {
+      sync: unaryHandler(async (): Promise<reposync.SyncResponse> => repo.sync()),
+      getStatus: unaryHandler((): reposync.GetStatusResponse => {
+        const s = repo.status();
+        return {
+          remote: s.remote,
+          branch: s.branch,
+          commit: s.commit,
+          lastSyncTime: s.lastSyncTime,
+          lastError: s.lastError ?? "",
+          lastErrorTime: s.lastErrorTime,
+        };
+      }),
+      listFiles: unaryHandler(async (req): Promise<reposync.ListFilesResponse> => {
+        const { commit, files } = await repo.listFiles(req.commit || undefined, req.pathPrefix);
+        return {
+          commit,
+          files: files.map((f) => ({ path: f.path, size: BigInt(f.size), symlink: f.symlink })),
+        };
+      }),
+      readFiles: unaryHandler(async (req): Promise<reposync.ReadFilesResponse> =>
+        repo.readFiles(req.commit || undefined, req.paths),
+      ),
+      push: unaryHandler(async (req, call): Promise<reposync.PushResponse> =>
+        repo.push({
+          pipeline: req.pipeline,
+          files: req.files,
+          replace: req.replace,
+          message: req.message,
+          requestId: req.requestId,
+          author: authorOf(callerOf(call).subject),
+        }),
+      ),
+      acquireCheckout: unaryHandler(async (req): Promise<reposync.AcquireCheckoutResponse> => {
+        const { commit, path } = await repo.acquireCheckout(req.commit || undefined, req.holder);
+        return { commit, checkoutPath: path };
+      }),
+      releaseCheckout: unaryHandler(async (req): Promise<reposync.ReleaseCheckoutResponse> => ({
+        released: await repo.releaseCheckout(req.commit, req.holder),
+      })),
+    },
+    {
+      getStatus: "viewer",
+      listFiles: "viewer",
+      readFiles: "viewer",
+      sync: "operator",
+      push: "operator",
+      acquireCheckout: "operator",
+      releaseCheckout: "operator",
+    },
+  );
+}
