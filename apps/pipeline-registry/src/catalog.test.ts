@@ -76,7 +76,7 @@ test("a commit is parsed once; repo.synced moves the newest commit and pre-parse
     },
     "c1",
   );
-  let clock = 0;
+  const clock = 0;
   const catalog = new PipelineCatalog(repo, { maxStalenessMs: 1000, now: () => clock });
   await catalog.snapshot();
   await catalog.snapshot();

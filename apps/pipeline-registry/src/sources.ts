@@ -1,4 +1,4 @@
-import { RepoSyncServiceClient } from "@odin/proto";
+import { type RepoSyncServiceClient } from "@odin/proto";
 import { unary } from "@odin/service-kit";
 import type { FileSource, ListedFile } from "./catalog.js";
 
