@@ -1,6 +1,6 @@
 // startNats gives a private JetStream server that really works and leaves nothing behind.
 import assert from "node:assert/strict";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -8,10 +8,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { NatsUnavailableError, startNats } from "./nats.js";
 
-const natsDirs = (): string[] => readdirSync(tmpdir()).filter((d) => d.startsWith("odin-nats-"));
-
 test("startNats: a private JetStream server; publish to a stream; stop cleans up", async () => {
-  const before = new Set(natsDirs());
   const server = await startNats();
   try {
     assert.match(server.url, /^nats:\/\/[^:]+:\d+$/);
@@ -20,6 +17,8 @@ test("startNats: a private JetStream server; publish to a stream; stop cleans up
       server.port !== 4222 || server.via === "container",
       "a private server, not the shared one",
     );
+    if (server.via === "binary")
+      assert.ok(server.dataDir !== undefined && existsSync(server.dataDir));
     const nc = await connect({ servers: server.url });
     try {
       const jsm = await jetstreamManager(nc);
@@ -38,10 +37,8 @@ test("startNats: a private JetStream server; publish to a stream; stop cleans up
     await server.stop();
   }
   await server.stop(); // idempotent
-  if (server.via === "binary") {
-    const leftovers = natsDirs().filter((d) => !before.has(d));
-    assert.deepEqual(leftovers, [], "its storage dir is removed");
-  }
+  if (server.dataDir !== undefined)
+    assert.equal(existsSync(server.dataDir), false, "its storage dir is removed");
   await assert.rejects(connect({ servers: server.url, reconnect: false, timeout: 500 }));
 });
 

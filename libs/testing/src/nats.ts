@@ -17,6 +17,8 @@ export interface NatsServer {
   readonly port: number;
   /** How it runs: a container, a local child process, or an external server from `NATS_URL`. */
   readonly via: "container" | "binary" | "external";
+  /** JetStream storage directory of a local `nats-server` (removed by `stop`); else undefined. */
+  readonly dataDir: string | undefined;
   /** Stops it and removes its storage; idempotent. A no-op for an external server. */
   stop(): Promise<void>;
 }
@@ -53,7 +55,13 @@ export async function startNats(options: StartNatsOptions = {}): Promise<NatsSer
     if (envUrl !== undefined && envUrl !== "") {
       await waitForJetStream(envUrl, timeoutMs);
       const port = Number(new URL(envUrl.replace(/^nats:/, "http:")).port || 4222);
-      return { url: envUrl, port, via: "external", stop: () => Promise.resolve() };
+      return {
+        url: envUrl,
+        port,
+        via: "external",
+        dataDir: undefined,
+        stop: () => Promise.resolve(),
+      };
     }
   }
   const runtime = options.runtime ?? "auto";
@@ -108,6 +116,7 @@ async function startContainer(
     url,
     port,
     via: "container",
+    dataDir: undefined,
     stop: () => (stopping ??= container.stop().then(() => undefined)),
   };
 }
@@ -148,7 +157,7 @@ async function startBinary(binary: string, timeoutMs: number): Promise<NatsServe
     await stop();
     throw error;
   }
-  return { url: `nats://127.0.0.1:${port}`, port, via: "binary", stop };
+  return { url: `nats://127.0.0.1:${port}`, port, via: "binary", dataDir: dir, stop };
 }
 
 function readPort(child: ChildProcess, timeoutMs: number): Promise<number> {

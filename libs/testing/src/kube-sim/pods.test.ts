@@ -286,7 +286,7 @@ test("logs: tailLines, timestamps, container, follow until the container exits; 
   // follow: lines arrive as the container prints them; the stream ends when it exits.
   await core.createNamespacedPod({
     namespace: ns,
-    body: podBody("live", { script: { logs: ["first", "second", "third"], runMs: 150 } }),
+    body: podBody("live", { script: { logs: ["first", "second", "third"], runMs: 600 } }),
   });
   await eventually(async () =>
     (await readPod(ns, "live")).status?.phase === "Running" ? true : undefined,
@@ -387,7 +387,7 @@ test("startMs keeps a pod in ContainerCreating; activeDeadlineSeconds fails it",
   const ns = "timing";
   await core.createNamespacedPod({
     namespace: ns,
-    body: podBody("slow", { script: { startMs: 150, runMs: 0 } }),
+    body: podBody("slow", { script: { startMs: 500, runMs: 0 } }),
   });
   const creating = await eventually(async () => {
     const p = await readPod(ns, "slow");
