@@ -1,0 +1,156 @@
+// Starting Odin's services as separate processes (their real main.js) and running the odin CLI.
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root (this file is in tests/e2e/dist/). */
+export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
+/** The shared conformance corpus beside the checkout. */
+export const conformance = join(repoRoot, "..", "shared", "conformance");
+
+/** A service process and what it logged. */
+export interface ServiceProcess {
+  name: string;
+  address: string;
+  logs: string[];
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `apps/<app>/dist/main.js` with `env` and waits for its "<app> ready" log line. */
+export function startService(
+  app: string,
+  env: Record<string, string>,
+  timeoutMs = 20_000,
+): Promise<ServiceProcess> {
+  const script = join(repoRoot, "apps", app, "dist", "main.js");
+  const child: ChildProcess = spawn(process.execPath, [script], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      ODIN_GRPC_HOST: "127.0.0.1",
+      ODIN_GRPC_PORT: "0",
+      ODIN_METRICS_PORT: "0",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: string[] = [];
+  let exit: Promise<number | null> | undefined;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(
+        new Error(`${app} did not become ready in ${timeoutMs} ms; it logged:\n${logs.join("\n")}`),
+      );
+    }, timeoutMs);
+    exit = new Promise((done) => child.once("exit", (code) => done(code)));
+    void exit.then((code) => {
+      clearTimeout(timer);
+      reject(
+        new Error(`${app} exited with ${code} before it was ready; it logged:\n${logs.join("\n")}`),
+      );
+    });
+    let buffered = "";
+    const onData = (chunk: Buffer): void => {
+      buffered += chunk.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf("\n")) !== -1) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        logs.push(line);
+        try {
+          const entry = JSON.parse(line) as { msg?: string; address?: string };
+          if (entry.msg === `${app} ready` && entry.address) {
+            clearTimeout(timer);
+            resolve({
+              name: app,
+              address: entry.address,
+              logs,
+              stop: (signal = "SIGTERM") => {
+                child.kill(signal);
+                return exit!;
+              },
+            });
+          }
+        } catch {
+          // Not a JSON log line.
+        }
+      }
+    };
+    child.stderr!.on("data", onData);
+    child.stdout!.on("data", onData);
+  });
+}
+
+/** Result of one CLI invocation. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built `odin` CLI with arguments, in `cwd`, with extra environment. */
+export function odin(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
+  const cli = join(repoRoot, "apps", "cli", "dist", "main.js");
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [cli, ...args],
+      { cwd: options.cwd, env: { PATH: process.env.PATH ?? "", ...options.env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** A temp directory removed by `cleanup`. */
+export async function tempDir(prefix: string): Promise<{ path: string; cleanup(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** Writes a tokens file with one token per role and returns the tokens. */
+export async function writeTokens(
+  dir: string,
+): Promise<{ file: string; admin: string; operator: string; viewer: string; service: string }> {
+  const tokens = {
+    admin: "adm-0123456789abcdef",
+    operator: "op-0123456789abcdef",
+    viewer: "view-0123456789abcdef",
+    service: "svc-0123456789abcdef",
+  };
+  const file = join(dir, "tokens.json");
+  await writeFile(
+    file,
+    JSON.stringify({
+      tokens: [
+        { token: tokens.admin, subject: "root", role: "admin" },
+        { token: tokens.operator, subject: "alice@example.com", role: "operator" },
+        { token: tokens.viewer, subject: "bob", role: "viewer" },
+        { token: tokens.service, subject: "pipeline-registry", role: "viewer" },
+      ],
+    }),
+  );
+  return { file, ...tokens };
+}
+
+/** Polls `check` until it returns true or the time is up. */
+export async function eventually(
+  check: () => Promise<boolean>,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
