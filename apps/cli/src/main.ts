@@ -10,6 +10,7 @@ import {
   type DagFormat,
 } from "./commands/repo.js";
 import { validateCommand } from "./commands/validate.js";
+import { runKubeSimCli } from "@odin/testing";
 import type { OutputFormat } from "./output.js";
 
 interface GlobalOptions {
@@ -88,6 +89,16 @@ program
   .command("sync")
   .description("fetch the pipelines repository's remote now")
   .action(() => run(syncCommand(globals(), process.stdout)));
+
+program
+  .command("kube-sim")
+  .description(
+    "run kube-sim, a Kubernetes API simulator, to try Odin's Kubernetes path without a cluster",
+  )
+  .allowUnknownOption()
+  .helpOption(false)
+  .argument("[options...]", "kube-sim's options (odin kube-sim --help)")
+  .action((args: string[]) => run(runKubeSimCli(args)));
 
 try {
   await program.parseAsync(process.argv);
