@@ -191,7 +191,8 @@ export const TOKEN_HINT = "pass a token with --token or the ODIN_TOKEN environme
 /** The outcome of checking one call's `authorization` metadata. */
 export type AuthResult =
   | { ok: true; caller: Caller }
-  | { ok: false; reason: "unauthenticated" | "permission-denied"; message: string };
+  | { ok: false; reason: "unauthenticated"; message: string }
+  | { ok: false; reason: "permission-denied"; message: string; caller: Caller };
 
 /**
  * Checks the `authorization` values of a call against the store and the role the RPC needs.
@@ -233,6 +234,7 @@ export function authorize(
       ok: false,
       reason: "permission-denied",
       message: `${rpc} needs role ${need}; ${caller.subject} has role ${caller.role}`,
+      caller,
     };
   }
   return { ok: true, caller };

@@ -375,7 +375,7 @@ export function describeGrpcError(err: unknown, options: DescribeOptions = {}): 
     case status.UNIMPLEMENTED:
       return `odin at ${where} does not implement this call (${text}) — is it an Odin server of the same version?`;
     case status.CANCELLED:
-      return `call cancelled: ${text}`;
+      return `the call was cancelled before it finished (${text}); the server may have shut down`;
     case status.RESOURCE_EXHAUSTED:
       return `too large or over a limit: ${text}`;
     case status.UNKNOWN:

@@ -45,6 +45,8 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
 const HEALTH_SERVICE = "grpc.health.v1.Health";
+// A cancellation this close to the call's deadline is logged as DEADLINE_EXCEEDED.
+const DEADLINE_SLACK_MS = 100;
 const PUBLIC_SERVICES = new Set([
   HEALTH_SERVICE,
   "grpc.reflection.v1.ServerReflection",
@@ -194,6 +196,8 @@ interface InterceptorState {
   logger: Logger;
   metrics: ReturnType<typeof createServerMetrics>;
   inFlight: Set<object>;
+  /** Set when shutdown cancels the calls still running. */
+  forcing: boolean;
 }
 
 /** Authenticates, records the caller, and logs and counts each call once with its final status. */
@@ -259,6 +263,7 @@ function odinInterceptor(state: InterceptorState): ServerInterceptor {
             } else {
               const result = authorize(state.auth, authorization, `${service}/${method}`, need);
               if (!result.ok) {
+                if (result.reason === "permission-denied") caller = result.caller;
                 reject(
                   result.reason === "unauthenticated"
                     ? status.UNAUTHENTICATED
@@ -279,11 +284,14 @@ function odinInterceptor(state: InterceptorState): ServerInterceptor {
           },
           onCancel: () => {
             // Reached without a status from the handler when the client cancelled or the deadline
-            // passed (grpc-js answers DEADLINE_EXCEEDED itself, bypassing interceptors).
+            // passed (grpc-js answers DEADLINE_EXCEEDED itself, bypassing interceptors). A client
+            // gives up at its own deadline, which it reaches a little before the server does.
             const deadline = call.getDeadline();
             const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-            if (Number.isFinite(deadlineMs) && Date.now() >= deadlineMs) {
+            if (Number.isFinite(deadlineMs) && Date.now() >= deadlineMs - DEADLINE_SLACK_MS) {
               finish(status.DEADLINE_EXCEEDED, "deadline exceeded");
+            } else if (state.forcing) {
+              finish(status.CANCELLED, "cancelled: the shutdown grace period ended");
             } else {
               finish(status.CANCELLED, "cancelled by the client");
             }
@@ -305,13 +313,14 @@ function statusError(
   err: unknown,
   call: { metadata: Metadata },
   path: string,
+  fallbackLogger: Logger,
 ): StatusObject & Error {
   const context = contexts.get(call.metadata);
   const requestId = context?.requestId ?? newRequestId();
   const mapped = toGrpcStatus(err, requestId);
   if (mapped.unexpected) {
     // The stack stays here; the client only gets the request id to quote.
-    context?.logger.error("unexpected error in handler", { err, method: path });
+    (context?.logger ?? fallbackLogger).error("unexpected error in handler", { err, path });
   }
   return Object.assign(new Error(mapped.details), {
     code: mapped.code,
@@ -331,7 +340,11 @@ function invoke(run: () => unknown, onError: (err: unknown) => void): void {
 }
 
 /** Wraps one handler so every error it raises goes through {@link toGrpcStatus}. */
-function wrapHandler(definition: MethodDefinition<unknown, unknown>, handler: UntypedHandleCall) {
+function wrapHandler(
+  definition: MethodDefinition<unknown, unknown>,
+  handler: UntypedHandleCall,
+  logger: Logger,
+) {
   const fn = handler as (...args: unknown[]) => unknown;
   const path = definition.path;
   if (!definition.responseStream) {
@@ -341,7 +354,7 @@ function wrapHandler(definition: MethodDefinition<unknown, unknown>, handler: Un
       const answer: sendUnaryData<unknown> = (err, value, trailer, flags) => {
         if (answered) return;
         answered = true;
-        if (err) callback(statusError(err, call, path), null);
+        if (err) callback(statusError(err, call, path, logger), null);
         else callback(null, value, trailer, flags);
       };
       invoke(
@@ -356,7 +369,7 @@ function wrapHandler(definition: MethodDefinition<unknown, unknown>, handler: Un
     const emit = call.emit.bind(call);
     call.emit = ((event: string | symbol, ...args: unknown[]) =>
       event === "error"
-        ? emit("error", statusError(args[0], call, path))
+        ? emit("error", statusError(args[0], call, path, logger))
         : emit(event, ...args)) as typeof call.emit;
     invoke(
       () => fn(call),
@@ -367,14 +380,14 @@ function wrapHandler(definition: MethodDefinition<unknown, unknown>, handler: Un
   };
 }
 
-function wrapImplementation(registration: ServiceRegistration, name: string) {
+function wrapImplementation(registration: ServiceRegistration, name: string, logger: Logger) {
   const wrapped: UntypedServiceImplementation = {};
   for (const [key, definition] of Object.entries(registration.definition)) {
     const handler = registration.implementation[key];
     if (typeof handler !== "function") {
       throw new Error(`${name}: no handler for ${key}; implement every RPC of the definition`);
     }
-    wrapped[key] = wrapHandler(definition, handler) as UntypedHandleCall;
+    wrapped[key] = wrapHandler(definition, handler, logger) as UntypedHandleCall;
   }
   return wrapped;
 }
@@ -433,24 +446,24 @@ export async function startServer(options: StartServerOptions): Promise<OdinServ
     for (const [path, route] of routesOf(registration)) routes.set(path, route);
   }
   const inFlight = new Set<object>();
+  const state: InterceptorState = {
+    routes,
+    auth: options.auth,
+    anonymous: { subject: options.anonymousSubject ?? "anonymous", role: "admin" },
+    logger,
+    metrics,
+    inFlight,
+    forcing: false,
+  };
   const server = new Server({
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": maxMessageBytes,
-    interceptors: [
-      odinInterceptor({
-        routes,
-        auth: options.auth,
-        anonymous: { subject: options.anonymousSubject ?? "anonymous", role: "admin" },
-        logger,
-        metrics,
-        inFlight,
-      }),
-    ],
+    interceptors: [odinInterceptor(state)],
   });
   for (const [i, registration] of options.services.entries()) {
     server.addService(
       registration.definition,
-      wrapImplementation(registration, serviceNames[i] ?? options.name),
+      wrapImplementation(registration, serviceNames[i] ?? options.name, logger),
     );
   }
 
@@ -529,6 +542,7 @@ export async function startServer(options: StartServerOptions): Promise<OdinServ
             inFlight: inFlight.size,
             graceMs,
           });
+          state.forcing = true;
           server.forceShutdown();
           resolve();
         }, graceMs);
