@@ -114,7 +114,7 @@ export class TokenStore {
       } else {
         digest = digestOf(token);
       }
-      if (!ok || digest === undefined) return;
+      if (digest === undefined) return;
       const key = digest.toString("hex");
       const first = seen.get(key);
       if (first !== undefined) {
@@ -122,6 +122,7 @@ export class TokenStore {
         return;
       }
       seen.set(key, i);
+      if (!ok) return;
       stored.push({ digest, caller: { subject: (subject as string).trim(), role: role as Role } });
     });
     if (problems.length > 0) throw new TokensFileError(problems.join("\n"));
