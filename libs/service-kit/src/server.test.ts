@@ -453,3 +453,45 @@ test("close() cancels calls still running when the grace period ends", async () 
   );
   assert.ok(records().some((r) => r["msg"] === "grace period over; cancelling in-flight calls"));
 });
+
+test("messages above maxMessageBytes are refused with RESOURCE_EXHAUSTED", async () => {
+  const { logger } = captureLogger();
+  const own = await startServer({
+    name: "limits-test",
+    host: "127.0.0.1",
+    port: 0,
+    services: [registryFake()],
+    auth: testTokenStore(),
+    logger,
+    maxMessageBytes: 2048,
+  });
+  try {
+    const client = track(registryClient(own.address, TOKENS.operator));
+    const small = [{ path: "sst2/main.yml", content: Buffer.alloc(100, 97) }];
+    assert.equal(
+      (await unary(client, "validatePipeline", { path: "sst2", files: small })).valid,
+      true,
+    );
+    const big = [{ path: "sst2/main.yml", content: Buffer.alloc(4096, 97) }];
+    const err = await rejected(unary(client, "validatePipeline", { path: "sst2", files: big }));
+    assert.equal(err.code, status.RESOURCE_EXHAUSTED);
+    assert.match(describeGrpcError(err), /^too large or over a limit: /);
+  } finally {
+    await own.close(500);
+  }
+});
+
+test("a port already in use fails startServer with a clear message", async () => {
+  const { logger } = captureLogger();
+  await assert.rejects(
+    startServer({
+      name: "clash",
+      host: "127.0.0.1",
+      port: server.port,
+      services: [],
+      auth: "off",
+      logger,
+    }),
+    /cannot listen on 127\.0\.0\.1:\d+: .*another process using the port/,
+  );
+});

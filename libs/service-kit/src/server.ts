@@ -486,7 +486,12 @@ export async function startServer(options: StartServerOptions): Promise<OdinServ
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(hostPort(host, options.port), credentials, (err, bound) => {
       if (err) {
-        reject(new Error(`cannot listen on ${hostPort(host, options.port)}: ${err.message}`));
+        const hint = options.port !== 0 ? " (is another process using the port?)" : "";
+        reject(
+          new Error(`cannot listen on ${hostPort(host, options.port)}: ${err.message}${hint}`, {
+            cause: err,
+          }),
+        );
       } else {
         resolve(bound);
       }
