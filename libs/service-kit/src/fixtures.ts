@@ -132,7 +132,8 @@ export function registryFake(): ServiceRegistration {
 
 /**
  * DagSchedulerService fake; only WatchRun (viewer) works. `runId` picks: `count:<n>` sends n
- * events; `fail` sends one then fails with NOT_FOUND; `forever` sends every 20 ms until cancelled.
+ * events; `whoami` sends one whose task is the caller; `fail` sends one then fails with
+ * NOT_FOUND; `forever` sends every 20 ms until cancelled.
  */
 export function schedulerFake(onCancelled?: () => void): ServiceRegistration {
   const unimplemented = unimplementedHandlers(DagSchedulerServiceService);
@@ -141,13 +142,18 @@ export function schedulerFake(onCancelled?: () => void): ServiceRegistration {
     {
       ...(unimplemented as DagSchedulerServiceServer),
       watchRun: serverStreamHandler(
-        async function* (request, _call, signal): AsyncGenerator<dagscheduler.WatchRunResponse> {
-          const event = (i: number): dagscheduler.WatchRunResponse => ({
-            event: { $case: "taskRun", value: common.TaskRun.fromPartial({ task: `task-${i}` }) },
+        async function* (request, call, signal): AsyncGenerator<dagscheduler.WatchRunResponse> {
+          const event = (i: number, task = `task-${i}`): dagscheduler.WatchRunResponse => ({
+            event: { $case: "taskRun", value: common.TaskRun.fromPartial({ task }) },
           });
           if (request.runId.startsWith("count:")) {
             const n = Number(request.runId.slice(6));
             for (let i = 0; i < n; i++) yield event(i);
+            return;
+          }
+          if (request.runId === "whoami") {
+            const caller = callerOf(call);
+            yield event(0, `${caller.subject}/${caller.role}`);
             return;
           }
           if (request.runId === "fail") {

@@ -318,6 +318,9 @@ test("server-streaming calls stream, and their errors map like unary ones", asyn
     if (event.event?.$case === "taskRun") tasks.push(event.event.value.task);
   }
   assert.deepEqual(tasks, ["task-0", "task-1", "task-2"]);
+  for await (const event of serverStream(scheduler, "watchRun", { runId: "whoami" })) {
+    assert.equal(event.event?.$case === "taskRun" && event.event.value.task, "vera/viewer");
+  }
 
   const received: unknown[] = [];
   const err = await rejected(

@@ -208,8 +208,8 @@ function odinInterceptor(state: InterceptorState): ServerInterceptor {
     const { service, method } = splitPath(path);
     const route = state.routes.get(path);
     const isPublic = PUBLIC_SERVICES.has(service);
-    const token = {};
-    state.inFlight.add(token);
+    const inFlightMarker = {};
+    state.inFlight.add(inFlightMarker);
     let requestId = newRequestId();
     let caller: Caller | undefined;
     let finished = false;
@@ -217,7 +217,7 @@ function odinInterceptor(state: InterceptorState): ServerInterceptor {
     const finish = (code: status, details: string): void => {
       if (finished) return;
       finished = true;
-      state.inFlight.delete(token);
+      state.inFlight.delete(inFlightMarker);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const codeName = status[code] ?? String(code);
       state.metrics.observe(service, method, codeName, seconds);
