@@ -101,10 +101,9 @@ describe("RunEngine at scale and across restarts", () => {
     engine.observe("root", { state: "SUCCEEDED", attempt: 1 }, 1);
     const launches = engine.next(2);
     assert.equal(launches.length, 10_000);
-    let finish: Decision[] = [];
     for (let i = 0; i < 10_000; i++) engine.observe(`w${i}`, { state: "SUCCEEDED", attempt: 1 }, 3);
     assert.deepEqual(engine.next(4), [{ kind: "launch", task: "join", attempt: 1 }]);
-    finish = engine.observe("join", { state: "SUCCEEDED", attempt: 1 }, 5);
+    const finish: Decision[] = engine.observe("join", { state: "SUCCEEDED", attempt: 1 }, 5);
     assert.deepEqual(finish, [
       { kind: "finish", state: "SUCCEEDED", reason: "all tasks succeeded" },
     ]);
