@@ -10,10 +10,8 @@ import {
   serverOptionsFromConfig,
   startServer,
 } from "@odin/service-kit";
-import { PipelineCatalog } from "./catalog.js";
 import { pipelineRegistryConfigSchema } from "./config.js";
-import { pipelineRegistryService } from "./service.js";
-import { RepoSyncFileSource } from "./sources.js";
+import { PipelineCatalog, pipelineRegistryService, RepoSyncFileSource } from "@odin/registry";
 
 async function main(): Promise<void> {
   const config = readConfig(process.env, pipelineRegistryConfigSchema);

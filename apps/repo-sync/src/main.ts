@@ -10,8 +10,7 @@ import {
   startServer,
 } from "@odin/service-kit";
 import { repoSyncConfigSchema } from "./config.js";
-import { PipelineRepository } from "./repository.js";
-import { repoSyncService } from "./service.js";
+import { PipelineRepository, repoSyncService } from "@odin/repository";
 
 async function main(): Promise<void> {
   const config = readConfig(process.env, repoSyncConfigSchema);

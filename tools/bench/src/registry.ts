@@ -4,13 +4,9 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  PipelineCatalog,
-  pipelineRegistryService,
-  RepoSyncFileSource,
-} from "@odin/pipeline-registry";
+import { PipelineCatalog, pipelineRegistryService, RepoSyncFileSource } from "@odin/registry";
 import { PipelineRegistryServiceClient, RepoSyncServiceClient } from "@odin/proto";
-import { PipelineRepository, repoSyncService } from "@odin/repo-sync";
+import { PipelineRepository, repoSyncService } from "@odin/repository";
 import { createClient, silentLogger, startServer, unary } from "@odin/service-kit";
 
 const pipelines = Number(process.env.BENCH_PIPELINES ?? 1000);
