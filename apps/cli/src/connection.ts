@@ -1,5 +1,6 @@
 import type { Client } from "@grpc/grpc-js";
-import { createClient, type ClientConstructor } from "@odin/service-kit";
+import { createClient, readConfig, type ClientConstructor } from "@odin/service-kit";
+import { cliConfigSchema } from "./config.js";
 
 /** Where the Odin server is and who is calling, from flags or the environment. */
 export interface ConnectionOptions {
@@ -7,15 +8,13 @@ export interface ConnectionOptions {
   token?: string;
 }
 
-/** The address the CLI dials when neither --server nor ODIN_SERVER is given. */
-export const defaultServer = "localhost:50051";
-
 /** A client of one Odin service, dialled at --server / ODIN_SERVER with --token / ODIN_TOKEN. */
 export function connect<C extends Client>(
   Ctor: ClientConstructor<C>,
   options: ConnectionOptions,
 ): { client: C; address: string } {
-  const address = options.server || process.env.ODIN_SERVER || defaultServer;
-  const token = options.token || process.env.ODIN_TOKEN || undefined;
+  const env = readConfig(process.env, cliConfigSchema);
+  const address = options.server || env.server;
+  const token = options.token || env.token;
   return { client: createClient(Ctor, { address, token, deadlineMs: 60_000 }), address };
 }
