@@ -178,3 +178,19 @@ describe("RunEngine at scale and across restarts", () => {
     assert.deepEqual(engine.next(500), [{ kind: "launch", task: "a", attempt: 2 }]);
   });
 });
+
+test("a launch another replica pre-empted is undone and the stored state applies", () => {
+  const { pipeline, graph } = loadPipeline(
+    "tasks:\n- {name: a, image: i, command: c}\n- {name: b, image: i, command: c, depends: a}\n",
+  );
+  const engine = new RunEngine(pipeline!, graph);
+  assert.deepEqual(engine.next(0), [{ kind: "launch", task: "a", attempt: 1 }]);
+  // The store still says PENDING (the write lost a race to nothing): the launch is offered again.
+  assert.deepEqual(engine.reconcile("a", { state: "PENDING", attempt: 0 }, 1), []);
+  assert.deepEqual(engine.next(2), [{ kind: "launch", task: "a", attempt: 1 }]);
+  // Another replica cancelled it first.
+  assert.deepEqual(engine.reconcile("a", { state: "CANCELLED", attempt: 0 }, 3), [
+    { kind: "skip", task: "b", reason: 'dependency "a" was cancelled' },
+    { kind: "finish", state: "FAILED", reason: "tasks were skipped" },
+  ]);
+});

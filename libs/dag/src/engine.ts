@@ -319,6 +319,21 @@ export class RunEngine {
     return out;
   }
 
+  /**
+   * Like `observe`, but for what the store says after one of this engine's own decisions could not
+   * be recorded (another replica recorded something else first): an optimistic launch that did
+   * not happen is undone before the stored status is applied.
+   */
+  reconcile(task: string, status: TaskStatus, now: number): Decision[] {
+    const i = this.index(task);
+    if (this.state[i] === LAUNCHING && status.attempt < this.attempt[i]!) {
+      this.attempt[i] = status.attempt;
+      this.set(i, status.state === "RETRYING" ? RETRYING : PENDING);
+      if (status.state === "PENDING" && this.remaining[i] === 0) this.enqueue(i);
+    }
+    return this.observe(task, status, now);
+  }
+
   /** The run was cancelled: stop what runs, cancel what waits. */
   cancel(): Decision[] {
     const out: Decision[] = [];
