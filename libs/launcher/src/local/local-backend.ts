@@ -1,0 +1,872 @@
+// The local backend: each attempt of a task is a child process on this machine (embedded mode).
+// The task's image is ignored; its `command` + `args` run without a shell, in `TASK_PATH`, in a
+// process group of their own, with a small environment. stdout and stderr go straight into one
+// log file per attempt, and a small record beside it (see records.ts) makes launches idempotent
+// and lets a restarted launcher report the attempts it lost.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { appendFile, mkdir, open, rm, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { isDnsLabel, objectName as attemptObjectName } from "@odin/pipeline-spec";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  silentLogger,
+  type Logger,
+} from "@odin/service-kit";
+import type {
+  AttemptRef,
+  LaunchResult,
+  LaunchSpec,
+  LogLine,
+  LogOptions,
+  ObjectEvent,
+  ReportedState,
+  TaskBackend,
+  TaskStateEvent,
+} from "../backend.js";
+import { readLogLines } from "./logfile.js";
+import {
+  attemptFiles,
+  attemptOfFile,
+  checkAttempt,
+  checkRunId,
+  checkTaskName,
+  resolveUnder,
+  staysUnder,
+  type AttemptFiles,
+} from "./paths.js";
+import {
+  checkProgram,
+  defaultInheritedEnv,
+  defaultMaxOutputsBytes,
+  pickEnv,
+  processInfo,
+  readOutputs,
+  signalExitCode,
+  signalGroup,
+  taskEnvironment,
+} from "./process.js";
+import {
+  createRecord,
+  loadObjectEvent,
+  readRecord,
+  removeRecord,
+  storeObjectEvent,
+  terminalEvent,
+  updateRecord,
+  writeRecord,
+  type AttemptRecord,
+  type StoredTerminal,
+} from "./records.js";
+
+/** How a {@link LocalBackend} is set up. */
+export interface LocalBackendOptions {
+  /** Directory of the log files and attempt records: `<logDir>/<run>/<task>/<attempt>.log|.json`. */
+  logDir: string;
+  /**
+   * Root every `TASK_PATH` and `RUN_PATH` must lie below (the `DATA_PATH` of embedded mode).
+   * Launches elsewhere are refused, and `deleteRun` purges nothing outside it.
+   */
+  dataRoot: string;
+  /** Time between SIGTERM and SIGKILL when stopping a process group, in ms (default 5000). */
+  killGraceMs?: number;
+  /** Stop a task that runs past its `timeout` and report it FAILED/DeadlineExceeded (default true). */
+  enforceTimeout?: boolean;
+  /** Largest `$TASK_PATH/outputs.json` read, in bytes (default 64 KiB). */
+  maxOutputsBytes?: number;
+  /** Variables of `parentEnv` every task gets (default PATH, HOME, LANG). Nothing else leaks. */
+  inheritEnv?: readonly string[];
+  /** The environment `inheritEnv` picks from (default: this process's). */
+  parentEnv?: Readonly<Record<string, string | undefined>>;
+  /** Where warnings go (the ignored image, unreadable outputs, failed reports). */
+  logger?: Logger;
+  /** How often a log follower looks for new lines when no change notification comes, in ms (default 250). */
+  logPollMs?: number;
+}
+
+/** Reason of the ERROR reported for an attempt that was running when the launcher went away. */
+export const launcherRestartedReason = "LauncherRestarted";
+
+const source = "odin-local-launcher";
+const objectKind = "Process";
+const container = "main";
+// Longest delay Node's timers support; a longer task timeout is left to the scheduler.
+const maxTimerMs = 2 ** 31 - 1;
+// Keeps a record small even for a task that keeps tripping warnings.
+const maxObjectEvents = 50;
+
+/** One attempt launched by this backend instance, until its process has exited. */
+interface Attempt {
+  key: string;
+  files: AttemptFiles;
+  taskPath: string;
+  record: AttemptRecord;
+  pid?: number;
+  /** Set once the process is gone (or never started). */
+  processGone: boolean;
+  /** Resolves when the process is gone (or never started). */
+  gone: Promise<void>;
+  markGone: () => void;
+  /** Resolves once the process has been spawned, or has failed to be. */
+  spawned: Promise<void>;
+  markSpawned: () => void;
+  /** Resolves when the attempt has settled: final record written, terminal event queued. */
+  settled: Promise<void>;
+  markSettled: () => void;
+  cancelled: boolean;
+  deadlineExceeded: boolean;
+  killTimer?: NodeJS.Timeout;
+  deadlineTimer?: NodeJS.Timeout;
+}
+
+function attemptKey(runId: string, task: string, attempt: number): string {
+  return `${runId}/${task}/${attempt}`;
+}
+
+function deferred(): [Promise<void>, () => void] {
+  let done!: () => void;
+  const promise = new Promise<void>((resolve) => (done = resolve));
+  return [promise, done];
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Runs tasks as local processes. Semantics (see the README of this directory for the why):
+ * - cancel: SIGTERM to the process group, SIGKILL after `killGraceMs`; a cancelled attempt
+ *   reports nothing more (as the Kubernetes backend, which deletes the objects).
+ * - timeout: enforced when `enforceTimeout` (default): the group is stopped the same way and the
+ *   attempt reported FAILED with reason `DeadlineExceeded`.
+ * - restart: processes do not outlive the backend (`close` stops them); on `start`, attempts a
+ *   previous instance left running are stopped if still alive and reported ERROR with reason
+ *   `LauncherRestarted`, once.
+ */
+export class LocalBackend implements TaskBackend {
+  private readonly logDir: string;
+  private readonly dataRoot: string;
+  private readonly killGraceMs: number;
+  private readonly enforceTimeout: boolean;
+  private readonly maxOutputsBytes: number;
+  private readonly inherited: Record<string, string>;
+  private readonly logger: Logger;
+  private readonly logPollMs: number;
+
+  /** Attempts of this instance whose process may still run. */
+  private readonly live = new Map<string, Attempt>();
+  /** Every attempt this instance launched, so `start` does not mistake them for lost ones. */
+  private readonly launchedHere = new Set<string>();
+  private readonly warnedImages = new Set<string>();
+  private readonly queue: TaskStateEvent[] = [];
+  private report: ((event: TaskStateEvent) => Promise<void>) | undefined;
+  private pumping: Promise<void> | undefined;
+  private closed = false;
+  private readonly closing = new AbortController();
+
+  constructor(options: LocalBackendOptions) {
+    this.logDir = resolve(options.logDir);
+    this.dataRoot = resolve(options.dataRoot);
+    if (this.dataRoot === dirname(this.dataRoot)) {
+      throw new InvalidArgumentError("the local backend's data root may not be the file-system root");
+    }
+    this.killGraceMs = options.killGraceMs ?? 5000;
+    this.enforceTimeout = options.enforceTimeout ?? true;
+    this.maxOutputsBytes = options.maxOutputsBytes ?? defaultMaxOutputsBytes;
+    this.inherited = pickEnv(options.parentEnv ?? process.env, options.inheritEnv ?? defaultInheritedEnv);
+    this.logger = options.logger ?? silentLogger;
+    this.logPollMs = options.logPollMs ?? 250;
+  }
+
+  /** Delivers events through `report` (queued ones first), after reporting lost attempts. */
+  start(report: (event: TaskStateEvent) => Promise<void>): Promise<void> {
+    if (this.closed) return Promise.reject(new FailedPreconditionError("the local backend is closed"));
+    if (this.report) {
+      return Promise.reject(new FailedPreconditionError("the local backend is already started"));
+    }
+    this.report = report;
+    this.recoverLostAttempts();
+    this.pump();
+    return Promise.resolve();
+  }
+
+  /** Runs the attempt's `command` + `args` as a process; a repeated launch starts nothing. */
+  async launch(spec: LaunchSpec): Promise<LaunchResult> {
+    if (this.closed) throw new FailedPreconditionError("the local backend is closed");
+    checkRunId(spec.runId);
+    checkTaskName(spec.task.name);
+    checkAttempt(spec.attempt);
+    checkProgram(spec);
+    resolveUnder(spec.paths.runPath, this.dataRoot, "RUN_PATH");
+    const taskPath = resolveUnder(spec.paths.taskPath, this.dataRoot, "TASK_PATH");
+    const { runId, attempt } = spec;
+    const task = spec.task.name;
+    const objectName = attemptObjectName(runId, task, attempt);
+    const key = attemptKey(runId, task, attempt);
+    if (this.live.has(key)) return { objectName, alreadyExisted: true };
+
+    // Claim the attempt: creating its record is atomic, and the record outlives this process.
+    // Everything up to here is synchronous, so two concurrent launches cannot both claim it.
+    const files = attemptFiles(this.logDir, runId, task, attempt);
+    mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+    const record: AttemptRecord = {
+      version: 1,
+      runId,
+      task,
+      attempt,
+      objectName,
+      status: "LAUNCHING",
+      launchedAt: new Date().toISOString(),
+      reported: [],
+      events: [],
+    };
+    try {
+      createRecord(files.record, record);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") return { objectName, alreadyExisted: true };
+      throw error;
+    }
+    writeFileSync(files.log, "", { flag: "a", mode: 0o600 });
+    const [gone, markGone] = deferred();
+    const [spawned, markSpawned] = deferred();
+    const [settled, markSettled] = deferred();
+    const live: Attempt = {
+      key,
+      files,
+      taskPath,
+      record,
+      processGone: false,
+      gone,
+      markGone,
+      spawned,
+      markSpawned,
+      settled,
+      markSettled,
+      cancelled: false,
+      deadlineExceeded: false,
+    };
+    this.live.set(key, live);
+    this.launchedHere.add(key);
+    await this.run(live, spec);
+    return { objectName, alreadyExisted: false };
+  }
+
+  /** Stops one attempt, or every running attempt of the task; resolves once they have exited. */
+  async cancel(ref: AttemptRef): Promise<number> {
+    checkRunId(ref.runId);
+    checkTaskName(ref.task);
+    if (ref.attempt !== undefined && ref.attempt !== 0) checkAttempt(ref.attempt);
+    const targets = [...this.live.values()].filter(
+      (a) =>
+        a.record.runId === ref.runId &&
+        a.record.task === ref.task &&
+        (ref.attempt === undefined || ref.attempt === 0 || a.record.attempt === ref.attempt) &&
+        !a.processGone &&
+        !a.cancelled,
+    );
+    await Promise.all(targets.map((a) => this.stop(a, "cancel")));
+    return targets.length;
+  }
+
+  /**
+   * Stops the run's processes and forgets its attempts (their records go; a later launch of the
+   * same attempt starts it again). Logs stay readable unless `purgeData`, which also removes
+   * `RUN_PATH` — only when it is `<something below the data root>/<runId>`.
+   */
+  async deleteRun(
+    runId: string,
+    options: { purgeData: boolean; runPath?: string },
+  ): Promise<{ deleted: number; dataPurged: boolean }> {
+    checkRunId(runId);
+    const runPath = options.purgeData ? await this.checkRunPath(runId, options.runPath) : undefined;
+    const running = [...this.live.values()].filter((a) => a.record.runId === runId);
+    await Promise.all(running.map((a) => (a.processGone ? a.settled : this.stop(a, "cancel"))));
+
+    const runDir = join(this.logDir, runId);
+    let deleted = 0;
+    for (const task of listDir(runDir)) {
+      if (!isDnsLabel(task)) continue;
+      for (const name of listDir(join(runDir, task))) {
+        if (name.endsWith(".json") && attemptOfFile(name) !== undefined) {
+          removeRecord(join(runDir, task, name));
+          deleted++;
+        }
+      }
+    }
+    for (const key of this.launchedHere) if (key.startsWith(`${runId}/`)) this.launchedHere.delete(key);
+    let dataPurged = false;
+    if (runPath !== undefined) {
+      await rm(runDir, { recursive: true, force: true });
+      dataPurged = await exists(runPath);
+      if (dataPurged) await rm(runPath, { recursive: true, force: true });
+    }
+    return { deleted, dataPurged };
+  }
+
+  /** The attempt's log (the latest attempt when none is given): tail, then follow while it runs. */
+  async *logs(ref: AttemptRef, options: LogOptions): AsyncIterable<LogLine> {
+    checkRunId(ref.runId);
+    checkTaskName(ref.task);
+    const attempt = this.resolveAttempt(ref);
+    const files = attemptFiles(this.logDir, ref.runId, ref.task, attempt);
+    const pod = attemptObjectName(ref.runId, ref.task, attempt);
+    if (options.pod !== undefined && options.pod !== pod) return;
+    if (options.container !== undefined && options.container !== container) return;
+    if (!existsSync(files.log)) {
+      throw new NotFoundError(
+        `no log for attempt ${attempt} of task "${ref.task}" in run "${ref.runId}"`,
+      );
+    }
+    const live = this.live.get(attemptKey(ref.runId, ref.task, attempt));
+    const follow = options.follow
+      ? {
+          live: () => live !== undefined && !live.processGone,
+          finished: live?.gone ?? Promise.resolve(),
+          signal: options.signal,
+          pollMs: this.logPollMs,
+        }
+      : undefined;
+    for await (const line of readLogLines(files.log, options.tailLines, follow)) {
+      yield { pod, container, line };
+    }
+  }
+
+  /** The object events this backend recorded for the attempt (the latest when none is given). */
+  events(ref: AttemptRef): Promise<ObjectEvent[]> {
+    try {
+      checkRunId(ref.runId);
+      checkTaskName(ref.task);
+      const attempt = this.resolveAttempt(ref, false);
+      if (attempt === undefined) return Promise.resolve([]);
+      const live = this.live.get(attemptKey(ref.runId, ref.task, attempt));
+      const record =
+        live?.record ?? readRecord(attemptFiles(this.logDir, ref.runId, ref.task, attempt).record);
+      return Promise.resolve((record?.events ?? []).map(loadObjectEvent));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  /**
+   * Stops every running process (SIGTERM, SIGKILL after the grace period) and reporting. Their
+   * records still say RUNNING, so the next instance reports them lost (ERROR/LauncherRestarted).
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.closing.abort();
+    await Promise.all([...this.live.values()].map((a) => this.stop(a, "close")));
+    await this.pumping;
+  }
+
+  // ---- running an attempt ----
+
+  private async run(live: Attempt, spec: LaunchSpec): Promise<void> {
+    const { task } = spec;
+    if (task.image) {
+      this.objectEvent(
+        live,
+        "Warning",
+        "ImageIgnored",
+        `image "${task.image}" is ignored: the local backend runs the command on this machine`,
+      );
+      if (!this.warnedImages.has(task.image)) {
+        this.warnedImages.add(task.image);
+        this.logger.warn("the local backend ignores task images and runs commands directly", {
+          image: task.image,
+          task: task.name,
+        });
+      }
+    }
+
+    let logFile;
+    try {
+      await mkdir(this.dataRoot, { recursive: true });
+      if (!(await staysUnder(live.taskPath, this.dataRoot))) {
+        this.finishUnstarted(live, "ERROR", "InvalidTaskPath", this.escapeMessage(live.taskPath));
+        return;
+      }
+      await mkdir(live.taskPath, { recursive: true });
+      // Checked again once it exists: a link could have appeared on the way.
+      if (!(await staysUnder(live.taskPath, this.dataRoot))) {
+        this.finishUnstarted(live, "ERROR", "InvalidTaskPath", this.escapeMessage(live.taskPath));
+        return;
+      }
+      logFile = await open(live.files.log, "a", 0o600);
+    } catch (error) {
+      this.finishUnstarted(
+        live,
+        "ERROR",
+        "SetupFailed",
+        `could not prepare TASK_PATH ${live.taskPath} or the log: ${errorMessage(error)}`,
+      );
+      return;
+    }
+
+    const [file, ...commandArgs] = task.command as [string, ...string[]];
+    let child: ChildProcess;
+    try {
+      // No shell: the arguments reach the program exactly as given. `detached` makes the process
+      // the leader of a new process group, so a cancel reaches everything it started. stdout and
+      // stderr share one append-mode descriptor, so lines land in the order they were written.
+      child = spawn(file, [...commandArgs, ...task.args], {
+        cwd: live.taskPath,
+        env: taskEnvironment(spec, this.inherited),
+        detached: true,
+        stdio: ["ignore", logFile.fd, logFile.fd],
+        windowsHide: true,
+      });
+    } catch (error) {
+      await logFile.close();
+      this.finishUnstarted(live, "FAILED", "SpawnFailed", `cannot run ${file}: ${errorMessage(error)}`);
+      return;
+    }
+    // The child holds its own copies of the descriptor once spawn has returned.
+    await logFile.close();
+
+    child.on("spawn", () => this.onSpawn(live, spec, child));
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      if (live.pid !== undefined || child.pid !== undefined) {
+        this.logger.warn("local task process reported an error", {
+          objectName: live.record.objectName,
+          error,
+        });
+        return;
+      }
+      const [reason, message] =
+        error.code === "ENOENT"
+          ? ["CommandNotFound", `command not found: ${file}`]
+          : error.code === "EACCES"
+            ? ["CommandNotExecutable", `command cannot be executed (permission denied): ${file}`]
+            : ["SpawnFailed", `cannot run ${file}: ${error.message}`];
+      void appendFile(live.files.log, `odin: ${message}\n`)
+        .catch(() => undefined)
+        .finally(() => this.finishUnstarted(live, "FAILED", reason, message));
+    });
+    child.on("exit", (code, signal) => {
+      void this.onExit(live, code, signal).catch((error: unknown) =>
+        this.logger.error("local backend failed to record a process exit", {
+          objectName: live.record.objectName,
+          error,
+        }),
+      );
+    });
+    await live.spawned;
+  }
+
+  private escapeMessage(taskPath: string): string {
+    return `TASK_PATH ${taskPath} leads out of the data root ${this.dataRoot} through a symbolic link`;
+  }
+
+  private onSpawn(live: Attempt, spec: LaunchSpec, child: ChildProcess): void {
+    const pid = child.pid;
+    if (pid === undefined) return;
+    live.pid = pid;
+    const info = processInfo(pid);
+    live.record.pid = pid;
+    if (info) live.record.processStart = info.start;
+    live.record.status = "RUNNING";
+    live.record.startedAt = new Date().toISOString();
+    this.objectEvent(live, "Normal", "Started", `Started process ${pid} (${spec.task.command[0]})`);
+    if (!live.cancelled) this.enqueue(this.stateEvent(live, "RUNNING"));
+    const timeoutMs = spec.task.timeoutMs;
+    if (this.enforceTimeout && timeoutMs !== undefined && timeoutMs > 0 && timeoutMs <= maxTimerMs) {
+      live.deadlineTimer = setTimeout(() => {
+        if (live.processGone || live.cancelled) return;
+        live.deadlineExceeded = true;
+        this.objectEvent(
+          live,
+          "Warning",
+          "DeadlineExceeded",
+          `ran longer than its timeout of ${timeoutMs} ms; stopping it`,
+        );
+        void this.stop(live, "deadline");
+      }, timeoutMs);
+    }
+    live.markSpawned();
+  }
+
+  private async onExit(
+    live: Attempt,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+  ): Promise<void> {
+    // No pid: the spawn failed, and the "error" handler reports it.
+    if (live.processGone || live.pid === undefined) return;
+    live.processGone = true;
+    clearTimeout(live.deadlineTimer);
+    clearTimeout(live.killTimer);
+    // Whatever the task left running in its group goes with it, as in a container.
+    signalGroup(live.pid, "SIGKILL");
+    live.markGone();
+    if (this.closed) {
+      // The record keeps saying RUNNING: the next instance reports the attempt lost.
+      this.finish(live);
+      return;
+    }
+    if (live.cancelled) {
+      live.record.status = "CANCELLED";
+      live.record.finishedAt = new Date().toISOString();
+      this.persist(live);
+      this.finish(live);
+      return;
+    }
+    const outputs = await readOutputs(live.taskPath, this.maxOutputsBytes);
+    if (outputs.problem !== undefined) {
+      this.objectEvent(live, "Warning", "OutputsIgnored", outputs.problem);
+      this.logger.warn("task outputs ignored", {
+        objectName: live.record.objectName,
+        problem: outputs.problem,
+      });
+    }
+    const exitCode = code ?? (signal ? signalExitCode(signal) : undefined);
+    let terminal: StoredTerminal;
+    const time = new Date().toISOString();
+    if (live.deadlineExceeded) {
+      terminal = {
+        state: "FAILED",
+        time,
+        reason: "DeadlineExceeded",
+        message: "stopped after running longer than its timeout",
+      };
+    } else if (code === 0) {
+      terminal = { state: "SUCCEEDED", time };
+    } else if (code !== null) {
+      terminal = { state: "FAILED", time, reason: "Error", message: `exited with code ${code}` };
+    } else {
+      const name = signal ?? "unknown signal";
+      terminal = { state: "FAILED", time, reason: name, message: `killed by signal ${name}` };
+    }
+    if (exitCode !== undefined) terminal.exitCode = exitCode;
+    if (outputs.json !== undefined) terminal.outputsJson = outputs.json;
+    if (terminal.state === "SUCCEEDED") {
+      this.objectEvent(live, "Normal", "Completed", "exited with code 0");
+    } else {
+      this.objectEvent(live, "Warning", "Failed", terminal.message ?? "failed");
+    }
+    this.settle(live, terminal);
+  }
+
+  /** Ends an attempt whose process never ran (bad TASK_PATH, command not found …). */
+  private finishUnstarted(
+    live: Attempt,
+    state: ReportedState,
+    reason: string,
+    message: string,
+  ): void {
+    if (live.processGone) return;
+    live.processGone = true;
+    live.markGone();
+    this.objectEvent(live, "Warning", "Failed", message);
+    this.settle(live, { state, time: new Date().toISOString(), reason, message });
+  }
+
+  private settle(live: Attempt, terminal: StoredTerminal): void {
+    live.record.status = terminal.state;
+    live.record.terminal = terminal;
+    live.record.finishedAt = terminal.time;
+    this.persist(live);
+    const event = terminalEvent(live.record);
+    if (event) this.enqueue(event);
+    this.finish(live);
+  }
+
+  private finish(live: Attempt): void {
+    this.live.delete(live.key);
+    live.markSpawned();
+    live.markSettled();
+  }
+
+  /** Stops the process group: SIGTERM, then SIGKILL after the grace period; resolves when settled. */
+  private async stop(live: Attempt, why: "cancel" | "deadline" | "close"): Promise<void> {
+    if (why === "cancel") live.cancelled = true;
+    await live.spawned;
+    if (!live.processGone && live.pid !== undefined) {
+      const pid = live.pid;
+      this.objectEvent(
+        live,
+        "Normal",
+        "Killing",
+        `Stopping process group ${pid} (${why}): SIGTERM, then SIGKILL after ${this.killGraceMs} ms`,
+      );
+      signalGroup(pid, "SIGTERM");
+      live.killTimer ??= setTimeout(() => {
+        if (!live.processGone) signalGroup(pid, "SIGKILL");
+      }, this.killGraceMs);
+    }
+    await live.settled;
+  }
+
+  private stateEvent(live: Attempt, state: ReportedState): TaskStateEvent {
+    return {
+      runId: live.record.runId,
+      task: live.record.task,
+      attempt: live.record.attempt,
+      state,
+      objectName: live.record.objectName,
+      time: new Date(),
+    };
+  }
+
+  private objectEvent(
+    live: Attempt,
+    type: ObjectEvent["type"],
+    reason: string,
+    message: string,
+  ): void {
+    const events = live.record.events;
+    if (events.length >= maxObjectEvents) events.splice(1, 1);
+    events.push(
+      storeObjectEvent({
+        time: new Date(),
+        type,
+        reason,
+        message,
+        objectKind,
+        objectName: live.record.objectName,
+        source,
+        count: 1,
+        attempt: live.record.attempt,
+      }),
+    );
+    this.persist(live);
+  }
+
+  private persist(live: Attempt): void {
+    // A run deleted meanwhile has no record any more; do not bring it back.
+    if (!this.launchedHere.has(live.key)) return;
+    try {
+      writeRecord(live.files.record, live.record);
+    } catch (error) {
+      this.logger.error("local backend could not write an attempt record", {
+        path: live.files.record,
+        error,
+      });
+    }
+  }
+
+  // ---- reporting ----
+
+  private enqueue(event: TaskStateEvent): void {
+    this.queue.push(event);
+    this.pump();
+  }
+
+  /** Delivers queued events in order, one at a time, retrying a failed report with backoff. */
+  private pump(): void {
+    if (this.pumping !== undefined || this.report === undefined || this.closed) return;
+    const report = this.report;
+    this.pumping = (async () => {
+      let delayMs = 50;
+      while (this.queue.length > 0 && !this.closed) {
+        const event = this.queue[0]!;
+        try {
+          await report(event);
+        } catch (error) {
+          this.logger.warn("reporting a task event failed; retrying", {
+            runId: event.runId,
+            task: event.task,
+            attempt: event.attempt,
+            state: event.state,
+            error,
+          });
+          await sleep(delayMs, this.closing.signal);
+          delayMs = Math.min(delayMs * 2, 5000);
+          continue;
+        }
+        this.queue.shift();
+        delayMs = 50;
+        this.markReported(event);
+      }
+    })().finally(() => {
+      this.pumping = undefined;
+      // An event queued while the loop was finishing would otherwise wait for the next one.
+      if (this.queue.length > 0) this.pump();
+    });
+  }
+
+  private markReported(event: TaskStateEvent): void {
+    const key = attemptKey(event.runId, event.task, event.attempt);
+    const live = this.live.get(key);
+    if (live) {
+      if (!live.record.reported.includes(event.state)) live.record.reported.push(event.state);
+      this.persist(live);
+      return;
+    }
+    try {
+      updateRecord(attemptFiles(this.logDir, event.runId, event.task, event.attempt).record, (r) => {
+        if (!r.reported.includes(event.state)) r.reported.push(event.state);
+      });
+    } catch (error) {
+      this.logger.warn("local backend could not mark an event reported", { key, error });
+    }
+  }
+
+  // ---- restart ----
+
+  /**
+   * Attempts a previous instance launched and never saw finish are lost: their process is stopped
+   * if it is still there (same pid and start time), and they are reported ERROR once. Finished
+   * attempts whose terminal event was never accepted are reported again.
+   */
+  private recoverLostAttempts(): void {
+    for (const runId of listDir(this.logDir)) {
+      if (!isDnsLabel(runId)) continue;
+      for (const task of listDir(join(this.logDir, runId))) {
+        if (!isDnsLabel(task)) continue;
+        for (const name of listDir(join(this.logDir, runId, task))) {
+          const attempt = attemptOfFile(name);
+          if (attempt === undefined || !name.endsWith(".json")) continue;
+          const key = attemptKey(runId, task, attempt);
+          if (this.launchedHere.has(key)) continue;
+          this.recoverAttempt(runId, task, attempt);
+        }
+      }
+    }
+  }
+
+  private recoverAttempt(runId: string, task: string, attempt: number): void {
+    const path = attemptFiles(this.logDir, runId, task, attempt).record;
+    let record: AttemptRecord | undefined;
+    try {
+      record = readRecord(path);
+    } catch (error) {
+      this.logger.warn("unreadable attempt record skipped", { path, error });
+      return;
+    }
+    if (
+      record === undefined ||
+      record.runId !== runId ||
+      record.task !== task ||
+      record.attempt !== attempt
+    ) {
+      this.logger.warn("attempt record skipped: it is not one of this backend's", { path });
+      return;
+    }
+    if (record.status === "LAUNCHING" || record.status === "RUNNING") {
+      const killed = record.pid !== undefined && this.killLeftover(record.pid, record.processStart);
+      const time = new Date();
+      record.status = "ERROR";
+      record.finishedAt = time.toISOString();
+      record.terminal = {
+        state: "ERROR",
+        time: time.toISOString(),
+        reason: launcherRestartedReason,
+        message: `the launcher restarted while the attempt was running${killed ? " (its process was stopped)" : ""}; its outcome is unknown`,
+      };
+      record.events.push(
+        storeObjectEvent({
+          time,
+          type: "Warning",
+          reason: launcherRestartedReason,
+          message: record.terminal.message ?? "",
+          objectKind,
+          objectName: record.objectName,
+          source,
+          count: 1,
+          attempt,
+        }),
+      );
+      try {
+        writeRecord(path, record);
+      } catch (error) {
+        this.logger.error("local backend could not write an attempt record", { path, error });
+      }
+    }
+    const event = terminalEvent(record);
+    if (event && !record.reported.includes(event.state)) this.enqueue(event);
+  }
+
+  /** Kills a process group a previous instance left behind, if it is provably the same process. */
+  private killLeftover(pid: number, start: string | undefined): boolean {
+    const info = processInfo(pid);
+    if (info === undefined || start === undefined || info.start !== start || info.pgrp !== pid) {
+      return false;
+    }
+    try {
+      return signalGroup(pid, "SIGKILL");
+    } catch (error) {
+      this.logger.warn("could not stop a process left by a previous launcher", { pid, error });
+      return false;
+    }
+  }
+
+  // ---- helpers ----
+
+  /** The attempt a ref names: the given one, or the latest this backend knows of. */
+  private resolveAttempt(ref: AttemptRef): number;
+  private resolveAttempt(ref: AttemptRef, required: false): number | undefined;
+  private resolveAttempt(ref: AttemptRef, required = true): number | undefined {
+    if (ref.attempt !== undefined && ref.attempt !== 0) {
+      checkAttempt(ref.attempt);
+      return ref.attempt;
+    }
+    let latest: number | undefined;
+    for (const a of this.live.values()) {
+      if (a.record.runId === ref.runId && a.record.task === ref.task) {
+        latest = Math.max(latest ?? 0, a.record.attempt);
+      }
+    }
+    for (const name of listDir(join(this.logDir, ref.runId, ref.task))) {
+      const n = attemptOfFile(name);
+      if (n !== undefined) latest = Math.max(latest ?? 0, n);
+    }
+    if (latest === undefined && required) {
+      throw new NotFoundError(`task "${ref.task}" of run "${ref.runId}" has no attempts here`);
+    }
+    return latest;
+  }
+
+  /** The RUN_PATH to purge, checked: `<data root or below>/<runId>`, its parent not a way out. */
+  private async checkRunPath(runId: string, given: string | undefined): Promise<string> {
+    const runPath = resolveUnder(given ?? join(this.dataRoot, runId), this.dataRoot, "RUN_PATH");
+    if (basename(runPath) !== runId) {
+      throw new InvalidArgumentError(
+        `RUN_PATH ${JSON.stringify(runPath)} does not end in the run id "${runId}"; refusing to delete it`,
+      );
+    }
+    const parent = dirname(runPath);
+    if (
+      parent !== this.dataRoot &&
+      (await exists(parent)) &&
+      !(await staysUnder(parent, this.dataRoot))
+    ) {
+      throw new InvalidArgumentError(
+        `RUN_PATH ${JSON.stringify(runPath)} leads out of the data root through a symbolic link; refusing to delete it`,
+      );
+    }
+    return runPath;
+  }
+}
+
+function listDir(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}

@@ -1,0 +1,110 @@
+// Where the local backend keeps things, and the checks that keep every path it writes or deletes
+// under its configured roots. Run ids and task names become path segments, so they are validated
+// as DNS labels before any path is built from them.
+import { realpath } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { isDnsLabel } from "@odin/pipeline-spec";
+import { InvalidArgumentError } from "@odin/service-kit";
+
+/** Highest attempt number accepted (a guard against nonsense, far above any retry policy). */
+export const maxAttempt = 1_000_000;
+
+/** True when `path` is strictly below `root` (both absolute, already resolved). */
+export function isStrictlyUnder(path: string, root: string): boolean {
+  const rel = relative(root, path);
+  return rel.length > 0 && rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}
+
+/** Throws unless `runId` can name a directory: a DNS-1123 label. */
+export function checkRunId(runId: string): void {
+  if (typeof runId !== "string" || !isDnsLabel(runId)) {
+    throw new InvalidArgumentError(
+      `run id ${JSON.stringify(runId)} is not a DNS-1123 label (lower-case letters, digits and "-", at most 63 characters)`,
+    );
+  }
+}
+
+/** Throws unless `task` can name a directory: a DNS-1123 label. */
+export function checkTaskName(task: string): void {
+  if (typeof task !== "string" || !isDnsLabel(task)) {
+    throw new InvalidArgumentError(
+      `task name ${JSON.stringify(task)} is not a DNS-1123 label (lower-case letters, digits and "-", at most 63 characters)`,
+    );
+  }
+}
+
+/** Throws unless `attempt` is a whole number from 1 to {@link maxAttempt}. */
+export function checkAttempt(attempt: number): void {
+  if (!Number.isSafeInteger(attempt) || attempt < 1 || attempt > maxAttempt) {
+    throw new InvalidArgumentError(
+      `attempt ${String(attempt)} must be a whole number from 1 to ${maxAttempt}`,
+    );
+  }
+}
+
+/**
+ * Resolves `path` (absolute, as given in a launch) and checks it lies strictly below `root`;
+ * `what` names it in the error.
+ */
+export function resolveUnder(path: string, root: string, what: string): string {
+  if (typeof path !== "string" || !isAbsolute(path) || path.includes("\0")) {
+    throw new InvalidArgumentError(`${what} ${JSON.stringify(path)} must be an absolute path`);
+  }
+  const resolved = resolve(path);
+  if (!isStrictlyUnder(resolved, root)) {
+    throw new InvalidArgumentError(
+      `${what} ${JSON.stringify(path)} is not below the local launcher's data root ${JSON.stringify(root)}`,
+    );
+  }
+  return resolved;
+}
+
+/**
+ * True when `path`, with every symbolic link in its existing part followed, stays strictly below
+ * `root` (also with links followed). Catches a link inside the data root pointing out of it; call
+ * it before creating `path` (nothing is made outside the root) and again after.
+ */
+export async function staysUnder(path: string, root: string): Promise<boolean> {
+  const realRoot = await realpath(root);
+  let existing = path;
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return isStrictlyUnder(join(await realpath(existing), ...rest), realRoot);
+    } catch (error) {
+      const parent = dirname(existing);
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT" || parent === existing) throw error;
+      rest.unshift(basename(existing));
+      existing = parent;
+    }
+  }
+}
+
+/** The files of one attempt under the log directory. */
+export interface AttemptFiles {
+  /** `<logDir>/<run>/<task>` */
+  dir: string;
+  /** `<dir>/<attempt>.log`: the process's stdout and stderr, interleaved. */
+  log: string;
+  /** `<dir>/<attempt>.json`: the attempt's record (state, pid, events). */
+  record: string;
+}
+
+/** Paths of an attempt's files; the ids must have been checked. */
+export function attemptFiles(
+  logDir: string,
+  runId: string,
+  task: string,
+  attempt: number,
+): AttemptFiles {
+  const dir = join(logDir, runId, task);
+  return { dir, log: join(dir, `${attempt}.log`), record: join(dir, `${attempt}.json`) };
+}
+
+/** Attempt number of an attempt file name (`3.log`, `3.json`), or undefined for anything else. */
+export function attemptOfFile(name: string): number | undefined {
+  const m = /^([1-9][0-9]{0,6})\.(log|json)$/.exec(name);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return n <= maxAttempt ? n : undefined;
+}

@@ -1,0 +1,172 @@
+// The pieces of running a task as a local process that need no backend state: its environment,
+// its outputs file, and telling processes and process groups apart.
+import { constants as fsConstants, readFileSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { constants as osConstants } from "node:os";
+import { join } from "node:path";
+import { taskId } from "@odin/pipeline-spec";
+import { InvalidArgumentError } from "@odin/service-kit";
+import type { LaunchSpec } from "../backend.js";
+
+/** Variables of the parent's environment a task gets by default; everything else stays out. */
+export const defaultInheritedEnv: readonly string[] = Object.freeze(["PATH", "HOME", "LANG"]);
+
+/**
+ * The environment of a task's process, lowest layer first: the inherited variables, the task's
+ * `env`, the processing variables, Odin's ids. A task's `env` may replace an inherited variable
+ * (its own `PATH`, say) but not a processing variable or an `ODIN_*` id, which say where the task
+ * runs and who it is — the Kubernetes backend protects the ids the same way.
+ */
+export function taskEnvironment(
+  spec: LaunchSpec,
+  inherited: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const id = taskId(spec.runId, spec.task.name);
+  const reserved: Record<string, string> = {
+    ROOT_PATH: spec.paths.rootPath,
+    WORK_PATH: spec.paths.workPath,
+    DATA_PATH: spec.paths.dataPath,
+    RUN_PATH: spec.paths.runPath,
+    TASK_PATH: spec.paths.taskPath,
+    PIPE_ID: spec.runId,
+    TASK_ID: id,
+    TASK_NAME: spec.task.name,
+    ODIN_TASK_ID: id,
+    ODIN_RUN_ID: spec.runId,
+    ODIN_ATTEMPT: String(spec.attempt),
+  };
+  return { ...inherited, ...spec.task.env, ...reserved };
+}
+
+/** Picks `names` out of `source`, skipping the unset ones. */
+export function pickEnv(
+  source: Readonly<Record<string, string | undefined>>,
+  names: readonly string[],
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of names) {
+    const value = source[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+/** Throws when the task's program cannot be handed to `spawn` (empty command, NUL bytes, bad env names). */
+export function checkProgram(spec: LaunchSpec): void {
+  const { command, args, env } = spec.task;
+  const where = `task "${spec.task.name}"`;
+  if (!Array.isArray(command) || command.length === 0 || !command[0]) {
+    throw new InvalidArgumentError(`${where} has no command to run`);
+  }
+  for (const [field, list] of [
+    ["command", command],
+    ["args", args],
+  ] as const) {
+    list.forEach((value, i) => {
+      if (typeof value !== "string" || value.includes("\0")) {
+        throw new InvalidArgumentError(`${where}: ${field}[${i}] must be text without NUL bytes`);
+      }
+    });
+  }
+  for (const [name, value] of Object.entries(env)) {
+    if (name.length === 0 || name.includes("=") || name.includes("\0")) {
+      throw new InvalidArgumentError(`${where}: env name ${JSON.stringify(name)} is not valid`);
+    }
+    if (typeof value !== "string" || value.includes("\0")) {
+      throw new InvalidArgumentError(`${where}: env ${name} must be text without NUL bytes`);
+    }
+  }
+}
+
+/** What came of reading `$TASK_PATH/outputs.json`. */
+export interface OutputsResult {
+  /** The outputs, as compact JSON text of an object. */
+  json?: string;
+  /** Why the file was ignored, for a warning. */
+  problem?: string;
+}
+
+/** Default limit on the size of `outputs.json` (64 KiB). */
+export const defaultMaxOutputsBytes = 64 * 1024;
+
+/**
+ * Reads `outputs.json` in `taskPath`. No file: nothing. A symbolic link, a non-regular file, a
+ * file over `maxBytes`, or anything but a JSON object: ignored, with the reason.
+ */
+export async function readOutputs(taskPath: string, maxBytes: number): Promise<OutputsResult> {
+  const path = join(taskPath, "outputs.json");
+  let file;
+  try {
+    // No following links (the file must be the task's own), no blocking on a FIFO.
+    file = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return {};
+    if (code === "ELOOP") return { problem: "outputs.json is a symbolic link" };
+    return { problem: `outputs.json cannot be read (${(error as Error).message})` };
+  }
+  try {
+    const stat = await file.stat();
+    if (!stat.isFile()) return { problem: "outputs.json is not a regular file" };
+    if (stat.size > maxBytes) {
+      return { problem: `outputs.json is ${stat.size} bytes; the limit is ${maxBytes}` };
+    }
+    const buf = Buffer.alloc(maxBytes + 1);
+    const { bytesRead } = await file.read(buf, 0, maxBytes + 1, 0);
+    if (bytesRead > maxBytes) return { problem: `outputs.json is over the limit of ${maxBytes} bytes` };
+    let value: unknown;
+    try {
+      value = JSON.parse(buf.subarray(0, bytesRead).toString("utf8"));
+    } catch (error) {
+      return { problem: `outputs.json is not valid JSON (${(error as Error).message})` };
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      return { problem: "outputs.json must hold a JSON object" };
+    }
+    return { json: JSON.stringify(value) };
+  } finally {
+    await file.close();
+  }
+}
+
+/** What `/proc/<pid>/stat` says about a process (Linux). */
+export interface ProcessInfo {
+  /** One-letter state (`R`, `S`, `Z` for a zombie …). */
+  state: string;
+  /** Process group id. */
+  pgrp: number;
+  /** Start time in clock ticks since boot: with the pid, it identifies a process despite pid reuse. */
+  start: string;
+}
+
+/** The process's state, group and start time, or undefined when it is gone or there is no /proc. */
+export function processInfo(pid: number): ProcessInfo | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may hold spaces and parentheses; the fields after it are plain.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const [state, pgrp, start] = [fields[0], fields[2], fields[19]];
+  if (state === undefined || pgrp === undefined || start === undefined) return undefined;
+  return { state, pgrp: Number(pgrp), start };
+}
+
+/** The exit code a shell (and a container runtime) reports for death by `signal`: 128 + its number. */
+export function signalExitCode(signal: NodeJS.Signals): number | undefined {
+  const n = (osConstants.signals as Partial<Record<string, number>>)[signal];
+  return n === undefined ? undefined : 128 + n;
+}
+
+/** Sends `signal` to the process group led by `pid`; false when the group is gone. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
+    throw error;
+  }
+}
