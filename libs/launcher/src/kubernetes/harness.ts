@@ -17,7 +17,6 @@ import {
   type PodScript,
 } from "@odin/testing";
 import type { LaunchResult, LaunchSpec, TaskStateEvent } from "../backend.js";
-import { taskWithDefaults } from "../contract.js";
 import { publishStateEvents } from "../service.js";
 import { KubernetesBackend, type KubernetesBackendOptions } from "./backend.js";
 
@@ -26,13 +25,32 @@ export const testNamespace = "odin-test";
 
 /** A task for kube-sim: `script` says what its pods do. */
 export function simTask(name: string, script: PodScript = {}, fields: Partial<Task> = {}): Task {
-  return taskWithDefaults({
+  return {
     name,
     image: "registry.example/odin-test:1",
     command: ["train"],
+    args: [],
+    depends: [],
+    mounts: [],
+    ephemeralVolumes: [],
+    secrets: [],
+    configMaps: [],
+    numGpus: 0,
+    pullPolicy: "IfNotPresent",
+    nodeSelector: {},
+    resourceType: "Pod",
+    numWorkers: 1,
+    inputs: [],
+    outputs: {},
+    env: {},
+    tolerations: [],
+    labels: {},
+    retries: 0,
+    retryBackoffMs: 10_000,
+    extra: {},
     ...fields,
     annotations: { ...fields.annotations, [SCRIPT_ANNOTATION]: JSON.stringify(script) },
-  });
+  };
 }
 
 /** The LaunchSpec of one attempt of a task in a run. */
