@@ -11,3 +11,14 @@ export {
   type TaskPaths,
   type TaskStateEvent,
 } from "./backend.js";
+export {
+  backendContract,
+  taskWithDefaults,
+  type BackendContractFixture,
+  type ContractTaskBehaviour,
+} from "./contract.js";
+export {
+  LocalBackend,
+  launcherRestartedReason,
+  type LocalBackendOptions,
+} from "./local/local-backend.js";

@@ -136,7 +136,7 @@ function errorMessage(error: unknown): string {
 }
 
 /**
- * Runs tasks as local processes. Semantics (see the README of this directory for the why):
+ * Runs tasks as local processes (embedded mode). Semantics:
  * - cancel: SIGTERM to the process group, SIGKILL after `killGraceMs`; a cancelled attempt
  *   reports nothing more (as the Kubernetes backend, which deletes the objects).
  * - timeout: enforced when `enforceTimeout` (default): the group is stopped the same way and the
@@ -170,19 +170,25 @@ export class LocalBackend implements TaskBackend {
     this.logDir = resolve(options.logDir);
     this.dataRoot = resolve(options.dataRoot);
     if (this.dataRoot === dirname(this.dataRoot)) {
-      throw new InvalidArgumentError("the local backend's data root may not be the file-system root");
+      throw new InvalidArgumentError(
+        "the local backend's data root may not be the file-system root",
+      );
     }
     this.killGraceMs = options.killGraceMs ?? 5000;
     this.enforceTimeout = options.enforceTimeout ?? true;
     this.maxOutputsBytes = options.maxOutputsBytes ?? defaultMaxOutputsBytes;
-    this.inherited = pickEnv(options.parentEnv ?? process.env, options.inheritEnv ?? defaultInheritedEnv);
+    this.inherited = pickEnv(
+      options.parentEnv ?? process.env,
+      options.inheritEnv ?? defaultInheritedEnv,
+    );
     this.logger = options.logger ?? silentLogger;
     this.logPollMs = options.logPollMs ?? 250;
   }
 
   /** Delivers events through `report` (queued ones first), after reporting lost attempts. */
   start(report: (event: TaskStateEvent) => Promise<void>): Promise<void> {
-    if (this.closed) return Promise.reject(new FailedPreconditionError("the local backend is closed"));
+    if (this.closed)
+      return Promise.reject(new FailedPreconditionError("the local backend is closed"));
     if (this.report) {
       return Promise.reject(new FailedPreconditionError("the local backend is already started"));
     }
@@ -225,7 +231,8 @@ export class LocalBackend implements TaskBackend {
     try {
       createRecord(files.record, record);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "EEXIST") return { objectName, alreadyExisted: true };
+      if ((error as NodeJS.ErrnoException).code === "EEXIST")
+        return { objectName, alreadyExisted: true };
       throw error;
     }
     writeFileSync(files.log, "", { flag: "a", mode: 0o600 });
@@ -295,7 +302,8 @@ export class LocalBackend implements TaskBackend {
         }
       }
     }
-    for (const key of this.launchedHere) if (key.startsWith(`${runId}/`)) this.launchedHere.delete(key);
+    for (const key of this.launchedHere)
+      if (key.startsWith(`${runId}/`)) this.launchedHere.delete(key);
     let dataPurged = false;
     if (runPath !== undefined) {
       await rm(runDir, { recursive: true, force: true });
@@ -345,7 +353,7 @@ export class LocalBackend implements TaskBackend {
         live?.record ?? readRecord(attemptFiles(this.logDir, ref.runId, ref.task, attempt).record);
       return Promise.resolve((record?.events ?? []).map(loadObjectEvent));
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
   }
 
@@ -420,12 +428,15 @@ export class LocalBackend implements TaskBackend {
       });
     } catch (error) {
       await logFile.close();
-      this.finishUnstarted(live, "FAILED", "SpawnFailed", `cannot run ${file}: ${errorMessage(error)}`);
+      this.finishUnstarted(
+        live,
+        "FAILED",
+        "SpawnFailed",
+        `cannot run ${file}: ${errorMessage(error)}`,
+      );
       return;
     }
-    // The child holds its own copies of the descriptor once spawn has returned.
-    await logFile.close();
-
+    // Listeners first: "spawn" and "error" are emitted on the next tick.
     child.on("spawn", () => this.onSpawn(live, spec, child));
     child.on("error", (error: NodeJS.ErrnoException) => {
       if (live.pid !== undefined || child.pid !== undefined) {
@@ -453,6 +464,8 @@ export class LocalBackend implements TaskBackend {
         }),
       );
     });
+    // The child holds its own copies of the descriptor once spawn has returned.
+    await logFile.close();
     await live.spawned;
   }
 
@@ -472,7 +485,12 @@ export class LocalBackend implements TaskBackend {
     this.objectEvent(live, "Normal", "Started", `Started process ${pid} (${spec.task.command[0]})`);
     if (!live.cancelled) this.enqueue(this.stateEvent(live, "RUNNING"));
     const timeoutMs = spec.task.timeoutMs;
-    if (this.enforceTimeout && timeoutMs !== undefined && timeoutMs > 0 && timeoutMs <= maxTimerMs) {
+    if (
+      this.enforceTimeout &&
+      timeoutMs !== undefined &&
+      timeoutMs > 0 &&
+      timeoutMs <= maxTimerMs
+    ) {
       live.deadlineTimer = setTimeout(() => {
         if (live.processGone || live.cancelled) return;
         live.deadlineExceeded = true;
@@ -696,9 +714,12 @@ export class LocalBackend implements TaskBackend {
       return;
     }
     try {
-      updateRecord(attemptFiles(this.logDir, event.runId, event.task, event.attempt).record, (r) => {
-        if (!r.reported.includes(event.state)) r.reported.push(event.state);
-      });
+      updateRecord(
+        attemptFiles(this.logDir, event.runId, event.task, event.attempt).record,
+        (r) => {
+          if (!r.reported.includes(event.state)) r.reported.push(event.state);
+        },
+      );
     } catch (error) {
       this.logger.warn("local backend could not mark an event reported", { key, error });
     }

@@ -90,7 +90,7 @@ export async function* readLogLines(
   const file = await open(path, "r");
   let watcher: FSWatcher | undefined;
   // `changed` remembers a notification that arrived while reading, so it is not lost.
-  let changed = false;
+  let changed: boolean;
   let wake: (() => void) | undefined;
   const notify = () => {
     changed = true;

@@ -113,7 +113,8 @@ export async function readOutputs(taskPath: string, maxBytes: number): Promise<O
     }
     const buf = Buffer.alloc(maxBytes + 1);
     const { bytesRead } = await file.read(buf, 0, maxBytes + 1, 0);
-    if (bytesRead > maxBytes) return { problem: `outputs.json is over the limit of ${maxBytes} bytes` };
+    if (bytesRead > maxBytes)
+      return { problem: `outputs.json is over the limit of ${maxBytes} bytes` };
     let value: unknown;
     try {
       value = JSON.parse(buf.subarray(0, bytesRead).toString("utf8"));

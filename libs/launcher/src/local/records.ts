@@ -9,12 +9,7 @@ import type { ObjectEvent, ReportedState, TaskStateEvent } from "../backend.js";
 
 /** Where an attempt is in its life, as the local backend tracks it. */
 export type AttemptStatus =
-  | "LAUNCHING"
-  | "RUNNING"
-  | "SUCCEEDED"
-  | "FAILED"
-  | "ERROR"
-  | "CANCELLED";
+  "LAUNCHING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "ERROR" | "CANCELLED";
 
 /** The terminal state event of an attempt, as stored (dates as ISO text). */
 export interface StoredTerminal {
@@ -121,7 +116,14 @@ export function terminalEvent(record: AttemptRecord): TaskStateEvent | undefined
   return event;
 }
 
-const statuses = new Set<string>(["LAUNCHING", "RUNNING", "SUCCEEDED", "FAILED", "ERROR", "CANCELLED"]);
+const statuses = new Set<string>([
+  "LAUNCHING",
+  "RUNNING",
+  "SUCCEEDED",
+  "FAILED",
+  "ERROR",
+  "CANCELLED",
+]);
 
 // Records are written only by this backend, so a shape check (not a full schema) is enough to
 // skip a file that is something else.
