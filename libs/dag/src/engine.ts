@@ -278,6 +278,11 @@ export class RunEngine {
     return out;
   }
 
+  /** Tasks launching or running now. */
+  get activeTasks(): number {
+    return this.active;
+  }
+
   /** Tasks ready to launch but held back by caps (for fairness across runs). */
   waiting(): number {
     return this.ready.length - this.readyHead;

@@ -1,0 +1,386 @@
+// The scheduler against the in-memory store and event bus, with a scripted launcher that reports
+// task events on the bus as a real one would. (End to end with k8s-launcher, kube-sim and NATS is
+// tested in tests/e2e.)
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { MemoryEventBus, subjects, type EventBus } from "@odin/events";
+import { loadPipeline, type Pipeline } from "@odin/pipeline-spec";
+import { common, events } from "@odin/proto";
+import { MemoryKeyValueStore } from "@odin/run-store";
+import { silentLogger } from "@odin/service-kit";
+import type { LauncherPort, LaunchRequest, PipelineSource } from "./ports.js";
+import type { RunRecord } from "./records.js";
+import { Scheduler } from "./scheduler.js";
+import { SchedulerStore } from "./store.js";
+
+interface Script {
+  exitCode?: number;
+  outputs?: Record<string, unknown>;
+  runMs?: number;
+  /** Never finishes on its own. */
+  hang?: boolean;
+}
+
+/** Reports what a launcher would: RUNNING, then SUCCEEDED or FAILED, on the event bus. */
+class ScriptedLauncher implements LauncherPort {
+  /** Launches that created something (a repeated launch of one attempt finds it, as in Kubernetes). */
+  readonly launches: LaunchRequest[] = [];
+  private readonly objects = new Set<string>();
+  calls = 0;
+  readonly cancels: string[] = [];
+  scripts: Record<string, Script | Script[]> = {};
+  constructor(private readonly bus: EventBus) {}
+
+  launch(request: LaunchRequest): Promise<{ objectName: string }> {
+    this.calls++;
+    const objectName = `${request.taskId}-${request.attempt}`;
+    if (this.objects.has(objectName)) return Promise.resolve({ objectName });
+    this.objects.add(objectName);
+    this.launches.push(request);
+    const s = this.scripts[request.task.name];
+    const script = (Array.isArray(s) ? s[request.attempt - 1] : s) ?? {};
+    const report = (state: common.TaskState, extra: Partial<events.TaskEvent> = {}) =>
+      this.bus
+        .publish(
+          subjects.task(request.runId),
+          events.TaskEvent.encode({
+            runId: request.runId,
+            task: request.task.name,
+            attempt: request.attempt,
+            sequence: 0n,
+            state,
+            exitCode: undefined,
+            reason: "",
+            message: "",
+            objectName,
+            time: new Date(),
+            outputsJson: "",
+            ...extra,
+          }).finish(),
+          { msgId: `${request.runId}.${request.task.name}.${request.attempt}.${state}` },
+        )
+        .catch(() => undefined);
+    setTimeout(() => {
+      void report(common.TaskState.TASK_STATE_RUNNING).then(() => {
+        if (script.hang) return;
+        setTimeout(() => {
+          const code = script.exitCode ?? 0;
+          void report(
+            code === 0 ? common.TaskState.TASK_STATE_SUCCEEDED : common.TaskState.TASK_STATE_FAILED,
+            {
+              exitCode: code,
+              reason: code === 0 ? "Completed" : "Error",
+              outputsJson: script.outputs ? JSON.stringify(script.outputs) : "",
+            },
+          );
+        }, script.runMs ?? 1);
+      });
+    }, 1);
+    return Promise.resolve({ objectName });
+  }
+
+  cancel(runId: string, task: string, attempt?: number): Promise<void> {
+    this.cancels.push(`${task}#${attempt ?? "*"}`);
+    return Promise.resolve();
+  }
+
+  deleteRun(): Promise<{ deleted: number; dataPurged: boolean }> {
+    return Promise.resolve({ deleted: 0, dataPurged: false });
+  }
+
+  /** Objects created per task of each run (a task launched twice would have two: attempts 1 and 2). */
+  counts(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const l of this.launches) {
+      const key = `${l.runId}/${l.task.name}`;
+      out.set(key, (out.get(key) ?? 0) + 1);
+    }
+    return out;
+  }
+}
+
+class YamlPipelines implements PipelineSource {
+  constructor(private readonly pipelines: Record<string, string>) {}
+  getPipeline(path: string, commit?: string) {
+    const text = this.pipelines[path];
+    if (text === undefined) throw new Error(`no pipeline ${path}`);
+    const loaded = loadPipeline(text, { file: `${path}/main.yml`, path });
+    return Promise.resolve({
+      commit: commit ?? "c0ffee".padEnd(40, "0"),
+      pipeline: loaded.valid ? (loaded.pipeline as Pipeline) : undefined,
+      problems: loaded.problems,
+    });
+  }
+}
+
+const checkouts = {
+  acquire: (commit: string) =>
+    Promise.resolve({ commit, path: `/data/pipelines/commits/${commit}` }),
+  release: () => Promise.resolve(),
+};
+
+interface World {
+  kv: MemoryKeyValueStore;
+  bus: MemoryEventBus;
+  launcher: ScriptedLauncher;
+  pipelines: YamlPipelines;
+  scheduler: Scheduler;
+  replica(): Promise<Scheduler>;
+}
+
+const worlds: World[] = [];
+
+async function world(pipelines: Record<string, string>): Promise<World> {
+  const kv = new MemoryKeyValueStore();
+  const bus = new MemoryEventBus();
+  const launcher = new ScriptedLauncher(bus);
+  const source = new YamlPipelines(pipelines);
+  const replicas: Scheduler[] = [];
+  const replica = async () => {
+    const s = new Scheduler({
+      store: new SchedulerStore(kv),
+      bus,
+      pipelines: source,
+      checkouts,
+      launcher,
+      dataPath: "/data/odin",
+      logger: silentLogger,
+    });
+    await s.start();
+    replicas.push(s);
+    return s;
+  };
+  const w: World = { kv, bus, launcher, pipelines: source, scheduler: await replica(), replica };
+  worlds.push(w);
+  after(async () => {
+    for (const r of replicas) await r.close();
+    await bus.close();
+  });
+  return w;
+}
+
+async function finished(s: Scheduler, runId: string, timeoutMs = 10_000): Promise<RunRecord> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const { run } = await s.get(runId);
+    if (["SUCCEEDED", "FAILED", "CANCELLED"].includes(run.state)) return run;
+    if (Date.now() > until) throw new Error(`run ${runId} is still ${run.state}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function states(s: Scheduler, runId: string): Promise<Record<string, string>> {
+  const view = await s.get(runId);
+  return Object.fromEntries(
+    view.tasks.map((t) => [t.name, `${t.record.state}#${t.record.attempt}`]),
+  );
+}
+
+const diamond = `name: test-job
+tasks:
+- {name: train-sst2-2, image: i, command: c, args: ["\${TASK_ID}"], depends: [train-sst2-1]}
+- {name: hello-python, image: i, command: python3, args: ["-c", "print('hello \${TASK_ID}')", "\${WORK_PATH}/x.yml", "\${RUN_PATH}/\${TASK_NAME}"]}
+- {name: train-sst2-1, image: i, command: c, depends: [hello-python]}
+- {name: goodbye-python, image: i, command: c, depends: [train-sst2-1, train-sst2-2]}
+`;
+
+describe("Scheduler", () => {
+  test("runs the diamond to completion, each task after its own dependencies, with variables substituted", async () => {
+    const w = await world({ "odin-tests/diamond": diamond });
+    const run = await w.scheduler.submit({ pipeline: "odin-tests/diamond", submittedBy: "alice" });
+    assert.match(run.id, /^test-job-[a-z0-9]{8}$/);
+    const done = await finished(w.scheduler, run.id);
+    assert.equal(done.state, "SUCCEEDED");
+    assert.deepEqual(await states(w.scheduler, run.id), {
+      "train-sst2-2": "SUCCEEDED#1",
+      "hello-python": "SUCCEEDED#1",
+      "train-sst2-1": "SUCCEEDED#1",
+      "goodbye-python": "SUCCEEDED#1",
+    });
+    assert.deepEqual(
+      w.launcher.launches.map((l) => l.task.name),
+      ["hello-python", "train-sst2-1", "train-sst2-2", "goodbye-python"],
+    );
+    const hello = w.launcher.launches[0]!;
+    assert.deepEqual(hello.task.args, [
+      "-c",
+      `print('hello ${run.id}--hello-python')`,
+      `/data/pipelines/commits/${run.commit}/odin-tests/diamond/x.yml`,
+      `/data/odin/${run.id}/hello-python`,
+    ]);
+    assert.equal(hello.paths.taskPath, `/data/odin/${run.id}/hello-python`);
+    assert.equal(hello.taskId, `${run.id}--hello-python`);
+  });
+
+  test("a failing task skips its dependents and fails the run (fail_fast); exit code and reason are kept", async () => {
+    const w = await world({ p: diamond });
+    w.launcher.scripts["train-sst2-1"] = { exitCode: 3 };
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    const done = await finished(w.scheduler, run.id);
+    assert.equal(done.state, "FAILED");
+    assert.match(done.reason ?? "", /train-sst2-1/);
+    const view = await w.scheduler.get(run.id);
+    const byName = Object.fromEntries(view.tasks.map((t) => [t.name, t.record]));
+    assert.equal(byName["train-sst2-1"]!.state, "FAILED");
+    assert.equal(byName["train-sst2-1"]!.exitCode, 3);
+    assert.equal(byName["train-sst2-2"]!.state, "SKIPPED");
+    assert.equal(byName["goodbye-python"]!.state, "SKIPPED");
+  });
+
+  test("retries with backoff: a flaky task succeeds on its second attempt", async () => {
+    const w = await world({
+      p: "tasks:\n- {name: flaky, image: i, command: c, retries: 2, retry_backoff: 50ms}\n- {name: after, image: i, command: c, depends: flaky}\n",
+    });
+    w.launcher.scripts.flaky = [{ exitCode: 1 }, { exitCode: 0 }];
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    assert.equal((await finished(w.scheduler, run.id)).state, "SUCCEEDED");
+    assert.deepEqual(await states(w.scheduler, run.id), {
+      flaky: "SUCCEEDED#2",
+      after: "SUCCEEDED#1",
+    });
+  });
+
+  test("cancel mid-run stops running tasks and ends the run CANCELLED", async () => {
+    const w = await world({
+      p: "tasks:\n- {name: long, image: i, command: c}\n- {name: after, image: i, command: c, depends: long}\n",
+    });
+    w.launcher.scripts.long = { hang: true };
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    while (!w.launcher.launches.length) await new Promise((r) => setTimeout(r, 5));
+    await w.scheduler.cancel(run.id, "changed my mind");
+    const done = await finished(w.scheduler, run.id);
+    assert.equal(done.state, "CANCELLED");
+    assert.deepEqual(await states(w.scheduler, run.id), {
+      long: "CANCELLED#1",
+      after: "CANCELLED#0",
+    });
+    assert.deepEqual(w.launcher.cancels, ["long#1"]);
+  });
+
+  test("a timed-out task is stopped and fails", async () => {
+    const w = await world({ p: "tasks:\n- {name: slow, image: i, command: c, timeout: 100ms}\n" });
+    w.launcher.scripts.slow = { hang: true };
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    const done = await finished(w.scheduler, run.id);
+    assert.equal(done.state, "FAILED");
+    const task = (await w.scheduler.get(run.id)).tasks[0]!.record;
+    assert.equal(task.reason, "DeadlineExceeded");
+    assert.deepEqual(w.launcher.cancels, ["slow#1"]);
+  });
+
+  test("retrying a failed run re-runs what failed as new attempts and keeps what succeeded", async () => {
+    const w = await world({ p: diamond });
+    w.launcher.scripts["train-sst2-2"] = [{ exitCode: 1 }, { exitCode: 0 }];
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    assert.equal((await finished(w.scheduler, run.id)).state, "FAILED");
+    const launched = w.launcher.launches.length;
+    const again = await w.scheduler.retry(run.id);
+    assert.equal(again.attempt, 2);
+    assert.equal((await finished(w.scheduler, run.id)).state, "SUCCEEDED");
+    assert.deepEqual(
+      w.launcher.launches.slice(launched).map((l) => `${l.task.name}#${l.attempt}`),
+      ["train-sst2-2#2", "goodbye-python#1"],
+    );
+  });
+
+  test("outputs of a task reach its dependents' args; a missing one fails the dependent clearly", async () => {
+    const w = await world({
+      p: "tasks:\n- {name: select, image: i, command: c}\n- {name: export, image: i, command: c, args: [^select.outputs.model, '--tag={^select.outputs.tag}']}\n- {name: other, image: i, command: c, args: [^select.outputs.nope], depends: export}\n",
+    });
+    w.launcher.scripts.select = { outputs: { model: "m-42", tag: "v1" } };
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    const done = await finished(w.scheduler, run.id);
+    assert.equal(done.state, "FAILED");
+    assert.deepEqual(w.launcher.launches.find((l) => l.task.name === "export")!.task.args, [
+      "m-42",
+      "--tag=v1",
+    ]);
+    const other = (await w.scheduler.get(run.id)).tasks.find((t) => t.name === "other")!.record;
+    assert.equal(other.reason, "MissingOutput");
+    assert.match(
+      other.message ?? "",
+      /\^select\.outputs\.nope has no value: task "select" reported no output nope/,
+    );
+  });
+
+  test("a repeated submit with the same request id returns the same run", async () => {
+    const w = await world({ p: diamond });
+    const a = await w.scheduler.submit({ pipeline: "p", submittedBy: "a", requestId: "req-1" });
+    const b = await w.scheduler.submit({ pipeline: "p", submittedBy: "a", requestId: "req-1" });
+    assert.equal(b.id, a.id);
+    assert.equal((await w.scheduler.list({})).length, 1);
+  });
+
+  test("an invalid pipeline is refused with its problems", async () => {
+    const w = await world({ p: "tasks:\n- {name: a, image: i, command: c, depends: [zz]}\n" });
+    await assert.rejects(
+      w.scheduler.submit({ pipeline: "p", submittedBy: "a" }),
+      (err: Error & { problems?: unknown[] }) => {
+        assert.equal(err.name, "InvalidArgumentError");
+        assert.equal(err.problems?.length, 1);
+        return true;
+      },
+    );
+  });
+
+  test("the same event delivered twice changes nothing", async () => {
+    const w = await world({
+      p: "tasks:\n- {name: a, image: i, command: c, retries: 1, retry_backoff: 10s}\n",
+    });
+    w.launcher.scripts.a = { exitCode: 1 };
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    while ((await states(w.scheduler, run.id)).a !== "RETRYING#1")
+      await new Promise((r) => setTimeout(r, 5));
+    // The FAILED event again, without a msg id so the bus does not drop it: nothing may change.
+    const failed = events.TaskEvent.encode({
+      runId: run.id,
+      task: "a",
+      attempt: 1,
+      sequence: 0n,
+      state: common.TaskState.TASK_STATE_FAILED,
+      exitCode: 1,
+      reason: "Error",
+      message: "",
+      objectName: "x",
+      time: new Date(),
+      outputsJson: "",
+    }).finish();
+    await w.bus.publish(subjects.task(run.id), failed);
+    await w.bus.publish(subjects.task(run.id), failed);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(await states(w.scheduler, run.id), { a: "RETRYING#1" });
+    assert.equal(w.launcher.launches.length, 1);
+  });
+
+  test("a scheduler restarted mid-run carries the run to its end without launching a task twice", async () => {
+    const w = await world({ p: diamond });
+    w.launcher.scripts["train-sst2-1"] = { runMs: 200 };
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    while (!w.launcher.launches.some((l) => l.task.name === "train-sst2-1"))
+      await new Promise((r) => setTimeout(r, 5));
+    await w.scheduler.close();
+    const second = await w.replica();
+    assert.equal((await finished(second, run.id)).state, "SUCCEEDED");
+    assert.ok(
+      [...w.launcher.counts().values()].every((n) => n === 1),
+      JSON.stringify([...w.launcher.counts()]),
+    );
+  });
+
+  test("two replicas on the same store run 20 runs without a double launch", async () => {
+    const w = await world({ p: diamond });
+    const other = await w.replica();
+    const runs = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? other : w.scheduler).submit({ pipeline: "p", submittedBy: "a" }),
+      ),
+    );
+    for (const r of runs) assert.equal((await finished(w.scheduler, r.id)).state, "SUCCEEDED");
+    const counts = w.launcher.counts();
+    assert.equal(counts.size, 80);
+    assert.ok(
+      [...counts.values()].every((n) => n === 1),
+      "each task launched once",
+    );
+  });
+});

@@ -1,0 +1,709 @@
+import {
+  isTerminalState,
+  RunEngine,
+  type Decision,
+  type RunState,
+  type TaskState,
+  type TaskStatus,
+} from "@odin/dag";
+import { subjects, type EventBus, type Subscription } from "@odin/events";
+import { newRunId, taskId, type Pipeline, type Problem } from "@odin/pipeline-spec";
+import { common, events } from "@odin/proto";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  type Logger,
+} from "@odin/service-kit";
+import type { Watch } from "@odin/run-store";
+import {
+  isTransient,
+  type CheckoutSource,
+  type LauncherPort,
+  type PipelineSource,
+} from "./ports.js";
+import type { RunRecord, TaskRecord } from "./records.js";
+import { MissingOutputError, resolveTask } from "./resolve.js";
+import type { RecordChange, SchedulerStore } from "./store.js";
+
+/** What the scheduler needs; every part is a port with a production and an embedded adapter. */
+export interface SchedulerOptions {
+  store: SchedulerStore;
+  bus: EventBus;
+  pipelines: PipelineSource;
+  checkouts: CheckoutSource;
+  launcher: LauncherPort;
+  /** `DATA_PATH` of new runs: where their `RUN_PATH` directories go. */
+  dataPath: string;
+  /** Most tasks launching or running at once across all runs (the global cap). */
+  maxRunningTasks?: number;
+  /** Name of the shared durable consumer of task events (one per deployment). */
+  consumer?: string;
+  logger: Logger;
+  now?: () => number;
+}
+
+/** A change a watcher of one run is told about. */
+export type RunChange =
+  { kind: "run"; record: RunRecord } | { kind: "task"; task: string; record: TaskRecord };
+
+/** A run with all its tasks (absent records filled in as PENDING). */
+export interface RunView {
+  run: RunRecord;
+  tasks: { name: string; record: TaskRecord }[];
+}
+
+interface ActiveRun {
+  record: RunRecord;
+  pipeline: Pipeline;
+  engine: RunEngine;
+}
+
+const terminalRunStates: readonly RunState[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
+const isFinished = (state: RunState): boolean => terminalRunStates.includes(state);
+
+const taskStates: Record<number, TaskState> = {
+  [common.TaskState.TASK_STATE_RUNNING]: "RUNNING",
+  [common.TaskState.TASK_STATE_SUCCEEDED]: "SUCCEEDED",
+  [common.TaskState.TASK_STATE_FAILED]: "FAILED",
+  [common.TaskState.TASK_STATE_ERROR]: "ERROR",
+};
+
+function statusOf(record: TaskRecord | undefined): TaskStatus {
+  if (!record) return { state: "PENDING", attempt: 0 };
+  const status: TaskStatus = { state: record.state, attempt: record.attempt };
+  if (record.launchTime !== undefined) status.launchTime = record.launchTime;
+  if (record.nextAttemptTime !== undefined) status.nextAttemptTime = record.nextAttemptTime;
+  if (record.firstAttempt !== undefined) status.firstAttempt = record.firstAttempt;
+  return status;
+}
+
+const pendingRecord: TaskRecord = { state: "PENDING", attempt: 0 };
+
+/**
+ * The dag-scheduler: the only writer of runs. Every replica follows every change of the run store
+ * (its watch) and keeps a RunEngine per unfinished run; decisions are recorded by compare-and-set,
+ * so when two replicas decide the same thing only one records it — and only the one that recorded
+ * a launch performs it. Task events from launchers arrive on a durable consumer shared by all
+ * replicas (each event to one of them) and are applied to the store idempotently.
+ */
+export class Scheduler {
+  private readonly runs = new Map<string, ActiveRun>();
+  private readonly loading = new Map<string, Promise<ActiveRun | undefined>>();
+  private readonly watchers = new Map<string, Set<(change: RunChange) => void>>();
+  private readonly stops: (() => Promise<void>)[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private closed = false;
+
+  constructor(private readonly options: SchedulerOptions) {}
+
+  private now(): number {
+    return this.options.now?.() ?? Date.now();
+  }
+
+  private get log(): Logger {
+    return this.options.logger;
+  }
+
+  /** Follows the store, picks up unfinished runs (after a restart), and consumes task events. */
+  async start(): Promise<void> {
+    const watch: Watch = await this.options.store.watch((change) => this.onChange(change));
+    this.stops.push(() => watch.stop());
+    for (const record of await this.options.store.listRuns()) {
+      if (!isFinished(record.state)) await this.activate(record);
+    }
+    const consumer: Subscription = await this.options.bus.consume(
+      {
+        durable: this.options.consumer ?? "dag-scheduler",
+        filter: subjects.allTasks,
+        ackWaitMs: 30_000,
+        retryDelayMs: 500,
+      },
+      (m) => this.onTaskEvent(events.TaskEvent.decode(m.data)),
+    );
+    this.stops.push(() => consumer.stop());
+    this.pump();
+  }
+
+  /** Stops following the store and consuming events. Runs go on when a replica starts again. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const stop of this.stops.reverse()) await stop().catch(() => undefined);
+  }
+
+  // -- API ------------------------------------------------------------------------------------
+
+  /** Starts a run of a pipeline at a commit (default: the newest). A repeated request id returns the same run. */
+  async submit(input: {
+    pipeline: string;
+    commit?: string;
+    labels?: Record<string, string>;
+    requestId?: string;
+    submittedBy: string;
+  }): Promise<RunRecord> {
+    if (input.requestId) {
+      if (!/^[-_a-zA-Z0-9]{1,128}$/.test(input.requestId)) {
+        throw new InvalidArgumentError(
+          "request_id must be 1-128 letters, digits, '-' or '_' (a UUID works)",
+        );
+      }
+      const existing = await this.options.store.runOfRequest(input.requestId);
+      if (existing) return this.waitForRun(existing);
+    }
+    for (const [k, v] of Object.entries(input.labels ?? {})) {
+      if (!/^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$/.test(k) || v.length > 63) {
+        throw new InvalidArgumentError(
+          `label ${k}=${v} is not a valid label (keys and values up to 63 characters)`,
+        );
+      }
+    }
+    const got = await this.options.pipelines.getPipeline(input.pipeline, input.commit || undefined);
+    if (!got.pipeline) {
+      const errors = got.problems.filter((p: Problem) => p.severity === "error");
+      throw new InvalidArgumentError(
+        `pipeline ${input.pipeline} at commit ${got.commit.slice(0, 12)} is not valid (${errors.length} error${errors.length === 1 ? "" : "s"}); run "odin validate" on it`,
+        { problems: errors },
+      );
+    }
+    const pipeline = got.pipeline;
+    const runId = newRunId(pipeline.name);
+    if (input.requestId) {
+      const claimed = await this.options.store.claimRequest(input.requestId, runId);
+      if (claimed !== runId) return this.waitForRun(claimed);
+    }
+    const checkout = await this.options.checkouts.acquire(got.commit, runId);
+    const dataPath = this.options.dataPath.replace(/\/+$/, "") || "/";
+    const record: RunRecord = {
+      id: runId,
+      pipeline: pipeline.path,
+      pipelineName: pipeline.name,
+      commit: checkout.commit,
+      rootPath: checkout.path,
+      dataPath,
+      runPath: `${dataPath === "/" ? "" : dataPath}/${runId}`,
+      state: "PENDING",
+      attempt: 1,
+      labels: { ...input.labels },
+      taskCount: pipeline.tasks.length,
+      createTime: this.now(),
+      cancelRequested: false,
+      submittedBy: input.submittedBy,
+    };
+    await this.options.store.createRun(record);
+    this.log.info("run submitted", {
+      run: runId,
+      pipeline: pipeline.path,
+      commit: checkout.commit,
+      tasks: pipeline.tasks.length,
+    });
+    await this.activate(record, pipeline);
+    this.pump();
+    return record;
+  }
+
+  /** A run and its tasks in pipeline order. */
+  async get(runId: string): Promise<RunView> {
+    const run = await this.options.store.getRun(runId);
+    if (!run) throw new NotFoundError(`no run ${runId} — "odin status" lists the runs`);
+    const pipeline = this.runs.get(runId)?.pipeline ?? (await this.pipelineOf(run));
+    const records = await this.options.store.listTasks(runId);
+    return {
+      run,
+      tasks: pipeline.tasks.map((t) => ({
+        name: t.name,
+        record: records.get(t.name) ?? pendingRecord,
+      })),
+    };
+  }
+
+  /** Runs, newest first, filtered. */
+  async list(filter: {
+    pipeline?: string;
+    states?: RunState[];
+    labels?: Record<string, string>;
+  }): Promise<RunRecord[]> {
+    const runs = await this.options.store.listRuns();
+    return runs
+      .filter(
+        (r) =>
+          !filter.pipeline ||
+          r.pipeline === filter.pipeline ||
+          r.pipeline.startsWith(`${filter.pipeline}/`),
+      )
+      .filter((r) => !filter.states?.length || filter.states.includes(r.state))
+      .filter((r) => Object.entries(filter.labels ?? {}).every(([k, v]) => r.labels[k] === v))
+      .sort((a, b) => b.createTime - a.createTime || (a.id < b.id ? 1 : -1));
+  }
+
+  /** Follows a run: `onChange` hears every change from now on; returns a function to stop. */
+  follow(runId: string, onChange: (change: RunChange) => void): () => void {
+    let set = this.watchers.get(runId);
+    if (!set) this.watchers.set(runId, (set = new Set()));
+    set.add(onChange);
+    return () => {
+      set.delete(onChange);
+      if (set.size === 0) this.watchers.delete(runId);
+    };
+  }
+
+  /** Cancels a run: running tasks are stopped, the others will not start. */
+  async cancel(runId: string, reason = ""): Promise<RunRecord> {
+    const updated = await this.options.store.updateRun(runId, (r) =>
+      isFinished(r.state) || r.cancelRequested
+        ? undefined
+        : { ...r, cancelRequested: true, message: reason || r.message },
+    );
+    if (!updated) throw new NotFoundError(`no run ${runId}`);
+    const active = this.runs.get(runId);
+    if (active && updated.cancelRequested && !isFinished(updated.state)) {
+      active.record = updated;
+      this.execute(active, active.engine.cancel());
+    }
+    return updated;
+  }
+
+  /** Runs a finished run's failed, errored, skipped and cancelled tasks again; keeps what succeeded. */
+  async retry(runId: string): Promise<RunRecord> {
+    const run = await this.options.store.getRun(runId);
+    if (!run) throw new NotFoundError(`no run ${runId}`);
+    if (!isFinished(run.state))
+      throw new FailedPreconditionError(
+        `run ${runId} is ${run.state.toLowerCase()}; only a finished run can be retried`,
+      );
+    if (run.state === "SUCCEEDED")
+      throw new FailedPreconditionError(`run ${runId} succeeded; there is nothing to retry`);
+    const pipeline = await this.pipelineOf(run);
+    const records = await this.options.store.listTasks(runId);
+    // Tasks first, while the run is finished and no replica acts on it; then the run itself.
+    for (const t of pipeline.tasks) {
+      const r = records.get(t.name);
+      if (
+        r &&
+        (r.state === "FAILED" ||
+          r.state === "ERROR" ||
+          r.state === "SKIPPED" ||
+          r.state === "CANCELLED")
+      ) {
+        await this.options.store.updateTask(runId, t.name, (cur) =>
+          cur && cur.state === r.state
+            ? { state: "PENDING", attempt: cur.attempt, firstAttempt: cur.attempt + 1 }
+            : undefined,
+        );
+      }
+    }
+    const checkout = await this.options.checkouts.acquire(run.commit, runId);
+    const updated = await this.options.store.updateRun(runId, (r) =>
+      isFinished(r.state)
+        ? {
+            ...r,
+            rootPath: checkout.path,
+            state: "RUNNING",
+            attempt: r.attempt + 1,
+            cancelRequested: false,
+            endTime: undefined,
+            reason: undefined,
+            message: undefined,
+          }
+        : undefined,
+    );
+    if (!updated) throw new NotFoundError(`no run ${runId}`);
+    this.log.info("run retried", { run: runId, attempt: updated.attempt });
+    await this.activate(updated, pipeline);
+    this.pump();
+    return updated;
+  }
+
+  /** Removes a run's Kubernetes objects; with `purgeRecords` its records, with `purgeData` its RUN_PATH. */
+  async delete(
+    runId: string,
+    options: { purgeRecords: boolean; purgeData: boolean },
+  ): Promise<{ deleted: number; dataPurged: boolean }> {
+    const run = await this.options.store.getRun(runId);
+    if (!run) throw new NotFoundError(`no run ${runId}`);
+    if (!isFinished(run.state)) {
+      await this.options.store.updateRun(runId, (r) =>
+        isFinished(r.state)
+          ? undefined
+          : {
+              ...r,
+              state: "CANCELLED",
+              cancelRequested: true,
+              endTime: this.now(),
+              reason: "Deleted",
+            },
+      );
+      this.deactivate(runId);
+    }
+    const result = await this.options.launcher.deleteRun(runId, options.purgeData);
+    if (options.purgeRecords) {
+      await this.options.store.deleteRun(runId);
+      await this.options.checkouts.release(run.commit, runId).catch(() => undefined);
+    }
+    return result;
+  }
+
+  // -- Following the store --------------------------------------------------------------------
+
+  private onChange(change: RecordChange): void {
+    if (change.kind === "run") {
+      if (!change.record) {
+        this.deactivate(change.runId);
+        return;
+      }
+      this.notify(change.runId, { kind: "run", record: change.record });
+      const active = this.runs.get(change.runId);
+      if (!active) {
+        if (!isFinished(change.record.state)) void this.activate(change.record);
+        return;
+      }
+      active.record = change.record;
+      if (isFinished(change.record.state)) this.deactivate(change.runId);
+      else if (change.record.cancelRequested) this.execute(active, active.engine.cancel());
+      return;
+    }
+    if (change.record)
+      this.notify(change.runId, { kind: "task", task: change.task, record: change.record });
+    const active = this.runs.get(change.runId);
+    if (!active || !change.record) return;
+    this.execute(active, active.engine.observe(change.task, statusOf(change.record), this.now()));
+    this.pump();
+  }
+
+  private notify(runId: string, change: RunChange): void {
+    for (const w of this.watchers.get(runId) ?? []) {
+      try {
+        w(change);
+      } catch (err) {
+        this.log.warn("a run watcher failed", { run: runId, error: (err as Error).message });
+      }
+    }
+  }
+
+  private async pipelineOf(run: RunRecord): Promise<Pipeline> {
+    const got = await this.options.pipelines.getPipeline(run.pipeline, run.commit);
+    if (!got.pipeline)
+      throw new FailedPreconditionError(
+        `pipeline ${run.pipeline} at commit ${run.commit.slice(0, 12)} is no longer valid`,
+      );
+    return got.pipeline;
+  }
+
+  /** Builds the engine of an unfinished run from the store, once, and acts on what it owes. */
+  private activate(record: RunRecord, known?: Pipeline): Promise<ActiveRun | undefined> {
+    const existing = this.runs.get(record.id);
+    if (existing) return Promise.resolve(existing);
+    const pending = this.loading.get(record.id);
+    if (pending) return pending;
+    const load = (async () => {
+      try {
+        const pipeline = known ?? (await this.pipelineOf(record));
+        const tasks = await this.options.store.listTasks(record.id);
+        const engine = RunEngine.restore(
+          pipeline,
+          (name) => (tasks.has(name) ? statusOf(tasks.get(name)) : undefined),
+          { cancelRequested: record.cancelRequested },
+        );
+        const active: ActiveRun = { record, pipeline, engine };
+        if (this.closed) return undefined;
+        this.runs.set(record.id, active);
+        this.execute(active, engine.resume());
+        for (const { task, attempt } of engine.relaunches())
+          void this.launchRecorded(active, task, attempt);
+        this.pump();
+        return active;
+      } catch (err) {
+        this.log.error("cannot load run; it will be retried when it changes", {
+          run: record.id,
+          error: (err as Error).message,
+        });
+        return undefined;
+      } finally {
+        this.loading.delete(record.id);
+      }
+    })();
+    this.loading.set(record.id, load);
+    return load;
+  }
+
+  private deactivate(runId: string): void {
+    this.runs.delete(runId);
+  }
+
+  private async waitForRun(runId: string): Promise<RunRecord> {
+    for (let i = 0; i < 50; i++) {
+      const run = await this.options.store.getRun(runId);
+      if (run) return run;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new NotFoundError(
+      `run ${runId} of this request id was never created; submit again with a new request id`,
+    );
+  }
+
+  // -- Task events from launchers ------------------------------------------------------------
+
+  private async onTaskEvent(e: events.TaskEvent): Promise<void> {
+    const state = taskStates[e.state];
+    if (!state) return;
+    const now = this.now();
+    const time = e.time ? e.time.getTime() : now;
+    const { record, written } = await this.options.store.updateTask(e.runId, e.task, (cur) => {
+      if (
+        !cur ||
+        cur.attempt !== e.attempt ||
+        isTerminalState(cur.state) ||
+        cur.state === "RETRYING"
+      )
+        return undefined;
+      if (state === "RUNNING" && cur.state === "RUNNING") return undefined;
+      const next: TaskRecord = { ...cur, state, objectName: e.objectName || cur.objectName };
+      if (state === "RUNNING") next.startTime = time;
+      else {
+        next.endTime = time;
+        next.startTime ??= cur.launchTime;
+        if (e.exitCode !== undefined) next.exitCode = e.exitCode;
+        if (e.reason) next.reason = e.reason;
+        if (e.message) next.message = e.message;
+        if (e.outputsJson) next.outputsJson = e.outputsJson;
+      }
+      return next;
+    });
+    const active = this.runs.get(e.runId);
+    if (written && record && active) {
+      this.execute(active, active.engine.observe(e.task, statusOf(record), now));
+      this.pump();
+    }
+  }
+
+  // -- Acting on decisions --------------------------------------------------------------------
+
+  private execute(run: ActiveRun, decisions: readonly Decision[]): void {
+    for (const d of decisions) {
+      const work = this.perform(run, d);
+      work.catch((err: unknown) =>
+        this.log.error("could not act on a decision; it is retried when the run changes", {
+          run: run.record.id,
+          decision: d.kind,
+          task: "task" in d ? d.task : undefined,
+          error: (err as Error).message,
+        }),
+      );
+    }
+  }
+
+  private async perform(run: ActiveRun, d: Decision): Promise<void> {
+    const store = this.options.store;
+    const runId = run.record.id;
+    const now = this.now();
+    switch (d.kind) {
+      case "launch":
+        return this.launch(run, d.task, d.attempt);
+      case "retry": {
+        await this.record(run, d.task, (cur) =>
+          cur && cur.attempt === d.attempt && (cur.state === "FAILED" || cur.state === "ERROR")
+            ? { ...cur, state: "RETRYING", nextAttemptTime: d.at }
+            : undefined,
+        );
+        this.armTimer(d.at);
+        return;
+      }
+      case "skip":
+      case "cancelled": {
+        const state: TaskState = d.kind === "skip" ? "SKIPPED" : "CANCELLED";
+        await this.record(run, d.task, (cur) =>
+          !cur || cur.state === "PENDING" || cur.state === "RETRYING"
+            ? {
+                ...(cur ?? pendingRecord),
+                state,
+                endTime: now,
+                reason: d.kind === "skip" ? "Skipped" : "Cancelled",
+                message: d.kind === "skip" ? d.reason : "the run was cancelled",
+              }
+            : undefined,
+        );
+        return;
+      }
+      case "timeout":
+      case "cancel": {
+        await this.options.launcher.cancel(runId, d.task, d.attempt);
+        const timeout = d.kind === "timeout";
+        const limit = run.pipeline.tasks[run.engine.graph.indexOf(d.task)!]?.timeoutMs ?? 0;
+        await this.record(run, d.task, (cur) =>
+          cur && cur.attempt === d.attempt && (cur.state === "LAUNCHING" || cur.state === "RUNNING")
+            ? {
+                ...cur,
+                state: timeout ? "FAILED" : "CANCELLED",
+                endTime: now,
+                reason: timeout ? "DeadlineExceeded" : "Cancelled",
+                message: timeout
+                  ? `the task ran longer than its timeout (${Math.round(limit / 1000)} s)`
+                  : "the run was cancelled",
+              }
+            : undefined,
+        );
+        return;
+      }
+      case "finish": {
+        const finished = await store.updateRun(runId, (r) =>
+          isFinished(r.state)
+            ? undefined
+            : {
+                ...r,
+                state: d.state,
+                endTime: now,
+                reason: d.state === "SUCCEEDED" ? undefined : d.reason,
+                startTime: r.startTime ?? now,
+              },
+        );
+        if (finished) {
+          this.log.info("run finished", { run: runId, state: d.state, reason: d.reason });
+          await this.options.checkouts.release(run.record.commit, runId).catch(() => undefined);
+        }
+        return;
+      }
+    }
+  }
+
+  /** Records a decision by compare-and-set; when another replica recorded something else, adopts that. */
+  private async record(
+    run: ActiveRun,
+    task: string,
+    mutate: (cur: TaskRecord | undefined) => TaskRecord | undefined,
+  ): Promise<TaskRecord | undefined> {
+    const { record, written } = await this.options.store.updateTask(run.record.id, task, mutate);
+    const status = statusOf(record);
+    this.execute(
+      run,
+      written
+        ? run.engine.observe(task, status, this.now())
+        : run.engine.reconcile(task, status, this.now()),
+    );
+    this.pump();
+    return written ? record : undefined;
+  }
+
+  private async launch(run: ActiveRun, task: string, attempt: number): Promise<void> {
+    const now = this.now();
+    const recorded = await this.record(run, task, (cur) => {
+      const at = cur?.attempt ?? 0;
+      const state = cur?.state ?? "PENDING";
+      if (at !== attempt - 1 || (state !== "PENDING" && state !== "RETRYING")) return undefined;
+      const next: TaskRecord = { state: "LAUNCHING", attempt, launchTime: now };
+      if (cur?.firstAttempt !== undefined) next.firstAttempt = cur.firstAttempt;
+      return next;
+    });
+    if (!recorded) return;
+    if (run.record.state === "PENDING") {
+      const started = await this.options.store.updateRun(run.record.id, (r) =>
+        r.state === "PENDING" ? { ...r, state: "RUNNING", startTime: now } : undefined,
+      );
+      if (started) run.record = started;
+    }
+    await this.launchRecorded(run, task, attempt);
+  }
+
+  /** Calls the launcher for an attempt already recorded as LAUNCHING (idempotent; retried while unreachable). */
+  private async launchRecorded(
+    run: ActiveRun,
+    task: string,
+    attempt: number,
+    tries = 0,
+  ): Promise<void> {
+    const spec = run.pipeline.tasks[run.engine.graph.indexOf(task)!];
+    if (!spec) return;
+    const runId = run.record.id;
+    try {
+      const { task: resolved, variables } = resolveTask(
+        run.record,
+        run.pipeline,
+        spec,
+        (upstream) => this.options.store.cachedTask(runId, upstream),
+      );
+      await this.options.launcher.launch({
+        runId,
+        pipeline: run.record.pipeline,
+        commit: run.record.commit,
+        task: resolved,
+        taskId: taskId(runId, task),
+        attempt,
+        paths: {
+          rootPath: variables.ROOT_PATH!,
+          workPath: variables.WORK_PATH!,
+          dataPath: variables.DATA_PATH!,
+          runPath: variables.RUN_PATH!,
+          taskPath: variables.TASK_PATH!,
+        },
+      });
+    } catch (err) {
+      if (isTransient(err) && !this.closed) {
+        const delay = Math.min(30_000, 500 * 2 ** Math.min(tries, 6));
+        this.log.warn("launcher unavailable; launch retried", {
+          run: runId,
+          task,
+          attempt,
+          inMs: delay,
+          error: (err as Error).message,
+        });
+        setTimeout(() => {
+          const active = this.runs.get(runId);
+          if (
+            active &&
+            active.engine.status(task).attempt === attempt &&
+            active.engine.status(task).state === "LAUNCHING"
+          ) {
+            void this.launchRecorded(active, task, attempt, tries + 1);
+          }
+        }, delay).unref();
+        return;
+      }
+      const missing = err instanceof MissingOutputError;
+      await this.record(run, task, (cur) =>
+        cur && cur.attempt === attempt && cur.state === "LAUNCHING"
+          ? {
+              ...cur,
+              state: missing ? "FAILED" : "ERROR",
+              endTime: this.now(),
+              reason: missing ? "MissingOutput" : "LaunchRefused",
+              message: (err as Error).message,
+            }
+          : undefined,
+      );
+    }
+  }
+
+  // -- Launching what is ready, within the caps -------------------------------------------------
+
+  /** Launches ready tasks of every run within the global cap, and arms the timer for what is due later. */
+  private pump(): void {
+    if (this.closed) return;
+    const now = this.now();
+    let running = 0;
+    for (const run of this.runs.values()) running += run.engine.activeTasks;
+    let slots = (this.options.maxRunningTasks ?? 10_000) - running;
+    let wake = Number.POSITIVE_INFINITY;
+    for (const run of this.runs.values()) {
+      const decisions = run.engine.next(now, Math.max(0, slots));
+      slots -= decisions.filter((d) => d.kind === "launch").length;
+      this.execute(run, decisions);
+      wake = Math.min(wake, run.engine.nextWakeAt() ?? Number.POSITIVE_INFINITY);
+    }
+    this.armTimer(wake);
+  }
+
+  private armTimer(at: number): void {
+    if (!Number.isFinite(at) || at >= this.timerAt || this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.pump();
+      },
+      Math.max(0, at - this.now()),
+    );
+    this.timer.unref();
+  }
+}

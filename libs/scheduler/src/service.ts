@@ -1,0 +1,172 @@
+import { DagSchedulerServiceService, type dagscheduler } from "@odin/proto";
+import {
+  callerOf,
+  InvalidArgumentError,
+  service,
+  serverStreamHandler,
+  unaryHandler,
+  type ServiceRegistration,
+} from "@odin/service-kit";
+import { runStateFromProto, runToProto, taskRunToProto } from "./convert.js";
+import type { RunChange, Scheduler } from "./scheduler.js";
+
+const runIdPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function checkRunId(id: string): string {
+  if (!runIdPattern.test(id) || id.length > 63)
+    throw new InvalidArgumentError(`"${id}" is not a run id (e.g. sst2-k3x9q2ab)`);
+  return id;
+}
+
+function parseSelector(selector: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of selector
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const eq = part.indexOf("=");
+    if (eq <= 0)
+      throw new InvalidArgumentError(`label selector "${selector}": use key=value[,key=value]`);
+    out[part.slice(0, eq).trim()] = part
+      .slice(eq + 1)
+      .replace(/^=/, "")
+      .trim();
+  }
+  return out;
+}
+
+const pageOf = (token: string): number => {
+  if (token === "") return 0;
+  const n = Number(token);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new InvalidArgumentError("page_token is not one this server gave out");
+  return n;
+};
+
+/** DagSchedulerService over a scheduler: handlers validate, call the scheduler, map to the wire. */
+export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
+  return service(
+    DagSchedulerServiceService,
+    {
+      submitRun: unaryHandler(async (req, call): Promise<dagscheduler.SubmitRunResponse> => {
+        if (!req.pipeline)
+          throw new InvalidArgumentError(
+            "pipeline is required (its directory in the repository, e.g. alice/sst2)",
+          );
+        const run = await scheduler.submit({
+          pipeline: req.pipeline,
+          commit: req.commit,
+          labels: req.labels,
+          requestId: req.requestId,
+          submittedBy: callerOf(call).subject,
+        });
+        return { run: runToProto(run) };
+      }),
+      getRun: unaryHandler(async (req): Promise<dagscheduler.GetRunResponse> => {
+        const view = await scheduler.get(checkRunId(req.runId));
+        const size = req.taskPageSize || 10_000;
+        const start = pageOf(req.taskPageToken);
+        const page = view.tasks.slice(start, start + size);
+        return {
+          run: runToProto(view.run),
+          taskRuns: page.map((t) => taskRunToProto(view.run.id, t.name, t.record)),
+          nextTaskPageToken: start + size < view.tasks.length ? String(start + size) : "",
+        };
+      }),
+      listRuns: unaryHandler(async (req): Promise<dagscheduler.ListRunsResponse> => {
+        const states = req.states.map((s) => runStateFromProto(s)).filter((s) => s !== undefined);
+        const runs = await scheduler.list({
+          pipeline: req.pipeline || undefined,
+          states,
+          labels: parseSelector(req.labelSelector),
+        });
+        const size = req.pageSize || 100;
+        const start = pageOf(req.pageToken);
+        return {
+          runs: runs.slice(start, start + size).map(runToProto),
+          nextPageToken: start + size < runs.length ? String(start + size) : "",
+        };
+      }),
+      watchRun: serverStreamHandler(
+        async function* (req, _call, signal): AsyncGenerator<dagscheduler.WatchRunResponse> {
+          const runId = checkRunId(req.runId);
+          const queue: RunChange[] = [];
+          let wake: (() => void) | undefined;
+          const stop = scheduler.follow(runId, (change) => {
+            queue.push(change);
+            wake?.();
+          });
+          try {
+            const view = await scheduler.get(runId);
+            const parts = Math.max(1, Math.ceil(view.tasks.length / 1000));
+            for (let p = 0; p < parts; p++) {
+              yield {
+                event: {
+                  $case: "snapshot",
+                  value: {
+                    run: p === 0 ? runToProto(view.run) : undefined,
+                    taskRuns: view.tasks
+                      .slice(p * 1000, (p + 1) * 1000)
+                      .map((t) => taskRunToProto(runId, t.name, t.record)),
+                    last: p === parts - 1,
+                  },
+                },
+              };
+            }
+            let finished = ["SUCCEEDED", "FAILED", "CANCELLED"].includes(view.run.state);
+            while (!finished && !signal.aborted) {
+              if (queue.length === 0) {
+                await new Promise<void>((resolve) => {
+                  wake = resolve;
+                  signal.addEventListener("abort", () => resolve(), { once: true });
+                });
+                wake = undefined;
+                continue;
+              }
+              const change = queue.shift()!;
+              if (change.kind === "run") {
+                yield { event: { $case: "run", value: runToProto(change.record) } };
+                finished = ["SUCCEEDED", "FAILED", "CANCELLED"].includes(change.record.state);
+              } else {
+                yield {
+                  event: {
+                    $case: "taskRun",
+                    value: taskRunToProto(runId, change.task, change.record),
+                  },
+                };
+              }
+            }
+          } finally {
+            stop();
+          }
+        },
+      ),
+      cancelRun: unaryHandler(async (req): Promise<dagscheduler.CancelRunResponse> => ({
+        run: runToProto(await scheduler.cancel(checkRunId(req.runId), req.reason)),
+      })),
+      retryRun: unaryHandler(async (req): Promise<dagscheduler.RetryRunResponse> => ({
+        run: runToProto(await scheduler.retry(checkRunId(req.runId))),
+      })),
+      deleteRun: unaryHandler(async (req): Promise<dagscheduler.DeleteRunResponse> => {
+        const r = await scheduler.delete(checkRunId(req.runId), {
+          purgeRecords: req.purgeRecords,
+          purgeData: req.purgeData,
+        });
+        return {
+          deletedObjects: r.deleted,
+          recordsPurged: req.purgeRecords,
+          dataPurged: r.dataPurged,
+        };
+      }),
+    },
+    {
+      getRun: "viewer",
+      listRuns: "viewer",
+      watchRun: "viewer",
+      submitRun: "operator",
+      cancelRun: "operator",
+      retryRun: "operator",
+      deleteRun: "operator",
+    },
+  );
+}

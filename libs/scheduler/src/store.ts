@@ -1,0 +1,203 @@
+import {
+  jsonCodec,
+  KeyExistsError,
+  RevisionMismatchError,
+  updateWithRetry,
+  type Change,
+  type KeyValueStore,
+  type Watch,
+} from "@odin/run-store";
+import {
+  requestKey,
+  runKey,
+  runTasksFilter,
+  taskKey,
+  type RunRecord,
+  type TaskRecord,
+} from "./records.js";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const encode = (v: unknown): Uint8Array => encoder.encode(JSON.stringify(v));
+const decode = <T>(b: Uint8Array): T => JSON.parse(decoder.decode(b)) as T;
+
+/** A change of a run or task record, as every scheduler replica sees it through its watch. */
+export type RecordChange =
+  | { kind: "run"; runId: string; record: RunRecord | undefined; revision: number }
+  | { kind: "task"; runId: string; task: string; record: TaskRecord | undefined; revision: number };
+
+/**
+ * Run state in the key-value store: one key per run and one per task that has left PENDING, each
+ * updated by compare-and-set. Remembers the task values and revisions it has seen, so most task updates need no read.
+ */
+export class SchedulerStore {
+  /** The last value and revision seen of each task key (from our writes, reads and the watch). */
+  private readonly tasks = new Map<string, { revision: number; record: TaskRecord }>();
+
+  constructor(readonly kv: KeyValueStore) {}
+
+  /** A run's record. */
+  async getRun(runId: string): Promise<RunRecord | undefined> {
+    const entry = await this.kv.get(runKey(runId));
+    if (!entry) return undefined;
+    return decode<RunRecord>(entry.value);
+  }
+
+  /** Creates a run's record; false when one exists already. */
+  async createRun(record: RunRecord): Promise<boolean> {
+    try {
+      await this.kv.create(runKey(record.id), encode(record));
+      return true;
+    } catch (err) {
+      if (err instanceof KeyExistsError) return false;
+      throw err;
+    }
+  }
+
+  /** Read-modify-write of a run's record; `mutate` returns undefined to leave it as is. */
+  async updateRun(
+    runId: string,
+    mutate: (r: RunRecord) => RunRecord | undefined,
+  ): Promise<RunRecord | undefined> {
+    const outcome = await updateWithRetry<RunRecord>(
+      this.kv,
+      runKey(runId),
+      (current) => (current ? mutate(current) : undefined),
+      jsonCodec<RunRecord>(),
+    );
+    return outcome.value;
+  }
+
+  /** A task's record (undefined: PENDING, never launched). */
+  async getTask(runId: string, task: string): Promise<TaskRecord | undefined> {
+    const entry = await this.kv.get(taskKey(runId, task));
+    if (!entry) return undefined;
+    const record = decode<TaskRecord>(entry.value);
+    this.remember(entry.key, entry.revision, record);
+    return record;
+  }
+
+  private remember(key: string, revision: number, record: TaskRecord | undefined): void {
+    const known = this.tasks.get(key);
+    if (known && known.revision > revision) return;
+    if (record) this.tasks.set(key, { revision, record });
+    else this.tasks.delete(key);
+  }
+
+  /**
+   * Compare-and-set of a task's record: `mutate` sees the current record (undefined when the task
+   * has none) and returns the new one, or undefined to leave it. Returns what is stored afterwards
+   * and whether this call wrote it. Tries the remembered revision first and reads only on conflict.
+   */
+  async updateTask(
+    runId: string,
+    task: string,
+    mutate: (current: TaskRecord | undefined) => TaskRecord | undefined,
+  ): Promise<{ record: TaskRecord | undefined; written: boolean }> {
+    const key = taskKey(runId, task);
+    const known = this.tasks.get(key);
+    // Fast path: the value and revision we last saw are current unless someone else wrote since.
+    const next = mutate(known?.record);
+    if (next === undefined) {
+      if (known) return { record: known.record, written: false };
+    } else {
+      try {
+        const revision = known
+          ? await this.kv.update(key, encode(next), known.revision)
+          : await this.kv.create(key, encode(next));
+        this.remember(key, revision, next);
+        return { record: next, written: true };
+      } catch (err) {
+        if (!(err instanceof RevisionMismatchError)) throw err;
+      }
+    }
+    const outcome = await updateWithRetry<TaskRecord>(
+      this.kv,
+      key,
+      mutate,
+      jsonCodec<TaskRecord>(),
+    );
+    this.remember(key, outcome.revision, outcome.value);
+    return { record: outcome.value, written: outcome.written };
+  }
+
+  /** The last known record of a task, without a read (may lag another replica's write). */
+  cachedTask(runId: string, task: string): TaskRecord | undefined {
+    return this.tasks.get(taskKey(runId, task))?.record;
+  }
+
+  /** Every task record of a run, by task name. */
+  async listTasks(runId: string): Promise<Map<string, TaskRecord>> {
+    const out = new Map<string, TaskRecord>();
+    const prefix = `tasks.${runId}.`;
+    for await (const entry of this.kv.list(runTasksFilter(runId))) {
+      const record = decode<TaskRecord>(entry.value);
+      this.remember(entry.key, entry.revision, record);
+      out.set(entry.key.slice(prefix.length), record);
+    }
+    return out;
+  }
+
+  /** Every run record. */
+  async listRuns(): Promise<RunRecord[]> {
+    const out: RunRecord[] = [];
+    for await (const entry of this.kv.list("runs.>")) out.push(decode<RunRecord>(entry.value));
+    return out;
+  }
+
+  /** The run a SubmitRun request id created, if any. */
+  async runOfRequest(requestId: string): Promise<string | undefined> {
+    const entry = await this.kv.get(requestKey(requestId));
+    return entry ? decoder.decode(entry.value) : undefined;
+  }
+
+  /** Records that a request id created a run; returns the run id already recorded if there is one. */
+  async claimRequest(requestId: string, runId: string): Promise<string> {
+    try {
+      await this.kv.create(requestKey(requestId), encoder.encode(runId));
+      return runId;
+    } catch (err) {
+      if (err instanceof KeyExistsError) return (await this.runOfRequest(requestId)) ?? runId;
+      throw err;
+    }
+  }
+
+  /** Removes a run's records (its run key and every task key). */
+  async deleteRun(runId: string): Promise<void> {
+    const keys: string[] = [];
+    for await (const key of this.kv.keys(runTasksFilter(runId))) keys.push(key);
+    for (const key of keys) {
+      await this.kv.delete(key);
+      this.tasks.delete(key);
+    }
+    await this.kv.delete(runKey(runId));
+  }
+
+  /** Follows every change of run and task records made after the call, by any replica. */
+  watch(handler: (change: RecordChange) => void): Promise<Watch> {
+    return this.kv.watch(">", (change: Change) => {
+      const key = change.key;
+      const value = change.op === "put" ? change.value : undefined;
+      if (key.startsWith("runs.")) {
+        handler({
+          kind: "run",
+          runId: key.slice(5),
+          record: value ? decode<RunRecord>(value) : undefined,
+          revision: change.revision,
+        });
+      } else if (key.startsWith("tasks.")) {
+        const rest = key.slice(6);
+        const dot = rest.indexOf(".");
+        const record = value ? decode<TaskRecord>(value) : undefined;
+        this.remember(key, change.revision, record);
+        handler({
+          kind: "task",
+          runId: rest.slice(0, dot),
+          task: rest.slice(dot + 1),
+          record,
+          revision: change.revision,
+        });
+      }
+    });
+  }
+}
