@@ -12,3 +12,4 @@ export { MissingOutputError, resolveReferences, resolveTask } from "./resolve.js
 export { Scheduler, type RunChange, type RunView, type SchedulerOptions } from "./scheduler.js";
 export { dagSchedulerService } from "./service.js";
 export { SchedulerStore, type RecordChange } from "./store.js";
+export { GrpcLauncher, RegistryPipelineSource, RepoSyncCheckouts } from "./grpc-ports.js";

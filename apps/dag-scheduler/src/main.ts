@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// dag-scheduler: composition root. Reads configuration once, wires store, events, clients, server.
+import { NatsEventBus } from "@odin/events";
+import {
+  K8sLauncherServiceClient,
+  PipelineRegistryServiceClient,
+  RepoSyncServiceClient,
+} from "@odin/proto";
+import { NatsKeyValueStore } from "@odin/run-store";
+import {
+  dagSchedulerService,
+  GrpcLauncher,
+  RegistryPipelineSource,
+  RepoSyncCheckouts,
+  Scheduler,
+  SchedulerStore,
+} from "@odin/scheduler";
+import {
+  createClient,
+  createLogger,
+  readConfig,
+  runUntilSignal,
+  serverOptionsFromConfig,
+  startServer,
+} from "@odin/service-kit";
+import { dagSchedulerConfigSchema } from "./config.js";
+
+async function main(): Promise<void> {
+  const config = readConfig(process.env, dagSchedulerConfigSchema);
+  const logger = createLogger({ service: "dag-scheduler", level: config.logLevel });
+  const token = config.serviceToken;
+  const registry = createClient(PipelineRegistryServiceClient, {
+    address: config.registryAddress,
+    token,
+  });
+  const repoSync = createClient(RepoSyncServiceClient, { address: config.repoSyncAddress, token });
+  const launcher = createClient(K8sLauncherServiceClient, {
+    address: config.launcherAddress,
+    token,
+  });
+  const kv = await NatsKeyValueStore.connect({
+    servers: config.natsUrl,
+    name: "dag-scheduler",
+    bucket: config.kvBucket,
+  });
+  const bus = await NatsEventBus.connect({ servers: config.natsUrl, name: "dag-scheduler" });
+  const scheduler = new Scheduler({
+    store: new SchedulerStore(kv),
+    bus,
+    pipelines: new RegistryPipelineSource(registry),
+    checkouts: new RepoSyncCheckouts(repoSync),
+    launcher: new GrpcLauncher(launcher),
+    dataPath: config.dataPath,
+    maxRunningTasks: config.maxRunningTasks,
+    logger,
+  });
+  await scheduler.start();
+  const server = await startServer({
+    name: "dag-scheduler",
+    ...(await serverOptionsFromConfig(config)),
+    services: [dagSchedulerService(scheduler)],
+    logger,
+  });
+  logger.info("dag-scheduler ready", { address: server.address });
+  await runUntilSignal(server, logger, {
+    cleanup: async () => {
+      await scheduler.close();
+      await bus.close();
+      await kv.close();
+      for (const c of [registry, repoSync, launcher]) c.close();
+    },
+  });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`dag-scheduler: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,89 @@
+// The scheduler's ports over gRPC: pipeline-registry, repo-sync and k8s-launcher clients.
+import {
+  pipelineFromProto,
+  problemFromProto,
+  taskToProto,
+  type K8sLauncherServiceClient,
+  type PipelineRegistryServiceClient,
+  type RepoSyncServiceClient,
+} from "@odin/proto";
+import { unary } from "@odin/service-kit";
+import type { CheckoutSource, LauncherPort, LaunchRequest, PipelineSource } from "./ports.js";
+
+/** Pipelines from pipeline-registry, remembered per (path, commit) — a commit's pipeline never changes. */
+export class RegistryPipelineSource implements PipelineSource {
+  private readonly cache = new Map<string, Awaited<ReturnType<PipelineSource["getPipeline"]>>>();
+  constructor(private readonly client: PipelineRegistryServiceClient) {}
+
+  async getPipeline(path: string, commit?: string): ReturnType<PipelineSource["getPipeline"]> {
+    const key = `${commit ?? ""}:${path}`;
+    const cached = commit ? this.cache.get(key) : undefined;
+    if (cached) return cached;
+    const res = await unary(
+      this.client,
+      "getPipeline",
+      { path, commit: commit ?? "" },
+      { deadlineMs: 120_000 },
+    );
+    const result = {
+      commit: res.commit,
+      pipeline: res.pipeline ? pipelineFromProto(res.pipeline) : undefined,
+      problems: res.problems.map(problemFromProto),
+    };
+    if (result.pipeline) {
+      this.cache.set(`${res.commit}:${path}`, result);
+      if (this.cache.size > 64) this.cache.delete(this.cache.keys().next().value!);
+    }
+    return result;
+  }
+}
+
+/** Run-pinned checkouts from repo-sync. */
+export class RepoSyncCheckouts implements CheckoutSource {
+  constructor(private readonly client: RepoSyncServiceClient) {}
+
+  async acquire(commit: string, holder: string): Promise<{ commit: string; path: string }> {
+    const res = await unary(
+      this.client,
+      "acquireCheckout",
+      { commit, holder },
+      { deadlineMs: 120_000 },
+    );
+    return { commit: res.commit, path: res.checkoutPath };
+  }
+
+  async release(commit: string, holder: string): Promise<void> {
+    await unary(this.client, "releaseCheckout", { commit, holder });
+  }
+}
+
+/** k8s-launcher over gRPC. */
+export class GrpcLauncher implements LauncherPort {
+  constructor(private readonly client: K8sLauncherServiceClient) {}
+
+  async launch(r: LaunchRequest): Promise<{ objectName: string }> {
+    const res = await unary(this.client, "launchTask", {
+      runId: r.runId,
+      pipeline: r.pipeline,
+      commit: r.commit,
+      task: taskToProto(r.task),
+      taskId: r.taskId,
+      attempt: r.attempt,
+      objectName: "",
+      paths: r.paths,
+    });
+    return { objectName: res.objectName };
+  }
+
+  async cancel(runId: string, task: string, attempt?: number): Promise<void> {
+    await unary(this.client, "cancelTask", { runId, task, attempt: attempt ?? 0 });
+  }
+
+  async deleteRun(
+    runId: string,
+    purgeData: boolean,
+  ): Promise<{ deleted: number; dataPurged: boolean }> {
+    const res = await unary(this.client, "deleteRunObjects", { runId, purgeData });
+    return { deleted: res.deletedObjects, dataPurged: res.dataPurged };
+  }
+}
