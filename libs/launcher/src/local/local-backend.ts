@@ -4,6 +4,7 @@
 // log file per attempt, and a small record beside it (see records.ts) makes launches idempotent
 // and lets a restarted launcher report the attempts it lost.
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { appendFile, mkdir, open, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
@@ -157,8 +158,8 @@ export class LocalBackend implements TaskBackend {
 
   /** Attempts of this instance whose process may still run. */
   private readonly live = new Map<string, Attempt>();
-  /** Every attempt this instance launched, so `start` does not mistake them for lost ones. */
-  private readonly launchedHere = new Set<string>();
+  /** Written into every record, so `start` does not mistake this instance's attempts for lost ones. */
+  private readonly instance = randomUUID();
   private readonly warnedImages = new Set<string>();
   private readonly queue: TaskStateEvent[] = [];
   private report: ((event: TaskStateEvent) => Promise<void>) | undefined;
@@ -217,12 +218,16 @@ export class LocalBackend implements TaskBackend {
     // Everything up to here is synchronous, so two concurrent launches cannot both claim it.
     const files = attemptFiles(this.logDir, runId, task, attempt);
     mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+    // The log exists before the claim, so a claimed attempt always has one (appending nothing
+    // to the log of an attempt that exists already changes nothing).
+    writeFileSync(files.log, "", { flag: "a", mode: 0o600 });
     const record: AttemptRecord = {
       version: 1,
       runId,
       task,
       attempt,
       objectName,
+      launcher: this.instance,
       status: "LAUNCHING",
       launchedAt: new Date().toISOString(),
       reported: [],
@@ -235,7 +240,6 @@ export class LocalBackend implements TaskBackend {
         return { objectName, alreadyExisted: true };
       throw error;
     }
-    writeFileSync(files.log, "", { flag: "a", mode: 0o600 });
     const [gone, markGone] = deferred();
     const [spawned, markSpawned] = deferred();
     const [settled, markSettled] = deferred();
@@ -255,7 +259,6 @@ export class LocalBackend implements TaskBackend {
       deadlineExceeded: false,
     };
     this.live.set(key, live);
-    this.launchedHere.add(key);
     await this.run(live, spec);
     return { objectName, alreadyExisted: false };
   }
@@ -302,8 +305,6 @@ export class LocalBackend implements TaskBackend {
         }
       }
     }
-    for (const key of this.launchedHere)
-      if (key.startsWith(`${runId}/`)) this.launchedHere.delete(key);
     let dataPurged = false;
     if (runPath !== undefined) {
       await rm(runDir, { recursive: true, force: true });
@@ -393,18 +394,28 @@ export class LocalBackend implements TaskBackend {
     try {
       await mkdir(this.dataRoot, { recursive: true });
       if (!(await staysUnder(live.taskPath, this.dataRoot))) {
-        this.finishUnstarted(live, "ERROR", "InvalidTaskPath", this.escapeMessage(live.taskPath));
+        await this.finishUnstarted(
+          live,
+          "ERROR",
+          "InvalidTaskPath",
+          this.escapeMessage(live.taskPath),
+        );
         return;
       }
       await mkdir(live.taskPath, { recursive: true });
       // Checked again once it exists: a link could have appeared on the way.
       if (!(await staysUnder(live.taskPath, this.dataRoot))) {
-        this.finishUnstarted(live, "ERROR", "InvalidTaskPath", this.escapeMessage(live.taskPath));
+        await this.finishUnstarted(
+          live,
+          "ERROR",
+          "InvalidTaskPath",
+          this.escapeMessage(live.taskPath),
+        );
         return;
       }
       logFile = await open(live.files.log, "a", 0o600);
     } catch (error) {
-      this.finishUnstarted(
+      await this.finishUnstarted(
         live,
         "ERROR",
         "SetupFailed",
@@ -428,7 +439,7 @@ export class LocalBackend implements TaskBackend {
       });
     } catch (error) {
       await logFile.close();
-      this.finishUnstarted(
+      await this.finishUnstarted(
         live,
         "FAILED",
         "SpawnFailed",
@@ -448,13 +459,16 @@ export class LocalBackend implements TaskBackend {
       }
       const [reason, message] =
         error.code === "ENOENT"
-          ? ["CommandNotFound", `command not found: ${file}`]
+          ? [
+              "CommandNotFound",
+              file.includes("/") && existsSync(resolve(live.taskPath, file))
+                ? `command not found: the interpreter on the #! line of ${file}`
+                : `command not found: ${file}`,
+            ]
           : error.code === "EACCES"
             ? ["CommandNotExecutable", `command cannot be executed (permission denied): ${file}`]
             : ["SpawnFailed", `cannot run ${file}: ${error.message}`];
-      void appendFile(live.files.log, `odin: ${message}\n`)
-        .catch(() => undefined)
-        .finally(() => this.finishUnstarted(live, "FAILED", reason, message));
+      void this.finishUnstarted(live, "FAILED", reason, message);
     });
     child.on("exit", (code, signal) => {
       void this.onExit(live, code, signal).catch((error: unknown) =>
@@ -567,14 +581,15 @@ export class LocalBackend implements TaskBackend {
     this.settle(live, terminal);
   }
 
-  /** Ends an attempt whose process never ran (bad TASK_PATH, command not found …). */
-  private finishUnstarted(
+  /** Ends an attempt whose process never ran (bad TASK_PATH, command not found …), saying why in its log too. */
+  private async finishUnstarted(
     live: Attempt,
     state: ReportedState,
     reason: string,
     message: string,
-  ): void {
+  ): Promise<void> {
     if (live.processGone) return;
+    await appendFile(live.files.log, `odin: ${message}\n`).catch(() => undefined);
     live.processGone = true;
     live.markGone();
     this.objectEvent(live, "Warning", "Failed", message);
@@ -653,8 +668,6 @@ export class LocalBackend implements TaskBackend {
   }
 
   private persist(live: Attempt): void {
-    // A run deleted meanwhile has no record any more; do not bring it back.
-    if (!this.launchedHere.has(live.key)) return;
     try {
       writeRecord(live.files.record, live.record);
     } catch (error) {
@@ -740,8 +753,6 @@ export class LocalBackend implements TaskBackend {
         for (const name of listDir(join(this.logDir, runId, task))) {
           const attempt = attemptOfFile(name);
           if (attempt === undefined || !name.endsWith(".json")) continue;
-          const key = attemptKey(runId, task, attempt);
-          if (this.launchedHere.has(key)) continue;
           this.recoverAttempt(runId, task, attempt);
         }
       }
@@ -766,6 +777,7 @@ export class LocalBackend implements TaskBackend {
       this.logger.warn("attempt record skipped: it is not one of this backend's", { path });
       return;
     }
+    if (record.launcher === this.instance) return;
     if (record.status === "LAUNCHING" || record.status === "RUNNING") {
       const killed = record.pid !== undefined && this.killLeftover(record.pid, record.processStart);
       const time = new Date();

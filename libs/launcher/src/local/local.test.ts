@@ -206,6 +206,18 @@ describe("LocalBackend", () => {
     assert.deepEqual(await s.logs("nope"), ["odin: command not found: odin-no-such-command-xyz"]);
   });
 
+  test("a script whose interpreter does not exist fails saying so", async () => {
+    const s = await setup();
+    const script = join(s.rootPath, "no-interpreter.sh");
+    writeFileSync(script, "#!/odin/no/such/interpreter\necho hi\n");
+    chmodSync(script, 0o755);
+    await s.backend.launch(s.spec({ name: "interp", command: [script] }));
+    const e = await s.terminal("interp");
+    assert.equal(e.state, "FAILED");
+    assert.equal(e.reason, "CommandNotFound");
+    assert.equal(e.message, `command not found: the interpreter on the #! line of ${script}`);
+  });
+
   test("a file that is not executable fails with a clear message", async () => {
     const s = await setup();
     const script = join(s.rootPath, "not-executable.sh");

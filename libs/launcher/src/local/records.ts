@@ -31,6 +31,8 @@ export interface AttemptRecord {
   task: string;
   attempt: number;
   objectName: string;
+  /** The backend instance that launched the attempt. */
+  launcher?: string;
   status: AttemptStatus;
   /** Process id (= process group id) once spawned. */
   pid?: number;
