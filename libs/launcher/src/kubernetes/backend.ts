@@ -19,6 +19,8 @@ import {
   makeInformer,
   type Informer,
   type ObjectCache,
+  PatchStrategy,
+  setHeaderOptions,
   type V1Pod,
 } from "@kubernetes/client-node";
 import {
@@ -58,6 +60,7 @@ import type {
 import {
   attemptIdOf,
   attemptKey,
+  cancelledAnnotation,
   objectEventOf,
   type AttemptId,
   type ObjectLike,
@@ -133,6 +136,8 @@ const kindByName: ReadonlyMap<string, ResourceType> = new Map(
 
 interface StuckPod {
   stuck: Stuck;
+  /** What Kubernetes said first (ErrImagePull has the registry's answer; the BackOff after it does not). */
+  first: Stuck;
   since: number;
   timer: NodeJS.Timeout;
 }
@@ -423,6 +428,14 @@ export class KubernetesBackend implements TaskBackend {
     }
   }
 
+  /** An attempt whose object Odin marked before deleting it (any replica may have) is over. */
+  private noteCancelled(a: Attempt, meta: ObjectLike["metadata"]): void {
+    if (meta?.annotations?.[cancelledAnnotation] !== undefined && !a.cancelled) {
+      a.cancelled = true;
+      this.clearAllStuck(a);
+    }
+  }
+
   private onPod(pod: V1Pod, deleted: boolean): void {
     this.watches.get("pods")?.healthy();
     const id = attemptIdOf(pod.metadata);
@@ -435,6 +448,7 @@ export class KubernetesBackend implements TaskBackend {
     a.kind ??= ownerKind;
     a.objectName ??= owner?.name ?? name;
     this.notePendingTimeout(a, pod.metadata);
+    if (ownerKind === "Pod") this.noteCancelled(a, pod.metadata);
     a.pods.set(name, pod);
     const podKey = `${a.namespace}/${name}`;
     if (deleted) {
@@ -466,6 +480,7 @@ export class KubernetesBackend implements TaskBackend {
     a.kind = kind;
     a.objectName = name;
     this.notePendingTimeout(a, o.metadata);
+    this.noteCancelled(a, o.metadata);
     if (deleted) this.mainObjectGone(a, kind, o);
     else if (!isDone(a) && ownerEnded(kind, o)) void this.reportOwnerOutcome(a, kind, o);
     this.notify(a);
@@ -539,8 +554,14 @@ export class KubernetesBackend implements TaskBackend {
     // launcher was down (then from Kubernetes' time, so a restart does not reset the clock).
     const now = Date.now();
     const k8sSince = stuck.since?.getTime() ?? toDate(pod.status?.startTime)?.getTime();
-    const since = k8sSince !== undefined && k8sSince < this.startedAt ? k8sSince : now;
-    const entryNew: StuckPod = { stuck, since, timer: this.stuckTimer(a, podName, since) };
+    // (Kubernetes times have whole seconds: only a time clearly before the start counts.)
+    const since = k8sSince !== undefined && k8sSince + 1000 < this.startedAt ? k8sSince : now;
+    const entryNew: StuckPod = {
+      stuck,
+      first: stuck,
+      since,
+      timer: this.stuckTimer(a, podName, since),
+    };
     a.stuck.set(podName, entryNew);
   }
 
@@ -562,7 +583,11 @@ export class KubernetesBackend implements TaskBackend {
       entry.timer = this.stuckTimer(a, podName, entry.since); // the timeout grew meanwhile
       return;
     }
-    const { reason, message } = entry.stuck;
+    const { reason } = entry.stuck;
+    const message =
+      entry.first.message === entry.stuck.message
+        ? entry.stuck.message
+        : `${entry.stuck.message} (earlier: ${entry.first.reason}: ${entry.first.message})`;
     const seconds = (ms: number) => `${Math.round(ms / 100) / 10}s`;
     this.emit(a, {
       state: "ERROR",
@@ -752,11 +777,31 @@ export class KubernetesBackend implements TaskBackend {
     })) as ObjectLike;
   }
 
-  /** Deletes one object with background propagation; false when it was already gone. */
-  private async deleteObject(kind: ResourceType, name: string): Promise<boolean> {
+  /**
+   * Deletes one object with background propagation; false when it was already gone. The object
+   * is first annotated with why, so every launcher watching it (a replica, or this one after a
+   * restart) knows the deletion is Odin's and does not report it as an ERROR.
+   */
+  private async deleteObject(kind: ResourceType, name: string, why: string): Promise<boolean> {
     const { core, batch, custom } = this.apis;
     const namespace = this.namespace;
     const propagationPolicy = "Background";
+    const body = { metadata: { annotations: { [cancelledAnnotation]: why } } };
+    const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+    try {
+      if (kind === "Pod") await core.patchNamespacedPod({ name, namespace, body }, merge);
+      else if (kind === "Job") await batch.patchNamespacedJob({ name, namespace, body }, merge);
+      else {
+        const r = apiResources[kind];
+        await custom.patchNamespacedCustomObject(
+          { group: r.group, version: r.version, namespace, plural: r.plural, name, body },
+          merge,
+        );
+      }
+    } catch (err) {
+      if (httpCode(err) === 404) return false;
+      throw fromKubernetesError(err, `mark ${kind} ${name} in namespace ${namespace} for deletion`);
+    }
     try {
       if (kind === "Pod") await core.deleteNamespacedPod({ name, namespace, propagationPolicy });
       else if (kind === "Job")
@@ -784,7 +829,7 @@ export class KubernetesBackend implements TaskBackend {
     a.cancelled = true;
     try {
       await this.saveAttemptLogs(a, [...a.pods.values()]);
-      return await this.deleteObject(a.kind, a.objectName);
+      return await this.deleteObject(a.kind, a.objectName, "pending-timeout");
     } catch (err) {
       this.logger.warn("cannot delete a stuck attempt's object", { attempt: a.key, err });
       return false;
@@ -797,7 +842,7 @@ export class KubernetesBackend implements TaskBackend {
     this.checkOpen();
     const scope: SelectorScope = { runId: ref.runId, task: ref.task };
     if (ref.attempt) scope.attempt = ref.attempt;
-    return this.removeObjects(scope);
+    return this.removeObjects(scope, "cancel");
   }
 
   async deleteRun(
@@ -805,7 +850,7 @@ export class KubernetesBackend implements TaskBackend {
     options: { purgeData: boolean; runPath?: string },
   ): Promise<{ deleted: number; dataPurged: boolean }> {
     this.checkOpen();
-    const deleted = await this.removeObjects({ runId });
+    const deleted = await this.removeObjects({ runId }, "delete-run");
     let dataPurged = false;
     if (options.purgeData) {
       dataPurged = await this.purgeRunData(runId, options.runPath);
@@ -819,7 +864,7 @@ export class KubernetesBackend implements TaskBackend {
    * not reported as an ERROR), the logs of its pods are saved, then its main object is deleted
    * with background propagation (a Job's pods go with it).
    */
-  private async removeObjects(scope: SelectorScope): Promise<number> {
+  private async removeObjects(scope: SelectorScope, why: string): Promise<number> {
     const selector = selectorFor(scope);
     const [objects, pods] = await Promise.all([
       this.listMainObjects(selector),
@@ -857,7 +902,7 @@ export class KubernetesBackend implements TaskBackend {
       ),
     );
     const results = await Promise.all(
-      [...targets.values()].map(({ kind, name }) => this.deleteObject(kind, name)),
+      [...targets.values()].map(({ kind, name }) => this.deleteObject(kind, name, why)),
     );
     for (const { a } of targets.values()) this.notify(a);
     return results.filter(Boolean).length;

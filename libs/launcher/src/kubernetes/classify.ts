@@ -28,6 +28,9 @@ export const trainingReplicaIndexLabel = "training.kubeflow.org/replica-index";
 /** Annotation on every object and pod of an attempt whose task sets `pending_timeout`, in seconds. */
 export const pendingTimeoutAnnotation = "odin.dev/pending-timeout-seconds";
 
+/** Annotation Odin puts on an object just before deleting it (cancel, run deletion, stuck pod). */
+export const cancelledAnnotation = "odin.dev/deleted-by-odin";
+
 /** Waiting reasons of a container that cannot start without outside help. */
 export const stuckWaitingReasons: ReadonlySet<string> = new Set([
   "ErrImagePull",

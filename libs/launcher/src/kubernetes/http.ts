@@ -85,8 +85,10 @@ export interface RetryPolicy {
   retries: number;
   /** First backoff in ms, doubled per retry (default 100). */
   baseDelayMs: number;
-  /** Largest backoff, and the cap on a server's Retry-After, in ms (default 10,000). */
+  /** Largest backoff of our own, in ms (default 10,000). */
   maxDelayMs: number;
+  /** Longest Retry-After honoured, in ms (default 30,000). */
+  maxRetryAfterMs: number;
 }
 
 /** Defaults of {@link RetryPolicy}. */
@@ -94,6 +96,7 @@ export const defaultRetryPolicy: Readonly<RetryPolicy> = Object.freeze({
   retries: 5,
   baseDelayMs: 100,
   maxDelayMs: 10_000,
+  maxRetryAfterMs: 30_000,
 });
 
 /**
@@ -102,13 +105,14 @@ export const defaultRetryPolicy: Readonly<RetryPolicy> = Object.freeze({
  */
 export function backoffDelay(
   retry: number,
-  policy: Pick<RetryPolicy, "baseDelayMs" | "maxDelayMs">,
+  policy: Pick<RetryPolicy, "baseDelayMs" | "maxDelayMs"> & Partial<RetryPolicy>,
   retryAfterMs?: number,
   random: () => number = Math.random,
 ): number {
   const window = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** retry);
   const jittered = window / 2 + random() * (window / 2);
-  return Math.min(policy.maxDelayMs, Math.max(jittered, retryAfterMs ?? 0));
+  const floor = Math.min(retryAfterMs ?? 0, policy.maxRetryAfterMs ?? policy.maxDelayMs);
+  return Math.max(jittered, floor);
 }
 
 /** Retry-After (seconds or an HTTP date) in ms, if present and sane. */
