@@ -9,6 +9,14 @@ import {
   syncCommand,
   type DagFormat,
 } from "./commands/repo.js";
+import {
+  cancelOrRetryCommand,
+  eventsCommand,
+  logsCommand,
+  rmCommand,
+  runCommand,
+  statusCommand,
+} from "./commands/runs.js";
 import { validateCommand } from "./commands/validate.js";
 import { runKubeSimCli } from "@odin/testing";
 import type { OutputFormat } from "./output.js";
@@ -90,6 +98,77 @@ program
   .description("fetch the pipelines repository's remote now")
   .action(() => run(syncCommand(globals(), process.stdout)));
 
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const positiveInt = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`"${value}" is not a whole number`);
+  return n;
+};
+
+program
+  .command("run")
+  .description(
+    "start a run of a pipeline; prints its id (with --follow, shows it live until it ends)",
+  )
+  .argument("<pipeline>", "pipeline directory in the repository, e.g. alice/sst2")
+  .option("-f, --follow", "show the run live until it ends; exit 0 only if it succeeded")
+  .option("--commit <sha>", "run the pipeline at this commit instead of the newest")
+  .option("-l, --label <key=value>", "label the run (repeatable)", collect, [])
+  .action((pipeline: string, options: { follow?: boolean; commit?: string; label: string[] }) =>
+    run(runCommand(pipeline, { ...globals(), ...options }, process.stdout)),
+  );
+
+program
+  .command("status")
+  .description("a table of recent runs, or one run's tasks (RUN or RUN--TASK)")
+  .argument("[run]", "run id, or task id RUN--TASK")
+  .option("-p, --pipeline <pipeline>", "only runs of this pipeline")
+  .option("-a, --all", "every run, not only the newest 20")
+  .action((target: string | undefined, options: { pipeline?: string; all?: boolean }) =>
+    run(statusCommand(target, { ...globals(), ...options }, process.stdout)),
+  );
+
+program
+  .command("logs")
+  .description("a task's log (RUN--TASK), or every task's of a run (RUN)")
+  .argument("<target>", "run id or task id RUN--TASK")
+  .option("-f, --follow", "keep streaming while the task runs")
+  .option("-t, --tail <lines>", "only the last N lines", positiveInt)
+  .option("--attempt <n>", "this attempt instead of the latest", positiveInt)
+  .action((target: string, options: { follow?: boolean; tail?: number; attempt?: number }) =>
+    run(logsCommand(target, { ...globals(), ...options }, process.stdout)),
+  );
+
+program
+  .command("events")
+  .description("Kubernetes events of a task's objects and pods (RUN--TASK), or of a run's")
+  .argument("<target>", "run id or task id RUN--TASK")
+  .action((target: string) => run(eventsCommand(target, globals(), process.stdout)));
+
+program
+  .command("cancel")
+  .description("cancel a run: running tasks are stopped, waiting ones will not start")
+  .argument("<run>", "run id")
+  .action((runId: string) => run(cancelOrRetryCommand("cancel", runId, globals(), process.stdout)));
+
+program
+  .command("retry")
+  .description("run a finished run's failed, errored, skipped and cancelled tasks again")
+  .argument("<run>", "run id")
+  .action((runId: string) => run(cancelOrRetryCommand("retry", runId, globals(), process.stdout)));
+
+program
+  .command("rm")
+  .description("remove a run's Kubernetes objects (--purge: also its records and RUN_PATH data)")
+  .argument("<run>", "run id")
+  .option("--purge", "also delete the run's records and its RUN_PATH data")
+  .option("--purge-records", "also delete the run's records")
+  .option("--purge-data", "also delete the run's RUN_PATH data")
+  .action(
+    (runId: string, options: { purge?: boolean; purgeRecords?: boolean; purgeData?: boolean }) =>
+      run(rmCommand(runId, { ...globals(), ...options }, process.stdout)),
+  );
+
 program
   .command("kube-sim")
   .description(
@@ -100,8 +179,44 @@ program
   .argument("[options...]", "kube-sim's options (odin kube-sim --help)")
   .action((args: string[]) => run(runKubeSimCli(args)));
 
+/** The original Odin's command names map onto odin's subcommands (`odin-run X` is `odin run X -f`). */
+function compatArgv(argv: string[]): string[] {
+  const invoked = (argv[1] ?? "").split("/").pop() ?? "";
+  const rest = argv.slice(2);
+  const map: Record<string, (a: string[]) => string[]> = {
+    "odin-run": (a) => ["run", "--follow", ...a],
+    "odin-status": (a) => ["status", ...a.filter((x) => x !== "--all")],
+    "odin-logs": (a) => ["logs", ...a.map((x) => (x === "--lines" || x === "-l" ? "--tail" : x))],
+    "odin-events": (a) => ["events", ...a],
+    "odin-cleanup": (a) => [
+      "rm",
+      ...a.flatMap((x) =>
+        x === "--db" || x === "-d"
+          ? ["--purge-records"]
+          : x === "--fs" || x === "-f"
+            ? ["--purge-data"]
+            : [x],
+      ),
+    ],
+    // odin-push JOB FILE [--file_name NAME] [--create]: one file into a pipeline directory.
+    "odin-push": (a) => {
+      const positional = a.filter((x, i) => !x.startsWith("-") && a[i - 1] !== "--file_name");
+      const name = a[a.indexOf("--file_name") + 1];
+      return [
+        "push",
+        positional[1] ?? "",
+        "--as",
+        positional[0] ?? "",
+        ...(a.includes("--file_name") && name ? ["--file-name", name] : []),
+      ];
+    },
+  };
+  const translate = map[invoked];
+  return translate ? [argv[0]!, "odin", ...translate(rest)] : argv;
+}
+
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(compatArgv(process.argv));
 } catch (err) {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? 0 : 2;

@@ -175,15 +175,16 @@ async function readPipelineDir(dir: string): Promise<{ path: string; content: Bu
 /** `odin push DIR`: validates the pipeline locally, then commits it to the repository. */
 export async function pushCommand(
   dir: string,
-  options: RepoCommandOptions & { as?: string; message?: string },
+  options: RepoCommandOptions & { as?: string; message?: string; fileName?: string },
   out: NodeJS.WritableStream,
 ): Promise<number> {
   let info;
   try {
     info = await lstat(dir);
   } catch {
-    throw new Error(`${dir}: no such directory`);
+    throw new Error(`${dir}: no such file or directory`);
   }
+  if (info.isFile()) return pushFile(dir, options, out);
   if (!info.isDirectory())
     throw new Error(
       `${dir} is not a directory; give the pipeline's directory (the one holding main.yml)`,
@@ -233,6 +234,59 @@ export async function pushCommand(
         `${p.file ?? ""}:${p.line ?? 0}:${p.column ?? 0}: ${p.task ? `${p.task}: ` : ""}${p.message}\n`,
       );
     throw err;
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * `odin push FILE --as PIPELINE [--file-name NAME]`: adds or replaces one file of a pipeline (the
+ * original's `odin-push JOB FILE`); the pipeline's other files stay. A main.yml is validated first.
+ */
+async function pushFile(
+  file: string,
+  options: RepoCommandOptions & { as?: string; message?: string; fileName?: string },
+  out: NodeJS.WritableStream,
+): Promise<number> {
+  if (!options.as)
+    throw new Error(
+      `pushing the single file ${file} needs --as PIPELINE (the pipeline directory it belongs to)`,
+    );
+  const name = options.fileName ?? basename(file);
+  const content = await readFile(file);
+  if (content.byteLength > maxPushBytes)
+    throw new Error(`${file} is ${content.byteLength} bytes; the limit is ${maxPushBytes}`);
+  if (name === "main.yml") {
+    const local = loadPipeline(content.toString("utf8"), { file, path: options.as });
+    for (const p of local.problems) out.write(formatProblem(p) + "\n");
+    if (!local.valid) {
+      out.write(`not pushed: ${file} is not a valid pipeline; fix the errors above\n`);
+      return 1;
+    }
+  }
+  const { client } = connect(RepoSyncServiceClient, options);
+  try {
+    const res = await unary(client, "push", {
+      pipeline: options.as,
+      files: [{ path: name, content }],
+      replace: false,
+      message: options.message ?? "",
+      requestId: randomUUID(),
+    });
+    if (options.output !== "text")
+      printData(out, options.output, {
+        pipeline: options.as,
+        file: name,
+        commit: res.commit,
+        changed: res.changed,
+      });
+    else
+      out.write(
+        res.changed
+          ? `pushed ${options.as}/${name} as commit ${shortCommit(res.commit)}\n`
+          : `${options.as}/${name} is unchanged\n`,
+      );
+    return 0;
   } finally {
     client.close();
   }
