@@ -17,6 +17,7 @@ import {
   runCommand,
   statusCommand,
 } from "./commands/runs.js";
+import { defaultServerPort, serverCommand } from "./commands/server.js";
 import { validateCommand } from "./commands/validate.js";
 import { runKubeSimCli } from "@odin/testing";
 import type { OutputFormat } from "./output.js";
@@ -167,6 +168,40 @@ program
   .action(
     (runId: string, options: { purge?: boolean; purgeRecords?: boolean; purgeData?: boolean }) =>
       run(rmCommand(runId, { ...globals(), ...options }, process.stdout)),
+  );
+
+program
+  .command("server")
+  .description(
+    "run every Odin service in this process, with local processes for tasks (no cluster needed)",
+  )
+  .option(
+    "--repo <path|url>",
+    "pipelines: a directory or a git URL (default: Odin's examples/pipelines)",
+  )
+  .option("--data <dir>", "where runs write (DATA_PATH)", "./.odin/data")
+  .option("--port <n>", "gRPC port", positiveInt, defaultServerPort)
+  .option("--host <address>", "address to listen on", "127.0.0.1")
+  .option(
+    "--nats <url>",
+    "use this NATS server (JetStream) for events and run state instead of memory",
+  )
+  .option("--tokens <file>", "require API tokens from this tokens file (auth is off without it)")
+  .addOption(
+    new Option("--log-level <level>", "server log level")
+      .choices(["debug", "info", "warn", "error"])
+      .default("warn"),
+  )
+  .action(
+    (options: {
+      repo?: string;
+      data: string;
+      port: number;
+      host: string;
+      nats?: string;
+      tokens?: string;
+      logLevel: "debug" | "info" | "warn" | "error";
+    }) => run(serverCommand(options, process.stdout)),
   );
 
 program

@@ -22,3 +22,4 @@ export {
   launcherRestartedReason,
   type LocalBackendOptions,
 } from "./local/local-backend.js";
+export { k8sLauncherService, publishStateEvents, taskEventOf } from "./service.js";

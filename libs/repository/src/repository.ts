@@ -41,6 +41,8 @@ export interface RepositoryOptions {
   onSynced?: (event: SyncedEvent) => Promise<void> | void;
   /** Clock, for tests. */
   now?: () => Date;
+  /** Runs before every fetch (embedded mode commits a local directory's edits to its remote here). */
+  prepareRemote?: () => Promise<void>;
 }
 
 /** The served commit moved. */
@@ -452,6 +454,7 @@ export class PipelineRepository {
 
   /** Fetches the followed branch; resolves to its head, or "" when the remote branch is empty. */
   private async fetchBranch(): Promise<string> {
+    await this.options.prepareRemote?.();
     await this.ensureClone();
     try {
       await git(

@@ -1,0 +1,66 @@
+// odin server: every service in one process (embedded mode).
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startEmbedded } from "@odin/embedded";
+import { createLogger, loadTokensFile, type LogLevel } from "@odin/service-kit";
+
+/** The port `odin server` listens on by default (the CLI's default `--server` is localhost:50051). */
+export const defaultServerPort = 50051;
+
+/** Options of `odin server`. */
+export interface ServerOptions {
+  repo?: string;
+  data: string;
+  port: number;
+  host: string;
+  nats?: string;
+  tokens?: string;
+  logLevel: LogLevel;
+}
+
+/** The examples shipped with Odin: the default pipelines of `odin server`. */
+export function defaultRepo(): string {
+  return fileURLToPath(new URL("../../../../examples/pipelines", import.meta.url));
+}
+
+/** `odin server`: runs until interrupted; prints one line saying where and how it serves. */
+export async function serverCommand(
+  options: ServerOptions,
+  out: NodeJS.WritableStream,
+): Promise<number> {
+  const repo = options.repo ?? defaultRepo();
+  if (!/:\/\/|@/.test(repo) && !existsSync(repo))
+    throw new Error(`--repo ${repo}: no such directory (give a pipelines directory or a git URL)`);
+  const logger = createLogger({ service: "odin-server", level: options.logLevel });
+  const auth = options.tokens ? await loadTokensFile(options.tokens) : "off";
+  const odin = await startEmbedded({
+    repo,
+    dataDir: options.data,
+    host: options.host,
+    port: options.port,
+    auth,
+    natsUrl: options.nats,
+    logger,
+  });
+  out.write(
+    `odin server listening on ${odin.address} — ${auth === "off" ? "auth off (embedded mode: every caller is an admin; pass --tokens FILE to require tokens)" : "auth on"}\n` +
+      `  pipelines: ${/:\/\/|@/.test(repo) ? repo : resolve(repo)} (commit ${odin.repoCommit.slice(0, 12)})\n` +
+      `  run data:  ${resolve(options.data)}\n` +
+      `  events and run state: ${options.nats ? `NATS at ${options.nats}` : "in memory (lost when the server stops)"}\n` +
+      `  tasks run as local processes (their images are ignored)\n` +
+      `try: odin ls; odin run diamond --follow   (with ODIN_SERVER=${odin.address} if not the default)\n`,
+  );
+  await new Promise<void>((done) => {
+    const stop = (): void => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      out.write("odin server stopping\n");
+      done();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+  await odin.close();
+  return 0;
+}

@@ -1,0 +1,66 @@
+// In-process adapters: the ports of the registry and the scheduler served by the libraries
+// themselves instead of gRPC clients (embedded mode runs every service in one process).
+import type { TaskBackend } from "@odin/launcher";
+import type { FileSource, ListedFile, PipelineCatalog } from "@odin/registry";
+import type { PipelineRepository } from "@odin/repository";
+import type { CheckoutSource, LauncherPort, LaunchRequest, PipelineSource } from "@odin/scheduler";
+import { NotFoundError } from "@odin/service-kit";
+
+/** The registry's file source over the repository in the same process. */
+export class RepositoryFiles implements FileSource {
+  constructor(private readonly repo: PipelineRepository) {}
+  currentCommit(): Promise<string> {
+    return Promise.resolve(this.repo.currentCommit());
+  }
+  async listFiles(commit?: string): Promise<{ commit: string; files: ListedFile[] }> {
+    return this.repo.listFiles(commit);
+  }
+  async readFiles(
+    commit: string,
+    paths: readonly string[],
+  ): Promise<{ path: string; content: Uint8Array }[]> {
+    return (await this.repo.readFiles(commit, paths)).files;
+  }
+}
+
+/** The scheduler's pipelines from the catalog in the same process. */
+export class CatalogPipelines implements PipelineSource {
+  constructor(private readonly catalog: PipelineCatalog) {}
+  async getPipeline(path: string, commit?: string): ReturnType<PipelineSource["getPipeline"]> {
+    const got = await this.catalog.pipeline(path, commit);
+    if (!got.entry)
+      throw new NotFoundError(
+        `no pipeline "${path}" at commit ${got.commit.slice(0, 12)} — "odin ls" lists the pipelines`,
+      );
+    return {
+      commit: got.commit,
+      pipeline: got.entry.valid ? got.entry.result.pipeline : undefined,
+      problems: got.entry.problems,
+    };
+  }
+}
+
+/** The scheduler's checkouts from the repository in the same process. */
+export class RepositoryCheckouts implements CheckoutSource {
+  constructor(private readonly repo: PipelineRepository) {}
+  acquire(commit: string, holder: string): Promise<{ commit: string; path: string }> {
+    return this.repo.acquireCheckout(commit, holder);
+  }
+  async release(commit: string, holder: string): Promise<void> {
+    await this.repo.releaseCheckout(commit, holder);
+  }
+}
+
+/** The scheduler's launcher: a task backend in the same process. */
+export class BackendLauncher implements LauncherPort {
+  constructor(private readonly backend: TaskBackend) {}
+  async launch(r: LaunchRequest): Promise<{ objectName: string }> {
+    return this.backend.launch(r);
+  }
+  async cancel(runId: string, task: string, attempt?: number): Promise<void> {
+    await this.backend.cancel(attempt === undefined ? { runId, task } : { runId, task, attempt });
+  }
+  deleteRun(runId: string, purgeData: boolean): Promise<{ deleted: number; dataPurged: boolean }> {
+    return this.backend.deleteRun(runId, { purgeData });
+  }
+}

@@ -1,0 +1,140 @@
+import { mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { MemoryEventBus, NatsEventBus, type EventBus } from "@odin/events";
+import {
+  k8sLauncherService,
+  LocalBackend,
+  publishStateEvents,
+  type TaskBackend,
+} from "@odin/launcher";
+import { PipelineCatalog, pipelineRegistryService } from "@odin/registry";
+import { PipelineRepository, repoSyncService } from "@odin/repository";
+import { MemoryKeyValueStore, NatsKeyValueStore, type KeyValueStore } from "@odin/run-store";
+import { dagSchedulerService, Scheduler, SchedulerStore } from "@odin/scheduler";
+import { startServer, type Logger, type OdinServer, type TokenStore } from "@odin/service-kit";
+import {
+  BackendLauncher,
+  CatalogPipelines,
+  RepositoryCheckouts,
+  RepositoryFiles,
+} from "./adapters.js";
+import { LocalDirectoryRemote } from "./local-remote.js";
+
+/** How to run Odin in one process. */
+export interface EmbeddedOptions {
+  /** A directory of pipelines, or any git URL. */
+  repo: string;
+  branch?: string;
+  /** `DATA_PATH` of runs; Odin's own state goes to `<data>/.odin`. */
+  dataDir: string;
+  host?: string;
+  port: number;
+  /** `"off"` (the default of `odin server`) or the tokens to accept. */
+  auth: TokenStore | "off";
+  /** Use this NATS server (JetStream) for events and run state instead of memory. */
+  natsUrl?: string;
+  /** Run tasks through this backend instead of local processes (e.g. Kubernetes). */
+  backend?: TaskBackend;
+  logger: Logger;
+}
+
+/** A running embedded Odin. */
+export interface Embedded {
+  address: string;
+  port: number;
+  repoCommit: string;
+  close(): Promise<void>;
+}
+
+/**
+ * All four services in one process, on one port: the same libraries and the same code paths as
+ * the deployed services, with the event bus, run store and launcher backend swapped for
+ * in-memory and local-process adapters (or NATS and Kubernetes when asked).
+ */
+export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded> {
+  const data = resolve(options.dataDir);
+  const state = join(data, ".odin");
+  await mkdir(state, { recursive: true });
+  const log = options.logger;
+
+  const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(options.repo) || /^[^/]+@[^:]+:/.test(options.repo);
+  const local = isUrl ? undefined : await LocalDirectoryRemote.open(options.repo, state);
+  const bus: EventBus = options.natsUrl
+    ? await NatsEventBus.connect({ servers: options.natsUrl, name: "odin-server" })
+    : new MemoryEventBus();
+  const kv: KeyValueStore = options.natsUrl
+    ? await NatsKeyValueStore.connect({ servers: options.natsUrl, name: "odin-server" })
+    : new MemoryKeyValueStore();
+
+  let catalog: PipelineCatalog | undefined;
+  const repo = await PipelineRepository.open({
+    remote: local ? local.url : options.repo,
+    branch: options.branch ?? (local ? "main" : undefined),
+    rootPath: join(state, "repo"),
+    prepareRemote: local ? () => local.snapshot() : undefined,
+    onSynced: async (e) => {
+      if (local && e.previousCommit)
+        await local
+          .writeBack()
+          .catch((err: unknown) =>
+            log.warn("could not write pushed files back", { error: (err as Error).message }),
+          );
+      await catalog?.noteSynced(e.commit);
+    },
+  });
+  const status = repo.status();
+  if (status.lastError)
+    throw new Error(`cannot read the pipelines repository ${status.remote}: ${status.lastError}`);
+  // A local directory is re-read whenever asked for its newest commit (it changes under our feet).
+  catalog = new PipelineCatalog(new RepositoryFiles(repo), { maxStalenessMs: local ? 0 : 30_000 });
+
+  const backend: TaskBackend =
+    options.backend ??
+    new LocalBackend({ logDir: join(state, "logs"), dataRoot: data, logger: log });
+  await backend.start(publishStateEvents(bus));
+  const scheduler = new Scheduler({
+    store: new SchedulerStore(kv),
+    bus,
+    pipelines: new CatalogPipelines(catalog),
+    checkouts: new RepositoryCheckouts(repo),
+    launcher: new BackendLauncher(backend),
+    dataPath: data,
+    logger: log,
+  });
+  await scheduler.start();
+  if (!isUrl) repo.startPeriodicSync(2000);
+
+  let server: OdinServer;
+  try {
+    server = await startServer({
+      name: "odin",
+      host: options.host ?? "127.0.0.1",
+      port: options.port,
+      auth: options.auth,
+      services: [
+        repoSyncService(repo),
+        pipelineRegistryService(catalog),
+        dagSchedulerService(scheduler),
+        k8sLauncherService(backend),
+      ],
+      logger: log,
+    });
+  } catch (err) {
+    await scheduler.close();
+    await backend.close();
+    throw err;
+  }
+  return {
+    address: server.address,
+    port: server.port,
+    repoCommit: repo.currentCommit(),
+    close: async () => {
+      await server.close(2000);
+      await scheduler.close();
+      await backend.close();
+      repo.close();
+      await bus.close();
+      await kv.close();
+    },
+  };
+}
