@@ -8,9 +8,14 @@ import { NotFoundError } from "@odin/service-kit";
 
 /** The registry's file source over the repository in the same process. */
 export class RepositoryFiles implements FileSource {
-  constructor(private readonly repo: PipelineRepository) {}
-  currentCommit(): Promise<string> {
-    return Promise.resolve(this.repo.currentCommit());
+  /** `syncOnRead`: a local directory changes under our feet, so asking for its newest commit syncs first. */
+  constructor(
+    private readonly repo: PipelineRepository,
+    private readonly syncOnRead = false,
+  ) {}
+  async currentCommit(): Promise<string> {
+    if (this.syncOnRead) return (await this.repo.sync()).commit;
+    return this.repo.currentCommit();
   }
   async listFiles(commit?: string): Promise<{ commit: string; files: ListedFile[] }> {
     return this.repo.listFiles(commit);

@@ -66,7 +66,8 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     ? await NatsKeyValueStore.connect({ servers: options.natsUrl, name: "odin-server" })
     : new MemoryKeyValueStore();
 
-  let catalog: PipelineCatalog | undefined;
+  // The catalog reads the repository, and the repository tells the catalog when it moves.
+  const follow: { catalog?: PipelineCatalog } = {};
   const repo = await PipelineRepository.open({
     remote: local ? local.url : options.repo,
     branch: options.branch ?? (local ? "main" : undefined),
@@ -79,14 +80,17 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
           .catch((err: unknown) =>
             log.warn("could not write pushed files back", { error: (err as Error).message }),
           );
-      await catalog?.noteSynced(e.commit);
+      await follow.catalog?.noteSynced(e.commit);
     },
   });
   const status = repo.status();
   if (status.lastError)
     throw new Error(`cannot read the pipelines repository ${status.remote}: ${status.lastError}`);
   // A local directory is re-read whenever asked for its newest commit (it changes under our feet).
-  catalog = new PipelineCatalog(new RepositoryFiles(repo), { maxStalenessMs: local ? 0 : 30_000 });
+  const catalog = new PipelineCatalog(new RepositoryFiles(repo, Boolean(local)), {
+    maxStalenessMs: local ? 0 : 30_000,
+  });
+  follow.catalog = catalog;
 
   const backend: TaskBackend =
     options.backend ??
