@@ -106,7 +106,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     logger: log,
   });
   await scheduler.start();
-  if (!isUrl) repo.startPeriodicSync(2000);
+  if (isUrl) repo.startPeriodicSync(60_000);
 
   let server: OdinServer;
   try {
