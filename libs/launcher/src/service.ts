@@ -83,7 +83,8 @@ export function launchSpecFromRequest(req: k8slauncher.LaunchTaskRequest): Launc
       `paths.task_path must be an absolute path (the task's TASK_PATH), got ${JSON.stringify(paths?.taskPath ?? "")}`,
     );
   }
-  for (const [field, value] of Object.entries(paths)) {
+  for (const field of ["rootPath", "workPath", "dataPath", "runPath"] as const) {
+    const value = paths[field];
     if (value !== "" && !isAbsolute(value)) {
       throw new InvalidArgumentError(
         `paths.${field} must be absolute, got ${JSON.stringify(value)}`,

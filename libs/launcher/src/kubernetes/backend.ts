@@ -335,17 +335,14 @@ export class KubernetesBackend implements TaskBackend {
     const pods = makeInformer<KubernetesObject>(
       kc,
       `/api/v1/namespaces/${ns}/pods`,
-      () =>
-        core.listNamespacedPod({ namespace: ns, labelSelector: selector }) as Promise<
-          KubernetesListObject<KubernetesObject>
-        >,
+      () => core.listNamespacedPod({ namespace: ns, labelSelector: selector }),
       selector,
     );
     const podWatch = new ResourceWatch("Pod", pods, this.logger, this.retryPolicy);
     this.watches.set("pods", podWatch);
-    pods.on("add", (o) => this.onPod(o as V1Pod, false));
-    pods.on("update", (o) => this.onPod(o as V1Pod, false));
-    pods.on("delete", (o) => this.onPod(o as V1Pod, true));
+    pods.on("add", (o) => this.onPod(o, false));
+    pods.on("update", (o) => this.onPod(o, false));
+    pods.on("delete", (o) => this.onPod(o, true));
     const podError = await podWatch.start();
     if (podError !== undefined) {
       await this.close();
@@ -923,7 +920,7 @@ export class KubernetesBackend implements TaskBackend {
           }
           if (kind === "Job") {
             const list = await batch.listNamespacedJob({ namespace, labelSelector: selector });
-            return list.items.map((obj) => ({ kind, obj: obj as ObjectLike }));
+            return list.items.map((obj) => ({ kind, obj: obj }));
           }
           const r = apiResources[kind];
           const list = (await custom.listNamespacedCustomObject({
@@ -963,7 +960,14 @@ export class KubernetesBackend implements TaskBackend {
         "cannot purge run data: the launcher has no data root configured (set ODIN_DATA_PATH)",
       );
     }
-    const root = await realpath(dataRoot);
+    let root: string;
+    try {
+      root = await realpath(dataRoot);
+    } catch (err) {
+      // No data root at all: the run's directory cannot exist either.
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return true;
+      throw err;
+    }
     const target = runPath === undefined ? join(root, runId) : resolve(runPath);
     // The run's directory is named after the run and sits directly in the data root (after
     // resolving symbolic links of the root and of the target's parent).

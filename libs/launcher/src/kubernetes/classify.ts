@@ -331,7 +331,7 @@ export function ownerOutcome(
 export function objectEventOf(event: CoreV1Event, attempt: number): ObjectEvent {
   const time =
     toDate(event.lastTimestamp) ??
-    toDate(event.eventTime as KubeTime) ??
+    toDate(event.eventTime) ??
     toDate(event.firstTimestamp) ??
     toDate(event.metadata.creationTimestamp) ??
     new Date(0);

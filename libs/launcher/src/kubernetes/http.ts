@@ -219,9 +219,9 @@ export class KubernetesHttp implements PromiseHttpLibrary {
     const options = (agent as unknown as { options: https.AgentOptions }).options;
     const key = JSON.stringify([
       isHttps,
-      options.ca?.toString(),
-      options.cert?.toString(),
-      options.key?.toString(),
+      optionText(options.ca),
+      optionText(options.cert),
+      optionText(options.key),
       options.rejectUnauthorized,
       options.servername,
     ]);
@@ -233,6 +233,15 @@ export class KubernetesHttp implements PromiseHttpLibrary {
     }
     return shared;
   }
+}
+
+/** A TLS option (PEM text, buffers, lists of them, key objects) as text, to compare agents. */
+function optionText(value: unknown): string {
+  if (value === undefined || value === null) return "";
+  if (typeof value === "string") return value;
+  if (Buffer.isBuffer(value)) return value.toString("base64");
+  if (Array.isArray(value)) return value.map(optionText).join("\n");
+  return JSON.stringify(value);
 }
 
 /** The three API groups the launcher uses, sharing one rate limit and retry policy. */

@@ -135,7 +135,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   private readonly items: T[] = [];
   private wake: (() => void) | undefined;
   private ended = false;
-  private failure: unknown;
+  private failure: Error | undefined;
 
   push(item: T): void {
     if (this.ended) return;
@@ -143,7 +143,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     this.wake?.();
   }
 
-  end(err?: unknown): void {
+  end(err?: Error): void {
     if (this.ended) return;
     this.ended = true;
     this.failure = err;
