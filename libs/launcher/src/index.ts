@@ -22,4 +22,17 @@ export {
   launcherRestartedReason,
   type LocalBackendOptions,
 } from "./local/local-backend.js";
-export { k8sLauncherService, publishStateEvents, taskEventOf } from "./service.js";
+export {
+  eventSequence,
+  k8sLauncherService,
+  launchSpecFromRequest,
+  publishStateEvents,
+  taskEventOf,
+} from "./service.js";
+export {
+  defaultPendingTimeoutMs,
+  KubernetesBackend,
+  type KubernetesBackendOptions,
+} from "./kubernetes/backend.js";
+export { cancelledAnnotation, pendingTimeoutAnnotation } from "./kubernetes/classify.js";
+export { defaultRetryPolicy, type RetryPolicy } from "./kubernetes/http.js";
