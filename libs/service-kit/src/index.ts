@@ -118,3 +118,4 @@ export {
   formatDefault,
   checkConfigDocs,
 } from "./config.js";
+export { startGateway, type Gateway, type GatewayOptions, type GatewayRoute } from "./gateway.js";

@@ -1,0 +1,35 @@
+import { serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
+
+const { grpcHost, grpcPort, logLevel, maxMessageBytes } = serviceKitConfigSchema;
+
+/** Every variable the gateway reads (documented in docs/configuration.md). */
+export const gatewayConfigSchema = {
+  grpcHost,
+  grpcPort,
+  logLevel,
+  maxMessageBytes,
+  repoSyncAddress: {
+    name: "ODIN_REPO_SYNC_ADDRESS",
+    type: "string",
+    required: true,
+    description: "`host:port` of repo-sync.",
+  },
+  registryAddress: {
+    name: "ODIN_REGISTRY_ADDRESS",
+    type: "string",
+    required: true,
+    description: "`host:port` of pipeline-registry.",
+  },
+  schedulerAddress: {
+    name: "ODIN_SCHEDULER_ADDRESS",
+    type: "string",
+    required: true,
+    description: "`host:port` of dag-scheduler (a Service in front of its replicas).",
+  },
+  launcherAddress: {
+    name: "ODIN_LAUNCHER_ADDRESS",
+    type: "string",
+    required: true,
+    description: "`host:port` of k8s-launcher.",
+  },
+} as const satisfies ConfigSchema;
