@@ -4,7 +4,7 @@
 import {
   Client,
   credentials,
-  Metadata,
+  type Metadata,
   Server,
   ServerCredentials,
   status,
