@@ -2,6 +2,8 @@
 // on a real nats-server, a grpc-js client as dag-scheduler or the CLI would use it.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { manifestName } from "@odin/k8s-manifests";
 import { K8sLauncherServiceClient, common, taskToProto, type k8slauncher } from "@odin/proto";
 import {
@@ -95,6 +97,7 @@ describe("K8sLauncherService over gRPC", () => {
 
   test("CancelTask and DeleteRunObjects", async () => {
     const runId = h.runId("grpc");
+    mkdirSync(join(h.dataRoot, runId), { recursive: true });
     await unary(client, "launchTask", request(runId, "a", { runForever: true }));
     await unary(
       client,
@@ -109,6 +112,7 @@ describe("K8sLauncherService over gRPC", () => {
       deletedObjects: 1,
       dataPurged: true,
     });
+    assert.equal(existsSync(join(h.dataRoot, runId)), false);
   });
 
   test("requests are validated before anything is created", async () => {

@@ -964,9 +964,11 @@ export class KubernetesBackend implements TaskBackend {
     try {
       root = await realpath(dataRoot);
     } catch (err) {
-      // No data root at all: the run's directory cannot exist either.
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return true;
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      throw new FailedPreconditionError(
+        `cannot purge run data: the data root ${dataRoot} does not exist on the launcher (mount the data volume there, or set ODIN_DATA_PATH)`,
+        { cause: err },
+      );
     }
     const target = runPath === undefined ? join(root, runId) : resolve(runPath);
     // The run's directory is named after the run and sits directly in the data root (after

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// k8s-launcher: composition root. Reads configuration once, wires Kubernetes, NATS and the server.
+import { NatsEventBus } from "@odin/events";
+import { k8sLauncherService, KubernetesBackend, publishStateEvents } from "@odin/launcher";
+import {
+  createLogger,
+  readConfig,
+  runUntilSignal,
+  serverOptionsFromConfig,
+  startServer,
+} from "@odin/service-kit";
+import { k8sLauncherConfigSchema } from "./config.js";
+import { backendOptions, loadKubeConfig } from "./options.js";
+
+async function main(): Promise<void> {
+  const config = readConfig(process.env, k8sLauncherConfigSchema);
+  const logger = createLogger({ service: "k8s-launcher", level: config.logLevel });
+  const kubeConfig = loadKubeConfig(config.kubeconfig);
+  const options = backendOptions(config, kubeConfig, logger);
+  const serverOptions = await serverOptionsFromConfig(config);
+  const bus = await NatsEventBus.connect({ servers: config.natsUrl, name: "k8s-launcher" });
+  const backend = new KubernetesBackend(options);
+  try {
+    // Lists Odin's objects and reports what happened while no launcher ran.
+    await backend.start(publishStateEvents(bus));
+  } catch (err) {
+    await bus.close();
+    throw err;
+  }
+  const server = await startServer({
+    name: "k8s-launcher",
+    ...serverOptions,
+    services: [k8sLauncherService(backend)],
+    logger,
+  });
+  logger.info("k8s-launcher ready", {
+    address: server.address,
+    cluster: kubeConfig.getCurrentCluster()?.server,
+    namespace: config.namespace,
+    resourceTypes: options.resourceTypes,
+  });
+  await runUntilSignal(server, logger, {
+    cleanup: async () => {
+      await backend.close();
+      await bus.close();
+    },
+  });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`k8s-launcher: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
