@@ -1,0 +1,20 @@
+export {
+  InvalidKeyError,
+  KeyExistsError,
+  matchesFilter,
+  normalizeFilter,
+  RevisionMismatchError,
+  StoreClosedError,
+  StoreUnavailableError,
+  validateKey,
+  ValueTooLargeError,
+  type Change,
+  type Entry,
+  type KeyValueStore,
+  type Watch,
+} from "./store.js";
+export { jsonCodec, type Codec } from "./codec.js";
+export { runKeys } from "./keys.js";
+export { updateWithRetry, type UpdateOutcome, type UpdateWithRetryOptions } from "./retry.js";
+export { MemoryKeyValueStore, type MemoryKeyValueStoreOptions } from "./memory.js";
+export { NatsKeyValueStore, StoreConfigError, type NatsKeyValueStoreOptions } from "./nats.js";

@@ -1,0 +1,130 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { startNats, type NatsServer } from "@odin/testing";
+import { jsonCodec } from "./codec.js";
+import { keyValueStoreContract } from "./contract.js";
+import { runKeys } from "./keys.js";
+import { NatsKeyValueStore, StoreConfigError } from "./nats.js";
+import { updateWithRetry } from "./retry.js";
+import { RevisionMismatchError, StoreUnavailableError, type Change } from "./store.js";
+
+const text = (s: string) => new TextEncoder().encode(s);
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+
+let server: NatsServer | undefined;
+const serverReady = startNats({ runtime: "binary" }).then((s) => (server = s));
+let buckets = 0;
+
+keyValueStoreContract("NATS JetStream KV", async () =>
+  NatsKeyValueStore.connect({
+    servers: (await serverReady).url,
+    name: "contract-test",
+    // A fresh bucket per test: each starts empty.
+    bucket: `contract-${++buckets}`,
+  }),
+);
+
+after(async () => {
+  await server?.stop();
+});
+
+describe("NATS JetStream KV across connections", () => {
+  let a: NatsKeyValueStore;
+  let b: NatsKeyValueStore;
+  before(async () => {
+    const url = (await serverReady).url;
+    a = await NatsKeyValueStore.connect({ servers: url, name: "replica-a", bucket: "replicas" });
+    b = await NatsKeyValueStore.connect({ servers: url, name: "replica-b", bucket: "replicas" });
+  });
+  after(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  test("a second replica sees the first one's writes, listings and changes", async () => {
+    const changes: Change[] = [];
+    const watch = await b.watch(runKeys.tasks("shared"), (c) => changes.push(c));
+    const revision = await a.create(runKeys.task("shared", "t1"), text("from a"));
+    const entry = await b.get(runKeys.task("shared", "t1"));
+    assert.deepEqual(entry && [decode(entry.value), entry.revision], ["from a", revision]);
+    const keys: string[] = [];
+    for await (const key of b.keys(runKeys.tasks("shared"))) keys.push(key);
+    assert.deepEqual(keys, [runKeys.task("shared", "t1")]);
+    const start = Date.now();
+    while (changes.length === 0 && Date.now() - start < 5000) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.deepEqual(
+      changes.map((c) => [c.op, c.key, c.revision]),
+      [["put", runKeys.task("shared", "t1"), revision]],
+    );
+    await watch.stop();
+  });
+
+  test("compare-and-set conflicts between two connections are detected", async () => {
+    const key = runKeys.task("shared", "cas");
+    const r1 = await a.create(key, text("pending"));
+    await assert.rejects(b.create(key, text("pending")), RevisionMismatchError);
+    // Both replicas read r1; the first update wins, the second is refused.
+    const r2 = await a.update(key, text("launched by a"), r1);
+    await assert.rejects(b.update(key, text("launched by b"), r1), RevisionMismatchError);
+    await assert.rejects(b.delete(key, r1), RevisionMismatchError);
+    const entry = await b.get(key);
+    assert.equal(entry?.revision, r2);
+    assert.equal(decode(entry.value), "launched by a");
+  });
+
+  test("updateWithRetry on two replicas at once loses no increment", async () => {
+    const codec = jsonCodec<number>();
+    const key = runKeys.run("shared-counter");
+    const bump = (n: number | undefined) => (n ?? 0) + 1;
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => updateWithRetry(i % 2 ? a : b, key, bump, codec)),
+    );
+    const entry = await a.get(key);
+    assert.equal(entry && codec.decode(entry.value), 20);
+  });
+});
+
+describe("NATS JetStream KV failures", () => {
+  test("an unreachable NATS fails fast with StoreUnavailableError and a hint", async () => {
+    const started = Date.now();
+    await assert.rejects(
+      NatsKeyValueStore.connect({ servers: "nats://127.0.0.1:1", connectTimeoutMs: 2000 }),
+      (err: Error) =>
+        err instanceof StoreUnavailableError &&
+        err.message.includes("cannot reach NATS at nats://127.0.0.1:1") &&
+        err.message.includes("-js"),
+    );
+    assert.ok(Date.now() - started < 3000, "no hang");
+  });
+
+  test("a value limit the server cannot carry is refused at connect", async () => {
+    await assert.rejects(
+      NatsKeyValueStore.connect({
+        servers: (await serverReady).url,
+        bucket: "too-big",
+        maxValueBytes: 8 * 1024 * 1024,
+      }),
+      (err: Error) => err instanceof StoreConfigError && /max_payload/.test(err.message),
+    );
+  });
+
+  test("when the server goes away, operations fail within the time limit instead of hanging", async () => {
+    const lonely = await startNats({ runtime: "binary" });
+    const store = await NatsKeyValueStore.connect({ servers: lonely.url, timeoutMs: 500 });
+    await store.create(runKeys.run("gone"), text("x"));
+    await lonely.stop();
+    const started = Date.now();
+    await assert.rejects(store.get(runKeys.run("gone")), StoreUnavailableError);
+    await assert.rejects(store.put(runKeys.run("gone"), text("y")), StoreUnavailableError);
+    await assert.rejects(
+      (async () => {
+        for await (const _ of store.list("")) break;
+      })(),
+      StoreUnavailableError,
+    );
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+    await store.close();
+  });
+});
