@@ -616,3 +616,22 @@ test("a very long cycle is named by its ends, not by every task", () => {
   assert.match(cycle.message, /^dependency cycle: t0 → t1 → .* → … 986 more … → .* → t0 \(/);
   assert.ok(cycle.message.length < 400);
 });
+
+test("env may not override the ids Odin gives every task: a warning says the value is ignored", () => {
+  const result = loadPipeline(
+    "tasks:\n- name: a\n  image: i\n  command: c\n  env:\n    ODIN_TASK_ID: mine\n    MINE: ok\n",
+  );
+  assert.equal(result.valid, true);
+  assert.deepEqual(
+    result.problems.map((p) => [p.severity, p.line, p.column, p.field, p.message]),
+    [
+      [
+        "warning",
+        6,
+        5,
+        "env.ODIN_TASK_ID",
+        "env.ODIN_TASK_ID is set by Odin for every task; this value is ignored",
+      ],
+    ],
+  );
+});

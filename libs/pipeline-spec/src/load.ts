@@ -724,6 +724,18 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
         "env",
         `environment variable name "${k}" must be letters, digits and "_", not starting with a digit`,
       );
+    else if (k === "ODIN_TASK_ID" || k === "ODIN_RUN_ID" || k === "ODIN_ATTEMPT") {
+      problems.warn(
+        {
+          container: isMap(map.env) ? map.env : map,
+          key: k,
+          atKey: true,
+          task: name || undefined,
+          field: `env.${k}`,
+        },
+        `env.${k} is set by Odin for every task; this value is ignored`,
+      );
+    }
   }
 
   const labels = f.stringMap("labels");
