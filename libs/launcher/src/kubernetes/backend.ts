@@ -880,7 +880,9 @@ export class KubernetesBackend implements TaskBackend {
       if (!inScope(a.id, scope)) continue;
       targets.set(`${a.kind}/${a.objectName}`, { kind: a.kind, name: a.objectName, a });
     }
+    const before = new Map<Attempt, boolean>();
     for (const { a } of targets.values()) {
+      before.set(a, a.cancelled);
       a.cancelled = true;
       this.clearAllStuck(a);
     }
@@ -898,11 +900,25 @@ export class KubernetesBackend implements TaskBackend {
         ),
       ),
     );
-    const results = await Promise.all(
-      [...targets.values()].map(({ kind, name }) => this.deleteObject(kind, name, why)),
+    const list = [...targets.values()];
+    const results = await Promise.allSettled(
+      list.map(({ kind, name }) => this.deleteObject(kind, name, why)),
     );
-    for (const { a } of targets.values()) this.notify(a);
-    return results.filter(Boolean).length;
+    let deleted = 0;
+    let failure: Error | undefined;
+    results.forEach((r, i) => {
+      const target = list[i];
+      if (r.status === "fulfilled") {
+        if (r.value) deleted++;
+      } else if (target) {
+        // Not deleted: it runs on, and its end must still be reported.
+        target.a.cancelled = before.get(target.a) ?? false;
+        failure ??= r.reason instanceof Error ? r.reason : new Error(String(r.reason));
+      }
+    });
+    for (const { a } of list) this.notify(a);
+    if (failure !== undefined) throw failure;
+    return deleted;
   }
 
   /** Top-level objects (Pods without an owner, Jobs, training jobs) matching a selector. */
@@ -1015,7 +1031,9 @@ export class KubernetesBackend implements TaskBackend {
     this.savesInFlight.set(a.key, inFlight);
     this.saveQueue.push(async () => {
       try {
-        await this.savePodLogs(a.id, pod);
+        // A finished pod's log does not change: one saved before (e.g. by a launcher that ran
+        // before a restart) is kept.
+        await this.savePodLogs(a.id, pod, true);
       } catch (err) {
         this.logger.warn("cannot save a finished pod's logs", { pod: name, err });
       } finally {
@@ -1049,11 +1067,12 @@ export class KubernetesBackend implements TaskBackend {
   }
 
   /** Saves what each started container of a pod printed so far. */
-  private async savePodLogs(id: AttemptId, pod: V1Pod): Promise<void> {
+  private async savePodLogs(id: AttemptId, pod: V1Pod, keepSaved = false): Promise<void> {
     const name = pod.metadata?.name;
     if (name === undefined || this.closed) return;
     for (const c of pod.spec?.containers ?? []) {
       if (!containerStarted(pod, c.name)) continue;
+      if (keepSaved && (await this.savedLogs.has(id, name, c.name))) continue;
       let text: string;
       try {
         text = await this.apis.core.readNamespacedPodLog({

@@ -1,7 +1,7 @@
 // Saved logs: what a task's pods printed, kept on the launcher's disk so `logs()` still serves
 // them once Kubernetes has deleted the pods. Layout: `<root>/<run>/<task>/<attempt>/<pod>/<container>.log`,
 // each file the pod log as the API returned it with `timestamps=true`.
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { LogLine } from "../backend.js";
 import type { AttemptId } from "./classify.js";
@@ -74,6 +74,16 @@ export class SavedLogs {
     const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
     await writeFile(tmp, text);
     await rename(tmp, file);
+  }
+
+  /** True when a container's log is saved. */
+  async has(id: AttemptId, pod: string, container: string): Promise<boolean> {
+    try {
+      await access(this.file(id, pod, container));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The saved logs of an attempt (pods and containers), sorted. */

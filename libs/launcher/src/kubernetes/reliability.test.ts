@@ -231,4 +231,25 @@ describe("reliability", () => {
     );
     assert.equal(await backend.cancel({ runId, task: "job", attempt: 1 }), 0);
   });
+
+  test("a cancel the API refuses leaves the task reported as it ends", async () => {
+    const runId = h.runId("nocancel");
+    const task = simTask("t", { runMs: 800 });
+    const states: string[] = [];
+    const impatient = await h.backend({ retry: { retries: 0 } }, (e) => {
+      if (e.runId === runId) states.push(e.state);
+      return Promise.resolve();
+    });
+    await h.launch(impatient, runId, task);
+    await waitUntil(
+      () => states.includes("RUNNING"),
+      () => "RUNNING",
+    );
+    h.sim.faults.failNext(1, 503, { match: { method: "PATCH" } });
+    await assert.rejects(impatient.cancel({ runId, task: "t" }), { name: "UnavailableError" });
+    await waitUntil(
+      () => states.includes("SUCCEEDED"),
+      () => `SUCCEEDED reported by the launcher whose cancel failed (${states.join(",")})`,
+    );
+  });
 });
