@@ -55,10 +55,7 @@ function assertProblem(problems: readonly string[], pattern: RegExp): void {
 
 test("the unbroken dev overlay has no problems (the baseline of the tests below)", async () => {
   const r = dev();
-  assert.deepEqual(
-    [...checkWorkloads(r), ...checkServices(r), ...checkServiceAccounts(r)],
-    [],
-  );
+  assert.deepEqual([...checkWorkloads(r), ...checkServices(r), ...checkServiceAccounts(r)], []);
   assert.deepEqual((await checkApps(r)).problems, []);
 });
 
@@ -149,7 +146,10 @@ test("env: an unknown variable, a missing required one, a bad value", async () =
   setEnv(container(r, "dag-scheduler"), "ODIN_MAX_RUNNING_TASKS", "many");
   const { problems } = await checkApps(r);
   assertProblem(problems, /gateway: ODIN_METRICS_PORT is not a variable gateway reads/);
-  assertProblem(problems, /repo-sync: repo-sync refuses its configuration: .*ODIN_REPO_URL: required/s);
+  assertProblem(
+    problems,
+    /repo-sync: repo-sync refuses its configuration: .*ODIN_REPO_URL: required/s,
+  );
   assertProblem(problems, /dag-scheduler: .*ODIN_MAX_RUNNING_TASKS: expected a whole number/s);
 });
 
@@ -159,7 +159,10 @@ test("env: an address reaching the wrong service, or no service", async () => {
   setEnv(container(r, "gateway"), "ODIN_LAUNCHER_ADDRESS", "launcher:50051");
   setEnv(container(r, "k8s-launcher"), "ODIN_NATS_URL", "nats://nats:4223");
   const { problems } = await checkApps(r);
-  assertProblem(problems, /ODIN_REGISTRY_ADDRESS=repo-sync:50051: .* selects repo-sync, not pipeline-registry/);
+  assertProblem(
+    problems,
+    /ODIN_REGISTRY_ADDRESS=repo-sync:50051: .* selects repo-sync, not pipeline-registry/,
+  );
   assertProblem(problems, /ODIN_LAUNCHER_ADDRESS=launcher:50051: no Service launcher/);
   assertProblem(problems, /ODIN_NATS_URL=nats:\/\/nats:4223: Service nats has no port 4223/);
 });
@@ -173,9 +176,15 @@ test("env: auth off, a tokens file outside any Secret, a path off the data volum
   setEnv(container(r, "gateway"), "ODIN_GRPC_PORT", "8080");
   const { problems } = await checkApps(r);
   assertProblem(problems, /pipeline-registry: ODIN_AUTH is not on/);
-  assertProblem(problems, /dag-scheduler: ODIN_TOKENS_FILE=\/etc\/odin\/tokens.json is not in a mounted Secret/);
+  assertProblem(
+    problems,
+    /dag-scheduler: ODIN_TOKENS_FILE=\/etc\/odin\/tokens.json is not in a mounted Secret/,
+  );
   assertProblem(problems, /repo-sync: ODIN_ROOT_PATH=\/var\/lib\/odin is not on a writable mount/);
-  assertProblem(problems, /ODIN_DATA_PATH differs: dag-scheduler gives runs \/data\/odin, k8s-launcher purges \/data\/runs/);
+  assertProblem(
+    problems,
+    /ODIN_DATA_PATH differs: dag-scheduler gives runs \/data\/odin, k8s-launcher purges \/data\/runs/,
+  );
   assertProblem(problems, /gateway: gateway listens on 8080 but the port named grpc is 50051/);
 });
 
@@ -219,7 +228,8 @@ test("without kubectl the rendering fails and says how to install it (it never s
     assert.throws(
       () => kustomize("deploy/overlays/dev"),
       (err: unknown) =>
-        err instanceof KubectlMissingError && /apt-get install -y kubernetes-client/.test(err.message),
+        err instanceof KubectlMissingError &&
+        /apt-get install -y kubernetes-client/.test(err.message),
     );
   } finally {
     if (saved === undefined) delete process.env.KUBECTL;

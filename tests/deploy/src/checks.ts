@@ -95,9 +95,7 @@ function labelsMatch(selector: Record<string, string>, labels: Record<string, st
 
 /** The workloads whose pods a label selector selects. */
 export function selectedWorkloads(r: Rendered, selector: Record<string, string>): Workload[] {
-  return r
-    .workloads()
-    .filter((w) => labelsMatch(selector, w.spec.template.metadata?.labels ?? {}));
+  return r.workloads().filter((w) => labelsMatch(selector, w.spec.template.metadata?.labels ?? {}));
 }
 
 /** Pod spec, containers, probes, volumes and the objects they reference, security. */
@@ -143,8 +141,7 @@ export function checkWorkloads(r: Rendered): string[] {
       const req = c.resources?.requests ?? {};
       if (req.cpu === undefined || req.memory === undefined)
         problems.push(`${cref}: resources.requests needs cpu and memory`);
-      if (c.resources?.limits?.memory === undefined)
-        problems.push(`${cref}: no memory limit`);
+      if (c.resources?.limits?.memory === undefined) problems.push(`${cref}: no memory limit`);
 
       if (main) {
         if (!c.readinessProbe) problems.push(`${cref}: no readinessProbe`);
@@ -291,7 +288,10 @@ export function checkServices(r: Rendered): string[] {
 export function checkServiceAccounts(r: Rendered): string[] {
   const problems: string[] = [];
   const bound = new Set<string>();
-  for (const b of [...r.all<RoleBinding>("RoleBinding"), ...r.all<RoleBinding>("ClusterRoleBinding")]) {
+  for (const b of [
+    ...r.all<RoleBinding>("RoleBinding"),
+    ...r.all<RoleBinding>("ClusterRoleBinding"),
+  ]) {
     const ref = refOf(b);
     if (!r.get(b.roleRef.kind, b.roleRef.name))
       problems.push(`${ref}: roleRef ${b.roleRef.kind}/${b.roleRef.name} is not rendered`);
@@ -360,8 +360,7 @@ export function containerEnv(r: Rendered, w: Workload, c: Container): Record<str
     if (from?.secretKeyRef) {
       env[e.name] = r.secretData(from.secretKeyRef.name)?.get(from.secretKeyRef.key) ?? "";
     } else if (from?.configMapKeyRef) {
-      env[e.name] =
-        r.configMapData(from.configMapKeyRef.name)?.get(from.configMapKeyRef.key) ?? "";
+      env[e.name] = r.configMapData(from.configMapKeyRef.name)?.get(from.configMapKeyRef.key) ?? "";
     } else if (from?.fieldRef) {
       // The downward API's value in a pod of this workload.
       const field = from.fieldRef.fieldPath;
@@ -502,7 +501,7 @@ export async function checkApps(r: Rendered): Promise<{ problems: string[]; apps
         if (!known.has(name)) problems.push(`${cref}: ${name} is not a variable ${app} reads`);
       let config: Record<string, unknown> | undefined;
       try {
-        config = readConfig(env, schema) as Record<string, unknown>;
+        config = readConfig(env, schema);
       } catch (err) {
         problems.push(`${cref}: ${app} refuses its configuration: ${(err as Error).message}`);
       }
@@ -527,7 +526,9 @@ export async function checkApps(r: Rendered): Promise<{ problems: string[]; apps
         ["livenessProbe", c.livenessProbe],
       ] as const) {
         if (probe && probe.grpc?.port !== grpcPort)
-          problems.push(`${cref}: ${kind} is not a grpc probe on the gRPC port ${String(grpcPort)}`);
+          problems.push(
+            `${cref}: ${kind} is not a grpc probe on the gRPC port ${String(grpcPort)}`,
+          );
       }
       const metricsPort = valueOf(schema, config, "ODIN_METRICS_PORT");
       const metricsDecl = c.ports?.find((p) => p.name === "metrics");
@@ -620,13 +621,7 @@ function checkAcrossApps(apps: readonly AppConfig[]): string[] {
   if (claims.size > 1)
     problems.push(`ROOT_PATH and DATA_PATH are on different claims: ${[...claims].join(", ")}`);
   const kinds = new Set(apps.map((a) => a.app));
-  for (const app of [
-    "repo-sync",
-    "pipeline-registry",
-    "dag-scheduler",
-    "k8s-launcher",
-    "gateway",
-  ])
+  for (const app of ["repo-sync", "pipeline-registry", "dag-scheduler", "k8s-launcher", "gateway"])
     if (!kinds.has(app)) problems.push(`no workload runs ${app}`);
   return problems;
 }

@@ -85,9 +85,9 @@ for (const overlay of overlays) {
       assert.ok(launcher);
       const sa = launcher.spec.template.spec.serviceAccountName;
       assert.ok(
-        r.all<{ subjects?: { name: string }[] } & Workload>("RoleBinding").some((b) =>
-          (b.subjects ?? []).some((s) => s.name === sa),
-        ),
+        r
+          .all<{ subjects?: { name: string }[] } & Workload>("RoleBinding")
+          .some((b) => (b.subjects ?? []).some((s) => s.name === sa)),
         "the launcher's service account is bound to a Role",
       );
     });
@@ -96,10 +96,13 @@ for (const overlay of overlays) {
       const { r } = render(overlay);
       const { problems, apps } = await checkApps(r);
       assert.deepEqual(problems, []);
-      assert.deepEqual(
-        apps.map((a) => a.app).sort(),
-        ["dag-scheduler", "gateway", "k8s-launcher", "pipeline-registry", "repo-sync"],
-      );
+      assert.deepEqual(apps.map((a) => a.app).sort(), [
+        "dag-scheduler",
+        "gateway",
+        "k8s-launcher",
+        "pipeline-registry",
+        "repo-sync",
+      ]);
     });
 
     test("replicas", () => {
