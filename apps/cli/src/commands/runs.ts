@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import {
   common,
+  k8slauncher,
   DagSchedulerServiceClient,
   K8sLauncherServiceClient,
   type dagscheduler,
@@ -59,7 +60,7 @@ export async function runCommand(
     });
     const run = res.run!;
     if (!options.follow) {
-      if (options.output !== "text") printData(out, options.output, run);
+      if (options.output !== "text") printData(out, options.output, common.Run.toJSON(run));
       else out.write(`${run.id}\n`);
       return 0;
     }
@@ -175,7 +176,11 @@ export async function statusCommand(
         pageToken: "",
       });
       if (options.output !== "text") {
-        printData(out, options.output, res.runs);
+        printData(
+          out,
+          options.output,
+          res.runs.map((r) => common.Run.toJSON(r)),
+        );
         return 0;
       }
       const rows = res.runs.map((r) => {
@@ -213,7 +218,12 @@ export async function statusCommand(
     const shown = task ? taskRuns.filter((t) => t.task === task) : taskRuns;
     if (task && shown.length === 0) throw new Error(`run ${runId} has no task ${task}`);
     if (options.output !== "text") {
-      printData(out, options.output, task ? shown[0] : { run, tasks: shown });
+      const tasksJson = shown.map((t) => common.TaskRun.toJSON(t));
+      printData(
+        out,
+        options.output,
+        task ? tasksJson[0] : { run: common.Run.toJSON(run!), tasks: tasksJson },
+      );
       return 0;
     }
     const state = runState(run!.state);
@@ -258,7 +268,7 @@ export async function cancelOrRetryCommand(
             runId: parseTarget(runId).runId,
             requestId: randomUUID(),
           });
-    if (options.output !== "text") printData(out, options.output, res.run);
+    if (options.output !== "text") printData(out, options.output, common.Run.toJSON(res.run!));
     else
       out.write(
         what === "cancel"
@@ -353,7 +363,11 @@ export async function eventsCommand(
   try {
     const res = await unary(client, "listTaskEvents", { runId, task: task ?? "", attempt: 0 });
     if (options.output !== "text") {
-      printData(out, options.output, res.events);
+      printData(
+        out,
+        options.output,
+        res.events.map((e) => k8slauncher.ObjectEvent.toJSON(e)),
+      );
       return 0;
     }
     const rows = res.events.map((e) => [

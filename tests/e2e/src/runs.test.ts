@@ -1,0 +1,246 @@
+// Runs end to end in the production shape: repo-sync, pipeline-registry, two dag-schedulers, two
+// k8s-launchers and the gateway as separate processes, a real nats-server, kube-sim as the
+// Kubernetes API and a real git remote; the CLI talks only to the gateway.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { startKubeSim, startNats, type KubeSim, type NatsServer } from "@odin/testing";
+import {
+  eventually,
+  odin,
+  startService,
+  tempDir,
+  writeTokens,
+  type ServiceProcess,
+} from "./harness.js";
+
+const demo = `name: demo
+tasks:
+- name: prepare
+  image: python:3.11
+  command: python3
+  args: ["-c", "print('hi')", "--out", "\${RUN_PATH}/\${TASK_NAME}", "--id", "\${TASK_ID}"]
+- name: left
+  image: python:3.11
+  command: python3
+  depends: prepare
+- name: right
+  image: python:3.11
+  command: python3
+  depends: prepare
+- name: report
+  image: python:3.11
+  command: python3
+  depends: [left, right]
+`;
+
+describe("runs through the gateway: two schedulers, two launchers, kube-sim, NATS", () => {
+  let dir: { path: string; cleanup(): Promise<void> };
+  let nats: NatsServer;
+  let sim: KubeSim;
+  const services: ServiceProcess[] = [];
+  let gateway: ServiceProcess;
+  let tokens: Awaited<ReturnType<typeof writeTokens>>;
+
+  before(async () => {
+    dir = await tempDir("odin-e2e-runs-");
+    nats = await startNats({ runtime: "binary" });
+    sim = await startKubeSim({ defaultRunMs: [5, 20] });
+    sim.script({ image: "python:3.11", logs: ["hello from kube-sim"] });
+    sim.script({ image: "slow:*", runForever: true });
+    sim.script({ image: "flaky:*", exitCode: 4, logs: ["boom"] });
+    const kubeconfig = join(dir.path, "kubeconfig.json");
+    await writeFile(kubeconfig, sim.kubeConfig().exportConfig());
+    tokens = await writeTokens(dir.path);
+    const remote = join(dir.path, "remote.git");
+    execFileSync("git", ["init", "-q", "--bare", "--initial-branch=main", remote]);
+    const data = join(dir.path, "data");
+    await mkdir(data, { recursive: true });
+    const common = {
+      ODIN_TOKENS_FILE: tokens.file,
+      ODIN_NATS_URL: nats.url,
+      ODIN_SERVICE_TOKEN: tokens.admin,
+    };
+    const repoSync = await startService("repo-sync", {
+      ...common,
+      ODIN_REPO_URL: remote,
+      ODIN_REPO_BRANCH: "main",
+      ODIN_ROOT_PATH: join(dir.path, "root"),
+      ODIN_SYNC_INTERVAL_SECONDS: "0",
+    });
+    const registry = await startService("pipeline-registry", {
+      ...common,
+      ODIN_REPO_SYNC_ADDRESS: repoSync.address,
+    });
+    const launchers = [
+      await startService("k8s-launcher", {
+        ...common,
+        ODIN_KUBECONFIG: kubeconfig,
+        ODIN_DATA_PATH: data,
+        ODIN_PENDING_TIMEOUT_SECONDS: "30",
+      }),
+      await startService("k8s-launcher", {
+        ...common,
+        ODIN_KUBECONFIG: kubeconfig,
+        ODIN_DATA_PATH: data,
+        ODIN_PENDING_TIMEOUT_SECONDS: "30",
+      }),
+    ];
+    const schedulerEnv = {
+      ...common,
+      ODIN_REGISTRY_ADDRESS: registry.address,
+      ODIN_REPO_SYNC_ADDRESS: repoSync.address,
+      ODIN_DATA_PATH: data,
+    };
+    const schedulers = [
+      await startService("dag-scheduler", {
+        ...schedulerEnv,
+        ODIN_LAUNCHER_ADDRESS: launchers[0]!.address,
+      }),
+      await startService("dag-scheduler", {
+        ...schedulerEnv,
+        ODIN_LAUNCHER_ADDRESS: launchers[1]!.address,
+      }),
+    ];
+    gateway = await startService("gateway", {
+      ODIN_REPO_SYNC_ADDRESS: repoSync.address,
+      ODIN_REGISTRY_ADDRESS: registry.address,
+      ODIN_SCHEDULER_ADDRESS: schedulers[0]!.address,
+      ODIN_LAUNCHER_ADDRESS: launchers[0]!.address,
+    });
+    services.push(repoSync, registry, ...launchers, ...schedulers, gateway);
+    // Push the pipelines through the gateway, as a user would.
+    for (const [name, text] of Object.entries({
+      demo,
+      slow: "name: slow\ntasks:\n- {name: wait, image: 'slow:1', command: sleep, args: ['3600']}\n- {name: after, image: 'python:3.11', command: echo, depends: wait}\n",
+      flaky:
+        "name: flaky\ntasks:\n- {name: first, image: 'python:3.11', command: echo}\n- {name: shaky, image: 'flaky:1', command: train, depends: first}\n- {name: last, image: 'python:3.11', command: echo, depends: shaky}\n",
+    })) {
+      const local = join(dir.path, "work", name);
+      await mkdir(local, { recursive: true });
+      await writeFile(join(local, "main.yml"), text);
+      const pushed = await cli("push", local);
+      assert.equal(pushed.code, 0, pushed.stderr + pushed.stdout);
+    }
+  });
+
+  after(async () => {
+    for (const s of services.reverse()) await s.stop();
+    await sim?.close();
+    await nats?.stop();
+    await dir?.cleanup();
+  });
+
+  const cli = (...args: string[]) =>
+    odin(["--server", gateway.address, ...args], { env: { ODIN_TOKEN: tokens.operator } });
+
+  async function runState(runId: string): Promise<string> {
+    const r = await cli("-o", "json", "status", runId);
+    return (JSON.parse(r.stdout) as { run: { state: string } }).run.state;
+  }
+
+  async function taskState(target: string): Promise<string> {
+    const r = await cli("-o", "json", "status", target);
+    return (JSON.parse(r.stdout) as { state: string }).state;
+  }
+
+  test("odin run --follow runs the pipeline to success; tasks got their variables; logs and events are served", async () => {
+    await eventually(
+      async () => (await cli("ls")).stdout.includes("demo"),
+      15_000,
+      "demo in odin ls",
+    );
+    const r = await cli("run", "demo", "--follow");
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const runId = /^run (demo-[a-z0-9]{8}):/m.exec(r.stdout)?.[1];
+    assert.ok(runId, r.stdout);
+    assert.match(r.stdout, new RegExp(`^run ${runId} SUCCEEDED in .*: 4 succeeded$`, "m"));
+    // Exactly one pod per task, with the processing variables substituted.
+    const pods = sim.created("pods").filter((p) => p.metadata.labels?.["odin.dev/run"] === runId);
+    assert.deepEqual(pods.map((p) => p.metadata.labels?.["odin.dev/task"]).sort(), [
+      "left",
+      "prepare",
+      "report",
+      "right",
+    ]);
+    const prepare = pods.find((p) => p.metadata.labels?.["odin.dev/task"] === "prepare")!;
+    const args = (prepare as unknown as { spec: { containers: { args: string[] }[] } }).spec
+      .containers[0]!.args;
+    assert.ok(args.includes(`${runId}--prepare`), JSON.stringify(args));
+    assert.ok(
+      args.some((a) => a.endsWith(`/${runId}/prepare`)),
+      JSON.stringify(args),
+    );
+    const logs = await cli("logs", `${runId}--prepare`);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, /hello from kube-sim/);
+    const events = await cli("events", `${runId}--prepare`);
+    assert.equal(events.code, 0, events.stderr);
+    assert.match(events.stdout, /Scheduled|Started|Created|Pulled/);
+    const status = await cli("status", runId);
+    assert.match(status.stdout, /^report\s+SUCCEEDED\s+1\s/m);
+  });
+
+  test("odin cancel stops a running task and the run ends CANCELLED", async () => {
+    const r = await cli("run", "slow");
+    assert.equal(r.code, 0, r.stderr);
+    const runId = r.stdout.trim();
+    await eventually(
+      async () => (await taskState(`${runId}--wait`)) === "TASK_STATE_RUNNING",
+      15_000,
+      "wait RUNNING",
+    );
+    const c = await cli("cancel", runId);
+    assert.equal(c.code, 0, c.stderr);
+    await eventually(
+      async () => (await runState(runId)) === "RUN_STATE_CANCELLED",
+      15_000,
+      "run CANCELLED",
+    );
+    await eventually(
+      async () => !sim.objects("pods").some((p) => p.metadata.labels?.["odin.dev/run"] === runId),
+      15_000,
+      "pod deleted",
+    );
+  });
+
+  test("a failing task skips its dependents; odin retry re-runs it and keeps what succeeded", async () => {
+    const r = await cli("run", "flaky", "--follow");
+    assert.equal(r.code, 1, r.stdout);
+    const runId = /^run (flaky-[a-z0-9]{8}):/m.exec(r.stdout)![1]!;
+    assert.match(r.stdout, /^run flaky-[a-z0-9]{8} FAILED/m, r.stderr);
+    const failed = await cli("status", runId);
+    assert.match(failed.stdout, /^shaky\s+FAILED\s+1\s+\S+\s+4\s/m);
+    assert.match(failed.stdout, /^last\s+SKIPPED/m);
+    sim.clearScripts();
+    sim.script({ image: "python:3.11", logs: ["hello from kube-sim"] });
+    const again = await cli("retry", runId);
+    assert.equal(again.code, 0, again.stderr);
+    await eventually(
+      async () => (await runState(runId)) === "RUN_STATE_SUCCEEDED",
+      20_000,
+      "retried run SUCCEEDED",
+    );
+    const done = await cli("status", runId);
+    assert.match(done.stdout, /^first\s+SUCCEEDED\s+1\s/m);
+    assert.match(done.stdout, /^shaky\s+SUCCEEDED\s+2\s/m);
+    assert.match(done.stdout, /^last\s+SUCCEEDED\s+1\s/m);
+  });
+
+  test("with two schedulers and two launchers no task attempt got two pods", () => {
+    const seen = new Map<string, number>();
+    for (const p of sim.created("pods")) {
+      const l = p.metadata.labels ?? {};
+      if (!l["odin.dev/run"]) continue;
+      const key = `${l["odin.dev/run"]}/${l["odin.dev/task"]}#${l["odin.dev/attempt"]}`;
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+    }
+    assert.ok(seen.size >= 9, `pods seen: ${seen.size}`);
+    assert.deepEqual(
+      [...seen].filter(([, n]) => n > 1),
+      [],
+    );
+  });
+});
