@@ -32,7 +32,9 @@ export function readConformance(relative: string): string {
 export function loadValid(text: string, path: string): Pipeline {
   const result = loadPipeline(text, { file: "main.yml", path });
   // The one warning a fixture may earn on purpose: setting an id Odin sets itself (to show it wins).
-  const unexpected = result.problems.filter((p) => !/^env\.ODIN_(TASK_ID|RUN_ID|ATTEMPT) is set by Odin/.test(p.message));
+  const unexpected = result.problems.filter(
+    (p) => !/^env\.ODIN_(TASK_ID|RUN_ID|ATTEMPT) is set by Odin/.test(p.message),
+  );
   assert.deepEqual(unexpected, [], "expected no problems");
   assert.ok(result.valid && result.pipeline);
   return result.pipeline;

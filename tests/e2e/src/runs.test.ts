@@ -200,7 +200,10 @@ describe("runs through the gateway: two schedulers, two launchers, kube-sim, NAT
       "run CANCELLED",
     );
     await eventually(
-      () => Promise.resolve(!sim.objects("pods").some((p) => p.metadata.labels?.["odin.dev/run"] === runId)),
+      () =>
+        Promise.resolve(
+          !sim.objects("pods").some((p) => p.metadata.labels?.["odin.dev/run"] === runId),
+        ),
       15_000,
       "pod deleted",
     );
