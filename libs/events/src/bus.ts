@@ -21,6 +21,11 @@ export interface ConsumeOptions {
   ackWaitMs?: number;
   /** Delay before an event whose handler threw is delivered again (default 1 s). */
   retryDelayMs?: number;
+  /**
+   * Events handled at once by this member (default 1: one after another, in order). Above 1,
+   * events may be handled out of order, so handlers must not depend on it.
+   */
+  concurrency?: number;
 }
 
 /** A live subscription or consumer; stop it to leave. */

@@ -126,6 +126,28 @@ export function eventBusContract(
       await sub.stop();
     });
 
+    test("with concurrency, several events are handled at once, each once", async () => {
+      const bus = await fresh();
+      const prefix = `k${Date.now()}`;
+      let inFlight = 0;
+      let most = 0;
+      const handled = new Set<string>();
+      const sub = await bus.consume(
+        { durable: `${prefix}-d`, filter: `odin.events.task.${prefix}`, concurrency: 4 },
+        async (m) => {
+          inFlight++;
+          most = Math.max(most, inFlight);
+          await new Promise((r) => setTimeout(r, 20));
+          handled.add(decode(m));
+          inFlight--;
+        },
+      );
+      for (let i = 0; i < 12; i++) await bus.publish(`odin.events.task.${prefix}`, text(String(i)));
+      await waitFor(() => handled.size === 12);
+      assert.equal(most, 4);
+      await sub.stop();
+    });
+
     test("a consumer that leaves and rejoins resumes where it was", async () => {
       const bus = await fresh();
       const prefix = `p${Date.now()}`;

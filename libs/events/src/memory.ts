@@ -26,7 +26,8 @@ interface Durable {
   cursor: number;
   members: EventHandler[];
   next: number;
-  busy: boolean;
+  /** Deliveries in flight. */
+  busy: number;
   retries: Redelivery[];
   timer: NodeJS.Timeout | undefined;
 }
@@ -85,7 +86,7 @@ export class MemoryEventBus implements EventBus {
         cursor: 0,
         members: [],
         next: 0,
-        busy: false,
+        busy: 0,
         retries: [],
         timer: undefined,
       };
@@ -126,7 +127,8 @@ export class MemoryEventBus implements EventBus {
 
   /** Delivers the next due event of a durable consumer, one at a time, if it has a member. */
   private kick(d: Durable): void {
-    if (d.busy || d.members.length === 0 || this.closed) return;
+    const limit = Math.max(1, d.options.concurrency ?? 1) * Math.max(1, d.members.length);
+    if (d.busy >= limit || d.members.length === 0 || this.closed) return;
     const now = Date.now();
     let delivery: Redelivery | undefined;
     const dueAt = d.retries.findIndex((r) => r.due <= now);
@@ -148,7 +150,7 @@ export class MemoryEventBus implements EventBus {
       return;
     }
     const member = d.members[d.next++ % d.members.length]!;
-    d.busy = true;
+    d.busy++;
     const { event, deliveryCount } = delivery;
     const message: BusMessage = {
       subject: event.subject,
@@ -172,9 +174,11 @@ export class MemoryEventBus implements EventBus {
       })
       .finally(() => {
         clearTimeout(timeout);
-        d.busy = false;
+        d.busy--;
         setImmediate(() => this.kick(d));
       });
+    // More may go out at once when the consumer allows it.
+    if (d.busy < limit) setImmediate(() => this.kick(d));
   }
 
   private scheduleRetryKick(d: Durable): void {

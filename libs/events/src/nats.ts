@@ -144,11 +144,13 @@ export class NatsEventBus implements EventBus {
     let messages: ConsumerMessages | undefined;
     let stopped = false;
     const retryDelay = options.retryDelayMs ?? 1000;
+    const concurrency = Math.max(1, options.concurrency ?? 1);
     const loop = async (): Promise<void> => {
       // `consume()` re-pulls across reconnects; if it ends for another reason, start it again.
       while (!stopped) {
         try {
-          messages = await consumer.consume({ max_messages: 256 });
+          messages = await consumer.consume({ max_messages: Math.max(256, concurrency * 2) });
+          const inflight = new Set<Promise<void>>();
           for await (const m of messages) {
             const message: BusMessage = {
               subject: m.subject,
@@ -156,13 +158,15 @@ export class NatsEventBus implements EventBus {
               sequence: m.seq,
               deliveryCount: m.info.deliveryCount,
             };
-            try {
-              await handler(message);
-              m.ack();
-            } catch {
-              m.nak(retryDelay);
-            }
+            const work = handler(message).then(
+              () => m.ack(),
+              () => m.nak(retryDelay),
+            );
+            inflight.add(work);
+            void work.finally(() => inflight.delete(work));
+            if (inflight.size >= concurrency) await Promise.race(inflight);
           }
+          await Promise.all(inflight);
         } catch {
           if (!stopped) await new Promise((r) => setTimeout(r, 500));
         }

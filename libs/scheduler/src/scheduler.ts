@@ -119,6 +119,8 @@ export class Scheduler {
         filter: subjects.allTasks,
         ackWaitMs: 30_000,
         retryDelayMs: 500,
+        // Events of different tasks are independent; a task's own events are applied monotonically.
+        concurrency: 64,
       },
       (m) => this.onTaskEvent(events.TaskEvent.decode(m.data)),
     );
