@@ -65,8 +65,8 @@ function child(
       const m = ready.exec(out);
       if (m) resolve(m);
     };
-    proc.stdout!.on("data", onData);
-    proc.stderr!.on("data", onData);
+    proc.stdout.on("data", onData);
+    proc.stderr.on("data", onData);
     proc.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code}:\n${out}`)));
   });
 }
