@@ -186,6 +186,11 @@ program
     "--nats <url>",
     "use this NATS server (JetStream) for events and run state instead of memory",
   )
+  .option(
+    "--kube",
+    "run tasks on Kubernetes (the current kubeconfig context, as kubectl picks it) instead of local processes",
+  )
+  .option("--namespace <namespace>", "with --kube: the namespace of the task objects", "default")
   .option("--tokens <file>", "require API tokens from this tokens file (auth is off without it)")
   .addOption(
     new Option("--log-level <level>", "server log level")
@@ -199,6 +204,8 @@ program
       port: number;
       host: string;
       nats?: string;
+      kube?: boolean;
+      namespace?: string;
       tokens?: string;
       logLevel: "debug" | "info" | "warn" | "error";
     }) => run(serverCommand(options, process.stdout)),

@@ -2,7 +2,9 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { KubeConfig } from "@kubernetes/client-node";
 import { startEmbedded } from "@odin/embedded";
+import { KubernetesBackend } from "@odin/launcher";
 import { createLogger, loadTokensFile, type LogLevel } from "@odin/service-kit";
 
 /** The port `odin server` listens on by default (the CLI's default `--server` is localhost:50051). */
@@ -15,6 +17,9 @@ export interface ServerOptions {
   port: number;
   host: string;
   nats?: string;
+  /** Run tasks on Kubernetes: the current kubeconfig context (KUBECONFIG, ~/.kube/config, in-cluster). */
+  kube?: boolean;
+  namespace?: string;
   tokens?: string;
   logLevel: LogLevel;
 }
@@ -34,6 +39,24 @@ export async function serverCommand(
     throw new Error(`--repo ${repo}: no such directory (give a pipelines directory or a git URL)`);
   const logger = createLogger({ service: "odin-server", level: options.logLevel });
   const auth = options.tokens ? await loadTokensFile(options.tokens) : "off";
+  let kubeContext: string | undefined;
+  let backend: KubernetesBackend | undefined;
+  if (options.kube) {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromDefault();
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster)
+      throw new Error(
+        "--kube: no current Kubernetes context; set KUBECONFIG or run kubectl config use-context",
+      );
+    kubeContext = `${kubeConfig.getCurrentContext()} (${cluster.server})`;
+    backend = new KubernetesBackend({
+      kubeConfig,
+      manifest: { namespace: options.namespace ?? "default" },
+      dataRoot: resolve(options.data),
+      logger,
+    });
+  }
   const odin = await startEmbedded({
     repo,
     dataDir: options.data,
@@ -41,6 +64,7 @@ export async function serverCommand(
     port: options.port,
     auth,
     natsUrl: options.nats,
+    backend,
     logger,
   });
   out.write(
@@ -48,7 +72,9 @@ export async function serverCommand(
       `  pipelines: ${/:\/\/|@/.test(repo) ? repo : resolve(repo)} (commit ${odin.repoCommit.slice(0, 12)})\n` +
       `  run data:  ${resolve(options.data)}\n` +
       `  events and run state: ${options.nats ? `NATS at ${options.nats}` : "in memory (lost when the server stops)"}\n` +
-      `  tasks run as local processes (their images are ignored)\n` +
+      (kubeContext
+        ? `  tasks run on Kubernetes: context ${kubeContext}, namespace ${options.namespace ?? "default"}\n`
+        : `  tasks run as local processes (their images are ignored)\n`) +
       `try: odin ls; odin run diamond --follow   (with ODIN_SERVER=${odin.address} if not the default)\n`,
   );
   await new Promise<void>((done) => {
