@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `odin` command. Thin: parses arguments, calls a command, prints one clear line on failure.
 import { Command, CommanderError, Option } from "commander";
-import { describeGrpcError } from "@odin/service-kit";
+import { describeGrpcError, problemsOf } from "@odin/service-kit";
 import {
   lsCommand,
   pushCommand,
@@ -264,6 +264,11 @@ try {
     process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else {
     process.stderr.write(`odin: ${describeGrpcError(err)}\n`);
+    // Positioned problems (e.g. of an invalid pipeline) come in the status's trailers.
+    for (const p of problemsOf(err)) {
+      const where = p.line ? `${p.file}:${p.line}:${p.column ?? 0}` : (p.file ?? "");
+      process.stderr.write(`${where}: ${p.task ? `${p.task}: ` : ""}${p.message}\n`);
+    }
     process.exitCode = 1;
   }
 }

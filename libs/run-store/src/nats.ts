@@ -36,6 +36,9 @@ import {
   type Watch,
 } from "./store.js";
 
+const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms).unref());
+
 /** Where the run-state bucket lives and how it is shaped. */
 export interface NatsKeyValueStoreOptions {
   /** NATS server URL(s). */
@@ -337,8 +340,25 @@ export class NatsKeyValueStore implements KeyValueStore {
       const messages = await consumer.consume();
       const iterator = messages[Symbol.asyncIterator]();
       try {
+        let waiting: Promise<IteratorResult<JsMsg>> | undefined;
+        let silentSince = Date.now();
         for (;;) {
-          const next = await this.withinTime(iterator.next(), what);
+          waiting ??= iterator.next();
+          const next = await Promise.race([waiting, sleep(250).then(() => undefined)]);
+          if (next === undefined) {
+            // Quiet for a moment. With one value per key, a message counted as pending can be
+            // replaced before it is delivered, so the count may never reach 0: ask the server
+            // whether anything is really left before waiting longer.
+            if ((await this.withinTime(consumer.info(false), what)).num_pending === 0) return;
+            if (Date.now() - silentSince > this.timeoutMs) {
+              throw new StoreUnavailableError(
+                `${what}: NATS at ${this.url} sent nothing for ${this.timeoutMs} ms — is it running?`,
+              );
+            }
+            continue;
+          }
+          waiting = undefined;
+          silentSince = Date.now();
           if (next.done === true) {
             this.checkOpen();
             throw new StoreUnavailableError(`${what}: NATS at ${this.url} ended the listing early`);

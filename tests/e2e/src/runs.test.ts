@@ -232,6 +232,53 @@ describe("runs through the gateway: two schedulers, two launchers, kube-sim, NAT
     assert.match(done.stdout, /^last\s+SUCCEEDED\s+1\s/m);
   });
 
+  test("bad input: an unknown run, an unknown pipeline, an invalid pipeline — one clear line each", async () => {
+    const unknownRun = await cli("status", "nosuch-12345678");
+    assert.equal(unknownRun.code, 1);
+    assert.match(unknownRun.stderr, /^odin: no run nosuch-12345678/);
+    assert.doesNotMatch(unknownRun.stderr, /\n\s+at /);
+    const unknownPipeline = await cli("run", "nope");
+    assert.equal(unknownPipeline.code, 1);
+    assert.match(unknownPipeline.stderr, /^odin: no pipeline "nope"/);
+    // An invalid pipeline committed straight to the remote (odin push would refuse it).
+    const seed = join(dir.path, "seed");
+    execFileSync("git", ["clone", "-q", join(dir.path, "remote.git"), seed]);
+    await mkdir(join(seed, "broken"), { recursive: true });
+    await writeFile(
+      join(seed, "broken", "main.yml"),
+      "tasks:\n- name: a\n  image: i\n  command: c\n  depends: [zz]\n",
+    );
+    execFileSync("git", ["-C", seed, "-c", "user.name=x", "-c", "user.email=x@y", "add", "-A"]);
+    execFileSync("git", [
+      "-C",
+      seed,
+      "-c",
+      "user.name=x",
+      "-c",
+      "user.email=x@y",
+      "commit",
+      "-qm",
+      "broken",
+    ]);
+    execFileSync("git", ["-C", seed, "push", "-q", "origin", "HEAD:main"]);
+    assert.equal((await cli("sync")).code, 0);
+    await eventually(
+      async () => (await cli("ls")).stdout.includes("broken"),
+      15_000,
+      "broken in odin ls",
+    );
+    const invalid = await cli("run", "broken");
+    assert.equal(invalid.code, 1);
+    assert.match(
+      invalid.stderr,
+      /^odin: pipeline broken at commit [0-9a-f]{12} is not valid \(1 error\)/,
+    );
+    assert.match(
+      invalid.stderr,
+      /^broken\/main\.yml:5:13: a: depends on "zz", which is not a task of this pipeline$/m,
+    );
+  });
+
   test("with two schedulers and two launchers no task attempt got two pods", () => {
     const seen = new Map<string, number>();
     for (const p of sim.created("pods")) {
