@@ -21,7 +21,9 @@ import {
  * watches, or from the local process backend): it started running, or it ended and how.
  *
  * Subject: `odin.events.task.<run_id>`. Published by k8s-launcher; consumed by dag-scheduler through
- * a durable consumer with explicit ack. `Nats-Msg-Id`: `task.<run_id>.<task>.<attempt>.<sequence>`.
+ * a durable consumer with explicit ack. `Nats-Msg-Id`: `<run_id>.<task>.<attempt>.<state>` (the
+ * state's name, e.g. SUCCEEDED), so a state reported again by a restarted or second launcher is
+ * dropped.
  * Applying one twice, or one for an attempt that is no longer current, changes nothing.
  */
 export interface TaskEvent {

@@ -1803,7 +1803,8 @@ export const K8sLauncherServiceService = {
   },
   /**
    * CancelTask deletes the objects of a task's attempt (background propagation, so its pods go
-   * too); the launcher then reports the attempt CANCELLED, not ERROR. Called by dag-scheduler.
+   * too); the launcher reports nothing more for the attempt (no ERROR for the deletion): the
+   * scheduler, which asked, records it CANCELLED (or FAILED for a timeout). Called by dag-scheduler.
    * Idempotent: cancelling what is gone succeeds. Safe to retry.
    */
   cancelTask: {
@@ -1818,8 +1819,8 @@ export const K8sLauncherServiceService = {
     responseDeserialize: (value: Buffer): CancelTaskResponse => CancelTaskResponse.decode(value),
   },
   /**
-   * DeleteRunObjects deletes every object carrying the run's label (any task, any attempt) and the
-   * logs saved for them, and on request the run's `RUN_PATH` data. Called by dag-scheduler for
+   * DeleteRunObjects deletes every object carrying the run's label (any task, any attempt), and on
+   * request (`purge_data`) the run's `RUN_PATH` data and the logs saved for it. Called by dag-scheduler for
    * DeleteRun. Idempotent; safe to retry.
    */
   deleteRunObjects: {
@@ -1880,13 +1881,14 @@ export interface K8sLauncherServiceServer extends UntypedServiceImplementation {
   launchTask: handleUnaryCall<LaunchTaskRequest, LaunchTaskResponse>;
   /**
    * CancelTask deletes the objects of a task's attempt (background propagation, so its pods go
-   * too); the launcher then reports the attempt CANCELLED, not ERROR. Called by dag-scheduler.
+   * too); the launcher reports nothing more for the attempt (no ERROR for the deletion): the
+   * scheduler, which asked, records it CANCELLED (or FAILED for a timeout). Called by dag-scheduler.
    * Idempotent: cancelling what is gone succeeds. Safe to retry.
    */
   cancelTask: handleUnaryCall<CancelTaskRequest, CancelTaskResponse>;
   /**
-   * DeleteRunObjects deletes every object carrying the run's label (any task, any attempt) and the
-   * logs saved for them, and on request the run's `RUN_PATH` data. Called by dag-scheduler for
+   * DeleteRunObjects deletes every object carrying the run's label (any task, any attempt), and on
+   * request (`purge_data`) the run's `RUN_PATH` data and the logs saved for it. Called by dag-scheduler for
    * DeleteRun. Idempotent; safe to retry.
    */
   deleteRunObjects: handleUnaryCall<DeleteRunObjectsRequest, DeleteRunObjectsResponse>;
@@ -1927,7 +1929,8 @@ export interface K8sLauncherServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * CancelTask deletes the objects of a task's attempt (background propagation, so its pods go
-   * too); the launcher then reports the attempt CANCELLED, not ERROR. Called by dag-scheduler.
+   * too); the launcher reports nothing more for the attempt (no ERROR for the deletion): the
+   * scheduler, which asked, records it CANCELLED (or FAILED for a timeout). Called by dag-scheduler.
    * Idempotent: cancelling what is gone succeeds. Safe to retry.
    */
   cancelTask(
@@ -1946,8 +1949,8 @@ export interface K8sLauncherServiceClient extends Client {
     callback: (error: ServiceError | null, response: CancelTaskResponse) => void,
   ): ClientUnaryCall;
   /**
-   * DeleteRunObjects deletes every object carrying the run's label (any task, any attempt) and the
-   * logs saved for them, and on request the run's `RUN_PATH` data. Called by dag-scheduler for
+   * DeleteRunObjects deletes every object carrying the run's label (any task, any attempt), and on
+   * request (`purge_data`) the run's `RUN_PATH` data and the logs saved for it. Called by dag-scheduler for
    * DeleteRun. Idempotent; safe to retry.
    */
   deleteRunObjects(
