@@ -212,6 +212,24 @@ describe("Scheduler", () => {
     assert.equal(hello.taskId, `${run.id}--hello-python`);
   });
 
+  test("every recorded change is published as a run event", async () => {
+    const w = await world({ p: diamond });
+    const seen: string[] = [];
+    await w.bus.subscribe(subjects.allRuns, (m) => {
+      const e = events.RunEvent.decode(m.data);
+      if (e.change?.$case === "run")
+        seen.push(`run:${common.runStateToJSON(e.change.value.state)}`);
+      else if (e.change?.$case === "taskRun")
+        seen.push(`${e.change.value.task}:${common.taskStateToJSON(e.change.value.state)}`);
+    });
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    await finished(w.scheduler, run.id);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.ok(seen.includes("hello-python:TASK_STATE_LAUNCHING"), seen.join(" "));
+    assert.ok(seen.includes("goodbye-python:TASK_STATE_SUCCEEDED"));
+    assert.equal(seen.at(-1), "run:RUN_STATE_SUCCEEDED");
+  });
+
   test("a failing task skips its dependents and fails the run (fail_fast); exit code and reason are kept", async () => {
     const w = await world({ p: diamond });
     w.launcher.scripts["train-sst2-1"] = { exitCode: 3 };

@@ -22,6 +22,7 @@ import {
   type LauncherPort,
   type PipelineSource,
 } from "./ports.js";
+import { runToProto, taskRunToProto } from "./convert.js";
 import type { RunRecord, TaskRecord } from "./records.js";
 import { MissingOutputError, resolveTask } from "./resolve.js";
 import type { RecordChange, SchedulerStore } from "./store.js";
@@ -349,6 +350,7 @@ export class Scheduler {
   // -- Following the store --------------------------------------------------------------------
 
   private onChange(change: RecordChange): void {
+    this.publish(change);
     if (change.kind === "run") {
       if (!change.record) {
         this.deactivate(change.runId);
@@ -371,6 +373,33 @@ export class Scheduler {
     if (!active || !change.record) return;
     this.execute(active, active.engine.observe(change.task, statusOf(change.record), this.now()));
     this.pump();
+  }
+
+  /**
+   * Publishes a recorded change as a RunEvent on `odin.events.run.<run>` for other consumers. Every
+   * replica sees every change; the message id (`run.<run>.<revision>`) lets JetStream keep one.
+   */
+  private publish(change: RecordChange): void {
+    if (!change.record || this.closed) return;
+    const event: events.RunEvent = {
+      runId: change.runId,
+      revision: BigInt(change.revision),
+      time: new Date(this.now()),
+      change:
+        change.kind === "run"
+          ? { $case: "run", value: runToProto(change.record) }
+          : { $case: "taskRun", value: taskRunToProto(change.runId, change.task, change.record) },
+    };
+    this.options.bus
+      .publish(subjects.run(change.runId), events.RunEvent.encode(event).finish(), {
+        msgId: `run.${change.runId}.${change.revision}`,
+      })
+      .catch((err: unknown) =>
+        this.log.warn("could not publish a run event", {
+          run: change.runId,
+          error: (err as Error).message,
+        }),
+      );
   }
 
   private notify(runId: string, change: RunChange): void {
