@@ -154,3 +154,120 @@ export async function eventually(
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/** A whole Odin deployment as processes: NATS, kube-sim, a git remote, and every service. */
+export interface Stack {
+  nats: import("@odin/testing").NatsServer;
+  sim: import("@odin/testing").KubeSim;
+  tokens: Awaited<ReturnType<typeof writeTokens>>;
+  services: ServiceProcess[];
+  gateway: ServiceProcess;
+  /** The git remote (bare) the stack serves pipelines from. */
+  remote: string;
+  /** Runs the odin CLI against the gateway as an operator. */
+  cli(...args: string[]): Promise<CliResult>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts NATS, kube-sim, a git remote holding `pipelines` (directory → files) and repo-sync,
+ * pipeline-registry, `replicas` dag-schedulers and k8s-launchers and the gateway as processes.
+ */
+export async function startStack(
+  pipelines: Record<string, Record<string, string>>,
+  options: { replicas?: number; simOptions?: import("@odin/testing").KubeSimOptions } = {},
+): Promise<Stack> {
+  const { startKubeSim, startNats } = await import("@odin/testing");
+  const { execFileSync } = await import("node:child_process");
+  const { mkdir } = await import("node:fs/promises");
+  const dir = await tempDir("odin-e2e-stack-");
+  const nats = await startNats({ runtime: "binary" });
+  const sim = await startKubeSim(options.simOptions ?? { defaultRunMs: [5, 20] });
+  const kubeconfig = join(dir.path, "kubeconfig.json");
+  await writeFile(kubeconfig, sim.kubeConfig().exportConfig());
+  const tokens = await writeTokens(dir.path);
+  const remote = join(dir.path, "remote.git");
+  const seed = join(dir.path, "seed");
+  execFileSync("git", ["init", "-q", "--bare", "--initial-branch=main", remote]);
+  execFileSync("git", ["clone", "-q", remote, seed], { stdio: "pipe" });
+  for (const [path, files] of Object.entries(pipelines)) {
+    for (const [name, text] of Object.entries(files)) {
+      await mkdir(join(seed, path, name, ".."), { recursive: true });
+      await writeFile(join(seed, path, name), text);
+    }
+  }
+  const git = (...a: string[]) =>
+    execFileSync("git", ["-C", seed, "-c", "user.name=x", "-c", "user.email=x@y", ...a], {
+      stdio: "pipe",
+    });
+  git("add", "-A");
+  git("commit", "-qm", "pipelines");
+  git("push", "-q", "origin", "HEAD:main");
+  const data = join(dir.path, "data");
+  await mkdir(data, { recursive: true });
+  const common = {
+    ODIN_TOKENS_FILE: tokens.file,
+    ODIN_NATS_URL: nats.url,
+    ODIN_SERVICE_TOKEN: tokens.admin,
+  };
+  const services: ServiceProcess[] = [];
+  const repoSync = await startService("repo-sync", {
+    ...common,
+    ODIN_REPO_URL: remote,
+    ODIN_ROOT_PATH: join(dir.path, "root"),
+    ODIN_SYNC_INTERVAL_SECONDS: "0",
+  });
+  services.push(repoSync);
+  const registry = await startService("pipeline-registry", {
+    ...common,
+    ODIN_REPO_SYNC_ADDRESS: repoSync.address,
+  });
+  services.push(registry);
+  const replicas = options.replicas ?? 1;
+  const launchers: ServiceProcess[] = [];
+  for (let i = 0; i < replicas; i++) {
+    launchers.push(
+      await startService("k8s-launcher", {
+        ...common,
+        ODIN_KUBECONFIG: kubeconfig,
+        ODIN_DATA_PATH: data,
+        ODIN_PENDING_TIMEOUT_SECONDS: "30",
+      }),
+    );
+  }
+  const schedulers: ServiceProcess[] = [];
+  for (let i = 0; i < replicas; i++) {
+    schedulers.push(
+      await startService("dag-scheduler", {
+        ...common,
+        ODIN_REGISTRY_ADDRESS: registry.address,
+        ODIN_REPO_SYNC_ADDRESS: repoSync.address,
+        ODIN_LAUNCHER_ADDRESS: launchers[i]!.address,
+        ODIN_DATA_PATH: data,
+      }),
+    );
+  }
+  const gateway = await startService("gateway", {
+    ODIN_REPO_SYNC_ADDRESS: repoSync.address,
+    ODIN_REGISTRY_ADDRESS: registry.address,
+    ODIN_SCHEDULER_ADDRESS: schedulers[0]!.address,
+    ODIN_LAUNCHER_ADDRESS: launchers[0]!.address,
+  });
+  services.push(...launchers, ...schedulers, gateway);
+  return {
+    nats,
+    sim,
+    tokens,
+    services,
+    gateway,
+    remote,
+    cli: (...args) =>
+      odin(["--server", gateway.address, ...args], { env: { ODIN_TOKEN: tokens.operator } }),
+    stop: async () => {
+      for (const s of [...services].reverse()) await s.stop();
+      await sim.close();
+      await nats.stop();
+      await dir.cleanup();
+    },
+  };
+}
