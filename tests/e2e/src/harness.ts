@@ -1,6 +1,13 @@
 // Starting Odin's services as separate processes (their real main.js) and running the odin CLI.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import {
+  startKubeSim,
+  startNats,
+  type KubeSim,
+  type KubeSimOptions,
+  type NatsServer,
+} from "@odin/testing";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -157,8 +164,8 @@ export async function eventually(
 
 /** A whole Odin deployment as processes: NATS, kube-sim, a git remote, and every service. */
 export interface Stack {
-  nats: import("@odin/testing").NatsServer;
-  sim: import("@odin/testing").KubeSim;
+  nats: NatsServer;
+  sim: KubeSim;
   tokens: Awaited<ReturnType<typeof writeTokens>>;
   services: ServiceProcess[];
   gateway: ServiceProcess;
@@ -175,11 +182,8 @@ export interface Stack {
  */
 export async function startStack(
   pipelines: Record<string, Record<string, string>>,
-  options: { replicas?: number; simOptions?: import("@odin/testing").KubeSimOptions } = {},
+  options: { replicas?: number; simOptions?: KubeSimOptions } = {},
 ): Promise<Stack> {
-  const { startKubeSim, startNats } = await import("@odin/testing");
-  const { execFileSync } = await import("node:child_process");
-  const { mkdir } = await import("node:fs/promises");
   const dir = await tempDir("odin-e2e-stack-");
   const nats = await startNats({ runtime: "binary" });
   const sim = await startKubeSim(options.simOptions ?? { defaultRunMs: [5, 20] });
