@@ -81,6 +81,9 @@ function statusOf(record: TaskRecord | undefined): TaskStatus {
 
 const pendingRecord: TaskRecord = { state: "PENDING", attempt: 0 };
 
+/** Decisions (store writes, launches) acted on at once. */
+const maxDecisionsInFlight = 256;
+
 /**
  * The dag-scheduler: the only writer of runs. Every replica follows every change of the run store
  * (its watch) and keeps a RunEngine per unfinished run; decisions are recorded by compare-and-set,
@@ -93,6 +96,9 @@ export class Scheduler {
   private readonly loading = new Map<string, Promise<ActiveRun | undefined>>();
   private readonly watchers = new Map<string, Set<(change: RunChange) => void>>();
   private readonly stops: (() => Promise<void>)[] = [];
+  private queue: (() => Promise<void>)[] = [];
+  private queueHead = 0;
+  private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
   private closed = false;
@@ -512,15 +518,37 @@ export class Scheduler {
 
   private execute(run: ActiveRun, decisions: readonly Decision[]): void {
     for (const d of decisions) {
-      const work = this.perform(run, d);
-      work.catch((err: unknown) =>
-        this.log.error("could not act on a decision; it is retried when the run changes", {
-          run: run.record.id,
-          decision: d.kind,
-          task: "task" in d ? d.task : undefined,
-          error: (err as Error).message,
-        }),
+      this.queue.push(() =>
+        this.perform(run, d).catch((err: unknown) =>
+          this.log.error("could not act on a decision; it is retried when the run changes", {
+            run: run.record.id,
+            decision: d.kind,
+            task: "task" in d ? d.task : undefined,
+            error: (err as Error).message,
+          }),
+        ),
       );
+    }
+    this.drain();
+  }
+
+  /**
+   * Acts on queued decisions, a bounded number at once: cancelling or skipping a 100,000-task run
+   * must not send 100,000 writes to the store at the same moment.
+   */
+  private drain(): void {
+    while (this.inFlight < maxDecisionsInFlight && this.queueHead < this.queue.length) {
+      const work = this.queue[this.queueHead]!;
+      this.queue[this.queueHead++] = undefined as never;
+      this.inFlight++;
+      void work().finally(() => {
+        this.inFlight--;
+        this.drain();
+      });
+    }
+    if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
     }
   }
 
