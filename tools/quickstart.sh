@@ -33,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-odin server --port 0 --data "$work/data" >"$log" 2>&1 &
+node apps/cli/dist/main.js server --port 0 --data "$work/data" >"$log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
   grep -q "listening on" "$log" && break

@@ -71,6 +71,11 @@ function child(
   });
 }
 
+// Whatever happens, the child processes go with this one.
+process.on("exit", () => {
+  for (const c of children) c.kill("SIGKILL");
+});
+
 const dir = mkdtempSync(join(tmpdir(), "odin-bench-scheduler-"));
 const nats = await startNats();
 const sim = await child(
