@@ -33,6 +33,17 @@ export interface Subscription {
   stop(): Promise<void>;
 }
 
+/** How to publish. */
+export interface PublishOptions {
+  /** A repeated publish with the same id within the dedupe window is dropped. */
+  msgId?: string;
+  /**
+   * Do not wait for the log to confirm the event (sequence 0 is returned): much cheaper, for
+   * notifications whose loss costs nothing because their facts are recorded elsewhere.
+   */
+  noAck?: boolean;
+}
+
 /** Result of a publish. */
 export interface PublishAck {
   sequence: number;
@@ -47,7 +58,7 @@ export interface PublishAck {
  */
 export interface EventBus {
   /** Appends an event to the log. `msgId` makes a repeated publish a no-op. */
-  publish(subject: string, data: Uint8Array, options?: { msgId?: string }): Promise<PublishAck>;
+  publish(subject: string, data: Uint8Array, options?: PublishOptions): Promise<PublishAck>;
   /** Joins a durable consumer: each matching event goes to one of its members, in order. */
   consume(options: ConsumeOptions, handler: EventHandler): Promise<Subscription>;
   /** Live, at-most-once subscription to new events (for watchers); every subscriber gets every event. */

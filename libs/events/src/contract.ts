@@ -126,6 +126,32 @@ export function eventBusContract(
       await sub.stop();
     });
 
+    test("an unacknowledged publish still reaches consumers, and its msg id still dedupes", async () => {
+      const bus = await fresh();
+      const prefix = `n${Date.now()}`;
+      const got: string[] = [];
+      const sub = await bus.consume(
+        { durable: `${prefix}-d`, filter: `odin.events.run.${prefix}` },
+        (m) => {
+          got.push(decode(m));
+          return Promise.resolve();
+        },
+      );
+      await bus.publish(`odin.events.run.${prefix}`, text("a"), {
+        msgId: `${prefix}-1`,
+        noAck: true,
+      });
+      await bus.publish(`odin.events.run.${prefix}`, text("a"), {
+        msgId: `${prefix}-1`,
+        noAck: true,
+      });
+      await bus.publish(`odin.events.run.${prefix}`, text("b"), { noAck: true });
+      await waitFor(() => got.length >= 2);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(got, ["a", "b"]);
+      await sub.stop();
+    });
+
     test("with concurrency, several events are handled at once, each once", async () => {
       const bus = await fresh();
       const prefix = `k${Date.now()}`;

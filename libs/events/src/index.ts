@@ -7,6 +7,7 @@ export {
   type EventBus,
   type EventHandler,
   type PublishAck,
+  type PublishOptions,
   type Subscription,
 } from "./bus.js";
 export { MemoryEventBus } from "./memory.js";

@@ -5,6 +5,7 @@ import {
   type EventBus,
   type EventHandler,
   type PublishAck,
+  type PublishOptions,
   type Subscription,
 } from "./bus.js";
 
@@ -46,11 +47,7 @@ export class MemoryEventBus implements EventBus {
 
   constructor(private readonly duplicateWindowMs = 120_000) {}
 
-  publish(
-    subject: string,
-    data: Uint8Array,
-    options: { msgId?: string } = {},
-  ): Promise<PublishAck> {
+  publish(subject: string, data: Uint8Array, options: PublishOptions = {}): Promise<PublishAck> {
     if (this.closed) return Promise.reject(new Error("event bus is closed"));
     const now = Date.now();
     if (options.msgId !== undefined) {

@@ -8,7 +8,7 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from "@nats-io/jetstream";
-import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import { headers, nanos, type NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import {
   EventBusUnavailableError,
@@ -18,6 +18,7 @@ import {
   type EventBus,
   type EventHandler,
   type PublishAck,
+  type PublishOptions,
   type Subscription,
 } from "./bus.js";
 
@@ -97,9 +98,15 @@ export class NatsEventBus implements EventBus {
   async publish(
     subject: string,
     data: Uint8Array,
-    options: { msgId?: string } = {},
+    options: PublishOptions = {},
   ): Promise<PublishAck> {
     try {
+      if (options.noAck) {
+        const h = headers();
+        if (options.msgId !== undefined) h.set("Nats-Msg-Id", options.msgId);
+        this.nc.publish(subject, data, { headers: h });
+        return { sequence: 0, duplicate: false };
+      }
       const ack = await this.js.publish(
         subject,
         data,

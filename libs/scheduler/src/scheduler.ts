@@ -399,6 +399,8 @@ export class Scheduler {
     this.options.bus
       .publish(subjects.run(change.runId), events.RunEvent.encode(event).finish(), {
         msgId: `run.${change.runId}.${change.revision}`,
+        // A notification: the change itself is already recorded, so no need to wait for an ack.
+        noAck: true,
       })
       .catch((err: unknown) =>
         this.log.warn("could not publish a run event", {
