@@ -50,6 +50,7 @@ describe("conformance pipelines and run semantics end to end", () => {
     delete pipelines["logging.json"];
     stack = await startStack(pipelines);
     stack.sim.script({ image: "forever:*", runForever: true });
+    stack.sim.script({ image: "torchelastic/*", logs: ["epoch 1"] });
     stack.sim.script({ image: "slow:*", runMs: 1500 });
     stack.sim.script({ image: "retry:*", labels: { "odin.dev/attempt": "1" }, exitCode: 5 });
   });
@@ -102,6 +103,17 @@ describe("conformance pipelines and run semantics end to end", () => {
           .find((o) => o.metadata.labels?.["odin.dev/run"] === runId)!;
         const limits = containers(job).map((c) => c.resources?.limits?.["nvidia.com/gpu"]);
         assert.deepEqual(limits, ["1"], "one GPU per worker by default");
+        // Its two workers' logs, each line naming its pod.
+        const logs = (await stack.cli("logs", `${runId}--imagenet`)).stdout
+          .trim()
+          .split("\n")
+          .sort();
+        assert.equal(logs.length, 2, logs.join("\n"));
+        assert.ok(
+          logs.every((l) => /^\[\S+-worker-\d\] epoch 1$/.test(l)),
+          logs.join("\n"),
+        );
+        assert.notEqual(logs[0], logs[1]);
       }
     });
   }

@@ -331,7 +331,17 @@ export async function logsCommand(
   const { client } = connect(K8sLauncherServiceClient, options);
   const prefix = tasks.length > 1;
   try {
+    // Multi-worker tasks (TFJob, PyTorchJob, MPIJob, ElasticJob) have several pods: their lines
+    // carry the pod's name. A finished task's pods are known before printing; while following,
+    // replica pods are recognised by name, and any second pod turns prefixes on from then on.
+    const replicaPod = /-(worker|master|launcher|chief|ps)(-\d+)?$/;
     const stream = async (name: string): Promise<void> => {
+      const lines: k8slauncher.LogLine[] = [];
+      const pods = new Set<string>();
+      const write = (l: k8slauncher.LogLine, byPod: boolean): void => {
+        const tags = [prefix ? name : "", byPod ? l.pod : ""].filter(Boolean).map((t) => `[${t}] `);
+        out.write(`${tags.join("")}${l.line}\n`);
+      };
       for await (const res of serverStream(client, "streamLogs", {
         runId,
         task: name,
@@ -341,8 +351,13 @@ export async function logsCommand(
         pod: "",
         container: "",
       })) {
-        for (const l of res.lines) out.write(`${prefix ? `[${name}] ` : ""}${l.line}\n`);
+        for (const l of res.lines) {
+          pods.add(l.pod);
+          if (options.follow) write(l, pods.size > 1 || replicaPod.test(l.pod));
+          else lines.push(l);
+        }
       }
+      for (const l of lines) write(l, pods.size > 1);
     };
     if (options.follow) await Promise.all(tasks.map(stream));
     else for (const t of tasks) await stream(t);
