@@ -171,6 +171,12 @@ export interface Stack {
   gateway: ServiceProcess;
   /** The git remote (bare) the stack serves pipelines from. */
   remote: string;
+  /** The environment a dag-scheduler of this stack needs (to start more, or again). */
+  schedulerEnv: Record<string, string>;
+  /** A clone of the remote, to commit to it as someone else would. */
+  seed: string;
+  /** The temp directory everything lives in. */
+  dir: string;
   /** Runs the odin CLI against the gateway as an operator. */
   cli(...args: string[]): Promise<CliResult>;
   stop(): Promise<void>;
@@ -182,7 +188,7 @@ export interface Stack {
  */
 export async function startStack(
   pipelines: Record<string, Record<string, string>>,
-  options: { replicas?: number; simOptions?: KubeSimOptions } = {},
+  options: { replicas?: number; schedulers?: number; simOptions?: KubeSimOptions } = {},
 ): Promise<Stack> {
   const dir = await tempDir("odin-e2e-stack-");
   const nats = await startNats({ runtime: "binary" });
@@ -205,7 +211,7 @@ export async function startStack(
       stdio: "pipe",
     });
   git("add", "-A");
-  git("commit", "-qm", "pipelines");
+  git("commit", "-qm", "pipelines", "--allow-empty");
   git("push", "-q", "origin", "HEAD:main");
   const data = join(dir.path, "data");
   await mkdir(data, { recursive: true });
@@ -228,6 +234,7 @@ export async function startStack(
   });
   services.push(registry);
   const replicas = options.replicas ?? 1;
+  const schedulerReplicas = options.schedulers ?? replicas;
   const launchers: ServiceProcess[] = [];
   for (let i = 0; i < replicas; i++) {
     launchers.push(
@@ -239,22 +246,26 @@ export async function startStack(
       }),
     );
   }
+  const schedulerEnv = {
+    ...common,
+    ODIN_REGISTRY_ADDRESS: registry.address,
+    ODIN_REPO_SYNC_ADDRESS: repoSync.address,
+    ODIN_LAUNCHER_ADDRESS: launchers[0]!.address,
+    ODIN_DATA_PATH: data,
+  };
   const schedulers: ServiceProcess[] = [];
-  for (let i = 0; i < replicas; i++) {
+  for (let i = 0; i < schedulerReplicas; i++) {
     schedulers.push(
       await startService("dag-scheduler", {
-        ...common,
-        ODIN_REGISTRY_ADDRESS: registry.address,
-        ODIN_REPO_SYNC_ADDRESS: repoSync.address,
-        ODIN_LAUNCHER_ADDRESS: launchers[i]!.address,
-        ODIN_DATA_PATH: data,
+        ...schedulerEnv,
+        ODIN_LAUNCHER_ADDRESS: launchers[i % replicas]!.address,
       }),
     );
   }
   const gateway = await startService("gateway", {
     ODIN_REPO_SYNC_ADDRESS: repoSync.address,
     ODIN_REGISTRY_ADDRESS: registry.address,
-    ODIN_SCHEDULER_ADDRESS: schedulers[0]!.address,
+    ODIN_SCHEDULER_ADDRESS: schedulers[0]?.address ?? "127.0.0.1:1",
     ODIN_LAUNCHER_ADDRESS: launchers[0]!.address,
   });
   services.push(...launchers, ...schedulers, gateway);
@@ -265,6 +276,9 @@ export async function startStack(
     services,
     gateway,
     remote,
+    schedulerEnv,
+    seed,
+    dir: dir.path,
     cli: (...args) =>
       odin(["--server", gateway.address, ...args], { env: { ODIN_TOKEN: tokens.operator } }),
     stop: async () => {

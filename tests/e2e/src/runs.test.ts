@@ -6,15 +6,8 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { startKubeSim, startNats, type KubeSim, type NatsServer } from "@odin/testing";
-import {
-  eventually,
-  odin,
-  startService,
-  tempDir,
-  writeTokens,
-  type ServiceProcess,
-} from "./harness.js";
+import type { KubeSim } from "@odin/testing";
+import { eventually, startStack, type Stack } from "./harness.js";
 
 const demo = `name: demo
 tasks:
@@ -37,80 +30,15 @@ tasks:
 `;
 
 describe("runs through the gateway: two schedulers, two launchers, kube-sim, NATS", () => {
-  let dir: { path: string; cleanup(): Promise<void> };
-  let nats: NatsServer;
+  let stack: Stack;
   let sim: KubeSim;
-  const services: ServiceProcess[] = [];
-  let gateway: ServiceProcess;
-  let tokens: Awaited<ReturnType<typeof writeTokens>>;
 
   before(async () => {
-    dir = await tempDir("odin-e2e-runs-");
-    nats = await startNats({ runtime: "binary" });
-    sim = await startKubeSim({ defaultRunMs: [5, 20] });
+    stack = await startStack({}, { replicas: 2 });
+    sim = stack.sim;
     sim.script({ image: "python:3.11", logs: ["hello from kube-sim"] });
     sim.script({ image: "slow:*", runForever: true });
     sim.script({ image: "flaky:*", exitCode: 4, logs: ["boom"] });
-    const kubeconfig = join(dir.path, "kubeconfig.json");
-    await writeFile(kubeconfig, sim.kubeConfig().exportConfig());
-    tokens = await writeTokens(dir.path);
-    const remote = join(dir.path, "remote.git");
-    execFileSync("git", ["init", "-q", "--bare", "--initial-branch=main", remote]);
-    const data = join(dir.path, "data");
-    await mkdir(data, { recursive: true });
-    const common = {
-      ODIN_TOKENS_FILE: tokens.file,
-      ODIN_NATS_URL: nats.url,
-      ODIN_SERVICE_TOKEN: tokens.admin,
-    };
-    const repoSync = await startService("repo-sync", {
-      ...common,
-      ODIN_REPO_URL: remote,
-      ODIN_REPO_BRANCH: "main",
-      ODIN_ROOT_PATH: join(dir.path, "root"),
-      ODIN_SYNC_INTERVAL_SECONDS: "0",
-    });
-    const registry = await startService("pipeline-registry", {
-      ...common,
-      ODIN_REPO_SYNC_ADDRESS: repoSync.address,
-    });
-    const launchers = [
-      await startService("k8s-launcher", {
-        ...common,
-        ODIN_KUBECONFIG: kubeconfig,
-        ODIN_DATA_PATH: data,
-        ODIN_PENDING_TIMEOUT_SECONDS: "30",
-      }),
-      await startService("k8s-launcher", {
-        ...common,
-        ODIN_KUBECONFIG: kubeconfig,
-        ODIN_DATA_PATH: data,
-        ODIN_PENDING_TIMEOUT_SECONDS: "30",
-      }),
-    ];
-    const schedulerEnv = {
-      ...common,
-      ODIN_REGISTRY_ADDRESS: registry.address,
-      ODIN_REPO_SYNC_ADDRESS: repoSync.address,
-      ODIN_DATA_PATH: data,
-    };
-    const schedulers = [
-      await startService("dag-scheduler", {
-        ...schedulerEnv,
-        ODIN_LAUNCHER_ADDRESS: launchers[0]!.address,
-      }),
-      await startService("dag-scheduler", {
-        ...schedulerEnv,
-        ODIN_LAUNCHER_ADDRESS: launchers[1]!.address,
-      }),
-    ];
-    gateway = await startService("gateway", {
-      ODIN_REPO_SYNC_ADDRESS: repoSync.address,
-      ODIN_REGISTRY_ADDRESS: registry.address,
-      ODIN_SCHEDULER_ADDRESS: schedulers[0]!.address,
-      ODIN_LAUNCHER_ADDRESS: launchers[0]!.address,
-    });
-    services.push(repoSync, registry, ...launchers, ...schedulers, gateway);
     // Push the pipelines through the gateway, as a user would.
     for (const [name, text] of Object.entries({
       demo,
@@ -118,7 +46,7 @@ describe("runs through the gateway: two schedulers, two launchers, kube-sim, NAT
       flaky:
         "name: flaky\ntasks:\n- {name: first, image: 'python:3.11', command: echo}\n- {name: shaky, image: 'flaky:1', command: train, depends: first}\n- {name: last, image: 'python:3.11', command: echo, depends: shaky}\n",
     })) {
-      const local = join(dir.path, "work", name);
+      const local = join(stack.dir, "work", name);
       await mkdir(local, { recursive: true });
       await writeFile(join(local, "main.yml"), text);
       const pushed = await cli("push", local);
@@ -127,14 +55,10 @@ describe("runs through the gateway: two schedulers, two launchers, kube-sim, NAT
   });
 
   after(async () => {
-    for (const s of services.reverse()) await s.stop();
-    await sim?.close();
-    await nats?.stop();
-    await dir?.cleanup();
+    await stack?.stop();
   });
 
-  const cli = (...args: string[]) =>
-    odin(["--server", gateway.address, ...args], { env: { ODIN_TOKEN: tokens.operator } });
+  const cli = (...args: string[]) => stack.cli(...args);
 
   async function runState(runId: string): Promise<string> {
     const r = await cli("-o", "json", "status", runId);
@@ -241,8 +165,8 @@ describe("runs through the gateway: two schedulers, two launchers, kube-sim, NAT
     assert.equal(unknownPipeline.code, 1);
     assert.match(unknownPipeline.stderr, /^odin: no pipeline "nope"/);
     // An invalid pipeline committed straight to the remote (odin push would refuse it).
-    const seed = join(dir.path, "seed");
-    execFileSync("git", ["clone", "-q", join(dir.path, "remote.git"), seed]);
+    const seed = stack.seed;
+    execFileSync("git", ["-C", seed, "pull", "-q", "origin", "main"], { stdio: "pipe" });
     await mkdir(join(seed, "broken"), { recursive: true });
     await writeFile(
       join(seed, "broken", "main.yml"),

@@ -2,13 +2,15 @@
 // sharing 50 runs — counted by the pods kube-sim received.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { DagSchedulerServiceClient, common } from "@odin/proto";
 import { createClient, unary } from "@odin/service-kit";
-import { startKubeSim, startNats, type KubeSim, type NatsServer } from "@odin/testing";
-import { eventually, startService, tempDir, writeTokens, type ServiceProcess } from "./harness.js";
+import {
+  eventually,
+  startService,
+  startStack,
+  type ServiceProcess,
+  type Stack,
+} from "./harness.js";
 
 function wide(name: string, width: number): string {
   let yaml = `name: ${name}\ntasks:\n- {name: root, image: 'work:1', command: run}\n`;
@@ -21,78 +23,31 @@ function wide(name: string, width: number): string {
 }
 
 describe("dag-scheduler survives SIGKILL and shares work between replicas", () => {
-  let dir: { path: string; cleanup(): Promise<void> };
-  let nats: NatsServer;
-  let sim: KubeSim;
-  let tokens: Awaited<ReturnType<typeof writeTokens>>;
-  const services: ServiceProcess[] = [];
-  let schedulerEnv: Record<string, string>;
+  let stack: Stack;
+  const schedulers: ServiceProcess[] = [];
 
   before(async () => {
-    dir = await tempDir("odin-e2e-reliability-");
-    nats = await startNats({ runtime: "binary" });
-    sim = await startKubeSim({ defaultRunMs: [20, 80] });
-    const kubeconfig = join(dir.path, "kubeconfig.json");
-    await writeFile(kubeconfig, sim.kubeConfig().exportConfig());
-    tokens = await writeTokens(dir.path);
-    const remote = join(dir.path, "remote.git");
-    const seed = join(dir.path, "seed");
-    execFileSync("git", ["init", "-q", "--bare", "--initial-branch=main", remote]);
-    execFileSync("git", ["clone", "-q", remote, seed], { stdio: "pipe" });
-    for (const [name, text] of Object.entries({
-      wide: wide("wide", 20),
-      small: wide("small", 2),
-    })) {
-      await mkdir(join(seed, name), { recursive: true });
-      await writeFile(join(seed, name, "main.yml"), text);
-    }
-    const g = (...a: string[]) =>
-      execFileSync("git", ["-C", seed, "-c", "user.name=x", "-c", "user.email=x@y", ...a]);
-    g("add", "-A");
-    g("commit", "-qm", "pipelines");
-    g("push", "-q", "origin", "HEAD:main");
-    const common = {
-      ODIN_TOKENS_FILE: tokens.file,
-      ODIN_NATS_URL: nats.url,
-      ODIN_SERVICE_TOKEN: tokens.admin,
-    };
-    const repoSync = await startService("repo-sync", {
-      ...common,
-      ODIN_REPO_URL: remote,
-      ODIN_ROOT_PATH: join(dir.path, "root"),
-      ODIN_SYNC_INTERVAL_SECONDS: "0",
-    });
-    const registry = await startService("pipeline-registry", {
-      ...common,
-      ODIN_REPO_SYNC_ADDRESS: repoSync.address,
-    });
-    const launcher = await startService("k8s-launcher", {
-      ...common,
-      ODIN_KUBECONFIG: kubeconfig,
-      ODIN_DATA_PATH: join(dir.path, "data"),
-      ODIN_RESOURCE_TYPES: "Pod",
-    });
-    services.push(repoSync, registry, launcher);
-    schedulerEnv = {
-      ...common,
-      ODIN_REGISTRY_ADDRESS: registry.address,
-      ODIN_REPO_SYNC_ADDRESS: repoSync.address,
-      ODIN_LAUNCHER_ADDRESS: launcher.address,
-      ODIN_DATA_PATH: "/data/odin",
-    };
+    stack = await startStack(
+      { wide: { "main.yml": wide("wide", 20) }, small: { "main.yml": wide("small", 2) } },
+      { schedulers: 0, simOptions: { defaultRunMs: [20, 80] } },
+    );
   });
 
   after(async () => {
-    for (const s of services.reverse()) await s.stop("SIGKILL");
-    await sim?.close();
-    await nats?.stop();
-    await dir?.cleanup();
+    for (const s of schedulers) await s.stop("SIGKILL");
+    await stack?.stop();
   });
+
+  async function startScheduler(): Promise<ServiceProcess> {
+    const s = await startService("dag-scheduler", stack.schedulerEnv);
+    schedulers.push(s);
+    return s;
+  }
 
   function client(s: ServiceProcess) {
     return createClient(DagSchedulerServiceClient, {
       address: s.address,
-      token: tokens.operator,
+      token: stack.tokens.operator,
       retries: 4,
     });
   }
@@ -109,7 +64,7 @@ describe("dag-scheduler survives SIGKILL and shares work between replicas", () =
   /** Pods kube-sim received per run/task, across all attempts: every value must be 1. */
   function podsPerTask(runIds: readonly string[]): Map<string, number> {
     const out = new Map<string, number>();
-    for (const p of sim.created("pods")) {
+    for (const p of stack.sim.created("pods")) {
       const l = p.metadata.labels ?? {};
       const run = l["odin.dev/run"];
       if (!run || !runIds.includes(run)) continue;
@@ -120,8 +75,7 @@ describe("dag-scheduler survives SIGKILL and shares work between replicas", () =
   }
 
   test("killed with SIGKILL at several points of a run and restarted, the scheduler finishes it with each task launched once", async () => {
-    let scheduler = await startService("dag-scheduler", schedulerEnv);
-    services.push(scheduler);
+    let scheduler = await startScheduler();
     const c = client(scheduler);
     const run = (
       await unary(c, "submitRun", {
@@ -135,8 +89,7 @@ describe("dag-scheduler survives SIGKILL and shares work between replicas", () =
     for (const delay of [150, 400, 250]) {
       await new Promise((r) => setTimeout(r, delay));
       await scheduler.stop("SIGKILL");
-      scheduler = await startService("dag-scheduler", schedulerEnv);
-      services.push(scheduler);
+      scheduler = await startScheduler();
     }
     await eventually(
       async () => (await state(scheduler, run.id)) === common.RunState.RUN_STATE_SUCCEEDED,
@@ -153,9 +106,8 @@ describe("dag-scheduler survives SIGKILL and shares work between replicas", () =
   });
 
   test("two replicas running 50 runs together: every run succeeds, no task launched twice", async () => {
-    const a = await startService("dag-scheduler", schedulerEnv);
-    const b = await startService("dag-scheduler", schedulerEnv);
-    services.push(a, b);
+    const a = await startScheduler();
+    const b = await startScheduler();
     const ids: string[] = [];
     await Promise.all(
       Array.from({ length: 50 }, async (_, i) => {
