@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `odin` command. Thin: parses arguments, calls a command, prints one clear line on failure.
+import { createRequire } from "node:module";
 import { Command, CommanderError, Option } from "commander";
 import { describeGrpcError, problemsOf } from "@odin/service-kit";
 import {
@@ -28,8 +29,11 @@ interface GlobalOptions {
   output: OutputFormat;
 }
 
+const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+
 const program = new Command("odin")
   .description("Run machine-learning pipelines on Kubernetes")
+  .version(version, "-V, --version", "print odin's version")
   .option(
     "-s, --server <address>",
     "Odin server host:port (default: ODIN_SERVER, else localhost:50051)",
