@@ -22,6 +22,7 @@ import {
   runUntilSignal,
   serverOptionsFromConfig,
   startServer,
+  runMain,
 } from "@odin/service-kit";
 import { dagSchedulerConfigSchema } from "./config.js";
 
@@ -72,7 +73,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`dag-scheduler: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+runMain("dag-scheduler", main);

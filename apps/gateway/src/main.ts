@@ -7,7 +7,7 @@ import {
   PipelineRegistryServiceService,
   RepoSyncServiceService,
 } from "@odin/proto";
-import { createLogger, readConfig, runUntilSignal, startGateway } from "@odin/service-kit";
+import { createLogger, readConfig, runUntilSignal, startGateway, runMain } from "@odin/service-kit";
 import { gatewayConfigSchema } from "./config.js";
 
 async function main(): Promise<void> {
@@ -29,7 +29,4 @@ async function main(): Promise<void> {
   await runUntilSignal(gateway, logger);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`gateway: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+runMain("gateway", main);

@@ -8,6 +8,7 @@ import {
   runUntilSignal,
   serverOptionsFromConfig,
   startServer,
+  runMain,
 } from "@odin/service-kit";
 import { k8sLauncherConfigSchema } from "./config.js";
 import { backendOptions, loadKubeConfig } from "./options.js";
@@ -47,7 +48,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`k8s-launcher: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+runMain("k8s-launcher", main);

@@ -9,6 +9,7 @@ import {
   runUntilSignal,
   serverOptionsFromConfig,
   startServer,
+  runMain,
 } from "@odin/service-kit";
 import { pipelineRegistryConfigSchema } from "./config.js";
 import { PipelineCatalog, pipelineRegistryService, RepoSyncFileSource } from "@odin/registry";
@@ -49,7 +50,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`pipeline-registry: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+runMain("pipeline-registry", main);

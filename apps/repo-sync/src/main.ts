@@ -8,6 +8,7 @@ import {
   runUntilSignal,
   serverOptionsFromConfig,
   startServer,
+  runMain,
 } from "@odin/service-kit";
 import { repoSyncConfigSchema } from "./config.js";
 import { PipelineRepository, repoSyncService } from "@odin/repository";
@@ -55,7 +56,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`repo-sync: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+runMain("repo-sync", main);

@@ -75,6 +75,7 @@ export {
   service,
   startServer,
   runUntilSignal,
+  runMain,
   contextOf,
   callerOf,
   unaryHandler,

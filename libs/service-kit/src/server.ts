@@ -573,6 +573,17 @@ export async function startServer(options: StartServerOptions): Promise<OdinServ
   };
 }
 
+/**
+ * Runs an app's `main` and, when it fails (bad configuration, an unreachable dependency at
+ * startup), prints one line `<name>: <message>` — never a stack trace — and exits 1.
+ */
+export function runMain(name: string, main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
+
 /** Options of {@link runUntilSignal}. */
 export interface RunUntilSignalOptions {
   /** Signals that stop the server; default SIGTERM and SIGINT. */
