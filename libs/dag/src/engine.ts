@@ -283,11 +283,6 @@ export class RunEngine {
     return this.active;
   }
 
-  /** Tasks ready to launch but held back by caps (for fairness across runs). */
-  waiting(): number {
-    return this.ready.length - this.readyHead;
-  }
-
   /** Applies a recorded change of one task and says what follows from it. */
   observe(task: string, status: TaskStatus, now: number): Decision[] {
     const i = this.index(task);

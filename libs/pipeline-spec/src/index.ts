@@ -29,13 +29,7 @@ export {
   taskId,
   toDnsLabel,
 } from "./names.js";
-export {
-  formatProblem,
-  hasErrors,
-  PipelineSpecError,
-  type Problem,
-  type Severity,
-} from "./problems.js";
+export { formatProblem, type Problem, type Severity } from "./problems.js";
 export { defaultSourceLimits, type Position, type SourceLimits } from "./source.js";
 export {
   processingVariables,

@@ -25,20 +25,3 @@ export function formatProblem(p: Problem): string {
   const level = p.severity === "warning" ? " warning:" : "";
   return `${where}:${level}${task} ${p.message}`;
 }
-
-/** True when at least one problem is an error. */
-export function hasErrors(problems: readonly Problem[]): boolean {
-  return problems.some((p) => p.severity === "error");
-}
-
-/** Thrown by APIs that cannot return a list of problems (for example a name that cannot be made valid). */
-export class PipelineSpecError extends Error {
-  override name = "PipelineSpecError";
-  constructor(
-    message: string,
-    readonly problems: readonly Problem[] = [],
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
