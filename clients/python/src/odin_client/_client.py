@@ -186,7 +186,7 @@ class Client:
 
     def pipelines(self, prefix: str = "", *, commit: str = "") -> List[PipelineSummary]:
         """Every pipeline of the repository (at its newest commit, or ``commit``), valid or not,
-        in path order; only those whose path starts with ``prefix`` when given."""
+        in path order; only those in directory ``prefix`` (e.g. ``alice``) when given."""
         res = self._unary(
             self._registry.ListPipelines,
             pipelineregistry_pb2.ListPipelinesRequest(commit=commit, path_prefix=prefix),

@@ -205,7 +205,7 @@ class Run:
         names = ", ".join(t.task for t in failed) or "none recorded"
         raise RunFailed(
             f"run {self.id} FAILED — failed task{'s' if len(failed) != 1 else ''}: {names} ({summary}){detail}"
-            (f"\n  logs: run.logs(task={failed[0].task!r}) or odin logs {failed[0].task_id}" if failed else ""),
+            + (f"\n  logs: run.logs(task={failed[0].task!r}) or odin logs {failed[0].task_id}" if failed else ""),
             run=run,
             failed_tasks=failed,
         )

@@ -1,0 +1,441 @@
+"""odin-client against a real `odin server` with authentication on.
+
+Run by tests/e2e (python-client.test.ts), which starts the server and sets:
+  ODIN_SERVER            the server's address
+  ODIN_TEST_TOKENS       JSON {"admin": …, "operator": …, "viewer": …}
+  ODIN_TEST_REPO         the pipelines directory the server serves (holds tests/pipelines' pipelines)
+  ODIN_TEST_ODIN_ARGV    JSON argv that runs the odin CLI (to start a second server)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+from pathlib import Path
+from typing import Any, Dict, List
+
+import odin_client
+from odin_client import (
+    Client,
+    FailedPrecondition,
+    InvalidPipeline,
+    NotFound,
+    PermissionDenied,
+    RunCancelled,
+    RunFailed,
+    RunState,
+    RunStatus,
+    TaskRun,
+    TaskState,
+    Unauthenticated,
+    Unavailable,
+    Unsupported,
+    WaitTimeout,
+)
+
+TOKENS: Dict[str, str] = json.loads(os.environ.get("ODIN_TEST_TOKENS", "{}"))
+SERVER = os.environ.get("ODIN_SERVER", "")
+REPO = Path(os.environ.get("ODIN_TEST_REPO", "."))
+# Every run here ends within seconds on an idle machine; the bound only stops a hung test.
+WAIT = 120.0
+
+
+def operator() -> Client:
+    return Client(SERVER, TOKENS["operator"])
+
+
+def write_pipeline(directory: Path, text: str, **files: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "main.yml").write_text(text)
+    for name, content in files.items():
+        (directory / name).write_text(content)
+    return directory
+
+
+class ConnectionTest(unittest.TestCase):
+    def test_reads_server_and_token_from_the_environment_like_the_cli(self) -> None:
+        saved = {k: os.environ.get(k) for k in ("ODIN_SERVER", "ODIN_TOKEN")}
+        try:
+            os.environ["ODIN_SERVER"] = SERVER
+            os.environ["ODIN_TOKEN"] = TOKENS["viewer"]
+            with Client() as odin:
+                self.assertEqual(odin.server, SERVER)
+                self.assertIn("diamond", [p.path for p in odin.pipelines()])
+            del os.environ["ODIN_SERVER"]
+            self.assertEqual(Client().server, odin_client.DEFAULT_SERVER)
+            self.assertEqual(Client(server="example:1").server, "example:1")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def test_no_token_is_unauthenticated_with_a_hint(self) -> None:
+        saved = os.environ.pop("ODIN_TOKEN", None)
+        try:
+            with self.assertRaises(Unauthenticated) as caught:
+                Client(SERVER).pipelines()
+        finally:
+            if saved is not None:
+                os.environ["ODIN_TOKEN"] = saved
+        self.assertIn("ODIN_TOKEN", str(caught.exception))
+        self.assertIsInstance(caught.exception, odin_client.OdinError)
+
+    def test_an_unknown_token_is_unauthenticated_and_never_echoed(self) -> None:
+        secret = "not-a-real-token-4711"
+        with self.assertRaises(Unauthenticated) as caught:
+            Client(SERVER, secret).pipelines()
+        self.assertNotIn(secret, str(caught.exception))
+
+    def test_a_viewer_reads_but_may_not_run(self) -> None:
+        viewer = Client(SERVER, TOKENS["viewer"])
+        self.assertTrue(viewer.pipelines())
+        with self.assertRaises(PermissionDenied) as caught:
+            viewer.run("diamond")
+        self.assertIn("permission denied", str(caught.exception))
+        with self.assertRaises(PermissionDenied):
+            viewer.push(REPO / "diamond", path="viewer/diamond")
+
+    def test_a_token_with_whitespace_is_refused_locally(self) -> None:
+        with self.assertRaises(ValueError) as caught:
+            Client(SERVER, "abc def")
+        self.assertNotIn("abc def", str(caught.exception))
+
+    def test_no_server_is_unavailable_naming_the_address(self) -> None:
+        port = free_port()
+        with self.assertRaises(Unavailable) as caught:
+            Client(f"127.0.0.1:{port}", retries=1).pipelines()
+        message = str(caught.exception)
+        self.assertIn(f"127.0.0.1:{port}", message)
+        self.assertIn("ODIN_SERVER", message)
+
+    def test_unavailable_calls_are_retried_until_the_server_comes_up(self) -> None:
+        port = free_port()
+        result: Dict[str, Any] = {}
+        # Enough retries (backoff capped at 5 s) for a server to start on a busy machine.
+        client = Client(f"127.0.0.1:{port}", TOKENS["viewer"], retries=40)
+
+        def call() -> None:
+            try:
+                result["pipelines"] = client.pipelines()
+            except Exception as e:  # reported below
+                result["error"] = e
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        # The first attempt has failed once the caller is sleeping before its first retry.
+        time.sleep(0.3)
+        self.assertNotIn("pipelines", result, "the call cannot succeed before the server exists")
+        argv = json.loads(os.environ["ODIN_TEST_ODIN_ARGV"])
+        tokens = Path(os.environ["ODIN_TEST_TOKENS_FILE"])
+        with tempfile.TemporaryDirectory() as data:
+            server = subprocess.Popen(
+                argv + ["server", "--host", "127.0.0.1", "--port", str(port), "--data", data,
+                        "--repo", str(REPO), "--tokens", str(tokens)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            try:
+                caller.join(timeout=WAIT * 2)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        self.assertNotIn("error", result)
+        self.assertIn("diamond", [p.path for p in result["pipelines"]])
+
+
+class PipelinesTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.odin = Client(SERVER, TOKENS["viewer"])
+
+    def test_pipelines_lists_every_pipeline_with_validity(self) -> None:
+        listed = {p.path: p for p in self.odin.pipelines()}
+        self.assertTrue({"diamond", "failing", "flaky", "broken"} <= set(listed))
+        self.assertEqual(listed["diamond"].task_count, 4)
+        self.assertTrue(listed["diamond"].valid)
+        self.assertFalse(listed["broken"].valid)
+        self.assertRegex(listed["diamond"].commit, r"^[0-9a-f]{40}$")
+        self.assertEqual([p.path for p in self.odin.pipelines("diamond")], ["diamond"])
+        self.assertEqual(self.odin.pipelines("dia"), [], "a prefix is a directory, not any start of a path")
+
+    def test_pipeline_is_normalized(self) -> None:
+        p = self.odin.pipeline("diamond")
+        self.assertEqual(p.name, "diamond")
+        self.assertEqual([t.name for t in p.tasks], ["prepare", "left", "right", "report"])
+        self.assertEqual(p.task("report").depends, ("left", "right"))
+        self.assertEqual(p.task("prepare").resource_type, "Pod")
+        self.assertTrue(p.fail_fast)
+        with self.assertRaises(KeyError):
+            p.task("nope")
+
+    def test_unknown_pipeline_is_not_found(self) -> None:
+        with self.assertRaises(NotFound) as caught:
+            self.odin.pipeline("no/such/pipeline")
+        self.assertIn("no/such/pipeline", str(caught.exception))
+
+    def test_invalid_pipeline_raises_with_positioned_problems(self) -> None:
+        with self.assertRaises(InvalidPipeline) as caught:
+            self.odin.pipeline("broken")
+        problems = caught.exception.problems
+        self.assertTrue(problems)
+        self.assertEqual(problems[0].file, "broken/main.yml")
+        self.assertGreater(problems[0].line, 0)
+        self.assertIn("broken/main.yml:", str(caught.exception))
+
+    def test_validate_checks_a_local_directory_on_the_server(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            good = write_pipeline(Path(tmp) / "good", "tasks:\n- name: a\n  image: busybox\n  command: [echo, hi]\n")
+            verdict = self.odin.validate(good)
+            self.assertTrue(verdict)
+            self.assertIsNotNone(verdict.pipeline)
+            assert verdict.pipeline is not None
+            self.assertEqual(verdict.pipeline.path, "good")
+            bad = write_pipeline(
+                Path(tmp) / "bad",
+                "tasks:\n- name: a\n  image: busybox\n  args: ['${RUNPATH}']\n- name: b\n  image: x\n  depends: nope\n",
+            )
+            verdict = self.odin.validate(bad, path="team/bad")
+            self.assertFalse(verdict)
+            self.assertIsNone(verdict.pipeline)
+            errors = [p for p in verdict.problems if p.severity == "error"]
+            self.assertTrue(any("RUNPATH" in p.message and p.line == 4 and p.column > 0 for p in errors), verdict)
+            self.assertTrue(all(p.file == "team/bad/main.yml" for p in errors), verdict)
+            self.assertIn("team/bad/main.yml:4:", str(verdict))
+            with self.assertRaises(FileNotFoundError):
+                self.odin.validate(Path(tmp) / "missing")
+            (Path(tmp) / "empty").mkdir()
+            with self.assertRaises(FileNotFoundError) as caught:
+                self.odin.validate(Path(tmp) / "empty")
+            self.assertIn("main.yml", str(caught.exception))
+
+
+class RepositoryTest(unittest.TestCase):
+    def test_push_commits_a_directory_that_then_runs(self) -> None:
+        odin = operator()
+        with tempfile.TemporaryDirectory() as tmp:
+            local = write_pipeline(
+                Path(tmp) / "hello",
+                "name: hello\ntasks:\n- name: greet\n  image: busybox\n  command: sh\n"
+                "  args: [-c, 'cat ${WORK_PATH}/greeting.txt']\n",
+                **{"greeting.txt": "hello from a pushed file\n", ".hidden": "not sent\n"},
+            )
+            pushed = odin.push(local, "Add hello", path="python/hello")
+            self.assertTrue(pushed.changed)
+            self.assertRegex(pushed.commit, r"^[0-9a-f]{40}$")
+            self.assertEqual(sorted(pushed.files), ["greeting.txt", "main.yml"])
+            self.assertEqual((REPO / "python" / "hello" / "greeting.txt").read_text(), "hello from a pushed file\n")
+            again = odin.push(local, "Add hello", path="python/hello")
+            self.assertFalse(again.changed)
+            self.assertIn("python/hello", [p.path for p in odin.pipelines("python/")])
+            run = odin.run("python/hello")
+            run.wait(timeout=WAIT)
+            self.assertEqual(list(run.logs()), ["hello from a pushed file"])
+
+    def test_push_of_an_invalid_pipeline_raises_with_problems_and_commits_nothing(self) -> None:
+        odin = operator()
+        before = odin.pipelines()[0].commit
+        with tempfile.TemporaryDirectory() as tmp:
+            local = write_pipeline(Path(tmp) / "bad", "tasks:\n- name: a\n  command: [echo]\n")
+            with self.assertRaises(InvalidPipeline) as caught:
+                odin.push(local, path="python/bad")
+        problems = caught.exception.problems
+        self.assertTrue(problems, "problems travel in the odin-problems-bin trailer")
+        self.assertTrue(any(p.file == "python/bad/main.yml" and p.line > 0 and "image" in p.message for p in problems),
+                        problems)
+        self.assertIn("python/bad/main.yml:", str(caught.exception))
+        self.assertFalse((REPO / "python" / "bad").exists())
+        self.assertEqual(odin.pipelines()[0].commit, before)
+
+    def test_push_refuses_symbolic_links(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = write_pipeline(Path(tmp) / "linked", "tasks:\n- name: a\n  image: busybox\n")
+            (local / "secret").symlink_to("/etc/passwd")
+            with self.assertRaises(ValueError) as caught:
+                operator().push(local)
+            self.assertIn("secret is a symbolic link", str(caught.exception))
+
+    def test_sync_picks_up_a_changed_repository(self) -> None:
+        odin = operator()
+        first = odin.sync()
+        write_pipeline(REPO / "python" / "synced", "tasks:\n- name: a\n  image: busybox\n  command: [true]\n")
+        after = odin.sync()
+        self.assertTrue(after.changed)
+        self.assertEqual(after.previous_commit, first.commit)
+        self.assertNotEqual(after.commit, first.commit)
+        self.assertFalse(odin.sync().changed)
+        self.assertIn("python/synced", [p.path for p in odin.pipelines("python/")])
+
+
+class RunsTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.odin = operator()
+
+    def test_a_run_followed_to_the_end(self) -> None:
+        run = self.odin.run("diamond", labels={"suite": "python", "case": "followed"})
+        self.assertRegex(run.id, r"^diamond-[a-z0-9]{8}$")
+        self.assertEqual(run.labels, {"suite": "python", "case": "followed"})
+        changes = list(run.watch())
+        last = changes[-1]
+        self.assertIsInstance(last, RunStatus)
+        assert isinstance(last, RunStatus)
+        self.assertEqual(last.state, RunState.SUCCEEDED)
+        done = [c.task for c in changes if isinstance(c, TaskRun) and c.state == TaskState.SUCCEEDED]
+        self.assertEqual(sorted(done), ["left", "prepare", "report", "right"])
+        self.assertLess(done.index("prepare"), done.index("left"))
+        self.assertEqual(done[-1], "report")
+        self.assertEqual(len(done), len(set(done)), "each change is reported once")
+        status = run.wait(timeout=WAIT)  # at once: the run has ended
+        self.assertEqual(status.state, "SUCCEEDED")
+        self.assertEqual(run.state, RunState.SUCCEEDED)
+        self.assertIsNotNone(status.duration)
+        tasks = run.tasks
+        self.assertEqual(list(tasks), ["prepare", "left", "right", "report"])
+        self.assertTrue(all(t.state == TaskState.SUCCEEDED and t.exit_code == 0 for t in tasks.values()))
+        self.assertEqual(run.outputs("prepare"), {"words": 7})
+        self.assertEqual(run.outputs("report"), {})
+        with self.assertRaises(NotFound):
+            run.outputs("nope")
+
+    def test_a_failing_run_raises_naming_its_failed_tasks(self) -> None:
+        run = self.odin.run("failing")
+        with self.assertRaises(RunFailed) as caught:
+            run.wait(timeout=WAIT)
+        e = caught.exception
+        self.assertNotIsInstance(e, RunCancelled)
+        self.assertEqual([t.task for t in e.failed_tasks], ["breaks"])
+        self.assertEqual(e.failed_tasks[0].exit_code, 2)
+        self.assertEqual(e.run.state, RunState.FAILED)
+        message = str(e)
+        self.assertIn(f"run {run.id} FAILED", message)
+        self.assertIn("breaks", message)
+        self.assertIn("exit 2", message)
+        self.assertEqual(run.tasks["never-runs"].state, TaskState.SKIPPED)
+        self.assertEqual(list(run.logs(task="breaks")), ["something went wrong"])
+
+    def test_logs_of_every_task_and_of_one(self) -> None:
+        run = self.odin.run("diamond")
+        run.wait(timeout=WAIT)
+        lines = list(run.logs())
+        self.assertEqual([line.task for line in lines][0], "prepare")
+        self.assertIn(f"prepare: {run.id}--prepare counted 7 words in words.txt", lines)
+        self.assertIn("right: prepare reported 7 words", lines)
+        self.assertEqual(lines[-1], f"report: done (run {run.id})")
+        self.assertEqual(lines[-1].task, "report")
+        self.assertEqual(list(run.logs(task="right")), ["right: prepare reported 7 words"])
+        self.assertEqual(list(run.logs(task="report", tail=1)), [f"report: done (run {run.id})"])
+        with self.assertRaises(NotFound):
+            list(run.logs(task="nope"))
+
+    def test_logs_followed_across_tasks_started_later_and_retried_attempts(self) -> None:
+        run = self.odin.run("flaky")
+        # Started right after submit: the tasks have not printed (or even started) yet.
+        lines = [(line.task, str(line)) for line in run.logs(follow=True)]
+        self.assertEqual(
+            lines,
+            [
+                ("sometimes", "first attempt: failing on purpose"),
+                ("sometimes", "second attempt: fine"),
+                ("after", "sometimes succeeded on a retry"),
+            ],
+        )
+        self.assertEqual(run.state, RunState.SUCCEEDED)
+        self.assertEqual(run.tasks["sometimes"].attempt, 2)
+
+    def test_logs_follow_of_one_task_while_it_prints(self) -> None:
+        run = self.odin.run("ticker")
+        got: List[str] = []
+        for line in run.logs(task="tick", follow=True):
+            got.append(str(line))
+        self.assertEqual(got, ["tick 1", "tick 2", "tick 3"])
+        self.assertEqual(run.wait(timeout=WAIT).state, RunState.SUCCEEDED)
+
+    def test_leaving_a_follow_early_stops_it(self) -> None:
+        run = self.odin.run("slow")
+        for line in run.logs(follow=True):
+            self.assertEqual(line, "started")
+            break
+        run.cancel()
+        with self.assertRaises(RunCancelled):
+            run.wait(timeout=WAIT)
+
+    def test_cancel_stops_a_run_and_wait_says_so(self) -> None:
+        run = self.odin.run("slow")
+        with self.assertRaises(WaitTimeout) as caught:
+            run.wait(timeout=0.5)
+        self.assertIsInstance(caught.exception, TimeoutError)
+        self.assertIn(run.id, str(caught.exception))
+        self.assertFalse(run.state.finished, "the run goes on after a wait timed out")
+        status = run.cancel("enough")
+        self.assertTrue(status.cancel_requested or status.state == RunState.CANCELLED)
+        with self.assertRaises(RunCancelled) as cancelled:
+            run.wait(timeout=WAIT)
+        self.assertIsInstance(cancelled.exception, RunFailed)
+        self.assertIn("enough", str(cancelled.exception))
+        self.assertEqual(run.state, RunState.CANCELLED)
+        self.assertEqual(run.cancel().state, RunState.CANCELLED, "cancelling again changes nothing")
+
+    def test_retry_runs_the_failed_tasks_again(self) -> None:
+        run = self.odin.run("retry-me")
+        with self.assertRaises(RunFailed):
+            run.wait(timeout=WAIT)
+        first = run.tasks["once"]
+        self.assertIs(run.retry(), run)
+        self.assertEqual(run.last.attempt, 2)
+        self.assertEqual(run.wait(timeout=WAIT).state, RunState.SUCCEEDED)
+        self.assertEqual(run.tasks["once"].attempt, first.attempt + 1)
+        with self.assertRaises(FailedPrecondition):
+            run.retry()  # it succeeded
+
+    def test_runs_are_found_by_id_and_by_labels(self) -> None:
+        marker = f"m{time.monotonic_ns()}"
+        a = self.odin.run("diamond", labels={"find": marker, "which": "a"})
+        b = self.odin.run("diamond", labels={"find": marker, "which": "b"})
+        self.assertEqual(self.odin.get_run(a.id).id, a.id)
+        self.assertEqual(self.odin.get_run(f"{a.id}--prepare").id, a.id)
+        self.assertEqual({r.id for r in self.odin.runs(labels={"find": marker})}, {a.id, b.id})
+        self.assertEqual([r.id for r in self.odin.runs(labels={"find": marker, "which": "b"})], [b.id])
+        self.assertEqual(len(list(self.odin.runs(labels={"find": marker}, limit=1))), 1)
+        for r in (a, b):
+            r.wait(timeout=WAIT)
+        self.assertEqual({r.id for r in self.odin.runs(states=["SUCCEEDED"], selector=f"find={marker}")},
+                         {a.id, b.id})
+        with self.assertRaises(NotFound):
+            self.odin.get_run("diamond-00000000")
+
+    def test_delete_with_purge_forgets_the_run(self) -> None:
+        run = self.odin.run("diamond")
+        run.wait(timeout=WAIT)
+        run.delete(purge=True)
+        with self.assertRaises(NotFound):
+            self.odin.get_run(run.id)
+
+    def test_an_invalid_pipeline_cannot_run(self) -> None:
+        with self.assertRaises(InvalidPipeline) as caught:
+            self.odin.run("broken")
+        self.assertTrue(caught.exception.problems)
+        with self.assertRaises(NotFound):
+            self.odin.run("no-such-pipeline")
+
+    def test_params_are_refused_until_the_api_has_run_parameters(self) -> None:
+        with self.assertRaises(Unsupported) as caught:
+            self.odin.run("diamond", params={"lr": 0.1})
+        self.assertIn("parameters", str(caught.exception))
+        self.assertIn("lr", str(caught.exception))
+        run = self.odin.run("diamond", params={})
+        run.wait(timeout=WAIT)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":
+    unittest.main()
