@@ -14,7 +14,18 @@
 Errors are :mod:`odin_client.errors` exceptions, all subclasses of :class:`OdinError`.
 """
 
-from ._client import DEFAULT_SERVER, Client
+try:
+    from ._client import DEFAULT_SERVER, Client
+except TypeError as e:
+    # The stubs come from Debian's protoc 3.5; protobuf's newer `upb` implementation (PyPI's
+    # default from 4.21 on) refuses that style of generated code.
+    if "cannot be created directly" not in str(e):
+        raise
+    raise ImportError(
+        "odin_client's generated stubs (protoc 3.5) need protobuf's cpp or python implementation, and this "
+        "protobuf uses upb: set PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python before Python starts, or use "
+        "Debian's python3-protobuf"
+    ) from None
 from ._models import (
     LogLine,
     Pipeline,
