@@ -5,6 +5,8 @@ Run by tests/e2e (python-client.test.ts), which starts the server and sets:
   ODIN_TEST_TOKENS       JSON {"admin": …, "operator": …, "viewer": …}
   ODIN_TEST_REPO         the pipelines directory the server serves (holds tests/pipelines' pipelines)
   ODIN_TEST_ODIN_ARGV    JSON argv that runs the odin CLI (to start a second server)
+  ODIN_TEST_TLS_SERVER   localhost:PORT of a repo-sync serving mutual TLS
+  ODIN_TEST_TLS_DIR      its cert.pem (also the CA and a client certificate) and key.pem
 """
 
 from __future__ import annotations
@@ -148,6 +150,35 @@ class ConnectionTest(unittest.TestCase):
                 server.wait(timeout=30)
         self.assertNotIn("error", result)
         self.assertIn("diamond", [p.path for p in result["pipelines"]])
+
+
+class TlsTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.server = os.environ["ODIN_TEST_TLS_SERVER"]
+        self.dir = Path(os.environ["ODIN_TEST_TLS_DIR"])
+
+    def test_tls_with_a_ca_and_a_client_certificate(self) -> None:
+        cert = self.dir / "cert.pem"
+        key = self.dir / "key.pem"
+        clients = [
+            Client(self.server, TOKENS["operator"], ca=cert, cert=cert, key=key),  # paths
+            Client(self.server, TOKENS["operator"], ca=cert.read_text(), cert=cert.read_text(), key=key.read_text()),
+            Client(self.server, TOKENS["operator"], ca=cert.read_bytes(), cert=cert.read_bytes(), key=key.read_bytes()),
+        ]
+        for odin in clients:
+            with odin:
+                self.assertRegex(odin.sync().commit, r"^[0-9a-f]{40}$")
+
+    def test_tls_refusals_are_unavailable_with_a_reason(self) -> None:
+        cert = self.dir / "cert.pem"
+        with self.assertRaises(Unavailable):
+            Client(self.server, TOKENS["operator"], retries=0).sync()  # plaintext to a TLS port
+        with self.assertRaises(Unavailable):
+            Client(self.server, TOKENS["operator"], tls=True, retries=0).sync()  # system roots
+        with self.assertRaises(Unavailable):
+            Client(self.server, TOKENS["operator"], ca=cert, retries=0).sync()  # no client certificate
+        with self.assertRaises(ValueError):
+            Client(self.server, ca=cert, cert=cert)  # a certificate without its key
 
 
 class PipelinesTest(unittest.TestCase):

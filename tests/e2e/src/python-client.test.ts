@@ -3,10 +3,10 @@
 // then its tests and its sweep example run against a real `odin server` with authentication on.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { cp, mkdir, readdir } from "node:fs/promises";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { cp, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { repoRoot, tempDir, writeTokens } from "./harness.js";
+import { repoRoot, startService, tempDir, writeTokens, type ServiceProcess } from "./harness.js";
 
 const clientDir = join(repoRoot, "clients", "python");
 
@@ -78,6 +78,8 @@ describe("Python client odin-client against odin server", () => {
   let tokens: Awaited<ReturnType<typeof writeTokens>>;
   let python: string;
   let repo: string;
+  let tlsRepoSync: ServiceProcess;
+  let tlsDir: string;
 
   before(async () => {
     dir = await tempDir("odin-e2e-python-");
@@ -98,6 +100,59 @@ describe("Python client odin-client against odin server", () => {
       "--tokens",
       tokens.file,
     ]);
+    // repo-sync alone serving mutual TLS, for the client's TLS options: a self-signed certificate
+    // for localhost serves as CA, server and client certificate at once.
+    tlsDir = join(dir.path, "tls");
+    await mkdir(tlsDir);
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-keyout",
+        join(tlsDir, "key.pem"),
+        "-out",
+        join(tlsDir, "cert.pem"),
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost",
+      ],
+      { stdio: "ignore" },
+    );
+    const remote = join(dir.path, "tls-remote.git");
+    execFileSync("git", ["init", "-q", "--bare", "--initial-branch=main", remote]);
+    const seed = join(dir.path, "tls-seed");
+    execFileSync("git", ["clone", "-q", remote, seed], { stdio: "pipe" });
+    await mkdir(join(seed, "hello"));
+    await writeFile(join(seed, "hello", "main.yml"), "tasks:\n- name: a\n  image: busybox\n");
+    execFileSync("git", ["-C", seed, "add", "-A"]);
+    execFileSync("git", [
+      "-C",
+      seed,
+      "-c",
+      "user.name=x",
+      "-c",
+      "user.email=x@y",
+      "commit",
+      "-qm",
+      "hello",
+    ]);
+    execFileSync("git", ["-C", seed, "push", "-q", "origin", "HEAD:main"], { stdio: "pipe" });
+    tlsRepoSync = await startService("repo-sync", {
+      ODIN_REPO_URL: remote,
+      ODIN_ROOT_PATH: join(dir.path, "tls-root"),
+      ODIN_SYNC_INTERVAL_SECONDS: "0",
+      ODIN_TOKENS_FILE: tokens.file,
+      ODIN_TLS_CERT: join(tlsDir, "cert.pem"),
+      ODIN_TLS_KEY: join(tlsDir, "key.pem"),
+      ODIN_TLS_CA: join(tlsDir, "cert.pem"),
+    });
     // A virtual environment of Debian's Python that sees Debian's grpcio and protobuf, as README
     // tells users to make one (Debian's pip refuses to install into the system's Python).
     const venv = join(dir.path, "venv");
@@ -108,6 +163,7 @@ describe("Python client odin-client against odin server", () => {
 
   after(async () => {
     server?.child.kill("SIGTERM");
+    await tlsRepoSync?.stop();
     await dir?.cleanup();
   });
 
@@ -183,6 +239,8 @@ describe("Python client odin-client against odin server", () => {
           viewer: tokens.viewer,
         }),
         ODIN_TEST_TOKENS_FILE: tokens.file,
+        ODIN_TEST_TLS_SERVER: tlsRepoSync.address.replace(/^127\.0\.0\.1:/, "localhost:"),
+        ODIN_TEST_TLS_DIR: tlsDir,
         ODIN_TEST_ODIN_ARGV: JSON.stringify([
           process.execPath,
           join(repoRoot, "apps", "cli", "dist", "main.js"),
