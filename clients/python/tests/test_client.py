@@ -434,8 +434,11 @@ class RunsTest(unittest.TestCase):
         self.assertEqual(len(list(self.odin.runs(labels={"find": marker}, limit=1))), 1)
         for r in (a, b):
             r.wait(timeout=WAIT)
-        self.assertEqual({r.id for r in self.odin.runs(states=["SUCCEEDED"], selector=f"find={marker}")},
+        self.assertEqual({r.id for r in self.odin.runs(states=["succeeded"], selector=f"find={marker}")},
                          {a.id, b.id})
+        self.assertEqual(list(self.odin.runs(states=[RunState.FAILED], labels={"find": marker})), [])
+        with self.assertRaises(ValueError):
+            list(self.odin.runs(states=["DONE"]))
         with self.assertRaises(NotFound):
             self.odin.get_run("diamond-00000000")
 

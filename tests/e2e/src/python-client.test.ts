@@ -167,7 +167,7 @@ describe("Python client odin-client against odin server", () => {
     await dir?.cleanup();
   });
 
-  test("pip builds a wheel offline and installs it, its dependencies met by Debian's packages", async () => {
+  test("pip builds a wheel and installs the package offline, its dependencies met by Debian's", async () => {
     const wheels = join(dir.path, "wheels");
     const built = await run(
       python,
@@ -187,27 +187,35 @@ describe("Python client odin-client against odin server", () => {
     assert.equal(built.code, 0, built.stderr + built.stdout);
     const [wheel] = await readdir(wheels);
     assert.match(wheel ?? "", /^odin_client-0\.1\.0-py3-none-any\.whl$/);
+    const listing = await run(python, [
+      "-c",
+      "import sys, zipfile; print('\\n'.join(zipfile.ZipFile(sys.argv[1]).namelist()))",
+      join(wheels, wheel!),
+    ]);
+    assert.match(listing.stdout, /^odin_client\/py\.typed$/m);
+    assert.match(
+      listing.stdout,
+      /^odin_client\/_proto\/odin\/dagscheduler\/v1\/dagscheduler_pb2_grpc\.py$/m,
+    );
+    // README's install command, dependencies included (found among Debian's packages, no index).
     const installed = await run(
       python,
-      ["-m", "pip", "install", "--no-index", join(wheels, wheel!)],
-      {
-        timeoutMs: 300_000,
-      },
+      ["-m", "pip", "install", "--no-build-isolation", "--no-index", clientDir],
+      { timeoutMs: 300_000 },
     );
     assert.equal(installed.code, 0, installed.stderr + installed.stdout);
-    // Imported from the installed wheel (not the source tree): with its typing marker and stubs.
+    // Imported from the installed package (not the source tree), with its typing marker.
     const probe = await run(
       python,
       [
         "-c",
         "import odin_client, pathlib; p = pathlib.Path(odin_client.__file__).parent; " +
-          "print(p); print((p / 'py.typed').exists()); " +
-          "from odin_client._proto.odin.dagscheduler.v1 import dagscheduler_pb2_grpc; print('stubs ok')",
+          "print(p); print((p / 'py.typed').exists()); print(odin_client.Client.__doc__.splitlines()[0])",
       ],
       { cwd: dir.path },
     );
     assert.equal(probe.code, 0, probe.stderr);
-    assert.match(probe.stdout, /site-packages\/odin_client\nTrue\nstubs ok/);
+    assert.match(probe.stdout, /site-packages\/odin_client\nTrue\nA connection to Odin\.\n/);
   });
 
   test("the package and its example type-check with mypy --strict", async (t) => {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -291,8 +292,10 @@ class Client:
         return Run(self, res.run)
 
     def get_run(self, run_id: str) -> Run:
-        """An existing run by id (a task id ``RUN--TASK`` names its run). NotFound when unknown."""
-        run_id = run_id.split("--", 1)[0]
+        """An existing run by id (a task id ``RUN--TASK`` names its run); NotFound when unknown."""
+        # A task id is `<run id>--<task>`, and a run id ends in `-` and 8 [a-z0-9].
+        task_id = re.match(r"^(.*?-[a-z0-9]{8})--[^/]+$", run_id)
+        run_id = task_id.group(1) if task_id else run_id
         res = self._unary(
             self._scheduler.GetRun, dagscheduler_pb2.GetRunRequest(run_id=run_id, task_page_size=1)
         )
@@ -314,7 +317,10 @@ class Client:
         """
         wanted = []
         for s in states:
-            name = RunState(s).value if not isinstance(s, RunState) else s.value
+            try:
+                name = RunState(str(s).upper()).value
+            except ValueError:
+                raise ValueError(f"states: {s!r} is not a run state; use {', '.join(x.value for x in RunState)}") from None
             wanted.append(run_pb2.RunState.Value(f"RUN_STATE_{name}"))
         terms = [f"{k}={v}" for k, v in (labels or {}).items()] + ([selector] if selector else [])
         token = ""
