@@ -1,4 +1,4 @@
-import { serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
+import { natsReplicasVar, serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
 
 /** Every variable repo-sync reads (documented in docs/configuration.md). */
 export const repoSyncConfigSchema = {
@@ -52,6 +52,7 @@ export const repoSyncConfigSchema = {
     name: "ODIN_NATS_URL",
     type: "string",
     description:
-      "NATS server with JetStream; `repo.synced` events are published there. Unset: no events.",
+      "NATS with JetStream (one URL, or every cluster node's, comma-separated); `repo.synced` events are published there. Unset: no events.",
   },
+  natsReplicas: natsReplicasVar,
 } as const satisfies ConfigSchema;

@@ -17,7 +17,11 @@ async function main(): Promise<void> {
   const config = readConfig(process.env, repoSyncConfigSchema);
   const logger = createLogger({ service: "repo-sync", level: config.logLevel });
   const bus: EventBus | undefined = config.natsUrl
-    ? await NatsEventBus.connect({ servers: config.natsUrl, name: "repo-sync" })
+    ? await NatsEventBus.connect({
+        servers: config.natsUrl,
+        name: "repo-sync",
+        replicas: config.natsReplicas,
+      })
     : undefined;
   if (!bus) logger.warn("ODIN_NATS_URL is not set: repo.synced events are not published");
   const repo = await PipelineRepository.open({
