@@ -24,7 +24,7 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-function waitFor(cond: () => boolean, state: () => unknown, timeoutMs = 5000): Promise<void> {
+function waitFor(cond: () => boolean, state: () => unknown, timeoutMs = 60_000): Promise<void> {
   const start = Date.now();
   return new Promise((resolve, reject) => {
     const tick = () => {

@@ -159,7 +159,7 @@ async function world(pipelines: Record<string, string>): Promise<World> {
   return w;
 }
 
-async function finished(s: Scheduler, runId: string, timeoutMs = 10_000): Promise<RunRecord> {
+async function finished(s: Scheduler, runId: string, timeoutMs = 120_000): Promise<RunRecord> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const { run } = await s.get(runId);
@@ -224,7 +224,8 @@ describe("Scheduler", () => {
     });
     const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
     await finished(w.scheduler, run.id);
-    await new Promise((r) => setTimeout(r, 20));
+    // Events arrive through NATS after the record: wait for the last one rather than a fixed time.
+    while (seen.at(-1) !== "run:RUN_STATE_SUCCEEDED") await new Promise((r) => setTimeout(r, 10));
     assert.ok(seen.includes("hello-python:TASK_STATE_LAUNCHING"), seen.join(" "));
     assert.ok(seen.includes("goodbye-python:TASK_STATE_SUCCEEDED"));
     assert.equal(seen.at(-1), "run:RUN_STATE_SUCCEEDED");
