@@ -75,12 +75,12 @@ export function schemaProblems(def: ResourceDef, object: Record<string, unknown>
   switch (def.resource) {
     case "pods":
       return [
-        ...modelProblems(() => new Pod(object as never).validate(), object, ""),
+        ...modelProblems(() => new Pod(object).validate(), object, ""),
         ...unknownFields(object, "V1Pod", ""),
       ];
     case "jobs":
       return [
-        ...modelProblems(() => new Job(object as never).validate(), object, ""),
+        ...modelProblems(() => new Job(object).validate(), object, ""),
         ...unknownFields(object, "V1Job", ""),
       ];
     case "tfjobs":
@@ -117,7 +117,7 @@ function replicaTemplates(def: ResourceDef, object: Record<string, unknown>): Fi
     const at = `spec.${key}.${type}.template`;
     const template = replica["template"];
     problems.push(
-      ...modelProblems(() => new PodTemplateSpec(template as never).validate(), template, at),
+      ...modelProblems(() => new PodTemplateSpec(template).validate(), template, at),
       ...unknownFields(template, "V1PodTemplateSpec", at),
     );
   }
@@ -368,8 +368,7 @@ function structural(
     const property = declared?.[k];
     if (property !== undefined) structural(item, property, field, problems, keepUnknown);
     // Map entries are written `spec.tfReplicaSpecs[Worker]`, as the API server does.
-    else if (isRecord(extra))
-      structural(item, extra as Schema, `${path}[${k}]`, problems, keepUnknown);
+    else if (isRecord(extra)) structural(item, extra, `${path}[${k}]`, problems, keepUnknown);
     else if (extra === true || keep || (declared === undefined && schema.type === undefined))
       continue;
     else problems.push({ field, value: "", message: "", type: "FieldValueUnknown" });
