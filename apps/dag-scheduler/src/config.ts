@@ -1,4 +1,4 @@
-import { natsReplicasVar, serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
+import { serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
 
 /** Every variable dag-scheduler reads (documented in docs/configuration.md). */
 export const dagSchedulerConfigSchema = {
@@ -7,10 +7,8 @@ export const dagSchedulerConfigSchema = {
     name: "ODIN_NATS_URL",
     type: "string",
     required: true,
-    description:
-      "NATS with JetStream (one URL, or every cluster node's, comma-separated): task events and the run-state KV bucket.",
+    description: "NATS server with JetStream: task events and the run-state KV bucket.",
   },
-  natsReplicas: natsReplicasVar,
   registryAddress: {
     name: "ODIN_REGISTRY_ADDRESS",
     type: "string",

@@ -43,13 +43,8 @@ async function main(): Promise<void> {
     servers: config.natsUrl,
     name: "dag-scheduler",
     bucket: config.kvBucket,
-    replicas: config.natsReplicas,
   });
-  const bus = await NatsEventBus.connect({
-    servers: config.natsUrl,
-    name: "dag-scheduler",
-    replicas: config.natsReplicas,
-  });
+  const bus = await NatsEventBus.connect({ servers: config.natsUrl, name: "dag-scheduler" });
   const scheduler = new Scheduler({
     store: new SchedulerStore(kv),
     bus,

@@ -1,7 +1,5 @@
 export {
-  NotLeadingError,
   PipelineRepository,
-  type WriteLease,
   type FileEntry,
   type PushInput,
   type RepositoryOptions,
@@ -9,5 +7,3 @@ export {
   type SyncedEvent,
 } from "./repository.js";
 export { authorOf, repoSyncService } from "./service.js";
-export { Lease, NotLeaderError, type LeaseHolder, type LeaseOptions } from "./lease.js";
-export { LeaderForwarder, type Leadership, type LeaderForwarderOptions } from "./forward.js";

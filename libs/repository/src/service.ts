@@ -1,12 +1,5 @@
 import { RepoSyncServiceService, type reposync } from "@odin/proto";
-import {
-  callerOf,
-  service,
-  unary,
-  unaryHandler,
-  type ServiceRegistration,
-} from "@odin/service-kit";
-import type { LeaderForwarder } from "./forward.js";
+import { callerOf, service, unaryHandler, type ServiceRegistration } from "@odin/service-kit";
 import type { PipelineRepository } from "./repository.js";
 
 /** The author recorded for a caller: a subject that is an e-mail address is used as such. */
@@ -17,28 +10,13 @@ export function authorOf(subject: string): { name: string; email: string } {
     : { name: subject, email: `${subject}@odin.invalid` };
 }
 
-/**
- * RepoSyncService over a repository: handlers validate, call the repository, map the result. With
- * several replicas, `forwarder` sends Push and Sync to the leader; the rest is served here.
- */
-export function repoSyncService(
-  repo: PipelineRepository,
-  forwarder?: LeaderForwarder,
-): ServiceRegistration {
+/** RepoSyncService over a repository: handlers validate, call the repository, map the result. */
+export function repoSyncService(repo: PipelineRepository): ServiceRegistration {
   return service(
     RepoSyncServiceService,
     {
-      sync: unaryHandler(async (req, call): Promise<reposync.SyncResponse> =>
-        forwarder
-          ? forwarder.run(
-              call,
-              () => repo.sync(),
-              (leader, metadata) => unary(leader, "sync", req, { metadata }),
-            )
-          : repo.sync(),
-      ),
-      getStatus: unaryHandler(async (): Promise<reposync.GetStatusResponse> => {
-        await repo.refresh();
+      sync: unaryHandler(async (): Promise<reposync.SyncResponse> => repo.sync()),
+      getStatus: unaryHandler((): reposync.GetStatusResponse => {
         const s = repo.status();
         return {
           remote: s.remote,
@@ -59,22 +37,16 @@ export function repoSyncService(
       readFiles: unaryHandler(async (req): Promise<reposync.ReadFilesResponse> =>
         repo.readFiles(req.commit || undefined, req.paths),
       ),
-      push: unaryHandler(async (req, call): Promise<reposync.PushResponse> => {
-        const local = () =>
-          repo.push({
-            pipeline: req.pipeline,
-            files: req.files,
-            replace: req.replace,
-            message: req.message,
-            requestId: req.requestId,
-            author: authorOf(callerOf(call).subject),
-          });
-        return forwarder
-          ? forwarder.run(call, local, (leader, metadata) =>
-              unary(leader, "push", req, { metadata }),
-            )
-          : local();
-      }),
+      push: unaryHandler(async (req, call): Promise<reposync.PushResponse> =>
+        repo.push({
+          pipeline: req.pipeline,
+          files: req.files,
+          replace: req.replace,
+          message: req.message,
+          requestId: req.requestId,
+          author: authorOf(callerOf(call).subject),
+        }),
+      ),
       acquireCheckout: unaryHandler(async (req): Promise<reposync.AcquireCheckoutResponse> => {
         const { commit, path } = await repo.acquireCheckout(req.commit || undefined, req.holder);
         return { commit, checkoutPath: path };

@@ -114,7 +114,6 @@ export {
   ConfigError,
   readConfig,
   serviceKitConfigSchema,
-  natsReplicasVar,
   serverOptionsFromConfig,
   renderConfigTable,
   formatDefault,

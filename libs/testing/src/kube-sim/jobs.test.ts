@@ -180,12 +180,7 @@ function trainingBody(
     apiVersion: `${c.group}/${c.version}`,
     kind: c.kind,
     metadata: { name },
-    // ElasticJob's CRD requires the rendezvous endpoint.
-    spec: {
-      [c.key]: specs,
-      ...(c.kind === "ElasticJob" ? { rdzvEndpoint: "etcd:2379" } : {}),
-      ...extra,
-    },
+    spec: { [c.key]: specs, ...extra },
   };
 }
 
