@@ -1,4 +1,4 @@
-import { serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
+import { natsReplicasVar, serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
 
 /** Every variable dag-scheduler reads (documented in docs/configuration.md). */
 export const dagSchedulerConfigSchema = {
@@ -7,8 +7,10 @@ export const dagSchedulerConfigSchema = {
     name: "ODIN_NATS_URL",
     type: "string",
     required: true,
-    description: "NATS server with JetStream: task events and the run-state KV bucket.",
+    description:
+      "NATS with JetStream (one URL, or every cluster node's, comma-separated): task events and the run-state KV bucket.",
   },
+  natsReplicas: natsReplicasVar,
   registryAddress: {
     name: "ODIN_REGISTRY_ADDRESS",
     type: "string",

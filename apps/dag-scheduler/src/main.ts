@@ -43,8 +43,13 @@ async function main(): Promise<void> {
     servers: config.natsUrl,
     name: "dag-scheduler",
     bucket: config.kvBucket,
+    replicas: config.natsReplicas,
   });
-  const bus = await NatsEventBus.connect({ servers: config.natsUrl, name: "dag-scheduler" });
+  const bus = await NatsEventBus.connect({
+    servers: config.natsUrl,
+    name: "dag-scheduler",
+    replicas: config.natsReplicas,
+  });
   const scheduler = new Scheduler({
     store: new SchedulerStore(kv),
     bus,

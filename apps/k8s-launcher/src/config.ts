@@ -1,4 +1,4 @@
-import { serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
+import { natsReplicasVar, serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
 
 /** Every variable k8s-launcher reads (documented in docs/configuration.md). */
 export const k8sLauncherConfigSchema = {
@@ -8,8 +8,9 @@ export const k8sLauncherConfigSchema = {
     type: "string",
     required: true,
     description:
-      "NATS server with JetStream; task events are published there (subject `odin.events.task.<run>`).",
+      "NATS with JetStream (one URL, or every cluster node's, comma-separated); task events are published there (subject `odin.events.task.<run>`).",
   },
+  natsReplicas: natsReplicasVar,
   kubeconfig: {
     name: "ODIN_KUBECONFIG",
     type: "string",

@@ -46,7 +46,7 @@ test("k8s-launcher runs as a process: ready line, LaunchTask, task events, clean
   const logs: string[] = [];
   try {
     const address = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`not ready:\n${logs.join("\n")}`)), 15_000);
+      const timer = setTimeout(() => reject(new Error(`not ready:\n${logs.join("\n")}`)), 60_000);
       void exited.then((code) => reject(new Error(`exited ${code}:\n${logs.join("\n")}`)));
       let partial = "";
       child.stderr.on("data", (chunk: Buffer) => {
@@ -94,7 +94,7 @@ test("k8s-launcher runs as a process: ready line, LaunchTask, task events, clean
       spec?: { imagePullSecrets?: { name: string }[] };
     };
     assert.deepEqual(pod.spec?.imagePullSecrets, [{ name: "regcred" }], "configuration applied");
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 120_000;
     while (
       !seen.some((e) => e.runId === runId && e.state === common.TaskState.TASK_STATE_SUCCEEDED)
     ) {

@@ -19,7 +19,11 @@ async function main(): Promise<void> {
   const kubeConfig = loadKubeConfig(config.kubeconfig);
   const options = backendOptions(config, kubeConfig, logger);
   const serverOptions = await serverOptionsFromConfig(config);
-  const bus = await NatsEventBus.connect({ servers: config.natsUrl, name: "k8s-launcher" });
+  const bus = await NatsEventBus.connect({
+    servers: config.natsUrl,
+    name: "k8s-launcher",
+    replicas: config.natsReplicas,
+  });
   const backend = new KubernetesBackend(options);
   try {
     // Lists Odin's objects and reports what happened while no launcher ran.

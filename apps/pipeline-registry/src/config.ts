@@ -1,4 +1,4 @@
-import { serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
+import { natsReplicasVar, serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
 
 /** Every variable pipeline-registry reads (documented in docs/configuration.md). */
 export const pipelineRegistryConfigSchema = {
@@ -20,6 +20,7 @@ export const pipelineRegistryConfigSchema = {
     name: "ODIN_NATS_URL",
     type: "string",
     description:
-      "NATS server with JetStream; `repo.synced` events refresh the cache at once. Unset: the cache follows repo-sync only when asked for the newest commit.",
+      "NATS with JetStream (one URL, or every cluster node's, comma-separated); `repo.synced` events refresh the cache at once. Unset: the cache follows repo-sync only when asked for the newest commit.",
   },
+  natsReplicas: natsReplicasVar,
 } as const satisfies ConfigSchema;

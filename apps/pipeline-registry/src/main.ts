@@ -23,7 +23,11 @@ async function main(): Promise<void> {
   });
   const catalog = new PipelineCatalog(new RepoSyncFileSource(repoSync));
   const bus = config.natsUrl
-    ? await NatsEventBus.connect({ servers: config.natsUrl, name: "pipeline-registry" })
+    ? await NatsEventBus.connect({
+        servers: config.natsUrl,
+        name: "pipeline-registry",
+        replicas: config.natsReplicas,
+      })
     : undefined;
   // Every replica refreshes its own cache, so each consumes under its own name (not a shared durable).
   const synced = await bus?.subscribe(subjects.repoSynced, (m) => {

@@ -1,4 +1,4 @@
-import { serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
+import { natsReplicasVar, serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
 
 /** Every variable repo-sync reads (documented in docs/configuration.md). */
 export const repoSyncConfigSchema = {
@@ -52,6 +52,22 @@ export const repoSyncConfigSchema = {
     name: "ODIN_NATS_URL",
     type: "string",
     description:
-      "NATS server with JetStream; `repo.synced` events are published there. Unset: no events.",
+      "NATS with JetStream (one URL, or every cluster node's, comma-separated); `repo.synced` events are published there. Unset: no events.",
+  },
+  natsReplicas: natsReplicasVar,
+  advertiseHost: {
+    name: "ODIN_ADVERTISE_HOST",
+    type: "string",
+    description:
+      "Host (an IP address in a pod) at which the other repo-sync replicas reach this one's gRPC port, to forward pushes and syncs while it leads; unset: `ODIN_GRPC_HOST` when it names one address, else the machine's first non-loopback IPv4 address.",
+  },
+  leaseSeconds: {
+    name: "ODIN_LEADER_LEASE_SECONDS",
+    type: "int",
+    min: 1,
+    max: 600,
+    default: 5,
+    description:
+      "How long repo-sync's leader lease (NATS KV bucket `odin-leases`) lasts unrenewed: when the leader dies another replica takes over after at most about this long. Needs `ODIN_NATS_URL`; without it repo-sync runs alone and always leads.",
   },
 } as const satisfies ConfigSchema;

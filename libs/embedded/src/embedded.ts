@@ -3,7 +3,6 @@ import { join, resolve } from "node:path";
 import { MemoryEventBus, NatsEventBus, type EventBus } from "@odin/events";
 import {
   k8sLauncherService,
-  Launcher,
   LocalBackend,
   publishStateEvents,
   type TaskBackend,
@@ -13,7 +12,12 @@ import { PipelineRepository, repoSyncService } from "@odin/repository";
 import { MemoryKeyValueStore, NatsKeyValueStore, type KeyValueStore } from "@odin/run-store";
 import { dagSchedulerService, Scheduler, SchedulerStore } from "@odin/scheduler";
 import { startServer, type Logger, type OdinServer, type TokenStore } from "@odin/service-kit";
-import { CatalogPipelines, RepositoryCheckouts, RepositoryFiles } from "./adapters.js";
+import {
+  BackendLauncher,
+  CatalogPipelines,
+  RepositoryCheckouts,
+  RepositoryFiles,
+} from "./adapters.js";
 import { LocalDirectoryRemote } from "./local-remote.js";
 
 /** How to run Odin in one process. */
@@ -92,15 +96,12 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     options.backend ??
     new LocalBackend({ logDir: join(state, "logs"), dataRoot: data, logger: log });
   await backend.start(publishStateEvents(bus));
-  // One launcher, two callers: the scheduler in this process and the K8sLauncherService, as in a
-  // deployment (same checks on every request).
-  const launcher = new Launcher(backend);
   const scheduler = new Scheduler({
     store: new SchedulerStore(kv),
     bus,
     pipelines: new CatalogPipelines(catalog),
     checkouts: new RepositoryCheckouts(repo),
-    launcher,
+    launcher: new BackendLauncher(backend),
     dataPath: data,
     logger: log,
   });
@@ -118,7 +119,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
         repoSyncService(repo),
         pipelineRegistryService(catalog),
         dagSchedulerService(scheduler),
-        k8sLauncherService(launcher),
+        k8sLauncherService(backend),
       ],
       logger: log,
     });

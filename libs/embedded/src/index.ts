@@ -1,3 +1,8 @@
-export { CatalogPipelines, RepositoryCheckouts, RepositoryFiles } from "./adapters.js";
+export {
+  BackendLauncher,
+  CatalogPipelines,
+  RepositoryCheckouts,
+  RepositoryFiles,
+} from "./adapters.js";
 export { startEmbedded, type Embedded, type EmbeddedOptions } from "./embedded.js";
 export { LocalDirectoryRemote } from "./local-remote.js";

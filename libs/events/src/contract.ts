@@ -6,7 +6,7 @@ import type { BusMessage, EventBus } from "./bus.js";
 const text = (s: string) => new TextEncoder().encode(s);
 const decode = (m: BusMessage) => new TextDecoder().decode(m.data);
 
-function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+function waitFor(cond: () => boolean, timeoutMs = 60_000): Promise<void> {
   const start = Date.now();
   return new Promise((resolve, reject) => {
     const tick = () => {

@@ -11,4 +11,11 @@ export {
   type Subscription,
 } from "./bus.js";
 export { MemoryEventBus } from "./memory.js";
-export { NatsEventBus, type NatsEventBusOptions } from "./nats.js";
+export {
+  EventBusConfigError,
+  natsServers,
+  NatsEventBus,
+  placementProblem,
+  replicaProblem,
+  type NatsEventBusOptions,
+} from "./nats.js";

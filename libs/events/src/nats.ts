@@ -7,6 +7,7 @@ import {
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
+  type StreamConfig,
 } from "@nats-io/jetstream";
 import { headers, nanos, type NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
@@ -24,8 +25,13 @@ import {
 
 /** Where the JetStream event log lives and how long it keeps events. */
 export interface NatsEventBusOptions {
-  /** NATS server URL(s). */
+  /** NATS server URL(s): a list, or one string with the URLs separated by commas. */
   servers: string | string[];
+  /**
+   * Copies of the stream a NATS cluster keeps (default 1). An existing stream with fewer is refused
+   * (`EventBusConfigError`): scale it up first.
+   */
+  replicas?: number;
   /** Connection name shown by the server (e.g. the service name). */
   name?: string;
   /** Stream holding every Odin event (default `ODIN_EVENTS`). */
@@ -36,6 +42,52 @@ export interface NatsEventBusOptions {
   duplicateWindowMs?: number;
   /** How long to wait for the first connection (default 10 s). */
   connectTimeoutMs?: number;
+}
+
+/** The stream exists with fewer replicas than asked, or the cluster cannot hold as many. */
+export class EventBusConfigError extends Error {
+  override name = "EventBusConfigError";
+}
+
+/** `servers` as nats.js takes it: a comma-separated string becomes a list. */
+export function natsServers(servers: string | readonly string[]): string[] {
+  const list = typeof servers === "string" ? servers.split(",") : [...servers];
+  return list.map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/**
+ * Checks an existing stream's replica count against the configured one. Fewer is refused with
+ * what to do: a stream made before the cluster was scaled keeps one copy, and losing its node
+ * would lose everything in it.
+ */
+export function replicaProblem(
+  what: string,
+  stream: string,
+  actual: number | undefined,
+  wanted: number,
+): string | undefined {
+  const has = Math.max(1, actual ?? 1);
+  if (has >= wanted) return undefined;
+  return (
+    `${what} (JetStream stream ${stream}) has ${has} replica${has === 1 ? "" : "s"} but ${wanted} are configured (ODIN_NATS_REPLICAS): ` +
+    `losing the NATS node that holds it would lose its data. Scale it up once, keeping its data, with the NATS CLI: ` +
+    `\`nats stream edit ${stream} --replicas ${wanted}\` (the cluster needs at least ${wanted} nodes), then start the service again; ` +
+    `or set ODIN_NATS_REPLICAS=${has} to keep using it as it is`
+  );
+}
+
+/** The server's refusal of a replica count it cannot place, in words that say what to do. */
+export function placementProblem(err: unknown, stream: string, wanted: number): string | undefined {
+  const text = err instanceof Error ? err.message : String(err);
+  if (
+    !/replicas|insufficient resources|no suitable peers|not supported in non-clustered/i.test(text)
+  )
+    return undefined;
+  return (
+    `NATS cannot keep ${wanted} replicas of stream ${stream} (${text}): ` +
+    `ODIN_NATS_REPLICAS must not exceed the number of JetStream servers in the cluster — ` +
+    `set ODIN_NATS_REPLICAS=1 for a single server, or run a cluster of at least ${wanted} nodes`
+  );
 }
 
 /** The production event bus: a JetStream stream with durable pull consumers. */
@@ -56,7 +108,7 @@ export class NatsEventBus implements EventBus {
     let nc: NatsConnection;
     try {
       nc = await connect({
-        servers: options.servers,
+        servers: natsServers(options.servers),
         name: options.name,
         timeout: options.connectTimeoutMs ?? 10_000,
         reconnect: true,
@@ -72,22 +124,37 @@ export class NatsEventBus implements EventBus {
     try {
       const jsm = await jetstreamManager(nc, { timeout: 10_000 });
       const stream = options.stream ?? "ODIN_EVENTS";
+      const replicas = options.replicas ?? 1;
       const config = {
         name: stream,
         subjects: [subjects.all],
         max_age: nanos(options.maxAgeMs ?? 7 * 24 * 3600_000),
         duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
       };
+      let existing: StreamConfig | undefined;
       try {
-        await jsm.streams.info(stream);
-        await jsm.streams.update(stream, config);
+        existing = (await jsm.streams.info(stream)).config;
       } catch (err) {
         if (!(err instanceof JetStreamApiError) || !/not found/i.test(err.message)) throw err;
-        await jsm.streams.add(config);
+      }
+      if (existing === undefined) {
+        try {
+          await jsm.streams.add({ ...config, num_replicas: replicas });
+        } catch (err) {
+          const problem = placementProblem(err, stream, replicas);
+          if (problem !== undefined) throw new EventBusConfigError(problem, { cause: err });
+          throw err;
+        }
+      } else {
+        const problem = replicaProblem("the event stream", stream, existing.num_replicas, replicas);
+        if (problem !== undefined) throw new EventBusConfigError(problem);
+        // Keep the replica count (and the rest) as it is; an update without it would scale down.
+        await jsm.streams.update(stream, { ...existing, ...config });
       }
       return new NatsEventBus(nc, jetstream(nc, { timeout: 10_000 }), jsm, stream, url);
     } catch (err) {
       await nc.close().catch(() => undefined);
+      if (err instanceof EventBusConfigError) throw err;
       throw new EventBusUnavailableError(
         `NATS at ${url} has no usable JetStream: ${(err as Error).message} — start nats-server with -js`,
         { cause: err },

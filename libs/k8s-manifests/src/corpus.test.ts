@@ -1,10 +1,12 @@
 // The sample pipelines of shared/conformance, built into objects: what its README says each one
 // means, checked on what Odin would send to Kubernetes.
+import { readdirSync } from "node:fs";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadPipeline, taskId } from "@odin/pipeline-spec";
 import { defaultManifestConfig } from "./config.js";
-import { launchSpec, loadValid, readConformance } from "./fixtures.js";
+import { apiServerSchemaProblems } from "@odin/testing";
+import { conformanceRoot, launchSpec, loadValid, readConformance } from "./fixtures.js";
 import { buildManifest } from "./manifest.js";
 import { assertValidManifest, podTemplates } from "./validity.js";
 
@@ -134,4 +136,35 @@ test("corpus: test_pipeline-2-cpu-secctx sets security context and cpu on train-
       assert.doesNotMatch(resources, /cpu/, task.name);
     }
   }
+});
+
+test("corpus: every task of every conformance pipeline builds an object the real schemas accept", () => {
+  const mains: string[] = [];
+  const walk = (dir: URL, relative: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.isDirectory()) walk(new URL(`${entry.name}/`, dir), `${relative}${entry.name}/`);
+      else if (entry.name === "main.yml") mains.push(`${relative}main.yml`);
+    }
+  };
+  walk(conformanceRoot, "");
+  assert.ok(mains.length >= 5, `found ${mains.length} pipelines`);
+  const kinds = new Set<string>();
+  let built = 0;
+  for (const main of mains) {
+    const result = loadPipeline(readConformance(main), { path: main.replace(/\/main\.yml$/, "") });
+    if (!result.valid) continue; // the corpus holds invalid pipelines on purpose
+    const pipeline = result.pipeline!;
+    for (const task of pipeline.tasks) {
+      const m = buildManifest(
+        launchSpec(pipeline, task.name, { ...run, runId: "corpus-k3x9q2ab" }),
+        defaultManifestConfig,
+      );
+      const sent = JSON.parse(JSON.stringify(m.body)) as Record<string, unknown>;
+      assert.deepEqual(apiServerSchemaProblems(sent), [], `${main} ${task.name} (${m.kind})`);
+      kinds.add(m.kind);
+      built++;
+    }
+  }
+  assert.ok(built >= 10, `built ${built} objects`);
+  assert.ok(kinds.has("Pod") && kinds.has("ElasticJob"), [...kinds].join(", "));
 });

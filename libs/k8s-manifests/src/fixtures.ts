@@ -79,20 +79,15 @@ export function launchSpec(
     args: task.args.map(sub),
     env: Object.fromEntries(Object.entries(task.env).map(([k, v]) => [k, sub(v)])),
   };
-  return {
+  const spec: LaunchSpec = {
     runId: run.runId,
-    pipeline: pipeline.path,
-    commit: run.commit ?? "",
+    pipelinePath: pipeline.path,
     task: substituted,
     attempt: run.attempt ?? 1,
-    paths: {
-      rootPath: values.ROOT_PATH,
-      workPath: values.WORK_PATH,
-      dataPath: values.DATA_PATH,
-      runPath: values.RUN_PATH,
-      taskPath: values.TASK_PATH,
-    },
+    taskPath: values.TASK_PATH,
   };
+  if (run.commit !== undefined) spec.commit = run.commit;
+  return spec;
 }
 
 /** A minimal valid task for property tests, with the given fields replaced. */

@@ -7,13 +7,11 @@ export {
 } from "./config.js";
 export {
   attemptLabel,
-  cancelledAnnotation,
   commitAnnotation,
   labelValue,
   managedByLabel,
   managedByValue,
   odinLabels,
-  pendingTimeoutAnnotation,
   pipelineAnnotation,
   runLabel,
   selectorFor,

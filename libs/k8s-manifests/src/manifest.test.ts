@@ -26,26 +26,15 @@ import { assertValidManifest, podTemplates } from "./validity.js";
 
 const config: ManifestConfig = { ...defaultManifestConfig, namespace: "odin" };
 
-function launch(
-  task: Task,
-  over: Partial<Omit<LaunchSpec, "paths">> & { taskPath?: string } = {},
-): LaunchSpec {
-  const { taskPath, ...rest } = over;
+function launch(task: Task, over: Partial<LaunchSpec> = {}): LaunchSpec {
   const runId = over.runId ?? "demo-k3x9q2ab";
   return {
     runId,
-    pipeline: "demo",
-    commit: "",
+    pipelinePath: "demo",
     task,
     attempt: 1,
-    paths: {
-      rootPath: "/data/pipelines",
-      workPath: "/data/pipelines/demo",
-      dataPath: "/data/odin",
-      runPath: `/data/odin/${runId}`,
-      taskPath: taskPath ?? `/data/odin/${runId}/${task.name}`,
-    },
-    ...rest,
+    taskPath: `/data/odin/${runId}/${task.name}`,
+    ...over,
   };
 }
 
@@ -438,12 +427,12 @@ describe("resource types", () => {
     assert.equal(worker.args, undefined);
   });
 
-  test("a timeout puts no deadline on any object: the scheduler enforces it, once, for every type", () => {
+  test("timeouts round up to whole seconds; without one there is no deadline anywhere", () => {
+    const withTimeout = buildManifest(launch(makeTask({ name: "t", timeoutMs: 1500 })), config);
+    assert.ok(withTimeout.kind === "Pod");
+    assert.equal(withTimeout.body.spec?.activeDeadlineSeconds, 2);
     for (const resourceType of resourceTypes) {
-      const m = buildManifest(
-        launch(makeTask({ name: "t", resourceType, timeoutMs: 1500 })),
-        config,
-      );
+      const m = buildManifest(launch(makeTask({ name: "t", resourceType })), config);
       assert.doesNotMatch(JSON.stringify(m), /activeDeadlineSeconds/, resourceType);
     }
   });

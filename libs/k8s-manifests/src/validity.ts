@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import type { V1ObjectMeta, V1PodSpec, V1PodTemplateSpec } from "@kubernetes/client-node";
 import { isDnsLabel, isLabelValue } from "@odin/pipeline-spec";
+import { apiServerSchemaProblems } from "@odin/testing";
 import {
   attemptLabel,
   managedByLabel,
@@ -120,6 +121,13 @@ export function assertValidManifest(
   assert.equal(m.body.metadata?.namespace, m.namespace);
   assert.equal(m.body.apiVersion, m.apiVersion);
   assert.equal(m.body.kind, m.kind);
+  // Through JSON, as the client sends it; checked against the real Kubernetes schema or CRD.
+  const sent = JSON.parse(JSON.stringify(m.body)) as Record<string, unknown>;
+  assert.deepEqual(
+    apiServerSchemaProblems(sent),
+    [],
+    `${m.kind} ${m.name}: the API server would refuse it`,
+  );
   assertOdinMetadata(m.body.metadata, `${m.kind} metadata`, expected);
   for (const [role, template] of podTemplates(m)) {
     assertOdinMetadata(template.metadata, `${m.kind} ${role} template`, expected);

@@ -84,7 +84,7 @@ export function backendContract(
   makeBackend: () => Promise<TaskBackend>,
   fixture: BackendContractFixture,
 ): void {
-  const timeoutMs = fixture.timeoutMs ?? 15_000;
+  const timeoutMs = fixture.timeoutMs ?? 60_000;
   const quietMs = fixture.quietMs ?? 1000;
 
   describe(`TaskBackend contract: ${name}`, () => {
@@ -120,6 +120,7 @@ export function backendContract(
             pipeline: "contract",
             commit: "0000000000000000000000000000000000000000",
             task,
+            taskId: `${runId}--${task.name}`,
             attempt,
             paths: fixture.paths(runId, task.name),
           });

@@ -22,7 +22,6 @@ export {
   launcherRestartedReason,
   type LocalBackendOptions,
 } from "./local/local-backend.js";
-export { Launcher } from "./launcher.js";
 export {
   eventSequence,
   k8sLauncherService,

@@ -51,7 +51,7 @@ describe("K8sLauncherService over gRPC", () => {
       pipeline: spec.pipeline,
       commit: spec.commit,
       task: taskToProto(spec.task),
-      taskId: `${spec.runId}--${spec.task.name}`,
+      taskId: spec.taskId,
       attempt,
       objectName: "",
       paths: spec.paths,

@@ -34,6 +34,8 @@ interface ContainerInfo {
   offsets: number[];
   raw?: (string | undefined)[];
   merges?: object[];
+  /** Keys a `<<` merge of this map copies at most: its own plus those it merged in itself. */
+  width?: number;
 }
 
 /**
@@ -122,9 +124,32 @@ export interface SourceError {
   position: Position;
 }
 
-/** The outcome of reading one YAML document. */
-export type ParsedSource =
-  { ok: true; value: unknown; index: SourceIndex } | { ok: false; error: SourceError };
+/**
+ * Work reading a document did, counted so tests can bound it by the document's size: nodes read
+ * (an alias counts once, however large its anchor) and keys `<<` merges copied (or were about
+ * to copy when refused).
+ */
+export interface SourceWork {
+  nodes: number;
+  mergedKeys: number;
+}
+
+/** The outcome of reading one YAML document, and the work that took. */
+export type ParsedSource = { work: SourceWork } & (
+  { ok: true; value: unknown; index: SourceIndex } | { ok: false; error: SourceError }
+);
+
+/**
+ * How many keys the `<<` merges of a document of `chars` characters may copy. Ordinary pipelines
+ * copy well under one key per character (a task's few defaults per `<<: *defaults` line); a merge
+ * bomb copies thousands per character, and copying is what costs its time.
+ */
+export function mergeKeyBudget(chars: number, limits: SourceLimits = defaultSourceLimits): number {
+  return Math.min(limits.maxExpandedNodes, 2 * chars + 50_000);
+}
+
+const mergeBombMessage =
+  "merge keys (<<) copy too many keys for a document this size, which looks like an alias bomb — use fewer merges";
 
 /**
  * Finished children of the nodes being read, as parallel arrays with a moving top (entries past
@@ -144,6 +169,13 @@ const scratchOffsets: number[] = [];
 /** Thrown from the listener to stop reading a document that expands too far. */
 class ExpansionLimit extends Error {}
 
+/** Thrown from the listener to stop a `<<` merge before it copies past the budget. */
+class MergeLimit extends Error {
+  constructor(readonly offset: number) {
+    super("merge budget exceeded");
+  }
+}
+
 /** Parses one YAML document and indexes the position of every node. Never throws on bad input. */
 export function parseSource(
   text: string,
@@ -152,6 +184,7 @@ export function parseSource(
   if (text.length > limits.maxChars) {
     return {
       ok: false,
+      work: { nodes: 0, mergedKeys: 0 },
       error: {
         message: `the document is ${text.length} characters long; the limit is ${limits.maxChars} — split the pipeline or raise the limit`,
         position: { line: 1, column: 1 },
@@ -165,13 +198,28 @@ export function parseSource(
   const openKids: number[] = [];
   const kids: Kids = { start: [], end: [], result: [], size: [], top: 0 };
   let nodes = 0;
+  let expansionLimited = false;
   let value: unknown;
+  const budget = mergeKeyBudget(text.length, limits);
+  let mergedKeys = 0;
+  // A `<<` value closes before js-yaml copies its keys into the map: charge the copy then, so a
+  // merge bomb is refused before the copying that would cost its time.
+  const chargeMerge = (slot: number, source: unknown, offset: number): void => {
+    const parentBase = openKids[openKids.length - 1];
+    if (parentBase === undefined || (slot - parentBase) % 2 !== 1) return;
+    if (kids.result[slot - 1] !== "<<" || !isContainer(source)) return;
+    const sources = Array.isArray(source) ? source : [source];
+    for (const s of sources) {
+      if (isContainer(s)) mergedKeys += index.containers.get(s)?.width ?? 0;
+    }
+    if (mergedKeys > budget) throw new MergeLimit(offset);
+  };
   try {
     value = jsyaml.load(text, {
       // js-yaml's own cap (10,000 merged keys) refuses ordinary pipelines where a few thousand
-      // tasks each `<<: *defaults`; bound merge work by the document's size instead. (Spread
-      // because @types/js-yaml does not list the option yet.)
-      ...{ maxTotalMergeKeys: Math.min(limits.maxExpandedNodes, 20 * text.length + 100_000) },
+      // tasks each `<<: *defaults`; the listener bounds merge work by the document's size instead
+      // and this stays a backstop. (Spread because @types/js-yaml does not list the option yet.)
+      ...{ maxTotalMergeKeys: 2 * budget + 100_000 },
       listener(event, state) {
         if (event === "open") {
           openStart.push(state.position);
@@ -184,6 +232,7 @@ export function parseSource(
         nodes++;
         if (kids.top - base === 1 && kids.result[base] === result) {
           // js-yaml wraps some nodes in a second node with the same value: keep the inner one.
+          chargeMerge(base, result, start);
           return;
         }
         let size = 1;
@@ -196,31 +245,47 @@ export function parseSource(
         kids.result[base] = result;
         kids.size[base] = size;
         kids.top = base + 1;
+        chargeMerge(base, result, start);
       },
     });
   } catch (err) {
+    if (err instanceof MergeLimit) {
+      const position = index.position(firstNonSpace(text, err.offset, text.length));
+      return {
+        ok: false,
+        work: { nodes, mergedKeys },
+        error: { message: mergeBombMessage, position },
+      };
+    }
     if (!(err instanceof ExpansionLimit))
-      return { ok: false, error: describeYamlError(err, text, index) };
+      return {
+        ok: false,
+        work: { nodes, mergedKeys },
+        error: describeYamlError(err, text, index),
+      };
     value = undefined;
-    nodes = -1;
+    expansionLimited = true;
   }
   // Following aliases may multiply a small document (the "billion laughs"); refuse that early.
-  const expanded =
-    nodes === -1 ? Infinity : isContainer(value) ? (index.containers.get(value)?.size ?? 1) : 1;
-  const threshold =
-    nodes === -1
-      ? limits.maxExpandedNodes
-      : Math.min(limits.maxExpandedNodes, 20 * nodes + 100_000);
+  const expanded = expansionLimited
+    ? Infinity
+    : isContainer(value)
+      ? (index.containers.get(value)?.size ?? 1)
+      : 1;
+  const threshold = expansionLimited
+    ? limits.maxExpandedNodes
+    : Math.min(limits.maxExpandedNodes, 20 * nodes + 100_000);
   if (expanded > threshold) {
     return {
       ok: false,
+      work: { nodes, mergedKeys },
       error: {
         message: `aliases expand this document past ${threshold} nodes, which looks like an alias bomb — use fewer nested aliases`,
         position: { line: 1, column: 1 },
       },
     };
   }
-  return { ok: true, value, index };
+  return { ok: true, work: { nodes, mergedKeys }, value, index };
 }
 
 function isContainer(v: unknown): v is object {
@@ -269,6 +334,7 @@ function settle(
   const map = result as Record<string, unknown>;
   // Collected in scratch space first so the stored arrays are allocated at their exact size.
   let n = 0;
+  let width = 0;
   let merges: object[] | undefined;
   for (let i = base; i < count; i++) {
     const key = kidResult[i];
@@ -281,6 +347,8 @@ function settle(
       merges ??= [];
       if (Array.isArray(source)) merges.push(...source.filter(isContainer));
       else merges.push(source);
+      for (const m of Array.isArray(source) ? source : [source])
+        if (isContainer(m)) width += index.containers.get(m)?.width ?? 0;
       size += kidSize[valueAt]!;
       i++;
       continue;
@@ -302,7 +370,7 @@ function settle(
   }
   const keys = scratchKeys.slice(0, n);
   const offsets = scratchOffsets.slice(0, 2 * n);
-  const info: ContainerInfo = { offset, size, keys, offsets };
+  const info: ContainerInfo = { offset, size, keys, offsets, width: width + n };
   if (raw) info.raw = raw;
   if (merges) info.merges = merges;
   index.containers.set(result, info);
@@ -338,13 +406,7 @@ function describeYamlError(err: unknown, text: string, index: SourceIndex): Sour
         ? { line: mark.line + 1, column: (mark.column ?? 0) + 1 }
         : { line: 1, column: 1 };
     const reason = err.reason || "invalid YAML";
-    if (/maxTotalMergeKeys/.test(reason)) {
-      return {
-        message:
-          "merge keys (<<) copy too many keys for a document this size, which looks like an alias bomb — use fewer merges",
-        position,
-      };
-    }
+    if (/maxTotalMergeKeys/.test(reason)) return { message: mergeBombMessage, position };
     if (/duplicated mapping key/.test(reason)) {
       const offset = mark?.position ?? 0;
       const lineText = text.slice(offset - (mark?.column ?? 0)).split("\n", 1)[0] ?? "";

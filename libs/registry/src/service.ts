@@ -23,13 +23,42 @@ function checkPath(path: string): string {
   return trimmed === "" ? "." : trimmed;
 }
 
+/** A full commit id (40 or 64 hex digits), or empty for the newest; anything else is refused here. */
+function checkCommit(commit: string): string | undefined {
+  if (commit === "") return undefined;
+  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) {
+    throw new InvalidArgumentError(
+      `"${commit.length > 80 ? `${commit.slice(0, 80)}…` : commit}" is not a full commit id (40 hex digits) — leave it empty for the newest commit`,
+    );
+  }
+  return commit;
+}
+
+/** File paths of a ValidatePipeline request stay inside the pipeline directory. */
+function checkFilePaths(files: readonly { path: string }[]): void {
+  for (const f of files) {
+    const parts = f.path.split("/");
+    if (
+      f.path === "" ||
+      f.path.startsWith("/") ||
+      f.path.includes("\\") ||
+      f.path.includes("\0") ||
+      parts.some((p) => p === ".." || p === "." || p === "" || p === ".git")
+    ) {
+      throw new InvalidArgumentError(
+        `file path "${f.path.slice(0, 200)}" must be relative to the pipeline directory and stay inside it (e.g. main.yml, conf/model.yml)`,
+      );
+    }
+  }
+}
+
 /** PipelineRegistryService over a catalog: handlers validate, ask the catalog, map to the wire. */
 export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegistration {
   return service(
     PipelineRegistryServiceService,
     {
       listPipelines: unaryHandler(async (req): Promise<pipelineregistry.ListPipelinesResponse> => {
-        const snap = await catalog.snapshot(req.commit || undefined);
+        const snap = await catalog.snapshot(checkCommit(req.commit));
         const prefix = req.pathPrefix ? checkPath(req.pathPrefix) : "";
         const pipelines: pipelineregistry.PipelineSummary[] = [];
         for (const p of snap.pipelines.values()) {
@@ -46,7 +75,7 @@ export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegist
       }),
       getPipeline: unaryHandler(async (req): Promise<pipelineregistry.GetPipelineResponse> => {
         const path = checkPath(req.path);
-        const { commit, entry } = await catalog.pipeline(path, req.commit || undefined);
+        const { commit, entry } = await catalog.pipeline(path, checkCommit(req.commit));
         if (!entry) {
           throw new NotFoundError(
             `no pipeline "${path}" at commit ${commit.slice(0, 12)}: there is no ${path === "." ? "" : `${path}/`}main.yml — run "odin ls" to see the pipelines`,
@@ -63,6 +92,7 @@ export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegist
       }),
       validatePipeline: unaryHandler((req): pipelineregistry.ValidatePipelineResponse => {
         const path = checkPath(req.path);
+        checkFilePaths(req.files);
         const result = validateFiles(path, req.files);
         return {
           valid: result.valid,

@@ -1,5 +1,7 @@
 export {
+  NotLeadingError,
   PipelineRepository,
+  type WriteLease,
   type FileEntry,
   type PushInput,
   type RepositoryOptions,
@@ -7,3 +9,5 @@ export {
   type SyncedEvent,
 } from "./repository.js";
 export { authorOf, repoSyncService } from "./service.js";
+export { Lease, NotLeaderError, type LeaseHolder, type LeaseOptions } from "./lease.js";
+export { LeaderForwarder, type Leadership, type LeaderForwarderOptions } from "./forward.js";

@@ -43,7 +43,26 @@ export interface RepositoryOptions {
   now?: () => Date;
   /** Runs before every fetch (embedded mode commits a local directory's edits to its remote here). */
   prepareRemote?: () => Promise<void>;
+  /**
+   * With several replicas on one shared volume: who may write. Without it this process always
+   * writes (one replica, embedded mode).
+   */
+  lease?: WriteLease;
 }
+
+/**
+ * Leadership as the repository sees it. Only the leader fetches, pushes, switches `current` and
+ * prunes; `fence` runs right before each of those writes and throws when the lease was lost.
+ */
+export interface WriteLease {
+  /** Whether this replica leads now. */
+  isLeader(): boolean;
+  /** Throws (an UnavailableError) unless this replica still holds the lease in the store. */
+  fence(): Promise<void>;
+}
+
+/** A write was asked of a replica that does not lead; the caller forwards it to the leader. */
+export class NotLeadingError extends UnavailableError {}
 
 /** The served commit moved. */
 export interface SyncedEvent {
@@ -125,6 +144,8 @@ export class PipelineRepository {
     await mkdir(repo.commitsDir, { recursive: true });
     await mkdir(repo.holdsDir, { recursive: true });
     try {
+      // A follower serves what the leader last served; it never fetches.
+      if (!repo.leads()) throw new NotLeadingError("following");
       await repo.sync();
     } catch {
       // Recorded in status; the last good commit (if any) keeps being served.
@@ -133,11 +154,11 @@ export class PipelineRepository {
     return repo;
   }
 
-  /** Syncs every `intervalMs` until `close()`. */
+  /** Syncs every `intervalMs` until `close()` (only while this replica leads). */
   startPeriodicSync(intervalMs: number): void {
     this.stopPeriodicSync();
     this.timer = setInterval(() => {
-      this.sync().catch(() => undefined);
+      if (this.leads()) this.sync().catch(() => undefined);
     }, intervalMs);
     this.timer.unref();
   }
@@ -158,6 +179,13 @@ export class PipelineRepository {
     return this.commit;
   }
 
+  /** A follower catches up with the commit the leader serves (the `current` link); a no-op when leading. */
+  async refresh(): Promise<void> {
+    if (this.leads()) return;
+    const sha = await this.readCurrentLink();
+    if (sha !== "") this.commit = sha;
+  }
+
   /** What is served and how the last sync went. */
   status(): RepoStatus {
     const status: RepoStatus = {
@@ -174,6 +202,7 @@ export class PipelineRepository {
   /** Fetches the remote and serves its newest commit. */
   sync(): Promise<{ commit: string; previousCommit: string; changed: boolean }> {
     return this.lock.run(async () => {
+      this.requireLead("sync");
       try {
         const result = await this.fetchAndServe();
         this.lastSyncTime = this.now();
@@ -297,10 +326,12 @@ export class PipelineRepository {
       );
     }
     return this.lock.run(async () => {
+      this.requireLead("push");
       for (let attempt = 1; ; attempt++) {
         const base = await this.fetchBranch();
         const done = base ? await this.findRequest(input.requestId) : undefined;
         if (done) return { commit: done, changed: false };
+        await this.fence();
         await this.resetTo(base);
         await this.writePipeline(dir, files, input.replace);
         if (!(await this.hasStagedChanges())) {
@@ -325,6 +356,9 @@ export class PipelineRepository {
           { cwd: this.repoDir, input: message },
         );
         const commit = await git(["rev-parse", "HEAD"], { cwd: this.repoDir });
+        // The remote itself refuses a push that is not a fast-forward, so even a stale leader
+        // cannot overwrite a newer head; the fence keeps it from pushing at all.
+        await this.fence();
         try {
           await git(["push", "--quiet", "origin", `HEAD:refs/heads/${this.branch}`], {
             cwd: this.repoDir,
@@ -365,9 +399,10 @@ export class PipelineRepository {
       return holder;
     });
     return this.lock.run(async () => {
-      await this.materialize(sha);
+      // The hold first: the leader's prune checks holds again after setting a checkout aside.
       await mkdir(join(this.holdsDir, sha), { recursive: true });
       await writeFile(join(this.holdsDir, sha, name), "");
+      await this.materialize(sha);
       return { commit: sha, path: this.checkoutPath(sha) };
     });
   }
@@ -381,7 +416,8 @@ export class PipelineRepository {
       } catch {
         return false;
       }
-      await this.prune();
+      // Followers leave pruning to the leader (its next sync or release).
+      if (this.leads()) await this.prune().catch(() => undefined);
       return true;
     });
   }
@@ -405,6 +441,19 @@ export class PipelineRepository {
     return this.options.now?.() ?? new Date();
   }
 
+  private leads(): boolean {
+    return this.options.lease?.isLeader() ?? true;
+  }
+
+  private requireLead(what: string): void {
+    if (!this.leads())
+      throw new NotLeadingError(`this repo-sync replica does not lead; ${what} goes to the leader`);
+  }
+
+  private async fence(): Promise<void> {
+    await this.options.lease?.fence();
+  }
+
   private safe<T>(fn: () => T): T {
     try {
       return fn();
@@ -417,6 +466,7 @@ export class PipelineRepository {
 
   private async resolveCommit(commit: string | undefined): Promise<string> {
     if (commit === undefined || commit === "") {
+      await this.refresh();
       if (this.commit === "") {
         throw new UnavailableError(
           `no commit has been synced from ${redactUrl(this.options.remote)} yet${this.lastError ? `: ${this.lastError}` : ""}`,
@@ -435,6 +485,7 @@ export class PipelineRepository {
   private async ensureClone(): Promise<void> {
     try {
       await lstat(join(this.repoDir, ".git"));
+      await this.clearStaleLocks();
     } catch {
       await rm(this.repoDir, { recursive: true, force: true });
       await mkdir(dirname(this.repoDir), { recursive: true });
@@ -455,6 +506,7 @@ export class PipelineRepository {
   /** Fetches the followed branch; resolves to its head, or "" when the remote branch is empty. */
   private async fetchBranch(): Promise<string> {
     await this.options.prepareRemote?.();
+    await this.fence();
     await this.ensureClone();
     try {
       await git(
@@ -497,6 +549,7 @@ export class PipelineRepository {
   private async serve(commit: string): Promise<void> {
     const previousCommit = this.commit || (await this.readCurrentLink());
     await this.materialize(commit);
+    await this.fence();
     const link = join(dirname(this.commitsDir), "current");
     const tmp = `${link}.tmp-${process.pid}`;
     await rm(tmp, { force: true });
@@ -512,6 +565,23 @@ export class PipelineRepository {
         previousCommit,
         time: this.now(),
       });
+    }
+  }
+
+  /**
+   * Lock files git left when it was killed mid-operation (the previous leader's pod died) would
+   * block every later command; they are removed once older than any live git command here.
+   */
+  private async clearStaleLocks(): Promise<void> {
+    const gitDir = join(this.repoDir, ".git");
+    const candidates = ["index.lock", "HEAD.lock", "packed-refs.lock", "shallow.lock"];
+    if (this.branch !== "")
+      candidates.push(`refs/remotes/origin/${this.branch}.lock`, `refs/heads/${this.branch}.lock`);
+    const staleBefore = Date.now() - this.networkTimeout - 5000;
+    for (const name of candidates) {
+      const path = join(gitDir, ...name.split("/"));
+      const info = await lstat(path).catch(() => undefined);
+      if (info !== undefined && info.mtimeMs < staleBefore) await rm(path, { force: true });
     }
   }
 
@@ -557,6 +627,8 @@ export class PipelineRepository {
     } catch (err) {
       await makeWritable(tmp).catch(() => undefined);
       await rm(tmp, { recursive: true, force: true });
+      // Another replica put the same (immutable) checkout in place first.
+      if (await exists(dest)) return;
       throw err;
     }
   }
@@ -568,7 +640,7 @@ export class PipelineRepository {
     const candidates: { sha: string; mtime: number }[] = [];
     for (const e of entries) {
       if (!e.isDirectory()) continue;
-      if (e.name.includes(".tmp-")) continue;
+      if (e.name.includes(".tmp-") || e.name.includes(".trash-")) continue;
       if (e.name === this.commit) continue;
       const holders = await readdir(join(this.holdsDir, e.name)).catch(() => []);
       if (holders.length > 0) continue;
@@ -577,9 +649,22 @@ export class PipelineRepository {
     }
     candidates.sort((a, b) => b.mtime - a.mtime);
     for (const { sha } of candidates.slice(keep)) {
+      await this.fence();
       const dir = this.checkoutPath(sha);
-      await makeWritable(dir).catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
+      // Set aside, then check the holds again: a follower may have just acquired it (it writes
+      // its hold before looking for the checkout, and re-creates one it does not find).
+      const aside = `${dir}.trash-${process.pid}`;
+      try {
+        await rename(dir, aside);
+      } catch {
+        continue;
+      }
+      if ((await readdir(join(this.holdsDir, sha)).catch(() => [])).length > 0) {
+        await rename(aside, dir).catch(() => undefined);
+        continue;
+      }
+      await makeWritable(aside).catch(() => undefined);
+      await rm(aside, { recursive: true, force: true });
       await rm(join(this.holdsDir, sha), { recursive: true, force: true });
     }
   }
@@ -674,6 +759,13 @@ export class PipelineRepository {
     }
     return modes;
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 function sanitizeIdent(s: string): string {

@@ -1,5 +1,12 @@
 import { RepoSyncServiceService, type reposync } from "@odin/proto";
-import { callerOf, service, unaryHandler, type ServiceRegistration } from "@odin/service-kit";
+import {
+  callerOf,
+  service,
+  unary,
+  unaryHandler,
+  type ServiceRegistration,
+} from "@odin/service-kit";
+import type { LeaderForwarder } from "./forward.js";
 import type { PipelineRepository } from "./repository.js";
 
 /** The author recorded for a caller: a subject that is an e-mail address is used as such. */
@@ -10,13 +17,28 @@ export function authorOf(subject: string): { name: string; email: string } {
     : { name: subject, email: `${subject}@odin.invalid` };
 }
 
-/** RepoSyncService over a repository: handlers validate, call the repository, map the result. */
-export function repoSyncService(repo: PipelineRepository): ServiceRegistration {
+/**
+ * RepoSyncService over a repository: handlers validate, call the repository, map the result. With
+ * several replicas, `forwarder` sends Push and Sync to the leader; the rest is served here.
+ */
+export function repoSyncService(
+  repo: PipelineRepository,
+  forwarder?: LeaderForwarder,
+): ServiceRegistration {
   return service(
     RepoSyncServiceService,
     {
-      sync: unaryHandler(async (): Promise<reposync.SyncResponse> => repo.sync()),
-      getStatus: unaryHandler((): reposync.GetStatusResponse => {
+      sync: unaryHandler(async (req, call): Promise<reposync.SyncResponse> =>
+        forwarder
+          ? forwarder.run(
+              call,
+              () => repo.sync(),
+              (leader, metadata) => unary(leader, "sync", req, { metadata }),
+            )
+          : repo.sync(),
+      ),
+      getStatus: unaryHandler(async (): Promise<reposync.GetStatusResponse> => {
+        await repo.refresh();
         const s = repo.status();
         return {
           remote: s.remote,
@@ -37,16 +59,22 @@ export function repoSyncService(repo: PipelineRepository): ServiceRegistration {
       readFiles: unaryHandler(async (req): Promise<reposync.ReadFilesResponse> =>
         repo.readFiles(req.commit || undefined, req.paths),
       ),
-      push: unaryHandler(async (req, call): Promise<reposync.PushResponse> =>
-        repo.push({
-          pipeline: req.pipeline,
-          files: req.files,
-          replace: req.replace,
-          message: req.message,
-          requestId: req.requestId,
-          author: authorOf(callerOf(call).subject),
-        }),
-      ),
+      push: unaryHandler(async (req, call): Promise<reposync.PushResponse> => {
+        const local = () =>
+          repo.push({
+            pipeline: req.pipeline,
+            files: req.files,
+            replace: req.replace,
+            message: req.message,
+            requestId: req.requestId,
+            author: authorOf(callerOf(call).subject),
+          });
+        return forwarder
+          ? forwarder.run(call, local, (leader, metadata) =>
+              unary(leader, "push", req, { metadata }),
+            )
+          : local();
+      }),
       acquireCheckout: unaryHandler(async (req): Promise<reposync.AcquireCheckoutResponse> => {
         const { commit, path } = await repo.acquireCheckout(req.commit || undefined, req.holder);
         return { commit, checkoutPath: path };

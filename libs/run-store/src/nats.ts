@@ -21,6 +21,7 @@ import {
   type NatsConnection,
 } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
+import { natsServers, placementProblem, replicaProblem } from "@odin/events";
 import {
   KeyExistsError,
   normalizeFilter,
@@ -41,7 +42,7 @@ const sleep = (ms: number): Promise<void> =>
 
 /** Where the run-state bucket lives and how it is shaped. */
 export interface NatsKeyValueStoreOptions {
-  /** NATS server URL(s). */
+  /** NATS server URL(s): a list, or one string with the URLs separated by commas. */
   servers: string | string[];
   /** Connection name shown by the server (e.g. the service name). */
   name?: string;
@@ -56,7 +57,10 @@ export interface NatsKeyValueStoreOptions {
   maxValueBytes?: number;
   /** Where the server keeps the bucket (default `file`: survives a server restart). */
   storage?: "file" | "memory";
-  /** Copies kept in a NATS cluster (default 1). */
+  /**
+   * Copies kept in a NATS cluster (default 1). An existing bucket with fewer is refused
+   * (`StoreConfigError`, saying how to scale it up).
+   */
   replicas?: number;
   /** Time limit of every operation, and of each step of a listing, in ms (default 5,000). */
   timeoutMs?: number;
@@ -119,7 +123,7 @@ export class NatsKeyValueStore implements KeyValueStore {
     let nc: NatsConnection;
     try {
       nc = await connect({
-        servers: options.servers,
+        servers: natsServers(options.servers),
         name: options.name,
         timeout: options.connectTimeoutMs ?? 5000,
         reconnect: true,
@@ -144,16 +148,26 @@ export class NatsKeyValueStore implements KeyValueStore {
       }
       const js = jetstream(nc, { timeout: timeoutMs });
       const jsm = await js.jetstreamManager();
-      const kv = await new Kvm(js).create(bucket, {
-        history,
-        maxValueSize: maxValueBytes + HEADER_ROOM,
-        storage: storage === "memory" ? StorageType.Memory : StorageType.File,
-        replicas: options.replicas ?? 1,
-        timeout: timeoutMs,
-      });
+      const replicas = options.replicas ?? 1;
       const stream = `KV_${bucket}`;
+      let kv: KV;
+      try {
+        kv = await new Kvm(js).create(bucket, {
+          history,
+          maxValueSize: maxValueBytes + HEADER_ROOM,
+          storage: storage === "memory" ? StorageType.Memory : StorageType.File,
+          replicas,
+          timeout: timeoutMs,
+        });
+      } catch (err) {
+        const problem = placementProblem(err, stream, replicas);
+        if (problem !== undefined) throw new StoreConfigError(problem, { cause: err });
+        throw err;
+      }
       // An existing bucket keeps its settings; align the ones that may change, refuse the others.
       const { config } = await jsm.streams.info(stream);
+      const fewer = replicaProblem(`bucket ${bucket}`, stream, config.num_replicas, replicas);
+      if (fewer !== undefined) throw new StoreConfigError(fewer);
       if (config.storage !== (storage === "memory" ? StorageType.Memory : StorageType.File)) {
         throw new StoreConfigError(
           `bucket ${bucket} exists with ${config.storage} storage but ${storage} was asked; ` +
@@ -424,7 +438,8 @@ export class NatsKeyValueStore implements KeyValueStore {
       err instanceof NoRespondersError ||
       err instanceof ConnectionError ||
       err instanceof ClosedConnectionError ||
-      err instanceof DrainingConnectionError
+      err instanceof DrainingConnectionError ||
+      isLeaderless(err)
     ) {
       return new StoreUnavailableError(
         `${what}: NATS at ${this.url} did not answer within ${this.timeoutMs} ms (${err.message}) — is nats-server running with -js?`,
@@ -433,6 +448,16 @@ export class NatsKeyValueStore implements KeyValueStore {
     }
     return err instanceof Error ? err : new Error(String(err));
   }
+}
+
+/**
+ * In a cluster, while a bucket's replicas elect a new leader (a node was lost), writes find no
+ * responder (reported by the client as "jetstream is not enabled") or get a 503: both pass.
+ */
+function isLeaderless(err: unknown): err is Error {
+  if (!(err instanceof Error)) return false;
+  if (err.name === "JetStreamNotEnabled") return true;
+  return err instanceof JetStreamApiError && err.status === 503;
 }
 
 function isWrongLastSequence(err: unknown): boolean {

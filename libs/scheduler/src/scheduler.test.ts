@@ -8,8 +8,7 @@ import { loadPipeline, type Pipeline } from "@odin/pipeline-spec";
 import { common, events } from "@odin/proto";
 import { MemoryKeyValueStore } from "@odin/run-store";
 import { silentLogger } from "@odin/service-kit";
-import type { LaunchSpec } from "@odin/pipeline-spec";
-import type { LauncherPort, PipelineSource } from "./ports.js";
+import type { LauncherPort, LaunchRequest, PipelineSource } from "./ports.js";
 import type { RunRecord } from "./records.js";
 import { Scheduler } from "./scheduler.js";
 import { SchedulerStore } from "./store.js";
@@ -25,16 +24,16 @@ interface Script {
 /** Reports what a launcher would: RUNNING, then SUCCEEDED or FAILED, on the event bus. */
 class ScriptedLauncher implements LauncherPort {
   /** Launches that created something (a repeated launch of one attempt finds it, as in Kubernetes). */
-  readonly launches: LaunchSpec[] = [];
+  readonly launches: LaunchRequest[] = [];
   private readonly objects = new Set<string>();
   calls = 0;
   readonly cancels: string[] = [];
   scripts: Record<string, Script | Script[]> = {};
   constructor(private readonly bus: EventBus) {}
 
-  launch(request: LaunchSpec): Promise<{ objectName: string }> {
+  launch(request: LaunchRequest): Promise<{ objectName: string }> {
     this.calls++;
-    const objectName = `${request.runId}--${request.task.name}-${request.attempt}`;
+    const objectName = `${request.taskId}-${request.attempt}`;
     if (this.objects.has(objectName)) return Promise.resolve({ objectName });
     this.objects.add(objectName);
     this.launches.push(request);
@@ -160,7 +159,7 @@ async function world(pipelines: Record<string, string>): Promise<World> {
   return w;
 }
 
-async function finished(s: Scheduler, runId: string, timeoutMs = 10_000): Promise<RunRecord> {
+async function finished(s: Scheduler, runId: string, timeoutMs = 120_000): Promise<RunRecord> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const { run } = await s.get(runId);
@@ -210,6 +209,7 @@ describe("Scheduler", () => {
       `/data/odin/${run.id}/hello-python`,
     ]);
     assert.equal(hello.paths.taskPath, `/data/odin/${run.id}/hello-python`);
+    assert.equal(hello.taskId, `${run.id}--hello-python`);
   });
 
   test("every recorded change is published as a run event", async () => {
@@ -224,7 +224,8 @@ describe("Scheduler", () => {
     });
     const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
     await finished(w.scheduler, run.id);
-    await new Promise((r) => setTimeout(r, 20));
+    // Events arrive through NATS after the record: wait for the last one rather than a fixed time.
+    while (seen.at(-1) !== "run:RUN_STATE_SUCCEEDED") await new Promise((r) => setTimeout(r, 10));
     assert.ok(seen.includes("hello-python:TASK_STATE_LAUNCHING"), seen.join(" "));
     assert.ok(seen.includes("goodbye-python:TASK_STATE_SUCCEEDED"));
     assert.equal(seen.at(-1), "run:RUN_STATE_SUCCEEDED");

@@ -1,18 +1,14 @@
-import { RunEngine, type Decision, type TaskStatus } from "@odin/dag";
-import { subjects, type EventBus, type Subscription } from "@odin/events";
 import {
-  isFinishedRun as isFinished,
   isTerminalState,
-  MissingOutputError,
-  newRunId,
-  reportedStates,
-  type Pipeline,
-  type Problem,
-  type ReportedState,
+  RunEngine,
+  type Decision,
   type RunState,
   type TaskState,
-} from "@odin/pipeline-spec";
-import { events, taskStateFromProto } from "@odin/proto";
+  type TaskStatus,
+} from "@odin/dag";
+import { subjects, type EventBus, type Subscription } from "@odin/events";
+import { newRunId, taskId, type Pipeline, type Problem } from "@odin/pipeline-spec";
+import { common, events } from "@odin/proto";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -28,7 +24,7 @@ import {
 } from "./ports.js";
 import { runToProto, taskRunToProto } from "./convert.js";
 import type { RunRecord, TaskRecord } from "./records.js";
-import { resolveTask } from "./resolve.js";
+import { MissingOutputError, resolveTask } from "./resolve.js";
 import type { RecordChange, SchedulerStore } from "./store.js";
 
 /** What the scheduler needs; every part is a port with a production and an embedded adapter. */
@@ -64,13 +60,15 @@ interface ActiveRun {
   engine: RunEngine;
 }
 
-/** The state a task event reports, if it is one a launcher may report. */
-function reportedState(e: events.TaskEvent): ReportedState | undefined {
-  const state = taskStateFromProto(e.state);
-  return (reportedStates as readonly (TaskState | undefined)[]).includes(state)
-    ? (state as ReportedState)
-    : undefined;
-}
+const terminalRunStates: readonly RunState[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
+const isFinished = (state: RunState): boolean => terminalRunStates.includes(state);
+
+const taskStates: Record<number, TaskState> = {
+  [common.TaskState.TASK_STATE_RUNNING]: "RUNNING",
+  [common.TaskState.TASK_STATE_SUCCEEDED]: "SUCCEEDED",
+  [common.TaskState.TASK_STATE_FAILED]: "FAILED",
+  [common.TaskState.TASK_STATE_ERROR]: "ERROR",
+};
 
 function statusOf(record: TaskRecord | undefined): TaskStatus {
   if (!record) return { state: "PENDING", attempt: 0 };
@@ -267,7 +265,11 @@ export class Scheduler {
         : { ...r, cancelRequested: true, message: reason || r.message },
     );
     if (!updated) throw new NotFoundError(`no run ${runId}`);
-    // Every replica's engine (this one's too) cancels when the store's watch shows the request.
+    const active = this.runs.get(runId);
+    if (active && updated.cancelRequested && !isFinished(updated.state)) {
+      active.record = updated;
+      this.execute(active, active.engine.cancel());
+    }
     return updated;
   }
 
@@ -482,12 +484,11 @@ export class Scheduler {
   // -- Task events from launchers ------------------------------------------------------------
 
   private async onTaskEvent(e: events.TaskEvent): Promise<void> {
-    const state = reportedState(e);
+    const state = taskStates[e.state];
     if (!state) return;
     const now = this.now();
     const time = e.time ? e.time.getTime() : now;
-    // The engines hear the change through the store's watch, like every other change.
-    await this.options.store.updateTask(e.runId, e.task, (cur) => {
+    const { record, written } = await this.options.store.updateTask(e.runId, e.task, (cur) => {
       if (
         !cur ||
         cur.attempt !== e.attempt ||
@@ -508,6 +509,11 @@ export class Scheduler {
       }
       return next;
     });
+    const active = this.runs.get(e.runId);
+    if (written && record && active) {
+      this.execute(active, active.engine.observe(e.task, statusOf(record), now));
+      this.pump();
+    }
   }
 
   // -- Acting on decisions --------------------------------------------------------------------
@@ -621,21 +627,22 @@ export class Scheduler {
     }
   }
 
-  /**
-   * Records a decision by compare-and-set. What it wrote reaches the engine through the store's
-   * watch (the engine applied its own decision already); when another replica recorded something
-   * else first, the engine adopts that at once, undoing its optimistic launch.
-   */
+  /** Records a decision by compare-and-set; when another replica recorded something else, adopts that. */
   private async record(
     run: ActiveRun,
     task: string,
     mutate: (cur: TaskRecord | undefined) => TaskRecord | undefined,
   ): Promise<TaskRecord | undefined> {
     const { record, written } = await this.options.store.updateTask(run.record.id, task, mutate);
-    if (written) return record;
-    this.execute(run, run.engine.reconcile(task, statusOf(record), this.now()));
+    const status = statusOf(record);
+    this.execute(
+      run,
+      written
+        ? run.engine.observe(task, status, this.now())
+        : run.engine.reconcile(task, status, this.now()),
+    );
     this.pump();
-    return undefined;
+    return written ? record : undefined;
   }
 
   private async launch(run: ActiveRun, task: string, attempt: number): Promise<void> {
@@ -680,6 +687,7 @@ export class Scheduler {
         pipeline: run.record.pipeline,
         commit: run.record.commit,
         task: resolved,
+        taskId: taskId(runId, task),
         attempt,
         paths: {
           rootPath: variables.ROOT_PATH!,

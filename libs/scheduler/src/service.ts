@@ -1,5 +1,4 @@
-import { checkRunId as checkRunIdValue } from "@odin/pipeline-spec";
-import { DagSchedulerServiceService, runStateFromProto, type dagscheduler } from "@odin/proto";
+import { DagSchedulerServiceService, type dagscheduler } from "@odin/proto";
 import {
   callerOf,
   InvalidArgumentError,
@@ -8,11 +7,14 @@ import {
   unaryHandler,
   type ServiceRegistration,
 } from "@odin/service-kit";
-import { runToProto, taskRunToProto } from "./convert.js";
+import { runStateFromProto, runToProto, taskRunToProto } from "./convert.js";
 import type { RunChange, Scheduler } from "./scheduler.js";
 
+const runIdPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
 function checkRunId(id: string): string {
-  checkRunIdValue(id);
+  if (!runIdPattern.test(id) || id.length > 63)
+    throw new InvalidArgumentError(`"${id}" is not a run id (e.g. sst2-k3x9q2ab)`);
   return id;
 }
 

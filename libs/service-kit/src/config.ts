@@ -227,6 +227,20 @@ export const serviceKitConfigSchema = {
   },
 } as const satisfies ConfigSchema;
 
+/**
+ * `ODIN_NATS_REPLICAS`, read by every service that uses NATS JetStream: the copies of every
+ * stream and key-value bucket it creates (3 on a 3-node cluster). One definition, so the apps agree.
+ */
+export const natsReplicasVar = {
+  name: "ODIN_NATS_REPLICAS",
+  type: "int",
+  min: 1,
+  max: 5,
+  default: 1,
+  description:
+    "Copies NATS keeps of every stream and key-value bucket Odin creates: 1 for one server, 3 on a 3-node JetStream cluster (survives the loss of one node). A service refuses to start on an existing stream or bucket with fewer copies, and says how to scale it up.",
+} as const satisfies IntVar;
+
 /** The kit's part of an app's configuration. */
 export type ServiceKitConfig = ConfigOf<typeof serviceKitConfigSchema>;
 

@@ -114,6 +114,7 @@ export {
   ConfigError,
   readConfig,
   serviceKitConfigSchema,
+  natsReplicasVar,
   serverOptionsFromConfig,
   renderConfigTable,
   formatDefault,

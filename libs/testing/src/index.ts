@@ -13,6 +13,8 @@ export type { KubeSimStats } from "./kube-sim/server.js";
 export type { RequestRecord } from "./kube-sim/server.js";
 /** Options of `sim.failPod`. */
 export type { FailPodOptions } from "./kube-sim/server.js";
+/** What a real API server's schema validation says about a Pod, Job or training job object. */
+export { apiServerSchemaProblems } from "./kube-sim/schemas.js";
 /** Fault injection controls, the type of `sim.faults`. */
 export { Faults } from "./kube-sim/faults.js";
 /** Which requests a fault applies to. */
@@ -57,3 +59,7 @@ export { NatsUnavailableError } from "./nats.js";
 export type { NatsServer } from "./nats.js";
 /** Options of `startNats`. */
 export type { StartNatsOptions } from "./nats.js";
+/** Starts a JetStream cluster of local nats-server processes on loopback (failure tests). */
+export { startNatsCluster } from "./nats.js";
+/** A running test NATS cluster, and one of its nodes. */
+export type { NatsCluster, NatsClusterNode } from "./nats.js";

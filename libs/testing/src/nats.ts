@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants } from "node:fs";
 import { access, mkdtemp, rm } from "node:fs/promises";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -222,7 +223,7 @@ async function waitForJetStream(url: string, timeoutMs: number): Promise<void> {
   let lastError: unknown;
   while (Date.now() < deadline) {
     try {
-      const nc = await connect({ servers: url, timeout: 1000, reconnect: false });
+      const nc = await connect({ servers: url.split(","), timeout: 1000, reconnect: false });
       try {
         const jsm = await jetstreamManager(nc, { timeout: 2000 });
         await jsm.getAccountInfo();
@@ -238,4 +239,120 @@ async function waitForJetStream(url: string, timeoutMs: number): Promise<void> {
   throw new Error(
     `NATS at ${url} did not offer JetStream within ${timeoutMs} ms: ${String(lastError)}`,
   );
+}
+
+/** One node of a test NATS cluster; it keeps its ports and storage across kills and restarts. */
+export interface NatsClusterNode {
+  /** Server name (`n1`, `n2`, …). */
+  readonly name: string;
+  /** Client URL of this node. */
+  readonly url: string;
+  /** Whether the node's process is running. */
+  readonly running: boolean;
+  /** Sends a signal (default SIGKILL) and waits for the process to exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the node again with the same name, ports and storage; waits until it listens. */
+  restart(): Promise<void>;
+}
+
+/** A JetStream cluster of local `nats-server` processes on loopback, for failure tests. */
+export interface NatsCluster {
+  /** Every node's client URL, comma-separated (what `ODIN_NATS_URL` takes). */
+  readonly url: string;
+  readonly nodes: readonly NatsClusterNode[];
+  /** Stops every node and removes their storage; idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Free TCP ports on 127.0.0.1 (bound, then released, so nats-server can take them). */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const s = createServer();
+          s.once("error", reject);
+          s.listen(0, "127.0.0.1", () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+/**
+ * Starts a JetStream cluster of `nodes` (default 3) `nats-server` processes on loopback, each with
+ * its own client and route port and store directory, routed to each other, and waits until the
+ * cluster has a JetStream meta leader (streams can be created).
+ */
+export async function startNatsCluster(
+  options: { nodes?: number; binary?: string; startupTimeoutMs?: number } = {},
+): Promise<NatsCluster> {
+  const count = options.nodes ?? 3;
+  const timeoutMs = options.startupTimeoutMs ?? 30_000;
+  const binary = options.binary ?? (await findBinary());
+  if (binary === undefined) {
+    throw new NatsUnavailableError(
+      `cannot start a NATS cluster: no nats-server binary. ${INSTALL_HINT}`,
+    );
+  }
+  const root = await mkdtemp(join(tmpdir(), "odin-nats-cluster-"));
+  const ports = await freePorts(count * 2);
+  const clientPorts = ports.slice(0, count);
+  const routePorts = ports.slice(count);
+  const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(",");
+  const nodes = clientPorts.map((port, i) => {
+    const name = `n${i + 1}`;
+    const args = [
+      ...["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", join(root, name)],
+      ...["--server_name", name, "--cluster_name", "odin-test"],
+      ...["--cluster", `nats://127.0.0.1:${routePorts[i]}`, "--routes", routes],
+    ];
+    let child: ChildProcess | undefined;
+    const start = async (): Promise<void> => {
+      const c = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
+      child = c;
+      await readPort(c, timeoutMs);
+    };
+    const node = {
+      name,
+      url: `nats://127.0.0.1:${port}`,
+      get running() {
+        return child !== undefined && child.exitCode === null && child.signalCode === null;
+      },
+      async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+        const c = child;
+        if (c === undefined || c.exitCode !== null || c.signalCode !== null) return;
+        const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
+        c.kill(signal);
+        await exited;
+      },
+      async restart(): Promise<void> {
+        await node.kill();
+        await start();
+      },
+      start,
+    };
+    return node;
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await Promise.all(nodes.map((n) => n.kill("SIGTERM")));
+      await rm(root, { recursive: true, force: true });
+    })());
+  try {
+    await Promise.all(nodes.map((n) => n.start()));
+    await waitForJetStream(nodes.map((n) => n.url).join(","), timeoutMs);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url: nodes.map((n) => n.url).join(","),
+    nodes,
+    stop,
+  };
 }

@@ -167,6 +167,15 @@ test("env: an address reaching the wrong service, or no service", async () => {
   assertProblem(problems, /ODIN_NATS_URL=nats:\/\/nats:4223: Service nats has no port 4223/);
 });
 
+test("env: a NATS node list naming a pod the StatefulSet does not have, or a port it does not declare", async () => {
+  const r = dev();
+  setEnv(container(r, "repo-sync"), "ODIN_NATS_URL", "nats://nats-0.nats-cluster:4222,nats://nats-1.nats-cluster:4222");
+  setEnv(container(r, "k8s-launcher"), "ODIN_NATS_URL", "nats://nats-0.nats-cluster:4999");
+  const { problems } = await checkApps(r);
+  assertProblem(problems, /repo-sync: ODIN_NATS_URL=nats:\/\/nats-1.nats-cluster:4222: StatefulSet nats has 1 replicas: there is no pod nats-1/);
+  assertProblem(problems, /k8s-launcher: ODIN_NATS_URL=nats:\/\/nats-0.nats-cluster:4999: the pods of StatefulSet\/nats declare no port 4999/);
+});
+
 test("env: auth off, a tokens file outside any Secret, a path off the data volume, a gRPC port the pod does not declare", async () => {
   const r = dev();
   setEnv(container(r, "pipeline-registry"), "ODIN_AUTH", "off");

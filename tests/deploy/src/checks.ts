@@ -412,6 +412,24 @@ function workloadApp(w: Workload): string | undefined {
   return undefined;
 }
 
+/**
+ * When `host` is a StatefulSet pod's stable name (`nats-1.nats-cluster`, optionally followed by
+ * the namespace), the StatefulSet — or what is wrong with the name; undefined for other hosts.
+ */
+export function statefulPod(r: Rendered, host: string): Workload | string | undefined {
+  const [podName = "", serviceName = ""] = host.split(".");
+  const m = /^(.+)-(\d+)$/.exec(podName);
+  const service = r.get<Service>("Service", serviceName);
+  if (!m || service?.spec.clusterIP !== "None") return undefined;
+  const set = r.get<Workload>("StatefulSet", m[1] ?? "");
+  if (!set) return `no StatefulSet ${String(m[1])} for pod ${podName}`;
+  if (set.spec.serviceName !== serviceName)
+    return `StatefulSet ${set.metadata.name}'s pods are named through ${String(set.spec.serviceName)}, not ${serviceName}`;
+  if (Number(m[2]) >= (set.spec.replicas ?? 1))
+    return `StatefulSet ${set.metadata.name} has ${set.spec.replicas ?? 1} replicas: there is no pod ${podName}`;
+  return set;
+}
+
 function checkAddress(
   r: Rendered,
   where: string,
@@ -419,6 +437,14 @@ function checkAddress(
   value: string,
   namespace: string | undefined,
 ): string | undefined {
+  // A NATS cluster is reached at every node's URL, comma-separated: each must resolve.
+  if (value.includes(",")) {
+    for (const one of value.split(",")) {
+      const p = checkAddress(r, where, name, one.trim(), namespace);
+      if (p) return p;
+    }
+    return undefined;
+  }
   let host: string;
   let port: number;
   if (/^[a-z]+:\/\//.test(value)) {
@@ -430,6 +456,19 @@ function checkAddress(
     if (!m) return `${where}: ${name}=${value} is not host:port`;
     host = m[1] ?? "";
     port = Number(m[2]);
+  }
+  const pod = statefulPod(r, host);
+  if (pod !== undefined) {
+    // `<statefulset>-<ordinal>.<headless service>`: that pod, which must exist and declare the port.
+    if (typeof pod === "string") return `${where}: ${name}=${value}: ${pod}`;
+    const declares = pod.spec.template.spec.containers.some((c) =>
+      (c.ports ?? []).some((p) => p.containerPort === port),
+    );
+    if (!declares) return `${where}: ${name}=${value}: the pods of ${refOf(pod)} declare no port ${port}`;
+    const expected = addressTargets[name];
+    if (expected !== undefined && workloadApp(pod) !== expected)
+      return `${where}: ${name}=${value}: ${refOf(pod)} runs ${String(workloadApp(pod))}, not ${expected}`;
+    return undefined;
   }
   const [serviceName = "", ns] = host.split(".");
   if (ns !== undefined && ns !== namespace && ns !== "svc")

@@ -86,7 +86,13 @@ export interface Workload extends K8sObject {
   spec: {
     replicas?: number;
     selector?: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
-    strategy?: { type?: string };
+    strategy?: {
+      type?: string;
+      rollingUpdate?: { maxSurge?: number | string; maxUnavailable?: number | string };
+    };
+    /** StatefulSets: the headless Service that names their pods, and how pods are started. */
+    serviceName?: string;
+    podManagementPolicy?: string;
     template: { metadata?: { labels?: Record<string, string> }; spec: PodSpec };
     volumeClaimTemplates?: PersistentVolumeClaim[];
   };
@@ -105,6 +111,8 @@ export interface PersistentVolumeClaim {
 export interface Service extends K8sObject {
   spec: {
     type?: string;
+    clusterIP?: string;
+    publishNotReadyAddresses?: boolean;
     selector?: Record<string, string>;
     ports?: { name?: string; port: number; targetPort?: number | string }[];
   };

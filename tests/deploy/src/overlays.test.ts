@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { parseTokensFile } from "@odin/service-kit";
 import {
   checkApps,
+  containerEnv,
   checkClaims,
   checkDocuments,
   checkServiceAccounts,
@@ -13,7 +14,13 @@ import {
   quantity,
 } from "./checks.js";
 import { type PodSpec, Rendered, type Service, type Workload } from "./model.js";
-import { odinNamespace, type Overlay, overlays, renderOverlay } from "./render.js";
+import {
+  type K8sObject,
+  odinNamespace,
+  type Overlay,
+  overlays,
+  renderOverlay,
+} from "./render.js";
 
 const rendered = new Map<Overlay, { docs: unknown[]; r: Rendered; problems: string[] }>();
 
@@ -39,12 +46,12 @@ const expectedReplicas: Record<Overlay, Record<string, number>> = {
     "StatefulSet/nats": 1,
   },
   prod: {
-    "Deployment/repo-sync": 1,
+    "Deployment/repo-sync": 2,
     "Deployment/pipeline-registry": 2,
     "Deployment/dag-scheduler": 2,
     "Deployment/k8s-launcher": 2,
     "Deployment/gateway": 2,
-    "StatefulSet/nats": 1,
+    "StatefulSet/nats": 3,
   },
 };
 
@@ -113,13 +120,61 @@ for (const overlay of overlays) {
       assert.deepEqual(replicas, expectedReplicas[overlay]);
     });
 
-    test("repo-sync owns the git working tree: one replica, replaced with Recreate", () => {
-      const repoSync = render(overlay).r.get<Workload>("Deployment", "repo-sync");
+    test("repo-sync: its replicas share the volume through a lease in NATS; rollouts keep one serving", () => {
+      const { r } = render(overlay);
+      const repoSync = r.get<Workload>("Deployment", "repo-sync");
       assert.ok(repoSync);
-      assert.equal(repoSync.spec.replicas, 1);
-      assert.equal(repoSync.spec.strategy?.type, "Recreate");
+      const env = containerEnv(r, repoSync, repoSync.spec.template.spec.containers[0]!);
+      assert.ok(env.ODIN_NATS_URL, "the lease lives in NATS: without it two replicas would both write");
+      assert.ok(env.ODIN_ADVERTISE_HOST, "followers reach the leader at its pod IP");
+      assert.equal(repoSync.spec.strategy?.type, "RollingUpdate");
+      assert.equal(repoSync.spec.strategy?.rollingUpdate?.maxUnavailable, 0);
     });
 
+    test("NATS: every node routed to every other, every service listing every node and keeping enough copies", async () => {
+      const { r } = render(overlay);
+      const nats = r.get<Workload>("StatefulSet", "nats");
+      assert.ok(nats);
+      const nodes = nats.spec.replicas ?? 1;
+      const headless = r.get<Service>("Service", nats.spec.serviceName ?? "");
+      assert.equal(headless?.spec.clusterIP, "None", "pods are named through a headless Service");
+      assert.equal(headless?.spec.publishNotReadyAddresses, true);
+      assert.equal(nats.spec.podManagementPolicy, "Parallel", "members start together (quorum)");
+      const c = nats.spec.template.spec.containers[0]!;
+      const args = c.args ?? [];
+      const arg = (flag: string) => args[args.indexOf(flag) + 1];
+      const podUrls = (port: number) =>
+        Array.from({ length: nodes }, (_, i) => `nats://nats-${i}.${nats.spec.serviceName}:${port}`);
+      if (nodes > 1) {
+        assert.deepEqual(arg("--routes")?.split(","), podUrls(6222));
+        assert.equal(arg("--server_name"), "$(POD_NAME)");
+        assert.ok(
+          c.env?.some((e) => e.name === "POD_NAME" && e.valueFrom?.fieldRef?.fieldPath === "metadata.name"),
+        );
+        assert.ok(arg("--cluster_name"));
+        const pdb = r.get<K8sObject & { spec: { maxUnavailable?: number } }>("PodDisruptionBudget", "nats");
+        assert.equal(pdb?.spec.maxUnavailable, 1, "drains keep a quorum");
+      } else {
+        assert.equal(args.indexOf("--routes"), -1);
+      }
+      const { apps } = await checkApps(r);
+      const clients = apps.filter((a) => a.env.ODIN_NATS_URL !== undefined);
+      assert.deepEqual(clients.map((a) => a.app).sort(), [
+        "dag-scheduler",
+        "k8s-launcher",
+        "pipeline-registry",
+        "repo-sync",
+      ]);
+      for (const a of clients) {
+        const copies = Number(a.env.ODIN_NATS_REPLICAS ?? "1");
+        if (nodes > 1) {
+          assert.deepEqual(a.env.ODIN_NATS_URL?.split(","), podUrls(4222), `${a.app} lists every node`);
+          assert.equal(copies, Math.min(3, nodes), `${a.app}: ODIN_NATS_REPLICAS`);
+        } else {
+          assert.equal(copies, 1, `${a.app}: one server keeps one copy`);
+        }
+      }
+    });
     test("the gateway is the one address: a ClusterIP Service on port 50051 named grpc", () => {
       const gateway = render(overlay).r.get<Service>("Service", "gateway");
       assert.ok(gateway, "a Service named gateway");

@@ -56,7 +56,7 @@ function runId(prefix: string): string {
   return `${prefix}-${[...randomBytes(8)].map((b) => alphabet[b % alphabet.length]).join("")}`;
 }
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline)
@@ -117,6 +117,7 @@ describe("the launcher's RBAC covers exactly what its code calls", () => {
               numWorkers: 2,
               annotations: { [SCRIPT_ANNOTATION]: JSON.stringify(script) },
             }),
+            taskId: `${id}--${name}`,
             attempt: 1,
             paths: {
               rootPath: "/data/pipelines",

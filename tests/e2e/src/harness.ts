@@ -29,7 +29,7 @@ export interface ServiceProcess {
 export function startService(
   app: string,
   env: Record<string, string>,
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
 ): Promise<ServiceProcess> {
   const script = join(repoRoot, "apps", app, "dist", "main.js");
   const child: ChildProcess = spawn(process.execPath, [script], {
@@ -151,7 +151,7 @@ export async function writeTokens(
 /** Polls `check` until it returns true or the time is up. */
 export async function eventually(
   check: () => Promise<boolean>,
-  timeoutMs = 10_000,
+  timeoutMs = 60_000,
   what = "condition",
 ): Promise<void> {
   const until = Date.now() + timeoutMs;

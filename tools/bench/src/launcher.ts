@@ -171,7 +171,7 @@ if (via === "grpc") {
       pipeline: spec.pipeline,
       commit: spec.commit,
       task: taskToProto(spec.task),
-      taskId: `${spec.runId}--${spec.task.name}`,
+      taskId: spec.taskId,
       attempt: spec.attempt,
       objectName: "",
       paths: spec.paths,

@@ -676,7 +676,17 @@ export class KubernetesBackend implements TaskBackend {
     const id: AttemptId = { runId, task: spec.task.name, attempt };
     let manifest: Manifest;
     try {
-      manifest = buildManifest({ ...spec, task }, this.manifestConfig);
+      manifest = buildManifest(
+        {
+          runId,
+          pipelinePath: spec.pipeline,
+          ...(spec.commit ? { commit: spec.commit } : {}),
+          task,
+          attempt,
+          taskPath: spec.paths.taskPath,
+        },
+        this.manifestConfig,
+      );
     } catch (err) {
       if (!(err instanceof ManifestError)) throw err;
       const a = this.attemptFor(id, this.namespace);

@@ -61,6 +61,7 @@ export function launchSpecOf(runId: string, task: Task, attempt = 1): LaunchSpec
     pipeline: "tests/launcher",
     commit: "0123456789abcdef0123456789abcdef01234567",
     task,
+    taskId: `${runId}--${task.name}`,
     attempt,
     paths: {
       rootPath: "/data/pipelines",
@@ -86,7 +87,7 @@ const stateNames = new Map<common.TaskState, string>([
 export async function waitUntil(
   cond: () => boolean,
   what: () => string,
-  timeoutMs = 10_000,
+  timeoutMs = 60_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
@@ -179,7 +180,7 @@ export class LauncherHarness {
     task: string,
     state: string,
     attempt = 1,
-    timeoutMs = 10_000,
+    timeoutMs = 60_000,
   ): Promise<BusEvent> {
     await waitUntil(
       () => this.of(runId, task, attempt).some((e) => e.stateName === state),

@@ -320,6 +320,8 @@ for (const t of TRAINING) {
       metadata: { name: "train", labels: { run: "r9" } },
       spec: {
         [t.key]: { Worker: { replicas: 2, template: template({ script: { runForever: true } }) } },
+        // ElasticJob's CRD requires the rendezvous endpoint.
+        ...(t.kind === "ElasticJob" ? { rdzvEndpoint: "etcd:2379" } : {}),
       },
     };
     const created = (await custom.createNamespacedCustomObject({ ...ref, body })) as KubeObject;

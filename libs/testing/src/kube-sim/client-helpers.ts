@@ -52,7 +52,7 @@ export async function recordWatch(
   return {
     events,
     ended,
-    next(predicate, timeoutMs = 3000) {
+    next(predicate, timeoutMs = 60_000) {
       const found = events.find(predicate);
       if (found !== undefined) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
@@ -91,7 +91,7 @@ export function phase(object: KubeObject): string {
 /** Polls `check` until it returns a value other than undefined. */
 export async function eventually<T>(
   check: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 3000,
+  timeoutMs = 60_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

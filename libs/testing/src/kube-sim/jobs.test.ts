@@ -180,7 +180,12 @@ function trainingBody(
     apiVersion: `${c.group}/${c.version}`,
     kind: c.kind,
     metadata: { name },
-    spec: { [c.key]: specs, ...extra },
+    // ElasticJob's CRD requires the rendezvous endpoint.
+    spec: {
+      [c.key]: specs,
+      ...(c.kind === "ElasticJob" ? { rdzvEndpoint: "etcd:2379" } : {}),
+      ...extra,
+    },
   };
 }
 

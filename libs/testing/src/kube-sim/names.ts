@@ -11,7 +11,13 @@ export interface FieldProblem {
   message: string;
   /** Cause type as the API server reports it (default `FieldValueInvalid`). */
   type?:
-    "FieldValueInvalid" | "FieldValueRequired" | "FieldValueNotSupported" | "FieldValueDuplicate";
+    | "FieldValueInvalid"
+    | "FieldValueRequired"
+    | "FieldValueNotSupported"
+    | "FieldValueDuplicate"
+    | "FieldValueTypeInvalid"
+    /** A field the schema does not declare (strict field validation). */
+    | "FieldValueUnknown";
 }
 
 /** A problem's text as the API server writes it: `field: Invalid value: "v": why`. */
@@ -24,7 +30,10 @@ export function describeProblem(p: FieldProblem): string {
     case "FieldValueDuplicate":
       return `${p.field}: Duplicate value: "${p.value}"`;
     case "FieldValueInvalid":
+    case "FieldValueTypeInvalid":
       return `${p.field}: Invalid value: "${p.value}": ${p.message}`;
+    case "FieldValueUnknown":
+      return `${p.field}: unknown field "${p.field}"`;
   }
 }
 

@@ -333,7 +333,7 @@ class KubeSimServer implements KubeSim {
   waitFor(
     resource: string,
     predicate: (object: KubeObject) => boolean,
-    timeoutMs = 5000,
+    timeoutMs = 60_000,
   ): Promise<KubeObject> {
     const def = resourceDef(resource);
     for (const object of this.sim.cluster.store(def.resource).objects.values()) {

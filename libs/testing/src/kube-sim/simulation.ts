@@ -21,6 +21,7 @@ import {
 import { Cluster, nowSeconds, storeKey } from "./store.js";
 import type { KubeObject, PodJson, StatusJson } from "./types.js";
 import { isRecord, show } from "./types.js";
+import { schemaProblems } from "./schemas.js";
 import { validateMeta, validateSpec } from "./validate.js";
 
 /** Settings of a simulation. */
@@ -48,6 +49,17 @@ export interface ListPage {
 
 const PODS = resourceDef("pods");
 const NAMESPACES = resourceDef("namespaces");
+
+/** One problem per field (the schema's first): the semantic checks may see the same gap. */
+function dedupe(problems: FieldProblem[]): FieldProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = p.field;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
 
 function problemsToError(def: ResourceDef, name: string, problems: FieldProblem[]): ApiError {
   return invalid(def, name, problems);
@@ -191,11 +203,12 @@ export class Simulation {
       }
       meta.name = name;
     }
-    const problems = [
+    const problems = dedupe([
+      ...schemaProblems(def, object),
       ...validateName(name, def.nameRule === "job-name" ? "dns1123-subdomain" : def.nameRule),
       ...validateMeta(meta, "metadata"),
       ...validateSpec(def, object),
-    ];
+    ]);
     if (def.nameRule === "job-name" && name.length > 63) {
       problems.push({
         field: "metadata.name",

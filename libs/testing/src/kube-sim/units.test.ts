@@ -109,7 +109,9 @@ test("script annotations are checked; patterns are globs or RegExps", () => {
   );
 });
 
-test("scheduler runs tasks in time order, ties in insertion order, and stop() cancels the rest", async () => {
+test("scheduler runs tasks in time order, ties in insertion order, and stop() cancels the rest", (t) => {
+  // A mocked clock: the order is decided by due times, not by how busy the machine is.
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"] });
   const scheduler = new Scheduler();
   const order: string[] = [];
   scheduler.after(30, () => order.push("c"));
@@ -120,9 +122,15 @@ test("scheduler runs tasks in time order, ties in insertion order, and stop() ca
     scheduler.after(0, () => order.push("b-child"));
   });
   scheduler.after(500, () => order.push("never"));
-  await new Promise((resolve) => setTimeout(resolve, 80));
+  t.mock.timers.tick(0);
+  assert.deepEqual(order, ["a1", "a2"]);
+  t.mock.timers.tick(10);
+  assert.deepEqual(order, ["a1", "a2", "b", "b-child"]);
+  t.mock.timers.tick(70);
   assert.deepEqual(order, ["a1", "a2", "b", "b-child", "c"]);
   assert.equal(scheduler.pending, 1);
   scheduler.stop();
   assert.equal(scheduler.pending, 0);
+  t.mock.timers.tick(1000);
+  assert.deepEqual(order, ["a1", "a2", "b", "b-child", "c"], "stopped tasks never run");
 });
