@@ -4,8 +4,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
-import { loadPipeline, type TaskGraph } from "@odin/pipeline-spec";
-import { RunEngine, type Decision, type TaskState } from "./engine.js";
+import { loadPipeline, type TaskGraph, type TaskState } from "@odin/pipeline-spec";
+import { RunEngine, type Decision } from "./engine.js";
 
 const testdata = new URL("../testdata/", import.meta.url);
 

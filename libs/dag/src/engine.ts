@@ -1,19 +1,11 @@
-import { TaskGraph, type Pipeline, type Task } from "@odin/pipeline-spec";
-
-/** A task's state (SPEC.md "Task and run states"). */
-export type TaskState =
-  | "PENDING"
-  | "LAUNCHING"
-  | "RUNNING"
-  | "SUCCEEDED"
-  | "FAILED"
-  | "ERROR"
-  | "SKIPPED"
-  | "CANCELLED"
-  | "RETRYING";
-
-/** A run's state. */
-export type RunState = "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+import {
+  taskStates,
+  TaskGraph,
+  type Pipeline,
+  type RunState,
+  type Task,
+  type TaskState,
+} from "@odin/pipeline-spec";
 
 /** What the run store records about a task, as far as decisions depend on it. */
 export interface TaskStatus {
@@ -45,17 +37,8 @@ export type Decision =
   /** Record the run's final state. */
   | { kind: "finish"; state: "SUCCEEDED" | "FAILED" | "CANCELLED"; reason: string };
 
-const codes: readonly TaskState[] = [
-  "PENDING",
-  "LAUNCHING",
-  "RUNNING",
-  "SUCCEEDED",
-  "FAILED",
-  "ERROR",
-  "SKIPPED",
-  "CANCELLED",
-  "RETRYING",
-];
+// The engine keeps states as their index in pipeline-spec's one table.
+const codes: readonly TaskState[] = taskStates;
 const PENDING = 0;
 const LAUNCHING = 1;
 const RUNNING = 2;
@@ -69,11 +52,6 @@ const code = new Map(codes.map((s, i) => [s, i]));
 
 const isActive = (s: number): boolean => s === LAUNCHING || s === RUNNING;
 const isTerminal = (s: number): boolean => s >= SUCCEEDED && s <= CANCELLED;
-
-/** True for SUCCEEDED, FAILED, ERROR, SKIPPED and CANCELLED. */
-export function isTerminalState(state: TaskState): boolean {
-  return isTerminal(code.get(state)!);
-}
 
 /** Longest wait between attempts, however many retries. */
 export const maxRetryBackoffMs = 10 * 60_000;
@@ -142,9 +120,10 @@ class Timers {
  * pipeline's `parallelism` and the slots the scheduler grants. Work per change is proportional to
  * the changed task's dependents, so a 100,000-task run costs the same per task as a small one.
  *
- * The engine applies its own decisions to its view at once (a launched task is LAUNCHING); the
- * store's echo of them through `observe` changes nothing. Updates for an older attempt than the
- * one the engine knows are ignored, so redelivered or late events are harmless.
+ * The engine applies its own decisions to its view at once (a launched task is LAUNCHING) and is
+ * told each recorded change once (the scheduler does not feed it the store's echo of its own
+ * writes). Updates for an older attempt than the one the engine knows are ignored, so redelivered
+ * or late events are harmless.
  */
 export class RunEngine {
   readonly graph: TaskGraph;
@@ -293,8 +272,6 @@ export class RunEngine {
     const from = this.state[i]!;
     if (status.attempt === known && from === to) return [];
     if (status.attempt === known && isTerminal(from)) return [];
-    // The failure that caused a retry, seen again (e.g. the store's echo of it).
-    if (status.attempt === known && from === RETRYING && (to === FAILED || to === ERROR)) return [];
     this.attempt[i] = status.attempt;
     if (status.launchTime !== undefined) this.launchTime[i] = status.launchTime;
     const out: Decision[] = [];

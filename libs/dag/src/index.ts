@@ -1,10 +1,9 @@
+// The state table is pipeline-spec's; re-exported for the engine's users.
+export { isTerminalState, type RunState, type TaskState } from "@odin/pipeline-spec";
 export {
-  isTerminalState,
   maxRetryBackoffMs,
   retryDelay,
   RunEngine,
   type Decision,
-  type RunState,
-  type TaskState,
   type TaskStatus,
 } from "./engine.js";

@@ -1,9 +1,8 @@
 // In-process adapters: the ports of the registry and the scheduler served by the libraries
 // themselves instead of gRPC clients (embedded mode runs every service in one process).
-import type { TaskBackend } from "@odin/launcher";
 import type { FileSource, ListedFile, PipelineCatalog } from "@odin/registry";
 import type { PipelineRepository } from "@odin/repository";
-import type { CheckoutSource, LauncherPort, LaunchRequest, PipelineSource } from "@odin/scheduler";
+import type { CheckoutSource, PipelineSource } from "@odin/scheduler";
 import { NotFoundError } from "@odin/service-kit";
 
 /** The registry's file source over the repository in the same process. */
@@ -53,19 +52,5 @@ export class RepositoryCheckouts implements CheckoutSource {
   }
   async release(commit: string, holder: string): Promise<void> {
     await this.repo.releaseCheckout(commit, holder);
-  }
-}
-
-/** The scheduler's launcher: a task backend in the same process. */
-export class BackendLauncher implements LauncherPort {
-  constructor(private readonly backend: TaskBackend) {}
-  async launch(r: LaunchRequest): Promise<{ objectName: string }> {
-    return this.backend.launch(r);
-  }
-  async cancel(runId: string, task: string, attempt?: number): Promise<void> {
-    await this.backend.cancel(attempt === undefined ? { runId, task } : { runId, task, attempt });
-  }
-  deleteRun(runId: string, purgeData: boolean): Promise<{ deleted: number; dataPurged: boolean }> {
-    return this.backend.deleteRun(runId, { purgeData });
   }
 }

@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { MemoryEventBus, NatsEventBus, type EventBus } from "@odin/events";
 import {
   k8sLauncherService,
+  Launcher,
   LocalBackend,
   publishStateEvents,
   type TaskBackend,
@@ -12,12 +13,7 @@ import { PipelineRepository, repoSyncService } from "@odin/repository";
 import { MemoryKeyValueStore, NatsKeyValueStore, type KeyValueStore } from "@odin/run-store";
 import { dagSchedulerService, Scheduler, SchedulerStore } from "@odin/scheduler";
 import { startServer, type Logger, type OdinServer, type TokenStore } from "@odin/service-kit";
-import {
-  BackendLauncher,
-  CatalogPipelines,
-  RepositoryCheckouts,
-  RepositoryFiles,
-} from "./adapters.js";
+import { CatalogPipelines, RepositoryCheckouts, RepositoryFiles } from "./adapters.js";
 import { LocalDirectoryRemote } from "./local-remote.js";
 
 /** How to run Odin in one process. */
@@ -96,12 +92,15 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     options.backend ??
     new LocalBackend({ logDir: join(state, "logs"), dataRoot: data, logger: log });
   await backend.start(publishStateEvents(bus));
+  // One launcher, two callers: the scheduler in this process and the K8sLauncherService, as in a
+  // deployment (same checks on every request).
+  const launcher = new Launcher(backend);
   const scheduler = new Scheduler({
     store: new SchedulerStore(kv),
     bus,
     pipelines: new CatalogPipelines(catalog),
     checkouts: new RepositoryCheckouts(repo),
-    launcher: new BackendLauncher(backend),
+    launcher,
     dataPath: data,
     logger: log,
   });
@@ -119,7 +118,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
         repoSyncService(repo),
         pipelineRegistryService(catalog),
         dagSchedulerService(scheduler),
-        k8sLauncherService(backend),
+        k8sLauncherService(launcher),
       ],
       logger: log,
     });

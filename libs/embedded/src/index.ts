@@ -1,8 +1,3 @@
-export {
-  BackendLauncher,
-  CatalogPipelines,
-  RepositoryCheckouts,
-  RepositoryFiles,
-} from "./adapters.js";
+export { CatalogPipelines, RepositoryCheckouts, RepositoryFiles } from "./adapters.js";
 export { startEmbedded, type Embedded, type EmbeddedOptions } from "./embedded.js";
 export { LocalDirectoryRemote } from "./local-remote.js";

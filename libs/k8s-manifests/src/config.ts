@@ -1,5 +1,3 @@
-import type { Task } from "@odin/pipeline-spec";
-
 /** How the launcher is set up: where objects go and what every task pod gets. */
 export interface ManifestConfig {
   /** Namespace of every object (the original always used `default`). */
@@ -44,21 +42,8 @@ export const defaultManifestConfig: Readonly<ManifestConfig> = Object.freeze({
   mpiWorkerCommand: defaultMpiWorkerCommand,
 });
 
-/** One attempt of one task, as the launcher is asked to start it. */
-export interface LaunchSpec {
-  /** The run id (`PIPE_ID`). */
-  runId: string;
-  /** The pipeline's directory in the repository (`sst2`, `alice/sst2`). */
-  pipelinePath: string;
-  /** The commit the run is pinned to, recorded as an annotation when given. */
-  commit?: string;
-  /** The task, with `command`, `args` and `env` already substituted by the caller. */
-  task: Task;
-  /** 1-based attempt number. */
-  attempt: number;
-  /** The task's `TASK_PATH` as its containers see it. */
-  taskPath: string;
-}
+/** One attempt of one task, as the launcher is asked to start it (pipeline-spec's one launch type). */
+export type { LaunchSpec } from "@odin/pipeline-spec";
 
 /** A launch that cannot be turned into a valid object (bad attempt, missing configuration). */
 export class ManifestError extends Error {

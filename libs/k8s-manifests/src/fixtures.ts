@@ -79,15 +79,20 @@ export function launchSpec(
     args: task.args.map(sub),
     env: Object.fromEntries(Object.entries(task.env).map(([k, v]) => [k, sub(v)])),
   };
-  const spec: LaunchSpec = {
+  return {
     runId: run.runId,
-    pipelinePath: pipeline.path,
+    pipeline: pipeline.path,
+    commit: run.commit ?? "",
     task: substituted,
     attempt: run.attempt ?? 1,
-    taskPath: values.TASK_PATH,
+    paths: {
+      rootPath: values.ROOT_PATH,
+      workPath: values.WORK_PATH,
+      dataPath: values.DATA_PATH,
+      runPath: values.RUN_PATH,
+      taskPath: values.TASK_PATH,
+    },
   };
-  if (run.commit !== undefined) spec.commit = run.commit;
-  return spec;
 }
 
 /** A minimal valid task for property tests, with the given fields replaced. */

@@ -7,11 +7,13 @@ export {
 } from "./config.js";
 export {
   attemptLabel,
+  cancelledAnnotation,
   commitAnnotation,
   labelValue,
   managedByLabel,
   managedByValue,
   odinLabels,
+  pendingTimeoutAnnotation,
   pipelineAnnotation,
   runLabel,
   selectorFor,

@@ -1,28 +1,26 @@
-import { isLabelValue, toDnsLabel } from "@odin/pipeline-spec";
+import {
+  attemptLabel,
+  isLabelValue,
+  managedByLabel,
+  managedByValue,
+  runLabel,
+  taskLabel,
+  toDnsLabel,
+} from "@odin/pipeline-spec";
 
-/** Label marking every object Odin creates. */
-export const managedByLabel = "app.kubernetes.io/managed-by";
-
-/** Value of {@link managedByLabel} on Odin's objects. */
-export const managedByValue = "odin";
-
-/** Label holding the run id. */
-export const runLabel = "odin.dev/run";
-
-/** Label holding the task's short name. */
-export const taskLabel = "odin.dev/task";
-
-/** Label holding the attempt number (`"1"`, `"2"`, …). */
-export const attemptLabel = "odin.dev/attempt";
-
-/** Annotation holding the full task id (`<run id>--<task name>`), which may exceed a label. */
-export const taskIdAnnotation = "odin.dev/task-id";
-
-/** Annotation holding the pipeline's path in the repository. */
-export const pipelineAnnotation = "odin.dev/pipeline";
-
-/** Annotation holding the commit the run is pinned to. */
-export const commitAnnotation = "odin.dev/commit";
+// The keys themselves are defined once, in @odin/pipeline-spec; this module builds selectors.
+export {
+  attemptLabel,
+  cancelledAnnotation,
+  commitAnnotation,
+  managedByLabel,
+  managedByValue,
+  pendingTimeoutAnnotation,
+  pipelineAnnotation,
+  runLabel,
+  taskIdAnnotation,
+  taskLabel,
+} from "@odin/pipeline-spec";
 
 /**
  * A value usable as a label value: itself when valid, else shortened with a hash the same way

@@ -26,15 +26,26 @@ import { assertValidManifest, podTemplates } from "./validity.js";
 
 const config: ManifestConfig = { ...defaultManifestConfig, namespace: "odin" };
 
-function launch(task: Task, over: Partial<LaunchSpec> = {}): LaunchSpec {
+function launch(
+  task: Task,
+  over: Partial<Omit<LaunchSpec, "paths">> & { taskPath?: string } = {},
+): LaunchSpec {
+  const { taskPath, ...rest } = over;
   const runId = over.runId ?? "demo-k3x9q2ab";
   return {
     runId,
-    pipelinePath: "demo",
+    pipeline: "demo",
+    commit: "",
     task,
     attempt: 1,
-    taskPath: `/data/odin/${runId}/${task.name}`,
-    ...over,
+    paths: {
+      rootPath: "/data/pipelines",
+      workPath: "/data/pipelines/demo",
+      dataPath: "/data/odin",
+      runPath: `/data/odin/${runId}`,
+      taskPath: taskPath ?? `/data/odin/${runId}/${task.name}`,
+    },
+    ...rest,
   };
 }
 
@@ -427,12 +438,12 @@ describe("resource types", () => {
     assert.equal(worker.args, undefined);
   });
 
-  test("timeouts round up to whole seconds; without one there is no deadline anywhere", () => {
-    const withTimeout = buildManifest(launch(makeTask({ name: "t", timeoutMs: 1500 })), config);
-    assert.ok(withTimeout.kind === "Pod");
-    assert.equal(withTimeout.body.spec?.activeDeadlineSeconds, 2);
+  test("a timeout puts no deadline on any object: the scheduler enforces it, once, for every type", () => {
     for (const resourceType of resourceTypes) {
-      const m = buildManifest(launch(makeTask({ name: "t", resourceType })), config);
+      const m = buildManifest(
+        launch(makeTask({ name: "t", resourceType, timeoutMs: 1500 })),
+        config,
+      );
       assert.doesNotMatch(JSON.stringify(m), /activeDeadlineSeconds/, resourceType);
     }
   });

@@ -16,7 +16,7 @@ import {
 } from "./config.js";
 import { commitAnnotation, odinLabels, pipelineAnnotation, taskIdAnnotation } from "./labels.js";
 import { TaskPods } from "./pod.js";
-import { apiResources, type Manifest, type ReplicaSpec, type RunPolicy } from "./resources.js";
+import { apiResources, type Manifest, type ReplicaSpec } from "./resources.js";
 
 /** Container name the training operator requires in TFJob pods. */
 export const tfJobContainerName = "tensorflow";
@@ -56,11 +56,6 @@ export function manifestName(
   if (!multiWorkerTypes.has(task.resourceType)) return name;
   const max = maxNameLength - operatorSuffixLength(task.numWorkers);
   return toDnsLabel(/^[a-z]/.test(name) ? name : `odin-${name}`, max);
-}
-
-/** `timeout` in whole seconds, rounded up (Kubernetes deadlines are seconds, at least 1). */
-function deadlineSeconds(task: Task): number | undefined {
-  return task.timeoutMs === undefined ? undefined : Math.max(1, Math.ceil(task.timeoutMs / 1000));
 }
 
 function checkLaunch(spec: LaunchSpec, config: ManifestConfig): void {
@@ -107,9 +102,9 @@ export function buildManifest(spec: LaunchSpec, config: ManifestConfig): Manifes
   const annotations: Record<string, string> = {
     ...task.annotations,
     [taskIdAnnotation]: taskId(runId, task.name),
-    [pipelineAnnotation]: spec.pipelinePath,
+    [pipelineAnnotation]: spec.pipeline,
   };
-  if (spec.commit !== undefined) annotations[commitAnnotation] = spec.commit;
+  if (spec.commit) annotations[commitAnnotation] = spec.commit;
   const metadata = (): V1ObjectMeta => ({
     name,
     namespace,
@@ -131,20 +126,13 @@ export function buildManifest(spec: LaunchSpec, config: ManifestConfig): Manifes
   });
 
   const pods = new TaskPods(spec, config);
-  const deadline = deadlineSeconds(task);
   const workers = task.numWorkers;
   const gpus = task.numGpus;
-  const runPolicy = (extra: RunPolicy = {}): RunPolicy | undefined => {
-    const policy: RunPolicy = { ...extra };
-    if (deadline !== undefined) policy.activeDeadlineSeconds = deadline;
-    return Object.keys(policy).length > 0 ? policy : undefined;
-  };
 
   switch (task.resourceType) {
     case "Pod": {
       const podSpec = pods.podSpec({ containerName: toDnsLabel(task.name), gpus });
       podSpec.restartPolicy = "Never";
-      if (deadline !== undefined) podSpec.activeDeadlineSeconds = deadline;
       return {
         ...apiResources.Pod,
         kind: "Pod",
@@ -154,15 +142,14 @@ export function buildManifest(spec: LaunchSpec, config: ManifestConfig): Manifes
       };
     }
     case "Job": {
-      // The scheduler does retries, so the Job must not: backoffLimit 0, one pod. The deadline
-      // goes on the Job (whose Failed condition then says DeadlineExceeded), not on its pod.
+      // The scheduler does retries, so the Job must not: backoffLimit 0, one pod. (Timeouts are
+      // the scheduler's too: it stops the attempt and records FAILED/DeadlineExceeded.)
       const podSpec = pods.podSpec({ containerName: toDnsLabel(task.name), gpus });
       podSpec.restartPolicy = "Never";
       const jobSpec: NonNullable<Extract<Manifest, { kind: "Job" }>["body"]["spec"]> = {
         backoffLimit: 0,
         template: template(podSpec),
       };
-      if (deadline !== undefined) jobSpec.activeDeadlineSeconds = deadline;
       return {
         ...apiResources.Job,
         kind: "Job",
@@ -173,7 +160,6 @@ export function buildManifest(spec: LaunchSpec, config: ManifestConfig): Manifes
     }
     case "TFJob": {
       const worker = pods.podSpec({ containerName: tfJobContainerName, gpus });
-      const policy = runPolicy();
       return {
         ...apiResources.TFJob,
         kind: "TFJob",
@@ -184,7 +170,6 @@ export function buildManifest(spec: LaunchSpec, config: ManifestConfig): Manifes
           kind: "TFJob",
           metadata: metadata(),
           spec: {
-            ...(policy && { runPolicy: policy }),
             tfReplicaSpecs: { Worker: replica(workers, "Never", worker) },
           },
         },
@@ -193,7 +178,6 @@ export function buildManifest(spec: LaunchSpec, config: ManifestConfig): Manifes
     case "PyTorchJob": {
       // The master is rank 0 of the training, so it gets the same GPUs as each worker.
       const role = { containerName: pyTorchJobContainerName, gpus };
-      const policy = runPolicy();
       return {
         ...apiResources.PyTorchJob,
         kind: "PyTorchJob",
@@ -204,7 +188,6 @@ export function buildManifest(spec: LaunchSpec, config: ManifestConfig): Manifes
           kind: "PyTorchJob",
           metadata: metadata(),
           spec: {
-            ...(policy && { runPolicy: policy }),
             pytorchReplicaSpecs: {
               Master: replica(1, "Never", pods.podSpec(role)),
               Worker: replica(workers, "Never", pods.podSpec(role)),
@@ -234,7 +217,7 @@ export function buildManifest(spec: LaunchSpec, config: ManifestConfig): Manifes
           metadata: metadata(),
           spec: {
             slotsPerWorker: Math.max(1, gpus),
-            runPolicy: runPolicy({ backoffLimit: 0 })!,
+            runPolicy: { backoffLimit: 0 },
             mpiReplicaSpecs: {
               Launcher: replica(1, "Never", launcher),
               Worker: replica(workers, "Never", worker),
@@ -244,10 +227,7 @@ export function buildManifest(spec: LaunchSpec, config: ManifestConfig): Manifes
       };
     }
     case "ElasticJob": {
-      // The elastic controller's run policy is not reliably read from the object (its Go type
-      // and its CRD schema disagree on where it lives), so the timeout goes on each worker pod.
       const worker = pods.podSpec({ containerName: elasticJobContainerName, gpus });
-      if (deadline !== undefined) worker.activeDeadlineSeconds = deadline;
       return {
         ...apiResources.ElasticJob,
         kind: "ElasticJob",

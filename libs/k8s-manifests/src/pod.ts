@@ -226,7 +226,7 @@ export class TaskPods {
     private readonly spec: LaunchSpec,
     private readonly config: ManifestConfig,
   ) {
-    this.plan = planVolumes(spec.task, spec.taskPath);
+    this.plan = planVolumes(spec.task, spec.paths.taskPath);
     this.env = containerEnv(spec, config);
   }
 
@@ -264,7 +264,7 @@ export class TaskPods {
       name: mainName === initContainerName ? `${initContainerName}-task-path` : initContainerName,
       image: this.config.initImage,
       imagePullPolicy: "IfNotPresent",
-      command: ["mkdir", "-p", posix.normalize(this.spec.taskPath)],
+      command: ["mkdir", "-p", posix.normalize(this.spec.paths.taskPath)],
       resources: {
         limits: { ...initContainerResources.limits },
         requests: { ...initContainerResources.requests },
@@ -274,7 +274,7 @@ export class TaskPods {
     };
   }
 
-  /** A full pod spec for one role, without `restartPolicy` or deadlines (callers add those). */
+  /** A full pod spec for one role, without `restartPolicy` (callers add it). */
   podSpec(role: PodRole): V1PodSpec {
     const { task } = this.spec;
     const main = this.container(role);

@@ -1,30 +1,10 @@
 // The launcher backend port: what the k8s-launcher service (and embedded mode) needs from a place
 // that runs tasks. Adapters: Kubernetes (src/kubernetes/) and local processes (src/local/). Both
 // pass the same contract suite (src/contract.ts).
-import type { Task } from "@odin/pipeline-spec";
+import type { LaunchSpec, ReportedState } from "@odin/pipeline-spec";
 
-/** Where a task's files are, as its container (or process) sees them. */
-export interface TaskPaths {
-  rootPath: string;
-  workPath: string;
-  dataPath: string;
-  runPath: string;
-  taskPath: string;
-}
-
-/** One attempt of one task to start. `task` has its variables and references already substituted. */
-export interface LaunchSpec {
-  runId: string;
-  /** Pipeline directory in the repository (`alice/sst2`). */
-  pipeline: string;
-  commit: string;
-  task: Task;
-  /** `<run id>--<task name>`. */
-  taskId: string;
-  /** 1 for the first attempt. */
-  attempt: number;
-  paths: TaskPaths;
-}
+// The launch type and the reported states are pipeline-spec's (one definition each).
+export type { LaunchSpec, ReportedState, TaskPaths } from "@odin/pipeline-spec";
 
 /** What became of a launch. */
 export interface LaunchResult {
@@ -33,9 +13,6 @@ export interface LaunchResult {
   /** True when the attempt had been launched before (a repeated launch is not an error). */
   alreadyExisted: boolean;
 }
-
-/** States a backend reports; the scheduler alone decides what they mean for the run. */
-export type ReportedState = "RUNNING" | "SUCCEEDED" | "FAILED" | "ERROR";
 
 /**
  * A fact about one attempt, reported at most once per (run, task, attempt, state) — the

@@ -120,7 +120,6 @@ export function backendContract(
             pipeline: "contract",
             commit: "0000000000000000000000000000000000000000",
             task,
-            taskId: `${runId}--${task.name}`,
             attempt,
             paths: fixture.paths(runId, task.name),
           });

@@ -22,6 +22,7 @@ export {
   launcherRestartedReason,
   type LocalBackendOptions,
 } from "./local/local-backend.js";
+export { Launcher } from "./launcher.js";
 export {
   eventSequence,
   k8sLauncherService,

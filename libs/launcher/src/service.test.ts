@@ -51,7 +51,7 @@ describe("K8sLauncherService over gRPC", () => {
       pipeline: spec.pipeline,
       commit: spec.commit,
       task: taskToProto(spec.task),
-      taskId: spec.taskId,
+      taskId: `${spec.runId}--${spec.task.name}`,
       attempt,
       objectName: "",
       paths: spec.paths,

@@ -1,14 +1,18 @@
 // The K8sLauncherService over a TaskBackend (Kubernetes or local processes): handlers validate
 // the request, call the backend and map the result; errors are domain errors the kit maps to
 // gRPC statuses. `publishStateEvents` is how a backend's state reports reach the event bus.
-import { isAbsolute } from "node:path";
 import { subjects, type EventBus } from "@odin/events";
-import { isDnsLabel, taskId as taskIdOf } from "@odin/pipeline-spec";
 import {
-  common,
+  checkRunId,
+  checkTaskName,
+  taskId as taskIdOf,
+  type LaunchSpec,
+} from "@odin/pipeline-spec";
+import {
   events,
   K8sLauncherServiceService,
   taskFromProto,
+  taskStateToProto,
   type k8slauncher,
 } from "@odin/proto";
 import {
@@ -18,87 +22,34 @@ import {
   unaryHandler,
   type ServiceRegistration,
 } from "@odin/service-kit";
-import {
-  eventId,
-  type LaunchSpec,
-  type LogLine,
-  type ReportedState,
-  type TaskBackend,
-  type TaskStateEvent,
-} from "./backend.js";
-
-/** Highest attempt number accepted (far above any retry policy; a guard against nonsense). */
-export const maxAttemptNumber = 1_000_000;
+import { eventId, type LogLine, type TaskBackend, type TaskStateEvent } from "./backend.js";
+import { Launcher } from "./launcher.js";
 
 /** Lines per StreamLogs message when not following (following sends each line as it comes). */
 export const logBatchLines = 500;
 
-function checkRunId(runId: string): void {
-  if (!isDnsLabel(runId)) {
-    throw new InvalidArgumentError(
-      `run_id ${JSON.stringify(runId)} is not a DNS-1123 label (lower-case letters, digits and "-", at most 63 characters)`,
-    );
-  }
-}
-
-function checkTaskName(task: string, field = "task"): void {
-  if (!isDnsLabel(task)) {
-    throw new InvalidArgumentError(
-      `${field} ${JSON.stringify(task)} is not a DNS-1123 label (lower-case letters, digits and "-", at most 63 characters)`,
-    );
-  }
-}
-
-function checkAttempt(attempt: number, allowZero: boolean): void {
-  if (
-    !Number.isSafeInteger(attempt) ||
-    attempt < (allowZero ? 0 : 1) ||
-    attempt > maxAttemptNumber
-  ) {
-    throw new InvalidArgumentError(
-      `attempt ${attempt} must be a whole number from ${allowZero ? 0 : 1} to ${maxAttemptNumber}${allowZero ? " (0 = every attempt / the latest)" : ""}`,
-    );
-  }
-}
-
-/** Validates a LaunchTask request and turns it into the backend's LaunchSpec. */
+/** Turns a LaunchTask request into the launch it asks for (the Launcher checks ids and paths). */
 export function launchSpecFromRequest(req: k8slauncher.LaunchTaskRequest): LaunchSpec {
-  checkRunId(req.runId);
   if (req.task === undefined) throw new InvalidArgumentError("task is required");
   const task = taskFromProto(req.task);
+  checkRunId(req.runId);
   checkTaskName(task.name, "task.name");
-  checkAttempt(req.attempt, false);
-  if (task.image.trim() === "") {
-    throw new InvalidArgumentError(`task ${task.name}: image is required`);
-  }
   const expectedTaskId = taskIdOf(req.runId, task.name);
   if (req.taskId !== "" && req.taskId !== expectedTaskId) {
     throw new InvalidArgumentError(
       `task_id ${JSON.stringify(req.taskId)} does not match run ${req.runId} and task ${task.name} (expected ${expectedTaskId})`,
     );
   }
-  const paths = req.paths;
-  if (paths === undefined || !isAbsolute(paths.taskPath)) {
-    throw new InvalidArgumentError(
-      `paths.task_path must be an absolute path (the task's TASK_PATH), got ${JSON.stringify(paths?.taskPath ?? "")}`,
-    );
-  }
-  for (const field of ["rootPath", "workPath", "dataPath", "runPath"] as const) {
-    const value = paths[field];
-    if (value !== "" && !isAbsolute(value)) {
-      throw new InvalidArgumentError(
-        `paths.${field} must be absolute, got ${JSON.stringify(value)}`,
-      );
-    }
+  if (req.paths === undefined) {
+    throw new InvalidArgumentError("paths is required (the task's ROOT_PATH … TASK_PATH)");
   }
   return {
     runId: req.runId,
     pipeline: req.pipeline,
     commit: req.commit,
     task,
-    taskId: expectedTaskId,
     attempt: req.attempt,
-    paths: { ...paths },
+    paths: { ...req.paths },
   };
 }
 
@@ -107,47 +58,32 @@ function logLineToProto(l: LogLine): k8slauncher.LogLine {
 }
 
 /**
- * K8sLauncherService over a backend. LaunchTask, CancelTask and DeleteRunObjects need the
- * `operator` role; StreamLogs and ListTaskEvents `viewer`.
+ * K8sLauncherService over a backend, through the same {@link Launcher} embedded mode uses.
+ * LaunchTask, CancelTask and DeleteRunObjects need the `operator` role; StreamLogs and
+ * ListTaskEvents `viewer`.
  */
-export function k8sLauncherService(backend: TaskBackend): ServiceRegistration {
+export function k8sLauncherService(backend: TaskBackend | Launcher): ServiceRegistration {
+  const launcher = backend instanceof Launcher ? backend : new Launcher(backend);
   return service(
     K8sLauncherServiceService,
     {
       launchTask: unaryHandler(async (req): Promise<k8slauncher.LaunchTaskResponse> => {
-        const result = await backend.launch(launchSpecFromRequest(req));
+        const result = await launcher.launch(launchSpecFromRequest(req));
         return { objectName: result.objectName, alreadyExisted: result.alreadyExisted };
       }),
       cancelTask: unaryHandler(async (req): Promise<k8slauncher.CancelTaskResponse> => {
-        checkRunId(req.runId);
-        checkTaskName(req.task);
-        checkAttempt(req.attempt, true);
-        const deleted = await backend.cancel({
-          runId: req.runId,
-          task: req.task,
-          ...(req.attempt > 0 ? { attempt: req.attempt } : {}),
-        });
+        const deleted = await launcher.cancel(req.runId, req.task, req.attempt);
         return { deletedObjects: deleted };
       }),
       deleteRunObjects: unaryHandler(async (req): Promise<k8slauncher.DeleteRunObjectsResponse> => {
-        checkRunId(req.runId);
         // The data directory is always the launcher's own `<DATA_PATH>/<run>`, never a caller's path.
-        const { deleted, dataPurged } = await backend.deleteRun(req.runId, {
-          purgeData: req.purgeData,
-        });
+        const { deleted, dataPurged } = await launcher.deleteRun(req.runId, req.purgeData);
         return { deletedObjects: deleted, dataPurged };
       }),
       streamLogs: serverStreamHandler(
         async function* (req, _call, signal): AsyncGenerator<k8slauncher.StreamLogsResponse> {
-          checkRunId(req.runId);
-          checkTaskName(req.task);
-          checkAttempt(req.attempt, true);
-          const lines = backend.logs(
-            {
-              runId: req.runId,
-              task: req.task,
-              ...(req.attempt > 0 ? { attempt: req.attempt } : {}),
-            },
+          const lines = launcher.logs(
+            { runId: req.runId, task: req.task, attempt: req.attempt },
             {
               follow: req.follow,
               ...(req.tailLines !== undefined ? { tailLines: req.tailLines } : {}),
@@ -168,13 +104,10 @@ export function k8sLauncherService(backend: TaskBackend): ServiceRegistration {
         },
       ),
       listTaskEvents: unaryHandler(async (req): Promise<k8slauncher.ListTaskEventsResponse> => {
-        checkRunId(req.runId);
-        checkTaskName(req.task);
-        checkAttempt(req.attempt, true);
-        const list = await backend.events({
+        const list = await launcher.events({
           runId: req.runId,
           task: req.task,
-          ...(req.attempt > 0 ? { attempt: req.attempt } : {}),
+          attempt: req.attempt,
         });
         return {
           events: list.map((e) => ({
@@ -201,13 +134,6 @@ export function k8sLauncherService(backend: TaskBackend): ServiceRegistration {
   );
 }
 
-const protoStates: Readonly<Record<ReportedState, common.TaskState>> = {
-  RUNNING: common.TaskState.TASK_STATE_RUNNING,
-  SUCCEEDED: common.TaskState.TASK_STATE_SUCCEEDED,
-  FAILED: common.TaskState.TASK_STATE_FAILED,
-  ERROR: common.TaskState.TASK_STATE_ERROR,
-};
-
 /**
  * The `sequence` of a task event: `attempt × 10 + 1` for RUNNING and `attempt × 10 + 2` for a
  * terminal state. It is derived from the observation alone, so a restarted launcher or a second
@@ -225,7 +151,7 @@ export function taskEventOf(e: TaskStateEvent): events.TaskEvent {
     task: e.task,
     attempt: e.attempt,
     sequence: eventSequence(e),
-    state: protoStates[e.state],
+    state: taskStateToProto(e.state),
     exitCode: e.exitCode,
     reason: e.reason ?? "",
     message: e.message ?? "",

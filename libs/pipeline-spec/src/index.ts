@@ -29,6 +29,47 @@ export {
   taskId,
   toDnsLabel,
 } from "./names.js";
+export {
+  attemptLabel,
+  cancelledAnnotation,
+  commitAnnotation,
+  managedByLabel,
+  managedByValue,
+  odinKeyPrefix,
+  pendingTimeoutAnnotation,
+  pipelineAnnotation,
+  runLabel,
+  taskIdAnnotation,
+  taskLabel,
+} from "./labels.js";
+export {
+  checkAttempt,
+  checkLaunch,
+  checkRunId,
+  checkTaskName,
+  InvalidIdError,
+  maxAttempt,
+  type LaunchSpec,
+  type TaskPaths,
+} from "./launch.js";
+export {
+  findReferences,
+  MissingOutputError,
+  parseReference,
+  resolveReferences,
+  unresolvableReason,
+  type TaskReference,
+} from "./references.js";
+export {
+  isFinishedRun,
+  isTerminalState,
+  reportedStates,
+  runStates,
+  taskStates,
+  type ReportedState,
+  type RunState,
+  type TaskState,
+} from "./states.js";
 export { formatProblem, type Problem, type Severity } from "./problems.js";
 export { defaultSourceLimits, type Position, type SourceLimits } from "./source.js";
 export {

@@ -23,7 +23,9 @@ import {
   maxPipelineNameLength,
   pipelineNamePattern,
 } from "./names.js";
+import { odinKeyPrefix } from "./labels.js";
 import type { Problem, Severity } from "./problems.js";
+import { findReferences, unresolvableReason, type TaskReference } from "./references.js";
 import { defaultSourceLimits, parseSource, type SourceIndex, type SourceLimits } from "./source.js";
 import { scanVariables } from "./variables.js";
 
@@ -436,17 +438,14 @@ function isLabelKey(k: string): boolean {
   );
 }
 
-/** A `^task.field` reference found in a task value. */
-interface Reference {
-  task: string;
+/** A `^task.field` reference found in a task value, and where. */
+interface Reference extends TaskReference {
   where: Where;
-  text: string;
+  /** In `args`, where it is resolved at launch. */
+  inArgs: boolean;
 }
 
-const referenceName = /^\^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.|$)/;
-const embeddedReference = /\{\^([a-z0-9]([-a-z0-9]*[a-z0-9])?)[.}]/g;
-
-/** Finds implicit dependencies: whole values starting with `^task`, and `{^task…}` inside args. */
+/** Finds implicit dependencies (references.ts): whole `^task…` values anywhere, and `{^task…}` spans in args. */
 function collectReferences(map: Json, taskName: string, out: Reference[]): void {
   for (const [key, value] of Object.entries(map)) {
     if (key === "depends" || key === "name") continue;
@@ -460,15 +459,8 @@ function collectReferences(map: Json, taskName: string, out: Reference[]): void 
         task: taskName,
         field: Array.isArray(value) ? `${key}[${i}]` : key,
       };
-      const whole = referenceName.exec(item);
-      if (whole) {
-        out.push({ task: whole[1]!, where, text: item });
-        return;
-      }
-      if (key === "args" && item.includes("{^")) {
-        for (const m of item.matchAll(embeddedReference))
-          out.push({ task: m[1]!, where, text: item });
-      }
+      const inArgs = key === "args";
+      for (const ref of findReferences(item, inArgs)) out.push({ ...ref, where, inArgs });
     });
   }
 }
@@ -746,10 +738,10 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
         "labels",
         `label "${k}" has value "${v}", which is not a valid Kubernetes label value (63 characters of letters, digits, "-", "_", ".")`,
       );
-    if (k.startsWith("odin.dev/"))
+    if (k.startsWith(odinKeyPrefix))
       f.error(
         "labels",
-        `label "${k}" uses the odin.dev/ prefix, which Odin reserves for its own labels`,
+        `label "${k}" uses the ${odinKeyPrefix} prefix, which Odin reserves for its own labels`,
       );
   }
   const annotations = f.stringMap("annotations");
@@ -1070,8 +1062,10 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
         ref.where,
         `"${ref.text}" refers to task "${ref.task}", which is not a task of this pipeline${suggest(ref.task)}`,
       );
-    } else if (task !== undefined && !task.depends.includes(ref.task)) {
-      task.depends.push(ref.task);
+    } else {
+      if (task !== undefined && !task.depends.includes(ref.task)) task.depends.push(ref.task);
+      const unresolvable = ref.inArgs ? unresolvableReason(ref) : undefined;
+      if (unresolvable !== undefined) problems.error(ref.where, unresolvable);
     }
   }
 

@@ -1,11 +1,15 @@
 // Mapping between the domain model of @odin/pipeline-spec and the wire types of odin.common.v1,
 // kept beside the generated code so every service converts the same way.
-import type {
-  Pipeline as SpecPipeline,
-  Problem as SpecProblem,
-  ResourceType as SpecResourceType,
-  Task as SpecTask,
-  Toleration as SpecToleration,
+import {
+  runStates,
+  taskStates,
+  type Pipeline as SpecPipeline,
+  type Problem as SpecProblem,
+  type ResourceType as SpecResourceType,
+  type RunState as SpecRunState,
+  type Task as SpecTask,
+  type TaskState as SpecTaskState,
+  type Toleration as SpecToleration,
 } from "@odin/pipeline-spec";
 import * as common from "./common.js";
 import type { Duration } from "./gen/google/protobuf/duration.js";
@@ -39,6 +43,31 @@ function forward<A, B>(table: [A, B][], a: A): B {
 
 function backward<A, B>(table: [A, B][], b: B, fallback: A): A {
   return table.find(([, y]) => y === b)?.[0] ?? fallback;
+}
+
+// States convert by name: `TASK_STATE_<state>` and `RUN_STATE_<state>` on the wire, the bare
+// state (pipeline-spec's one table) everywhere else — the CLI and JSON output show the bare name.
+
+/** A task state on the wire. */
+export function taskStateToProto(state: SpecTaskState): common.TaskState {
+  return common.taskStateFromJSON(`TASK_STATE_${state}`);
+}
+
+/** A task state from the wire; undefined for UNSPECIFIED or a value this build does not know. */
+export function taskStateFromProto(state: common.TaskState): SpecTaskState | undefined {
+  const name = common.taskStateToJSON(state).slice("TASK_STATE_".length);
+  return (taskStates as readonly string[]).includes(name) ? (name as SpecTaskState) : undefined;
+}
+
+/** A run state on the wire. */
+export function runStateToProto(state: SpecRunState): common.RunState {
+  return common.runStateFromJSON(`RUN_STATE_${state}`);
+}
+
+/** A run state from the wire; undefined for UNSPECIFIED or a value this build does not know. */
+export function runStateFromProto(state: common.RunState): SpecRunState | undefined {
+  const name = common.runStateToJSON(state).slice("RUN_STATE_".length);
+  return (runStates as readonly string[]).includes(name) ? (name as SpecRunState) : undefined;
 }
 
 /** Milliseconds as a protobuf Duration. */

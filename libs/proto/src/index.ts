@@ -54,6 +54,10 @@ export const descriptorSetPath: string = fileURLToPath(
 
 /** Conversions between the @odin/pipeline-spec domain model and the odin.common.v1 wire types. */
 export {
+  runStateFromProto,
+  runStateToProto,
+  taskStateFromProto,
+  taskStateToProto,
   durationFromMs,
   durationToMs,
   pipelineFromProto,

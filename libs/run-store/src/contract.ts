@@ -3,7 +3,6 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { jsonCodec } from "./codec.js";
-import { runKeys } from "./keys.js";
 import { updateWithRetry } from "./retry.js";
 import {
   InvalidKeyError,
@@ -78,7 +77,7 @@ export function keyValueStoreContract(
 
     test("create writes a new key; creating it again fails with KeyExistsError", async () => {
       const store = await fresh();
-      const key = runKeys.run("r1");
+      const key = "run.r1";
       const revision = await store.create(key, text("first"));
       assert.ok(revision >= 1);
       const again = await store.create(key, text("second")).then(
@@ -93,12 +92,12 @@ export function keyValueStoreContract(
         value: "first",
         revision,
       });
-      assert.equal(await store.get(runKeys.run("nobody")), undefined);
+      assert.equal(await store.get("run.nobody"), undefined);
     });
 
     test("update with the current revision writes and returns a higher revision", async () => {
       const store = await fresh();
-      const key = runKeys.task("r1", "train");
+      const key = "run.r1.task.train";
       const r1 = await store.create(key, text("pending"));
       const r2 = await store.update(key, text("running"), r1);
       assert.ok(r2 > r1);
@@ -111,7 +110,7 @@ export function keyValueStoreContract(
 
     test("update with a stale revision fails with RevisionMismatchError and changes nothing", async () => {
       const store = await fresh();
-      const key = runKeys.task("r1", "train");
+      const key = "run.r1.task.train";
       const r1 = await store.create(key, text("pending"));
       const r2 = await store.update(key, text("running"), r1);
       await assert.rejects(
@@ -123,13 +122,13 @@ export function keyValueStoreContract(
           err.message.includes(key),
       );
       // Another key's revision does not count either.
-      const other = await store.create(runKeys.task("r1", "eval"), text("x"));
+      const other = await store.create("run.r1.task.eval", text("x"));
       await assert.rejects(store.update(key, text("lost"), other), RevisionMismatchError);
       const entry = await store.get(key);
       assert.equal(entry?.revision, r2);
       assert.equal(decode(entry.value), "running");
       await assert.rejects(
-        store.update(runKeys.task("r1", "missing"), text("x"), r2),
+        store.update("run.r1.task.missing", text("x"), r2),
         RevisionMismatchError,
       );
       await assert.rejects(store.update(key, text("x"), 0), RangeError);
@@ -138,7 +137,7 @@ export function keyValueStoreContract(
     test("updateWithRetry from 20 concurrent writers loses no update", async () => {
       const store = await fresh();
       const codec = jsonCodec<{ count: number }>();
-      const key = runKeys.run("counter");
+      const key = "run.counter";
       const outcomes = await Promise.all(
         Array.from({ length: 20 }, () =>
           updateWithRetry(store, key, (c) => ({ count: (c?.count ?? 0) + 1 }), codec),
@@ -167,23 +166,20 @@ export function keyValueStoreContract(
     test("keys and list return exactly the keys under a prefix or matching a pattern", async () => {
       const store = await fresh();
       const all = [
-        runKeys.run("a"),
-        runKeys.task("a", "x"),
-        runKeys.task("a", "y"),
-        runKeys.run("ab"),
-        runKeys.task("ab", "x"),
-        runKeys.task("b", "z"),
+        "run.a",
+        "run.a.task.x",
+        "run.a.task.y",
+        "run.ab",
+        "run.ab.task.x",
+        "run.b.task.z",
         "other.a.task.x",
       ];
       for (const key of all) await store.create(key, text(`v:${key}`));
       const sorted = async (it: AsyncIterable<string>) => (await collect(it)).sort();
 
       assert.deepEqual(await sorted(store.keys("run.a.")), ["run.a.task.x", "run.a.task.y"]);
-      assert.deepEqual(await sorted(store.keys(runKeys.tasks("a"))), [
-        "run.a.task.x",
-        "run.a.task.y",
-      ]);
-      assert.deepEqual(await sorted(store.keys(runKeys.runs)), ["run.a", "run.ab"]);
+      assert.deepEqual(await sorted(store.keys("run.a.task.")), ["run.a.task.x", "run.a.task.y"]);
+      assert.deepEqual(await sorted(store.keys("run.*")), ["run.a", "run.ab"]);
       assert.deepEqual(await sorted(store.keys("run.*.task.x")), ["run.a.task.x", "run.ab.task.x"]);
       assert.deepEqual(await sorted(store.keys("run.>")), all.slice(0, 6).sort());
       assert.deepEqual(await sorted(store.keys("")), [...all].sort());
@@ -200,15 +196,15 @@ export function keyValueStoreContract(
 
     test("delete removes a key from get, keys and list; a conditional delete checks the revision", async () => {
       const store = await fresh();
-      const a = runKeys.task("d", "a");
-      const b = runKeys.task("d", "b");
+      const a = "run.d.task.a";
+      const b = "run.d.task.b";
       const ra = await store.create(a, text("a"));
       const rb = await store.create(b, text("b"));
       await store.delete(a);
       assert.equal(await store.get(a), undefined);
-      assert.deepEqual(await collect(store.keys(runKeys.tasks("d"))), [b]);
+      assert.deepEqual(await collect(store.keys("run.d.task.")), [b]);
       assert.deepEqual(
-        (await collect(store.list(runKeys.tasks("d")))).map((e) => e.key),
+        (await collect(store.list("run.d.task."))).map((e) => e.key),
         [b],
       );
       await assert.rejects(store.update(a, text("a2"), ra), RevisionMismatchError);
@@ -223,16 +219,16 @@ export function keyValueStoreContract(
       const ra2 = await store.create(a, text("again"));
       assert.ok(ra2 > rb2);
       assert.equal(decode((await store.get(a))!.value), "again");
-      await store.delete(runKeys.task("d", "never-written"));
+      await store.delete("run.d.task.never-written");
     });
 
     test("watch sees puts, updates and deletes made after it started, under its filter only", async () => {
       const store = await fresh();
-      await store.create(runKeys.task("w", "before"), text("old"));
+      await store.create("run.w.task.before", text("old"));
       const seen: Change[] = [];
-      const watch = await store.watch(runKeys.tasks("w"), (c) => seen.push(c));
+      const watch = await store.watch("run.w.task.", (c) => seen.push(c));
       const runsSeen: Change[] = [];
-      const runsWatch = await store.watch(runKeys.runs, (c) => runsSeen.push(c));
+      const runsWatch = await store.watch("run.*", (c) => runsSeen.push(c));
       const plain = (c: Change) => (c.op === "put" ? { ...c, value: decode(c.value) } : c);
       const until = (n: number) =>
         waitFor(
@@ -240,19 +236,19 @@ export function keyValueStoreContract(
           () => seen.map(plain),
         );
 
-      const key = runKeys.task("w", "a");
+      const key = "run.w.task.a";
       const r1 = await store.create(key, text("1"));
       await until(1);
       const r2 = await store.update(key, text("2"), r1);
       await until(2);
-      await store.put(runKeys.task("w2", "a"), text("elsewhere"));
-      await store.put(runKeys.run("w"), text("run record"));
+      await store.put("run.w2.task.a", text("elsewhere"));
+      await store.put("run.w", text("run record"));
       await store.delete(key);
       await until(3);
       // Distinct keys written back to back each arrive, in revision order.
       const burst: number[] = [];
       for (let i = 0; i < 20; i++) {
-        burst.push(await store.put(runKeys.task("w", `b${i}`), text(String(i))));
+        burst.push(await store.put(`run.w.task.b${i}`, text(String(i))));
       }
       await until(23);
       await waitFor(
@@ -280,7 +276,7 @@ export function keyValueStoreContract(
 
       await watch.stop();
       await runsWatch.stop();
-      await store.put(runKeys.task("w", "c"), text("after stop"));
+      await store.put("run.w.task.c", text("after stop"));
       await settle();
       assert.equal(seen.length, 23, "nothing after stop");
     });
@@ -288,9 +284,9 @@ export function keyValueStoreContract(
     test("a key rewritten faster than a watch reads it ends at its latest revision", async () => {
       // JetStream KV keeps one revision per key, so a watch may skip superseded ones; never the last.
       const store = await fresh();
-      const key = runKeys.task("hot", "t");
+      const key = "run.hot.task.t";
       const seen: Change[] = [];
-      const watch = await store.watch(runKeys.tasks("hot"), (c) => seen.push(c));
+      const watch = await store.watch("run.hot.task.", (c) => seen.push(c));
       let revision = await store.create(key, text("0"));
       for (let i = 1; i <= 50; i++) revision = await store.update(key, text(String(i)), revision);
       await waitFor(
@@ -314,40 +310,40 @@ export function keyValueStoreContract(
       const max = store.maxValueBytes;
       assert.ok(max >= 512 * 1024, `limit ${max} is at least 512 KiB`);
       const big = new Uint8Array(randomBytes(max));
-      const key = runKeys.task("big", "max");
+      const key = "run.big.task.max";
       const revision = await store.create(key, big);
       const entry = await store.get(key);
       assert.equal(entry?.revision, revision);
       assert.ok(Buffer.from(entry.value).equals(Buffer.from(big)), "get returns the same bytes");
-      const [listed] = await collect(store.list(runKeys.tasks("big")));
+      const [listed] = await collect(store.list("run.big.task."));
       assert.ok(listed && Buffer.from(listed.value).equals(Buffer.from(big)), "list too");
 
-      await store.create(runKeys.task("big", "empty"), new Uint8Array(0));
-      assert.equal((await store.get(runKeys.task("big", "empty")))?.value.byteLength, 0);
+      await store.create("run.big.task.empty", new Uint8Array(0));
+      assert.equal((await store.get("run.big.task.empty"))?.value.byteLength, 0);
 
       await assert.rejects(
-        store.create(runKeys.task("big", "over"), new Uint8Array(max + 1)),
+        store.create("run.big.task.over", new Uint8Array(max + 1)),
         (err: Error) => err instanceof ValueTooLargeError && err.message.includes(String(max)),
       );
       await assert.rejects(
         store.update(key, new Uint8Array(max + 1), revision),
         ValueTooLargeError,
       );
-      assert.equal((await store.get(runKeys.task("big", "over"))) === undefined, true);
+      assert.equal((await store.get("run.big.task.over")) === undefined, true);
     });
 
     test("a 10,000-key listing returns every key once", async () => {
       const store = await fresh();
-      const keys = Array.from({ length: 10_000 }, (_, i) => runKeys.task("wide", `t${i}`));
+      const keys = Array.from({ length: 10_000 }, (_, i) => `run.wide.task.t${i}`);
       await createMany(store, keys, (k) => text(k));
-      await store.create(runKeys.run("wide"), text("run"));
-      await store.create(runKeys.task("wider", "t0"), text("other run"));
+      await store.create("run.wide", text("run"));
+      await store.create("run.wider.task.t0", text("other run"));
 
-      const listedKeys = await collect(store.keys(runKeys.tasks("wide")));
+      const listedKeys = await collect(store.keys("run.wide.task."));
       assert.equal(listedKeys.length, 10_000);
       assert.deepEqual(new Set(listedKeys), new Set(keys));
       let count = 0;
-      for await (const entry of store.list(runKeys.tasks("wide"))) {
+      for await (const entry of store.list("run.wide.task.")) {
         assert.equal(decode(entry.value), entry.key);
         count++;
       }
@@ -358,13 +354,13 @@ export function keyValueStoreContract(
       const store = await fresh();
       await createMany(
         store,
-        Array.from({ length: 50 }, (_, i) => runKeys.task("early", `t${i}`)),
+        Array.from({ length: 50 }, (_, i) => `run.early.task.t${i}`),
         (k) => text(k),
       );
       let n = 0;
-      for await (const _ of store.list(runKeys.tasks("early"))) if (++n === 3) break;
+      for await (const _ of store.list("run.early.task.")) if (++n === 3) break;
       assert.equal(n, 3);
-      assert.equal((await collect(store.keys(runKeys.tasks("early")))).length, 50);
+      assert.equal((await collect(store.keys("run.early.task."))).length, 50);
     });
 
     test("invalid keys and filters fail with a clear InvalidKeyError", async () => {
@@ -383,15 +379,14 @@ export function keyValueStoreContract(
         store.watch("run.a b.", () => undefined),
         InvalidKeyError,
       );
-      assert.throws(() => runKeys.task("r1", "a.b"), InvalidKeyError);
     });
 
     test("a closed store refuses operations with StoreClosedError", async () => {
       const store = await fresh();
-      await store.create(runKeys.run("c"), text("x"));
+      await store.create("run.c", text("x"));
       await store.close();
-      await assert.rejects(store.get(runKeys.run("c")), StoreClosedError);
-      await assert.rejects(store.put(runKeys.run("c"), text("y")), StoreClosedError);
+      await assert.rejects(store.get("run.c"), StoreClosedError);
+      await assert.rejects(store.put("run.c", text("y")), StoreClosedError);
       await assert.rejects(collect(store.keys("")), StoreClosedError);
       await store.close();
     });

@@ -14,7 +14,6 @@ export {
   type Watch,
 } from "./store.js";
 export { jsonCodec, type Codec } from "./codec.js";
-export { runKeys } from "./keys.js";
 export { updateWithRetry, type UpdateOutcome, type UpdateWithRetryOptions } from "./retry.js";
 export { MemoryKeyValueStore, type MemoryKeyValueStoreOptions } from "./memory.js";
 export { NatsKeyValueStore, StoreConfigError, type NatsKeyValueStoreOptions } from "./nats.js";

@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { startNats, type NatsServer } from "@odin/testing";
 import { jsonCodec } from "./codec.js";
 import { keyValueStoreContract } from "./contract.js";
-import { runKeys } from "./keys.js";
 import { NatsKeyValueStore, StoreConfigError } from "./nats.js";
 import { updateWithRetry } from "./retry.js";
 import { RevisionMismatchError, StoreUnavailableError, type Change } from "./store.js";
@@ -43,23 +42,23 @@ describe("NATS JetStream KV across connections", () => {
 
   test("a second replica sees the first one's writes, listings and changes", async () => {
     const changes: Change[] = [];
-    const watch = await b.watch(runKeys.tasks("shared"), (c) => changes.push(c));
-    const revision = await a.create(runKeys.task("shared", "t1"), text("from a"));
-    const entry = await b.get(runKeys.task("shared", "t1"));
+    const watch = await b.watch("run.shared.task.", (c) => changes.push(c));
+    const revision = await a.create("run.shared.task.t1", text("from a"));
+    const entry = await b.get("run.shared.task.t1");
     assert.deepEqual(entry && [decode(entry.value), entry.revision], ["from a", revision]);
     const keys: string[] = [];
-    for await (const key of b.keys(runKeys.tasks("shared"))) keys.push(key);
-    assert.deepEqual(keys, [runKeys.task("shared", "t1")]);
+    for await (const key of b.keys("run.shared.task.")) keys.push(key);
+    assert.deepEqual(keys, ["run.shared.task.t1"]);
     while (changes.length === 0) await new Promise((r) => setTimeout(r, 5));
     assert.deepEqual(
       changes.map((c) => [c.op, c.key, c.revision]),
-      [["put", runKeys.task("shared", "t1"), revision]],
+      [["put", "run.shared.task.t1", revision]],
     );
     await watch.stop();
   });
 
   test("compare-and-set conflicts between two connections are detected", async () => {
-    const key = runKeys.task("shared", "cas");
+    const key = "run.shared.task.cas";
     const r1 = await a.create(key, text("pending"));
     await assert.rejects(b.create(key, text("pending")), RevisionMismatchError);
     // Both replicas read r1; the first update wins, the second is refused.
@@ -73,7 +72,7 @@ describe("NATS JetStream KV across connections", () => {
 
   test("updateWithRetry on two replicas at once loses no increment", async () => {
     const codec = jsonCodec<number>();
-    const key = runKeys.run("shared-counter");
+    const key = "run.shared-counter";
     const bump = (n: number | undefined) => (n ?? 0) + 1;
     await Promise.all(
       Array.from({ length: 20 }, (_, i) => updateWithRetry(i % 2 ? a : b, key, bump, codec)),
@@ -116,10 +115,10 @@ describe("NATS JetStream KV failures", () => {
     async () => {
       const lonely = await startNats({ runtime: "binary" });
       const store = await NatsKeyValueStore.connect({ servers: lonely.url, timeoutMs: 500 });
-      await store.create(runKeys.run("gone"), text("x"));
+      await store.create("run.gone", text("x"));
       await lonely.stop();
-      await assert.rejects(store.get(runKeys.run("gone")), StoreUnavailableError);
-      await assert.rejects(store.put(runKeys.run("gone"), text("y")), StoreUnavailableError);
+      await assert.rejects(store.get("run.gone"), StoreUnavailableError);
+      await assert.rejects(store.put("run.gone", text("y")), StoreUnavailableError);
       await assert.rejects(
         (async () => {
           for await (const _ of store.list("")) break;

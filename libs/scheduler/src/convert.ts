@@ -1,32 +1,6 @@
-import type { RunState, TaskState } from "@odin/dag";
-import { common } from "@odin/proto";
+import { runStateToProto, taskStateToProto, type common } from "@odin/proto";
 import { taskId } from "@odin/pipeline-spec";
 import type { RunRecord, TaskRecord } from "./records.js";
-
-const runStates: Record<RunState, common.RunState> = {
-  PENDING: common.RunState.RUN_STATE_PENDING,
-  RUNNING: common.RunState.RUN_STATE_RUNNING,
-  SUCCEEDED: common.RunState.RUN_STATE_SUCCEEDED,
-  FAILED: common.RunState.RUN_STATE_FAILED,
-  CANCELLED: common.RunState.RUN_STATE_CANCELLED,
-};
-
-const taskStates: Record<TaskState, common.TaskState> = {
-  PENDING: common.TaskState.TASK_STATE_PENDING,
-  LAUNCHING: common.TaskState.TASK_STATE_LAUNCHING,
-  RUNNING: common.TaskState.TASK_STATE_RUNNING,
-  SUCCEEDED: common.TaskState.TASK_STATE_SUCCEEDED,
-  FAILED: common.TaskState.TASK_STATE_FAILED,
-  ERROR: common.TaskState.TASK_STATE_ERROR,
-  SKIPPED: common.TaskState.TASK_STATE_SKIPPED,
-  CANCELLED: common.TaskState.TASK_STATE_CANCELLED,
-  RETRYING: common.TaskState.TASK_STATE_RETRYING,
-};
-
-/** A run state from the wire. */
-export function runStateFromProto(s: common.RunState): RunState | undefined {
-  return (Object.entries(runStates) as [RunState, common.RunState][]).find(([, v]) => v === s)?.[0];
-}
 
 const date = (ms: number | undefined): Date | undefined =>
   ms === undefined ? undefined : new Date(ms);
@@ -38,7 +12,7 @@ export function runToProto(r: RunRecord): common.Run {
     pipeline: r.pipeline,
     pipelineName: r.pipelineName,
     commit: r.commit,
-    state: runStates[r.state],
+    state: runStateToProto(r.state),
     attempt: r.attempt,
     labels: r.labels,
     taskCount: r.taskCount,
@@ -58,7 +32,7 @@ export function taskRunToProto(runId: string, task: string, r: TaskRecord): comm
     runId,
     task,
     taskId: taskId(runId, task),
-    state: taskStates[r.state],
+    state: taskStateToProto(r.state),
     attempt: r.attempt,
     createTime: undefined,
     launchTime: date(r.launchTime),

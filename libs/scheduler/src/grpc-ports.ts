@@ -1,4 +1,5 @@
 // The scheduler's ports over gRPC: pipeline-registry, repo-sync and k8s-launcher clients.
+import { taskId, type LaunchSpec } from "@odin/pipeline-spec";
 import {
   pipelineFromProto,
   problemFromProto,
@@ -8,7 +9,7 @@ import {
   type RepoSyncServiceClient,
 } from "@odin/proto";
 import { unary } from "@odin/service-kit";
-import type { CheckoutSource, LauncherPort, LaunchRequest, PipelineSource } from "./ports.js";
+import type { CheckoutSource, LauncherPort, PipelineSource } from "./ports.js";
 
 /** Pipelines from pipeline-registry, remembered per (path, commit) — a commit's pipeline never changes. */
 export class RegistryPipelineSource implements PipelineSource {
@@ -61,13 +62,13 @@ export class RepoSyncCheckouts implements CheckoutSource {
 export class GrpcLauncher implements LauncherPort {
   constructor(private readonly client: K8sLauncherServiceClient) {}
 
-  async launch(r: LaunchRequest): Promise<{ objectName: string }> {
+  async launch(r: LaunchSpec): Promise<{ objectName: string }> {
     const res = await unary(this.client, "launchTask", {
       runId: r.runId,
       pipeline: r.pipeline,
       commit: r.commit,
       task: taskToProto(r.task),
-      taskId: r.taskId,
+      taskId: taskId(r.runId, r.task.name),
       attempt: r.attempt,
       objectName: "",
       paths: r.paths,

@@ -1,4 +1,4 @@
-import type { Pipeline, Problem, Task } from "@odin/pipeline-spec";
+import type { LaunchSpec, Pipeline, Problem } from "@odin/pipeline-spec";
 
 /** Where pipelines come from: pipeline-registry (over gRPC, or in-process in embedded mode). */
 export interface PipelineSource {
@@ -17,32 +17,12 @@ export interface CheckoutSource {
   release(commit: string, holder: string): Promise<void>;
 }
 
-/** Where the paths of a task point, as its container sees them. */
-export interface LaunchPaths {
-  rootPath: string;
-  workPath: string;
-  dataPath: string;
-  runPath: string;
-  taskPath: string;
-}
-
-/** One attempt to launch, with variables and `^task.outputs` references already substituted. */
-export interface LaunchRequest {
-  runId: string;
-  pipeline: string;
-  commit: string;
-  task: Task;
-  taskId: string;
-  attempt: number;
-  paths: LaunchPaths;
-}
-
 /** k8s-launcher (over gRPC), or a local backend in embedded mode. */
 export interface LauncherPort {
   /** Launches an attempt; idempotent. Throws on refusal (bad spec) or when unreachable. */
-  launch(request: LaunchRequest): Promise<{ objectName: string }>;
-  /** Stops an attempt (all attempts without one). */
-  cancel(runId: string, task: string, attempt?: number): Promise<void>;
+  launch(spec: LaunchSpec): Promise<{ objectName: string }>;
+  /** Stops an attempt (all attempts without one); resolves once the launcher has acted. */
+  cancel(runId: string, task: string, attempt?: number): Promise<unknown>;
   /** Removes a run's objects, and its RUN_PATH with `purgeData`. */
   deleteRun(runId: string, purgeData: boolean): Promise<{ deleted: number; dataPurged: boolean }>;
 }

@@ -1,4 +1,5 @@
 import {
+  resolveReferences,
   substituteVariables,
   taskId,
   taskVariables,
@@ -6,58 +7,6 @@ import {
   type Task,
 } from "@odin/pipeline-spec";
 import type { RunRecord, TaskRecord } from "./records.js";
-
-/** A `^task.outputs.key` a task uses has no value: the task fails with this reason. */
-export class MissingOutputError extends Error {
-  override name = "MissingOutputError";
-}
-
-const wholeReference = /^\^([a-z0-9]([-a-z0-9]*[a-z0-9])?)((?:\.[^.]+)+)$/;
-const embeddedReference = /\{\^([a-z0-9]([-a-z0-9]*[a-z0-9])?)((?:\.[^.{}]+)+)\}/g;
-
-function lookup(
-  ref: string,
-  task: string,
-  path: string,
-  outputsOf: (task: string) => TaskRecord | undefined,
-): string {
-  const fields = path.slice(1).split(".");
-  if (fields[0] !== "outputs" || fields.length < 2) {
-    throw new MissingOutputError(`${ref}: only ^${task}.outputs.<key> can be resolved`);
-  }
-  const record = outputsOf(task);
-  let value: unknown;
-  try {
-    value = record?.outputsJson ? JSON.parse(record.outputsJson) : undefined;
-  } catch {
-    value = undefined;
-  }
-  for (const f of fields.slice(1)) {
-    value =
-      typeof value === "object" && value !== null
-        ? (value as Record<string, unknown>)[f]
-        : undefined;
-  }
-  if (value === undefined || value === null) {
-    throw new MissingOutputError(
-      `${ref} has no value: task "${task}" reported no output ${fields.slice(1).join(".")} (a task reports outputs as a JSON object in its termination message, or in $TASK_PATH/outputs.json locally)`,
-    );
-  }
-  return typeof value === "string" ? value : JSON.stringify(value);
-}
-
-/** Replaces `^task.outputs.key` values and `{^task.outputs.key}` spans with the upstream outputs. */
-export function resolveReferences(
-  value: string,
-  outputsOf: (task: string) => TaskRecord | undefined,
-): string {
-  const whole = wholeReference.exec(value);
-  if (whole) return lookup(value, whole[1]!, whole[3]!, outputsOf);
-  if (!value.includes("{^")) return value;
-  return value.replace(embeddedReference, (span: string, task: string, _x: string, path: string) =>
-    lookup(span, task, path, outputsOf),
-  );
-}
 
 /**
  * The task as it is launched: processing variables substituted in command, args and env values
@@ -92,7 +41,7 @@ export function resolveTask(
     task: {
       ...task,
       command: task.command.map(sub),
-      args: task.args.map((a) => resolveReferences(sub(a), outputsOf)),
+      args: task.args.map((a) => resolveReferences(sub(a), (t) => outputsOf(t)?.outputsJson)),
       env,
     },
     variables,

@@ -8,7 +8,8 @@ import { loadPipeline, type Pipeline } from "@odin/pipeline-spec";
 import { common, events } from "@odin/proto";
 import { MemoryKeyValueStore } from "@odin/run-store";
 import { silentLogger } from "@odin/service-kit";
-import type { LauncherPort, LaunchRequest, PipelineSource } from "./ports.js";
+import type { LaunchSpec } from "@odin/pipeline-spec";
+import type { LauncherPort, PipelineSource } from "./ports.js";
 import type { RunRecord } from "./records.js";
 import { Scheduler } from "./scheduler.js";
 import { SchedulerStore } from "./store.js";
@@ -24,16 +25,16 @@ interface Script {
 /** Reports what a launcher would: RUNNING, then SUCCEEDED or FAILED, on the event bus. */
 class ScriptedLauncher implements LauncherPort {
   /** Launches that created something (a repeated launch of one attempt finds it, as in Kubernetes). */
-  readonly launches: LaunchRequest[] = [];
+  readonly launches: LaunchSpec[] = [];
   private readonly objects = new Set<string>();
   calls = 0;
   readonly cancels: string[] = [];
   scripts: Record<string, Script | Script[]> = {};
   constructor(private readonly bus: EventBus) {}
 
-  launch(request: LaunchRequest): Promise<{ objectName: string }> {
+  launch(request: LaunchSpec): Promise<{ objectName: string }> {
     this.calls++;
-    const objectName = `${request.taskId}-${request.attempt}`;
+    const objectName = `${request.runId}--${request.task.name}-${request.attempt}`;
     if (this.objects.has(objectName)) return Promise.resolve({ objectName });
     this.objects.add(objectName);
     this.launches.push(request);
@@ -209,7 +210,6 @@ describe("Scheduler", () => {
       `/data/odin/${run.id}/hello-python`,
     ]);
     assert.equal(hello.paths.taskPath, `/data/odin/${run.id}/hello-python`);
-    assert.equal(hello.taskId, `${run.id}--hello-python`);
   });
 
   test("every recorded change is published as a run event", async () => {

@@ -1,14 +1,18 @@
+import { RunEngine, type Decision, type TaskStatus } from "@odin/dag";
+import { subjects, type EventBus, type Subscription } from "@odin/events";
 import {
+  isFinishedRun as isFinished,
   isTerminalState,
-  RunEngine,
-  type Decision,
+  MissingOutputError,
+  newRunId,
+  reportedStates,
+  type Pipeline,
+  type Problem,
+  type ReportedState,
   type RunState,
   type TaskState,
-  type TaskStatus,
-} from "@odin/dag";
-import { subjects, type EventBus, type Subscription } from "@odin/events";
-import { newRunId, taskId, type Pipeline, type Problem } from "@odin/pipeline-spec";
-import { common, events } from "@odin/proto";
+} from "@odin/pipeline-spec";
+import { events, taskStateFromProto } from "@odin/proto";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -24,7 +28,7 @@ import {
 } from "./ports.js";
 import { runToProto, taskRunToProto } from "./convert.js";
 import type { RunRecord, TaskRecord } from "./records.js";
-import { MissingOutputError, resolveTask } from "./resolve.js";
+import { resolveTask } from "./resolve.js";
 import type { RecordChange, SchedulerStore } from "./store.js";
 
 /** What the scheduler needs; every part is a port with a production and an embedded adapter. */
@@ -60,15 +64,13 @@ interface ActiveRun {
   engine: RunEngine;
 }
 
-const terminalRunStates: readonly RunState[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
-const isFinished = (state: RunState): boolean => terminalRunStates.includes(state);
-
-const taskStates: Record<number, TaskState> = {
-  [common.TaskState.TASK_STATE_RUNNING]: "RUNNING",
-  [common.TaskState.TASK_STATE_SUCCEEDED]: "SUCCEEDED",
-  [common.TaskState.TASK_STATE_FAILED]: "FAILED",
-  [common.TaskState.TASK_STATE_ERROR]: "ERROR",
-};
+/** The state a task event reports, if it is one a launcher may report. */
+function reportedState(e: events.TaskEvent): ReportedState | undefined {
+  const state = taskStateFromProto(e.state);
+  return (reportedStates as readonly (TaskState | undefined)[]).includes(state)
+    ? (state as ReportedState)
+    : undefined;
+}
 
 function statusOf(record: TaskRecord | undefined): TaskStatus {
   if (!record) return { state: "PENDING", attempt: 0 };
@@ -265,11 +267,7 @@ export class Scheduler {
         : { ...r, cancelRequested: true, message: reason || r.message },
     );
     if (!updated) throw new NotFoundError(`no run ${runId}`);
-    const active = this.runs.get(runId);
-    if (active && updated.cancelRequested && !isFinished(updated.state)) {
-      active.record = updated;
-      this.execute(active, active.engine.cancel());
-    }
+    // Every replica's engine (this one's too) cancels when the store's watch shows the request.
     return updated;
   }
 
@@ -484,11 +482,12 @@ export class Scheduler {
   // -- Task events from launchers ------------------------------------------------------------
 
   private async onTaskEvent(e: events.TaskEvent): Promise<void> {
-    const state = taskStates[e.state];
+    const state = reportedState(e);
     if (!state) return;
     const now = this.now();
     const time = e.time ? e.time.getTime() : now;
-    const { record, written } = await this.options.store.updateTask(e.runId, e.task, (cur) => {
+    // The engines hear the change through the store's watch, like every other change.
+    await this.options.store.updateTask(e.runId, e.task, (cur) => {
       if (
         !cur ||
         cur.attempt !== e.attempt ||
@@ -509,11 +508,6 @@ export class Scheduler {
       }
       return next;
     });
-    const active = this.runs.get(e.runId);
-    if (written && record && active) {
-      this.execute(active, active.engine.observe(e.task, statusOf(record), now));
-      this.pump();
-    }
   }
 
   // -- Acting on decisions --------------------------------------------------------------------
@@ -627,22 +621,21 @@ export class Scheduler {
     }
   }
 
-  /** Records a decision by compare-and-set; when another replica recorded something else, adopts that. */
+  /**
+   * Records a decision by compare-and-set. What it wrote reaches the engine through the store's
+   * watch (the engine applied its own decision already); when another replica recorded something
+   * else first, the engine adopts that at once, undoing its optimistic launch.
+   */
   private async record(
     run: ActiveRun,
     task: string,
     mutate: (cur: TaskRecord | undefined) => TaskRecord | undefined,
   ): Promise<TaskRecord | undefined> {
     const { record, written } = await this.options.store.updateTask(run.record.id, task, mutate);
-    const status = statusOf(record);
-    this.execute(
-      run,
-      written
-        ? run.engine.observe(task, status, this.now())
-        : run.engine.reconcile(task, status, this.now()),
-    );
+    if (written) return record;
+    this.execute(run, run.engine.reconcile(task, statusOf(record), this.now()));
     this.pump();
-    return written ? record : undefined;
+    return undefined;
   }
 
   private async launch(run: ActiveRun, task: string, attempt: number): Promise<void> {
@@ -687,7 +680,6 @@ export class Scheduler {
         pipeline: run.record.pipeline,
         commit: run.record.commit,
         task: resolved,
-        taskId: taskId(runId, task),
         attempt,
         paths: {
           rootPath: variables.ROOT_PATH!,

@@ -1,4 +1,5 @@
-import { DagSchedulerServiceService, type dagscheduler } from "@odin/proto";
+import { checkRunId as checkRunIdValue } from "@odin/pipeline-spec";
+import { DagSchedulerServiceService, runStateFromProto, type dagscheduler } from "@odin/proto";
 import {
   callerOf,
   InvalidArgumentError,
@@ -7,14 +8,11 @@ import {
   unaryHandler,
   type ServiceRegistration,
 } from "@odin/service-kit";
-import { runStateFromProto, runToProto, taskRunToProto } from "./convert.js";
+import { runToProto, taskRunToProto } from "./convert.js";
 import type { RunChange, Scheduler } from "./scheduler.js";
 
-const runIdPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
 function checkRunId(id: string): string {
-  if (!runIdPattern.test(id) || id.length > 63)
-    throw new InvalidArgumentError(`"${id}" is not a run id (e.g. sst2-k3x9q2ab)`);
+  checkRunIdValue(id);
   return id;
 }
 

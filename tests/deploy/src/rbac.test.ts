@@ -117,7 +117,6 @@ describe("the launcher's RBAC covers exactly what its code calls", () => {
               numWorkers: 2,
               annotations: { [SCRIPT_ANNOTATION]: JSON.stringify(script) },
             }),
-            taskId: `${id}--${name}`,
             attempt: 1,
             paths: {
               rootPath: "/data/pipelines",

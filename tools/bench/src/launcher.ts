@@ -171,7 +171,7 @@ if (via === "grpc") {
       pipeline: spec.pipeline,
       commit: spec.commit,
       task: taskToProto(spec.task),
-      taskId: spec.taskId,
+      taskId: `${spec.runId}--${spec.task.name}`,
       attempt: spec.attempt,
       objectName: "",
       paths: spec.paths,

@@ -7,10 +7,10 @@ import {
   jsonCodec,
   MemoryKeyValueStore,
   NatsKeyValueStore,
-  runKeys,
   updateWithRetry,
   type KeyValueStore,
 } from "@odin/run-store";
+import { runKey, runTasksFilter, taskKey } from "@odin/scheduler";
 
 const tasks = Number(process.env.BENCH_TASKS ?? 10_000);
 const inFlight = Number(process.env.BENCH_IN_FLIGHT ?? 64);
@@ -66,7 +66,7 @@ async function timed(fn: () => Promise<number>): Promise<{ ms: number; count: nu
 
 async function measure(store: KeyValueStore): Promise<Record<string, unknown>> {
   const runId = "bench-run-x7k2";
-  const key = (i: number) => runKeys.task(runId, `t${i}`);
+  const key = (i: number) => taskKey(runId, `t${i}`);
   const revisions = new Array<number>(tasks);
 
   const createsPerSec = await rate(tasks, async (i) => {
@@ -84,12 +84,12 @@ async function measure(store: KeyValueStore): Promise<Record<string, unknown>> {
 
   const listKeys = await timed(async () => {
     let n = 0;
-    for await (const _ of store.keys(runKeys.tasks(runId))) n++;
+    for await (const _ of store.keys(runTasksFilter(runId))) n++;
     return n;
   });
   const listEntries = await timed(async () => {
     let n = 0;
-    for await (const _ of store.list(runKeys.tasks(runId))) n++;
+    for await (const _ of store.list(runTasksFilter(runId))) n++;
     return n;
   });
 
@@ -102,7 +102,7 @@ async function measure(store: KeyValueStore): Promise<Record<string, unknown>> {
         for (let i = 0; i < 25; i++) {
           const outcome = await updateWithRetry(
             store,
-            runKeys.run(runId),
+            runKey(runId),
             (r) => ({ finished: (r?.finished ?? 0) + 1 }),
             codec,
           );
@@ -110,7 +110,7 @@ async function measure(store: KeyValueStore): Promise<Record<string, unknown>> {
         }
       }),
     );
-    const entry = await store.get(runKeys.run(runId));
+    const entry = await store.get(runKey(runId));
     return entry === undefined ? 0 : codec.decode(entry.value).finished;
   });
 

@@ -13,10 +13,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NatsEventBus, subjects } from "@odin/events";
-import { loadPipeline, type Pipeline } from "@odin/pipeline-spec";
+import { loadPipeline, type LaunchSpec, type Pipeline } from "@odin/pipeline-spec";
 import { common, events, K8sLauncherServiceClient } from "@odin/proto";
 import { NatsKeyValueStore } from "@odin/run-store";
-import { GrpcLauncher, Scheduler, SchedulerStore, type LaunchRequest } from "@odin/scheduler";
+import { GrpcLauncher, Scheduler, SchedulerStore } from "@odin/scheduler";
 import { createClient, silentLogger } from "@odin/service-kit";
 import { startNats } from "@odin/testing";
 
@@ -116,7 +116,7 @@ const launcherAddress = launcherReady[1]!;
 const pipelines = new Map<string, Pipeline>();
 const launchAt = new Map<string, number>();
 class TimedLauncher extends GrpcLauncher {
-  override launch(r: LaunchRequest) {
+  override launch(r: LaunchSpec) {
     launchAt.set(`${r.runId}/${r.task.name}`, now());
     return super.launch(r);
   }

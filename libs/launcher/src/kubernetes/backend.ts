@@ -676,17 +676,7 @@ export class KubernetesBackend implements TaskBackend {
     const id: AttemptId = { runId, task: spec.task.name, attempt };
     let manifest: Manifest;
     try {
-      manifest = buildManifest(
-        {
-          runId,
-          pipelinePath: spec.pipeline,
-          ...(spec.commit ? { commit: spec.commit } : {}),
-          task,
-          attempt,
-          taskPath: spec.paths.taskPath,
-        },
-        this.manifestConfig,
-      );
+      manifest = buildManifest({ ...spec, task }, this.manifestConfig);
     } catch (err) {
       if (!(err instanceof ManifestError)) throw err;
       const a = this.attemptFor(id, this.namespace);

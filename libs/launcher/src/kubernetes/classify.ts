@@ -20,16 +20,13 @@ import {
 import type { ResourceType } from "@odin/pipeline-spec";
 import type { ObjectEvent, ReportedState } from "../backend.js";
 
+// Defined with Odin's other keys in one place; re-exported for the backend's readers.
+export { cancelledAnnotation, pendingTimeoutAnnotation } from "@odin/k8s-manifests";
+
 /** Label with a training pod's role (`master` on a PyTorchJob master, MPIJob launcher, TFJob chief). */
 export const trainingJobRoleLabel = "training.kubeflow.org/job-role";
 /** Label with a training pod's index within its replica type. */
 export const trainingReplicaIndexLabel = "training.kubeflow.org/replica-index";
-
-/** Annotation on every object and pod of an attempt whose task sets `pending_timeout`, in seconds. */
-export const pendingTimeoutAnnotation = "odin.dev/pending-timeout-seconds";
-
-/** Annotation Odin puts on an object just before deleting it (cancel, run deletion, stuck pod). */
-export const cancelledAnnotation = "odin.dev/deleted-by-odin";
 
 /** Waiting reasons of a container that cannot start without outside help. */
 export const stuckWaitingReasons: ReadonlySet<string> = new Set([

@@ -61,7 +61,6 @@ export function launchSpecOf(runId: string, task: Task, attempt = 1): LaunchSpec
     pipeline: "tests/launcher",
     commit: "0123456789abcdef0123456789abcdef01234567",
     task,
-    taskId: `${runId}--${task.name}`,
     attempt,
     paths: {
       rootPath: "/data/pipelines",

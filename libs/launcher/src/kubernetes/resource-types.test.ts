@@ -88,22 +88,4 @@ describe("resource types", () => {
       }
     });
   }
-
-  test("Job past its timeout is FAILED with reason DeadlineExceeded", async () => {
-    const runId = h.runId("deadline");
-    const task = simTask("slow", { runForever: true }, { resourceType: "Job", timeoutMs: 1000 });
-    await h.launch(backend, runId, task);
-    await h.reported(runId, "slow", "RUNNING");
-    const failed = await h.reported(runId, "slow", "FAILED", 1, 5000);
-    assert.equal(failed.reason, "DeadlineExceeded");
-  });
-
-  test("Pod past its timeout is FAILED with reason DeadlineExceeded and exit code 137", async () => {
-    const runId = h.runId("deadline");
-    const task = simTask("slow", { runForever: true }, { timeoutMs: 1000 });
-    await h.launch(backend, runId, task);
-    const failed = await h.reported(runId, "slow", "FAILED", 1, 5000);
-    assert.equal(failed.reason, "DeadlineExceeded");
-    assert.equal(failed.exitCode, 137);
-  });
 });

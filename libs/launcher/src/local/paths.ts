@@ -3,43 +3,16 @@
 // as DNS labels before any path is built from them.
 import { realpath } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
-import { isDnsLabel } from "@odin/pipeline-spec";
+import { maxAttempt } from "@odin/pipeline-spec";
 import { InvalidArgumentError } from "@odin/service-kit";
 
-/** Highest attempt number accepted (a guard against nonsense, far above any retry policy). */
-export const maxAttempt = 1_000_000;
+// Run ids, task names and attempts are checked by pipeline-spec's one validator.
+export { checkAttempt, checkRunId, checkTaskName } from "@odin/pipeline-spec";
 
 /** True when `path` is strictly below `root` (both absolute, already resolved). */
 export function isStrictlyUnder(path: string, root: string): boolean {
   const rel = relative(root, path);
   return rel.length > 0 && rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
-}
-
-/** Throws unless `runId` can name a directory: a DNS-1123 label. */
-export function checkRunId(runId: string): void {
-  if (typeof runId !== "string" || !isDnsLabel(runId)) {
-    throw new InvalidArgumentError(
-      `run id ${JSON.stringify(runId)} is not a DNS-1123 label (lower-case letters, digits and "-", at most 63 characters)`,
-    );
-  }
-}
-
-/** Throws unless `task` can name a directory: a DNS-1123 label. */
-export function checkTaskName(task: string): void {
-  if (typeof task !== "string" || !isDnsLabel(task)) {
-    throw new InvalidArgumentError(
-      `task name ${JSON.stringify(task)} is not a DNS-1123 label (lower-case letters, digits and "-", at most 63 characters)`,
-    );
-  }
-}
-
-/** Throws unless `attempt` is a whole number from 1 to {@link maxAttempt}. */
-export function checkAttempt(attempt: number): void {
-  if (!Number.isSafeInteger(attempt) || attempt < 1 || attempt > maxAttempt) {
-    throw new InvalidArgumentError(
-      `attempt ${String(attempt)} must be a whole number from 1 to ${maxAttempt}`,
-    );
-  }
 }
 
 /**

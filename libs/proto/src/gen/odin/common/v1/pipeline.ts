@@ -317,7 +317,10 @@ export interface Task {
    * the scheduler's default.
    */
   retryBackoff: Duration | undefined;
-  /** Extension: limit on one attempt's whole run (`activeDeadlineSeconds`); unset = none. */
+  /**
+   * Extension: limit on one attempt's whole run, enforced by the scheduler (it stops the attempt and
+   * records FAILED with reason DeadlineExceeded); unset = none.
+   */
   timeout: Duration | undefined;
   /**
    * Extension: how long a pod may stay unschedulable or pulling its image before the attempt is

@@ -1,0 +1,35 @@
+// Every label and annotation key Odin puts on the objects it creates, in one place. Pipelines may
+// not set keys under `odin.dev/` themselves (validation refuses them).
+
+/** The prefix of every label and annotation key Odin owns. */
+export const odinKeyPrefix = "odin.dev/";
+
+/** Label marking every object Odin creates. */
+export const managedByLabel = "app.kubernetes.io/managed-by";
+
+/** Value of {@link managedByLabel} on Odin's objects. */
+export const managedByValue = "odin";
+
+/** Label holding the run id. */
+export const runLabel = `${odinKeyPrefix}run`;
+
+/** Label holding the task's short name. */
+export const taskLabel = `${odinKeyPrefix}task`;
+
+/** Label holding the attempt number (`"1"`, `"2"`, …). */
+export const attemptLabel = `${odinKeyPrefix}attempt`;
+
+/** Annotation holding the full task id (`<run id>--<task name>`), which may exceed a label. */
+export const taskIdAnnotation = `${odinKeyPrefix}task-id`;
+
+/** Annotation holding the pipeline's path in the repository. */
+export const pipelineAnnotation = `${odinKeyPrefix}pipeline`;
+
+/** Annotation holding the commit the run is pinned to. */
+export const commitAnnotation = `${odinKeyPrefix}commit`;
+
+/** Annotation on every object and pod of an attempt whose task sets `pending_timeout`, in seconds. */
+export const pendingTimeoutAnnotation = `${odinKeyPrefix}pending-timeout-seconds`;
+
+/** Annotation Odin puts on an object just before deleting it (cancel, run deletion, stuck pod). */
+export const cancelledAnnotation = `${odinKeyPrefix}deleted-by-odin`;
