@@ -1,5 +1,6 @@
 // What Kubernetes objects mean for a task attempt (SPEC.md "Resource types and completion"), as
-// pure functions of the objects: no I/O, no clock. The backend feeds them what its watches see.
+// pure functions of the objects: no I/O, no clock. What they say is fed to the attempt core
+// (src/attempt/core.ts) as facts.
 //
 // - Pod: phase Succeeded → SUCCEEDED, phase Failed → FAILED; exit code and reason from the main
 //   container's terminated state (a pod-level reason such as Evicted or DeadlineExceeded wins).
@@ -18,7 +19,8 @@ import {
   taskLabel,
 } from "@odin/k8s-manifests";
 import type { ResourceType } from "@odin/pipeline-spec";
-import type { ObjectEvent, ReportedState } from "../backend.js";
+import type { AttemptId, Observation, Stuck } from "../attempt/core.js";
+import type { ObjectEvent } from "../backend.js";
 
 // Defined with Odin's other keys in one place; re-exported for the backend's readers.
 export { cancelledAnnotation, pendingTimeoutAnnotation } from "@odin/k8s-manifests";
@@ -75,23 +77,6 @@ export interface ConditionLike {
   lastUpdateTime?: KubeTime;
 }
 
-/** What one observation says about an attempt. */
-export interface Observation {
-  state: ReportedState;
-  time?: Date;
-  exitCode?: number;
-  reason?: string;
-  message?: string;
-  outputsJson?: string;
-}
-
-/** Which attempt an object belongs to, from Odin's labels. */
-export interface AttemptId {
-  runId: string;
-  task: string;
-  attempt: number;
-}
-
 /** A Date from a Kubernetes time, or undefined. */
 export function toDate(value: KubeTime): Date | undefined {
   if (value === undefined || value === null || value === "") return undefined;
@@ -108,11 +93,6 @@ export function attemptIdOf(meta: MetaLike | undefined): AttemptId | undefined {
   const attempt = Number(labels[attemptLabel]);
   if (!runId || !task || !Number.isSafeInteger(attempt) || attempt < 1) return undefined;
   return { runId, task, attempt };
-}
-
-/** The key of an attempt in the backend's tables. */
-export function attemptKey(id: AttemptId): string {
-  return `${id.runId}/${id.task}/${id.attempt}`;
 }
 
 function clip(text: string | undefined): string | undefined {
@@ -191,15 +171,6 @@ export function podStartTime(pod: V1Pod): Date | undefined {
   return (
     toDate(mainContainerStatus(pod)?.state?.running?.startedAt) ?? toDate(pod.status?.startTime)
   );
-}
-
-/** Why a pod cannot start by itself, if it cannot. */
-export interface Stuck {
-  /** `Unschedulable`, or the container's waiting reason (`ImagePullBackOff` …). */
-  reason: string;
-  message: string;
-  /** Since when, when Kubernetes says (the PodScheduled condition's transition). */
-  since?: Date;
 }
 
 /** Whether a pending pod is stuck on scheduling or on its images / container config. */

@@ -4,7 +4,7 @@
 import { access, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { LogLine } from "../backend.js";
-import type { AttemptId } from "./classify.js";
+import type { AttemptId } from "../attempt/core.js";
 
 const segment = /^[A-Za-z0-9][-A-Za-z0-9_.]*$/;
 
