@@ -2,13 +2,15 @@
 // The task's image is ignored; its `command` + `args` run without a shell, in `TASK_PATH`, in a
 // process group of their own, with a small environment. stdout and stderr go straight into one
 // log file per attempt, and a small record beside it (see records.ts) makes launches idempotent
-// and lets a restarted launcher report the attempts it lost.
+// and lets a restarted launcher report the attempts it lost (recovery.ts). What becomes of an
+// attempt — reported once, nothing after a cancel — is the attempt core's (src/attempt/core.ts):
+// this class turns process facts (spawned, exited, never started) into facts for it.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { appendFile, mkdir, open, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { isDnsLabel, objectName as attemptObjectName } from "@odin/pipeline-spec";
+import { objectName as attemptObjectName } from "@odin/pipeline-spec";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -16,6 +18,8 @@ import {
   silentLogger,
   type Logger,
 } from "@odin/service-kit";
+import { attemptKey, type Observation } from "../attempt/core.js";
+import { EventDelivery } from "../attempt/delivery.js";
 import type {
   AttemptRef,
   LaunchResult,
@@ -27,6 +31,7 @@ import type {
   TaskBackend,
   TaskStateEvent,
 } from "../backend.js";
+import { LocalAttempt, settleRecord } from "./attempt.js";
 import { readLogLines } from "./logfile.js";
 import {
   attemptFiles,
@@ -36,31 +41,31 @@ import {
   checkTaskName,
   resolveUnder,
   staysUnder,
-  type AttemptFiles,
 } from "./paths.js";
 import {
   checkProgram,
   defaultInheritedEnv,
   defaultMaxOutputsBytes,
   pickEnv,
+  exitOutcome,
   processInfo,
   readOutputs,
-  signalExitCode,
   signalGroup,
+  spawnFailure,
   taskEnvironment,
 } from "./process.js";
 import {
   createRecord,
+  listDir,
   loadObjectEvent,
   readRecord,
-  removeRecord,
-  storeObjectEvent,
-  terminalEvent,
+  removeRunRecords,
   updateRecord,
-  writeRecord,
   type AttemptRecord,
-  type StoredTerminal,
 } from "./records.js";
+import { recoverLostAttempts } from "./recovery.js";
+
+export { launcherRestartedReason } from "./recovery.js";
 
 /** How a {@link LocalBackend} is set up. */
 export interface LocalBackendOptions {
@@ -73,8 +78,6 @@ export interface LocalBackendOptions {
   dataRoot: string;
   /** Time between SIGTERM and SIGKILL when stopping a process group, in ms (default 5000). */
   killGraceMs?: number;
-  /** Stop a task that runs past its `timeout` and report it FAILED/DeadlineExceeded (default true). */
-  enforceTimeout?: boolean;
   /** Largest `$TASK_PATH/outputs.json` read, in bytes (default 64 KiB). */
   maxOutputsBytes?: number;
   /** Variables of `parentEnv` every task gets (default PATH, HOME, LANG). Nothing else leaks. */
@@ -87,50 +90,7 @@ export interface LocalBackendOptions {
   logPollMs?: number;
 }
 
-/** Reason of the ERROR reported for an attempt that was running when the launcher went away. */
-export const launcherRestartedReason = "LauncherRestarted";
-
-const source = "odin-local-launcher";
-const objectKind = "Process";
 const container = "main";
-// Longest delay Node's timers support; a longer task timeout is left to the scheduler.
-const maxTimerMs = 2 ** 31 - 1;
-// Keeps a record small even for a task that keeps tripping warnings.
-const maxObjectEvents = 50;
-
-/** One attempt launched by this backend instance, until its process has exited. */
-interface Attempt {
-  key: string;
-  files: AttemptFiles;
-  taskPath: string;
-  record: AttemptRecord;
-  pid?: number;
-  /** Set once the process is gone (or never started). */
-  processGone: boolean;
-  /** Resolves when the process is gone (or never started). */
-  gone: Promise<void>;
-  markGone: () => void;
-  /** Resolves once the process has been spawned, or has failed to be. */
-  spawned: Promise<void>;
-  markSpawned: () => void;
-  /** Resolves when the attempt has settled: final record written, terminal event queued. */
-  settled: Promise<void>;
-  markSettled: () => void;
-  cancelled: boolean;
-  deadlineExceeded: boolean;
-  killTimer?: NodeJS.Timeout;
-  deadlineTimer?: NodeJS.Timeout;
-}
-
-function attemptKey(runId: string, task: string, attempt: number): string {
-  return `${runId}/${task}/${attempt}`;
-}
-
-function deferred(): [Promise<void>, () => void] {
-  let done!: () => void;
-  const promise = new Promise<void>((resolve) => (done = resolve));
-  return [promise, done];
-}
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -140,8 +100,8 @@ function errorMessage(error: unknown): string {
  * Runs tasks as local processes (embedded mode). Semantics:
  * - cancel: SIGTERM to the process group, SIGKILL after `killGraceMs`; a cancelled attempt
  *   reports nothing more (as the Kubernetes backend, which deletes the objects).
- * - timeout: enforced when `enforceTimeout` (default): the group is stopped the same way and the
- *   attempt reported FAILED with reason `DeadlineExceeded`.
+ * - timeout: not this backend's; the scheduler's run engine enforces a task's `timeout` (it
+ *   cancels the attempt and records FAILED/DeadlineExceeded itself).
  * - restart: processes do not outlive the backend (`close` stops them); on `start`, attempts a
  *   previous instance left running are stopped if still alive and reported ERROR with reason
  *   `LauncherRestarted`, once.
@@ -150,22 +110,19 @@ export class LocalBackend implements TaskBackend {
   private readonly logDir: string;
   private readonly dataRoot: string;
   private readonly killGraceMs: number;
-  private readonly enforceTimeout: boolean;
   private readonly maxOutputsBytes: number;
   private readonly inherited: Record<string, string>;
   private readonly logger: Logger;
   private readonly logPollMs: number;
 
   /** Attempts of this instance whose process may still run. */
-  private readonly live = new Map<string, Attempt>();
+  private readonly live = new Map<string, LocalAttempt>();
   /** Written into every record, so `start` does not mistake this instance's attempts for lost ones. */
   private readonly instance = randomUUID();
   private readonly warnedImages = new Set<string>();
-  private readonly queue: TaskStateEvent[] = [];
-  private report: ((event: TaskStateEvent) => Promise<void>) | undefined;
-  private pumping: Promise<void> | undefined;
+  private readonly delivery: EventDelivery;
+  private started = false;
   private closed = false;
-  private readonly closing = new AbortController();
 
   constructor(options: LocalBackendOptions) {
     this.logDir = resolve(options.logDir);
@@ -176,7 +133,6 @@ export class LocalBackend implements TaskBackend {
       );
     }
     this.killGraceMs = options.killGraceMs ?? 5000;
-    this.enforceTimeout = options.enforceTimeout ?? true;
     this.maxOutputsBytes = options.maxOutputsBytes ?? defaultMaxOutputsBytes;
     this.inherited = pickEnv(
       options.parentEnv ?? process.env,
@@ -184,18 +140,25 @@ export class LocalBackend implements TaskBackend {
     );
     this.logger = options.logger ?? silentLogger;
     this.logPollMs = options.logPollMs ?? 250;
+    this.delivery = new EventDelivery({
+      logger: this.logger,
+      baseDelayMs: 50,
+      onDelivered: (event) => this.markReported(event),
+    });
   }
 
   /** Delivers events through `report` (queued ones first), after reporting lost attempts. */
   start(report: (event: TaskStateEvent) => Promise<void>): Promise<void> {
     if (this.closed)
       return Promise.reject(new FailedPreconditionError("the local backend is closed"));
-    if (this.report) {
+    if (this.started) {
       return Promise.reject(new FailedPreconditionError("the local backend is already started"));
     }
-    this.report = report;
-    this.recoverLostAttempts();
-    this.pump();
+    this.started = true;
+    for (const event of recoverLostAttempts(this.logDir, this.instance, this.logger)) {
+      this.delivery.send(attemptKey(event), event);
+    }
+    this.delivery.start(report);
     return Promise.resolve();
   }
 
@@ -211,7 +174,7 @@ export class LocalBackend implements TaskBackend {
     const { runId, attempt } = spec;
     const task = spec.task.name;
     const objectName = attemptObjectName(runId, task, attempt);
-    const key = attemptKey(runId, task, attempt);
+    const key = attemptKey({ runId, task, attempt });
     if (this.live.has(key)) return { objectName, alreadyExisted: true };
 
     // Claim the attempt: creating its record is atomic, and the record outlives this process.
@@ -240,24 +203,7 @@ export class LocalBackend implements TaskBackend {
         return { objectName, alreadyExisted: true };
       throw error;
     }
-    const [gone, markGone] = deferred();
-    const [spawned, markSpawned] = deferred();
-    const [settled, markSettled] = deferred();
-    const live: Attempt = {
-      key,
-      files,
-      taskPath,
-      record,
-      processGone: false,
-      gone,
-      markGone,
-      spawned,
-      markSpawned,
-      settled,
-      markSettled,
-      cancelled: false,
-      deadlineExceeded: false,
-    };
+    const live = new LocalAttempt(files, taskPath, record, this.logger);
     this.live.set(key, live);
     await this.run(live, spec);
     return { objectName, alreadyExisted: false };
@@ -274,7 +220,7 @@ export class LocalBackend implements TaskBackend {
         a.record.task === ref.task &&
         (ref.attempt === undefined || ref.attempt === 0 || a.record.attempt === ref.attempt) &&
         !a.processGone &&
-        !a.cancelled,
+        !a.core.cancelled,
     );
     await Promise.all(targets.map((a) => this.stop(a, "cancel")));
     return targets.length;
@@ -295,16 +241,7 @@ export class LocalBackend implements TaskBackend {
     await Promise.all(running.map((a) => (a.processGone ? a.settled : this.stop(a, "cancel"))));
 
     const runDir = join(this.logDir, runId);
-    let deleted = 0;
-    for (const task of listDir(runDir)) {
-      if (!isDnsLabel(task)) continue;
-      for (const name of listDir(join(runDir, task))) {
-        if (name.endsWith(".json") && attemptOfFile(name) !== undefined) {
-          removeRecord(join(runDir, task, name));
-          deleted++;
-        }
-      }
-    }
+    const deleted = removeRunRecords(runDir);
     let dataPurged = false;
     if (runPath !== undefined) {
       await rm(runDir, { recursive: true, force: true });
@@ -328,7 +265,7 @@ export class LocalBackend implements TaskBackend {
         `no log for attempt ${attempt} of task "${ref.task}" in run "${ref.runId}"`,
       );
     }
-    const live = this.live.get(attemptKey(ref.runId, ref.task, attempt));
+    const live = this.live.get(attemptKey({ ...ref, attempt }));
     const follow = options.follow
       ? {
           live: () => live !== undefined && !live.processGone,
@@ -349,7 +286,7 @@ export class LocalBackend implements TaskBackend {
       checkTaskName(ref.task);
       const attempt = this.resolveAttempt(ref, false);
       if (attempt === undefined) return Promise.resolve([]);
-      const live = this.live.get(attemptKey(ref.runId, ref.task, attempt));
+      const live = this.live.get(attemptKey({ ...ref, attempt }));
       const record =
         live?.record ?? readRecord(attemptFiles(this.logDir, ref.runId, ref.task, attempt).record);
       return Promise.resolve((record?.events ?? []).map(loadObjectEvent));
@@ -365,18 +302,16 @@ export class LocalBackend implements TaskBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.closing.abort();
     await Promise.all([...this.live.values()].map((a) => this.stop(a, "close")));
-    await this.pumping;
+    await this.delivery.close();
   }
 
   // ---- running an attempt ----
 
-  private async run(live: Attempt, spec: LaunchSpec): Promise<void> {
+  private async run(live: LocalAttempt, spec: LaunchSpec): Promise<void> {
     const { task } = spec;
     if (task.image) {
-      this.objectEvent(
-        live,
+      live.objectEvent(
         "Warning",
         "ImageIgnored",
         `image "${task.image}" is ignored: the local backend runs the command on this machine`,
@@ -457,17 +392,7 @@ export class LocalBackend implements TaskBackend {
         });
         return;
       }
-      const [reason, message] =
-        error.code === "ENOENT"
-          ? [
-              "CommandNotFound",
-              file.includes("/") && existsSync(resolve(live.taskPath, file))
-                ? `command not found: the interpreter on the #! line of ${file}`
-                : `command not found: ${file}`,
-            ]
-          : error.code === "EACCES"
-            ? ["CommandNotExecutable", `command cannot be executed (permission denied): ${file}`]
-            : ["SpawnFailed", `cannot run ${file}: ${error.message}`];
+      const { reason, message } = spawnFailure(error, file, live.taskPath);
       void this.finishUnstarted(live, "FAILED", reason, message);
     });
     child.on("exit", (code, signal) => {
@@ -487,7 +412,7 @@ export class LocalBackend implements TaskBackend {
     return `TASK_PATH ${taskPath} leads out of the data root ${this.dataRoot} through a symbolic link`;
   }
 
-  private onSpawn(live: Attempt, spec: LaunchSpec, child: ChildProcess): void {
+  private onSpawn(live: LocalAttempt, spec: LaunchSpec, child: ChildProcess): void {
     const pid = child.pid;
     if (pid === undefined) return;
     live.pid = pid;
@@ -496,39 +421,21 @@ export class LocalBackend implements TaskBackend {
     if (info) live.record.processStart = info.start;
     live.record.status = "RUNNING";
     live.record.startedAt = new Date().toISOString();
-    this.objectEvent(live, "Normal", "Started", `Started process ${pid} (${spec.task.command[0]})`);
-    if (!live.cancelled) this.enqueue(this.stateEvent(live, "RUNNING"));
-    const timeoutMs = spec.task.timeoutMs;
-    if (
-      this.enforceTimeout &&
-      timeoutMs !== undefined &&
-      timeoutMs > 0 &&
-      timeoutMs <= maxTimerMs
-    ) {
-      live.deadlineTimer = setTimeout(() => {
-        if (live.processGone || live.cancelled) return;
-        live.deadlineExceeded = true;
-        this.objectEvent(
-          live,
-          "Warning",
-          "DeadlineExceeded",
-          `ran longer than its timeout of ${timeoutMs} ms; stopping it`,
-        );
-        void this.stop(live, "deadline");
-      }, timeoutMs);
+    live.objectEvent("Normal", "Started", `Started process ${pid} (${spec.task.command[0]})`);
+    for (const event of live.core.observe({ kind: "running" }, Date.now()).events) {
+      this.delivery.send(live.key, event);
     }
     live.markSpawned();
   }
 
   private async onExit(
-    live: Attempt,
+    live: LocalAttempt,
     code: number | null,
     signal: NodeJS.Signals | null,
   ): Promise<void> {
     // No pid: the spawn failed, and the "error" handler reports it.
     if (live.processGone || live.pid === undefined) return;
     live.processGone = true;
-    clearTimeout(live.deadlineTimer);
     clearTimeout(live.killTimer);
     // Whatever the task left running in its group goes with it, as in a container.
     signalGroup(live.pid, "SIGKILL");
@@ -538,52 +445,33 @@ export class LocalBackend implements TaskBackend {
       this.finish(live);
       return;
     }
-    if (live.cancelled) {
+    if (live.core.cancelled) {
       live.record.status = "CANCELLED";
       live.record.finishedAt = new Date().toISOString();
-      this.persist(live);
+      live.persist();
       this.finish(live);
       return;
     }
     const outputs = await readOutputs(live.taskPath, this.maxOutputsBytes);
     if (outputs.problem !== undefined) {
-      this.objectEvent(live, "Warning", "OutputsIgnored", outputs.problem);
+      live.objectEvent("Warning", "OutputsIgnored", outputs.problem);
       this.logger.warn("task outputs ignored", {
         objectName: live.record.objectName,
         problem: outputs.problem,
       });
     }
-    const exitCode = code ?? (signal ? signalExitCode(signal) : undefined);
-    let terminal: StoredTerminal;
-    const time = new Date().toISOString();
-    if (live.deadlineExceeded) {
-      terminal = {
-        state: "FAILED",
-        time,
-        reason: "DeadlineExceeded",
-        message: "stopped after running longer than its timeout",
-      };
-    } else if (code === 0) {
-      terminal = { state: "SUCCEEDED", time };
-    } else if (code !== null) {
-      terminal = { state: "FAILED", time, reason: "Error", message: `exited with code ${code}` };
+    const outcome = exitOutcome(code, signal, outputs.json);
+    if (outcome.state === "SUCCEEDED") {
+      live.objectEvent("Normal", "Completed", "exited with code 0");
     } else {
-      const name = signal ?? "unknown signal";
-      terminal = { state: "FAILED", time, reason: name, message: `killed by signal ${name}` };
+      live.objectEvent("Warning", "Failed", outcome.message ?? "failed");
     }
-    if (exitCode !== undefined) terminal.exitCode = exitCode;
-    if (outputs.json !== undefined) terminal.outputsJson = outputs.json;
-    if (terminal.state === "SUCCEEDED") {
-      this.objectEvent(live, "Normal", "Completed", "exited with code 0");
-    } else {
-      this.objectEvent(live, "Warning", "Failed", terminal.message ?? "failed");
-    }
-    this.settle(live, terminal);
+    this.settle(live, outcome);
   }
 
   /** Ends an attempt whose process never ran (bad TASK_PATH, command not found …), saying why in its log too. */
   private async finishUnstarted(
-    live: Attempt,
+    live: LocalAttempt,
     state: ReportedState,
     reason: string,
     message: string,
@@ -592,34 +480,32 @@ export class LocalBackend implements TaskBackend {
     await appendFile(live.files.log, `odin: ${message}\n`).catch(() => undefined);
     live.processGone = true;
     live.markGone();
-    this.objectEvent(live, "Warning", "Failed", message);
-    this.settle(live, { state, time: new Date().toISOString(), reason, message });
+    live.objectEvent("Warning", "Failed", message);
+    this.settle(live, { state, reason, message });
   }
 
-  private settle(live: Attempt, terminal: StoredTerminal): void {
-    live.record.status = terminal.state;
-    live.record.terminal = terminal;
-    live.record.finishedAt = terminal.time;
-    this.persist(live);
-    const event = terminalEvent(live.record);
-    if (event) this.enqueue(event);
+  /** The attempt ended: the record says how before the event goes out (a restart re-reports it). */
+  private settle(live: LocalAttempt, outcome: Observation): void {
+    const events = settleRecord(live.core, live.record, outcome, Date.now());
+    if (live.core.cancelled && events.length === 0) live.record.status = "CANCELLED";
+    live.persist();
+    for (const event of events) this.delivery.send(live.key, event);
     this.finish(live);
   }
 
-  private finish(live: Attempt): void {
+  private finish(live: LocalAttempt): void {
     this.live.delete(live.key);
     live.markSpawned();
     live.markSettled();
   }
 
   /** Stops the process group: SIGTERM, then SIGKILL after the grace period; resolves when settled. */
-  private async stop(live: Attempt, why: "cancel" | "deadline" | "close"): Promise<void> {
-    if (why === "cancel") live.cancelled = true;
+  private async stop(live: LocalAttempt, why: "cancel" | "close"): Promise<void> {
+    if (why === "cancel") live.core.observe({ kind: "cancelling" }, Date.now());
     await live.spawned;
     if (!live.processGone && live.pid !== undefined) {
       const pid = live.pid;
-      this.objectEvent(
-        live,
+      live.objectEvent(
         "Normal",
         "Killing",
         `Stopping process group ${pid} (${why}): SIGTERM, then SIGKILL after ${this.killGraceMs} ms`,
@@ -632,98 +518,14 @@ export class LocalBackend implements TaskBackend {
     await live.settled;
   }
 
-  private stateEvent(live: Attempt, state: ReportedState): TaskStateEvent {
-    return {
-      runId: live.record.runId,
-      task: live.record.task,
-      attempt: live.record.attempt,
-      state,
-      objectName: live.record.objectName,
-      time: new Date(),
-    };
-  }
-
-  private objectEvent(
-    live: Attempt,
-    type: ObjectEvent["type"],
-    reason: string,
-    message: string,
-  ): void {
-    const events = live.record.events;
-    if (events.length >= maxObjectEvents) events.splice(1, 1);
-    events.push(
-      storeObjectEvent({
-        time: new Date(),
-        type,
-        reason,
-        message,
-        objectKind,
-        objectName: live.record.objectName,
-        source,
-        count: 1,
-        attempt: live.record.attempt,
-      }),
-    );
-    this.persist(live);
-  }
-
-  private persist(live: Attempt): void {
-    try {
-      writeRecord(live.files.record, live.record);
-    } catch (error) {
-      this.logger.error("local backend could not write an attempt record", {
-        path: live.files.record,
-        error,
-      });
-    }
-  }
-
   // ---- reporting ----
 
-  private enqueue(event: TaskStateEvent): void {
-    this.queue.push(event);
-    this.pump();
-  }
-
-  /** Delivers queued events in order, one at a time, retrying a failed report with backoff. */
-  private pump(): void {
-    if (this.pumping !== undefined || this.report === undefined || this.closed) return;
-    const report = this.report;
-    this.pumping = (async () => {
-      let delayMs = 50;
-      while (this.queue.length > 0 && !this.closed) {
-        const event = this.queue[0]!;
-        try {
-          await report(event);
-        } catch (error) {
-          this.logger.warn("reporting a task event failed; retrying", {
-            runId: event.runId,
-            task: event.task,
-            attempt: event.attempt,
-            state: event.state,
-            error,
-          });
-          await sleep(delayMs, this.closing.signal);
-          delayMs = Math.min(delayMs * 2, 5000);
-          continue;
-        }
-        this.queue.shift();
-        delayMs = 50;
-        this.markReported(event);
-      }
-    })().finally(() => {
-      this.pumping = undefined;
-      // An event queued while the loop was finishing would otherwise wait for the next one.
-      if (this.queue.length > 0) this.pump();
-    });
-  }
-
   private markReported(event: TaskStateEvent): void {
-    const key = attemptKey(event.runId, event.task, event.attempt);
+    const key = attemptKey(event);
     const live = this.live.get(key);
     if (live) {
       if (!live.record.reported.includes(event.state)) live.record.reported.push(event.state);
-      this.persist(live);
+      live.persist();
       return;
     }
     try {
@@ -735,94 +537,6 @@ export class LocalBackend implements TaskBackend {
       );
     } catch (error) {
       this.logger.warn("local backend could not mark an event reported", { key, error });
-    }
-  }
-
-  // ---- restart ----
-
-  /**
-   * Attempts a previous instance launched and never saw finish are lost: their process is stopped
-   * if it is still there (same pid and start time), and they are reported ERROR once. Finished
-   * attempts whose terminal event was never accepted are reported again.
-   */
-  private recoverLostAttempts(): void {
-    for (const runId of listDir(this.logDir)) {
-      if (!isDnsLabel(runId)) continue;
-      for (const task of listDir(join(this.logDir, runId))) {
-        if (!isDnsLabel(task)) continue;
-        for (const name of listDir(join(this.logDir, runId, task))) {
-          const attempt = attemptOfFile(name);
-          if (attempt === undefined || !name.endsWith(".json")) continue;
-          this.recoverAttempt(runId, task, attempt);
-        }
-      }
-    }
-  }
-
-  private recoverAttempt(runId: string, task: string, attempt: number): void {
-    const path = attemptFiles(this.logDir, runId, task, attempt).record;
-    let record: AttemptRecord | undefined;
-    try {
-      record = readRecord(path);
-    } catch (error) {
-      this.logger.warn("unreadable attempt record skipped", { path, error });
-      return;
-    }
-    if (
-      record === undefined ||
-      record.runId !== runId ||
-      record.task !== task ||
-      record.attempt !== attempt
-    ) {
-      this.logger.warn("attempt record skipped: it is not one of this backend's", { path });
-      return;
-    }
-    if (record.launcher === this.instance) return;
-    if (record.status === "LAUNCHING" || record.status === "RUNNING") {
-      const killed = record.pid !== undefined && this.killLeftover(record.pid, record.processStart);
-      const time = new Date();
-      record.status = "ERROR";
-      record.finishedAt = time.toISOString();
-      record.terminal = {
-        state: "ERROR",
-        time: time.toISOString(),
-        reason: launcherRestartedReason,
-        message: `the launcher restarted while the attempt was running${killed ? " (its process was stopped)" : ""}; its outcome is unknown`,
-      };
-      record.events.push(
-        storeObjectEvent({
-          time,
-          type: "Warning",
-          reason: launcherRestartedReason,
-          message: record.terminal.message ?? "",
-          objectKind,
-          objectName: record.objectName,
-          source,
-          count: 1,
-          attempt,
-        }),
-      );
-      try {
-        writeRecord(path, record);
-      } catch (error) {
-        this.logger.error("local backend could not write an attempt record", { path, error });
-      }
-    }
-    const event = terminalEvent(record);
-    if (event && !record.reported.includes(event.state)) this.enqueue(event);
-  }
-
-  /** Kills a process group a previous instance left behind, if it is provably the same process. */
-  private killLeftover(pid: number, start: string | undefined): boolean {
-    const info = processInfo(pid);
-    if (info === undefined || start === undefined || info.start !== start || info.pgrp !== pid) {
-      return false;
-    }
-    try {
-      return signalGroup(pid, "SIGKILL");
-    } catch (error) {
-      this.logger.warn("could not stop a process left by a previous launcher", { pid, error });
-      return false;
     }
   }
 
@@ -874,14 +588,6 @@ export class LocalBackend implements TaskBackend {
   }
 }
 
-function listDir(path: string): string[] {
-  try {
-    return readdirSync(path);
-  } catch {
-    return [];
-  }
-}
-
 async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
@@ -889,17 +595,4 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }

@@ -332,12 +332,14 @@ describe("LocalBackend", () => {
     assert.deepEqual(await s.logs("both"), ["out1", "err1", "out2", "err2"]);
   });
 
-  test("a task past its timeout is stopped and fails with DeadlineExceeded", async () => {
+  test("a task's timeout is not this backend's to enforce: the attempt runs to its end", async () => {
+    // The scheduler's run engine stops a task past its timeout and records DeadlineExceeded.
     const s = await setup();
-    await s.backend.launch(s.spec({ name: "slow", command: ["sleep", "30"], timeoutMs: 300 }));
-    const e = await s.terminal("slow");
-    assert.equal(e.state, "FAILED");
-    assert.equal(e.reason, "DeadlineExceeded");
+    await s.backend.launch(
+      s.spec({ name: "slowish", command: ["sh", "-c", "sleep 0.3"], timeoutMs: 50 }),
+    );
+    const e = await s.terminal("slowish");
+    assert.equal(e.state, "SUCCEEDED");
   });
 
   test("the ignored image is warned about, in the events and the log", async () => {

@@ -1,11 +1,12 @@
 // The pieces of running a task as a local process that need no backend state: its environment,
 // its outputs file, and telling processes and process groups apart.
-import { constants as fsConstants, readFileSync } from "node:fs";
+import { constants as fsConstants, existsSync, readFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { constants as osConstants } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { taskId } from "@odin/pipeline-spec";
 import { InvalidArgumentError } from "@odin/service-kit";
+import type { Observation } from "../attempt/core.js";
 import type { LaunchSpec } from "../backend.js";
 
 /** Variables of the parent's environment a task gets by default; everything else stays out. */
@@ -170,4 +171,50 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
     if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
     throw error;
   }
+}
+
+/**
+ * How a process's exit ends its attempt: exit code 0 is SUCCEEDED, another code FAILED/`Error`,
+ * a signal FAILED with the signal's name (exit code 128+n, as a shell reports it).
+ */
+export function exitOutcome(
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  outputsJson?: string,
+): Observation {
+  const exitCode = code ?? (signal ? signalExitCode(signal) : undefined);
+  let outcome: Observation;
+  if (code === 0) outcome = { state: "SUCCEEDED" };
+  else if (code !== null) {
+    outcome = { state: "FAILED", reason: "Error", message: `exited with code ${code}` };
+  } else {
+    const name = signal ?? "unknown signal";
+    outcome = { state: "FAILED", reason: name, message: `killed by signal ${name}` };
+  }
+  if (exitCode !== undefined) outcome.exitCode = exitCode;
+  if (outputsJson !== undefined) outcome.outputsJson = outputsJson;
+  return outcome;
+}
+
+/** Why `spawn` could not start `file` (run in `cwd`), in words for the task's log and event. */
+export function spawnFailure(
+  error: NodeJS.ErrnoException,
+  file: string,
+  cwd: string,
+): { reason: string; message: string } {
+  if (error.code === "ENOENT") {
+    // A script that exists but whose interpreter does not fails the same way.
+    const message =
+      file.includes("/") && existsSync(resolve(cwd, file))
+        ? `command not found: the interpreter on the #! line of ${file}`
+        : `command not found: ${file}`;
+    return { reason: "CommandNotFound", message };
+  }
+  if (error.code === "EACCES") {
+    return {
+      reason: "CommandNotExecutable",
+      message: `command cannot be executed (permission denied): ${file}`,
+    };
+  }
+  return { reason: "SpawnFailed", message: `cannot run ${file}: ${error.message}` };
 }

@@ -4,8 +4,11 @@
 // bytes, and a synchronous read-modify-write cannot interleave with another one in this process,
 // so no lock is needed. Writes go through a temporary file and a rename, so a crash never leaves
 // half a record.
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { isDnsLabel } from "@odin/pipeline-spec";
 import type { ObjectEvent, ReportedState, TaskStateEvent } from "../backend.js";
+import { attemptOfFile } from "./paths.js";
 
 /** Where an attempt is in its life, as the local backend tracks it. */
 export type AttemptStatus =
@@ -47,6 +50,15 @@ export interface AttemptRecord {
   events: StoredObjectEvent[];
 }
 
+/** The names in a directory; none when it cannot be read (missing, not a directory). */
+export function listDir(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+}
+
 /** Writes a new record; throws `EEXIST` when the attempt has one already (the launch claim). */
 export function createRecord(path: string, record: AttemptRecord): void {
   writeFileSync(path, JSON.stringify(record), { flag: "wx", mode: 0o600 });
@@ -77,6 +89,21 @@ export function removeRecord(path: string): void {
   rmSync(path, { force: true });
 }
 
+/** Removes the records of every attempt under a run's directory; returns how many there were. */
+export function removeRunRecords(runDir: string): number {
+  let removed = 0;
+  for (const task of listDir(runDir)) {
+    if (!isDnsLabel(task)) continue;
+    for (const name of listDir(join(runDir, task))) {
+      if (name.endsWith(".json") && attemptOfFile(name) !== undefined) {
+        removeRecord(join(runDir, task, name));
+        removed++;
+      }
+    }
+  }
+  return removed;
+}
+
 /** Applies `change` to the stored record, if there is one; returns the new record. */
 export function updateRecord(
   path: string,
@@ -97,6 +124,16 @@ export function storeObjectEvent(event: ObjectEvent): StoredObjectEvent {
 /** An object event from its stored form. */
 export function loadObjectEvent(event: StoredObjectEvent): ObjectEvent {
   return { ...event, time: new Date(event.time) };
+}
+
+/** The stored form of a terminal state event. */
+export function storeTerminal(event: TaskStateEvent): StoredTerminal {
+  const t: StoredTerminal = { state: event.state, time: event.time.toISOString() };
+  if (event.exitCode !== undefined) t.exitCode = event.exitCode;
+  if (event.reason !== undefined) t.reason = event.reason;
+  if (event.message !== undefined) t.message = event.message;
+  if (event.outputsJson !== undefined) t.outputsJson = event.outputsJson;
+  return t;
 }
 
 /** The terminal state event of a record that has one. */
