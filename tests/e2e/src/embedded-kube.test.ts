@@ -2,14 +2,13 @@
 // tries the Kubernetes path without a cluster.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startKubeSim, type KubeSim } from "@odin/testing";
-import { odin, repoRoot, tempDir } from "./harness.js";
+import { odin, startOdinServer, tempDir, type OdinServer } from "./harness.js";
 
 let sim: KubeSim;
-let server: ChildProcess;
+let server: OdinServer;
 let address = "";
 let dir: { path: string; cleanup(): Promise<void> };
 
@@ -19,43 +18,19 @@ before(async () => {
   sim.script({ image: "busybox*", terminationMessage: '{"words": 7}', logs: ["ran on kube-sim"] });
   const kubeconfig = join(dir.path, "kubeconfig.json");
   await writeFile(kubeconfig, sim.kubeConfig().exportConfig());
-  server = spawn(
-    process.execPath,
-    [
-      join(repoRoot, "apps/cli/dist/main.js"),
-      "server",
-      "--kube",
-      "--namespace",
-      "trial",
-      "--port",
-      "0",
-      "--data",
-      join(dir.path, "data"),
-    ],
-    {
-      env: { PATH: process.env.PATH ?? "", HOME: dir.path, KUBECONFIG: kubeconfig },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
+  server = await startOdinServer(
+    ["--kube", "--namespace", "trial", "--port", "0", "--data", join(dir.path, "data")],
+    { HOME: dir.path, KUBECONFIG: kubeconfig },
   );
-  let out = "";
-  address = await new Promise<string>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    };
-    server.stdout!.on("data", onData);
-    server.stderr!.on("data", onData);
-    server.once("exit", (code) => reject(new Error(`odin server exited with ${code}: ${out}`)));
-  });
+  address = server.address;
   assert.match(
-    out,
+    server.output(),
     /tasks run on Kubernetes: context kube-sim \(http:\/\/127\.0\.0\.1:\d+\), namespace trial/,
   );
 });
 
 after(async () => {
-  server?.kill("SIGTERM");
+  server?.process.kill("SIGTERM");
   await sim?.close();
   await dir?.cleanup();
 });

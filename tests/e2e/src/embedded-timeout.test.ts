@@ -4,12 +4,11 @@
 // no timer of its own.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { eventually, odin, repoRoot, tempDir } from "./harness.js";
+import { eventually, odin, startOdinServer, tempDir, type OdinServer } from "./harness.js";
 
-let server: ChildProcess;
+let server: OdinServer;
 let address = "";
 let dir: { path: string; cleanup(): Promise<void> };
 
@@ -29,35 +28,15 @@ before(async () => {
       "",
     ].join("\n"),
   );
-  server = spawn(
-    process.execPath,
-    [
-      join(repoRoot, "apps/cli/dist/main.js"),
-      "server",
-      "--repo",
-      repo,
-      "--port",
-      "0",
-      "--data",
-      join(dir.path, "data"),
-    ],
-    { env: { PATH: process.env.PATH ?? "", HOME: dir.path }, stdio: ["ignore", "pipe", "pipe"] },
+  server = await startOdinServer(
+    ["--repo", repo, "--port", "0", "--data", join(dir.path, "data")],
+    { HOME: dir.path },
   );
-  let out = "";
-  address = await new Promise<string>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    };
-    server.stdout!.on("data", onData);
-    server.stderr!.on("data", onData);
-    server.once("exit", (code) => reject(new Error(`odin server exited with ${code}: ${out}`)));
-  });
+  address = server.address;
 });
 
 after(async () => {
-  server?.kill("SIGTERM");
+  server?.process.kill("SIGTERM");
   await dir?.cleanup();
 });
 

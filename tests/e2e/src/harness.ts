@@ -117,6 +117,40 @@ export function odin(
   });
 }
 
+/** A running `odin server`: its process, the address it listens on, and what it printed so far. */
+export interface OdinServer {
+  process: ChildProcess;
+  address: string;
+  output(): string;
+}
+
+/** Starts the built `odin server` with arguments and environment; resolves once it listens. */
+export async function startOdinServer(
+  args: string[],
+  env: Record<string, string>,
+): Promise<OdinServer> {
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, "apps/cli/dist/main.js"), "server", ...args],
+    {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let out = "";
+  const address = await new Promise<string>((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`odin server exited with ${code}: ${out}`)));
+  });
+  return { process: child, address, output: () => out };
+}
+
 /** A temp directory removed by `cleanup`. */
 export async function tempDir(prefix: string): Promise<{ path: string; cleanup(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));

@@ -5,7 +5,7 @@
 // `stuck <unit> [since=<ms>] <reason>: <message>`, `unstuck <unit>`, `deleted-by-odin`,
 // `cancelling`, `cancel-failed`, `deleted <what>`, `tick`, and `restart [<STATE>,…]` (a new core
 // replaces the old one, as after a launcher restart, knowing the states listed as reported).
-// Outputs: events `STATE[ exit=<n>][ (<reason>: <message>)]` (with `as <object>` when named),
+// Outputs, separated by ` | `: events `STATE[ as <object>][ exit=<n>][ (<reason>: <message>)]`,
 // commands `delete (<why>)`, and `wake @<ms>` / `wake @none` whenever `wakeAt()` changed.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -92,21 +92,7 @@ function parseFact(action: string): AttemptFact | "tick" | { restart: ReportedSt
 }
 
 function splitExpected(text: string): string[] {
-  if (text.trim() === "-") return [];
-  // Commas inside parentheses belong to messages.
-  const out: string[] = [];
-  let depth = 0;
-  let current = "";
-  for (const ch of text) {
-    if (ch === "(") depth++;
-    if (ch === ")") depth--;
-    if (ch === "," && depth === 0) {
-      out.push(current.trim());
-      current = "";
-    } else current += ch;
-  }
-  if (current.trim()) out.push(current.trim());
-  return out;
+  return text.trim() === "-" ? [] : text.split(" | ").map((o) => o.trim());
 }
 
 function parseOptions(header: string): AttemptCoreOptions {

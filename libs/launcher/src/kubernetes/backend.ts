@@ -17,7 +17,7 @@ import {
   type ManifestConfig,
   type SelectorScope,
 } from "@odin/k8s-manifests";
-import type { ResourceType } from "@odin/pipeline-spec";
+import { resourceTypes, type ResourceType } from "@odin/pipeline-spec";
 import {
   AlreadyExistsError,
   fromKubernetesError,
@@ -72,7 +72,6 @@ import {
 } from "./http.js";
 import { SavedLogs } from "./logs.js";
 import {
-  allResourceTypes,
   controllerOf,
   httpCode,
   kindByName,
@@ -173,7 +172,7 @@ export class KubernetesBackend implements TaskBackend {
     this.http = new KubernetesHttp(this.limiter, retry);
     this.apis = kubernetesApis(options.kubeConfig, this.http);
     this.tombstoneMs = options.tombstoneMs ?? 5 * 60_000;
-    const types = options.resourceTypes ?? allResourceTypes;
+    const types = options.resourceTypes ?? resourceTypes;
     this.objects = new KubernetesObjects(this.apis, this.namespace, types);
     const logDir =
       options.logDir ??
@@ -226,7 +225,7 @@ export class KubernetesBackend implements TaskBackend {
     }
     this.logger.info("watching Odin's objects", {
       namespace: this.namespace,
-      types: this.options.resourceTypes ?? allResourceTypes,
+      types: this.options.resourceTypes ?? resourceTypes,
       attempts: this.attempts.size,
     });
   }

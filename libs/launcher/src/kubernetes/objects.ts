@@ -2,27 +2,17 @@
 // place that knows which typed client serves which resource type.
 import { PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import { apiResources, type Manifest } from "@odin/k8s-manifests";
-import type { ResourceType } from "@odin/pipeline-spec";
+import { resourceTypes, type ResourceType } from "@odin/pipeline-spec";
 import { fromKubernetesError } from "@odin/service-kit";
 import { cancelledAnnotation, type ObjectLike } from "./classify.js";
 import type { KubernetesApis } from "./http.js";
-
-/** The resource types Odin makes, the Pod first. */
-export const allResourceTypes: readonly ResourceType[] = [
-  "Pod",
-  "Job",
-  "TFJob",
-  "PyTorchJob",
-  "MPIJob",
-  "ElasticJob",
-];
 
 /** A resource type that owns pods (all but the bare Pod). */
 export type OwnerKind = Exclude<ResourceType, "Pod">;
 
 /** Resource type by Kubernetes kind (`Job` → "Job", …). */
 export const kindByName: ReadonlyMap<string, ResourceType> = new Map(
-  allResourceTypes.map((k) => [apiResources[k].kind, k]),
+  resourceTypes.map((k) => [apiResources[k].kind, k]),
 );
 
 /** The HTTP status of a failed API call, if it has one. */
