@@ -125,25 +125,15 @@ describe("Python client odin-client against odin server", () => {
       ],
       { stdio: "ignore" },
     );
-    const remote = join(dir.path, "tls-remote.git");
-    execFileSync("git", ["init", "-q", "--bare", "--initial-branch=main", remote]);
-    const seed = join(dir.path, "tls-seed");
-    execFileSync("git", ["clone", "-q", remote, seed], { stdio: "pipe" });
-    await mkdir(join(seed, "hello"));
-    await writeFile(join(seed, "hello", "main.yml"), "tasks:\n- name: a\n  image: busybox\n");
-    execFileSync("git", ["-C", seed, "add", "-A"]);
-    execFileSync("git", [
-      "-C",
-      seed,
-      "-c",
-      "user.name=x",
-      "-c",
-      "user.email=x@y",
-      "commit",
-      "-qm",
-      "hello",
-    ]);
-    execFileSync("git", ["-C", seed, "push", "-q", "origin", "HEAD:main"], { stdio: "pipe" });
+    // Its remote: a plain local repository with one commit (repo-sync clones it).
+    const remote = join(dir.path, "tls-remote");
+    await mkdir(join(remote, "hello"), { recursive: true });
+    await writeFile(join(remote, "hello", "main.yml"), "tasks:\n- name: a\n  image: busybox\n");
+    const git = (...args: string[]): Buffer =>
+      execFileSync("git", ["-C", remote, "-c", "user.name=x", "-c", "user.email=x@y", ...args]);
+    git("init", "-q", "--initial-branch=main");
+    git("add", "-A");
+    git("commit", "-qm", "hello");
     tlsRepoSync = await startService("repo-sync", {
       ODIN_REPO_URL: remote,
       ODIN_ROOT_PATH: join(dir.path, "tls-root"),

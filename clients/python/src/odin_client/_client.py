@@ -106,8 +106,9 @@ class Client:
             ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
             # Reconnect soon after a failure, so a retry can find a server that has just come up.
+            # (Not grpc.min_reconnect_backoff_ms: gRPC also takes it as the connect timeout, and a
+            # busy server needs more than a few hundred milliseconds to accept a connection.)
             ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 5000),
         ]
         if tls or ca is not None or cert is not None or key is not None:

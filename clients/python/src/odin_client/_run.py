@@ -106,12 +106,13 @@ class Run:
     # -- following --------------------------------------------------------------------------------
 
     def _events(self, deadline: Optional[float] = None,
-                on_call: Optional[Callable[[Any], None]] = None) -> Iterator[Tuple[str, Union[RunStatus, TaskRun]]]:
-        """WatchRun as ("run", RunStatus) / ("task", TaskRun) pairs, snapshot first, until the run ends.
+                on_call: Optional[Callable[[Any], None]] = None) -> Iterator[Union[RunStatus, TaskRun]]:
+        """WatchRun as RunStatus and TaskRun values, snapshot first, until the run ends.
 
-        A stream lost to UNAVAILABLE (the server restarting) is opened again, up to the client's
-        retries in a row; the fresh snapshot repeats states already seen, which callers dedupe.
-        ``deadline`` (time.monotonic) bounds the whole watch with DeadlineExceeded.
+        A stream lost (UNAVAILABLE, or ended while the run has not: the server restarting) is
+        opened again, up to the client's retries in a row; the fresh snapshot repeats states
+        already seen, which callers dedupe. ``deadline`` (time.monotonic) bounds the whole watch
+        with DeadlineExceeded.
         """
         failures = 0
         while True:
@@ -127,22 +128,25 @@ class Run:
                     kind = message.WhichOneof("event")
                     if kind == "snapshot":
                         if message.snapshot.HasField("run"):
-                            yield "run", self._seen(message.snapshot.run)
+                            yield self._seen(message.snapshot.run)
                         for t in message.snapshot.task_runs:
-                            yield "task", TaskRun.from_proto(t)
+                            yield TaskRun.from_proto(t)
                     elif kind == "run":
-                        yield "run", self._seen(message.run)
+                        yield self._seen(message.run)
                     elif kind == "task_run":
-                        yield "task", TaskRun.from_proto(message.task_run)
-                return
+                        yield TaskRun.from_proto(message.task_run)
+                if self.last.state.finished:
+                    return
+                lost = f"the watch of run {self.id} ended while it was {self.last.state.value}; wait again"
+                if failures >= self._client.retries:
+                    raise Unavailable(lost)
             except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.UNAVAILABLE and failures < self._client.retries:
-                    time.sleep(self._client._backoff(failures))
-                    failures += 1
-                    continue
-                raise from_rpc_error(e, self._client.server) from None
+                if e.code() != grpc.StatusCode.UNAVAILABLE or failures >= self._client.retries:
+                    raise from_rpc_error(e, self._client.server) from None
             finally:
                 call.cancel()
+            time.sleep(self._client._backoff(failures))
+            failures += 1
 
     def _seen(self, run: run_pb2.Run) -> RunStatus:
         self.last = RunStatus.from_proto(run)
@@ -154,7 +158,7 @@ class Run:
         when the run's state changes, a :class:`TaskRun` when a task's state or attempt does.
         Reconnects when the server restarts. Stop early with ``break``."""
         seen: Dict[str, Tuple[Any, ...]] = {}
-        for kind, value in self._events():
+        for value in self._events():
             if isinstance(value, RunStatus):
                 key: Tuple[Any, ...] = (value.state, value.attempt, value.cancel_requested)
                 name = ""
@@ -180,7 +184,7 @@ class Run:
         deadline = None if timeout is None else time.monotonic() + timeout
         tasks: Dict[str, TaskRun] = {}
         try:
-            for kind, value in self._events(deadline):
+            for value in self._events(deadline):
                 if isinstance(value, TaskRun):
                     tasks[value.task] = value
         except DeadlineExceeded:
@@ -190,9 +194,6 @@ class Run:
         run = self.last
         if run.state == RunState.SUCCEEDED:
             return run
-        if not run.state.finished:
-            # The stream ended without the run ending (should not happen); say so rather than guess.
-            raise Unavailable(f"the watch of run {self.id} ended while it was {run.state.value}; call wait() again")
         failed = [t for t in tasks.values() if t.state in (TaskState.FAILED, TaskState.ERROR)]
         counts: Dict[str, int] = {}
         for t in tasks.values():
@@ -281,7 +282,7 @@ class Run:
 
         def watcher() -> None:
             try:
-                for _, value in self._events(on_call=register):
+                for value in self._events(on_call=register):
                     if stop.is_set():
                         return
                     if not isinstance(value, TaskRun) or (only is not None and value.task != only):

@@ -226,10 +226,10 @@ def _connection_failure(details: str) -> Optional[str]:
         return "connection refused"
     if re.search(r"DNS resolution failed|name resolution|Name or service not known", details, re.I):
         return "unknown host"
-    if re.search(r"SSL|TLS|certificate|handshake", details, re.I):
+    if re.search(r"SSL|TLS|certificate", details):
         return f"TLS handshake failed ({details[:200]}) — do client and server agree on TLS and the CA?"
-    if re.search(r"failed to connect|connection reset|Socket closed|timed out", details, re.I):
-        return "no connection"
+    if re.search(r"failed to connect|connection reset|Socket closed|timed out|handshaker shutdown", details, re.I):
+        return f"no connection ({details[:200]})"
     return None
 
 
