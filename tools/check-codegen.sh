@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-gen=libs/proto/src/gen
+gen="libs/proto/src/gen apps/web/src/gen"
 descriptors=libs/proto/descriptors.binpb
 python=clients/python/src/odin_client/_proto
 
@@ -24,7 +24,7 @@ fi
 
 npm run --silent proto:gen
 
-changes=$(git status --porcelain --untracked-files=all -- "$gen" "$descriptors" "$python")
+changes=$(git status --porcelain --untracked-files=all -- $gen "$descriptors" "$python")
 if [[ -n "$changes" ]]; then
   {
     echo "check-codegen: $gen, $descriptors or $python is out of date with proto/. Changed after regenerating:"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start: installs Odin, starts it in embedded mode (one process, no cluster), runs the
-# example diamond pipeline end to end and shows its result and logs.
+# example diamond pipeline end to end and shows its result, its logs and the web UI's address (and,
+# in a terminal, keeps the server running until Ctrl-C so the run can be looked at in a browser).
 #   bash tools/quickstart.sh              (what `npm run quickstart` runs)
 #   bash tools/quickstart.sh --no-install (skip npm ci and the build, e.g. in tests)
 set -euo pipefail
@@ -33,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-node apps/cli/dist/main.js server --port 0 --data "$work/data" >"$log" 2>&1 &
+node apps/cli/dist/main.js server --port 0 --http-port 0 --data "$work/data" >"$log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
   grep -q "listening on" "$log" && break
@@ -53,4 +54,11 @@ run=$(awk '/^run /{print $2; exit}' "$work/run.txt" | tr -d ':')
 echo
 echo "\$ odin logs $run"
 odin logs "$run"
+web=$(grep -o "web UI and HTTP/JSON API: [^ ]*" "$log" | awk '{print $NF}')
+echo
+echo "web UI: ${web}runs/$run"
+if [[ -t 0 && -t 1 ]]; then
+  echo "the server keeps running so you can look around; press Ctrl-C to stop it"
+  wait "$server" || true
+fi
 exit $status

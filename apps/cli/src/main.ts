@@ -18,7 +18,7 @@ import {
   runCommand,
   statusCommand,
 } from "./commands/runs.js";
-import { defaultServerPort, serverCommand } from "./commands/server.js";
+import { defaultHttpPort, defaultServerPort, serverCommand } from "./commands/server.js";
 import { validateCommand } from "./commands/validate.js";
 import { runKubeSimCli } from "@odin/testing";
 import type { OutputFormat } from "./output.js";
@@ -185,6 +185,12 @@ program
   )
   .option("--data <dir>", "where runs write (DATA_PATH)", "./.odin/data")
   .option("--port <n>", "gRPC port", positiveInt, defaultServerPort)
+  .option(
+    "--http-port <n>",
+    "port of the web UI and the HTTP/JSON API (Connect protocol)",
+    positiveInt,
+    defaultHttpPort,
+  )
   .option("--host <address>", "address to listen on", "127.0.0.1")
   .option(
     "--nats <url>",
@@ -206,6 +212,7 @@ program
       repo?: string;
       data: string;
       port: number;
+      httpPort: number;
       host: string;
       nats?: string;
       kube?: boolean;

@@ -26,6 +26,15 @@ export const gatewayConfigSchema = {
     required: true,
     description: "`host:port` of dag-scheduler (a Service in front of its replicas).",
   },
+  httpPort: {
+    name: "ODIN_HTTP_PORT",
+    type: "int",
+    min: 0,
+    max: 65535,
+    default: 8080,
+    description:
+      "Port of the web UI and the HTTP/JSON API (Connect protocol and gRPC-Web, on `ODIN_GRPC_HOST`); 0 picks a free port (logged at startup).",
+  },
   launcherAddress: {
     name: "ODIN_LAUNCHER_ADDRESS",
     type: "string",

@@ -12,7 +12,14 @@ import { PipelineCatalog, pipelineRegistryService } from "@odin/registry";
 import { PipelineRepository, repoSyncService } from "@odin/repository";
 import { MemoryKeyValueStore, NatsKeyValueStore, type KeyValueStore } from "@odin/run-store";
 import { dagSchedulerService, Scheduler, SchedulerStore } from "@odin/scheduler";
-import { startServer, type Logger, type OdinServer, type TokenStore } from "@odin/service-kit";
+import {
+  startHttpGateway,
+  startServer,
+  type HttpGateway,
+  type Logger,
+  type OdinServer,
+  type TokenStore,
+} from "@odin/service-kit";
 import { CatalogPipelines, RepositoryCheckouts, RepositoryFiles } from "./adapters.js";
 import { LocalDirectoryRemote } from "./local-remote.js";
 
@@ -31,6 +38,8 @@ export interface EmbeddedOptions {
   natsUrl?: string;
   /** Run tasks through this backend instead of local processes (e.g. Kubernetes). */
   backend?: TaskBackend;
+  /** Also serve the services over HTTP (Connect protocol, gRPC-Web) and the web UI's files. */
+  http?: { port: number; webRoot?: string };
   logger: Logger;
 }
 
@@ -39,6 +48,8 @@ export interface Embedded {
   address: string;
   port: number;
   repoCommit: string;
+  /** The web UI's address, when `http` was asked for. */
+  webUrl?: string;
   close(): Promise<void>;
 }
 
@@ -107,21 +118,38 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   await scheduler.start();
   if (isUrl) repo.startPeriodicSync(60_000);
 
+  const services = [
+    repoSyncService(repo),
+    pipelineRegistryService(catalog),
+    dagSchedulerService(scheduler),
+    k8sLauncherService(launcher),
+  ];
+  const host = options.host ?? "127.0.0.1";
   let server: OdinServer;
+  let http: HttpGateway | undefined;
   try {
     server = await startServer({
       name: "odin",
-      host: options.host ?? "127.0.0.1",
+      host,
       port: options.port,
       auth: options.auth,
-      services: [
-        repoSyncService(repo),
-        pipelineRegistryService(catalog),
-        dagSchedulerService(scheduler),
-        k8sLauncherService(launcher),
-      ],
+      services,
       logger: log,
     });
+    if (options.http) {
+      // Browser calls go through the gRPC server like any other client's, so they are
+      // authenticated, authorized, logged and counted the same way.
+      http = await startHttpGateway({
+        host,
+        port: options.http.port,
+        routes: [{ address: server.address, services: services.map((s) => s.definition) }],
+        staticRoot: options.http.webRoot,
+        logger: log,
+      }).catch(async (err: unknown) => {
+        await server.close(0);
+        throw err;
+      });
+    }
   } catch (err) {
     await scheduler.close();
     await backend.close();
@@ -131,7 +159,9 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     address: server.address,
     port: server.port,
     repoCommit: repo.currentCommit(),
+    webUrl: http?.url,
     close: async () => {
+      await http?.close();
       await server.close(2000);
       await scheduler.close();
       await backend.close();

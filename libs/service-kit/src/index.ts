@@ -121,3 +121,4 @@ export {
   checkConfigDocs,
 } from "./config.js";
 export { startGateway, type Gateway, type GatewayOptions, type GatewayRoute } from "./gateway.js";
+export { startHttpGateway, type HttpGateway, type HttpGatewayOptions } from "./http-gateway.js";

@@ -35,4 +35,5 @@ test("the quick start runs the diamond example in embedded mode and shows its re
     "^prepare.outputs.words reached the dependent",
   );
   assert.match(stdout, new RegExp(`^\\[report\\] report: done \\(run ${runId}\\)$`, "m"));
+  assert.match(stdout, new RegExp(`^web UI: http://127\\.0\\.0\\.1:\\d+/runs/${runId}$`, "m"));
 });

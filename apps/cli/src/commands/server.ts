@@ -5,16 +5,21 @@ import { fileURLToPath } from "node:url";
 import { KubeConfig } from "@kubernetes/client-node";
 import { startEmbedded } from "@odin/embedded";
 import { KubernetesBackend } from "@odin/launcher";
+import { webRoot } from "@odin/web";
 import { createLogger, loadTokensFile, type LogLevel } from "@odin/service-kit";
 
 /** The port `odin server` listens on by default (the CLI's default `--server` is localhost:50051). */
 export const defaultServerPort = 50051;
+/** The port of `odin server`'s web UI and HTTP/JSON API by default. */
+export const defaultHttpPort = 8080;
 
 /** Options of `odin server`. */
 export interface ServerOptions {
   repo?: string;
   data: string;
   port: number;
+  /** The web UI's and HTTP/JSON API's port (0 picks a free one). */
+  httpPort: number;
   host: string;
   nats?: string;
   /** Run tasks on Kubernetes: the current kubeconfig context (KUBECONFIG, ~/.kube/config, in-cluster). */
@@ -62,6 +67,7 @@ export async function serverCommand(
     dataDir: options.data,
     host: options.host,
     port: options.port,
+    http: { port: options.httpPort, webRoot },
     auth,
     natsUrl: options.nats,
     backend,
@@ -69,6 +75,7 @@ export async function serverCommand(
   });
   out.write(
     `odin server listening on ${odin.address} — ${auth === "off" ? "auth off (embedded mode: every caller is an admin; pass --tokens FILE to require tokens)" : "auth on"}\n` +
+      `  web UI and HTTP/JSON API: ${odin.webUrl ?? ""}\n` +
       `  pipelines: ${/:\/\/|@/.test(repo) ? repo : resolve(repo)} (commit ${odin.repoCommit.slice(0, 12)})\n` +
       `  run data:  ${resolve(options.data)}\n` +
       `  events and run state: ${options.nats ? `NATS at ${options.nats}` : "in memory (lost when the server stops)"}\n` +

@@ -1,0 +1,377 @@
+// Run: the pipeline's DAG coloured by each task's state, live from WatchRun; the task list; the
+// run's actions; the task panel of the task in the URL.
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { RunState, TaskState } from "../../gen/odin/common/v1/run_pb.js";
+import type { Task } from "../../gen/odin/common/v1/pipeline_pb.js";
+import { errorText, registry, requestId, scheduler, type Session } from "../api.js";
+import { DagView } from "../dag-view.js";
+import { runStateClass, runStateName, span, taskColors, taskStateName, when } from "../format.js";
+import { layoutGraph, type GraphLayout } from "../graph.js";
+import { navigate, onLinkClick, paths } from "../router.js";
+import { RunModel } from "../run-model.js";
+import { TaskPanel } from "./task-panel.js";
+
+const ENDED = new Set([RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED]);
+
+/** The Run page; `task` (from the URL) opens that task's panel. */
+export function RunPage({
+  runId,
+  task,
+  session,
+}: {
+  runId: string;
+  task: string | undefined;
+  session: Session;
+}) {
+  const model = useMemo(() => new RunModel(), [runId]);
+  const [, setVersion] = useState(0);
+  const [spec, setSpec] = useState<Task[]>();
+  const [layout, setLayout] = useState<GraphLayout>();
+  const [error, setError] = useState<string>();
+  const [notice, setNotice] = useState<string>();
+  const [selectedNode, setSelectedNode] = useState(-1);
+  const [busy, setBusy] = useState(false);
+  const [watchGeneration, setWatchGeneration] = useState(0);
+
+  // The stream: a snapshot, then every change, until the run ends (then it is re-opened only
+  // after a retry).
+  useEffect(() => {
+    const abort = new AbortController();
+    let frame = 0;
+    const unsubscribe = model.subscribe(() => {
+      // Re-render the page (header, list) at most once per frame; the canvas repaints itself.
+      if (frame === 0)
+        frame = requestAnimationFrame(() => {
+          frame = 0;
+          setVersion(model.version);
+        });
+    });
+    (async () => {
+      let attempt = 0;
+      while (!abort.signal.aborted) {
+        try {
+          for await (const message of scheduler.watchRun({ runId }, { signal: abort.signal })) {
+            attempt = 0;
+            model.apply(message);
+          }
+          if (model.run && ENDED.has(model.run.state)) return;
+        } catch (err) {
+          if (abort.signal.aborted) return;
+          setError(errorText(err));
+          if (/NotFound|InvalidArgument/.test(errorText(err))) return;
+        }
+        // The stream broke before the run ended: a fresh call gets a fresh snapshot.
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** attempt++)));
+      }
+    })().catch((err: unknown) => setError(errorText(err)));
+    return () => {
+      abort.abort();
+      unsubscribe();
+      cancelAnimationFrame(frame);
+    };
+  }, [model, runId, watchGeneration]);
+
+  // The DAG's shape comes from the pipeline at the run's commit.
+  const pipelinePath = model.run?.pipeline;
+  const commit = model.run?.commit;
+  useEffect(() => {
+    if (!pipelinePath || !commit) return;
+    let stopped = false;
+    registry.getPipeline({ path: pipelinePath, commit }).then(
+      (res) => {
+        if (stopped) return;
+        const tasks = res.pipeline?.tasks ?? [];
+        setSpec(tasks);
+        const started = performance.now();
+        const laidOut = layoutGraph(tasks);
+        performance.measure("odin:layout", { start: started });
+        setLayout(laidOut);
+      },
+      (err: unknown) => !stopped && setError(`cannot read the pipeline: ${errorText(err)}`),
+    );
+    return () => {
+      stopped = true;
+    };
+  }, [pipelinePath, commit]);
+
+  // The node of the task in the URL is the selected one.
+  const specIndex = useMemo(() => {
+    const m = new Map<string, number>();
+    spec?.forEach((t, i) => m.set(t.name, i));
+    return m;
+  }, [spec]);
+  // The graph indexes tasks in pipeline order; the model by name.
+  const taskRunOf = useMemo(() => {
+    const names = spec?.map((t) => t.name) ?? [];
+    return (i: number) => {
+      const m = model.indexOf(names[i] ?? "");
+      return m === undefined ? undefined : model.taskRuns[m];
+    };
+  }, [model, spec]);
+  useEffect(() => {
+    if (!layout || task === undefined) return;
+    const i = specIndex.get(task);
+    if (i !== undefined) setSelectedNode(layout.nodeOfTask[i] ?? -1);
+  }, [layout, task, specIndex]);
+
+  const run = model.run;
+  const act = async (what: "cancel" | "retry" | "remove"): Promise<void> => {
+    if (what === "remove" && !confirm(`Remove run ${runId}'s objects, records and data?`)) return;
+    setBusy(true);
+    setNotice(undefined);
+    try {
+      if (what === "cancel") await scheduler.cancelRun({ runId });
+      if (what === "retry") {
+        await scheduler.retryRun({ runId, requestId: requestId() });
+        setWatchGeneration((g) => g + 1);
+      }
+      if (what === "remove") {
+        const res = await scheduler.deleteRun({ runId, purgeRecords: true, purgeData: true });
+        setNotice(`removed ${res.deletedObjects} objects`);
+        navigate(paths.runs());
+        return;
+      }
+    } catch (err) {
+      setNotice(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const counts = model.counts();
+  const finished =
+    (counts.get(TaskState.SUCCEEDED) ?? 0) +
+    (counts.get(TaskState.FAILED) ?? 0) +
+    (counts.get(TaskState.ERROR) ?? 0) +
+    (counts.get(TaskState.SKIPPED) ?? 0) +
+    (counts.get(TaskState.CANCELLED) ?? 0);
+  const ended = run !== undefined && ENDED.has(run.state);
+  const selectedMembers = layout?.nodes[selectedNode]?.members;
+  const openTask =
+    task ?? (selectedMembers?.length === 1 ? spec?.[selectedMembers[0]!]?.name : undefined);
+
+  return (
+    <main class="page run-page">
+      <div class="run-head">
+        <h1>
+          Run <span class="mono">{runId}</span>
+        </h1>
+        {run && (
+          <span class={runStateClass(run.state)} data-testid="run-state">
+            {runStateName(run.state)}
+          </span>
+        )}
+        <div class="actions">
+          <button
+            disabled={!session.canOperate || busy || !run || ended || run.cancelRequested}
+            title={session.canOperate ? "" : "needs role operator"}
+            onClick={() => void act("cancel")}
+          >
+            Cancel
+          </button>
+          <button
+            disabled={!session.canOperate || busy || !ended || run?.state === RunState.SUCCEEDED}
+            title={session.canOperate ? "" : "needs role operator"}
+            onClick={() => void act("retry")}
+          >
+            Retry
+          </button>
+          <button
+            disabled={!session.canOperate || busy || !ended}
+            title={session.canOperate ? "" : "needs role operator"}
+            onClick={() => void act("remove")}
+          >
+            Remove
+          </button>
+        </div>
+      </div>
+      {error && (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      )}
+      {notice && <p role="status">{notice}</p>}
+      {run && (
+        <dl class="facts">
+          <dt>Pipeline</dt>
+          <dd>
+            <a href={paths.pipeline(run.pipeline)} onClick={onLinkClick}>
+              {run.pipeline}
+            </a>{" "}
+            <span class="mono muted">@{run.commit.slice(0, 12)}</span>
+          </dd>
+          <dt>Progress</dt>
+          <dd data-testid="progress">
+            {finished}/{run.taskCount} tasks finished
+          </dd>
+          <dt>Started</dt>
+          <dd>{when(run.startTime ?? run.createTime)}</dd>
+          <dt>Duration</dt>
+          <dd>{span(run.startTime, run.endTime, Date.now())}</dd>
+          {run.attempt > 1 && (
+            <>
+              <dt>Attempt</dt>
+              <dd>{run.attempt}</dd>
+            </>
+          )}
+          {run.message && (
+            <>
+              <dt>Why</dt>
+              <dd>
+                {run.reason && <code>{run.reason}</code>} {run.message}
+              </dd>
+            </>
+          )}
+        </dl>
+      )}
+      <div class="run-body">
+        <section class="graph-area" aria-label="Graph">
+          {layout ? (
+            <DagView
+              layout={layout}
+              model={model}
+              taskRunOf={taskRunOf}
+              selected={selectedNode}
+              onSelect={(n) => {
+                setSelectedNode(n);
+                const members = layout.nodes[n]?.members;
+                if (members?.length === 1) {
+                  const name = spec?.[members[0]!]?.name;
+                  if (name) navigate(paths.task(runId, name), true);
+                }
+              }}
+              label={`DAG of ${spec?.length ?? 0} tasks${layout.grouping !== "none" ? `, grouped by ${layout.grouping === "depth" ? "depth" : "shared dependencies"}` : ""}`}
+            />
+          ) : (
+            <p aria-live="polite">Loading the graph…</p>
+          )}
+          <Legend />
+        </section>
+        <TaskList
+          model={model}
+          only={
+            selectedMembers && selectedMembers.length > 1
+              ? selectedMembers.map((m) => spec?.[m]?.name ?? "")
+              : undefined
+          }
+          runId={runId}
+          current={openTask}
+        />
+        {openTask && (
+          <TaskPanel
+            key={`${runId}/${openTask}`}
+            runId={runId}
+            task={openTask}
+            model={model}
+            spec={spec?.[specIndex.get(openTask) ?? -1]}
+            commit={run?.commit}
+            onClose={() => {
+              setSelectedNode(-1);
+              navigate(paths.run(runId), true);
+            }}
+          />
+        )}
+      </div>
+    </main>
+  );
+}
+
+function Legend() {
+  const shown = [
+    TaskState.PENDING,
+    TaskState.LAUNCHING,
+    TaskState.RUNNING,
+    TaskState.SUCCEEDED,
+    TaskState.FAILED,
+    TaskState.ERROR,
+    TaskState.RETRYING,
+    TaskState.SKIPPED,
+    TaskState.CANCELLED,
+  ];
+  return (
+    <ul class="legend" aria-label="Colours">
+      {shown.map((s) => (
+        <li>
+          <span class="swatch" style={{ background: taskColors[s].fill }} />
+          {taskStateName(s)}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+const ROW = 30;
+
+/** Every task (or the members of the selected group), scrollable; only the visible rows exist. */
+function TaskList({
+  model,
+  only,
+  runId,
+  current,
+}: {
+  model: RunModel;
+  only: string[] | undefined;
+  runId: string;
+  current: string | undefined;
+}) {
+  const [filter, setFilter] = useState("");
+  const [top, setTop] = useState(0);
+  const box = useRef<HTMLDivElement>(null);
+  const names = (only ?? model.names).filter((n) => !filter || n.includes(filter));
+  const height = 420;
+  const first = Math.max(0, Math.floor(top / ROW) - 5);
+  const last = Math.min(names.length, first + Math.ceil(height / ROW) + 10);
+  return (
+    <section class="task-list" aria-label="Tasks">
+      <h2>
+        Tasks{only ? ` (${only.length.toLocaleString()} in the selected group)` : ""}{" "}
+        <span class="muted">{names.length.toLocaleString()}</span>
+      </h2>
+      <label class="sr-only" for="task-filter">
+        Filter tasks by name
+      </label>
+      <input
+        id="task-filter"
+        placeholder="filter by name"
+        value={filter}
+        onInput={(e) => setFilter(e.currentTarget.value)}
+      />
+      <div
+        ref={box}
+        class="rows"
+        style={{ height: `${height}px` }}
+        onScroll={(e) => setTop(e.currentTarget.scrollTop)}
+      >
+        <ul style={{ height: `${names.length * ROW}px` }} role="list">
+          {names.slice(first, last).map((name, k) => {
+            const i = model.indexOf(name);
+            const t = i === undefined ? undefined : model.taskRuns[i];
+            const state = t?.state ?? TaskState.PENDING;
+            return (
+              <li
+                key={name}
+                style={{ top: `${(first + k) * ROW}px` }}
+                data-task={name}
+                data-state={taskStateName(state)}
+              >
+                <a
+                  href={paths.task(runId, name)}
+                  onClick={onLinkClick}
+                  aria-current={name === current ? "true" : undefined}
+                >
+                  <span class="swatch" style={{ background: taskColors[state].fill }} />
+                  <span class="name">{name}</span>
+                  <span class="muted">
+                    {taskStateName(state)}
+                    {t && t.attempt > 1 ? ` · attempt ${t.attempt}` : ""}
+                    {t ? ` ${span(t.startTime ?? t.launchTime, t.endTime, Date.now())}` : ""}
+                  </span>
+                </a>
+              </li>
+            );
+          })}
+        </ul>
+      </div>
+    </section>
+  );
+}
