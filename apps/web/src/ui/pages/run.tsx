@@ -52,7 +52,9 @@ export function RunPage({
         try {
           for await (const message of scheduler.watchRun({ runId }, { signal: abort.signal })) {
             attempt = 0;
+            const wasComplete = model.complete;
             model.apply(message);
+            if (!wasComplete && model.complete) performance.mark("odin:snapshot-complete");
           }
           if (model.run && ENDED.has(model.run.state)) return;
         } catch (err) {
@@ -80,6 +82,7 @@ export function RunPage({
     registry.getPipeline({ path: pipelinePath, commit }).then(
       (res) => {
         if (stopped) return;
+        performance.mark("odin:pipeline-loaded");
         const tasks = res.pipeline?.tasks ?? [];
         setSpec(tasks);
         const started = performance.now();

@@ -1,0 +1,298 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+// The web UI in a real browser (Debian's chromium driven by playwright-core) against `odin server`:
+// sign in, start the diamond example from the Pipelines page, watch its tasks turn succeeded live,
+// read a task's log, and check that a viewer cannot run. A second test opens a 10,000-task run and
+// prints how long the first full render took (a figure, not an assertion).
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { cp, mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { repoRoot, tempDir, writeTokens } from "./harness.js";
+
+const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
+const SCREENSHOTS = process.env["ODIN_WEB_SCREENSHOTS"];
+
+interface Server {
+  web: string;
+  grpc: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `odin server` and reads its two addresses from the start-up lines. */
+function startOdinServer(args: string[]): Promise<Server> {
+  const cli = join(repoRoot, "apps", "cli", "dist", "main.js");
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [cli, "server", "--port", "0", "--http-port", "0", ...args],
+    { stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "" } },
+  );
+  let out = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`odin server did not start in time:\n${out}`));
+    }, 60_000);
+    child.once("exit", (code) => reject(new Error(`odin server exited with ${code}:\n${out}`)));
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString();
+      const grpc = /listening on (\S+)/.exec(out)?.[1];
+      const web = /web UI and HTTP\/JSON API: (\S+)/.exec(out)?.[1];
+      if (grpc && web) {
+        clearTimeout(timer);
+        resolve({
+          grpc,
+          web,
+          stop: () =>
+            new Promise<void>((done) => {
+              child.removeAllListeners("exit");
+              child.once("exit", () => done());
+              child.kill("SIGTERM");
+            }),
+        });
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+  });
+}
+
+/** Chromium with the flags that work on CI machines; playwright gives it a fresh profile directory. */
+function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+async function signIn(page: Page, url: string, token: string): Promise<void> {
+  await page.goto(url);
+  await page.getByLabel("API token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("navigation", { name: "Main" }).waitFor();
+}
+
+describe("web UI in a real browser", () => {
+  let dir: Awaited<ReturnType<typeof tempDir>>;
+  let tokens: Awaited<ReturnType<typeof writeTokens>>;
+  let server: Server;
+  let browser: Browser;
+
+  before(async () => {
+    if (!existsSync(CHROMIUM))
+      throw new Error(
+        `no browser at ${CHROMIUM}: apt-get install chromium (what .ci/run does), or set CHROMIUM_PATH`,
+      );
+    dir = await tempDir("odin-web-");
+    tokens = await writeTokens(dir.path);
+    const repo = join(dir.path, "pipelines");
+    await cp(join(repoRoot, "examples", "pipelines"), repo, { recursive: true });
+    // A 10,000-task pipeline: a root, 9,998 shards, a join. Two at a time, so the test machine
+    // runs two processes, not ten thousand; the run is cancelled once measured.
+    const shards = Array.from({ length: 9998 }, (_, i) => `shard-${i}`);
+    const tasks = [
+      { name: "split", image: "busybox:1.36", command: ["sh", "-c", "sleep 30"] },
+      ...shards.map((name) => ({
+        name,
+        image: "busybox:1.36",
+        command: ["sh", "-c", "sleep 30"],
+        depends: ["split"],
+      })),
+      { name: "merge", image: "busybox:1.36", command: ["true"], depends: shards },
+    ];
+    await mkdir(join(repo, "wide"));
+    await writeFile(
+      join(repo, "wide", "main.yml"),
+      JSON.stringify({ name: "wide", parallelism: 2, tasks }),
+    );
+    server = await startOdinServer([
+      "--data",
+      join(dir.path, "data"),
+      "--repo",
+      repo,
+      "--tokens",
+      tokens.file,
+    ]);
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    await dir?.cleanup();
+  });
+
+  test("an operator starts diamond from Pipelines and watches it succeed live; a viewer cannot run", async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await signIn(page, `${server.web}pipelines`, tokens.operator);
+
+    await page.getByRole("link", { name: "diamond", exact: true }).click();
+    await page.waitForURL(/\/pipelines\/diamond$/);
+    const run = page.getByRole("button", { name: "Run", exact: true });
+    assert.equal(await run.isEnabled(), true);
+    await run.click();
+    await page.waitForURL(/\/runs\/diamond-[a-z0-9]{8}$/);
+    const runId = /\/runs\/(diamond-[a-z0-9]{8})$/.exec(page.url())![1]!;
+    // Marks this document: a reload would lose it.
+    await page.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+
+    // Every state a task row shows, as it changes.
+    await page.locator('[data-task="report"]').waitFor();
+    const firstSeen = await page.$$eval("[data-task]", (rows) =>
+      rows.map((r) => `${r.getAttribute("data-task")}=${r.getAttribute("data-state")}`),
+    );
+    await page.waitForFunction(
+      () => {
+        const rows = [...document.querySelectorAll("[data-task]")];
+        return rows.length === 4 && rows.every((r) => r.getAttribute("data-state") === "succeeded");
+      },
+      undefined,
+      { timeout: 60_000 },
+    );
+    await page.getByTestId("run-state").filter({ hasText: "succeeded" }).waitFor();
+    assert.equal(
+      await page.evaluate(() => (window as unknown as { stayed?: boolean }).stayed),
+      true,
+      "the page was not reloaded",
+    );
+    assert.ok(
+      firstSeen.some((s) => !s.endsWith("=succeeded")),
+      `the page showed the run before it ended (first seen: ${firstSeen.join(", ")}), so the changes arrived live`,
+    );
+    // The canvas painted the final states.
+    const painted = await page.getByTestId("dag").getAttribute("data-rendered");
+    assert.ok(Number(painted) > 0);
+    assert.equal(await page.getByTestId("progress").textContent(), "4/4 tasks finished");
+
+    if (SCREENSHOTS) {
+      await page.locator('[data-task="prepare"] a').click();
+      await page.getByTestId("logs").filter({ hasText: "counted 7 words" }).waitFor();
+      await page.screenshot({ path: join(SCREENSHOTS, "web-run.png") });
+    }
+
+    // A task's panel and its log line (the deep link opens the same panel).
+    await page.goto(`${server.web}runs/${runId}/tasks/prepare`);
+    await page.getByTestId("task-panel").waitFor();
+    await page
+      .getByTestId("logs")
+      .filter({ hasText: `prepare: ${runId}--prepare counted 7 words in words.txt` })
+      .waitFor();
+    assert.match(
+      (await page.getByTestId("task-panel").textContent()) ?? "",
+      /Exit code\s*0/,
+      "the panel shows the exit code",
+    );
+
+    await page.goto(`${server.web}runs`);
+    await page.locator(`tr[data-run="${runId}"]`).filter({ hasText: "4/4" }).waitFor();
+    if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, "web-runs.png") });
+    assert.deepEqual(errors, []);
+    await context.close();
+
+    // A viewer sees the pipeline but the Run button is disabled — and the server refuses anyway.
+    const viewerContext = await browser.newContext();
+    const viewer = await viewerContext.newPage();
+    await signIn(viewer, `${server.web}pipelines/diamond`, tokens.viewer);
+    const viewerRun = viewer.getByRole("button", { name: "Run", exact: true });
+    await viewerRun.waitFor();
+    assert.equal(await viewerRun.isDisabled(), true, "a viewer cannot press Run");
+    const refused = await viewer.evaluate(async (token) => {
+      const res = await fetch("/odin.dagscheduler.v1.DagSchedulerService/SubmitRun", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ pipeline: "diamond", requestId: "viewer-try" }),
+      });
+      return { status: res.status, body: (await res.json()) as { code: string } };
+    }, tokens.viewer);
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.code, "permission_denied");
+    await viewerContext.close();
+  });
+
+  test("a 10,000-task run: time to the first full render of its graph", async () => {
+    const submitted = await fetch(
+      `${server.web}odin.dagscheduler.v1.DagSchedulerService/SubmitRun`,
+      {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${tokens.operator}`,
+        },
+        body: JSON.stringify({ pipeline: "wide", requestId: "wide-1" }),
+      },
+    );
+    assert.equal(submitted.status, 200, await submitted.clone().text());
+    const runId = ((await submitted.json()) as { run: { id: string } }).run.id;
+
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    await signIn(page, `${server.web}pipelines`, tokens.operator);
+    const started = Date.now();
+    await page.goto(`${server.web}runs/${runId}`);
+    const dag = page.locator('[data-testid="dag"][data-complete]');
+    await dag.waitFor({ timeout: 120_000 });
+    const wall = Date.now() - started;
+    const figures = await page.evaluate(() => {
+      const nav = performance.getEntriesByType("navigation")[0];
+      const render = performance.getEntriesByName("odin:first-full-render")[0];
+      const layout = performance.getEntriesByName("odin:layout")[0];
+      const at = (name: string): number =>
+        Math.round(performance.getEntriesByName(name)[0]?.startTime ?? -1);
+      return {
+        firstFullRenderMs: Math.round(render?.startTime ?? -1),
+        domContentLoadedMs: Math.round(
+          (nav as PerformanceNavigationTiming | undefined)?.domContentLoadedEventEnd ?? -1,
+        ),
+        layoutMs: Math.round(layout?.duration ?? -1),
+        pipelineLoadedAtMs: at("odin:pipeline-loaded"),
+        snapshotCompleteAtMs: at("odin:snapshot-complete"),
+      };
+    });
+    // Responsiveness: a zoom keypress until the next frame.
+    await page.getByTestId("dag").focus();
+    const zoomMs = await page.evaluate(
+      () =>
+        new Promise<number>((resolve) => {
+          const t0 = performance.now();
+          document
+            .querySelector('[data-testid="dag"]')!
+            .dispatchEvent(new KeyboardEvent("keydown", { key: "+", bubbles: true }));
+          requestAnimationFrame(() =>
+            requestAnimationFrame(() => resolve(Math.round(performance.now() - t0))),
+          );
+        }),
+    );
+    const tasks = await page.locator(".task-list h2 .muted").textContent();
+    console.log(
+      JSON.stringify({
+        bench: "web-ui 10,000-task run",
+        tasks,
+        ...figures,
+        wallClockFromNavigationMs: wall,
+        zoomToNextFrameMs: zoomMs,
+      }),
+    );
+    assert.equal(tasks, (10_000).toLocaleString("en-US"));
+    if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, "web-run-10000.png") });
+    await context.close();
+    await fetch(`${server.web}odin.dagscheduler.v1.DagSchedulerService/CancelRun`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${tokens.operator}` },
+      body: JSON.stringify({ runId }),
+    });
+  });
+});
