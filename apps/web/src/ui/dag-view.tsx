@@ -42,6 +42,8 @@ export function DagView({ layout, model, taskRunOf, selected, onSelect, label }:
   const canvasRef = useRef<HTMLCanvasElement>(null);
   const view = useRef<View>({ x: 0, y: 0, k: 1 });
   const dirty = useRef(true);
+  // Until the user pans or zooms, the graph is kept fitted to the canvas as the page reflows.
+  const fitted = useRef(true);
   const props = useRef({ layout, model, taskRunOf, selected, onSelect });
   props.current = { layout, model, taskRunOf, selected, onSelect };
 
@@ -50,6 +52,7 @@ export function DagView({ layout, model, taskRunOf, selected, onSelect, label }:
     const canvas = canvasRef.current;
     if (!canvas) return;
     fit(view.current, layout, canvas.clientWidth, canvas.clientHeight);
+    fitted.current = true;
     dirty.current = true;
   }, [layout]);
 
@@ -78,7 +81,11 @@ export function DagView({ layout, model, taskRunOf, selected, onSelect, label }:
     const unsubscribe = model?.subscribe(() => (dirty.current = true));
     // Running tasks' durations tick.
     const tick = setInterval(() => (dirty.current = true), 1000);
-    const resize = new ResizeObserver(() => (dirty.current = true));
+    const resize = new ResizeObserver(() => {
+      if (fitted.current)
+        fit(view.current, props.current.layout, canvas.clientWidth, canvas.clientHeight);
+      dirty.current = true;
+    });
     resize.observe(canvas);
     return () => {
       cancelAnimationFrame(frame);
@@ -104,6 +111,7 @@ export function DagView({ layout, model, taskRunOf, selected, onSelect, label }:
       if (!drag.moved) return;
       view.current.x += dx;
       view.current.y += dy;
+      fitted.current = false;
       drag.x = e.clientX;
       drag.y = e.clientY;
       dirty.current = true;
@@ -125,6 +133,7 @@ export function DagView({ layout, model, taskRunOf, selected, onSelect, label }:
       e.preventDefault();
       const rect = canvas.getBoundingClientRect();
       zoomAt(view.current, Math.exp(-e.deltaY / 400), e.clientX - rect.left, e.clientY - rect.top);
+      fitted.current = false;
       dirty.current = true;
     };
     const onKey = (e: KeyboardEvent): void => {
@@ -173,6 +182,7 @@ export function DagView({ layout, model, taskRunOf, selected, onSelect, label }:
       })();
       if (handled) {
         e.preventDefault();
+        fitted.current = e.key === "0";
         dirty.current = true;
       }
     };

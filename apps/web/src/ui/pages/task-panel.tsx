@@ -119,11 +119,14 @@ export function TaskPanel({
                 As written in main.yml at {commit?.slice(0, 12)}; processing variables and
                 ^task.outputs are substituted at launch.
               </p>
-              <pre class="code">
-                {[...spec.command, ...spec.args]
-                  .map((a) => (/\s/.test(a) ? JSON.stringify(a) : a))
-                  .join(" ") || "(the image's default)"}
-              </pre>
+              <ol class="argv" aria-label="Command and arguments">
+                {spec.command.length === 0 && <li class="muted">(the image's entrypoint)</li>}
+                {[...spec.command, ...spec.args].map((arg) => (
+                  <li>
+                    <pre class="code">{arg}</pre>
+                  </li>
+                ))}
+              </ol>
               <p class="mono muted">image {spec.image}</p>
               {Object.keys(spec.env).length > 0 && (
                 <pre class="code">
