@@ -36,11 +36,12 @@ trap cleanup EXIT
 
 node apps/cli/dist/main.js server --port 0 --http-port 0 --data "$work/data" >"$log" 2>&1 &
 server=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 600); do # up to a minute on a busy machine
   grep -q "listening on" "$log" && break
   kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }
   sleep 0.1
 done
+grep -q "listening on" "$log" || { echo "quickstart: odin server did not start in a minute:" >&2; cat "$log" >&2; exit 1; }
 export ODIN_SERVER=$(grep -o "listening on [^ ]*" "$log" | awk '{print $3}')
 sed -n '/listening on/,$p' "$log" | grep -v '^try:'
 echo
