@@ -279,7 +279,8 @@ export type Task = Message<"odin.common.v1.Task"> & {
   retryBackoff?: Duration | undefined;
 
   /**
-   * Extension: limit on one attempt's whole run (`activeDeadlineSeconds`); unset = none.
+   * Extension: limit on one attempt's whole run, enforced by the scheduler (it stops the attempt and
+   * records FAILED with reason DeadlineExceeded); unset = none.
    *
    * @generated from field: google.protobuf.Duration timeout = 27;
    */
