@@ -3,10 +3,18 @@
 // then its tests and its sweep example run against a real `odin server` with authentication on.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { cp, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { repoRoot, startService, tempDir, writeTokens, type ServiceProcess } from "./harness.js";
+import {
+  repoRoot,
+  startOdinServer,
+  startService,
+  tempDir,
+  writeTokens,
+  type OdinServer,
+  type ServiceProcess,
+} from "./harness.js";
 
 const clientDir = join(repoRoot, "clients", "python");
 
@@ -39,42 +47,9 @@ function run(
   });
 }
 
-/** Starts `odin server` and resolves with its address once it listens. */
-function startOdinServer(args: string[]): Promise<{ address: string; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [join(repoRoot, "apps", "cli", "dist", "main.js"), "server", ...args],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let output = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`odin server did not start in 60 s:\n${output}`));
-    }, 60_000);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`odin server exited with ${code}:\n${output}`));
-    });
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      const address = /listening on (\S+)/.exec(output)?.[1];
-      if (address) {
-        clearTimeout(timer);
-        child.removeAllListeners("exit");
-        resolve({ address, child });
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-  });
-}
-
 describe("Python client odin-client against odin server", () => {
   let dir: { path: string; cleanup(): Promise<void> };
-  let server: { address: string; child: ChildProcess };
+  let server: OdinServer;
   let tokens: Awaited<ReturnType<typeof writeTokens>>;
   let python: string;
   let repo: string;
@@ -88,18 +63,21 @@ describe("Python client odin-client against odin server", () => {
     await cp(join(repoRoot, "examples", "pipelines"), repo, { recursive: true });
     await cp(join(clientDir, "tests", "pipelines"), repo, { recursive: true });
     tokens = await writeTokens(dir.path);
-    server = await startOdinServer([
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--data",
-      join(dir.path, "data"),
-      "--repo",
-      repo,
-      "--tokens",
-      tokens.file,
-    ]);
+    server = await startOdinServer(
+      [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data",
+        join(dir.path, "data"),
+        "--repo",
+        repo,
+        "--tokens",
+        tokens.file,
+      ],
+      {},
+    );
     // repo-sync alone serving mutual TLS, for the client's TLS options: a self-signed certificate
     // for localhost serves as CA, server and client certificate at once.
     tlsDir = join(dir.path, "tls");
@@ -152,7 +130,7 @@ describe("Python client odin-client against odin server", () => {
   });
 
   after(async () => {
-    server?.child.kill("SIGTERM");
+    server?.process.kill("SIGTERM");
     await tlsRepoSync?.stop();
     await dir?.cleanup();
   });
