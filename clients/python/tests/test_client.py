@@ -139,7 +139,8 @@ class ConnectionTest(unittest.TestCase):
         tokens = Path(os.environ["ODIN_TEST_TOKENS_FILE"])
         with tempfile.TemporaryDirectory() as data:
             server = subprocess.Popen(
-                argv + ["server", "--host", "127.0.0.1", "--port", str(port), "--data", data,
+                argv + ["server", "--host", "127.0.0.1", "--port", str(port), "--http-port", "0",
+                        "--data", data,
                         "--repo", str(REPO), "--tokens", str(tokens)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )

@@ -131,7 +131,13 @@ export async function startOdinServer(
 ): Promise<OdinServer> {
   const child = spawn(
     process.execPath,
-    [join(repoRoot, "apps/cli/dist/main.js"), "server", ...args],
+    // A free port for the web UI unless the test picks one: 8080 may be taken on a shared machine.
+    [
+      join(repoRoot, "apps/cli/dist/main.js"),
+      "server",
+      ...(args.includes("--http-port") ? [] : ["--http-port", "0"]),
+      ...args,
+    ],
     {
       env: { PATH: process.env.PATH ?? "", ...env },
       stdio: ["ignore", "pipe", "pipe"],
