@@ -6,58 +6,33 @@
 // prints how long the first full render took (a figure, not an assertion).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { repoRoot, tempDir, writeTokens } from "./harness.js";
+import { repoRoot, startOdinServer, tempDir, writeTokens } from "./harness.js";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const SCREENSHOTS = process.env["ODIN_WEB_SCREENSHOTS"];
 
 interface Server {
   web: string;
-  grpc: string;
   stop(): Promise<void>;
 }
 
-/** Starts `odin server` and reads its two addresses from the start-up lines. */
-function startOdinServer(args: string[]): Promise<Server> {
-  const cli = join(repoRoot, "apps", "cli", "dist", "main.js");
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [cli, "server", "--port", "0", "--http-port", "0", ...args],
-    { stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "" } },
-  );
-  let out = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`odin server did not start in time:\n${out}`));
-    }, 60_000);
-    child.once("exit", (code) => reject(new Error(`odin server exited with ${code}:\n${out}`)));
-    const onData = (chunk: Buffer): void => {
-      out += chunk.toString();
-      const grpc = /listening on (\S+)/.exec(out)?.[1];
-      const web = /web UI and HTTP\/JSON API: (\S+)/.exec(out)?.[1];
-      if (grpc && web) {
-        clearTimeout(timer);
-        resolve({
-          grpc,
-          web,
-          stop: () =>
-            new Promise<void>((done) => {
-              child.removeAllListeners("exit");
-              child.once("exit", () => done());
-              child.kill("SIGTERM");
-            }),
-        });
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-  });
+/** `odin server` (the harness's) and the web UI address it printed beside its gRPC one. */
+async function startServer(args: string[]): Promise<Server> {
+  const server = await startOdinServer(["--port", "0", ...args], {});
+  const web = /web UI and HTTP\/JSON API: (\S+)/.exec(server.output())?.[1];
+  assert.ok(web, `odin server printed no web UI address:\n${server.output()}`);
+  return {
+    web,
+    stop: () =>
+      new Promise<void>((done) => {
+        server.process.once("exit", () => done());
+        server.process.kill("SIGTERM");
+      }),
+  };
 }
 
 /** Chromium with the flags that work on CI machines; playwright gives it a fresh profile directory. */
@@ -127,7 +102,7 @@ describe("web UI in a real browser", () => {
       join(repo, "wide", "main.yml"),
       JSON.stringify({ name: "wide", parallelism: 2, tasks }),
     );
-    server = await startOdinServer([
+    server = await startServer([
       "--data",
       join(dir.path, "data"),
       "--repo",
