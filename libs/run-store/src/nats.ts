@@ -356,14 +356,17 @@ export class NatsKeyValueStore implements KeyValueStore {
       try {
         let waiting: Promise<IteratorResult<JsMsg>> | undefined;
         let silentSince = Date.now();
+        let received = 0;
         for (;;) {
           waiting ??= iterator.next();
           const next = await Promise.race([waiting, sleep(250).then(() => undefined)]);
           if (next === undefined) {
             // Quiet for a moment. With one value per key, a message counted as pending can be
             // replaced before it is delivered, so the count may never reach 0: ask the server
-            // whether anything is really left before waiting longer.
-            if ((await this.withinTime(consumer.info(false), what)).num_pending === 0) return;
+            // whether anything is really left before waiting longer. Nothing left to send is not
+            // the end while messages it has sent are still on their way (a busy client).
+            const now = await this.withinTime(consumer.info(false), what);
+            if (now.num_pending === 0 && received >= now.delivered.consumer_seq) return;
             if (Date.now() - silentSince > this.timeoutMs) {
               throw new StoreUnavailableError(
                 `${what}: NATS at ${this.url} sent nothing for ${this.timeoutMs} ms — is it running?`,
@@ -373,6 +376,7 @@ export class NatsKeyValueStore implements KeyValueStore {
           }
           waiting = undefined;
           silentSince = Date.now();
+          if (next.done !== true) received++;
           if (next.done === true) {
             this.checkOpen();
             throw new StoreUnavailableError(`${what}: NATS at ${this.url} ended the listing early`);
