@@ -22,6 +22,13 @@ export interface NatsServer {
   readonly dataDir: string | undefined;
   /** Stops it and removes its storage; idempotent. A no-op for an external server. */
   stop(): Promise<void>;
+  /**
+   * Kills the server (SIGKILL) but keeps its port and storage, to `resume` later: an outage.
+   * Local `nats-server` only.
+   */
+  pause(): Promise<void>;
+  /** Starts a paused server again on the same port, with its storage or (`wipeStore`) without. */
+  resume(options?: { wipeStore?: boolean }): Promise<void>;
 }
 
 /** Options of `startNats`. */
@@ -62,6 +69,8 @@ export async function startNats(options: StartNatsOptions = {}): Promise<NatsSer
         via: "external",
         dataDir: undefined,
         stop: () => Promise.resolve(),
+        pause: () => Promise.reject(new Error("cannot pause an external NATS server")),
+        resume: () => Promise.reject(new Error("cannot resume an external NATS server")),
       };
     }
   }
@@ -119,6 +128,8 @@ async function startContainer(
     via: "container",
     dataDir: undefined,
     stop: () => (stopping ??= container.stop().then(() => undefined)),
+    pause: () => Promise.reject(new Error("pause needs the local nats-server (runtime: binary)")),
+    resume: () => Promise.reject(new Error("resume needs the local nats-server (runtime: binary)")),
   };
 }
 
@@ -146,19 +157,43 @@ const LISTENING = /Listening for client connections on [^\s]*?:(\d+)/;
 
 async function startBinary(binary: string, timeoutMs: number): Promise<NatsServer> {
   const dir = await mkdtemp(join(tmpdir(), "odin-nats-"));
-  const child = spawn(binary, ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", dir], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const stop = stopper(child, dir);
+  const store = join(dir, "store");
+  const launch = (port: number) =>
+    spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  let child = launch(-1);
   let port: number;
   try {
     port = await readPort(child, timeoutMs);
     await waitForJetStream(`nats://127.0.0.1:${port}`, timeoutMs);
   } catch (error) {
-    await stop();
+    await stopper(child, dir)();
     throw error;
   }
-  return { url: `nats://127.0.0.1:${port}`, port, via: "binary", dataDir: dir, stop };
+  let stop = stopper(child, dir);
+  const killChild = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGKILL");
+    await exited;
+  };
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    via: "binary",
+    dataDir: dir,
+    stop: () => stop(),
+    pause: killChild,
+    resume: async (options = {}) => {
+      await killChild();
+      if (options.wipeStore === true) await rm(store, { recursive: true, force: true });
+      child = launch(port);
+      stop = stopper(child, dir);
+      await readPort(child, timeoutMs);
+      await waitForJetStream(`nats://127.0.0.1:${port}`, timeoutMs);
+    },
+  };
 }
 
 function readPort(child: ChildProcess, timeoutMs: number): Promise<number> {

@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { checkConfigDocs, serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
-import { repoRoot } from "./harness.js";
+import { repoRoot } from "@odin/test-stack";
 
 test("docs/configuration.md and the apps' configuration schemas agree", async () => {
   const schemas: ConfigSchema[] = [serviceKitConfigSchema];

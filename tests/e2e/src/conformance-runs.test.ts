@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { KubeObject } from "@odin/testing";
-import { conformance, eventually, startStack, type Stack } from "./harness.js";
+import { conformance, eventually, startStack, type Stack } from "@odin/test-stack";
 
 const corpus: Record<string, string> = {
   "bert-ner": "sample-odin-pipelines/bert-ner",

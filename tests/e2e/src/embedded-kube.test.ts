@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startKubeSim, type KubeSim } from "@odin/testing";
-import { odin, startOdinServer, tempDir, type OdinServer } from "./harness.js";
+import { odin, startOdinServer, tempDir, type OdinServer } from "@odin/test-stack";
 
 let sim: KubeSim;
 let server: OdinServer;

@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { eventually, odin, startOdinServer, tempDir, type OdinServer } from "./harness.js";
+import { eventually, odin, startOdinServer, tempDir, type OdinServer } from "@odin/test-stack";
 
 let server: OdinServer;
 let address = "";

@@ -14,7 +14,7 @@ import {
   writeTokens,
   type OdinServer,
   type ServiceProcess,
-} from "./harness.js";
+} from "@odin/test-stack";
 
 const clientDir = join(repoRoot, "clients", "python");
 

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { repoRoot } from "./harness.js";
+import { repoRoot } from "@odin/test-stack";
 
 test("the quick start runs the diamond example in embedded mode and shows its result and logs", async () => {
   const { code, stdout, stderr } = await new Promise<{

@@ -15,7 +15,7 @@ import {
   tempDir,
   writeTokens,
   type ServiceProcess,
-} from "./harness.js";
+} from "@odin/test-stack";
 
 function git(cwd: string, ...args: string[]): string {
   return execFileSync(

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { KubeSim } from "@odin/testing";
-import { eventually, startStack, type Stack } from "./harness.js";
+import { eventually, startStack, type Stack } from "@odin/test-stack";
 
 const demo = `name: demo
 tasks:

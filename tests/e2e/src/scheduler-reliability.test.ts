@@ -10,7 +10,7 @@ import {
   startStack,
   type ServiceProcess,
   type Stack,
-} from "./harness.js";
+} from "@odin/test-stack";
 
 function wide(name: string, width: number): string {
   let yaml = `name: ${name}\ntasks:\n- {name: root, image: 'work:1', command: run}\n`;

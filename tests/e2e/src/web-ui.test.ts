@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { repoRoot, startOdinServer, tempDir, writeTokens } from "./harness.js";
+import { repoRoot, startOdinServer, tempDir, writeTokens } from "@odin/test-stack";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const SCREENSHOTS = process.env["ODIN_WEB_SCREENSHOTS"];

@@ -1,4 +1,5 @@
-// Starting Odin's services as separate processes (their real main.js) and running the odin CLI.
+// Starting Odin's services as separate processes (their real main.js) and running the odin CLI:
+// the harness of the e2e and failure-injection tiers.
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import {
@@ -12,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The repository root (this file is in tests/e2e/dist/). */
+/** The repository root (this file is in tests/stack/dist/). */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 /** The shared conformance corpus beside the checkout. */
 export const conformance = join(repoRoot, "..", "shared", "conformance");
@@ -22,15 +23,53 @@ export interface ServiceProcess {
   name: string;
   address: string;
   logs: string[];
+  /** Process id of the running instance (changes on `restart`). */
+  readonly pid: number;
+  /** Signals the process (SIGTERM by default) and resolves with its exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Starts the service again on the same address with the same environment (after `stop`). */
+  restart(): Promise<void>;
+}
+
+interface Running {
+  address: string;
+  pid: number;
+  exit: Promise<number | null>;
+  kill(signal: NodeJS.Signals): void;
 }
 
 /** Starts `apps/<app>/dist/main.js` with `env` and waits for its "<app> ready" log line. */
-export function startService(
+export async function startService(
   app: string,
   env: Record<string, string>,
   timeoutMs = 60_000,
 ): Promise<ServiceProcess> {
+  const logs: string[] = [];
+  let current = await spawnService(app, env, logs, timeoutMs);
+  const port = current.address.slice(current.address.lastIndexOf(":") + 1);
+  return {
+    name: app,
+    address: current.address,
+    logs,
+    get pid() {
+      return current.pid;
+    },
+    stop: (signal = "SIGTERM") => {
+      current.kill(signal);
+      return current.exit;
+    },
+    restart: async () => {
+      current = await spawnService(app, { ...env, ODIN_GRPC_PORT: port }, logs, timeoutMs);
+    },
+  };
+}
+
+function spawnService(
+  app: string,
+  env: Record<string, string>,
+  logs: string[],
+  timeoutMs: number,
+): Promise<Running> {
   const script = join(repoRoot, "apps", app, "dist", "main.js");
   const child: ChildProcess = spawn(process.execPath, [script], {
     env: {
@@ -43,8 +82,7 @@ export function startService(
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const logs: string[] = [];
-  let exit: Promise<number | null> | undefined;
+  const exit = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
@@ -52,7 +90,6 @@ export function startService(
         new Error(`${app} did not become ready in ${timeoutMs} ms; it logged:\n${logs.join("\n")}`),
       );
     }, timeoutMs);
-    exit = new Promise((done) => child.once("exit", (code) => done(code)));
     void exit.then((code) => {
       clearTimeout(timer);
       reject(
@@ -72,12 +109,11 @@ export function startService(
           if (entry.msg === `${app} ready` && entry.address) {
             clearTimeout(timer);
             resolve({
-              name: app,
               address: entry.address,
-              logs,
-              stop: (signal = "SIGTERM") => {
-                child.kill(signal);
-                return exit!;
+              pid: child.pid!,
+              exit,
+              kill: (signal) => {
+                if (child.exitCode === null && child.signalCode === null) child.kill(signal);
               },
             });
           }
@@ -208,6 +244,10 @@ export interface Stack {
   sim: KubeSim;
   tokens: Awaited<ReturnType<typeof writeTokens>>;
   services: ServiceProcess[];
+  repoSync: ServiceProcess;
+  registry: ServiceProcess;
+  launchers: ServiceProcess[];
+  schedulers: ServiceProcess[];
   gateway: ServiceProcess;
   /** The git remote (bare) the stack serves pipelines from. */
   remote: string;
@@ -228,7 +268,13 @@ export interface Stack {
  */
 export async function startStack(
   pipelines: Record<string, Record<string, string>>,
-  options: { replicas?: number; schedulers?: number; simOptions?: KubeSimOptions } = {},
+  options: {
+    replicas?: number;
+    schedulers?: number;
+    simOptions?: KubeSimOptions;
+    /** Extra environment for every service (e.g. `ODIN_K8S_QPS` for a benchmark). */
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Stack> {
   const dir = await tempDir("odin-e2e-stack-");
   const nats = await startNats({ runtime: "binary" });
@@ -259,6 +305,7 @@ export async function startStack(
     ODIN_TOKENS_FILE: tokens.file,
     ODIN_NATS_URL: nats.url,
     ODIN_SERVICE_TOKEN: tokens.admin,
+    ...options.env,
   };
   const services: ServiceProcess[] = [];
   const repoSync = await startService("repo-sync", {
@@ -303,6 +350,7 @@ export async function startStack(
     );
   }
   const gateway = await startService("gateway", {
+    ...options.env,
     ODIN_REPO_SYNC_ADDRESS: repoSync.address,
     ODIN_REGISTRY_ADDRESS: registry.address,
     ODIN_SCHEDULER_ADDRESS: schedulers[0]?.address ?? "127.0.0.1:1",
@@ -314,6 +362,10 @@ export async function startStack(
     sim,
     tokens,
     services,
+    repoSync,
+    registry,
+    launchers,
+    schedulers,
     gateway,
     remote,
     schedulerEnv,
