@@ -101,7 +101,6 @@ const stack = await startStack(
 process.on("exit", () => {
   for (const s of stack.services) process.kill(s.pid, "SIGKILL");
 });
-const services = Object.fromEntries(stack.services.map((s) => [s.name, s]));
 const natsPid = treePids().find((pid) => {
   try {
     return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "nats-server";
