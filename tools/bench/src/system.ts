@@ -94,12 +94,17 @@ const stack = await startStack(
       ODIN_K8S_QPS: "10000",
       ODIN_K8S_BURST: "10000",
       ODIN_MAX_RUNNING_TASKS: "100000",
-      ODIN_LOG_LEVEL: "warn",
     },
   },
 );
 process.on("exit", () => {
-  for (const s of stack.services) process.kill(s.pid, "SIGKILL");
+  for (const s of stack.services) {
+    try {
+      process.kill(s.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
 });
 const natsPid = treePids().find((pid) => {
   try {
