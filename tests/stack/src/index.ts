@@ -2,11 +2,14 @@
 // the harness of the e2e and failure-injection tiers.
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
 import {
   startKubeSim,
   startNats,
+  startNatsCluster,
   type KubeSim,
   type KubeSimOptions,
+  type NatsCluster,
   type NatsServer,
 } from "@odin/testing";
 import { tmpdir } from "node:os";
@@ -27,6 +30,8 @@ export interface ServiceProcess {
   readonly pid: number;
   /** Signals the process (SIGTERM by default) and resolves with its exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Whether the process is still running. */
+  readonly running: boolean;
   /** Starts the service again on the same address with the same environment (after `stop`). */
   restart(): Promise<void>;
 }
@@ -36,6 +41,7 @@ interface Running {
   pid: number;
   exit: Promise<number | null>;
   kill(signal: NodeJS.Signals): void;
+  readonly running: boolean;
 }
 
 /** Starts `apps/<app>/dist/main.js` with `env` and waits for its "<app> ready" log line. */
@@ -53,6 +59,9 @@ export async function startService(
     logs,
     get pid() {
       return current.pid;
+    },
+    get running() {
+      return current.running;
     },
     stop: (signal = "SIGTERM") => {
       current.kill(signal);
@@ -114,6 +123,9 @@ function spawnService(
               exit,
               kill: (signal) => {
                 if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+              },
+              get running() {
+                return child.exitCode === null && child.signalCode === null;
               },
             });
           }
@@ -238,9 +250,49 @@ export async function eventually(
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** Free TCP ports on 127.0.0.1, so a replica restarted on its port keeps its address. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once("error", reject);
+          s.listen(0, "127.0.0.1", () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+/**
+ * A gRPC target reaching any of several replicas (grpc-js's `ipv4:` resolver with pick-first), as
+ * a Kubernetes Service does: when one is down, calls go to the next.
+ */
+export function anyOf(addresses: readonly string[]): string {
+  return addresses.length === 1 ? addresses[0]! : `ipv4:${addresses.join(",")}`;
+}
+
+/** One replica of a stack: its process now, and how to kill and restart it on the same port. */
+export interface Replica {
+  readonly app: string;
+  readonly address: string;
+  process: ServiceProcess;
+  /** Starts it again with the same environment and port (after a kill). */
+  restart(): Promise<ServiceProcess>;
+}
+
 /** A whole Odin deployment as processes: NATS, kube-sim, a git remote, and every service. */
 export interface Stack {
+  /** The NATS server; with `natsCluster`, the cluster seen as one (its URL lists every node; see `cluster`). */
   nats: NatsServer;
+  /** The NATS cluster when the stack was started with `natsCluster`. */
+  cluster: NatsCluster | undefined;
+  /** Every repo-sync, dag-scheduler and k8s-launcher replica, restartable on its port. */
+  replicas: Replica[];
   sim: KubeSim;
   tokens: Awaited<ReturnType<typeof writeTokens>>;
   services: ServiceProcess[];
@@ -272,12 +324,28 @@ export async function startStack(
     replicas?: number;
     schedulers?: number;
     simOptions?: KubeSimOptions;
-    /** Extra environment for every service (e.g. `ODIN_K8S_QPS` for a benchmark). */
+    /** repo-sync replicas sharing one root (default 1). */
+    repoSyncs?: number;
+    /** A 3-node NATS cluster with 3 copies of everything, instead of one server. */
+    natsCluster?: boolean;
+    /** Environment added to every service. */
     env?: Record<string, string>;
   } = {},
 ): Promise<Stack> {
   const dir = await tempDir("odin-e2e-stack-");
-  const nats = await startNats({ runtime: "binary" });
+  const cluster = options.natsCluster ? await startNatsCluster({ nodes: 3 }) : undefined;
+  const nats: NatsServer = cluster
+    ? {
+        url: cluster.url,
+        port: Number(cluster.url.split(",")[0]!.split(":").pop()),
+        via: "binary",
+        dataDir: undefined,
+        stop: () => cluster.stop(),
+        // A cluster loses nodes one at a time: use `cluster.nodes[i].kill()` and `restart()`.
+        pause: () => Promise.reject(new Error("pause a node of stack.cluster instead")),
+        resume: () => Promise.reject(new Error("restart a node of stack.cluster instead")),
+      }
+    : await startNats({ runtime: "binary" });
   const sim = await startKubeSim(options.simOptions ?? { defaultRunMs: [5, 20] });
   const kubeconfig = join(dir.path, "kubeconfig.json");
   await writeFile(kubeconfig, sim.kubeConfig().exportConfig());
@@ -305,16 +373,40 @@ export async function startStack(
     ODIN_TOKENS_FILE: tokens.file,
     ODIN_NATS_URL: nats.url,
     ODIN_SERVICE_TOKEN: tokens.admin,
+    ...(cluster ? { ODIN_NATS_REPLICAS: "3" } : {}),
     ...options.env,
   };
   const services: ServiceProcess[] = [];
-  const repoSync = await startService("repo-sync", {
-    ...common,
-    ODIN_REPO_URL: remote,
-    ODIN_ROOT_PATH: join(dir.path, "root"),
-    ODIN_SYNC_INTERVAL_SECONDS: "0",
-  });
-  services.push(repoSync);
+  const replicaList: Replica[] = [];
+  const replicated = options.repoSyncs !== undefined || cluster !== undefined;
+  /** Starts a replica on a fixed port (when replicated) so a restart keeps its address. */
+  const startReplica = async (app: string, env: Record<string, string>): Promise<Replica> => {
+    const [port] = replicated ? await freePorts(1) : [0];
+    const full = { ...env, ODIN_GRPC_PORT: String(port) };
+    const first = await startService(app, full);
+    const replica: Replica = {
+      app,
+      address: first.address,
+      process: first,
+      // A restart may wait for NATS to elect leaders, on a busy machine: give it time.
+      restart: async () => (replica.process = await startService(app, full, 120_000)),
+    };
+    replicaList.push(replica);
+    return replica;
+  };
+  const repoSyncs: Replica[] = [];
+  for (let i = 0; i < (options.repoSyncs ?? 1); i++) {
+    repoSyncs.push(
+      await startReplica("repo-sync", {
+        ...common,
+        ODIN_REPO_URL: remote,
+        ODIN_ROOT_PATH: join(dir.path, "root"),
+        ODIN_SYNC_INTERVAL_SECONDS: "0",
+      }),
+    );
+  }
+  const repoSync = { address: anyOf(repoSyncs.map((r) => r.address)) };
+  services.push(...repoSyncs.map((r) => r.process));
   const registry = await startService("pipeline-registry", {
     ...common,
     ODIN_REPO_SYNC_ADDRESS: repoSync.address,
@@ -322,10 +414,10 @@ export async function startStack(
   services.push(registry);
   const replicas = options.replicas ?? 1;
   const schedulerReplicas = options.schedulers ?? replicas;
-  const launchers: ServiceProcess[] = [];
+  const launchers: Replica[] = [];
   for (let i = 0; i < replicas; i++) {
     launchers.push(
-      await startService("k8s-launcher", {
+      await startReplica("k8s-launcher", {
         ...common,
         ODIN_KUBECONFIG: kubeconfig,
         ODIN_DATA_PATH: data,
@@ -337,15 +429,17 @@ export async function startStack(
     ...common,
     ODIN_REGISTRY_ADDRESS: registry.address,
     ODIN_REPO_SYNC_ADDRESS: repoSync.address,
-    ODIN_LAUNCHER_ADDRESS: launchers[0]!.address,
+    ODIN_LAUNCHER_ADDRESS: replicated
+      ? anyOf(launchers.map((l) => l.address))
+      : launchers[0]!.address,
     ODIN_DATA_PATH: data,
   };
-  const schedulers: ServiceProcess[] = [];
+  const schedulers: Replica[] = [];
   for (let i = 0; i < schedulerReplicas; i++) {
     schedulers.push(
-      await startService("dag-scheduler", {
+      await startReplica("dag-scheduler", {
         ...schedulerEnv,
-        ODIN_LAUNCHER_ADDRESS: launchers[i % replicas]!.address,
+        ...(replicated ? {} : { ODIN_LAUNCHER_ADDRESS: launchers[i % replicas]!.address }),
       }),
     );
   }
@@ -353,19 +447,25 @@ export async function startStack(
     ...options.env,
     ODIN_REPO_SYNC_ADDRESS: repoSync.address,
     ODIN_REGISTRY_ADDRESS: registry.address,
-    ODIN_SCHEDULER_ADDRESS: schedulers[0]?.address ?? "127.0.0.1:1",
-    ODIN_LAUNCHER_ADDRESS: launchers[0]!.address,
+    ODIN_SCHEDULER_ADDRESS: replicated
+      ? anyOf(schedulers.map((s) => s.address))
+      : (schedulers[0]?.address ?? "127.0.0.1:1"),
+    ODIN_LAUNCHER_ADDRESS: replicated
+      ? anyOf(launchers.map((l) => l.address))
+      : launchers[0]!.address,
   });
-  services.push(...launchers, ...schedulers, gateway);
+  services.push(...launchers.map((l) => l.process), ...schedulers.map((s) => s.process), gateway);
   return {
     nats,
+    cluster,
+    replicas: replicaList,
     sim,
     tokens,
     services,
-    repoSync,
+    repoSync: repoSyncs[0]!.process,
     registry,
-    launchers,
-    schedulers,
+    launchers: launchers.map((l) => l.process),
+    schedulers: schedulers.map((s) => s.process),
     gateway,
     remote,
     schedulerEnv,
@@ -374,7 +474,9 @@ export async function startStack(
     cli: (...args) =>
       odin(["--server", gateway.address, ...args], { env: { ODIN_TOKEN: tokens.operator } }),
     stop: async () => {
-      for (const s of [...services].reverse()) await s.stop();
+      // Replicas may have been restarted: stop what runs now.
+      for (const s of [...services].reverse()) if (s.running) await s.stop();
+      for (const r of replicaList) if (r.process.running) await r.process.stop();
       await sim.close();
       await nats.stop();
       await dir.cleanup();

@@ -1,0 +1,218 @@
+// Scale-out of dag-scheduler and k8s-launcher, measured side by side in one run on one machine:
+// the same BENCH_TASKS (10,000)-task fan-out/fan-in run through 1 scheduler + 1 launcher, then
+// through 2 + 2 — every part its own process as deployed (kube-sim, repo-sync, pipeline-registry,
+// the schedulers and launchers as the real apps, NATS JetStream). Prints JSON: tasks/s and CPU ms
+// per task (user + system of the scheduler and launcher processes while the run went through),
+// and the ratios between the shapes. On a machine with few cores the wall throughput cannot double;
+// what must hold is that CPU per task does not grow with replicas (coordination overhead ≤ 10%).
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { common, DagSchedulerServiceClient } from "@odin/proto";
+import { createClient, unary } from "@odin/service-kit";
+import { startNats } from "@odin/testing";
+
+const tasks = Number(process.env.BENCH_TASKS ?? 10_000);
+const round = (x: number) => Math.round(x * 100) / 100;
+const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
+const children: ChildProcess[] = [];
+process.on("exit", () => {
+  for (const c of children) c.kill("SIGKILL");
+});
+
+/** Starts a process and resolves with it and the first output match of `ready`. */
+function start(
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
+  const proc = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(proc);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = ready.exec(out);
+      if (m) {
+        // Keep draining, but stop buffering.
+        proc.stdout.off("data", onData);
+        proc.stderr.off("data", onData);
+        proc.stdout.resume();
+        proc.stderr.resume();
+        resolve({ proc, match: m });
+      }
+    };
+    proc.stdout.on("data", onData);
+    proc.stderr.on("data", onData);
+    proc.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code}:\n${out}`)));
+  });
+}
+
+/** CPU time (user + system) of a process so far, in ms, from /proc. */
+function cpuMs(proc: ChildProcess): number {
+  const f = readFileSync(`/proc/${proc.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+}
+
+const app = (name: string) => join(repoRoot, "apps", name, "dist", "main.js");
+const readyLine = (name: string) => new RegExp(`"msg":"${name} ready"[^\\n]*"address":"([^"]+)"`);
+
+const dir = mkdtempSync(join(tmpdir(), "odin-bench-scale-"));
+const nats = await startNats({ runtime: "binary" });
+const sim = await start(
+  [app("cli"), "kube-sim", "--port", "0", "--run-ms", "0"],
+  {},
+  /kubeconfig: (\S+)/,
+);
+
+// The pipelines repository: one fan-out/fan-in pipeline of `tasks` tasks.
+const remote = join(dir, "remote.git");
+const seed = join(dir, "seed");
+execFileSync("git", ["init", "-q", "--bare", "--initial-branch=main", remote]);
+execFileSync("git", ["clone", "-q", remote, seed], { stdio: "pipe" });
+const width = tasks - 2;
+let yaml = "name: fan\ntasks:\n- {name: root, image: 'busybox:1', command: 'true'}\n";
+for (let i = 0; i < width; i++)
+  yaml += `- {name: w${i}, image: 'busybox:1', command: 'true', depends: root}\n`;
+yaml += `- {name: join, image: 'busybox:1', command: 'true', depends: [${Array.from({ length: width }, (_, i) => `w${i}`).join(", ")}]}\n`;
+mkdirSync(join(seed, "fan"));
+writeFileSync(join(seed, "fan", "main.yml"), yaml);
+const git = (...a: string[]) =>
+  execFileSync("git", ["-C", seed, "-c", "user.name=b", "-c", "user.email=b@b", ...a], {
+    stdio: "pipe",
+  });
+git("add", "-A");
+git("commit", "-qm", "fan");
+git("push", "-q", "origin", "HEAD:main");
+
+const base = {
+  ODIN_AUTH: "off",
+  ODIN_GRPC_HOST: "127.0.0.1",
+  ODIN_GRPC_PORT: "0",
+  ODIN_METRICS_PORT: "0",
+  ODIN_NATS_URL: nats.url,
+  ODIN_LOG_LEVEL: "warn",
+};
+const info = { ...base, ODIN_LOG_LEVEL: "info" };
+const repoSync = await start(
+  [app("repo-sync")],
+  { ...info, ODIN_REPO_URL: remote, ODIN_ROOT_PATH: join(dir, "root") },
+  readyLine("repo-sync"),
+);
+const registry = await start(
+  [app("pipeline-registry")],
+  { ...info, ODIN_REPO_SYNC_ADDRESS: repoSync.match[1]! },
+  readyLine("pipeline-registry"),
+);
+
+/** One shape: `n` schedulers and `n` launchers, fresh (own namespace and run-state bucket). */
+async function shape(n: number) {
+  const launchers = [];
+  for (let i = 0; i < n; i++) {
+    launchers.push(
+      await start(
+        [app("k8s-launcher")],
+        {
+          ...info,
+          ODIN_KUBECONFIG: sim.match[1]!,
+          ODIN_K8S_NAMESPACE: `bench-${n}`,
+          ODIN_RESOURCE_TYPES: "Pod",
+          ODIN_K8S_QPS: "10000",
+          ODIN_K8S_BURST: "10000",
+          ODIN_DATA_PATH: join(dir, "data"),
+        },
+        readyLine("k8s-launcher"),
+      ),
+    );
+  }
+  const schedulers = [];
+  for (let i = 0; i < n; i++) {
+    schedulers.push(
+      await start(
+        [app("dag-scheduler")],
+        {
+          ...info,
+          ODIN_REGISTRY_ADDRESS: registry.match[1]!,
+          ODIN_REPO_SYNC_ADDRESS: repoSync.match[1]!,
+          // Each scheduler calls its own launcher, as a Service spreads connections.
+          ODIN_LAUNCHER_ADDRESS: launchers[i]!.match[1]!,
+          ODIN_DATA_PATH: join(dir, "data"),
+          ODIN_KV_BUCKET: `bench-scale-${n}`,
+          ODIN_MAX_RUNNING_TASKS: "100000",
+        },
+        readyLine("dag-scheduler"),
+      ),
+    );
+  }
+  const client = createClient(DagSchedulerServiceClient, { address: schedulers[0]!.match[1]! });
+  const procs = [...schedulers, ...launchers].map((s) => s.proc);
+  const cpuBefore = procs.map(cpuMs);
+  const t0 = performance.now();
+  const { run } = await unary(client, "submitRun", {
+    pipeline: "fan",
+    commit: "",
+    labels: {},
+    requestId: `scale-${n}`,
+  });
+  let state = common.RunState.RUN_STATE_UNSPECIFIED;
+  for (;;) {
+    const got = await unary(client, "getRun", {
+      runId: run!.id,
+      taskPageSize: 1,
+      taskPageToken: "",
+    });
+    state = got.run!.state;
+    if (
+      [
+        common.RunState.RUN_STATE_SUCCEEDED,
+        common.RunState.RUN_STATE_FAILED,
+        common.RunState.RUN_STATE_CANCELLED,
+      ].includes(state)
+    )
+      break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const ms = performance.now() - t0;
+  const cpu = procs.map((p, i) => cpuMs(p) - cpuBefore[i]!);
+  client.close();
+  for (const p of procs) p.kill("SIGTERM");
+  const schedulerCpu = cpu.slice(0, n).reduce((a, b) => a + b, 0);
+  const launcherCpu = cpu.slice(n).reduce((a, b) => a + b, 0);
+  return {
+    schedulers: n,
+    launchers: n,
+    state: common.RunState[state],
+    tasks,
+    seconds: round(ms / 1000),
+    tasksPerSecond: Math.round((tasks * 1000) / ms),
+    cpuMsPerTask: round((schedulerCpu + launcherCpu) / tasks),
+    schedulerCpuMsPerTask: round(schedulerCpu / tasks),
+    launcherCpuMsPerTask: round(launcherCpu / tasks),
+  };
+}
+
+const one = await shape(1);
+const two = await shape(2);
+process.stdout.write(
+  JSON.stringify(
+    {
+      benchmark: `scale-out: one ${tasks}-task run through 1 scheduler + 1 launcher, then 2 + 2 (processes, NATS, kube-sim)`,
+      one,
+      two,
+      throughputRatio: round(two.tasksPerSecond / one.tasksPerSecond),
+      cpuPerTaskRatio: round(two.cpuMsPerTask / one.cpuMsPerTask),
+      target: { cpuPerTaskRatioAtMost: 1.1 },
+    },
+    null,
+    2,
+  ) + "\n",
+);
+for (const c of children) c.kill("SIGTERM");
+await nats.stop();
+rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+process.exit(0);
