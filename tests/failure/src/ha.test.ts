@@ -254,7 +254,11 @@ describe("no single point of failure: NATS node, repo-sync leader, scheduler and
         },
       );
       const lost = () => [...pods.keys()].filter((k) => !succeeded.has(k));
-      await eventually(async () => lost().length === 0, 60_000, "every attempt's SUCCEEDED event");
+      await eventually(
+        () => Promise.resolve(lost().length === 0),
+        60_000,
+        "every attempt's SUCCEEDED event",
+      );
       await sub.stop();
     } finally {
       await bus.close();

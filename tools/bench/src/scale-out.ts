@@ -159,7 +159,7 @@ async function shape(n: number) {
     labels: {},
     requestId: `scale-${n}`,
   });
-  let state = common.RunState.RUN_STATE_UNSPECIFIED;
+  let state: common.RunState;
   for (;;) {
     const got = await unary(client, "getRun", {
       runId: run!.id,
