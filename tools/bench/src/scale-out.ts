@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { common, DagSchedulerServiceClient } from "@odin/proto";
 import { createClient, unary } from "@odin/service-kit";
-import { startNats } from "@odin/testing";
+import { startKubeSim, startNats } from "@odin/testing";
 
 const tasks = Number(process.env.BENCH_TASKS ?? 10_000);
 const round = (x: number) => Math.round(x * 100) / 100;
@@ -64,11 +64,10 @@ const readyLine = (name: string) => new RegExp(`"msg":"${name} ready"[^\\n]*"add
 
 const dir = mkdtempSync(join(tmpdir(), "odin-bench-scale-"));
 const nats = await startNats({ runtime: "binary" });
-const sim = await start(
-  [app("cli"), "kube-sim", "--port", "0", "--run-ms", "0"],
-  {},
-  /kubeconfig: (\S+)/,
-);
+// kube-sim in this process: its request log gives the Kubernetes API requests per task.
+const sim = await startKubeSim({ defaultRunMs: 0, maxRequestLog: 1_000_000 });
+const kubeconfig = join(dir, "kubeconfig.json");
+writeFileSync(kubeconfig, sim.kubeConfig().exportConfig());
 
 // The pipelines repository: one fan-out/fan-in pipeline of `tasks` tasks.
 const remote = join(dir, "remote.git");
@@ -119,7 +118,7 @@ async function shape(n: number) {
         [app("k8s-launcher")],
         {
           ...info,
-          ODIN_KUBECONFIG: sim.match[1]!,
+          ODIN_KUBECONFIG: kubeconfig,
           ODIN_K8S_NAMESPACE: `bench-${n}`,
           ODIN_RESOURCE_TYPES: "Pod",
           ODIN_K8S_QPS: "10000",
@@ -152,6 +151,7 @@ async function shape(n: number) {
   const client = createClient(DagSchedulerServiceClient, { address: schedulers[0]!.match[1]! });
   const procs = [...schedulers, ...launchers].map((s) => s.proc);
   const cpuBefore = procs.map(cpuMs);
+  const requestsBefore = sim.requests.length;
   const t0 = performance.now();
   const { run } = await unary(client, "submitRun", {
     pipeline: "fan",
@@ -179,6 +179,11 @@ async function shape(n: number) {
   }
   const ms = performance.now() - t0;
   const cpu = procs.map((p, i) => cpuMs(p) - cpuBefore[i]!);
+  const byVerb: Record<string, number> = {};
+  for (const r of sim.requests.slice(requestsBefore)) {
+    const verb = `${r.method} ${r.path.includes("/log") ? "log" : r.path.split("/").at(-1) === "pods" ? "pods" : "pod"}`;
+    byVerb[verb] = (byVerb[verb] ?? 0) + 1;
+  }
   client.close();
   for (const p of procs) p.kill("SIGTERM");
   const schedulerCpu = cpu.slice(0, n).reduce((a, b) => a + b, 0);
@@ -193,6 +198,8 @@ async function shape(n: number) {
     cpuMsPerTask: round((schedulerCpu + launcherCpu) / tasks),
     schedulerCpuMsPerTask: round(schedulerCpu / tasks),
     launcherCpuMsPerTask: round(launcherCpu / tasks),
+    kubernetesRequestsPerTask: round((sim.requests.length - requestsBefore) / tasks),
+    kubernetesRequests: byVerb,
   };
 }
 
@@ -213,6 +220,7 @@ process.stdout.write(
   ) + "\n",
 );
 for (const c of children) c.kill("SIGTERM");
+await sim.close();
 await nats.stop();
 rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 process.exit(0);
