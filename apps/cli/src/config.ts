@@ -1,12 +1,27 @@
-import { type ConfigSchema } from "@odin/service-kit";
+import type { ConfigSchema } from "@odin/service-kit";
 
 /** The environment variables the odin CLI reads (flags override them). */
 export const cliConfigSchema = {
   server: {
     name: "ODIN_SERVER",
     type: "string",
-    default: "localhost:50051",
-    description: "Odin's gRPC address (`host:port`); `--server` overrides it.",
+    default: "",
+    description:
+      "Odin's gRPC address (`host:port`); `--server` overrides it. Unset: `ODIN_URL:ODIN_PORT`, else `localhost:50051`.",
+  },
+  url: {
+    name: "ODIN_URL",
+    type: "string",
+    default: "",
+    description:
+      "The original Odin's server host (a scheme, if any, is dropped); used with `ODIN_PORT` when `ODIN_SERVER` is unset.",
+  },
+  port: {
+    name: "ODIN_PORT",
+    type: "string",
+    default: "",
+    description:
+      "The original Odin's server port; used with `ODIN_URL` when `ODIN_SERVER` is unset.",
   },
   token: {
     name: "ODIN_TOKEN",

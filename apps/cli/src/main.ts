@@ -1,26 +1,11 @@
 #!/usr/bin/env node
-// The `odin` command. Thin: parses arguments, calls a command, prints one clear line on failure.
-import { createRequire } from "node:module";
+// The `odin` command. Thin: parses arguments, loads only the command asked for (a command's
+// modules are imported when it runs, so `odin --version` or `odin status` start fast), calls it,
+// and prints one clear line and a documented exit code on failure.
+import { existsSync, readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { describeGrpcError, problemsOf } from "@odin/service-kit";
-import {
-  lsCommand,
-  pushCommand,
-  showCommand,
-  syncCommand,
-  type DagFormat,
-} from "./commands/repo.js";
-import {
-  cancelOrRetryCommand,
-  eventsCommand,
-  logsCommand,
-  rmCommand,
-  runCommand,
-  statusCommand,
-} from "./commands/runs.js";
-import { defaultHttpPort, defaultServerPort, serverCommand } from "./commands/server.js";
-import { validateCommand } from "./commands/validate.js";
-import { runKubeSimCli } from "@odin/testing";
+import { compatArgv } from "./compat.js";
+import { CommandError, ExitCode, exitCodeOf } from "./exit.js";
 import type { OutputFormat } from "./output.js";
 
 interface GlobalOptions {
@@ -29,49 +14,72 @@ interface GlobalOptions {
   output: OutputFormat;
 }
 
-const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+/** odin's version, from its package.json (next to dist/ or dist/bundle/). */
+function version(): string {
+  for (const up of ["../package.json", "../../package.json"]) {
+    const file = new URL(up, import.meta.url);
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
+    if (pkg.name === "@odin/cli" && pkg.version) return pkg.version;
+  }
+  return "unknown";
+}
+
+// A reader that closed early (`odin status | head`) is not an error: stop quietly.
+for (const stream of [process.stdout, process.stderr])
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
 
 const program = new Command("odin")
   .description("Run machine-learning pipelines on Kubernetes")
-  .version(version, "-V, --version", "print odin's version")
+  .version(version(), "-V, --version", "print odin's version")
   .option(
     "-s, --server <address>",
-    "Odin server host:port (default: ODIN_SERVER, else localhost:50051)",
+    "Odin server host:port (default: ODIN_SERVER, else ODIN_URL:ODIN_PORT, else localhost:50051)",
   )
   .option("--token <token>", "API token (default: ODIN_TOKEN)")
   .addOption(
-    new Option("-o, --output <format>", "output format")
+    new Option("-o, --output <format>", "output format of commands that print data")
       .choices(["text", "json", "yaml"])
       .default("text"),
   )
   .showHelpAfterError()
-  .exitOverride();
+  .exitOverride()
+  .addHelpText(
+    "after",
+    `
+Exit codes: 0 success; 1 failed (a followed run failed, an invalid pipeline, any other error);
+2 usage error; 3 a followed run was cancelled; 4 not found; 5 server unreachable;
+6 not authenticated or not allowed.`,
+  );
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 const run = (code: Promise<number>): Promise<void> => code.then((c) => void (process.exitCode = c));
+const runs = () => import("./commands/runs.js");
+const repo = () => import("./commands/repo.js");
 
 program
   .command("validate")
   .description("check every pipeline (main.yml) under the given directories; no server needed")
   .argument("[dir...]", "pipelines repositories, pipeline directories or main.yml files", [])
   .option("-q, --quiet", "print errors only, not warnings")
-  .action((dirs: string[], options: { quiet?: boolean }) =>
-    run(
-      validateCommand(
-        dirs,
-        { quiet: options.quiet, output: globals().output === "json" ? "json" : "text" },
-        process.stdout,
-      ),
-    ),
-  );
+  .action(async (dirs: string[], options: { quiet?: boolean }) => {
+    const { validateCommand } = await import("./commands/validate.js");
+    const output = globals().output;
+    if (output === "yaml")
+      throw new CommandError("validate: -o takes text or json", ExitCode.usage);
+    await run(validateCommand(dirs, { quiet: options.quiet, output }, process.stdout));
+  });
 
 program
   .command("ls")
   .description("list the pipelines of the repository")
   .argument("[prefix]", "only pipelines under this directory")
   .option("--commit <sha>", "at this commit instead of the newest")
-  .action((prefix: string | undefined, options: { commit?: string }) =>
-    run(lsCommand(prefix, { ...globals(), ...options }, process.stdout)),
+  .action(async (prefix: string | undefined, options: { commit?: string }) =>
+    run((await repo()).lsCommand(prefix, { ...globals(), ...options }, process.stdout)),
   );
 
 program
@@ -84,94 +92,129 @@ program
       .choices(["text", "dot", "mermaid"])
       .default("text"),
   )
-  .action((path: string, options: { commit?: string; format: DagFormat }) =>
-    run(showCommand(path, { ...globals(), ...options }, process.stdout)),
+  .action(async (path: string, options: { commit?: string; format: "text" | "dot" | "mermaid" }) =>
+    run((await repo()).showCommand(path, { ...globals(), ...options }, process.stdout)),
   );
 
 program
   .command("push")
-  .description("validate a pipeline directory locally, then commit it to the pipelines repository")
-  .argument("<dir>", "the pipeline's directory (holding main.yml)")
+  .description(
+    "validate a pipeline directory locally, then commit it to the pipelines repository " +
+      "(or one file: odin push FILE --as PIPELINE)",
+  )
+  .argument("<path>", "the pipeline's directory (holding main.yml), or one file with --as")
   .option("--as <pipeline>", "pipeline path in the repository (default: the directory's name)")
+  .option("--file-name <name>", "pushing one file: its name in the pipeline (default: its own)")
   .option("-m, --message <message>", "commit message")
-  .action((dir: string, options: { as?: string; message?: string }) =>
-    run(pushCommand(dir, { ...globals(), ...options }, process.stdout)),
+  .action(async (path: string, options: { as?: string; fileName?: string; message?: string }) =>
+    run((await repo()).pushCommand(path, { ...globals(), ...options }, process.stdout)),
   );
 
 program
   .command("sync")
   .description("fetch the pipelines repository's remote now")
-  .action(() => run(syncCommand(globals(), process.stdout)));
+  .action(async () => run((await repo()).syncCommand(globals(), process.stdout)));
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
-const positiveInt = (value: string): number => {
+const wholeNumber = (value: string): number => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`"${value}" is not a whole number`);
+  if (!Number.isInteger(n) || n < 0) throw new CommandError(`"${value}" is not a whole number`);
   return n;
 };
 
 program
   .command("run")
   .description(
-    "start a run of a pipeline; prints its id (with --follow, shows it live until it ends)",
+    "start a run of a pipeline; prints its id (with --follow, shows it live until it ends: " +
+      "exit 0 succeeded, 1 failed, 3 cancelled)",
   )
   .argument("<pipeline>", "pipeline directory in the repository, e.g. alice/sst2")
-  .option("-f, --follow", "show the run live until it ends; exit 0 only if it succeeded")
+  .option("-f, --follow", "show the run live until it ends (-o json: one JSON object per event)")
   .option("--commit <sha>", "run the pipeline at this commit instead of the newest")
   .option("-l, --label <key=value>", "label the run (repeatable)", collect, [])
-  .action((pipeline: string, options: { follow?: boolean; commit?: string; label: string[] }) =>
-    run(runCommand(pipeline, { ...globals(), ...options }, process.stdout)),
+  .action(
+    async (pipeline: string, options: { follow?: boolean; commit?: string; label: string[] }) =>
+      run((await runs()).runCommand(pipeline, { ...globals(), ...options }, process.stdout)),
   );
 
 program
   .command("status")
-  .description("a table of recent runs, or one run's tasks (RUN or RUN--TASK)")
-  .argument("[run]", "run id, or task id RUN--TASK")
+  .description(
+    "a table of recent runs; one run's tasks (RUN); one task with its outputs (RUN--TASK); " +
+      "or the runs whose id or pipeline starts with PATTERN",
+  )
+  .argument("[run]", "run id, task id RUN--TASK, or a prefix of run ids or pipelines")
   .option("-p, --pipeline <pipeline>", "only runs of this pipeline")
   .option("-a, --all", "every run, not only the newest 20")
-  .action((target: string | undefined, options: { pipeline?: string; all?: boolean }) =>
-    run(statusCommand(target, { ...globals(), ...options }, process.stdout)),
+  .option(
+    "--columns <names>",
+    "task table columns, comma-separated: task,state,attempt,duration,exit,object,reason,launched,started,ended,outputs",
+  )
+  .action(
+    async (
+      target: string | undefined,
+      options: { pipeline?: string; all?: boolean; columns?: string },
+    ) => run((await runs()).statusCommand(target, { ...globals(), ...options }, process.stdout)),
   );
 
 program
   .command("logs")
-  .description("a task's log (RUN--TASK), or every task's of a run (RUN)")
+  .description(
+    "a task's log (RUN--TASK), or every task's of a run (RUN); -f waits for tasks that have not started",
+  )
   .argument("<target>", "run id or task id RUN--TASK")
-  .option("-f, --follow", "keep streaming while the task runs")
-  .option("-t, --tail <lines>", "only the last N lines", positiveInt)
-  .option("--attempt <n>", "this attempt instead of the latest", positiveInt)
-  .action((target: string, options: { follow?: boolean; tail?: number; attempt?: number }) =>
-    run(logsCommand(target, { ...globals(), ...options }, process.stdout)),
+  .option("-f, --follow", "keep streaming while the task runs (waits for it to start)")
+  .option("-t, --tail <lines>", "only the last N lines", wholeNumber)
+  .option("--attempt <n>", "this attempt instead of the latest", wholeNumber)
+  .option("--container <name>", "this container of the task's pod")
+  .action(
+    async (
+      target: string,
+      options: { follow?: boolean; tail?: number; attempt?: number; container?: string },
+    ) => run((await runs()).logsCommand(target, { ...globals(), ...options }, process.stdout)),
   );
 
 program
   .command("events")
-  .description("Kubernetes events of a task's objects and pods (RUN--TASK), or of a run's")
+  .description(
+    "Kubernetes events of a task's objects and pods (RUN--TASK), or of every task of a run (RUN)",
+  )
   .argument("<target>", "run id or task id RUN--TASK")
-  .action((target: string) => run(eventsCommand(target, globals(), process.stdout)));
+  .action(async (target: string) =>
+    run((await runs()).eventsCommand(target, globals(), process.stdout)),
+  );
 
 program
   .command("cancel")
   .description("cancel a run: running tasks are stopped, waiting ones will not start")
   .argument("<run>", "run id")
-  .action((runId: string) => run(cancelOrRetryCommand("cancel", runId, globals(), process.stdout)));
+  .action(async (runId: string) =>
+    run((await runs()).cancelOrRetryCommand("cancel", runId, globals(), process.stdout)),
+  );
 
 program
   .command("retry")
   .description("run a finished run's failed, errored, skipped and cancelled tasks again")
   .argument("<run>", "run id")
-  .action((runId: string) => run(cancelOrRetryCommand("retry", runId, globals(), process.stdout)));
+  .action(async (runId: string) =>
+    run((await runs()).cancelOrRetryCommand("retry", runId, globals(), process.stdout)),
+  );
 
 program
   .command("rm")
-  .description("remove a run's Kubernetes objects (--purge: also its records and RUN_PATH data)")
+  .description(
+    "remove a run's task objects (Kubernetes objects or local processes), stopping it first if it is running " +
+      "(--purge: also its records and RUN_PATH data)",
+  )
   .argument("<run>", "run id")
   .option("--purge", "also delete the run's records and its RUN_PATH data")
   .option("--purge-records", "also delete the run's records")
   .option("--purge-data", "also delete the run's RUN_PATH data")
   .action(
-    (runId: string, options: { purge?: boolean; purgeRecords?: boolean; purgeData?: boolean }) =>
-      run(rmCommand(runId, { ...globals(), ...options }, process.stdout)),
+    async (
+      runId: string,
+      options: { purge?: boolean; purgeRecords?: boolean; purgeData?: boolean },
+    ) => run((await runs()).rmCommand(runId, { ...globals(), ...options }, process.stdout)),
   );
 
 program
@@ -181,15 +224,16 @@ program
   )
   .option(
     "--repo <path|url>",
-    "pipelines: a directory or a git URL (default: Odin's examples/pipelines)",
+    "pipelines: a directory, your own git checkout (runs use its commits, pushes commit to it), or a git URL " +
+      "(default: Odin's examples/pipelines)",
   )
   .option("--data <dir>", "where runs write (DATA_PATH)", "./.odin/data")
-  .option("--port <n>", "gRPC port", positiveInt, defaultServerPort)
+  .option("--port <n>", "gRPC port", wholeNumber, 50051)
   .option(
     "--http-port <n>",
     "port of the web UI and the HTTP/JSON API (Connect protocol)",
-    positiveInt,
-    defaultHttpPort,
+    wholeNumber,
+    8080,
   )
   .option("--host <address>", "address to listen on", "127.0.0.1")
   .option(
@@ -202,25 +246,26 @@ program
   )
   .option("--namespace <namespace>", "with --kube: the namespace of the task objects", "default")
   .option("--tokens <file>", "require API tokens from this tokens file (auth is off without it)")
+  .option(
+    "--max-running-tasks <n>",
+    "at most this many tasks running at once across all runs (0: no limit)",
+    wholeNumber,
+    0,
+  )
+  .option(
+    "--metrics-port <n>",
+    "serve Prometheus /metrics and /healthz over HTTP on this port, on --host (off by default)",
+    wholeNumber,
+  )
   .addOption(
     new Option("--log-level <level>", "server log level")
       .choices(["debug", "info", "warn", "error"])
       .default("warn"),
   )
-  .action(
-    (options: {
-      repo?: string;
-      data: string;
-      port: number;
-      httpPort: number;
-      host: string;
-      nats?: string;
-      kube?: boolean;
-      namespace?: string;
-      tokens?: string;
-      logLevel: "debug" | "info" | "warn" | "error";
-    }) => run(serverCommand(options, process.stdout)),
-  );
+  .action(async (options: Record<string, unknown>) => {
+    const { serverCommand } = await import("./commands/server.js");
+    await run(serverCommand(options as never, process.stdout));
+  });
 
 program
   .command("kube-sim")
@@ -230,56 +275,20 @@ program
   .allowUnknownOption()
   .helpOption(false)
   .argument("[options...]", "kube-sim's options (odin kube-sim --help)")
-  .action((args: string[]) => run(runKubeSimCli(args)));
-
-/** The original Odin's command names map onto odin's subcommands (`odin-run X` is `odin run X -f`). */
-function compatArgv(argv: string[]): string[] {
-  const invoked = (argv[1] ?? "").split("/").pop() ?? "";
-  const rest = argv.slice(2);
-  const map: Record<string, (a: string[]) => string[]> = {
-    "odin-run": (a) => ["run", "--follow", ...a],
-    "odin-status": (a) => ["status", ...a.filter((x) => x !== "--all")],
-    "odin-logs": (a) => ["logs", ...a.map((x) => (x === "--lines" || x === "-l" ? "--tail" : x))],
-    "odin-events": (a) => ["events", ...a],
-    "odin-cleanup": (a) => [
-      "rm",
-      ...a.flatMap((x) =>
-        x === "--db" || x === "-d"
-          ? ["--purge-records"]
-          : x === "--fs" || x === "-f"
-            ? ["--purge-data"]
-            : [x],
-      ),
-    ],
-    // odin-push JOB FILE [--file_name NAME] [--create]: one file into a pipeline directory.
-    "odin-push": (a) => {
-      const positional = a.filter((x, i) => !x.startsWith("-") && a[i - 1] !== "--file_name");
-      const name = a[a.indexOf("--file_name") + 1];
-      return [
-        "push",
-        positional[1] ?? "",
-        "--as",
-        positional[0] ?? "",
-        ...(a.includes("--file_name") && name ? ["--file-name", name] : []),
-      ];
-    },
-  };
-  const translate = map[invoked];
-  return translate ? [argv[0]!, "odin", ...translate(rest)] : argv;
-}
+  .action(async (args: string[]) => {
+    const { runKubeSimCli } = await import("@odin/testing");
+    await run(runKubeSimCli(args));
+  });
 
 try {
-  await program.parseAsync(compatArgv(process.argv));
+  const argv = compatArgv(process.argv, (note) => process.stderr.write(`odin: note: ${note}\n`));
+  await program.parseAsync(argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    process.exitCode = err.exitCode === 0 ? 0 : 2;
+    process.exitCode = err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
   } else {
-    process.stderr.write(`odin: ${describeGrpcError(err)}\n`);
-    // Positioned problems (e.g. of an invalid pipeline) come in the status's trailers.
-    for (const p of problemsOf(err)) {
-      const where = p.line ? `${p.file}:${p.line}:${p.column ?? 0}` : (p.file ?? "");
-      process.stderr.write(`${where}: ${p.task ? `${p.task}: ` : ""}${p.message}\n`);
-    }
-    process.exitCode = 1;
+    const { reportError } = await import("./report.js");
+    reportError(err, process.stderr);
+    process.exitCode = exitCodeOf(err);
   }
 }

@@ -1,22 +1,64 @@
-import jsyaml from "js-yaml";
+import { common } from "@odin/proto";
 
 /** How a command prints data: a human table/text, or machine-readable JSON/YAML. */
 export type OutputFormat = "text" | "json" | "yaml";
 
-/** Prints data as JSON or YAML (bigints as numbers, dates as ISO strings). */
-export function printData(
+const plainOf = (data: unknown): unknown =>
+  JSON.parse(
+    JSON.stringify(data, (_k, v: unknown) => (typeof v === "bigint" ? Number(v) : v)),
+  ) as unknown;
+
+async function dumpYaml(data: unknown): Promise<string> {
+  const { default: jsyaml } = await import("js-yaml");
+  return jsyaml.dump(data, { noRefs: true, lineWidth: 120 });
+}
+
+/** Prints data as one JSON or YAML document (bigints as numbers, dates as ISO strings). */
+export async function printData(
   out: NodeJS.WritableStream,
   format: "json" | "yaml",
   data: unknown,
-): void {
-  const plain = JSON.parse(
-    JSON.stringify(data, (_k, v: unknown) => (typeof v === "bigint" ? Number(v) : v)),
-  ) as unknown;
-  out.write(
-    format === "json"
-      ? JSON.stringify(plain, null, 2) + "\n"
-      : jsyaml.dump(plain, { noRefs: true, lineWidth: 120 }),
-  );
+): Promise<void> {
+  const plain = plainOf(data);
+  out.write(format === "json" ? JSON.stringify(plain, null, 2) + "\n" : await dumpYaml(plain));
+}
+
+/**
+ * Prints one event of a stream (`run -f`, `logs`): JSON as one object per line, YAML as one
+ * document per event (`---`), so a reader can process each as it arrives.
+ */
+export async function printEvent(
+  out: NodeJS.WritableStream,
+  format: "json" | "yaml",
+  data: unknown,
+): Promise<void> {
+  const plain = plainOf(data);
+  out.write(format === "json" ? JSON.stringify(plain) + "\n" : `---\n${await dumpYaml(plain)}`);
+}
+
+/** A run state as people read it: `SUCCEEDED`, not `RUN_STATE_SUCCEEDED` (text and JSON alike). */
+export const runStateName = (s: common.RunState): string =>
+  common.runStateToJSON(s).replace("RUN_STATE_", "");
+/** A task state as people read it: `SKIPPED`, not `TASK_STATE_SKIPPED`. */
+export const taskStateName = (s: common.TaskState): string =>
+  common.taskStateToJSON(s).replace("TASK_STATE_", "");
+
+/** A run as JSON with the state names the text shows. */
+export function runJson(run: common.Run): Record<string, unknown> {
+  return { ...(common.Run.toJSON(run) as object), state: runStateName(run.state) };
+}
+
+/** A task run as JSON with the state name the text shows and its outputs as an object. */
+export function taskRunJson(t: common.TaskRun): Record<string, unknown> {
+  const json = { ...(common.TaskRun.toJSON(t) as Record<string, unknown>) };
+  delete json.outputsJson;
+  let outputs: unknown;
+  try {
+    outputs = t.outputsJson ? JSON.parse(t.outputsJson) : {};
+  } catch {
+    outputs = t.outputsJson;
+  }
+  return { ...json, state: taskStateName(t.state), outputs };
 }
 
 /** Formats rows as an aligned table with a header. */

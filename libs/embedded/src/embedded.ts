@@ -40,6 +40,10 @@ export interface EmbeddedOptions {
   backend?: TaskBackend;
   /** Also serve the services over HTTP (Connect protocol, gRPC-Web) and the web UI's files. */
   http?: { port: number; webRoot?: string };
+  /** At most this many tasks launching or running at once across all runs (the global cap). */
+  maxRunningTasks?: number;
+  /** Serve Prometheus /metrics and /healthz over HTTP here (port 0 picks one); unset: none. */
+  metrics?: { host: string; port: number };
   logger: Logger;
 }
 
@@ -47,6 +51,8 @@ export interface EmbeddedOptions {
 export interface Embedded {
   address: string;
   port: number;
+  /** The bound metrics port, when metrics are served. */
+  metricsPort: number | undefined;
   repoCommit: string;
   /** The web UI's address, when `http` was asked for. */
   webUrl?: string;
@@ -113,6 +119,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     checkouts: new RepositoryCheckouts(repo),
     launcher,
     dataPath: data,
+    maxRunningTasks: options.maxRunningTasks,
     logger: log,
   });
   await scheduler.start();
@@ -133,6 +140,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       host,
       port: options.port,
       auth: options.auth,
+      metrics: options.metrics,
       services,
       logger: log,
     });
@@ -158,6 +166,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   return {
     address: server.address,
     port: server.port,
+    metricsPort: server.metricsPort,
     repoCommit: repo.currentCommit(),
     webUrl: http?.url,
     close: async () => {

@@ -71,6 +71,10 @@ function reportedState(e: events.TaskEvent): ReportedState | undefined {
     ? (state as ReportedState)
     : undefined;
 }
+/** The global cap when none is configured. */
+const defaultMaxRunningTasks = 10_000;
+/** How long `delete` of a running run waits for its cancel before ending it itself. */
+const deleteCancelWaitMs = 10_000;
 
 function statusOf(record: TaskRecord | undefined): TaskStatus {
   if (!record) return { state: "PENDING", attempt: 0 };
@@ -267,6 +271,10 @@ export class Scheduler {
         : { ...r, cancelRequested: true, message: reason || r.message },
     );
     if (!updated) throw new NotFoundError(`no run ${runId}`);
+    if (isFinished(updated.state))
+      throw new FailedPreconditionError(
+        `run ${runId} already ended (${updated.state}); there is nothing to cancel`,
+      );
     // Every replica's engine (this one's too) cancels when the store's watch shows the request.
     return updated;
   }
@@ -330,18 +338,15 @@ export class Scheduler {
     const run = await this.options.store.getRun(runId);
     if (!run) throw new NotFoundError(`no run ${runId}`);
     if (!isFinished(run.state)) {
-      await this.options.store.updateRun(runId, (r) =>
-        isFinished(r.state)
-          ? undefined
-          : {
-              ...r,
-              state: "CANCELLED",
-              cancelRequested: true,
-              endTime: this.now(),
-              reason: "Deleted",
-            },
-      );
-      this.deactivate(runId);
+      // Cancelled like `odin cancel` (running tasks stopped, waiting ones recorded CANCELLED), so
+      // no task is left RUNNING or PENDING; then its objects go.
+      const ended = this.untilFinished(runId, deleteCancelWaitMs);
+      if (!run.cancelRequested) await this.cancel(runId, "the run was deleted");
+      if (!(await ended)) {
+        // No replica finished the cancel in time (e.g. the launcher is unreachable): end the run
+        // and its unfinished tasks here.
+        await this.endUnfinished(runId, "Deleted", "the run was deleted");
+      }
     }
     const result = await this.options.launcher.deleteRun(runId, options.purgeData);
     if (options.purgeRecords) {
@@ -349,6 +354,65 @@ export class Scheduler {
       await this.options.checkouts.release(run.commit, runId).catch(() => undefined);
     }
     return result;
+  }
+
+  /**
+   * Why a run waits, when the reason is not in its record: a run that has launched nothing while
+   * the global cap is full waits for capacity (computed when read, not written on every change).
+   */
+  explain(run: RunRecord): RunRecord {
+    if (run.state !== "PENDING" || run.cancelRequested || run.reason) return run;
+    const max = this.options.maxRunningTasks ?? defaultMaxRunningTasks;
+    let running = 0;
+    for (const active of this.runs.values()) running += active.engine.activeTasks;
+    if (running < max) return run;
+    return {
+      ...run,
+      reason: "WaitingForCapacity",
+      message: `${running} of the ${max} tasks allowed at once across all runs are running (the global cap, ODIN_MAX_RUNNING_TASKS / --max-running-tasks)`,
+    };
+  }
+
+  /** Resolves true when the run has finished (false after `ms`). */
+  private async untilFinished(runId: string, ms: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => done(false), ms);
+      timer.unref();
+      const stop = this.follow(runId, (change) => {
+        if (change.kind === "run" && isFinished(change.record.state)) done(true);
+      });
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        stop();
+        resolve(ok);
+      };
+      void this.options.store.getRun(runId).then((r) => {
+        if (!r || isFinished(r.state)) done(true);
+      });
+    });
+  }
+
+  /** Records a run and each of its unfinished tasks as CANCELLED. */
+  private async endUnfinished(runId: string, reason: string, message: string): Promise<void> {
+    const run = await this.options.store.getRun(runId);
+    if (!run) return;
+    const now = this.now();
+    const pipeline = await this.pipelineOf(run).catch(() => undefined);
+    const records = await this.options.store.listTasks(runId);
+    const names = pipeline ? pipeline.tasks.map((t) => t.name) : [...records.keys()];
+    for (const name of names) {
+      await this.options.store.updateTask(runId, name, (cur) =>
+        !cur || !isTerminalState(cur.state)
+          ? { ...(cur ?? pendingRecord), state: "CANCELLED", endTime: now, reason, message }
+          : undefined,
+      );
+    }
+    await this.options.store.updateRun(runId, (r) =>
+      isFinished(r.state)
+        ? undefined
+        : { ...r, state: "CANCELLED", cancelRequested: true, endTime: now, reason },
+    );
+    this.deactivate(runId);
   }
 
   // -- Following the store --------------------------------------------------------------------
@@ -567,8 +631,27 @@ export class Scheduler {
       case "skip":
       case "cancelled": {
         const state: TaskState = d.kind === "skip" ? "SKIPPED" : "CANCELLED";
-        await this.record(run, d.task, (cur) =>
-          !cur || cur.state === "PENDING" || cur.state === "RETRYING"
+        await this.record(run, d.task, (cur) => {
+          if (cur?.state === "RETRYING") {
+            // Its last attempt failed and no retry follows: skipped, it stays FAILED with that
+            // attempt's exit code and reason; cancelled, it is CANCELLED with no exit code.
+            const { nextAttemptTime: _due, exitCode: _exit, ...rest } = cur;
+            return d.kind === "skip"
+              ? {
+                  ...cur,
+                  state: "FAILED",
+                  nextAttemptTime: undefined,
+                  message: `${cur.message ? `${cur.message}; ` : ""}not retried: ${d.reason}`,
+                }
+              : {
+                  ...rest,
+                  state: "CANCELLED",
+                  endTime: now,
+                  reason: "Cancelled",
+                  message: "the run was cancelled while the task waited to retry",
+                };
+          }
+          return !cur || cur.state === "PENDING"
             ? {
                 ...(cur ?? pendingRecord),
                 state,
@@ -576,8 +659,8 @@ export class Scheduler {
                 reason: d.kind === "skip" ? "Skipped" : "Cancelled",
                 message: d.kind === "skip" ? d.reason : "the run was cancelled",
               }
-            : undefined,
-        );
+            : undefined;
+        });
         return;
       }
       case "timeout":
@@ -734,7 +817,7 @@ export class Scheduler {
     const now = this.now();
     let running = 0;
     for (const run of this.runs.values()) running += run.engine.activeTasks;
-    let slots = (this.options.maxRunningTasks ?? 10_000) - running;
+    let slots = (this.options.maxRunningTasks ?? defaultMaxRunningTasks) - running;
     let wake = Number.POSITIVE_INFINITY;
     for (const run of this.runs.values()) {
       const decisions = run.engine.next(now, Math.max(0, slots));

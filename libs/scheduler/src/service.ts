@@ -58,7 +58,7 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
           requestId: req.requestId,
           submittedBy: callerOf(call).subject,
         });
-        return { run: runToProto(run) };
+        return { run: runToProto(scheduler.explain(run)) };
       }),
       getRun: unaryHandler(async (req): Promise<dagscheduler.GetRunResponse> => {
         const view = await scheduler.get(checkRunId(req.runId));
@@ -66,7 +66,7 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
         const start = pageOf(req.taskPageToken);
         const page = view.tasks.slice(start, start + size);
         return {
-          run: runToProto(view.run),
+          run: runToProto(scheduler.explain(view.run)),
           taskRuns: page.map((t) => taskRunToProto(view.run.id, t.name, t.record)),
           nextTaskPageToken: start + size < view.tasks.length ? String(start + size) : "",
         };
@@ -81,7 +81,7 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
         const size = req.pageSize || 100;
         const start = pageOf(req.pageToken);
         return {
-          runs: runs.slice(start, start + size).map(runToProto),
+          runs: runs.slice(start, start + size).map((r) => runToProto(scheduler.explain(r))),
           nextPageToken: start + size < runs.length ? String(start + size) : "",
         };
       }),
@@ -102,7 +102,7 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
                 event: {
                   $case: "snapshot",
                   value: {
-                    run: p === 0 ? runToProto(view.run) : undefined,
+                    run: p === 0 ? runToProto(scheduler.explain(view.run)) : undefined,
                     taskRuns: view.tasks
                       .slice(p * 1000, (p + 1) * 1000)
                       .map((t) => taskRunToProto(runId, t.name, t.record)),

@@ -32,6 +32,7 @@ import {
   type PackageDefinition,
 } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
+import type { Registry } from "prom-client";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { descriptorSetPath } from "@odin/proto";
 import { authorize, type Caller, isRole, type Role, type TokenStore } from "./auth.js";
@@ -136,6 +137,8 @@ export interface OdinServer {
   readonly address: string;
   /** The bound metrics port, when metrics are served. */
   readonly metricsPort: number | undefined;
+  /** The server's Prometheus registry: the services' own metrics are registered here too. */
+  readonly metricsRegistry: Registry;
   /** Reports a service (or, with no name, the whole server) as serving or not to health checks. */
   setServing(serving: boolean, serviceName?: string): void;
   /**
@@ -566,6 +569,7 @@ export async function startServer(options: StartServerOptions): Promise<OdinServ
     port,
     address,
     metricsPort: metricsEndpoint?.port,
+    metricsRegistry: metrics.registry,
     setServing(isServing, serviceName = "") {
       health.setStatus(serviceName, isServing && serving ? "SERVING" : "NOT_SERVING");
     },

@@ -203,15 +203,15 @@ describe("pipelines repository over gRPC (repo-sync + pipeline-registry + CLI)",
 
   test("auth: no token and a bad token are unauthenticated; a viewer may not push", async () => {
     const none = await odin(["--server", registry.address, "ls"]);
-    assert.equal(none.code, 1);
+    assert.equal(none.code, 6, "not authenticated");
     assert.match(none.stderr, /^odin: not authenticated: .*--token.*ODIN_TOKEN/);
     const bad = await odin(["--server", registry.address, "--token", "nope", "ls"]);
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 6, "not authenticated");
     assert.match(bad.stderr, /^odin: not authenticated/);
     assert.doesNotMatch(bad.stderr, /nope/, "the token is not echoed");
     const local = join(dir.path, "work", "hello");
     const viewerPush = await asViewer(repoSync, "push", local, "--as", "bob/hello");
-    assert.equal(viewerPush.code, 1);
+    assert.equal(viewerPush.code, 6, "not allowed");
     assert.match(viewerPush.stderr, /^odin: permission denied: .*operator/);
     for (const svc of [repoSync, registry]) {
       assert.ok(
@@ -223,13 +223,13 @@ describe("pipelines repository over gRPC (repo-sync + pipeline-registry + CLI)",
 
   test("an unreachable server and an unknown pipeline are one clear line each", async () => {
     const down = await odin(["--server", "127.0.0.1:1", "--token", "x", "ls"]);
-    assert.equal(down.code, 1);
+    assert.equal(down.code, 5, "unreachable");
     assert.match(
       down.stderr,
       /^odin: cannot reach odin at 127\.0\.0\.1:1: .* — is the server running\? set --server \/ ODIN_SERVER\n$/,
     );
     const missing = await asViewer(registry, "show", "no/such");
-    assert.equal(missing.code, 1);
+    assert.equal(missing.code, 4, "not found");
     assert.match(missing.stderr, /^odin: no pipeline "no\/such" at commit [0-9a-f]{12}/);
     assert.doesNotMatch(missing.stderr, /\n\s+at /);
   });

@@ -158,11 +158,11 @@ describe("runs through the gateway: two schedulers, two launchers, kube-sim, NAT
 
   test("bad input: an unknown run, an unknown pipeline, an invalid pipeline — one clear line each", async () => {
     const unknownRun = await cli("status", "nosuch-12345678");
-    assert.equal(unknownRun.code, 1);
+    assert.equal(unknownRun.code, 4, "not found");
     assert.match(unknownRun.stderr, /^odin: no run nosuch-12345678/);
     assert.doesNotMatch(unknownRun.stderr, /\n\s+at /);
     const unknownPipeline = await cli("run", "nope");
-    assert.equal(unknownPipeline.code, 1);
+    assert.equal(unknownPipeline.code, 4, "not found");
     assert.match(unknownPipeline.stderr, /^odin: no pipeline "nope"/);
     // An invalid pipeline committed straight to the remote (odin push would refuse it).
     const seed = stack.seed;

@@ -1,6 +1,7 @@
 // Starting Odin's services as separate processes (their real main.js) and running the odin CLI:
 // the harness of the e2e and failure-injection tiers.
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import {
@@ -146,12 +147,24 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the built `odin` CLI with arguments, in `cwd`, with extra environment. */
+/** The `odin` command as npm installs it (bin/odin.js, running the bundled CLI). */
+export const odinBin = join(repoRoot, "apps", "cli", "bin", "odin.js");
+
+/**
+ * Runs the built `odin` CLI with arguments, in `cwd`, with extra environment; `as` runs it under
+ * another name (an original `odin-*` command), through a link named so, as npm installs them.
+ */
 export function odin(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
+  options: { cwd?: string; env?: Record<string, string>; as?: string } = {},
 ): Promise<CliResult> {
-  const cli = join(repoRoot, "apps", "cli", "dist", "main.js");
+  let cli = odinBin;
+  if (options.as) {
+    const dir = join(tmpdir(), "odin-e2e-bin");
+    mkdirSync(dir, { recursive: true });
+    cli = join(dir, options.as);
+    if (!existsSync(cli)) symlinkSync(odinBin, cli);
+  }
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -482,4 +495,47 @@ export async function startStack(
       await dir.cleanup();
     },
   };
+}
+
+/** A running `odin server` and what it printed. */
+export interface OdinServerProcess {
+  address: string;
+  /** Its /metrics port, when started with --metrics-port. */
+  metricsPort: number | undefined;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `odin server --port 0 …args` and waits for its "listening on" line. */
+export function startOdinServer(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<OdinServerProcess> {
+  const child = spawn(process.execPath, [odinBin, "server", "--port", "0", ...args], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  return new Promise((resolve, reject) => {
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      const m = /listening on (\S+)/.exec(out);
+      if (m && /^try:/m.test(out)) {
+        const metrics = /metrics: +http:\/\/[^:]+:(\d+)\/metrics/.exec(out);
+        resolve({
+          address: m[1]!,
+          metricsPort: metrics ? Number(metrics[1]) : undefined,
+          output: () => out,
+          stop: async (signal = "SIGTERM") => {
+            if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+            await exited;
+          },
+        });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    void exited.then(() => reject(new Error(`odin server exited before it was ready: ${out}`)));
+  });
 }

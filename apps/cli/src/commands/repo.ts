@@ -4,12 +4,12 @@ import { lstat, readdir, readFile } from "node:fs/promises";
 import { basename, join, relative, resolve, sep } from "node:path";
 import { formatProblem, loadPipeline, TaskGraph, type Pipeline } from "@odin/pipeline-spec";
 import {
-  PipelineRegistryServiceClient,
+  PipelineRegistryServiceService as Registry,
   pipelineFromProto,
   problemFromProto,
-  RepoSyncServiceClient,
+  RepoSyncServiceService as RepoSync,
 } from "@odin/proto";
-import { problemsOf, unary } from "@odin/service-kit";
+import { problemsOf } from "@odin/service-kit";
 import { connect, type ConnectionOptions } from "../connection.js";
 import { printData, shortCommit, table, type OutputFormat } from "../output.js";
 
@@ -24,14 +24,14 @@ export async function lsCommand(
   options: RepoCommandOptions & { commit?: string },
   out: NodeJS.WritableStream,
 ): Promise<number> {
-  const { client } = connect(PipelineRegistryServiceClient, options);
+  const channel = connect(options);
   try {
-    const res = await unary(client, "listPipelines", {
+    const res = await channel.unary(Registry.listPipelines, {
       commit: options.commit ?? "",
       pathPrefix: prefix ?? "",
     });
     if (options.output !== "text") {
-      printData(out, options.output, {
+      await printData(out, options.output, {
         commit: res.commit,
         pipelines: res.pipelines.map((p) => ({ ...p, problems: p.problems.map(problemFromProto) })),
       });
@@ -52,7 +52,7 @@ export async function lsCommand(
     );
     return 0;
   } finally {
-    client.close();
+    channel.close();
   }
 }
 
@@ -65,12 +65,12 @@ export async function showCommand(
   options: RepoCommandOptions & { commit?: string; format: DagFormat },
   out: NodeJS.WritableStream,
 ): Promise<number> {
-  const { client } = connect(PipelineRegistryServiceClient, options);
+  const channel = connect(options);
   try {
-    const res = await unary(client, "getPipeline", { path, commit: options.commit ?? "" });
+    const res = await channel.unary(Registry.getPipeline, { path, commit: options.commit ?? "" });
     const problems = res.problems.map(problemFromProto);
     if (options.output !== "text") {
-      printData(out, options.output, {
+      await printData(out, options.output, {
         commit: res.commit,
         pipeline: res.pipeline ? pipelineFromProto(res.pipeline) : null,
         problems,
@@ -90,7 +90,7 @@ export async function showCommand(
     else out.write(describe(pipeline, res.commit));
     return 0;
   } finally {
-    client.close();
+    channel.close();
   }
 }
 
@@ -124,12 +124,14 @@ function describe(p: Pipeline, commit: string): string {
   return text;
 }
 
-const quote = (s: string): string => `"${s.replace(/["\\]/g, "\\$&")}"`;
+// DOT strings: quotes and backslashes escaped; `\n` between parts is Graphviz's line break.
+const escapeDot = (s: string): string => s.replace(/["\\]/g, "\\$&");
+const quote = (s: string): string => `"${escapeDot(s)}"`;
 
 function dot(p: Pipeline): string {
   const lines = [`digraph ${quote(p.name)} {`, "  rankdir=LR;", "  node [shape=box];"];
   for (const t of p.tasks)
-    lines.push(`  ${quote(t.name)} [label=${quote(`${t.name}\\n${t.image}`)}];`);
+    lines.push(`  ${quote(t.name)} [label="${escapeDot(t.name)}\\n${escapeDot(t.image)}"];`);
   for (const t of p.tasks)
     for (const d of t.depends) lines.push(`  ${quote(d)} -> ${quote(t.name)};`);
   return lines.join("\n") + "\n}\n";
@@ -204,9 +206,9 @@ export async function pushCommand(
     );
     return 1;
   }
-  const { client } = connect(RepoSyncServiceClient, options);
+  const channel = connect(options);
   try {
-    const res = await unary(client, "push", {
+    const res = await channel.unary(RepoSync.push, {
       pipeline,
       files,
       replace: true,
@@ -214,7 +216,7 @@ export async function pushCommand(
       requestId: randomUUID(),
     });
     if (options.output !== "text") {
-      printData(out, options.output, {
+      await printData(out, options.output, {
         pipeline,
         commit: res.commit,
         changed: res.changed,
@@ -235,7 +237,7 @@ export async function pushCommand(
       );
     throw err;
   } finally {
-    client.close();
+    channel.close();
   }
 }
 
@@ -264,9 +266,9 @@ async function pushFile(
       return 1;
     }
   }
-  const { client } = connect(RepoSyncServiceClient, options);
+  const channel = connect(options);
   try {
-    const res = await unary(client, "push", {
+    const res = await channel.unary(RepoSync.push, {
       pipeline: options.as,
       files: [{ path: name, content }],
       replace: false,
@@ -274,7 +276,7 @@ async function pushFile(
       requestId: randomUUID(),
     });
     if (options.output !== "text")
-      printData(out, options.output, {
+      await printData(out, options.output, {
         pipeline: options.as,
         file: name,
         commit: res.commit,
@@ -288,7 +290,7 @@ async function pushFile(
       );
     return 0;
   } finally {
-    client.close();
+    channel.close();
   }
 }
 
@@ -297,10 +299,10 @@ export async function syncCommand(
   options: RepoCommandOptions,
   out: NodeJS.WritableStream,
 ): Promise<number> {
-  const { client } = connect(RepoSyncServiceClient, options);
+  const channel = connect(options);
   try {
-    const res = await unary(client, "sync", {});
-    if (options.output !== "text") printData(out, options.output, res);
+    const res = await channel.unary(RepoSync.sync, {});
+    if (options.output !== "text") await printData(out, options.output, res);
     else if (res.changed) {
       out.write(
         `synced: now at commit ${shortCommit(res.commit)}${res.previousCommit ? ` (was ${shortCommit(res.previousCommit)})` : ""}\n`,
@@ -310,6 +312,6 @@ export async function syncCommand(
     }
     return 0;
   } finally {
-    client.close();
+    channel.close();
   }
 }

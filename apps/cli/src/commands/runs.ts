@@ -2,14 +2,24 @@
 import { randomUUID } from "node:crypto";
 import {
   common,
-  k8slauncher,
-  DagSchedulerServiceClient,
-  K8sLauncherServiceClient,
-  type dagscheduler,
+  DagSchedulerServiceService as Scheduler,
+  K8sLauncherServiceService as Launcher,
+  type k8slauncher,
 } from "@odin/proto";
-import { serverStream, unary } from "@odin/service-kit";
 import { connect, type ConnectionOptions } from "../connection.js";
-import { printData, shortCommit, table, type OutputFormat } from "../output.js";
+import { CommandError, ExitCode } from "../exit.js";
+import {
+  printData,
+  printEvent,
+  runJson,
+  runStateName,
+  shortCommit,
+  table,
+  taskRunJson,
+  taskStateName,
+  type OutputFormat,
+} from "../output.js";
+import type { RpcChannel } from "../rpc.js";
 import { duration, painter, stateColor, useColor } from "../style.js";
 
 /** Options every run command takes. */
@@ -17,10 +27,9 @@ export interface RunCommandOptions extends ConnectionOptions {
   output: OutputFormat;
 }
 
-const runState = (s: common.RunState): string => common.runStateToJSON(s).replace("RUN_STATE_", "");
-const taskState = (s: common.TaskState): string =>
-  common.taskStateToJSON(s).replace("TASK_STATE_", "");
+const NOT_FOUND = 5;
 const finished = (s: string): boolean => s === "SUCCEEDED" || s === "FAILED" || s === "CANCELLED";
+const taskFinished = (s: string): boolean => finished(s) || s === "ERROR" || s === "SKIPPED";
 
 /** Splits `RUN` or a task id `RUN--TASK` into its parts. */
 export function parseTarget(target: string): { runId: string; task?: string } {
@@ -32,7 +41,7 @@ function parseLabels(labels: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const l of labels) {
     const eq = l.indexOf("=");
-    if (eq <= 0) throw new Error(`--label ${l}: use key=value`);
+    if (eq <= 0) throw new CommandError(`--label ${l}: use key=value`, ExitCode.usage);
     out[l.slice(0, eq)] = l.slice(eq + 1);
   }
   return out;
@@ -44,15 +53,46 @@ function taskDuration(t: common.TaskRun, now: number): string {
   return duration((t.endTime?.getTime() ?? now) - start.getTime());
 }
 
+const why = (t: { reason: string; message: string }): string =>
+  t.reason ? `${t.reason}${t.message ? `: ${t.message}` : ""}` : "";
+
+/** The exit code of a finished run: 0 succeeded, 1 failed, 3 cancelled. */
+function runExitCode(state: string): number {
+  if (state === "SUCCEEDED") return ExitCode.ok;
+  if (state === "CANCELLED") return ExitCode.cancelled;
+  return ExitCode.failed;
+}
+
+/** Reads a run and all its task runs (a page at a time). */
+async function getRun(
+  channel: RpcChannel,
+  runId: string,
+): Promise<{ run: common.Run; tasks: common.TaskRun[] }> {
+  const tasks: common.TaskRun[] = [];
+  let run: common.Run | undefined;
+  let token = "";
+  do {
+    const res = await channel.unary(Scheduler.getRun, {
+      runId,
+      taskPageSize: 5000,
+      taskPageToken: token,
+    });
+    run = res.run;
+    tasks.push(...res.taskRuns);
+    token = res.nextTaskPageToken;
+  } while (token);
+  return { run: run!, tasks };
+}
+
 /** `odin run PIPELINE`: submits a run and prints its id; with --follow, shows it live until it ends. */
 export async function runCommand(
   pipeline: string,
   options: RunCommandOptions & { commit?: string; label: string[]; follow?: boolean },
   out: NodeJS.WritableStream,
 ): Promise<number> {
-  const { client } = connect(DagSchedulerServiceClient, options);
+  const channel = connect(options);
   try {
-    const res = await unary(client, "submitRun", {
+    const res = await channel.unary(Scheduler.submitRun, {
       pipeline,
       commit: options.commit ?? "",
       labels: parseLabels(options.label),
@@ -60,27 +100,45 @@ export async function runCommand(
     });
     const run = res.run!;
     if (!options.follow) {
-      if (options.output !== "text") printData(out, options.output, common.Run.toJSON(run));
+      if (options.output !== "text") await printData(out, options.output, runJson(run));
       else out.write(`${run.id}\n`);
-      return 0;
+      return ExitCode.ok;
     }
-    out.write(
-      `run ${run.id}: pipeline ${run.pipeline} at commit ${shortCommit(run.commit)}, ${run.taskCount} task${run.taskCount === 1 ? "" : "s"}\n`,
-    );
-    return await follow(client, run.id, out);
+    if (options.output === "text")
+      out.write(
+        `run ${run.id}: pipeline ${run.pipeline} at commit ${shortCommit(run.commit)}, ${run.taskCount} task${run.taskCount === 1 ? "" : "s"}\n`,
+      );
+    return await follow(channel, run.id, out, options.output);
   } finally {
-    client.close();
+    channel.close();
   }
 }
 
-/** Follows a run until it ends: a live table on a terminal, one line per change otherwise. */
+/** A summary such as `3 succeeded, 2 errors, 1 skipped`. */
+export function summarize(states: Iterable<string>): string {
+  const counts = new Map<string, number>();
+  for (const s of states) counts.set(s, (counts.get(s) ?? 0) + 1);
+  return [...counts.entries()]
+    .map(([s, n]) => {
+      const word = s.toLowerCase();
+      // ERROR is a noun; the other states read as adjectives ("2 failed").
+      return `${n} ${s === "ERROR" && n !== 1 ? "errors" : word}`;
+    })
+    .join(", ");
+}
+
+/**
+ * Follows a run until it ends: a live table on a terminal, one line per change otherwise, or one
+ * JSON (or YAML) document per event with -o.
+ */
 async function follow(
-  client: DagSchedulerServiceClient,
+  channel: RpcChannel,
   runId: string,
   out: NodeJS.WritableStream,
+  format: OutputFormat,
 ): Promise<number> {
-  const tty = Boolean((out as { isTTY?: boolean }).isTTY);
-  const paint = painter(useColor(out));
+  const tty = format === "text" && Boolean((out as { isTTY?: boolean }).isTTY);
+  const paint = painter(useColor(out) && format === "text");
   const tasks = new Map<string, common.TaskRun>();
   let run: common.Run | undefined;
   let drawn = 0;
@@ -88,13 +146,13 @@ async function follow(
     if (!tty) return;
     const now = Date.now();
     const rows = [...tasks.values()].map((t) => {
-      const state = taskState(t.state);
+      const state = taskStateName(t.state);
       return [
         t.task,
         paint(stateColor(state), state.padEnd(9)),
         t.attempt > 0 ? String(t.attempt) : "-",
         taskDuration(t, now),
-        t.reason ? `${t.reason}${t.message ? `: ${t.message}` : ""}`.slice(0, 80) : "",
+        why(t).slice(0, 80),
       ];
     });
     const text = table(["TASK", "STATE", "ATTEMPT", "DURATION", "REASON"], rows);
@@ -102,89 +160,139 @@ async function follow(
     out.write(text);
     drawn = text.split("\n").length - 1;
   };
-  const line = (t: common.TaskRun): void => {
+  const line = async (t: common.TaskRun): Promise<void> => {
+    if (format !== "text") {
+      await printEvent(out, format, { kind: "task", task: taskRunJson(t) });
+      return;
+    }
     if (tty) return;
-    const state = taskState(t.state);
+    const state = taskStateName(t.state);
     const extra = t.exitCode !== undefined && state !== "SUCCEEDED" ? ` exit ${t.exitCode}` : "";
-    const why =
-      t.reason && state !== "SUCCEEDED" && state !== "RUNNING"
-        ? ` (${t.reason}${t.message ? `: ${t.message}` : ""})`
-        : "";
+    const reason = t.reason && state !== "SUCCEEDED" && state !== "RUNNING" ? ` (${why(t)})` : "";
     out.write(
-      `${new Date().toISOString().slice(11, 19)} ${t.task} ${state}${t.attempt > 1 ? ` attempt ${t.attempt}` : ""}${extra}${why}\n`,
+      `${new Date().toISOString().slice(11, 19)} ${t.task} ${state}${t.attempt > 1 ? ` attempt ${t.attempt}` : ""}${extra}${reason}\n`,
     );
+  };
+  const runChanged = async (r: common.Run): Promise<void> => {
+    const before = run;
+    run = r;
+    if (format !== "text" && (!before || before.state !== r.state || before.reason !== r.reason))
+      await printEvent(out, format, { kind: "run", run: runJson(r) });
   };
   const timer = tty ? setInterval(render, 1000) : undefined;
   try {
-    for await (const msg of serverStream(client, "watchRun", { runId })) {
+    for await (const msg of channel.stream(Scheduler.watchRun, { runId })) {
       const e = msg.event;
       if (!e) continue;
       if (e.$case === "snapshot") {
-        if (e.value.run) run = e.value.run;
+        if (e.value.run) await runChanged(e.value.run);
         for (const t of e.value.taskRuns) {
           tasks.set(t.task, t);
-          if (t.state !== common.TaskState.TASK_STATE_PENDING) line(t);
+          if (t.state !== common.TaskState.TASK_STATE_PENDING) await line(t);
         }
         if (e.value.last) render();
       } else if (e.$case === "taskRun") {
         const before = tasks.get(e.value.task);
         tasks.set(e.value.task, e.value);
         if (!before || before.state !== e.value.state || before.attempt !== e.value.attempt)
-          line(e.value);
+          await line(e.value);
         render();
       } else if (e.$case === "run") {
-        run = e.value;
+        await runChanged(e.value);
       }
-      if (run && finished(runState(run.state))) break;
+      if (run && finished(runStateName(run.state))) break;
     }
   } finally {
     if (timer) clearInterval(timer);
   }
   render();
-  if (!run) return 1;
-  const state = runState(run.state);
-  const counts = new Map<string, number>();
-  for (const t of tasks.values())
-    counts.set(taskState(t.state), (counts.get(taskState(t.state)) ?? 0) + 1);
+  if (!run) return ExitCode.failed;
+  const state = runStateName(run.state);
+  if (format !== "text") return runExitCode(state);
   const took =
     run.startTime && run.endTime
       ? ` in ${duration(run.endTime.getTime() - run.startTime.getTime())}`
       : "";
-  const summary = [...counts.entries()].map(([s, n]) => `${n} ${s.toLowerCase()}`).join(", ");
+  const summary = summarize([...tasks.values()].map((t) => taskStateName(t.state)));
   out.write(
     `run ${run.id} ${paint(stateColor(state), state)}${took}: ${summary}${run.reason && state !== "SUCCEEDED" ? ` — ${run.reason}` : ""}\n`,
   );
-  return state === "SUCCEEDED" ? 0 : 1;
+  return runExitCode(state);
 }
 
-/** `odin status [RUN]`: a table of runs, or one run's tasks. */
+/** The columns `odin status RUN` can show (`--columns`), in their default order. */
+const taskColumns: Record<
+  string,
+  { header: string; cell(t: common.TaskRun, now: number): string }
+> = {
+  task: { header: "TASK", cell: (t) => t.task },
+  state: { header: "STATE", cell: (t) => taskStateName(t.state) },
+  attempt: { header: "ATTEMPT", cell: (t) => (t.attempt > 0 ? String(t.attempt) : "-") },
+  duration: { header: "DURATION", cell: taskDuration },
+  exit: { header: "EXIT", cell: (t) => (t.exitCode !== undefined ? String(t.exitCode) : "-") },
+  object: { header: "OBJECT", cell: (t) => t.objectName || "-" },
+  reason: { header: "REASON", cell: (t) => why(t) },
+  launched: { header: "LAUNCHED", cell: (t) => time(t.launchTime) },
+  started: { header: "STARTED", cell: (t) => time(t.startTime) },
+  ended: { header: "ENDED", cell: (t) => time(t.endTime) },
+  outputs: { header: "OUTPUTS", cell: (t) => t.outputsJson || "-" },
+};
+const defaultColumns = ["task", "state", "attempt", "duration", "exit", "object", "reason"];
+// The original's column names (odin-status --columns) and what they are here.
+const originalColumns: Record<string, string> = {
+  status: "state",
+  resource_id: "object",
+  submitted: "launched",
+  completed: "ended",
+};
+
+const time = (d: Date | undefined): string =>
+  d ? d.toISOString().replace("T", " ").slice(0, 19) : "-";
+
+function chooseColumns(spec: string | undefined, note: (text: string) => void): string[] {
+  if (!spec) return defaultColumns;
+  if (spec === "all") return Object.keys(taskColumns);
+  const chosen: string[] = [];
+  for (const raw of spec.split(",").map((c) => c.trim().toLowerCase())) {
+    if (!raw) continue;
+    const name = originalColumns[raw] ?? raw;
+    if (taskColumns[name]) chosen.push(name);
+    else
+      note(
+        `column "${raw}" is not recorded per task run here; the columns are ${Object.keys(taskColumns).join(", ")}`,
+      );
+  }
+  return chosen.length > 0 ? chosen : defaultColumns;
+}
+
+/** `odin status [RUN | RUN--TASK | PATTERN]`: a table of runs, one run's tasks, or one task. */
 export async function statusCommand(
   target: string | undefined,
-  options: RunCommandOptions & { pipeline?: string; all?: boolean },
+  options: RunCommandOptions & { pipeline?: string; all?: boolean; columns?: string },
   out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream = process.stderr,
 ): Promise<number> {
-  const { client } = connect(DagSchedulerServiceClient, options);
+  const channel = connect(options);
   try {
     const paint = painter(useColor(out) && options.output === "text");
-    const now = Date.now();
-    if (!target) {
-      const res = await unary(client, "listRuns", {
-        pipeline: options.pipeline ?? "",
-        states: [],
-        labelSelector: "",
-        pageSize: options.all ? 10_000 : 20,
-        pageToken: "",
-      });
+    const listRuns = async (): Promise<common.Run[]> =>
+      (
+        await channel.unary(Scheduler.listRuns, {
+          pipeline: options.pipeline ?? "",
+          states: [],
+          labelSelector: "",
+          pageSize: options.all || target ? 10_000 : 20,
+          pageToken: "",
+        })
+      ).runs;
+    const printRuns = async (runs: common.Run[], more: boolean): Promise<number> => {
       if (options.output !== "text") {
-        printData(
-          out,
-          options.output,
-          res.runs.map((r) => common.Run.toJSON(r)),
-        );
-        return 0;
+        await printData(out, options.output, runs.map(runJson));
+        return ExitCode.ok;
       }
-      const rows = res.runs.map((r) => {
-        const state = runState(r.state);
+      const now = Date.now();
+      const rows = runs.map((r) => {
+        const state = runStateName(r.state);
         const took = r.startTime
           ? duration((r.endTime?.getTime() ?? now) - r.startTime.getTime())
           : "-";
@@ -193,60 +301,123 @@ export async function statusCommand(
           r.pipeline,
           paint(stateColor(state), state),
           String(r.taskCount),
-          r.createTime?.toISOString().replace("T", " ").slice(0, 19) ?? "-",
+          time(r.createTime),
           took,
+          runState(r).waiting,
         ];
       });
-      out.write(table(["RUN", "PIPELINE", "STATE", "TASKS", "CREATED", "DURATION"], rows));
-      if (res.nextPageToken) out.write("(newest 20 shown; --all for every run)\n");
-      return 0;
+      out.write(
+        table(["RUN", "PIPELINE", "STATE", "TASKS", "CREATED", "DURATION", "WAITING FOR"], rows),
+      );
+      if (more) out.write("(newest 20 shown; --all for every run)\n");
+      return ExitCode.ok;
+    };
+    if (!target) {
+      const runs = await listRuns();
+      return printRuns(
+        runs.slice(0, options.all ? runs.length : 20),
+        !options.all && runs.length >= 20,
+      );
     }
     const { runId, task } = parseTarget(target);
-    const taskRuns: common.TaskRun[] = [];
-    let run: common.Run | undefined;
-    let token = "";
-    do {
-      const res: dagscheduler.GetRunResponse = await unary(client, "getRun", {
-        runId,
-        taskPageSize: 5000,
-        taskPageToken: token,
-      });
-      run = res.run;
-      taskRuns.push(...res.taskRuns);
-      token = res.nextTaskPageToken;
-    } while (token);
-    const shown = task ? taskRuns.filter((t) => t.task === task) : taskRuns;
-    if (task && shown.length === 0) throw new Error(`run ${runId} has no task ${task}`);
+    let got: Awaited<ReturnType<typeof getRun>>;
+    try {
+      got = await getRun(channel, runId);
+    } catch (e) {
+      if ((e as { code?: number }).code !== NOT_FOUND || task) throw e;
+      // Not a run id: the original's odin-status took a pattern, matched against run ids and
+      // pipelines. One match shows that run; several, a table of them.
+      const matches = (await listRuns()).filter(
+        (r) =>
+          r.id.startsWith(runId) ||
+          r.pipeline.startsWith(runId) ||
+          r.pipelineName.startsWith(runId),
+      );
+      if (matches.length === 0)
+        throw new CommandError(
+          `no run ${runId}, and no run whose id or pipeline starts with "${runId}" — odin status lists the runs`,
+          ExitCode.notFound,
+        );
+      if (matches.length > 1) return printRuns(matches, false);
+      got = await getRun(channel, matches[0]!.id);
+    }
+    const { run, tasks } = got;
+    const shown = task ? tasks.filter((t) => t.task === task) : tasks;
+    if (task && shown.length === 0)
+      throw new CommandError(
+        `run ${runId} has no task ${task}; its tasks are ${tasks.map((t) => t.task).join(", ")}`,
+        ExitCode.notFound,
+      );
     if (options.output !== "text") {
-      const tasksJson = shown.map((t) => common.TaskRun.toJSON(t));
-      printData(
+      await printData(
         out,
         options.output,
-        task ? tasksJson[0] : { run: common.Run.toJSON(run!), tasks: tasksJson },
+        task ? taskRunJson(shown[0]!) : { run: runJson(run), tasks: shown.map(taskRunJson) },
       );
-      return 0;
+      return ExitCode.ok;
     }
-    const state = runState(run!.state);
+    const state = runStateName(run.state);
+    if (task) {
+      out.write(describeTask(shown[0]!, paint));
+      return ExitCode.ok;
+    }
+    const waiting = runState(run).waiting;
     out.write(
-      `run ${run!.id}: ${paint(stateColor(state), state)} — pipeline ${run!.pipeline} at commit ${shortCommit(run!.commit)}, attempt ${run!.attempt}${run!.reason && state !== "SUCCEEDED" ? `, ${run!.reason}` : ""}\n`,
+      `run ${run.id}: ${paint(stateColor(state), state)} — pipeline ${run.pipeline} at commit ${shortCommit(run.commit)}, attempt ${run.attempt}${run.reason && state !== "SUCCEEDED" ? `, ${run.reason}` : ""}\n`,
     );
-    const rows = shown.map((t) => {
-      const s = taskState(t.state);
-      return [
-        t.task,
-        paint(stateColor(s), s),
-        t.attempt > 0 ? String(t.attempt) : "-",
-        taskDuration(t, now),
-        t.exitCode !== undefined ? String(t.exitCode) : "-",
-        t.objectName || "-",
-        t.reason ? `${t.reason}${t.message ? `: ${t.message}` : ""}` : "",
-      ];
-    });
-    out.write(table(["TASK", "STATE", "ATTEMPT", "DURATION", "EXIT", "OBJECT", "REASON"], rows));
-    return 0;
+    if (waiting) out.write(`  waiting: ${waiting}\n`);
+    const columns = chooseColumns(options.columns, (n) => err.write(`odin: note: ${n}\n`));
+    const now = Date.now();
+    const rows = shown.map((t) =>
+      columns.map((c) => {
+        const text = taskColumns[c]!.cell(t, now);
+        return c === "state" ? paint(stateColor(text), text) : text;
+      }),
+    );
+    out.write(
+      table(
+        columns.map((c) => taskColumns[c]!.header),
+        rows,
+      ),
+    );
+    return ExitCode.ok;
   } finally {
-    client.close();
+    channel.close();
   }
+}
+
+/** Why a run that has not started is waiting, from its reason (e.g. the global task cap). */
+function runState(r: common.Run): { waiting: string } {
+  return { waiting: runStateName(r.state) === "PENDING" && r.reason ? why(r) : "" };
+}
+
+/** One task, every field, its outputs last. */
+function describeTask(
+  t: common.TaskRun,
+  paint: (c: Parameters<ReturnType<typeof painter>>[0], s: string) => string,
+): string {
+  const state = taskStateName(t.state);
+  const lines: [string, string][] = [
+    ["task", t.taskId || t.task],
+    ["state", paint(stateColor(state), state)],
+    ["attempt", t.attempt > 0 ? String(t.attempt) : "-"],
+    ["exit code", t.exitCode !== undefined ? String(t.exitCode) : "-"],
+    ["reason", why(t) || "-"],
+    ["object", t.objectName || "-"],
+    ["launched", time(t.launchTime)],
+    ["started", time(t.startTime)],
+    ["ended", time(t.endTime)],
+    ["duration", taskDuration(t, Date.now())],
+  ];
+  if (t.nextAttemptTime) lines.push(["next attempt", time(t.nextAttemptTime)]);
+  let text = lines.map(([k, v]) => `${k.padEnd(13)}${v}`).join("\n") + "\n";
+  const outputs = t.outputsJson ? (JSON.parse(t.outputsJson) as unknown) : undefined;
+  if (outputs && typeof outputs === "object" && Object.keys(outputs).length > 0) {
+    text += "outputs:\n";
+    for (const [k, v] of Object.entries(outputs as Record<string, unknown>))
+      text += `  ${k}: ${typeof v === "string" ? v : JSON.stringify(v)}\n`;
+  } else text += `outputs      -\n`;
+  return text;
 }
 
 /** `odin cancel RUN`, `odin retry RUN`. */
@@ -256,145 +427,226 @@ export async function cancelOrRetryCommand(
   options: RunCommandOptions,
   out: NodeJS.WritableStream,
 ): Promise<number> {
-  const { client } = connect(DagSchedulerServiceClient, options);
+  const channel = connect(options);
   try {
+    const id = parseTarget(runId).runId;
     const res =
       what === "cancel"
-        ? await unary(client, "cancelRun", {
-            runId: parseTarget(runId).runId,
+        ? await channel.unary(Scheduler.cancelRun, {
+            runId: id,
             reason: "cancelled with odin cancel",
           })
-        : await unary(client, "retryRun", {
-            runId: parseTarget(runId).runId,
-            requestId: randomUUID(),
-          });
-    if (options.output !== "text") printData(out, options.output, common.Run.toJSON(res.run!));
+        : await channel.unary(Scheduler.retryRun, { runId: id, requestId: randomUUID() });
+    if (options.output !== "text") await printData(out, options.output, runJson(res.run!));
     else
       out.write(
         what === "cancel"
           ? `run ${res.run!.id}: cancelling (running tasks are being stopped)\n`
           : `run ${res.run!.id}: retrying as attempt ${res.run!.attempt}\n`,
       );
-    return 0;
+    return ExitCode.ok;
   } finally {
-    client.close();
+    channel.close();
   }
 }
 
-/** `odin rm RUN [--purge]`: removes a run's Kubernetes objects; --purge also its records and data. */
+/** `odin rm RUN [--purge]`: stops a running run, removes its task objects; --purge also its records and data. */
 export async function rmCommand(
   runId: string,
   options: RunCommandOptions & { purge?: boolean; purgeRecords?: boolean; purgeData?: boolean },
   out: NodeJS.WritableStream,
 ): Promise<number> {
-  const { client } = connect(DagSchedulerServiceClient, options);
+  const channel = connect(options);
   try {
-    const res = await unary(client, "deleteRun", {
-      runId: parseTarget(runId).runId,
+    const id = parseTarget(runId).runId;
+    const res = await channel.unary(Scheduler.deleteRun, {
+      runId: id,
       purgeRecords: Boolean(options.purge || options.purgeRecords),
       purgeData: Boolean(options.purge || options.purgeData),
     });
-    if (options.output !== "text") printData(out, options.output, res);
+    if (options.output !== "text") await printData(out, options.output, res);
     else {
+      const n = res.deletedObjects;
       out.write(
-        `run ${runId}: ${res.deletedObjects} Kubernetes object${res.deletedObjects === 1 ? "" : "s"} removed${res.recordsPurged ? ", records purged" : ""}${res.dataPurged ? ", data purged" : ""}\n`,
+        `run ${id}: ${n} task object${n === 1 ? "" : "s"} removed${res.recordsPurged ? ", records purged" : ""}${res.dataPurged ? ", data purged" : ""}\n`,
       );
     }
-    return 0;
+    return ExitCode.ok;
   } finally {
-    client.close();
+    channel.close();
   }
+}
+
+/** Waits (following the run) until `task` has an attempt, or returns its record if it ended without one. */
+async function untilStarted(
+  channel: RpcChannel,
+  runId: string,
+  task: string,
+): Promise<common.TaskRun | undefined> {
+  let current: common.TaskRun | undefined;
+  for await (const msg of channel.stream(Scheduler.watchRun, { runId })) {
+    const e = msg.event;
+    if (e?.$case === "snapshot") current = e.value.taskRuns.find((t) => t.task === task) ?? current;
+    else if (e?.$case === "taskRun" && e.value.task === task) current = e.value;
+    if (!current) continue;
+    const state = taskStateName(current.state);
+    if (state === "RUNNING" || (current.attempt > 0 && state !== "LAUNCHING")) return current;
+    if (taskFinished(state)) return current;
+  }
+  return current;
 }
 
 /** `odin logs RUN|TASK`: a task's log (every task's, in order, for a run); -f follows. */
 export async function logsCommand(
   target: string,
-  options: RunCommandOptions & { follow?: boolean; tail?: number; attempt?: number },
+  options: RunCommandOptions & {
+    follow?: boolean;
+    tail?: number;
+    attempt?: number;
+    container?: string;
+  },
   out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream = process.stderr,
 ): Promise<number> {
   const { runId, task } = parseTarget(target);
-  let tasks: string[];
-  if (task) tasks = [task];
-  else {
-    const scheduler = connect(DagSchedulerServiceClient, options).client;
-    try {
-      const res = await unary(scheduler, "getRun", {
-        runId,
-        taskPageSize: 100_000,
-        taskPageToken: "",
-      });
-      tasks = res.taskRuns.filter((t) => t.attempt > 0).map((t) => t.task);
-    } finally {
-      scheduler.close();
-    }
-  }
-  const { client } = connect(K8sLauncherServiceClient, options);
-  const prefix = tasks.length > 1;
+  const channel = connect(options);
   try {
+    const { tasks: all } = await getRun(channel, runId);
+    const byName = new Map(all.map((t) => [t.task, t]));
+    if (task && !byName.has(task))
+      throw new CommandError(
+        `run ${runId} has no task ${task}; its tasks are ${all.map((t) => t.task).join(", ")}`,
+        ExitCode.notFound,
+      );
+    // A run's log is its started tasks' logs; following, tasks that start later are waited for.
+    const names = task
+      ? [task]
+      : all.filter((t) => options.follow || t.attempt > 0).map((t) => t.task);
+    const prefix = !task && names.length > 1;
     // Multi-worker tasks (TFJob, PyTorchJob, MPIJob, ElasticJob) have several pods: their lines
     // carry the pod's name. A finished task's pods are known before printing; while following,
     // replica pods are recognised by name, and any second pod turns prefixes on from then on.
     const replicaPod = /-(worker|master|launcher|chief|ps)(-\d+)?$/;
+    const notStarted = (t: common.TaskRun): string =>
+      `${t.task}: no log — the task ${taskStateName(t.state)} without running${why(t) ? ` (${why(t)})` : ""}`;
+    let missing = 0;
     const stream = async (name: string): Promise<void> => {
+      let record = byName.get(name)!;
+      if (options.follow && !(record.attempt > 0 && taskStateName(record.state) !== "LAUNCHING")) {
+        if (!taskFinished(taskStateName(record.state))) {
+          if (options.output === "text" && !prefix)
+            err.write(
+              `odin: ${name} has not started yet (${taskStateName(record.state)}); waiting\n`,
+            );
+          record = (await untilStarted(channel, runId, name)) ?? record;
+        }
+      }
+      const attempt = options.attempt ?? record.attempt;
       const lines: k8slauncher.LogLine[] = [];
       const pods = new Set<string>();
-      const write = (l: k8slauncher.LogLine, byPod: boolean): void => {
+      const write = async (l: k8slauncher.LogLine, byPod: boolean): Promise<void> => {
+        if (options.output !== "text") {
+          await printEvent(out, options.output, {
+            task: name,
+            pod: l.pod,
+            container: l.container,
+            attempt,
+            time: l.time?.toISOString(),
+            text: l.line,
+          });
+          return;
+        }
         const tags = [prefix ? name : "", byPod ? l.pod : ""].filter(Boolean).map((t) => `[${t}] `);
         out.write(`${tags.join("")}${l.line}\n`);
       };
-      for await (const res of serverStream(client, "streamLogs", {
-        runId,
-        task: name,
-        attempt: options.attempt ?? 0,
-        follow: Boolean(options.follow),
-        tailLines: options.tail,
-        pod: "",
-        container: "",
-      })) {
-        for (const l of res.lines) {
-          pods.add(l.pod);
-          if (options.follow) write(l, pods.size > 1 || replicaPod.test(l.pod));
-          else lines.push(l);
+      try {
+        for await (const res of channel.stream(Launcher.streamLogs, {
+          runId,
+          task: name,
+          attempt: options.attempt ?? 0,
+          follow: Boolean(options.follow),
+          tailLines: options.tail,
+          pod: "",
+          container: options.container ?? "",
+        })) {
+          for (const l of res.lines) {
+            pods.add(l.pod);
+            if (options.follow) await write(l, pods.size > 1 || replicaPod.test(l.pod));
+            else lines.push(l);
+          }
         }
+      } catch (e) {
+        // A task that ended before anything ran (e.g. MissingOutput) has no log: say so, go on.
+        if ((e as { code?: number }).code !== NOT_FOUND) throw e;
+        const now = (await getRun(channel, runId)).tasks.find((t) => t.task === name) ?? record;
+        missing++;
+        err.write(`odin: ${notStarted(now)}\n`);
+        return;
       }
-      for (const l of lines) write(l, pods.size > 1);
+      for (const l of lines) await write(l, pods.size > 1);
     };
-    if (options.follow) await Promise.all(tasks.map(stream));
-    else for (const t of tasks) await stream(t);
-    return 0;
+    if (options.follow) await Promise.all(names.map(stream));
+    else for (const t of names) await stream(t);
+    // One task asked for by name with no log at all is a failure; a run's missing ones are notes.
+    return task && missing > 0 ? ExitCode.failed : ExitCode.ok;
   } finally {
-    client.close();
+    channel.close();
   }
 }
 
-/** `odin events RUN|TASK`: Kubernetes events of a task's objects and pods. */
+/** `odin events RUN|TASK`: Kubernetes events of a task's objects and pods, or of every task of a run. */
 export async function eventsCommand(
   target: string,
   options: RunCommandOptions,
   out: NodeJS.WritableStream,
 ): Promise<number> {
   const { runId, task } = parseTarget(target);
-  const { client } = connect(K8sLauncherServiceClient, options);
+  const channel = connect(options);
   try {
-    const res = await unary(client, "listTaskEvents", { runId, task: task ?? "", attempt: 0 });
+    const names = task
+      ? [task]
+      : (await getRun(channel, runId)).tasks.filter((t) => t.attempt > 0).map((t) => t.task);
+    const events: (k8slauncher.ObjectEvent & { task: string })[] = [];
+    for (const name of names) {
+      const res = await channel.unary(Launcher.listTaskEvents, { runId, task: name, attempt: 0 });
+      events.push(...res.events.map((e) => ({ ...e, task: name })));
+    }
+    events.sort((a, b) => (a.time?.getTime() ?? 0) - (b.time?.getTime() ?? 0));
     if (options.output !== "text") {
-      printData(
+      await printData(
         out,
         options.output,
-        res.events.map((e) => k8slauncher.ObjectEvent.toJSON(e)),
+        events.map((e) => ({ task: e.task, ...(eventJson(e) as object) })),
       );
-      return 0;
+      return ExitCode.ok;
     }
-    const rows = res.events.map((e) => [
-      e.time?.toISOString().replace("T", " ").slice(0, 19) ?? "-",
+    const rows = events.map((e) => [
+      time(e.time),
+      ...(task ? [] : [e.task]),
       e.type,
       e.reason,
       `${e.objectKind}/${e.objectName}`,
       e.message,
     ]);
-    out.write(table(["TIME", "TYPE", "REASON", "OBJECT", "MESSAGE"], rows));
-    return 0;
+    out.write(
+      table(["TIME", ...(task ? [] : ["TASK"]), "TYPE", "REASON", "OBJECT", "MESSAGE"], rows),
+    );
+    return ExitCode.ok;
   } finally {
-    client.close();
+    channel.close();
   }
+}
+
+function eventJson(e: k8slauncher.ObjectEvent): unknown {
+  return {
+    time: e.time?.toISOString(),
+    type: e.type,
+    reason: e.reason,
+    message: e.message,
+    objectKind: e.objectKind,
+    objectName: e.objectName,
+    source: e.source,
+    count: e.count,
+    attempt: e.attempt,
+  };
 }

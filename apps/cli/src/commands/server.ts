@@ -1,8 +1,11 @@
 // odin server: every service in one process (embedded mode).
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { homedir } from "node:os";
+import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setLogger } from "@grpc/grpc-js";
 import { KubeConfig } from "@kubernetes/client-node";
+import { CommandError } from "../exit.js";
 import { startEmbedded } from "@odin/embedded";
 import { KubernetesBackend } from "@odin/launcher";
 import { webRoot } from "@odin/web";
@@ -26,7 +29,36 @@ export interface ServerOptions {
   kube?: boolean;
   namespace?: string;
   tokens?: string;
+  /** The global cap on tasks running at once (0: none). */
+  maxRunningTasks: number;
+  /** Serve /metrics and /healthz on this port (on `host`); unset: no metrics endpoint. */
+  metricsPort?: number;
   logLevel: LogLevel;
+}
+
+/**
+ * The kubeconfig `--kube` uses, as kubectl picks it: KUBECONFIG's files, else ~/.kube/config, else
+ * the in-cluster service account; a clear error when there is none.
+ */
+export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): KubeConfig {
+  const listed = (env.KUBECONFIG ?? "").split(delimiter).filter(Boolean);
+  const missing = listed.filter((f) => !existsSync(f));
+  if (listed.length > 0 && missing.length === listed.length)
+    throw new CommandError(
+      `--kube: KUBECONFIG names ${missing.join(", ")}, which does not exist; point KUBECONFIG at your cluster's kubeconfig (odin kube-sim prints one)`,
+    );
+  const home = join(env.HOME ?? homedir(), ".kube", "config");
+  if (listed.length === 0 && !existsSync(home) && !env.KUBERNETES_SERVICE_HOST)
+    throw new CommandError(
+      `--kube: no kubeconfig — KUBECONFIG is not set and ${home} does not exist; set KUBECONFIG to your cluster's kubeconfig (odin kube-sim prints one)`,
+    );
+  const kubeConfig = new KubeConfig();
+  try {
+    kubeConfig.loadFromDefault();
+  } catch (err) {
+    throw new CommandError(`--kube: cannot read the kubeconfig: ${(err as Error).message}`);
+  }
+  return kubeConfig;
 }
 
 /** The examples shipped with Odin: the default pipelines of `odin server`. */
@@ -43,12 +75,18 @@ export async function serverCommand(
   if (!/:\/\/|@/.test(repo) && !existsSync(repo))
     throw new Error(`--repo ${repo}: no such directory (give a pipelines directory or a git URL)`);
   const logger = createLogger({ service: "odin-server", level: options.logLevel });
+  // grpc-js prints its own errors (e.g. a port in use) to stderr before Odin reports them in one
+  // clear line; its messages go to the server's log instead.
+  setLogger({
+    error: (...args: unknown[]) => logger.debug("grpc", { message: args.join(" ") }),
+    info: (...args: unknown[]) => logger.debug("grpc", { message: args.join(" ") }),
+    debug: (...args: unknown[]) => logger.debug("grpc", { message: args.join(" ") }),
+  });
   const auth = options.tokens ? await loadTokensFile(options.tokens) : "off";
   let kubeContext: string | undefined;
   let backend: KubernetesBackend | undefined;
   if (options.kube) {
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromDefault();
+    const kubeConfig = loadKubeConfig();
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster)
       throw new Error(
@@ -71,6 +109,11 @@ export async function serverCommand(
     auth,
     natsUrl: options.nats,
     backend,
+    maxRunningTasks: options.maxRunningTasks > 0 ? options.maxRunningTasks : undefined,
+    metrics:
+      options.metricsPort !== undefined
+        ? { host: options.host, port: options.metricsPort }
+        : undefined,
     logger,
   });
   out.write(
@@ -78,6 +121,12 @@ export async function serverCommand(
       `  web UI and HTTP/JSON API: ${odin.webUrl ?? ""}\n` +
       `  pipelines: ${/:\/\/|@/.test(repo) ? repo : resolve(repo)} (commit ${odin.repoCommit.slice(0, 12)})\n` +
       `  run data:  ${resolve(options.data)}\n` +
+      (odin.metricsPort !== undefined
+        ? `  metrics:   http://${options.host}:${odin.metricsPort}/metrics\n`
+        : "") +
+      (options.maxRunningTasks > 0
+        ? `  at most ${options.maxRunningTasks} tasks run at once across all runs\n`
+        : "") +
       `  events and run state: ${options.nats ? `NATS at ${options.nats}` : "in memory (lost when the server stops)"}\n` +
       (kubeContext
         ? `  tasks run on Kubernetes: context ${kubeContext}, namespace ${options.namespace ?? "default"}\n`
