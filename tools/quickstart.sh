@@ -22,7 +22,7 @@ if [[ "${1:-}" != "--no-install" ]]; then
   npx nx run-many -t build --output-style=static >/dev/null
 fi
 
-odin() { node apps/cli/dist/main.js "$@"; }
+odin() { node apps/cli/bin/odin.js "$@"; }
 work=$(mktemp -d)
 log="$work/server.log"
 cleanup() {
@@ -34,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-node apps/cli/dist/main.js server --port 0 --http-port 0 --data "$work/data" >"$log" 2>&1 &
+node apps/cli/bin/odin.js server --port 0 --http-port 0 --data "$work/data" >"$log" 2>&1 &
 server=$!
 for _ in $(seq 1 600); do # up to a minute on a busy machine
   grep -q "listening on" "$log" && break

@@ -21,11 +21,14 @@ import {
   type TokenStore,
 } from "@odin/service-kit";
 import { CatalogPipelines, RepositoryCheckouts, RepositoryFiles } from "./adapters.js";
-import { LocalDirectoryRemote } from "./local-remote.js";
+import { gitCheckoutAt, LocalDirectoryRemote, type GitCheckout } from "./local-remote.js";
 
 /** How to run Odin in one process. */
 export interface EmbeddedOptions {
-  /** A directory of pipelines, or any git URL. */
+  /**
+   * A directory of pipelines, a git work tree (its commits are served and `odin push` commits to
+   * its branch), or any git URL.
+   */
   repo: string;
   branch?: string;
   /** `DATA_PATH` of runs; Odin's own state goes to `<data>/.odin`. */
@@ -56,6 +59,8 @@ export interface Embedded {
   repoCommit: string;
   /** The web UI's address, when `http` was asked for. */
   webUrl?: string;
+  /** When `repo` is a git work tree: what is served from it. */
+  checkout: GitCheckout | undefined;
   close(): Promise<void>;
 }
 
@@ -71,7 +76,11 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   const log = options.logger;
 
   const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(options.repo) || /^[^/]+@[^:]+:/.test(options.repo);
-  const local = isUrl ? undefined : await LocalDirectoryRemote.open(options.repo, state);
+  // A git work tree is served as it is (runs are pinned to its commits, pushes commit to its
+  // branch); any other directory through a remote of Odin's own that snapshots its files.
+  const checkout = isUrl ? undefined : await gitCheckoutAt(options.repo);
+  const local =
+    isUrl || checkout ? undefined : await LocalDirectoryRemote.open(options.repo, state);
   const bus: EventBus = options.natsUrl
     ? await NatsEventBus.connect({ servers: options.natsUrl, name: "odin-server" })
     : new MemoryEventBus();
@@ -82,10 +91,11 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   // The catalog reads the repository, and the repository tells the catalog when it moves.
   const follow: { catalog?: PipelineCatalog } = {};
   const repo = await PipelineRepository.open({
-    remote: local ? local.url : options.repo,
-    branch: options.branch ?? (local ? "main" : undefined),
-    rootPath: join(state, "repo"),
+    remote: checkout ? checkout.directory : local ? local.url : options.repo,
+    branch: options.branch ?? checkout?.branch ?? (local ? "main" : undefined),
+    rootPath: join(state, checkout ? "checkout-repo" : "repo"),
     prepareRemote: local ? () => local.snapshot() : undefined,
+    pushToCheckout: checkout !== undefined,
     onSynced: async (e) => {
       if (local && e.previousCommit)
         await local
@@ -99,9 +109,11 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   const status = repo.status();
   if (status.lastError)
     throw new Error(`cannot read the pipelines repository ${status.remote}: ${status.lastError}`);
-  // A local directory is re-read whenever asked for its newest commit (it changes under our feet).
-  const catalog = new PipelineCatalog(new RepositoryFiles(repo, Boolean(local)), {
-    maxStalenessMs: local ? 0 : 30_000,
+  // A local directory or work tree is re-read whenever asked for its newest commit (it changes
+  // under our feet).
+  const onDisk = Boolean(local || checkout);
+  const catalog = new PipelineCatalog(new RepositoryFiles(repo, onDisk), {
+    maxStalenessMs: onDisk ? 0 : 30_000,
   });
   follow.catalog = catalog;
 
@@ -140,6 +152,8 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       host,
       port: options.port,
       auth: options.auth,
+      // With auth off, pushes into someone's own work tree are authored as its git config says.
+      anonymousSubject: checkout?.identity,
       metrics: options.metrics,
       services,
       logger: log,
@@ -169,6 +183,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     metricsPort: server.metricsPort,
     repoCommit: repo.currentCommit(),
     webUrl: http?.url,
+    checkout,
     close: async () => {
       await http?.close();
       await server.close(2000);

@@ -1,3 +1,3 @@
 export { CatalogPipelines, RepositoryCheckouts, RepositoryFiles } from "./adapters.js";
 export { startEmbedded, type Embedded, type EmbeddedOptions } from "./embedded.js";
-export { LocalDirectoryRemote } from "./local-remote.js";
+export { gitCheckoutAt, LocalDirectoryRemote, type GitCheckout } from "./local-remote.js";

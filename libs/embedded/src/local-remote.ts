@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, realpath, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 
 function git(args: string[], cwd: string): Promise<string> {
@@ -91,4 +91,50 @@ export class LocalDirectoryRemote {
   async writeBack(): Promise<void> {
     await this.run(["reset", "--quiet", "--hard", "main"]);
   }
+}
+
+/** A git work tree served as it is: its branch, its commits, its committer identity. */
+export interface GitCheckout {
+  /** The work tree's top directory. */
+  directory: string;
+  /** The branch checked out there. */
+  branch: string;
+  /** Its HEAD commit. */
+  head: string;
+  /** Whether it has uncommitted changes (tracked files changed, or untracked files). */
+  dirty: boolean;
+  /** `Name <email>` from its git config, when both are set. */
+  identity: string | undefined;
+}
+
+/**
+ * Inspects `directory`: a git work tree's top directory gives its checkout; a plain directory (or
+ * one inside a work tree, not its top) gives undefined. A detached HEAD is refused: pushes need a
+ * branch to commit to.
+ */
+export async function gitCheckoutAt(directory: string): Promise<GitCheckout | undefined> {
+  const dir = resolve(directory);
+  const top = await git(["rev-parse", "--show-toplevel"], dir).catch(() => undefined);
+  if (!top || top !== (await realpath(dir))) return undefined;
+  const branch = await git(["symbolic-ref", "--quiet", "--short", "HEAD"], dir).catch(() => "");
+  if (!branch)
+    throw new Error(
+      `${directory} is a git work tree on a detached HEAD; check out a branch (odin push commits to it)`,
+    );
+  const head = await git(["rev-parse", "--verify", "-q", "HEAD"], dir).catch(() => "");
+  if (!head)
+    throw new Error(
+      `${directory} is a git work tree with no commit yet; commit its pipelines first`,
+    );
+  // Odin's own state (the default --data is ./.odin/data) does not make a work tree dirty.
+  const dirty = (await git(["status", "--porcelain", "--", ".", ":!.odin"], dir)) !== "";
+  const name = await git(["config", "user.name"], dir).catch(() => "");
+  const email = await git(["config", "user.email"], dir).catch(() => "");
+  return {
+    directory: dir,
+    branch,
+    head,
+    dirty,
+    identity: name && email ? `${name} <${email}>` : undefined,
+  };
 }

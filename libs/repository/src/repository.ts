@@ -48,6 +48,12 @@ export interface RepositoryOptions {
    * writes (one replica, embedded mode).
    */
   lease?: WriteLease;
+  /**
+   * The remote is a non-bare checkout (someone's own work tree, in embedded mode): a push updates
+   * its branch and its files, as a push to it with `receive.denyCurrentBranch=updateInstead`
+   * does, and is refused while that work tree has uncommitted changes.
+   */
+  pushToCheckout?: boolean;
 }
 
 /**
@@ -368,8 +374,18 @@ export class PipelineRepository {
           const rejected =
             err instanceof GitError &&
             /rejected|fetch first|non-fast-forward|stale info/i.test(err.stderr);
-          if (rejected && attempt < maxPushAttempts) continue;
+          const dirtyCheckout =
+            rejected &&
+            this.options.pushToCheckout === true &&
+            /working directory|work tree|unstaged|uncommitted|not clean/i.test(err.stderr);
+          if (rejected && !dirtyCheckout && attempt < maxPushAttempts) continue;
           await this.resetTo(base).catch(() => undefined);
+          if (dirtyCheckout) {
+            throw new FailedPreconditionError(
+              `not pushed: ${redactUrl(this.options.remote)} has uncommitted changes, and a push commits there and updates its files — commit or stash them, then push again`,
+              { cause: err },
+            );
+          }
           if (rejected) {
             throw new FailedPreconditionError(
               `the remote branch ${this.branch} kept moving; gave up after ${maxPushAttempts} attempts — push again`,
@@ -493,6 +509,17 @@ export class PipelineRepository {
         cwd: dirname(this.repoDir),
         timeoutMs: this.networkTimeout,
       });
+    }
+    if (this.options.pushToCheckout) {
+      // Set on Odin's own clone, so the user's repository configuration is left as it is.
+      await git(
+        [
+          "config",
+          "remote.origin.receivepack",
+          "git -c receive.denyCurrentBranch=updateInstead receive-pack",
+        ],
+        { cwd: this.repoDir },
+      );
     }
     if (this.branch === "") {
       const head = await git(["ls-remote", "--symref", "origin", "HEAD"], {

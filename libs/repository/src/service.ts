@@ -9,8 +9,13 @@ import {
 import type { LeaderForwarder } from "./forward.js";
 import type { PipelineRepository } from "./repository.js";
 
-/** The author recorded for a caller: a subject that is an e-mail address is used as such. */
+/**
+ * The author recorded for a caller: a subject `Name <email>` (as git writes an identity) or an
+ * e-mail address is used as such.
+ */
 export function authorOf(subject: string): { name: string; email: string } {
+  const ident = /^(.+?)\s*<([^<>\s]+@[^<>\s]+)>$/.exec(subject.trim());
+  if (ident) return { name: ident[1]!, email: ident[2]! };
   const at = subject.indexOf("@");
   return at > 0
     ? { name: subject.slice(0, at), email: subject }

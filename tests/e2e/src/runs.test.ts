@@ -112,17 +112,13 @@ describe("runs through the gateway: two schedulers, two launchers, kube-sim, NAT
     assert.equal(r.code, 0, r.stderr);
     const runId = r.stdout.trim();
     await eventually(
-      async () => (await taskState(`${runId}--wait`)) === "TASK_STATE_RUNNING",
+      async () => (await taskState(`${runId}--wait`)) === "RUNNING",
       15_000,
       "wait RUNNING",
     );
     const c = await cli("cancel", runId);
     assert.equal(c.code, 0, c.stderr);
-    await eventually(
-      async () => (await runState(runId)) === "RUN_STATE_CANCELLED",
-      15_000,
-      "run CANCELLED",
-    );
+    await eventually(async () => (await runState(runId)) === "CANCELLED", 15_000, "run CANCELLED");
     await eventually(
       () =>
         Promise.resolve(
@@ -146,7 +142,7 @@ describe("runs through the gateway: two schedulers, two launchers, kube-sim, NAT
     const again = await cli("retry", runId);
     assert.equal(again.code, 0, again.stderr);
     await eventually(
-      async () => (await runState(runId)) === "RUN_STATE_SUCCEEDED",
+      async () => (await runState(runId)) === "SUCCEEDED",
       20_000,
       "retried run SUCCEEDED",
     );

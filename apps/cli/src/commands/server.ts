@@ -119,7 +119,12 @@ export async function serverCommand(
   out.write(
     `odin server listening on ${odin.address} — ${auth === "off" ? "auth off (embedded mode: every caller is an admin; pass --tokens FILE to require tokens)" : "auth on"}\n` +
       `  web UI and HTTP/JSON API: ${odin.webUrl ?? ""}\n` +
-      `  pipelines: ${/:\/\/|@/.test(repo) ? repo : resolve(repo)} (commit ${odin.repoCommit.slice(0, 12)})\n` +
+      (odin.checkout
+        ? `  pipelines: ${odin.checkout.directory} — your git work tree: runs use the commits of branch ${odin.checkout.branch} (now ${odin.repoCommit.slice(0, 12)}), odin push commits there as ${odin.checkout.identity && auth === "off" ? odin.checkout.identity : "the caller"}\n` +
+          (odin.checkout.dirty
+            ? `  warning: ${odin.checkout.directory} has uncommitted changes; runs use its commits, not those changes (commit them to run them), and odin push is refused until they are committed or stashed\n`
+            : "")
+        : `  pipelines: ${/:\/\/|@/.test(repo) ? repo : resolve(repo)} (commit ${odin.repoCommit.slice(0, 12)})\n`) +
       `  run data:  ${resolve(options.data)}\n` +
       (odin.metricsPort !== undefined
         ? `  metrics:   http://${options.host}:${odin.metricsPort}/metrics\n`
