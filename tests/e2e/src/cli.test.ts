@@ -9,7 +9,7 @@ import {
   eventually,
   odin,
   odinBin,
-  startOdinServer,
+  runOdinServer,
   tempDir,
   type OdinServerProcess,
 } from "./harness.js";
@@ -109,8 +109,8 @@ before(async () => {
     await mkdir(join(repo, name), { recursive: true });
     await writeFile(join(repo, name, "main.yml"), text);
   }
-  server = await startOdinServer(["--repo", repo, "--data", join(dir.path, "data")]);
-  capped = await startOdinServer([
+  server = await runOdinServer(["--repo", repo, "--data", join(dir.path, "data")]);
+  capped = await runOdinServer([
     "--repo",
     repo,
     "--data",

@@ -506,8 +506,11 @@ export interface OdinServerProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `odin server --port 0 …args` and waits for its "listening on" line. */
-export function startOdinServer(
+/**
+ * Starts `odin server --port 0 …args` through the installed bin (the bundled CLI), waits until it
+ * has printed its whole start-up message, and stops it with `stop`.
+ */
+export function runOdinServer(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<OdinServerProcess> {
