@@ -12,7 +12,7 @@ import {
   runOdinServer,
   tempDir,
   type OdinServerProcess,
-} from "./harness.js";
+} from "@odin/test-stack";
 
 const pipelines: Record<string, string> = {
   // Runs until stopped; a second run of it waits for the global cap (--max-running-tasks 1).

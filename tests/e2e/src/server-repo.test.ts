@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdir, readFile, writeFile, appendFile } from "node:fs/promises";
 import { join } from "node:path";
-import { odin, runOdinServer, tempDir, type OdinServerProcess } from "./harness.js";
+import { odin, runOdinServer, tempDir, type OdinServerProcess } from "@odin/test-stack";
 
 const hello = `name: hello
 tasks:

@@ -514,10 +514,14 @@ export function runOdinServer(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<OdinServerProcess> {
-  const child = spawn(process.execPath, [odinBin, "server", "--port", "0", ...args], {
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [odinBin, "server", "--port", "0", "--http-port", "0", ...args],
+    {
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   const exited = new Promise<void>((done) => child.once("exit", () => done()));
   return new Promise((resolve, reject) => {
