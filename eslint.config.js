@@ -1,6 +1,8 @@
-// One lint configuration for every package: type-aware rules so a floating promise fails CI.
+// One lint configuration for every package: type-aware rules so a floating promise fails CI, and
+// the dependency graph of tools/boundaries/boundaries.js so an import across a boundary fails too.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import { boundaryConfigs } from "./tools/boundaries/src/boundaries.js";
 
 export default tseslint.config(
   {
@@ -55,4 +57,5 @@ export default tseslint.config(
       ],
     },
   },
+  ...boundaryConfigs(import.meta.dirname),
 );

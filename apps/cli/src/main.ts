@@ -276,7 +276,7 @@ program
   .helpOption(false)
   .argument("[options...]", "kube-sim's options (odin kube-sim --help)")
   .action(async (args: string[]) => {
-    const { runKubeSimCli } = await import("@odin/testing");
+    const { runKubeSimCli } = await import("@odin/kube-sim");
     await run(runKubeSimCli(args));
   });
 

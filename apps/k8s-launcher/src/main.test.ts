@@ -12,7 +12,7 @@ import { NatsEventBus, subjects } from "@odin/events";
 import { common, events, K8sLauncherServiceClient, taskToProto } from "@odin/proto";
 import { createClient, unary } from "@odin/service-kit";
 import { SCRIPT_ANNOTATION, startKubeSim, startNats } from "@odin/testing";
-import { taskWithDefaults } from "@odin/launcher";
+import { taskWithDefaults } from "@odin/launcher/testing";
 
 const mainJs = fileURLToPath(new URL("./main.js", import.meta.url));
 

@@ -1,4 +1,4 @@
-import { eventBusContract } from "./contract.js";
+import { eventBusContract } from "./testing/contract.js";
 import { MemoryEventBus } from "./memory.js";
 
 eventBusContract("in-memory", () => Promise.resolve(new MemoryEventBus()));

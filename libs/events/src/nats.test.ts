@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startNats, type NatsServer } from "@odin/testing";
-import { eventBusContract } from "./contract.js";
+import { eventBusContract } from "./testing/contract.js";
 import { NatsEventBus } from "./nats.js";
 
 let server: NatsServer | undefined;

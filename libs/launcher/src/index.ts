@@ -12,12 +12,6 @@ export {
   type TaskStateEvent,
 } from "./backend.js";
 export {
-  backendContract,
-  taskWithDefaults,
-  type BackendContractFixture,
-  type ContractTaskBehaviour,
-} from "./contract.js";
-export {
   LocalBackend,
   launcherRestartedReason,
   type LocalBackendOptions,

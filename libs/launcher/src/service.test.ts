@@ -14,7 +14,7 @@ import {
   unary,
   type OdinServer,
 } from "@odin/service-kit";
-import { LauncherHarness, launchSpecOf, simTask } from "./kubernetes/harness.js";
+import { LauncherHarness, launchSpecOf, simTask } from "./testing/harness.js";
 import { eventSequence, k8sLauncherService, taskEventOf } from "./service.js";
 
 // gRPC status codes (grpc-js is the kit's dependency, not this package's).

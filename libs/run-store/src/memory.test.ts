@@ -1,4 +1,4 @@
-import { keyValueStoreContract } from "./contract.js";
+import { keyValueStoreContract } from "./testing/contract.js";
 import { MemoryKeyValueStore } from "./memory.js";
 
 keyValueStoreContract("in-memory", () => Promise.resolve(new MemoryKeyValueStore()));

@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { startNats, type NatsServer } from "@odin/testing";
 import { jsonCodec } from "./codec.js";
-import { keyValueStoreContract } from "./contract.js";
+import { keyValueStoreContract } from "./testing/contract.js";
 import { NatsKeyValueStore, StoreConfigError } from "./nats.js";
 import { updateWithRetry } from "./retry.js";
 import { RevisionMismatchError, StoreUnavailableError, type Change } from "./store.js";

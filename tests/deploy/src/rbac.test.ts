@@ -13,8 +13,8 @@ import {
   type KubernetesBackendOptions,
   type LaunchSpec,
   type TaskStateEvent,
-  taskWithDefaults,
 } from "@odin/launcher";
+import { taskWithDefaults } from "@odin/launcher/testing";
 import { SCRIPT_ANNOTATION, startKubeSim, type KubeSim } from "@odin/testing";
 import { checkApps, checkDocuments } from "./checks.js";
 import { type PolicyRule, Rendered, type RoleBinding, type Workload } from "./model.js";

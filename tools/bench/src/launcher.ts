@@ -22,9 +22,9 @@ import {
   KubernetesBackend,
   launchSpecFromRequest,
   publishStateEvents,
-  taskWithDefaults,
   type LaunchSpec,
 } from "@odin/launcher";
+import { taskWithDefaults } from "@odin/launcher/testing";
 import { K8sLauncherServiceClient, taskToProto } from "@odin/proto";
 import { createClient, silentLogger, startServer, unary } from "@odin/service-kit";
 import { SCRIPT_ANNOTATION, startKubeSim, startNats, type KubeSimOptions } from "@odin/testing";

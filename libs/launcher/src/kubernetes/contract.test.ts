@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "@odin/service-kit";
 import { startKubeSim } from "@odin/testing";
-import { backendContract } from "../contract.js";
+import { backendContract } from "../testing/contract.js";
 import { KubernetesBackend } from "./backend.js";
-import { launchSpecOf, simTask } from "./harness.js";
+import { launchSpecOf, simTask } from "../testing/harness.js";
 
 const sim = await startKubeSim();
 const dir = mkdtempSync(join(tmpdir(), "odin-k8s-contract-"));

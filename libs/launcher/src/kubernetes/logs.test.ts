@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "
 import { join } from "node:path";
 import { manifestName } from "@odin/k8s-manifests";
 import type { KubernetesBackend } from "./backend.js";
-import { collect, LauncherHarness, simTask, testNamespace, waitUntil } from "./harness.js";
+import { collect, LauncherHarness, simTask, testNamespace, waitUntil } from "../testing/harness.js";
 
 describe("logs, events and run deletion", () => {
   let h: LauncherHarness;

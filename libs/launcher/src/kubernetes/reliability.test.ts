@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { BatchV1Api } from "@kubernetes/client-node";
 import { manifestName } from "@odin/k8s-manifests";
 import type { KubernetesBackend } from "./backend.js";
-import { LauncherHarness, simTask, sleep, testNamespace, waitUntil } from "./harness.js";
+import { LauncherHarness, simTask, sleep, testNamespace, waitUntil } from "../testing/harness.js";
 
 describe("reliability", () => {
   let h: LauncherHarness;

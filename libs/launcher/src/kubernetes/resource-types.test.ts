@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { apiResources, manifestName } from "@odin/k8s-manifests";
 import type { ResourceType } from "@odin/pipeline-spec";
 import type { KubernetesBackend } from "./backend.js";
-import { LauncherHarness, simTask, testNamespace } from "./harness.js";
+import { LauncherHarness, simTask, testNamespace } from "../testing/harness.js";
 
 const kinds: readonly ResourceType[] = [
   "Pod",

@@ -17,7 +17,11 @@ import assert from "node:assert/strict";
 import { newRunId, type Task } from "@odin/pipeline-spec";
 import { createLogger, InvalidArgumentError } from "@odin/service-kit";
 import type { LaunchSpec, LogLine, TaskPaths, TaskStateEvent } from "../backend.js";
-import { backendContract, taskWithDefaults, type ContractTaskBehaviour } from "../contract.js";
+import {
+  backendContract,
+  taskWithDefaults,
+  type ContractTaskBehaviour,
+} from "../testing/contract.js";
 import {
   LocalBackend,
   launcherRestartedReason,

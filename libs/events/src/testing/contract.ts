@@ -1,7 +1,7 @@
 // The contract every EventBus adapter passes; run by each adapter's test file.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { BusMessage, EventBus } from "./bus.js";
+import type { BusMessage, EventBus } from "../bus.js";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const decode = (m: BusMessage) => new TextDecoder().decode(m.data);

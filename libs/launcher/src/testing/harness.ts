@@ -18,7 +18,7 @@ import {
 } from "@odin/testing";
 import type { LaunchResult, LaunchSpec, TaskStateEvent } from "../backend.js";
 import { publishStateEvents } from "../service.js";
-import { KubernetesBackend, type KubernetesBackendOptions } from "./backend.js";
+import { KubernetesBackend, type KubernetesBackendOptions } from "../kubernetes/backend.js";
 
 /** Namespace the tests launch into. */
 export const testNamespace = "odin-test";

@@ -13,7 +13,7 @@ import type {
   TaskBackend,
   TaskPaths,
   TaskStateEvent,
-} from "./backend.js";
+} from "../backend.js";
 
 /** What a contract task does. */
 export interface ContractTaskBehaviour {

@@ -20,7 +20,7 @@ const crdFiles: Record<string, string> = {
   elasticjobs: "elastic.pytorch.org_elasticjobs.yaml",
 };
 
-const crdDir = new URL("../../crds/", import.meta.url);
+const crdDir = new URL("../crds/", import.meta.url);
 
 /** The subset of a CRD's structural schema that validation reads. */
 interface Schema {

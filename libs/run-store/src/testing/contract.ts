@@ -2,8 +2,8 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { jsonCodec } from "./codec.js";
-import { updateWithRetry } from "./retry.js";
+import { jsonCodec } from "../codec.js";
+import { updateWithRetry } from "../retry.js";
 import {
   InvalidKeyError,
   KeyExistsError,
@@ -12,7 +12,7 @@ import {
   ValueTooLargeError,
   type Change,
   type KeyValueStore,
-} from "./store.js";
+} from "../store.js";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
