@@ -1,6 +1,5 @@
 export { runToProto, taskRunToProto } from "./convert.js";
 export {
-  isTransient,
   type CheckoutSource,
   type LauncherPort,
   type PipelineSource,

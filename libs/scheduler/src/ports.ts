@@ -26,18 +26,3 @@ export interface LauncherPort {
   /** Removes a run's objects, and its RUN_PATH with `purgeData`. */
   deleteRun(runId: string, purgeData: boolean): Promise<{ deleted: number; dataPurged: boolean }>;
 }
-
-/** True for errors worth retrying later (the launcher or the API server is unreachable or busy). */
-export function isTransient(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  const name = (err as { name?: unknown }).name;
-  // gRPC UNAVAILABLE (14), DEADLINE_EXCEEDED (4), RESOURCE_EXHAUSTED (8), ABORTED (10)
-  return (
-    code === 14 ||
-    code === 4 ||
-    code === 8 ||
-    code === 10 ||
-    name === "UnavailableError" ||
-    name === "DeadlineExceededError"
-  );
-}

@@ -16,16 +16,12 @@ import { events, taskStateFromProto } from "@odin/proto";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
+  isRetryable,
   NotFoundError,
   type Logger,
 } from "@odin/service-kit";
 import type { Watch } from "@odin/run-store";
-import {
-  isTransient,
-  type CheckoutSource,
-  type LauncherPort,
-  type PipelineSource,
-} from "./ports.js";
+import { type CheckoutSource, type LauncherPort, type PipelineSource } from "./ports.js";
 import { runToProto, taskRunToProto } from "./convert.js";
 import type { RunRecord, TaskRecord } from "./records.js";
 import { resolveTask } from "./resolve.js";
@@ -773,7 +769,7 @@ export class Scheduler {
         },
       });
     } catch (err) {
-      if (isTransient(err) && !this.closed) {
+      if (isRetryable(err) && !this.closed) {
         const delay = Math.min(30_000, 500 * 2 ** Math.min(tries, 6));
         this.log.warn("launcher unavailable; launch retried", {
           run: runId,

@@ -13,6 +13,7 @@ import { type ClientOptions, createClient, serverStream, unary } from "./client.
 import { describeGrpcError } from "./errors.js";
 import {
   captureLogger,
+  conflictCallsOf,
   freePort,
   registryFake,
   schedulerFake,
@@ -78,6 +79,20 @@ test("a call retries UNAVAILABLE until a server that starts late answers", async
   const response = await call;
   assert.equal(response.commit, "vera/viewer");
   assert.ok(Date.now() - t0 >= 400, "answered before the server existed");
+});
+
+test("a call that lost a compare-and-set (ABORTED) is retried and succeeds; without retries it fails", async () => {
+  const { server } = await serve();
+  const client = registry({ address: server.address, token: TOKENS.viewer });
+  const response = await unary(client, "listPipelines", list("conflict:a"));
+  assert.equal(response.commit, "vera/viewer");
+  assert.equal(conflictCallsOf("conflict:a"), 2);
+
+  const once = registry({ address: server.address, token: TOKENS.viewer, retries: 0 });
+  const err = await rejected(unary(once, "listPipelines", list("conflict:b")));
+  assert.equal(err.code, status.ABORTED);
+  assert.equal(err.details, "conflict:b changed since revision 3");
+  assert.equal(conflictCallsOf("conflict:b"), 1);
 });
 
 // The watchdog timeouts below turn a regression (a call that waits) into a failure, not a hang;

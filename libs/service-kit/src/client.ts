@@ -1,6 +1,6 @@
 // Clients of Odin services: the generated grpc-js clients, configured once with a bearer token,
-// TLS, a default deadline for unary calls, and retries on UNAVAILABLE through grpc-js's own retry
-// support (service config retryPolicy). Promise and async-iterable helpers replace callback code.
+// TLS, a default deadline for unary calls, and retries of the retryable codes (errors.ts) through
+// grpc-js's own retry support (service config retryPolicy). Promise and async-iterable helpers replace callback code.
 import {
   type CallOptions,
   type ChannelCredentials,
@@ -13,13 +13,14 @@ import {
   type Interceptor,
   Metadata,
   type ServiceError,
+  status,
 } from "@grpc/grpc-js";
-import { rememberErrorAddress } from "./errors.js";
+import { rememberErrorAddress, retryableCodes } from "./errors.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./server.js";
 
 /** Default deadline of a unary call: 30 s. Streams get none unless the call sets one. */
 export const DEFAULT_DEADLINE_MS = 30_000;
-/** Default number of retries (after the first attempt) of a call that failed with UNAVAILABLE. */
+/** Default number of retries (after the first attempt) of a call that failed with a retryable code. */
 export const DEFAULT_RETRIES = 4;
 
 /** TLS settings of a client (PEM). */
@@ -42,7 +43,7 @@ export interface ClientOptions {
   tls?: boolean | ClientTlsOptions;
   /** Deadline of unary calls that set none; default {@link DEFAULT_DEADLINE_MS}; 0 = none. */
   deadlineMs?: number;
-  /** Retries after a first attempt failed with UNAVAILABLE (exponential backoff); default {@link DEFAULT_RETRIES}; 0 = none. */
+  /** Retries after a first attempt failed with a retryable code (exponential backoff); default {@link DEFAULT_RETRIES}; 0 = none. */
   retries?: number;
   /** First retry backoff in ms (later ones double, up to 5 s); default 200. */
   initialBackoffMs?: number;
@@ -67,7 +68,7 @@ function channelCredentials(tls: ClientOptions["tls"]): ChannelCredentials {
   return credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert));
 }
 
-/** The grpc-js service config that retries every method on UNAVAILABLE. */
+/** The grpc-js service config that retries every method on the {@link retryableCodes}. */
 export function retryServiceConfig(retries: number, initialBackoffMs = 200): string {
   return JSON.stringify({
     methodConfig: [
@@ -78,7 +79,7 @@ export function retryServiceConfig(retries: number, initialBackoffMs = 200): str
           initialBackoff: `${initialBackoffMs / 1000}s`,
           maxBackoff: "5s",
           backoffMultiplier: 2,
-          retryableStatusCodes: ["UNAVAILABLE"],
+          retryableStatusCodes: [...retryableCodes].map((code) => status[code]),
         },
       },
     ],
@@ -87,7 +88,7 @@ export function retryServiceConfig(retries: number, initialBackoffMs = 200): str
 
 /**
  * Creates a generated client with the kit's defaults: bearer token on every call, a deadline on
- * unary calls that set none, retries on UNAVAILABLE with exponential backoff, message limits.
+ * unary calls that set none, retries of retryable codes with exponential backoff, message limits.
  */
 export function createClient<C extends Client>(
   Ctor: ClientConstructor<C>,

@@ -11,6 +11,7 @@ import {
   encodeProblems,
   fromKubernetesError,
   InvalidArgumentError,
+  isRetryable,
   NotFoundError,
   PermissionDeniedError,
   problemsOf,
@@ -101,6 +102,54 @@ test("toGrpcStatus maps domain errors (also by name, for libs without the kit) a
   assert.deepEqual(
     [toGrpcStatus(downstreamNotFound, "r").code, toGrpcStatus(downstreamNotFound, "r").details],
     [status.NOT_FOUND, "commit abc not found"],
+  );
+});
+
+test("store and bus errors (by name) map to UNAVAILABLE and ABORTED, which are retryable", () => {
+  const named = (name: string) =>
+    Object.assign(new Error(`${name} happened`), { name }) as Error & { name: string };
+  const expected: [string, status, boolean][] = [
+    ["StoreUnavailableError", status.UNAVAILABLE, true],
+    ["EventBusUnavailableError", status.UNAVAILABLE, true],
+    ["RevisionMismatchError", status.ABORTED, true],
+    ["KeyExistsError", status.ABORTED, true],
+    ["ValueTooLargeError", status.RESOURCE_EXHAUSTED, false],
+    ["UnavailableError", status.UNAVAILABLE, true],
+    ["DeadlineExceededError", status.DEADLINE_EXCEEDED, true],
+    ["ConflictError", status.ABORTED, true],
+    ["NotFoundError", status.NOT_FOUND, false],
+    ["InvalidArgumentError", status.INVALID_ARGUMENT, false],
+    ["ResourceExhaustedError", status.RESOURCE_EXHAUSTED, false],
+  ];
+  for (const [name, code, retryable] of expected) {
+    const mapped = toGrpcStatus(named(name), "r");
+    assert.equal(mapped.code, code, name);
+    assert.equal(mapped.details, `${name} happened`);
+    assert.equal(isRetryable(named(name)), retryable, name);
+  }
+  assert.equal(isRetryable(new TypeError("x is undefined")), false);
+  assert.equal(isRetryable("UNAVAILABLE"), false);
+});
+
+test("isRetryable decides by the status code of a failed call", () => {
+  const call = (code: status) =>
+    Object.assign(new Error(`${code} ${status[code]}`), {
+      code,
+      details: "",
+      metadata: new Metadata(),
+    });
+  const retryable = Object.values(status)
+    .filter((c): c is status => typeof c === "number" && isRetryable(call(c)))
+    .map((c) => status[c]);
+  assert.deepEqual(retryable.sort(), ["ABORTED", "DEADLINE_EXCEEDED", "UNAVAILABLE"]);
+  // A Kubernetes API that is down or overloaded is worth retrying; one that refused is not.
+  assert.equal(
+    isRetryable(fromKubernetesError(Object.assign(new Error("x"), { code: 503 }))),
+    true,
+  );
+  assert.equal(
+    isRetryable(fromKubernetesError(Object.assign(new Error("x"), { code: 422 }))),
+    false,
   );
 });
 

@@ -110,8 +110,8 @@ export class ResourceExhaustedError extends Error {
   }
 }
 
-// By name rather than by class, so a lib without a dependency on the kit can throw its own
-// `class NotFoundError extends Error { name = "NotFoundError" }` and still map correctly.
+// By name rather than by class, so a lib without a dependency on the kit (the run store, the
+// event bus) can throw its own error class and still map correctly.
 const codeByErrorName: Readonly<Record<string, status>> = {
   NotFoundError: status.NOT_FOUND,
   AlreadyExistsError: status.ALREADY_EXISTS,
@@ -123,7 +123,43 @@ const codeByErrorName: Readonly<Record<string, status>> = {
   DeadlineExceededError: status.DEADLINE_EXCEEDED,
   ConflictError: status.ABORTED,
   ResourceExhaustedError: status.RESOURCE_EXHAUSTED,
+  // @odin/run-store: NATS down or slow; a compare-and-set (or create) lost to another writer.
+  StoreUnavailableError: status.UNAVAILABLE,
+  RevisionMismatchError: status.ABORTED,
+  KeyExistsError: status.ABORTED,
+  ValueTooLargeError: status.RESOURCE_EXHAUSTED,
+  // @odin/events: NATS down or slow.
+  EventBusUnavailableError: status.UNAVAILABLE,
 };
+
+/**
+ * The status codes a caller should retry (with backoff): the callee or one of its dependencies is
+ * unreachable or overloaded (UNAVAILABLE), a concurrent change won a compare-and-set and the
+ * operation re-reads when run again (ABORTED), or the callee's dependency did not answer in time
+ * (DEADLINE_EXCEEDED). Every other code means the same call fails the same way again. Odin's
+ * servers make each of these safe to repeat (request ids, attempts, compare-and-set).
+ */
+export const retryableCodes: ReadonlySet<status> = new Set([
+  status.UNAVAILABLE,
+  status.ABORTED,
+  status.DEADLINE_EXCEEDED,
+]);
+
+/** The gRPC code an error stands for: its own (a status from a call) or its domain error's. */
+export function grpcCodeOf(err: unknown): status | undefined {
+  if (isGrpcStatusError(err)) return err.code;
+  if (err instanceof Error) return codeByErrorName[err.name];
+  return undefined;
+}
+
+/**
+ * True when the failed operation is worth retrying later — the one place that decides it, for a
+ * gRPC status from a call as for a domain error thrown in process (embedded mode).
+ */
+export function isRetryable(err: unknown): boolean {
+  const code = grpcCodeOf(err);
+  return code !== undefined && retryableCodes.has(code);
+}
 
 /** Trailing-metadata key carrying a JSON array of {@link Problem}s. */
 export const PROBLEMS_METADATA_KEY = "odin-problems-bin";

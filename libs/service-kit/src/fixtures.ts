@@ -68,10 +68,24 @@ export function nextSlowCall(): Promise<void> {
   return new Promise((resolve) => slowCallStarted.waiters.push(resolve));
 }
 
+/** Thrown as @odin/run-store throws it: the kit maps it by name, without depending on the store. */
+class RevisionMismatchError extends Error {
+  override readonly name = "RevisionMismatchError";
+}
+
+// `conflict:<key>` calls seen so far, per key.
+const conflictCalls = new Map<string, number>();
+
+/** How many times the fake has been called with `conflict:<key>`. */
+export function conflictCallsOf(key: string): number {
+  return conflictCalls.get(key) ?? 0;
+}
+
 /**
  * PipelineRegistryService fake. ListPipelines (viewer) acts on `pathPrefix`: "" answers with the
  * caller as `commit` (`subject/role`); `slow:<ms>` waits first; `notfound`, `invalid`, `boom`,
- * `reject` throw. ValidatePipeline needs operator; GetPipeline is left out of the roles (admin).
+ * `reject` throw; `conflict:<key>` loses a compare-and-set on its first call per key, then
+ * answers. ValidatePipeline needs operator; GetPipeline is left out of the roles (admin).
  */
 export function registryFake(): ServiceRegistration {
   return service(
@@ -85,6 +99,11 @@ export function registryFake(): ServiceRegistration {
             contextOf(call).logger.info("slow call started");
             onSlowStart();
             await sleep(Number(prefix.slice(5)), undefined, { ref: false });
+          }
+          if (prefix.startsWith("conflict:")) {
+            const calls = conflictCallsOf(prefix) + 1;
+            conflictCalls.set(prefix, calls);
+            if (calls === 1) throw new RevisionMismatchError(`${prefix} changed since revision 3`);
           }
           if (prefix === "notfound") {
             throw new NotFoundError("pipeline nope not found at commit abc123");
