@@ -81,7 +81,6 @@ test("k8s-launcher runs as a process: ready line, LaunchTask, task events, clean
       task: taskToProto(task),
       taskId: `${runId}--hello`,
       attempt: 1,
-      objectName: "",
       paths: {
         rootPath: "/data/pipelines",
         workPath: "/data/pipelines/hello",

@@ -18,7 +18,6 @@ export {
 } from "./local/local-backend.js";
 export { Launcher } from "./launcher.js";
 export {
-  eventSequence,
   k8sLauncherService,
   launchSpecFromRequest,
   publishStateEvents,

@@ -134,15 +134,6 @@ export function k8sLauncherService(backend: TaskBackend | Launcher): ServiceRegi
   );
 }
 
-/**
- * The `sequence` of a task event: `attempt × 10 + 1` for RUNNING and `attempt × 10 + 2` for a
- * terminal state. It is derived from the observation alone, so a restarted launcher or a second
- * replica gives the same number for the same fact, and it grows across attempts as well as within
- * one (a scheduler applying only higher sequences never goes back from SUCCEEDED to RUNNING).
- */
-export function eventSequence(e: Pick<TaskStateEvent, "attempt" | "state">): bigint {
-  return BigInt(e.attempt) * 10n + (e.state === "RUNNING" ? 1n : 2n);
-}
 
 /** A backend state report as the `odin.events.v1.TaskEvent` published on NATS. */
 export function taskEventOf(e: TaskStateEvent): events.TaskEvent {
@@ -150,7 +141,6 @@ export function taskEventOf(e: TaskStateEvent): events.TaskEvent {
     runId: e.runId,
     task: e.task,
     attempt: e.attempt,
-    sequence: eventSequence(e),
     state: taskStateToProto(e.state),
     exitCode: e.exitCode,
     reason: e.reason ?? "",

@@ -103,7 +103,6 @@ test("events keep presence of a zero exit code and the oneof case", () => {
     runId: "sst2-k3x9q",
     task: "train",
     attempt: 2,
-    sequence: 3n,
     state: common.TaskState.TASK_STATE_SUCCEEDED,
     exitCode: 0,
     reason: "Completed",
@@ -214,7 +213,7 @@ const scheduler: Pick<DagSchedulerServiceServer, "watchRun"> = {
       task: "train",
       state: common.TaskState.TASK_STATE_RUNNING,
       attempt: 1,
-      createTime: created,
+      launchTime: created,
     });
     call.write({
       event: { $case: "snapshot", value: { run, taskRuns: [taskRun], last: true } },
@@ -244,7 +243,10 @@ const launcher: Pick<K8sLauncherServiceServer, "launchTask"> = {
     callback: sendUnaryData<k8slauncher.LaunchTaskResponse>,
   ) {
     seen.launch = call.request;
-    callback(null, { objectName: call.request.objectName, alreadyExisted: true });
+    callback(null, {
+      objectName: `${call.request.taskId}-a${call.request.attempt}`,
+      alreadyExisted: true,
+    });
   },
 };
 
@@ -356,7 +358,6 @@ test("K8sLauncherService.LaunchTask carries the whole task to the launcher", asy
       task: fullTask(),
       taskId: "sst2-k3x9q--train-sst2-2",
       attempt: 2,
-      objectName: "sst2-k3x9q--train-sst2-2-a2",
       paths: {
         rootPath: `/data/pipelines/.odin/checkouts/${commit}`,
         workPath: `/data/pipelines/.odin/checkouts/${commit}/alice/sst2`,

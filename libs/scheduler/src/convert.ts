@@ -34,7 +34,6 @@ export function taskRunToProto(runId: string, task: string, r: TaskRecord): comm
     taskId: taskId(runId, task),
     state: taskStateToProto(r.state),
     attempt: r.attempt,
-    createTime: undefined,
     launchTime: date(r.launchTime),
     startTime: date(r.startTime),
     endTime: date(r.endTime),

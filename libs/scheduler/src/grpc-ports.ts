@@ -70,7 +70,6 @@ export class GrpcLauncher implements LauncherPort {
       task: taskToProto(r.task),
       taskId: taskId(r.runId, r.task.name),
       attempt: r.attempt,
-      objectName: "",
       paths: r.paths,
     });
     return { objectName: res.objectName };

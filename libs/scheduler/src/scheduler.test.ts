@@ -48,7 +48,6 @@ class ScriptedLauncher implements LauncherPort {
             runId: request.runId,
             task: request.task.name,
             attempt: request.attempt,
-            sequence: 0n,
             state,
             exitCode: undefined,
             reason: "",
@@ -355,7 +354,6 @@ describe("Scheduler", () => {
       runId: run.id,
       task: "a",
       attempt: 1,
-      sequence: 0n,
       state: common.TaskState.TASK_STATE_FAILED,
       exitCode: 1,
       reason: "Error",
@@ -369,6 +367,31 @@ describe("Scheduler", () => {
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(await states(w.scheduler, run.id), { a: "RETRYING#1" });
     assert.equal(w.launcher.launches.length, 1);
+  });
+
+  test("events of an attempt need no order: a RUNNING arriving after its end changes nothing", async () => {
+    const w = await world({ p: "tasks:\n- {name: a, image: i, command: c}\n" });
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    await finished(w.scheduler, run.id);
+    const before = (await w.scheduler.get(run.id)).tasks[0]!.record;
+    assert.equal(before.state, "SUCCEEDED");
+    await w.bus.publish(
+      subjects.task(run.id),
+      events.TaskEvent.encode({
+        runId: run.id,
+        task: "a",
+        attempt: 1,
+        state: common.TaskState.TASK_STATE_RUNNING,
+        exitCode: undefined,
+        reason: "",
+        message: "",
+        objectName: "x",
+        time: new Date(),
+        outputsJson: "",
+      }).finish(),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual((await w.scheduler.get(run.id)).tasks[0]!.record, before);
   });
 
   test("a scheduler restarted mid-run carries the run to its end without launching a task twice", async () => {

@@ -173,7 +173,6 @@ if (via === "grpc") {
       task: taskToProto(spec.task),
       taskId: `${spec.runId}--${spec.task.name}`,
       attempt: spec.attempt,
-      objectName: "",
       paths: spec.paths,
     });
   stopServer = async () => {
@@ -199,7 +198,6 @@ for (let i = 0; i < tasks; i++) {
       task: taskToProto(task),
       taskId: "",
       attempt: 1,
-      objectName: "",
       paths: {
         rootPath: "/data/pipelines",
         workPath: "/data/pipelines/bench",

@@ -229,8 +229,6 @@ export interface TaskRun {
    * RetryRun.
    */
   attempt: number;
-  /** When the task entered the run (at submit). */
-  createTime: Date | undefined;
   /** When the current attempt was handed to the launcher; unset before. */
   launchTime: Date | undefined;
   /** When the current attempt was first seen running; unset before. */
@@ -713,7 +711,6 @@ function createBaseTaskRun(): TaskRun {
     taskId: "",
     state: 0,
     attempt: 0,
-    createTime: undefined,
     launchTime: undefined,
     startTime: undefined,
     endTime: undefined,
@@ -742,9 +739,6 @@ export const TaskRun: MessageFns<TaskRun> = {
     }
     if (message.attempt !== 0) {
       writer.uint32(40).uint32(message.attempt);
-    }
-    if (message.createTime !== undefined) {
-      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(50).fork()).join();
     }
     if (message.launchTime !== undefined) {
       Timestamp.encode(toTimestamp(message.launchTime), writer.uint32(58).fork()).join();
@@ -827,14 +821,6 @@ export const TaskRun: MessageFns<TaskRun> = {
             }
 
             message.attempt = reader.uint32();
-            continue;
-          }
-          case 6: {
-            if (tag !== 50) {
-              break;
-            }
-
-            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
           case 7: {
@@ -936,11 +922,6 @@ export const TaskRun: MessageFns<TaskRun> = {
           : "",
       state: isSet(object.state) ? taskStateFromJSON(object.state) : 0,
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
-      createTime: isSet(object.createTime)
-        ? fromJsonTimestamp(object.createTime)
-        : isSet(object.create_time)
-          ? fromJsonTimestamp(object.create_time)
-          : undefined,
       launchTime: isSet(object.launchTime)
         ? fromJsonTimestamp(object.launchTime)
         : isSet(object.launch_time)
@@ -998,9 +979,6 @@ export const TaskRun: MessageFns<TaskRun> = {
     if (message.attempt !== 0) {
       obj.attempt = Math.round(message.attempt);
     }
-    if (message.createTime !== undefined) {
-      obj.createTime = message.createTime.toISOString();
-    }
     if (message.launchTime !== undefined) {
       obj.launchTime = message.launchTime.toISOString();
     }
@@ -1041,7 +1019,6 @@ export const TaskRun: MessageFns<TaskRun> = {
     message.taskId = object.taskId ?? "";
     message.state = object.state ?? 0;
     message.attempt = object.attempt ?? 0;
-    message.createTime = object.createTime ?? undefined;
     message.launchTime = object.launchTime ?? undefined;
     message.startTime = object.startTime ?? undefined;
     message.endTime = object.endTime ?? undefined;

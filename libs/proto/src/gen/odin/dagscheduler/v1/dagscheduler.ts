@@ -52,7 +52,7 @@ export interface SubmitRunResponse {
 export interface GetRunRequest {
   /** The run's id. */
   runId: string;
-  /** At most this many task runs; 0 = the server's default (1,000), larger values are capped by it. */
+  /** At most this many task runs; 0 = the server's default (10,000). */
   taskPageSize: number;
   /** `next_task_page_token` of the previous response; empty for the first page. */
   taskPageToken: string;
@@ -76,7 +76,7 @@ export interface ListRunsRequest {
   states: RunState[];
   /** Only runs whose labels match, Kubernetes equality syntax: `team=nlp,env!=dev`; empty = all. */
   labelSelector: string;
-  /** At most this many runs; 0 = the server's default (100), larger values are capped by it. */
+  /** At most this many runs; 0 = the server's default (100). */
   pageSize: number;
   /** `next_page_token` of the previous response (with the same filters); empty for the first page. */
   pageToken: string;
@@ -133,7 +133,7 @@ export interface RunSnapshot {
 export interface CancelRunRequest {
   /** The run's id. */
   runId: string;
-  /** Why, recorded in the run's message; empty = `cancelled by <caller>`. */
+  /** Why, recorded as the run's message; empty = the message stays as it was. */
   reason: string;
 }
 

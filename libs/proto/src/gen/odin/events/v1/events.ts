@@ -24,7 +24,9 @@ import {
  * a durable consumer with explicit ack. `Nats-Msg-Id`: `<run_id>.<task>.<attempt>.<state>` (the
  * state's name, e.g. SUCCEEDED), so a state reported again by a restarted or second launcher is
  * dropped.
- * Applying one twice, or one for an attempt that is no longer current, changes nothing.
+ * Applying one twice, or one for an attempt that is no longer current, changes nothing. The events
+ * of one attempt need no ordering: the scheduler keeps the first end state (SUCCEEDED, FAILED,
+ * ERROR, CANCELLED) it applies, so a RUNNING or a second end state arriving later changes nothing.
  */
 export interface TaskEvent {
   /** The run's id. */
@@ -33,13 +35,6 @@ export interface TaskEvent {
   task: string;
   /** The attempt the event is about (1-based). */
   attempt: number;
-  /**
-   * Orders the events of one attempt. Derived from what was observed (not from a counter in
-   * memory), so a launcher restarted or a second replica reports the same observation with the same
-   * sequence; the scheduler applies an event only if its sequence is higher than the last applied
-   * one for that attempt.
-   */
-  sequence: bigint;
   /** The state observed: RUNNING, SUCCEEDED, FAILED, ERROR or CANCELLED. */
   state: TaskState;
   /** The main container's exit code, when it exited; unset otherwise (0 is a real exit code). */
@@ -114,7 +109,6 @@ function createBaseTaskEvent(): TaskEvent {
     runId: "",
     task: "",
     attempt: 0,
-    sequence: 0n,
     state: 0,
     exitCode: undefined,
     reason: "",
@@ -135,14 +129,6 @@ export const TaskEvent: MessageFns<TaskEvent> = {
     }
     if (message.attempt !== 0) {
       writer.uint32(24).uint32(message.attempt);
-    }
-    if (message.sequence !== 0n) {
-      if (BigInt.asUintN(64, message.sequence) !== message.sequence) {
-        throw new globalThis.Error(
-          "value provided for field message.sequence of type uint64 too large",
-        );
-      }
-      writer.uint32(32).uint64(message.sequence);
     }
     if (message.state !== 0) {
       writer.uint32(40).int32(message.state);
@@ -203,14 +189,6 @@ export const TaskEvent: MessageFns<TaskEvent> = {
             }
 
             message.attempt = reader.uint32();
-            continue;
-          }
-          case 4: {
-            if (tag !== 32) {
-              break;
-            }
-
-            message.sequence = reader.uint64() as bigint;
             continue;
           }
           case 5: {
@@ -290,7 +268,6 @@ export const TaskEvent: MessageFns<TaskEvent> = {
           : "",
       task: isSet(object.task) ? globalThis.String(object.task) : "",
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
-      sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n,
       state: isSet(object.state) ? taskStateFromJSON(object.state) : 0,
       exitCode: isSet(object.exitCode)
         ? Number(object.exitCode)
@@ -324,9 +301,6 @@ export const TaskEvent: MessageFns<TaskEvent> = {
     if (message.attempt !== 0) {
       obj.attempt = Math.round(message.attempt);
     }
-    if (message.sequence !== 0n) {
-      obj.sequence = message.sequence.toString();
-    }
     if (message.state !== 0) {
       obj.state = taskStateToJSON(message.state);
     }
@@ -359,8 +333,6 @@ export const TaskEvent: MessageFns<TaskEvent> = {
     message.runId = object.runId ?? "";
     message.task = object.task ?? "";
     message.attempt = object.attempt ?? 0;
-    message.sequence =
-      object.sequence !== undefined && object.sequence !== null ? BigInt(object.sequence) : 0n;
     message.state = object.state ?? 0;
     message.exitCode = object.exitCode ?? undefined;
     message.reason = object.reason ?? "";

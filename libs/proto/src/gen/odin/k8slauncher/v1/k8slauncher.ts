@@ -42,12 +42,6 @@ export interface LaunchTaskRequest {
   /** 1-based attempt; becomes a label and `ODIN_ATTEMPT`. */
   attempt: number;
   /**
-   * The name of the task's main object, computed by the scheduler with the shared naming rule (a
-   * DNS-1123 label, shortened with a hash when needed) and recorded before the launch, so a
-   * scheduler restarted mid-launch looks for the same object.
-   */
-  objectName: string;
-  /**
    * The task's paths as tasks see them; the launcher makes sure `task_path` exists before the
    * main container starts.
    */
@@ -70,7 +64,10 @@ export interface TaskPaths {
 
 /** LaunchTaskResponse says which object stands for the attempt. */
 export interface LaunchTaskResponse {
-  /** The main object's name (equals the request's `object_name`). */
+  /**
+   * The main object's name, derived from (run, task, attempt) by the shared naming rule (a DNS-1123
+   * label, shortened with a hash when needed), so a repeated launch finds the same object.
+   */
   objectName: string;
   /**
    * True when the object already existed (an earlier call launched it); false when this call
@@ -202,7 +199,6 @@ function createBaseLaunchTaskRequest(): LaunchTaskRequest {
     task: undefined,
     taskId: "",
     attempt: 0,
-    objectName: "",
     paths: undefined,
   };
 }
@@ -226,9 +222,6 @@ export const LaunchTaskRequest: MessageFns<LaunchTaskRequest> = {
     }
     if (message.attempt !== 0) {
       writer.uint32(48).uint32(message.attempt);
-    }
-    if (message.objectName !== "") {
-      writer.uint32(58).string(message.objectName);
     }
     if (message.paths !== undefined) {
       TaskPaths.encode(message.paths, writer.uint32(66).fork()).join();
@@ -297,14 +290,6 @@ export const LaunchTaskRequest: MessageFns<LaunchTaskRequest> = {
             message.attempt = reader.uint32();
             continue;
           }
-          case 7: {
-            if (tag !== 58) {
-              break;
-            }
-
-            message.objectName = reader.string();
-            continue;
-          }
           case 8: {
             if (tag !== 66) {
               break;
@@ -341,11 +326,6 @@ export const LaunchTaskRequest: MessageFns<LaunchTaskRequest> = {
           ? globalThis.String(object.task_id)
           : "",
       attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
-      objectName: isSet(object.objectName)
-        ? globalThis.String(object.objectName)
-        : isSet(object.object_name)
-          ? globalThis.String(object.object_name)
-          : "",
       paths: isSet(object.paths) ? TaskPaths.fromJSON(object.paths) : undefined,
     };
   },
@@ -370,9 +350,6 @@ export const LaunchTaskRequest: MessageFns<LaunchTaskRequest> = {
     if (message.attempt !== 0) {
       obj.attempt = Math.round(message.attempt);
     }
-    if (message.objectName !== "") {
-      obj.objectName = message.objectName;
-    }
     if (message.paths !== undefined) {
       obj.paths = TaskPaths.toJSON(message.paths);
     }
@@ -391,7 +368,6 @@ export const LaunchTaskRequest: MessageFns<LaunchTaskRequest> = {
       object.task !== undefined && object.task !== null ? Task.fromPartial(object.task) : undefined;
     message.taskId = object.taskId ?? "";
     message.attempt = object.attempt ?? 0;
-    message.objectName = object.objectName ?? "";
     message.paths =
       object.paths !== undefined && object.paths !== null
         ? TaskPaths.fromPartial(object.paths)

@@ -22,7 +22,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/k8slauncher/v1/k8slauncher.proto',
   package='odin.k8slauncher.v1',
   syntax='proto3',
-  serialized_pb=_b('\n%odin/k8slauncher/v1/k8slauncher.proto\x12\x13odin.k8slauncher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x1dodin/common/v1/pipeline.proto\"\xcf\x01\n\x11LaunchTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\"\n\x04task\x18\x04 \x01(\x0b\x32\x14.odin.common.v1.Task\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\x13\n\x0bobject_name\x18\x07 \x01(\t\x12-\n\x05paths\x18\x08 \x01(\x0b\x32\x1e.odin.k8slauncher.v1.TaskPaths\"i\n\tTaskPaths\x12\x11\n\troot_path\x18\x01 \x01(\t\x12\x11\n\twork_path\x18\x02 \x01(\t\x12\x11\n\tdata_path\x18\x03 \x01(\t\x12\x10\n\x08run_path\x18\x04 \x01(\t\x12\x11\n\ttask_path\x18\x05 \x01(\t\"B\n\x12LaunchTaskResponse\x12\x13\n\x0bobject_name\x18\x01 \x01(\t\x12\x17\n\x0f\x61lready_existed\x18\x02 \x01(\x08\"B\n\x11\x43\x61ncelTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"-\n\x12\x43\x61ncelTaskResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\"=\n\x17\x44\x65leteRunObjectsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\npurge_data\x18\x02 \x01(\x08\"H\n\x18\x44\x65leteRunObjectsResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x13\n\x0b\x64\x61ta_purged\x18\x02 \x01(\x08\"\xa4\x01\n\x11StreamLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x30\n\ntail_lines\x18\x05 \x01(\x0b\x32\x1c.google.protobuf.UInt32Value\x12\x0b\n\x03pod\x18\x06 \x01(\t\x12\x11\n\tcontainer\x18\x07 \x01(\t\"A\n\x12StreamLogsResponse\x12+\n\x05lines\x18\x01 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.LogLine\"a\n\x07LogLine\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x15ListTaskEventsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"J\n\x16ListTaskEventsResponse\x12\x30\n\x06\x65vents\x18\x01 \x03(\x0b\x32 .odin.k8slauncher.v1.ObjectEvent\"\xc0\x01\n\x0bObjectEvent\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0bobject_kind\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\r\n\x05\x63ount\x18\x08 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\t \x01(\r2\x8f\x04\n\x12K8sLauncherService\x12]\n\nLaunchTask\x12&.odin.k8slauncher.v1.LaunchTaskRequest\x1a\'.odin.k8slauncher.v1.LaunchTaskResponse\x12]\n\nCancelTask\x12&.odin.k8slauncher.v1.CancelTaskRequest\x1a\'.odin.k8slauncher.v1.CancelTaskResponse\x12o\n\x10\x44\x65leteRunObjects\x12,.odin.k8slauncher.v1.DeleteRunObjectsRequest\x1a-.odin.k8slauncher.v1.DeleteRunObjectsResponse\x12_\n\nStreamLogs\x12&.odin.k8slauncher.v1.StreamLogsRequest\x1a\'.odin.k8slauncher.v1.StreamLogsResponse0\x01\x12i\n\x0eListTaskEvents\x12*.odin.k8slauncher.v1.ListTaskEventsRequest\x1a+.odin.k8slauncher.v1.ListTaskEventsResponseb\x06proto3')
+  serialized_pb=_b('\n%odin/k8slauncher/v1/k8slauncher.proto\x12\x13odin.k8slauncher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x1dodin/common/v1/pipeline.proto\"\xcd\x01\n\x11LaunchTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\"\n\x04task\x18\x04 \x01(\x0b\x32\x14.odin.common.v1.Task\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12-\n\x05paths\x18\x08 \x01(\x0b\x32\x1e.odin.k8slauncher.v1.TaskPathsJ\x04\x08\x07\x10\x08R\x0bobject_name\"i\n\tTaskPaths\x12\x11\n\troot_path\x18\x01 \x01(\t\x12\x11\n\twork_path\x18\x02 \x01(\t\x12\x11\n\tdata_path\x18\x03 \x01(\t\x12\x10\n\x08run_path\x18\x04 \x01(\t\x12\x11\n\ttask_path\x18\x05 \x01(\t\"B\n\x12LaunchTaskResponse\x12\x13\n\x0bobject_name\x18\x01 \x01(\t\x12\x17\n\x0f\x61lready_existed\x18\x02 \x01(\x08\"B\n\x11\x43\x61ncelTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"-\n\x12\x43\x61ncelTaskResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\"=\n\x17\x44\x65leteRunObjectsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\npurge_data\x18\x02 \x01(\x08\"H\n\x18\x44\x65leteRunObjectsResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x13\n\x0b\x64\x61ta_purged\x18\x02 \x01(\x08\"\xa4\x01\n\x11StreamLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x30\n\ntail_lines\x18\x05 \x01(\x0b\x32\x1c.google.protobuf.UInt32Value\x12\x0b\n\x03pod\x18\x06 \x01(\t\x12\x11\n\tcontainer\x18\x07 \x01(\t\"A\n\x12StreamLogsResponse\x12+\n\x05lines\x18\x01 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.LogLine\"a\n\x07LogLine\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x15ListTaskEventsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"J\n\x16ListTaskEventsResponse\x12\x30\n\x06\x65vents\x18\x01 \x03(\x0b\x32 .odin.k8slauncher.v1.ObjectEvent\"\xc0\x01\n\x0bObjectEvent\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0bobject_kind\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\r\n\x05\x63ount\x18\x08 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\t \x01(\r2\x8f\x04\n\x12K8sLauncherService\x12]\n\nLaunchTask\x12&.odin.k8slauncher.v1.LaunchTaskRequest\x1a\'.odin.k8slauncher.v1.LaunchTaskResponse\x12]\n\nCancelTask\x12&.odin.k8slauncher.v1.CancelTaskRequest\x1a\'.odin.k8slauncher.v1.CancelTaskResponse\x12o\n\x10\x44\x65leteRunObjects\x12,.odin.k8slauncher.v1.DeleteRunObjectsRequest\x1a-.odin.k8slauncher.v1.DeleteRunObjectsResponse\x12_\n\nStreamLogs\x12&.odin.k8slauncher.v1.StreamLogsRequest\x1a\'.odin.k8slauncher.v1.StreamLogsResponse0\x01\x12i\n\x0eListTaskEvents\x12*.odin.k8slauncher.v1.ListTaskEventsRequest\x1a+.odin.k8slauncher.v1.ListTaskEventsResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,google_dot_protobuf_dot_wrappers__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_pipeline__pb2.DESCRIPTOR,])
 
@@ -79,14 +79,7 @@ _LAUNCHTASKREQUEST = _descriptor.Descriptor(
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
     _descriptor.FieldDescriptor(
-      name='object_name', full_name='odin.k8slauncher.v1.LaunchTaskRequest.object_name', index=6,
-      number=7, type=9, cpp_type=9, label=1,
-      has_default_value=False, default_value=_b("").decode('utf-8'),
-      message_type=None, enum_type=None, containing_type=None,
-      is_extension=False, extension_scope=None,
-      options=None, file=DESCRIPTOR),
-    _descriptor.FieldDescriptor(
-      name='paths', full_name='odin.k8slauncher.v1.LaunchTaskRequest.paths', index=7,
+      name='paths', full_name='odin.k8slauncher.v1.LaunchTaskRequest.paths', index=6,
       number=8, type=11, cpp_type=10, label=1,
       has_default_value=False, default_value=None,
       message_type=None, enum_type=None, containing_type=None,
@@ -105,7 +98,7 @@ _LAUNCHTASKREQUEST = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=159,
-  serialized_end=366,
+  serialized_end=364,
 )
 
 
@@ -163,8 +156,8 @@ _TASKPATHS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=368,
-  serialized_end=473,
+  serialized_start=366,
+  serialized_end=471,
 )
 
 
@@ -201,8 +194,8 @@ _LAUNCHTASKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=475,
-  serialized_end=541,
+  serialized_start=473,
+  serialized_end=539,
 )
 
 
@@ -246,8 +239,8 @@ _CANCELTASKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=543,
-  serialized_end=609,
+  serialized_start=541,
+  serialized_end=607,
 )
 
 
@@ -277,8 +270,8 @@ _CANCELTASKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=611,
-  serialized_end=656,
+  serialized_start=609,
+  serialized_end=654,
 )
 
 
@@ -315,8 +308,8 @@ _DELETERUNOBJECTSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=658,
-  serialized_end=719,
+  serialized_start=656,
+  serialized_end=717,
 )
 
 
@@ -353,8 +346,8 @@ _DELETERUNOBJECTSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=721,
-  serialized_end=793,
+  serialized_start=719,
+  serialized_end=791,
 )
 
 
@@ -426,8 +419,8 @@ _STREAMLOGSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=796,
-  serialized_end=960,
+  serialized_start=794,
+  serialized_end=958,
 )
 
 
@@ -457,8 +450,8 @@ _STREAMLOGSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=962,
-  serialized_end=1027,
+  serialized_start=960,
+  serialized_end=1025,
 )
 
 
@@ -509,8 +502,8 @@ _LOGLINE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1029,
-  serialized_end=1126,
+  serialized_start=1027,
+  serialized_end=1124,
 )
 
 
@@ -554,8 +547,8 @@ _LISTTASKEVENTSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1128,
-  serialized_end=1198,
+  serialized_start=1126,
+  serialized_end=1196,
 )
 
 
@@ -585,8 +578,8 @@ _LISTTASKEVENTSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1200,
-  serialized_end=1274,
+  serialized_start=1198,
+  serialized_end=1272,
 )
 
 
@@ -672,8 +665,8 @@ _OBJECTEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1277,
-  serialized_end=1469,
+  serialized_start=1275,
+  serialized_end=1467,
 )
 
 _LAUNCHTASKREQUEST.fields_by_name['task'].message_type = odin_dot_common_dot_v1_dot_pipeline__pb2._TASK
@@ -797,8 +790,8 @@ _K8SLAUNCHERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=1472,
-  serialized_end=1999,
+  serialized_start=1470,
+  serialized_end=1997,
   methods=[
   _descriptor.MethodDescriptor(
     name='LaunchTask',
