@@ -106,8 +106,7 @@ test("toGrpcStatus maps domain errors (also by name, for libs without the kit) a
 });
 
 test("store and bus errors (by name) map to UNAVAILABLE and ABORTED, which are retryable", () => {
-  const named = (name: string) =>
-    Object.assign(new Error(`${name} happened`), { name }) as Error & { name: string };
+  const named = (name: string) => Object.assign(new Error(`${name} happened`), { name });
   const expected: [string, status, boolean][] = [
     ["StoreUnavailableError", status.UNAVAILABLE, true],
     ["EventBusUnavailableError", status.UNAVAILABLE, true],
