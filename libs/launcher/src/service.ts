@@ -134,7 +134,6 @@ export function k8sLauncherService(backend: TaskBackend | Launcher): ServiceRegi
   );
 }
 
-
 /** A backend state report as the `odin.events.v1.TaskEvent` published on NATS. */
 export function taskEventOf(e: TaskStateEvent): events.TaskEvent {
   return {

@@ -1,9 +1,5 @@
 export { runToProto, taskRunToProto } from "./convert.js";
-export {
-  type CheckoutSource,
-  type LauncherPort,
-  type PipelineSource,
-} from "./ports.js";
+export { type CheckoutSource, type LauncherPort, type PipelineSource } from "./ports.js";
 export {
   requestKey,
   runKey,
