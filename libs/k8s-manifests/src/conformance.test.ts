@@ -12,7 +12,7 @@ import { launchSpec, loadValid, readConformance } from "./fixtures.js";
 import { pipelineAnnotation, selectorFor, taskIdAnnotation } from "./labels.js";
 import { buildManifest } from "./manifest.js";
 import { initContainerResources } from "./pod.js";
-import { assertValidPodSpec } from "./validity.js";
+import { assertValidPodSpec } from "./testing/validity.js";
 
 type Json = Record<string, unknown>;
 

@@ -8,7 +8,7 @@ import { defaultManifestConfig } from "./config.js";
 import { apiServerSchemaProblems } from "@odin/testing";
 import { conformanceRoot, launchSpec, loadValid, readConformance } from "./fixtures.js";
 import { buildManifest } from "./manifest.js";
-import { assertValidManifest, podTemplates } from "./validity.js";
+import { assertValidManifest, podTemplates } from "./testing/validity.js";
 
 const run = { rootPath: "/data/pipelines", dataPath: "/data/odin" };
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { taskId } from "@odin/pipeline-spec";
 import { goldenConfig, launchSpec, loadValid, readTestdata } from "./fixtures.js";
 import { buildManifest } from "./manifest.js";
-import { assertValidManifest } from "./validity.js";
+import { assertValidManifest } from "./testing/validity.js";
 
 const run = {
   runId: "golden-k3x9q2ab",

@@ -22,7 +22,7 @@ import { goldenConfig, makeTask } from "./fixtures.js";
 import { attemptLabel, runLabel, selectorFor, taskLabel } from "./labels.js";
 import { buildManifest, manifestName } from "./manifest.js";
 import type { Manifest } from "./resources.js";
-import { assertValidManifest, podTemplates } from "./validity.js";
+import { assertValidManifest, podTemplates } from "./testing/validity.js";
 
 const config: ManifestConfig = { ...defaultManifestConfig, namespace: "odin" };
 

@@ -11,8 +11,8 @@ import {
   runLabel,
   taskIdAnnotation,
   taskLabel,
-} from "./labels.js";
-import type { Manifest } from "./resources.js";
+} from "../labels.js";
+import type { Manifest } from "../resources.js";
 
 /** Every pod template of a manifest, by role (`Pod`, `Job`, `Worker`, `Master`, `Launcher`). */
 export function podTemplates(m: Manifest): [string, V1PodTemplateSpec][] {
