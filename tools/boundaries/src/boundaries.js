@@ -37,13 +37,25 @@ export const layers = {
   },
   app: {
     what: "a composition root (main.ts) or the odin CLI",
-    may: ["pure", "port", "kit", "service", "composition", "simulator"],
+    may: ["pure", "port", "kit", "service", "composition", "simulator", "assets"],
   },
   simulator: { what: "kube-sim, the Kubernetes API simulator (odin kube-sim)", may: [] },
+  assets: { what: "static files (the web UI) that apps serve", may: [] },
   testing: { what: "test infrastructure, for test code only", may: ["simulator"] },
   tool: {
     what: "benchmarks and cross-package tests",
-    may: ["pure", "port", "kit", "service", "composition", "app", "simulator", "testing"],
+    may: [
+      "pure",
+      "port",
+      "kit",
+      "service",
+      "composition",
+      "app",
+      "simulator",
+      "testing",
+      "assets",
+      "tool",
+    ],
   },
 };
 
@@ -67,7 +79,7 @@ export const packageLayers = {
   "@odin/dag-scheduler": "app",
   "@odin/k8s-launcher": "app",
   "@odin/gateway": "app",
-  "@odin/web": "app",
+  "@odin/web": "assets",
   "@odin/kube-sim": "simulator",
   "@odin/testing": "testing",
   "@odin/bench": "tool",

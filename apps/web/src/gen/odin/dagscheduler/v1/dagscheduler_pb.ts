@@ -100,7 +100,7 @@ export type GetRunRequest = Message<"odin.dagscheduler.v1.GetRunRequest"> & {
   runId: string;
 
   /**
-   * At most this many task runs; 0 = the server's default (1,000), larger values are capped by it.
+   * At most this many task runs; 0 = the server's default (10,000).
    *
    * @generated from field: uint32 task_page_size = 2;
    */
@@ -186,7 +186,7 @@ export type ListRunsRequest = Message<"odin.dagscheduler.v1.ListRunsRequest"> & 
   labelSelector: string;
 
   /**
-   * At most this many runs; 0 = the server's default (100), larger values are capped by it.
+   * At most this many runs; 0 = the server's default (100).
    *
    * @generated from field: uint32 page_size = 4;
    */
@@ -362,7 +362,7 @@ export type CancelRunRequest = Message<"odin.dagscheduler.v1.CancelRunRequest"> 
   runId: string;
 
   /**
-   * Why, recorded in the run's message; empty = `cancelled by <caller>`.
+   * Why, recorded as the run's message; empty = the message stays as it was.
    *
    * @generated from field: string reason = 2;
    */

@@ -29,7 +29,7 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_odin_events_v1_events: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "ChtvZGluL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDm9kaW4uZXZlbnRzLnYxIpwCCglUYXNrRXZlbnQSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIQCghzZXF1ZW5jZRgEIAEoBBIoCgVzdGF0ZRgFIAEoDjIZLm9kaW4uY29tbW9uLnYxLlRhc2tTdGF0ZRIuCglleGl0X2NvZGUYBiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRIOCgZyZWFzb24YByABKAkSDwoHbWVzc2FnZRgIIAEoCRITCgtvYmplY3RfbmFtZRgJIAEoCRIoCgR0aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxvdXRwdXRzX2pzb24YCyABKAkisQEKCFJ1bkV2ZW50Eg4KBnJ1bl9pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoBBIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIiCgNydW4YBCABKAsyEy5vZGluLmNvbW1vbi52MS5SdW5IABIrCgh0YXNrX3J1bhgFIAEoCzIXLm9kaW4uY29tbW9uLnYxLlRhc2tSdW5IAEIICgZjaGFuZ2UifwoKUmVwb1N5bmNlZBIOCgZyZW1vdGUYASABKAkSDgoGYnJhbmNoGAIgASgJEg4KBmNvbW1pdBgDIAEoCRIXCg9wcmV2aW91c19jb21taXQYBCABKAkSKAoEdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw",
+    "ChtvZGluL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDm9kaW4uZXZlbnRzLnYxIpoCCglUYXNrRXZlbnQSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIoCgVzdGF0ZRgFIAEoDjIZLm9kaW4uY29tbW9uLnYxLlRhc2tTdGF0ZRIuCglleGl0X2NvZGUYBiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRIOCgZyZWFzb24YByABKAkSDwoHbWVzc2FnZRgIIAEoCRITCgtvYmplY3RfbmFtZRgJIAEoCRIoCgR0aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxvdXRwdXRzX2pzb24YCyABKAlKBAgEEAVSCHNlcXVlbmNlIrEBCghSdW5FdmVudBIOCgZydW5faWQYASABKAkSEAoIcmV2aXNpb24YAiABKAQSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIgoDcnVuGAQgASgLMhMub2Rpbi5jb21tb24udjEuUnVuSAASKwoIdGFza19ydW4YBSABKAsyFy5vZGluLmNvbW1vbi52MS5UYXNrUnVuSABCCAoGY2hhbmdlIn8KClJlcG9TeW5jZWQSDgoGcmVtb3RlGAEgASgJEg4KBmJyYW5jaBgCIAEoCRIOCgZjb21taXQYAyABKAkSFwoPcHJldmlvdXNfY29tbWl0GAQgASgJEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM",
     [file_google_protobuf_timestamp, file_google_protobuf_wrappers, file_odin_common_v1_run],
   );
 
@@ -41,7 +41,9 @@ export const file_odin_events_v1_events: GenFile =
  * a durable consumer with explicit ack. `Nats-Msg-Id`: `<run_id>.<task>.<attempt>.<state>` (the
  * state's name, e.g. SUCCEEDED), so a state reported again by a restarted or second launcher is
  * dropped.
- * Applying one twice, or one for an attempt that is no longer current, changes nothing.
+ * Applying one twice, or one for an attempt that is no longer current, changes nothing. The events
+ * of one attempt need no ordering: the scheduler keeps the first end state (SUCCEEDED, FAILED,
+ * ERROR, CANCELLED) it applies, so a RUNNING or a second end state arriving later changes nothing.
  *
  * @generated from message odin.events.v1.TaskEvent
  */
@@ -66,16 +68,6 @@ export type TaskEvent = Message<"odin.events.v1.TaskEvent"> & {
    * @generated from field: uint32 attempt = 3;
    */
   attempt: number;
-
-  /**
-   * Orders the events of one attempt. Derived from what was observed (not from a counter in
-   * memory), so a launcher restarted or a second replica reports the same observation with the same
-   * sequence; the scheduler applies an event only if its sequence is higher than the last applied
-   * one for that attempt.
-   *
-   * @generated from field: uint64 sequence = 4;
-   */
-  sequence: bigint;
 
   /**
    * The state observed: RUNNING, SUCCEEDED, FAILED, ERROR or CANCELLED.
