@@ -36,6 +36,6 @@ export type { NatsServer } from "./nats.js";
 /** Options of `startNats`. */
 export type { StartNatsOptions } from "./nats.js";
 /** Starts a JetStream cluster of local nats-server processes on loopback (failure tests). */
-export { startNatsCluster } from "./nats.js";
+export { freePorts, startNatsCluster } from "./nats.js";
 /** A running test NATS cluster, and one of its nodes. */
 export type { NatsCluster, NatsClusterNode } from "./nats.js";

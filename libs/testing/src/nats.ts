@@ -299,8 +299,8 @@ export interface NatsCluster {
   stop(): Promise<void>;
 }
 
-/** Free TCP ports on 127.0.0.1 (bound, then released, so nats-server can take them). */
-async function freePorts(count: number): Promise<number[]> {
+/** Free TCP ports on 127.0.0.1 (bound, then released, so a server started next can take them). */
+export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
       { length: count },

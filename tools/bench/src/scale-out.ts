@@ -5,60 +5,19 @@
 // per task (user + system of the scheduler and launcher processes while the run went through),
 // and the ratios between the shapes. On a machine with few cores the wall throughput cannot double;
 // what must hold is that CPU per task does not grow with replicas (coordination overhead ≤ 10%).
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { common, DagSchedulerServiceClient } from "@odin/proto";
 import { createClient, unary } from "@odin/service-kit";
 import { startKubeSim, startNats } from "@odin/testing";
+import { children, cpuMs, startChild as start } from "./processes.js";
 
 const tasks = Number(process.env.BENCH_TASKS ?? 10_000);
 const round = (x: number) => Math.round(x * 100) / 100;
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
-const children: ChildProcess[] = [];
-process.on("exit", () => {
-  for (const c of children) c.kill("SIGKILL");
-});
-
-/** Starts a process and resolves with it and the first output match of `ready`. */
-function start(
-  args: string[],
-  env: Record<string, string>,
-  ready: RegExp,
-): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
-  const proc = spawn(process.execPath, args, {
-    env: { PATH: process.env.PATH ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(proc);
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = ready.exec(out);
-      if (m) {
-        // Keep draining, but stop buffering.
-        proc.stdout.off("data", onData);
-        proc.stderr.off("data", onData);
-        proc.stdout.resume();
-        proc.stderr.resume();
-        resolve({ proc, match: m });
-      }
-    };
-    proc.stdout.on("data", onData);
-    proc.stderr.on("data", onData);
-    proc.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code}:\n${out}`)));
-  });
-}
-
-/** CPU time (user + system) of a process so far, in ms, from /proc. */
-function cpuMs(proc: ChildProcess): number {
-  const f = readFileSync(`/proc/${proc.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-}
-
 const app = (name: string) => join(repoRoot, "apps", name, "dist", "main.js");
 const readyLine = (name: string) => new RegExp(`"msg":"${name} ready"[^\\n]*"address":"([^"]+)"`);
 
@@ -150,7 +109,7 @@ async function shape(n: number) {
   }
   const client = createClient(DagSchedulerServiceClient, { address: schedulers[0]!.match[1]! });
   const procs = [...schedulers, ...launchers].map((s) => s.proc);
-  const cpuBefore = procs.map(cpuMs);
+  const cpuBefore = procs.map((p) => cpuMs(p.pid));
   const requestsBefore = sim.requests.length;
   const t0 = performance.now();
   const { run } = await unary(client, "submitRun", {
@@ -178,7 +137,7 @@ async function shape(n: number) {
     await new Promise((r) => setTimeout(r, 50));
   }
   const ms = performance.now() - t0;
-  const cpu = procs.map((p, i) => cpuMs(p) - cpuBefore[i]!);
+  const cpu = procs.map((p, i) => cpuMs(p.pid) - cpuBefore[i]!);
   const byVerb: Record<string, number> = {};
   for (const r of sim.requests.slice(requestsBefore)) {
     const verb = `${r.method} ${r.path.includes("/log") ? "log" : r.path.split("/").at(-1) === "pods" ? "pods" : "pod"}`;

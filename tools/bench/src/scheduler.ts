@@ -7,8 +7,7 @@
 //   submit  — a BENCH_BIG (100,000)-task run: SubmitRun time and the scheduler's memory for it
 // As deployed, each part is its own process: kube-sim (`odin kube-sim`) and the k8s-launcher app
 // are child processes; the scheduler runs in this one (its launches are timed here).
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +18,7 @@ import { NatsKeyValueStore } from "@odin/run-store";
 import { GrpcLauncher, Scheduler, SchedulerStore } from "@odin/scheduler";
 import { createClient, silentLogger } from "@odin/service-kit";
 import { startNats } from "@odin/testing";
+import { children, cpuMs, startChild } from "./processes.js";
 
 const chainLength = Number(process.env.BENCH_CHAIN ?? 1000);
 const fanWidth = Number(process.env.BENCH_FAN ?? 10_000);
@@ -45,40 +45,9 @@ function pipelineOf(yaml: string): Pipeline {
 }
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
-const children: ChildProcess[] = [];
-
-/** Starts a child process and resolves with the first output line matching `ready`. */
-function child(
-  args: string[],
-  env: Record<string, string>,
-  ready: RegExp,
-): Promise<RegExpExecArray> {
-  const proc = spawn(process.execPath, args, {
-    env: { PATH: process.env.PATH ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(proc);
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = ready.exec(out);
-      if (m) resolve(m);
-    };
-    proc.stdout.on("data", onData);
-    proc.stderr.on("data", onData);
-    proc.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code}:\n${out}`)));
-  });
-}
-
-// Whatever happens, the child processes go with this one.
-process.on("exit", () => {
-  for (const c of children) c.kill("SIGKILL");
-});
-
 const dir = mkdtempSync(join(tmpdir(), "odin-bench-scheduler-"));
 const nats = await startNats();
-const sim = await child(
+const { match: sim } = await startChild(
   [
     join(repoRoot, "apps/cli/dist/main.js"),
     "kube-sim",
@@ -92,7 +61,7 @@ const sim = await child(
   {},
   /kubeconfig: (\S+)/,
 );
-const launcherReady = await child(
+const { match: launcherReady } = await startChild(
   [join(repoRoot, "apps/k8s-launcher/dist/main.js")],
   {
     ODIN_AUTH: "off",
@@ -190,14 +159,7 @@ const fanRun = await scheduler.submit({ pipeline: "fan", submittedBy: "bench" })
 const fanState = await finish(fanRun.id, 900_000);
 const fanMs = now() - fanStart;
 const cpuSeconds = (): Record<string, number> => {
-  const ticks = (pid: number | undefined) => {
-    try {
-      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      return (Number(f[11]) + Number(f[12])) / 100;
-    } catch {
-      return NaN;
-    }
-  };
+  const ticks = (pid: number | undefined) => cpuMs(pid) / 1000;
   const u = process.cpuUsage();
   return {
     scheduler: round((u.user + u.system) / 1e6),

@@ -18,6 +18,7 @@ import {
 } from "@odin/testing";
 import type { LaunchResult, LaunchSpec, TaskStateEvent } from "../backend.js";
 import { publishStateEvents } from "../service.js";
+import { taskWithDefaults } from "./contract.js";
 import { KubernetesBackend, type KubernetesBackendOptions } from "../kubernetes/backend.js";
 
 /** Namespace the tests launch into. */
@@ -25,32 +26,13 @@ export const testNamespace = "odin-test";
 
 /** A task for kube-sim: `script` says what its pods do. */
 export function simTask(name: string, script: PodScript = {}, fields: Partial<Task> = {}): Task {
-  return {
+  return taskWithDefaults({
     name,
     image: "registry.example/odin-test:1",
     command: ["train"],
-    args: [],
-    depends: [],
-    mounts: [],
-    ephemeralVolumes: [],
-    secrets: [],
-    configMaps: [],
-    numGpus: 0,
-    pullPolicy: "IfNotPresent",
-    nodeSelector: {},
-    resourceType: "Pod",
-    numWorkers: 1,
-    inputs: [],
-    outputs: {},
-    env: {},
-    tolerations: [],
-    labels: {},
-    retries: 0,
-    retryBackoffMs: 10_000,
-    extra: {},
     ...fields,
     annotations: { ...fields.annotations, [SCRIPT_ANNOTATION]: JSON.stringify(script) },
-  };
+  });
 }
 
 /** The LaunchSpec of one attempt of a task in a run. */
