@@ -373,110 +373,119 @@ export async function startStack(
   };
   const services: ServiceProcess[] = [];
   const replicaList: Replica[] = [];
-  const replicated = options.repoSyncs !== undefined || cluster !== undefined;
-  /** Starts a replica on a fixed port (when replicated) so a restart keeps its address. */
-  const startReplica = async (app: string, env: Record<string, string>): Promise<Replica> => {
-    const [port] = replicated ? await freePorts(1) : [0];
-    const full = { ...env, ODIN_GRPC_PORT: String(port) };
-    const first = await startService(app, full);
-    const replica: Replica = {
-      app,
-      address: first.address,
-      process: first,
-      // A restart may wait for NATS to elect leaders, on a busy machine: give it time.
-      restart: async () => (replica.process = await startService(app, full, 120_000)),
+  const stopAll = async (): Promise<void> => {
+    // Replicas may have been restarted: stop what runs now.
+    for (const s of [...services].reverse()) if (s.running) await s.stop();
+    for (const r of replicaList) if (r.process.running) await r.process.stop();
+    await sim.close();
+    await nats.stop();
+    await dir.cleanup();
+  };
+  // A stack that fails to start stops what it started, so the test file does not hang on it.
+  try {
+    const replicated = options.repoSyncs !== undefined || cluster !== undefined;
+    /** Starts a replica on a fixed port (when replicated) so a restart keeps its address. */
+    const startReplica = async (app: string, env: Record<string, string>): Promise<Replica> => {
+      const [port] = replicated ? await freePorts(1) : [0];
+      const full = { ...env, ODIN_GRPC_PORT: String(port) };
+      const first = await startService(app, full);
+      const replica: Replica = {
+        app,
+        address: first.address,
+        process: first,
+        // A restart may wait for NATS to elect leaders, on a busy machine: give it time.
+        restart: async () => (replica.process = await startService(app, full, 120_000)),
+      };
+      replicaList.push(replica);
+      return replica;
     };
-    replicaList.push(replica);
-    return replica;
-  };
-  const repoSyncs: Replica[] = [];
-  for (let i = 0; i < (options.repoSyncs ?? 1); i++) {
-    repoSyncs.push(
-      await startReplica("repo-sync", {
-        ...common,
-        ODIN_REPO_URL: remote,
-        ODIN_ROOT_PATH: join(dir.path, "root"),
-        ODIN_SYNC_INTERVAL_SECONDS: "0",
-      }),
-    );
+    const repoSyncs: Replica[] = [];
+    for (let i = 0; i < (options.repoSyncs ?? 1); i++) {
+      repoSyncs.push(
+        await startReplica("repo-sync", {
+          ...common,
+          ODIN_REPO_URL: remote,
+          ODIN_ROOT_PATH: join(dir.path, "root"),
+          ODIN_SYNC_INTERVAL_SECONDS: "0",
+        }),
+      );
+    }
+    const repoSync = { address: anyOf(repoSyncs.map((r) => r.address)) };
+    services.push(...repoSyncs.map((r) => r.process));
+    const registry = await startService("pipeline-registry", {
+      ...common,
+      ODIN_REPO_SYNC_ADDRESS: repoSync.address,
+    });
+    services.push(registry);
+    const replicas = options.replicas ?? 1;
+    const schedulerReplicas = options.schedulers ?? replicas;
+    const launchers: Replica[] = [];
+    for (let i = 0; i < replicas; i++) {
+      launchers.push(
+        await startReplica("k8s-launcher", {
+          ...common,
+          ODIN_KUBECONFIG: kubeconfig,
+          ODIN_DATA_PATH: data,
+          ODIN_PENDING_TIMEOUT_SECONDS: "30",
+        }),
+      );
+    }
+    const schedulerEnv = {
+      ...common,
+      ODIN_REGISTRY_ADDRESS: registry.address,
+      ODIN_REPO_SYNC_ADDRESS: repoSync.address,
+      ODIN_LAUNCHER_ADDRESS: replicated
+        ? anyOf(launchers.map((l) => l.address))
+        : launchers[0]!.address,
+      ODIN_DATA_PATH: data,
+    };
+    const schedulers: Replica[] = [];
+    for (let i = 0; i < schedulerReplicas; i++) {
+      schedulers.push(
+        await startReplica("dag-scheduler", {
+          ...schedulerEnv,
+          ...(replicated ? {} : { ODIN_LAUNCHER_ADDRESS: launchers[i % replicas]!.address }),
+        }),
+      );
+    }
+    const gateway = await startService("gateway", {
+      // Stacks run side by side (test packages in parallel): no fixed web UI port.
+      ODIN_HTTP_PORT: "0",
+      ...options.env,
+      ODIN_REPO_SYNC_ADDRESS: repoSync.address,
+      ODIN_REGISTRY_ADDRESS: registry.address,
+      ODIN_SCHEDULER_ADDRESS: replicated
+        ? anyOf(schedulers.map((s) => s.address))
+        : (schedulers[0]?.address ?? "127.0.0.1:1"),
+      ODIN_LAUNCHER_ADDRESS: replicated
+        ? anyOf(launchers.map((l) => l.address))
+        : launchers[0]!.address,
+    });
+    services.push(...launchers.map((l) => l.process), ...schedulers.map((s) => s.process), gateway);
+    return {
+      nats,
+      cluster,
+      replicas: replicaList,
+      sim,
+      tokens,
+      services,
+      repoSync: repoSyncs[0]!.process,
+      registry,
+      launchers: launchers.map((l) => l.process),
+      schedulers: schedulers.map((s) => s.process),
+      gateway,
+      remote,
+      schedulerEnv,
+      seed,
+      dir: dir.path,
+      cli: (...args) =>
+        odin(["--server", gateway.address, ...args], { env: { ODIN_TOKEN: tokens.operator } }),
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll().catch(() => undefined);
+    throw err;
   }
-  const repoSync = { address: anyOf(repoSyncs.map((r) => r.address)) };
-  services.push(...repoSyncs.map((r) => r.process));
-  const registry = await startService("pipeline-registry", {
-    ...common,
-    ODIN_REPO_SYNC_ADDRESS: repoSync.address,
-  });
-  services.push(registry);
-  const replicas = options.replicas ?? 1;
-  const schedulerReplicas = options.schedulers ?? replicas;
-  const launchers: Replica[] = [];
-  for (let i = 0; i < replicas; i++) {
-    launchers.push(
-      await startReplica("k8s-launcher", {
-        ...common,
-        ODIN_KUBECONFIG: kubeconfig,
-        ODIN_DATA_PATH: data,
-        ODIN_PENDING_TIMEOUT_SECONDS: "30",
-      }),
-    );
-  }
-  const schedulerEnv = {
-    ...common,
-    ODIN_REGISTRY_ADDRESS: registry.address,
-    ODIN_REPO_SYNC_ADDRESS: repoSync.address,
-    ODIN_LAUNCHER_ADDRESS: replicated
-      ? anyOf(launchers.map((l) => l.address))
-      : launchers[0]!.address,
-    ODIN_DATA_PATH: data,
-  };
-  const schedulers: Replica[] = [];
-  for (let i = 0; i < schedulerReplicas; i++) {
-    schedulers.push(
-      await startReplica("dag-scheduler", {
-        ...schedulerEnv,
-        ...(replicated ? {} : { ODIN_LAUNCHER_ADDRESS: launchers[i % replicas]!.address }),
-      }),
-    );
-  }
-  const gateway = await startService("gateway", {
-    ...options.env,
-    ODIN_REPO_SYNC_ADDRESS: repoSync.address,
-    ODIN_REGISTRY_ADDRESS: registry.address,
-    ODIN_SCHEDULER_ADDRESS: replicated
-      ? anyOf(schedulers.map((s) => s.address))
-      : (schedulers[0]?.address ?? "127.0.0.1:1"),
-    ODIN_LAUNCHER_ADDRESS: replicated
-      ? anyOf(launchers.map((l) => l.address))
-      : launchers[0]!.address,
-  });
-  services.push(...launchers.map((l) => l.process), ...schedulers.map((s) => s.process), gateway);
-  return {
-    nats,
-    cluster,
-    replicas: replicaList,
-    sim,
-    tokens,
-    services,
-    repoSync: repoSyncs[0]!.process,
-    registry,
-    launchers: launchers.map((l) => l.process),
-    schedulers: schedulers.map((s) => s.process),
-    gateway,
-    remote,
-    schedulerEnv,
-    seed,
-    dir: dir.path,
-    cli: (...args) =>
-      odin(["--server", gateway.address, ...args], { env: { ODIN_TOKEN: tokens.operator } }),
-    stop: async () => {
-      // Replicas may have been restarted: stop what runs now.
-      for (const s of [...services].reverse()) if (s.running) await s.stop();
-      for (const r of replicaList) if (r.process.running) await r.process.stop();
-      await sim.close();
-      await nats.stop();
-      await dir.cleanup();
-    },
-  };
 }
 
 /** A running `odin server` and what it printed. */
