@@ -275,6 +275,15 @@ describe("Scheduler", () => {
     assert.deepEqual(w.launcher.cancels, ["long#1"]);
   });
 
+  test("cancelling an ended run returns it unchanged (cancel is idempotent)", async () => {
+    const w = await world({ p: diamond });
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    const done = await finished(w.scheduler, run.id);
+    const again = await w.scheduler.cancel(run.id, "late");
+    assert.deepEqual(again, done);
+    await assert.rejects(w.scheduler.cancel("nope-0000000a"), { name: "NotFoundError" });
+  });
+
   test("a timed-out task is stopped and fails", async () => {
     const w = await world({ p: "tasks:\n- {name: slow, image: i, command: c, timeout: 100ms}\n" });
     w.launcher.scripts.slow = { hang: true };
@@ -327,6 +336,25 @@ describe("Scheduler", () => {
     const b = await w.scheduler.submit({ pipeline: "p", submittedBy: "a", requestId: "req-1" });
     assert.equal(b.id, a.id);
     assert.equal((await w.scheduler.list({})).length, 1);
+  });
+
+  test("a repeated retry with the same request id starts one attempt, after the run ends too", async () => {
+    const w = await world({ p: diamond });
+    w.launcher.scripts["train-sst2-2"] = [{ exitCode: 1 }, { exitCode: 1 }, { exitCode: 0 }];
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    assert.equal((await finished(w.scheduler, run.id)).state, "FAILED");
+    const [a, b] = await Promise.all([
+      w.scheduler.retry(run.id, "retry-1"),
+      w.scheduler.retry(run.id, "retry-1"),
+    ]);
+    // The call that lost the claim returns the run as it stands: before or after the new attempt.
+    assert.equal(Math.max(a.attempt, b.attempt), 2);
+    assert.equal((await finished(w.scheduler, run.id)).state, "FAILED");
+    // The same id once the second attempt failed: still that attempt, no third.
+    assert.equal((await w.scheduler.retry(run.id, "retry-1")).attempt, 2);
+    assert.equal((await w.scheduler.retry(run.id, "retry-2")).attempt, 3);
+    assert.equal((await finished(w.scheduler, run.id)).state, "SUCCEEDED");
+    await assert.rejects(w.scheduler.retry(run.id, "bad id!"), /request_id must be/);
   });
 
   test("an invalid pipeline is refused with its problems", async () => {

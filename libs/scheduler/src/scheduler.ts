@@ -155,11 +155,7 @@ export class Scheduler {
     submittedBy: string;
   }): Promise<RunRecord> {
     if (input.requestId) {
-      if (!/^[-_a-zA-Z0-9]{1,128}$/.test(input.requestId)) {
-        throw new InvalidArgumentError(
-          "request_id must be 1-128 letters, digits, '-' or '_' (a UUID works)",
-        );
-      }
+      checkRequestId(input.requestId);
       const existing = await this.options.store.runOfRequest(input.requestId);
       if (existing) return this.waitForRun(existing);
     }
@@ -259,7 +255,7 @@ export class Scheduler {
     };
   }
 
-  /** Cancels a run: running tasks are stopped, the others will not start. */
+  /** Cancels a run: running tasks are stopped, the others will not start. An ended run is returned unchanged. */
   async cancel(runId: string, reason = ""): Promise<RunRecord> {
     const updated = await this.options.store.updateRun(runId, (r) =>
       isFinished(r.state) || r.cancelRequested
@@ -267,16 +263,16 @@ export class Scheduler {
         : { ...r, cancelRequested: true, message: reason || r.message },
     );
     if (!updated) throw new NotFoundError(`no run ${runId}`);
-    if (isFinished(updated.state))
-      throw new FailedPreconditionError(
-        `run ${runId} already ended (${updated.state}); there is nothing to cancel`,
-      );
+    // An ended run is returned as it is: cancelling is idempotent (the caller sees it ended).
     // Every replica's engine (this one's too) cancels when the store's watch shows the request.
     return updated;
   }
 
   /** Runs a finished run's failed, errored, skipped and cancelled tasks again; keeps what succeeded. */
-  async retry(runId: string): Promise<RunRecord> {
+  async retry(runId: string, requestId?: string): Promise<RunRecord> {
+    // A repeated request id names the retry already made: it returns the run, starting nothing.
+    const key = requestId ? `${checkRequestId(requestId)}.retry` : undefined;
+    if (key && (await this.options.store.runOfRequest(key))) return this.waitForRun(runId);
     const run = await this.options.store.getRun(runId);
     if (!run) throw new NotFoundError(`no run ${runId}`);
     if (!isFinished(run.state))
@@ -285,6 +281,8 @@ export class Scheduler {
       );
     if (run.state === "SUCCEEDED")
       throw new FailedPreconditionError(`run ${runId} succeeded; there is nothing to retry`);
+    if (key && (await this.options.store.claimRequest(key, runId)) !== runId)
+      return this.waitForRun(runId);
     const pipeline = await this.pipelineOf(run);
     const records = await this.options.store.listTasks(runId);
     // Tasks first, while the run is finished and no replica acts on it; then the run itself.
@@ -838,4 +836,13 @@ export class Scheduler {
     );
     this.timer.unref();
   }
+}
+
+/** A client's request id: what the store can key on. Returns it. */
+function checkRequestId(requestId: string): string {
+  if (!/^[-_a-zA-Z0-9]{1,128}$/.test(requestId))
+    throw new InvalidArgumentError(
+      "request_id must be 1-128 letters, digits, '-' or '_' (a UUID works)",
+    );
+  return requestId;
 }

@@ -143,7 +143,7 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
         run: runToProto(await scheduler.cancel(checkRunId(req.runId), req.reason)),
       })),
       retryRun: unaryHandler(async (req): Promise<dagscheduler.RetryRunResponse> => ({
-        run: runToProto(await scheduler.retry(checkRunId(req.runId))),
+        run: runToProto(await scheduler.retry(checkRunId(req.runId), req.requestId || undefined)),
       })),
       deleteRun: unaryHandler(async (req): Promise<dagscheduler.DeleteRunResponse> => {
         const r = await scheduler.delete(checkRunId(req.runId), {

@@ -437,7 +437,16 @@ export async function cancelOrRetryCommand(
             reason: "cancelled with odin cancel",
           })
         : await channel.unary(Scheduler.retryRun, { runId: id, requestId: randomUUID() });
-    if (options.output !== "text") await printData(out, options.output, runJson(res.run!));
+    const run = res.run!;
+    // The server answers a cancel of an ended run with the run unchanged (cancelling is idempotent).
+    if (what === "cancel" && finished(runStateName(run.state))) {
+      if (options.output !== "text") await printData(out, options.output, runJson(run));
+      throw new CommandError(
+        `run ${run.id} already ended (${runStateName(run.state)}); there is nothing to cancel`,
+        ExitCode.failed,
+      );
+    }
+    if (options.output !== "text") await printData(out, options.output, runJson(run));
     else
       out.write(
         what === "cancel"

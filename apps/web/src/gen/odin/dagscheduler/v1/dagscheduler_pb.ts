@@ -49,7 +49,7 @@ export type SubmitRunRequest = Message<"odin.dagscheduler.v1.SubmitRunRequest"> 
 
   /**
    * Client-chosen unique id (e.g. a UUID) of this submit; a retry with the same id returns the same
-   * run. Required.
+   * run. Empty = no idempotency: a repeated call starts another run (the CLI always sets one).
    *
    * @generated from field: string request_id = 4;
    */
@@ -413,8 +413,9 @@ export type RetryRunRequest = Message<"odin.dagscheduler.v1.RetryRunRequest"> & 
   runId: string;
 
   /**
-   * Client-chosen unique id (e.g. a UUID) of this retry; a repeated call with the same id does not
-   * start another attempt. Required.
+   * Client-chosen unique id (e.g. a UUID) of this retry; a repeated call with the same id returns
+   * the run and starts no other attempt, also after that attempt ended. Empty = a repeated call on
+   * an ended run starts another attempt (the CLI always sets one).
    *
    * @generated from field: string request_id = 2;
    */

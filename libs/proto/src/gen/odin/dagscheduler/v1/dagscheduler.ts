@@ -32,7 +32,7 @@ export interface SubmitRunRequest {
   labels: { [key: string]: string };
   /**
    * Client-chosen unique id (e.g. a UUID) of this submit; a retry with the same id returns the same
-   * run. Required.
+   * run. Empty = no idempotency: a repeated call starts another run (the CLI always sets one).
    */
   requestId: string;
 }
@@ -148,8 +148,9 @@ export interface RetryRunRequest {
   /** The run's id. */
   runId: string;
   /**
-   * Client-chosen unique id (e.g. a UUID) of this retry; a repeated call with the same id does not
-   * start another attempt. Required.
+   * Client-chosen unique id (e.g. a UUID) of this retry; a repeated call with the same id returns
+   * the run and starts no other attempt, also after that attempt ended. Empty = a repeated call on
+   * an ended run starts another attempt (the CLI always sets one).
    */
   requestId: string;
 }
