@@ -9,9 +9,9 @@ import {
   eventually,
   odin,
   odinBin,
-  runOdinServer,
+  startOdinServer,
   tempDir,
-  type OdinServerProcess,
+  type OdinServer,
 } from "@odin/test-stack";
 
 const pipelines: Record<string, string> = {
@@ -85,8 +85,8 @@ tasks:
 };
 
 let dir: { path: string; cleanup(): Promise<void> };
-let server: OdinServerProcess;
-let capped: OdinServerProcess;
+let server: OdinServer;
+let capped: OdinServer;
 const cli = (args: string[], env: Record<string, string> = {}) =>
   odin(["--server", server.address, ...args], { env });
 
@@ -109,8 +109,8 @@ before(async () => {
     await mkdir(join(repo, name), { recursive: true });
     await writeFile(join(repo, name, "main.yml"), text);
   }
-  server = await runOdinServer(["--repo", repo, "--data", join(dir.path, "data")]);
-  capped = await runOdinServer([
+  server = await startOdinServer(["--repo", repo, "--data", join(dir.path, "data")]);
+  capped = await startOdinServer([
     "--repo",
     repo,
     "--data",

@@ -19,7 +19,7 @@ before(async () => {
   const kubeconfig = join(dir.path, "kubeconfig.json");
   await writeFile(kubeconfig, sim.kubeConfig().exportConfig());
   server = await startOdinServer(
-    ["--kube", "--namespace", "trial", "--port", "0", "--data", join(dir.path, "data")],
+    ["--kube", "--namespace", "trial", "--data", join(dir.path, "data")],
     { HOME: dir.path, KUBECONFIG: kubeconfig },
   );
   address = server.address;
@@ -30,7 +30,7 @@ before(async () => {
 });
 
 after(async () => {
-  server?.process.kill("SIGTERM");
+  await server?.stop();
   await sim?.close();
   await dir?.cleanup();
 });

@@ -28,15 +28,14 @@ before(async () => {
       "",
     ].join("\n"),
   );
-  server = await startOdinServer(
-    ["--repo", repo, "--port", "0", "--data", join(dir.path, "data")],
-    { HOME: dir.path },
-  );
+  server = await startOdinServer(["--repo", repo, "--data", join(dir.path, "data")], {
+    HOME: dir.path,
+  });
   address = server.address;
 });
 
 after(async () => {
-  server?.process.kill("SIGTERM");
+  await server?.stop();
   await dir?.cleanup();
 });
 

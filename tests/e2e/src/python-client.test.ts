@@ -67,8 +67,6 @@ describe("Python client odin-client against odin server", () => {
       [
         "--host",
         "127.0.0.1",
-        "--port",
-        "0",
         "--data",
         join(dir.path, "data"),
         "--repo",
@@ -130,7 +128,7 @@ describe("Python client odin-client against odin server", () => {
   });
 
   after(async () => {
-    server?.process.kill("SIGTERM");
+    await server?.stop();
     await tlsRepoSync?.stop();
     await dir?.cleanup();
   });

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdir, readFile, writeFile, appendFile } from "node:fs/promises";
 import { join } from "node:path";
-import { odin, runOdinServer, tempDir, type OdinServerProcess } from "@odin/test-stack";
+import { odin, startOdinServer, tempDir, type OdinServer } from "@odin/test-stack";
 
 const hello = `name: hello
 tasks:
@@ -18,7 +18,7 @@ tasks:
 
 let dir: { path: string; cleanup(): Promise<void> };
 let repo: string;
-let server: OdinServerProcess;
+let server: OdinServer;
 const git = (...args: string[]): string =>
   execFileSync("git", ["-C", repo, ...args], { encoding: "utf8" }).trim();
 
@@ -32,7 +32,7 @@ before(async () => {
   git("config", "user.email", "jane@example.com");
   git("add", "-A");
   git("commit", "-qm", "hello");
-  server = await runOdinServer(["--repo", repo, "--data", join(dir.path, "data")]);
+  server = await startOdinServer(["--repo", repo, "--data", join(dir.path, "data")]);
 });
 
 after(async () => {
@@ -71,7 +71,7 @@ test("a run is pinned to a commit of the work tree; a push is a commit there, by
 
 test("a dirty work tree: a warning at start, runs use its commits, pushes are refused clearly", async () => {
   await appendFile(join(repo, "hello", "main.yml"), "# not committed\n");
-  const dirty = await runOdinServer(["--repo", repo, "--data", join(dir.path, "dirty")]);
+  const dirty = await startOdinServer(["--repo", repo, "--data", join(dir.path, "dirty")]);
   try {
     assert.match(dirty.output(), /warning: .* has uncommitted changes; runs use its commits/);
     const run = await odin(["--server", dirty.address, "-o", "json", "run", "hello"]);
@@ -98,7 +98,7 @@ test("a plain directory (not a git work tree) is snapshotted as before; a push w
   const plain = join(dir.path, "plain");
   await mkdir(join(plain, "hello"), { recursive: true });
   await writeFile(join(plain, "hello", "main.yml"), hello);
-  const s = await runOdinServer(["--repo", plain, "--data", join(dir.path, "plain-data")]);
+  const s = await startOdinServer(["--repo", plain, "--data", join(dir.path, "plain-data")]);
   try {
     assert.match(s.output(), /pipelines: .*plain \(commit [0-9a-f]{12}\)/);
     const local = join(dir.path, "third");

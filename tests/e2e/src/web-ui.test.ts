@@ -22,16 +22,12 @@ interface Server {
 
 /** `odin server` (the harness's) and the web UI address it printed beside its gRPC one. */
 async function startServer(args: string[]): Promise<Server> {
-  const server = await startOdinServer(["--port", "0", ...args], {});
+  const server = await startOdinServer(args);
   const web = /web UI and HTTP\/JSON API: (\S+)/.exec(server.output())?.[1];
   assert.ok(web, `odin server printed no web UI address:\n${server.output()}`);
   return {
     web,
-    stop: () =>
-      new Promise<void>((done) => {
-        server.process.once("exit", () => done());
-        server.process.kill("SIGTERM");
-      }),
+    stop: () => server.stop(),
   };
 }
 

@@ -178,46 +178,6 @@ export function odin(
   });
 }
 
-/** A running `odin server`: its process, the address it listens on, and what it printed so far. */
-export interface OdinServer {
-  process: ChildProcess;
-  address: string;
-  output(): string;
-}
-
-/** Starts the built `odin server` with arguments and environment; resolves once it listens. */
-export async function startOdinServer(
-  args: string[],
-  env: Record<string, string>,
-): Promise<OdinServer> {
-  const child = spawn(
-    process.execPath,
-    // A free port for the web UI unless the test picks one: 8080 may be taken on a shared machine.
-    [
-      join(repoRoot, "apps/cli/dist/main.js"),
-      "server",
-      ...(args.includes("--http-port") ? [] : ["--http-port", "0"]),
-      ...args,
-    ],
-    {
-      env: { PATH: process.env.PATH ?? "", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let out = "";
-  const address = await new Promise<string>((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`odin server exited with ${code}: ${out}`)));
-  });
-  return { process: child, address, output: () => out };
-}
-
 /** A temp directory removed by `cleanup`. */
 export async function tempDir(prefix: string): Promise<{ path: string; cleanup(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
@@ -489,22 +449,26 @@ export async function startStack(
 }
 
 /** A running `odin server` and what it printed. */
-export interface OdinServerProcess {
+export interface OdinServer {
   address: string;
   /** Its /metrics port, when started with --metrics-port. */
   metricsPort: number | undefined;
+  /** The server's process id. */
+  pid: number;
   output(): string;
+  /** Signals the server (SIGTERM by default) and resolves once it has exited. */
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /**
- * Starts `odin server --port 0 …args` through the installed bin (the bundled CLI), waits until it
- * has printed its whole start-up message, and stops it with `stop`.
+ * Starts `odin server --port 0 --http-port 0 …args` through the installed bin (the bundled CLI),
+ * waits until it has printed its whole start-up message, and stops it with `stop`. Later
+ * arguments win, so `args` may pick the ports.
  */
-export function runOdinServer(
+export function startOdinServer(
   args: string[],
   env: Record<string, string> = {},
-): Promise<OdinServerProcess> {
+): Promise<OdinServer> {
   const child = spawn(
     process.execPath,
     [odinBin, "server", "--port", "0", "--http-port", "0", ...args],
@@ -524,6 +488,7 @@ export function runOdinServer(
         resolve({
           address: m[1]!,
           metricsPort: metrics ? Number(metrics[1]) : undefined,
+          pid: child.pid!,
           output: () => out,
           stop: async (signal = "SIGTERM") => {
             if (child.exitCode === null && child.signalCode === null) child.kill(signal);
