@@ -1,8 +1,21 @@
 // Fakes for the kit's own tests (not exported from the package): small handlers for real generated
 // services, whose behaviour is picked by the request, and a logger that captures its lines.
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type ServiceDefinition, status, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  credentials,
+  type GrpcObject,
+  loadPackageDefinition,
+  makeClientConstructor,
+  type ServiceClientConstructor,
+  type ServiceDefinition,
+  status,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { service as healthDefinition } from "grpc-health-check";
 import {
   common,
   type dagscheduler,
@@ -235,4 +248,82 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** A client of the standard health service. */
+export const HealthClient = makeClientConstructor(healthDefinition, "grpc.health.v1.Health");
+
+/** A health Check over plaintext without any token. */
+export function healthCheck(address: string, serviceName: string): Promise<string> {
+  const client = new HealthClient(address, credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      "/grpc.health.v1.Health/Check",
+      (value: { service: string }) => Buffer.from(encodeHealthRequest(value.service)),
+      (buffer: Buffer) => decodeHealthStatus(buffer),
+      { service: serviceName },
+      (err, response?: string) => {
+        client.close();
+        if (err) reject(err);
+        else resolve(response ?? "");
+      },
+    );
+  });
+}
+
+// HealthCheckRequest { string service = 1; } and HealthCheckResponse { ServingStatus status = 1; }
+// are tiny; encoding them by hand keeps the check independent of the library under test.
+/** Encodes a HealthCheckRequest by hand. */
+export function encodeHealthRequest(serviceName: string): Uint8Array {
+  const bytes = Buffer.from(serviceName, "utf8");
+  return bytes.length === 0
+    ? new Uint8Array()
+    : Buffer.concat([Buffer.from([0x0a, bytes.length]), bytes]);
+}
+/** The health statuses by their wire number. */
+const SERVING_STATUS = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
+/** Decodes a HealthCheckResponse's status by hand. */
+export function decodeHealthStatus(buffer: Buffer): string {
+  const value = buffer.length >= 2 && buffer[0] === 0x08 ? (buffer[1] ?? 0) : 0;
+  return SERVING_STATUS[value] ?? String(value);
+}
+
+/** Lists services through the standard reflection API (grpc.reflection.v1), as grpcurl does. */
+export async function reflect(
+  address: string,
+  request: Record<string, string>,
+): Promise<Record<string, unknown>> {
+  const require = createRequire(import.meta.url);
+  const root = dirname(dirname(require.resolve("@grpc/reflection")));
+  const definition = loadSync(join(root, "proto/grpc/reflection/v1/reflection.proto"), {
+    includeDirs: [join(root, "proto")],
+  });
+  const grpcPackage = loadPackageDefinition(definition) as unknown as {
+    grpc: { reflection: { v1: GrpcObject } };
+  };
+  const Reflection = grpcPackage.grpc.reflection.v1["ServerReflection"] as ServiceClientConstructor;
+  const client = new Reflection(address, credentials.createInsecure());
+  try {
+    return await new Promise((resolve, reject) => {
+      const call = (
+        client as unknown as Record<string, () => NodeJS.ReadWriteStream & { end(): void }>
+      )["ServerReflectionInfo"]!.call(client);
+      call.on("data", (response: Record<string, unknown>) => {
+        resolve(response);
+        call.end();
+      });
+      call.on("error", reject);
+      call.write(request as never);
+    });
+  } finally {
+    client.close();
+  }
+}
+
+/** The service names a server lists through reflection. */
+export async function reflectedServices(address: string): Promise<string[]> {
+  const listed = (await reflect(address, { listServices: "*" })) as {
+    listServicesResponse?: { service: { name: string }[] };
+  };
+  return (listed.listServicesResponse?.service ?? []).map((s) => s.name).sort();
 }

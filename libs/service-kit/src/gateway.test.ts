@@ -4,12 +4,22 @@ import { status } from "@grpc/grpc-js";
 import {
   DagSchedulerServiceClient,
   DagSchedulerServiceService,
+  K8sLauncherServiceService,
   PipelineRegistryServiceClient,
   PipelineRegistryServiceService,
+  RepoSyncServiceService,
 } from "@odin/proto";
 import { createClient, serverStream, unary } from "./client.js";
 import { problemsOf } from "./errors.js";
-import { registryFake, schedulerFake, testTokenStore, TOKENS } from "./fixtures.js";
+import {
+  healthCheck,
+  reflectedServices,
+  registryFake,
+  schedulerFake,
+  stubServices,
+  testTokenStore,
+  TOKENS,
+} from "./fixtures.js";
 import { startGateway, type Gateway } from "./gateway.js";
 import { silentLogger } from "./logger.js";
 import { startServer, type OdinServer } from "./server.js";
@@ -133,6 +143,112 @@ describe("gateway: one address for every service", () => {
     } finally {
       client.close();
       await lonely.close(0);
+    }
+  });
+
+  test("reflection at the gateway lists every routed service, without proto files or a token", async () => {
+    const names = await reflectedServices(gateway.address);
+    assert.deepEqual(names, [
+      "grpc.health.v1.Health",
+      "odin.dagscheduler.v1.DagSchedulerService",
+      "odin.pipelineregistry.v1.PipelineRegistryService",
+    ]);
+  });
+});
+
+describe("gateway health: per service, following its backend", () => {
+  test("each service is SERVING while its backend answers, NOT_SERVING while it is down; the gateway itself stays SERVING", async () => {
+    const registry = "odin.pipelineregistry.v1.PipelineRegistryService";
+    const scheduler = "odin.dagscheduler.v1.DagSchedulerService";
+    const start = (port: number) =>
+      startServer({
+        name: "registry",
+        host: "127.0.0.1",
+        port,
+        auth: testTokenStore(),
+        services: [registryFake()],
+        logger: silentLogger,
+      });
+    let backend = await start(0);
+    const port = backend.port;
+    const gateway = await startGateway({
+      host: "127.0.0.1",
+      port: 0,
+      logger: silentLogger,
+      healthIntervalMs: 100,
+      routes: [
+        { address: backend.address, services: [PipelineRegistryServiceService] },
+        // Nothing listens on port 1.
+        { address: "127.0.0.1:1", services: [DagSchedulerServiceService] },
+      ],
+    });
+    const until = async (service: string, want: string): Promise<void> => {
+      let got = "";
+      for (let i = 0; i < 600; i++) {
+        got = await healthCheck(gateway.address, service);
+        if (got === want) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.fail(`${service} stayed ${got}, expected ${want}`);
+    };
+    try {
+      // The first round of checks is done before the gateway serves.
+      assert.equal(await healthCheck(gateway.address, registry), "SERVING");
+      assert.equal(await healthCheck(gateway.address, scheduler), "NOT_SERVING");
+      assert.equal(await healthCheck(gateway.address, ""), "SERVING");
+      await assert.rejects(healthCheck(gateway.address, "no.such.Service"), {
+        code: status.NOT_FOUND,
+      });
+      await backend.close(0);
+      await until(registry, "NOT_SERVING");
+      assert.equal(await healthCheck(gateway.address, ""), "SERVING");
+      backend = await start(port);
+      await until(registry, "SERVING");
+    } finally {
+      await gateway.close(0);
+      await backend.close(0);
+    }
+  });
+
+  test("a gateway in front of all four services lists all four through reflection", async () => {
+    const backend = await startServer({
+      name: "all",
+      host: "127.0.0.1",
+      port: 0,
+      auth: testTokenStore(),
+      services: [registryFake(), schedulerFake(), ...stubServices()],
+      logger: silentLogger,
+    });
+    const gateway = await startGateway({
+      host: "127.0.0.1",
+      port: 0,
+      logger: silentLogger,
+      routes: [
+        {
+          address: backend.address,
+          services: [
+            RepoSyncServiceService,
+            PipelineRegistryServiceService,
+            DagSchedulerServiceService,
+            K8sLauncherServiceService,
+          ],
+        },
+      ],
+    });
+    try {
+      const names = await reflectedServices(gateway.address);
+      for (const name of [
+        "odin.dagscheduler.v1.DagSchedulerService",
+        "odin.k8slauncher.v1.K8sLauncherService",
+        "odin.pipelineregistry.v1.PipelineRegistryService",
+        "odin.reposync.v1.RepoSyncService",
+      ]) {
+        assert.ok(names.includes(name), `${name} missing from ${names.join(", ")}`);
+        assert.equal(await healthCheck(gateway.address, name), "SERVING", name);
+      }
+    } finally {
+      await gateway.close(0);
+      await backend.close(0);
     }
   });
 });

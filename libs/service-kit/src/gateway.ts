@@ -1,6 +1,8 @@
 // One address for every Odin service: a gRPC router that forwards each call, untouched (bytes,
 // metadata, deadline, status, trailers), to the service that implements it. The services still
-// authenticate every call themselves.
+// authenticate every call themselves. It also answers what a client asks of one address before
+// calling: reflection (from the committed descriptor set, so grpcurl needs no proto files) and
+// health per service name, SERVING while the backend serving it answers its own health check.
 import {
   Client,
   credentials,
@@ -14,8 +16,10 @@ import {
   type ServiceDefinition,
   type ServiceError,
 } from "@grpc/grpc-js";
-import { HealthImplementation } from "grpc-health-check";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, service as healthService } from "grpc-health-check";
 import type { Logger } from "./logger.js";
+import { HEALTH_SERVICE, reflectionPackageDefinition, serviceNameOf } from "./server.js";
 
 /** A backend and the services it serves. */
 export interface GatewayRoute {
@@ -30,7 +34,14 @@ export interface GatewayOptions {
   routes: readonly GatewayRoute[];
   logger: Logger;
   maxMessageBytes?: number;
+  /** How often each backend's health is asked, for the gateway's per-service health (default 5 s). */
+  healthIntervalMs?: number;
 }
+
+/** Default of {@link GatewayOptions.healthIntervalMs}. */
+export const DEFAULT_GATEWAY_HEALTH_INTERVAL_MS = 5000;
+
+type ServingStatus = "SERVING" | "NOT_SERVING";
 
 /** A running gateway. */
 export interface Gateway {
@@ -67,19 +78,48 @@ function unavailable(address: string, err: ServiceError): ServiceError {
 /** Starts a gateway that serves every route's services on one port. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const max = options.maxMessageBytes ?? 16 * 1024 * 1024;
+  const intervalMs = options.healthIntervalMs ?? DEFAULT_GATEWAY_HEALTH_INTERVAL_MS;
   const server = new Server({
     "grpc.max_receive_message_length": max,
     "grpc.max_send_message_length": max,
   });
   const clients: Client[] = [];
-  const health = new HealthImplementation({ "": "SERVING" });
+  const served = options.routes.map((route) => ({
+    route,
+    names: route.services.map((s) => serviceNameOf(s)),
+  }));
+  const names = served.flatMap((s) => s.names);
+  // "" is the gateway itself (what Kubernetes probes): it serves while a backend is down, and
+  // calls to that backend fail with UNAVAILABLE naming it.
+  const statuses = new Map<string, ServingStatus>(names.map((n) => [n, "NOT_SERVING"]));
+  const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(statuses) });
   health.addToServer(server);
-  for (const route of options.routes) {
+  new ReflectionService(reflectionPackageDefinition(), {
+    services: [...names, HEALTH_SERVICE],
+  }).addToServer(server);
+  const probes: (() => Promise<void>)[] = [];
+  for (const { route, names: routeNames } of served) {
     const client = new Client(route.address, credentials.createInsecure(), {
       "grpc.max_receive_message_length": max,
       "grpc.max_send_message_length": max,
+      // A backend back after a restart is found within seconds, not after minutes of backoff.
+      "grpc.initial_reconnect_backoff_ms": 250,
+      "grpc.max_reconnect_backoff_ms": 5000,
     });
     clients.push(client);
+    for (const name of routeNames) {
+      probes.push(async () => {
+        const next = await backendHealth(client, name, intervalMs);
+        if (statuses.get(name) === next) return;
+        statuses.set(name, next);
+        health.setStatus(name, next);
+        options.logger[next === "SERVING" ? "info" : "warn"]("backend health", {
+          service: name,
+          address: route.address,
+          status: next,
+        });
+      });
+    }
     for (const method of route.services.flatMap((s) => Object.values(s))) {
       const path = method.path;
       if (method.requestStream) continue;
@@ -142,6 +182,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ),
   );
   const address = `${host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host}:${port}`;
+  // One round before serving health answers that mean something, then one per interval.
+  const probeAll = () => Promise.all(probes.map((p) => p())).then(() => undefined);
+  await probeAll();
+  let probing: Promise<void> | undefined;
+  const healthTimer = setInterval(() => {
+    probing ??= probeAll().finally(() => (probing = undefined));
+  }, intervalMs);
+  healthTimer.unref();
   options.logger.info("gateway routes", {
     routes: options.routes.map((r) => ({
       address: r.address,
@@ -153,13 +201,37 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     address,
     close: (graceMs = 5000) =>
       new Promise<void>((resolve) => {
-        health.setStatus("", "NOT_SERVING");
+        clearInterval(healthTimer);
+        for (const name of ["", ...names]) health.setStatus(name, "NOT_SERVING");
         const timer = setTimeout(() => server.forceShutdown(), graceMs);
         server.tryShutdown(() => {
           clearTimeout(timer);
-          for (const c of clients) c.close();
-          resolve();
+          void (probing ?? Promise.resolve()).finally(() => {
+            for (const c of clients) c.close();
+            resolve();
+          });
         });
       }),
   };
+}
+
+/**
+ * A backend's own health of one service (grpc.health.v1 Check, public on every Odin server):
+ * SERVING only when it answers so within the deadline; unreachable, stopping or silent is
+ * NOT_SERVING.
+ */
+function backendHealth(client: Client, name: string, deadlineMs: number): Promise<ServingStatus> {
+  const check = healthService.Check;
+  if (check === undefined) throw new Error("grpc-health-check's Health service has no Check");
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(
+      check.path,
+      check.requestSerialize,
+      check.responseDeserialize,
+      { service: name },
+      { deadline: Date.now() + deadlineMs },
+      (err, response?: { status?: unknown }) =>
+        resolve(!err && response?.status === "SERVING" ? "SERVING" : "NOT_SERVING"),
+    );
+  });
 }

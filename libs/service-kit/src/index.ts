@@ -123,5 +123,11 @@ export {
   formatDefault,
   checkConfigDocs,
 } from "./config.js";
-export { startGateway, type Gateway, type GatewayOptions, type GatewayRoute } from "./gateway.js";
+export {
+  startGateway,
+  DEFAULT_GATEWAY_HEALTH_INTERVAL_MS,
+  type Gateway,
+  type GatewayOptions,
+  type GatewayRoute,
+} from "./gateway.js";
 export { startHttpGateway, type HttpGateway, type HttpGatewayOptions } from "./http-gateway.js";

@@ -2,27 +2,18 @@
 // reflection, auth, error mapping, one log line per call, metrics, and graceful shutdown.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import {
-  type Client,
-  credentials,
-  type GrpcObject,
-  loadPackageDefinition,
-  makeClientConstructor,
-  Metadata,
-  type ServiceClientConstructor,
-  type ServiceError,
-  status,
-} from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
-import { service as healthDefinition } from "grpc-health-check";
+import { type Client, credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { DagSchedulerServiceClient, PipelineRegistryServiceClient } from "@odin/proto";
 import { createClient, serverStream, unary } from "./client.js";
 import { describeGrpcError, problemsOf, requestIdOfError } from "./errors.js";
 import {
   captureLogger,
+  decodeHealthStatus,
+  encodeHealthRequest,
+  HealthClient,
+  healthCheck,
   nextSlowCall,
+  reflect,
   registryFake,
   schedulerFake,
   stubServices,
@@ -30,40 +21,6 @@ import {
   TOKENS,
 } from "./fixtures.js";
 import { type OdinServer, startServer } from "./server.js";
-
-const HealthClient = makeClientConstructor(healthDefinition, "grpc.health.v1.Health");
-
-/** A health Check over plaintext without any token. */
-function healthCheck(address: string, serviceName: string): Promise<string> {
-  const client = new HealthClient(address, credentials.createInsecure());
-  return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(
-      "/grpc.health.v1.Health/Check",
-      (value: { service: string }) => Buffer.from(encodeHealthRequest(value.service)),
-      (buffer: Buffer) => decodeHealthStatus(buffer),
-      { service: serviceName },
-      (err, response?: string) => {
-        client.close();
-        if (err) reject(err);
-        else resolve(response ?? "");
-      },
-    );
-  });
-}
-
-// HealthCheckRequest { string service = 1; } and HealthCheckResponse { ServingStatus status = 1; }
-// are tiny; encoding them by hand keeps the check independent of the library under test.
-function encodeHealthRequest(serviceName: string): Uint8Array {
-  const bytes = Buffer.from(serviceName, "utf8");
-  return bytes.length === 0
-    ? new Uint8Array()
-    : Buffer.concat([Buffer.from([0x0a, bytes.length]), bytes]);
-}
-const SERVING_STATUS = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
-function decodeHealthStatus(buffer: Buffer): string {
-  const value = buffer.length >= 2 && buffer[0] === 0x08 ? (buffer[1] ?? 0) : 0;
-  return SERVING_STATUS[value] ?? String(value);
-}
 
 /** Opens a health Watch and collects the statuses it streams. */
 function healthWatch(address: string): {
@@ -93,38 +50,6 @@ function healthWatch(address: string): {
       client.close();
     },
   };
-}
-
-/** Lists services through the standard reflection API (grpc.reflection.v1), as grpcurl does. */
-async function reflect(
-  address: string,
-  request: Record<string, string>,
-): Promise<Record<string, unknown>> {
-  const require = createRequire(import.meta.url);
-  const root = dirname(dirname(require.resolve("@grpc/reflection")));
-  const definition = loadSync(join(root, "proto/grpc/reflection/v1/reflection.proto"), {
-    includeDirs: [join(root, "proto")],
-  });
-  const grpcPackage = loadPackageDefinition(definition) as unknown as {
-    grpc: { reflection: { v1: GrpcObject } };
-  };
-  const Reflection = grpcPackage.grpc.reflection.v1["ServerReflection"] as ServiceClientConstructor;
-  const client = new Reflection(address, credentials.createInsecure());
-  try {
-    return await new Promise((resolve, reject) => {
-      const call = (
-        client as unknown as Record<string, () => NodeJS.ReadWriteStream & { end(): void }>
-      )["ServerReflectionInfo"]!.call(client);
-      call.on("data", (response: Record<string, unknown>) => {
-        resolve(response);
-        call.end();
-      });
-      call.on("error", reject);
-      call.write(request as never);
-    });
-  } finally {
-    client.close();
-  }
 }
 
 function registryClient(address: string, token?: string): PipelineRegistryServiceClient {

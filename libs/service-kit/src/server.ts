@@ -45,7 +45,8 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** Default time in-flight calls get to finish on shutdown before they are cancelled. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
-const HEALTH_SERVICE = "grpc.health.v1.Health";
+/** The standard health service's full name. */
+export const HEALTH_SERVICE = "grpc.health.v1.Health";
 // A cancellation this close to the call's deadline is logged as DEADLINE_EXCEEDED.
 const DEADLINE_SLACK_MS = 100;
 const PUBLIC_SERVICES = new Set([
@@ -395,7 +396,8 @@ function wrapImplementation(registration: ServiceRegistration, name: string, log
   return wrapped;
 }
 
-function serviceNameOf(definition: ServiceDefinition): string {
+/** The full name of a generated service definition, e.g. `odin.reposync.v1.RepoSyncService`. */
+export function serviceNameOf(definition: ServiceDefinition): string {
   const first = Object.values(definition)[0];
   if (first === undefined) throw new Error("service definition has no methods");
   return splitPath(first.path).service;
@@ -423,7 +425,7 @@ function routesOf(registration: ServiceRegistration): Map<string, Route> {
 let reflectionPackage: PackageDefinition | undefined;
 
 /** The Odin contracts (from libs/proto/descriptors.binpb) plus the health service, for reflection. */
-function reflectionPackageDefinition(): PackageDefinition {
+export function reflectionPackageDefinition(): PackageDefinition {
   reflectionPackage ??= {
     ...loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath)),
     ...loadSync(healthProtoPath),

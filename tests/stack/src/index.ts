@@ -3,6 +3,16 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import {
+  credentials,
+  type GrpcObject,
+  loadPackageDefinition,
+  makeClientConstructor,
+  type ServiceClientConstructor,
+} from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { service as healthService } from "grpc-health-check";
 import {
   freePorts,
   startKubeSim,
@@ -14,7 +24,7 @@ import {
   type NatsServer,
 } from "@odin/testing";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The repository root (this file is in tests/stack/dist/). */
@@ -501,4 +511,62 @@ export function startOdinServer(
     child.stderr.on("data", onData);
     void exited.then(() => reject(new Error(`odin server exited before it was ready: ${out}`)));
   });
+}
+
+/**
+ * The standard grpc.health.v1 Check of one service name (`""`: the server itself) at an address,
+ * without a token: SERVING, NOT_SERVING, or the gRPC error (NOT_FOUND for an unknown name).
+ */
+export function grpcHealth(address: string, service: string): Promise<string> {
+  const Health = makeClientConstructor(healthService, "grpc.health.v1.Health");
+  const client = new Health(address, credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    const check = (
+      client as unknown as Record<
+        string,
+        (
+          request: { service: string },
+          options: { deadline: number },
+          callback: (err: Error | null, response?: { status: string }) => void,
+        ) => void
+      >
+    )["Check"]!;
+    check.call(client, { service }, { deadline: Date.now() + 10_000 }, (err, response) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(response?.status ?? "");
+    });
+  });
+}
+
+/** The services a server lists through gRPC reflection (grpc.reflection.v1), as `grpcurl list` does. */
+export async function reflectedServices(address: string): Promise<string[]> {
+  const require = createRequire(import.meta.url);
+  const root = dirname(dirname(require.resolve("@grpc/reflection")));
+  const definition = loadSync(join(root, "proto/grpc/reflection/v1/reflection.proto"), {
+    includeDirs: [join(root, "proto")],
+  });
+  const loaded = loadPackageDefinition(definition) as unknown as {
+    grpc: { reflection: { v1: GrpcObject } };
+  };
+  const Reflection = loaded.grpc.reflection.v1["ServerReflection"] as ServiceClientConstructor;
+  const client = new Reflection(address, credentials.createInsecure());
+  try {
+    const response = await new Promise<{ listServicesResponse?: { service: { name: string }[] } }>(
+      (resolve, reject) => {
+        const call = (
+          client as unknown as Record<string, () => NodeJS.ReadWriteStream & { end(): void }>
+        )["ServerReflectionInfo"]!.call(client);
+        call.on("data", (r: { listServicesResponse?: { service: { name: string }[] } }) => {
+          resolve(r);
+          call.end();
+        });
+        call.on("error", reject);
+        call.write({ listServices: "*" } as never);
+      },
+    );
+    return (response.listServicesResponse?.service ?? []).map((s) => s.name).sort();
+  } finally {
+    client.close();
+  }
 }
