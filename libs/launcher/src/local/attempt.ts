@@ -96,6 +96,8 @@ export class LocalAttempt {
   readonly settled: Promise<void>;
   readonly markSettled: () => void;
   killTimer?: NodeJS.Timeout;
+  /** Looks at an adopted attempt's process (not this launcher's child) until it is gone. */
+  watchTimer?: NodeJS.Timeout;
 
   constructor(
     readonly files: AttemptFiles,

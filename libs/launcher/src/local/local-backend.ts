@@ -1,13 +1,15 @@
-// The local backend: each attempt of a task is a child process on this machine (embedded mode).
-// The task's image is ignored; its `command` + `args` run without a shell, in `TASK_PATH`, in a
-// process group of their own, with a small environment. stdout and stderr go straight into one
-// log file per attempt, and a small record beside it (see records.ts) makes launches idempotent
-// and lets a restarted launcher report the attempts it lost (recovery.ts). What becomes of an
-// attempt — reported once, nothing after a cancel — is the attempt core's (src/attempt/core.ts):
-// this class turns process facts (spawned, exited, never started) into facts for it.
+// The local backend: each attempt of a task is a process on this machine (embedded mode). The
+// task's image is ignored; its `command` + `args` run without a shell, in `TASK_PATH`, in a
+// process group of their own led by a small supervisor (process.ts) that records the program's
+// exit status, with a small environment. stdout and stderr go straight into one log file per
+// attempt, and a small record beside it (see records.ts) makes launches idempotent and lets a
+// restarted launcher adopt the attempts still running and report the ones it lost (recovery.ts).
+// What becomes of an attempt — reported once, nothing after a cancel — is the attempt core's
+// (src/attempt/core.ts): this class turns process facts (spawned, exited, never started) into
+// facts for it.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { appendFile, mkdir, open, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { objectName as attemptObjectName } from "@odin/pipeline-spec";
@@ -46,12 +48,16 @@ import {
   checkProgram,
   defaultInheritedEnv,
   defaultMaxOutputsBytes,
+  findProgram,
   pickEnv,
   exitOutcome,
   processInfo,
+  readExitStatus,
   readOutputs,
   signalGroup,
   spawnFailure,
+  statusToExit,
+  supervisedCommand,
   taskEnvironment,
 } from "./process.js";
 import {
@@ -63,7 +69,7 @@ import {
   updateRecord,
   type AttemptRecord,
 } from "./records.js";
-import { recoverLostAttempts } from "./recovery.js";
+import { isSameProcess, recoverAttempts } from "./recovery.js";
 
 export { launcherRestartedReason } from "./recovery.js";
 
@@ -86,7 +92,10 @@ export interface LocalBackendOptions {
   parentEnv?: Readonly<Record<string, string | undefined>>;
   /** Where warnings go (the ignored image, unreadable outputs, failed reports). */
   logger?: Logger;
-  /** How often a log follower looks for new lines when no change notification comes, in ms (default 250). */
+  /**
+   * How often a log follower looks for new lines when no change notification comes, and how often
+   * an adopted attempt's process is looked at, in ms (default 250).
+   */
   logPollMs?: number;
 }
 
@@ -102,9 +111,12 @@ function errorMessage(error: unknown): string {
  *   reports nothing more (as the Kubernetes backend, which deletes the objects).
  * - timeout: not this backend's; the scheduler's run engine enforces a task's `timeout` (it
  *   cancels the attempt and records FAILED/DeadlineExceeded itself).
- * - restart: processes do not outlive the backend (`close` stops them); on `start`, attempts a
- *   previous instance left running are stopped if still alive and reported ERROR with reason
- *   `LauncherRestarted`, once.
+ * - restart: `close` stops the processes. A launcher that dies without closing (SIGKILL, a crash)
+ *   leaves them running under their supervisors; on `start`, the next instance adopts those (and
+ *   those that ended meanwhile, from the exit status they left): it follows them, serves their
+ *   logs and reports how they end. Attempts it cannot account for — stopped by `close`, or whose
+ *   supervisor is gone without a status — are stopped if still alive and reported ERROR with
+ *   reason `LauncherRestarted`, once.
  */
 export class LocalBackend implements TaskBackend {
   private readonly logDir: string;
@@ -123,6 +135,8 @@ export class LocalBackend implements TaskBackend {
   private readonly delivery: EventDelivery;
   private started = false;
   private closed = false;
+  /** The bash each task's supervisor runs in (found on this process's PATH when first needed). */
+  private bash: string | undefined;
 
   constructor(options: LocalBackendOptions) {
     this.logDir = resolve(options.logDir);
@@ -155,9 +169,9 @@ export class LocalBackend implements TaskBackend {
       return Promise.reject(new FailedPreconditionError("the local backend is already started"));
     }
     this.started = true;
-    for (const event of recoverLostAttempts(this.logDir, this.instance, this.logger)) {
-      this.delivery.send(attemptKey(event), event);
-    }
+    const recovered = recoverAttempts(this.logDir, this.instance, this.logger);
+    for (const event of recovered.events) this.delivery.send(attemptKey(event), event);
+    for (const record of recovered.adopt) this.adopt(record);
     this.delivery.start(report);
     return Promise.resolve();
   }
@@ -191,6 +205,7 @@ export class LocalBackend implements TaskBackend {
       attempt,
       objectName,
       launcher: this.instance,
+      taskPath,
       status: "LAUNCHING",
       launchedAt: new Date().toISOString(),
       reported: [],
@@ -360,14 +375,34 @@ export class LocalBackend implements TaskBackend {
     }
 
     const [file, ...commandArgs] = task.command as [string, ...string[]];
+    const env = taskEnvironment(spec, this.inherited);
+    // Found here, as exec would find it, so a missing or non-executable program is reported as
+    // such rather than as an exit status of its supervisor.
+    const program = findProgram(file, live.taskPath, env.PATH);
+    if (!("path" in program)) {
+      await logFile.close();
+      await this.finishUnstarted(live, "FAILED", program.reason, program.message);
+      return;
+    }
     let child: ChildProcess;
     try {
-      // No shell: the arguments reach the program exactly as given. `detached` makes the process
-      // the leader of a new process group, so a cancel reaches everything it started. stdout and
-      // stderr share one append-mode descriptor, so lines land in the order they were written.
-      child = spawn(file, [...commandArgs, ...task.args], {
+      this.bash ??= this.findBash();
+      // A status left by an earlier launch of this attempt (its record deleted since) is not this one's.
+      rmSync(live.files.exitStatus, { force: true });
+      const [supervisor, supervisorArgs] = supervisedCommand(
+        this.bash,
+        live.files.exitStatus,
+        file,
+        program.path,
+        [...commandArgs, ...task.args],
+      );
+      // No shell interprets the command: the arguments reach the program exactly as given.
+      // `detached` makes the supervisor the leader of a new process group (and session), so a
+      // cancel reaches everything the program started and the launcher's death reaches nothing.
+      // stdout and stderr share one append-mode descriptor, so lines land in the order written.
+      child = spawn(supervisor, supervisorArgs, {
         cwd: live.taskPath,
-        env: taskEnvironment(spec, this.inherited),
+        env,
         detached: true,
         stdio: ["ignore", logFile.fd, logFile.fd],
         windowsHide: true,
@@ -392,8 +427,13 @@ export class LocalBackend implements TaskBackend {
         });
         return;
       }
-      const { reason, message } = spawnFailure(error, file, live.taskPath);
-      void this.finishUnstarted(live, "FAILED", reason, message);
+      const { reason, message } = spawnFailure(error, this.bash ?? "bash", live.taskPath);
+      void this.finishUnstarted(
+        live,
+        "FAILED",
+        reason,
+        `cannot start the task's supervisor: ${message}`,
+      );
     });
     child.on("exit", (code, signal) => {
       void this.onExit(live, code, signal).catch((error: unknown) =>
@@ -418,6 +458,7 @@ export class LocalBackend implements TaskBackend {
     live.pid = pid;
     const info = processInfo(pid);
     live.record.pid = pid;
+    live.record.supervised = true;
     if (info) live.record.processStart = info.start;
     live.record.status = "RUNNING";
     live.record.startedAt = new Date().toISOString();
@@ -437,11 +478,14 @@ export class LocalBackend implements TaskBackend {
     if (live.processGone || live.pid === undefined) return;
     live.processGone = true;
     clearTimeout(live.killTimer);
+    clearInterval(live.watchTimer);
     // Whatever the task left running in its group goes with it, as in a container.
     signalGroup(live.pid, "SIGKILL");
     live.markGone();
     if (this.closed) {
-      // The record keeps saying RUNNING: the next instance reports the attempt lost.
+      // The record keeps saying RUNNING and the status of a program this launcher stopped is
+      // dropped: the next instance reports the attempt lost.
+      rmSync(live.files.exitStatus, { force: true });
       this.finish(live);
       return;
     }
@@ -460,13 +504,66 @@ export class LocalBackend implements TaskBackend {
         problem: outputs.problem,
       });
     }
-    const outcome = exitOutcome(code, signal, outputs.json);
+    // The supervisor's record of the program's exit; without one (the supervisor itself was
+    // killed), what became of the supervisor, if this launcher saw it.
+    const status = readExitStatus(live.files.exitStatus);
+    const exit = status !== undefined ? statusToExit(status) : { code, signal };
+    const outcome: Observation =
+      exit.code === null && exit.signal === null
+        ? {
+            state: "ERROR",
+            reason: "ProcessLost",
+            message:
+              "the task's process ended without leaving its exit status (its supervisor was killed)",
+          }
+        : exitOutcome(exit.code, exit.signal, outputs.json);
     if (outcome.state === "SUCCEEDED") {
       live.objectEvent("Normal", "Completed", "exited with code 0");
     } else {
       live.objectEvent("Warning", "Failed", outcome.message ?? "failed");
     }
     this.settle(live, outcome);
+  }
+
+  /**
+   * Takes over an attempt a previous instance launched whose program still runs (or ended while
+   * no launcher ran): its process is looked at every `logPollMs` until it is gone, then it ends
+   * as if this instance had launched it.
+   */
+  private adopt(record: AttemptRecord): void {
+    const files = attemptFiles(this.logDir, record.runId, record.task, record.attempt);
+    const live = new LocalAttempt(files, record.taskPath!, record, this.logger);
+    const pid = record.pid!;
+    live.pid = pid;
+    record.launcher = this.instance;
+    record.status = "RUNNING";
+    live.objectEvent(
+      "Normal",
+      "Adopted",
+      `process ${pid} outlived the launcher that started it; this launcher follows it`,
+    );
+    this.live.set(live.key, live);
+    live.markSpawned();
+    this.logger.info("adopted a task process left by a previous launcher", {
+      objectName: record.objectName,
+      pid,
+    });
+    for (const event of live.core.observe({ kind: "running" }, Date.now()).events) {
+      this.delivery.send(live.key, event);
+    }
+    const check = (): void => {
+      if (live.processGone || isSameProcess(pid, record.processStart)) return;
+      clearInterval(live.watchTimer);
+      // Not this launcher's child: its exit status is the one its supervisor wrote.
+      void this.onExit(live, null, null).catch((error: unknown) =>
+        this.logger.error("local backend failed to record a process exit", {
+          objectName: record.objectName,
+          error,
+        }),
+      );
+    };
+    live.watchTimer = setInterval(check, this.logPollMs);
+    check();
   }
 
   /** Ends an attempt whose process never ran (bad TASK_PATH, command not found …), saying why in its log too. */
@@ -541,6 +638,15 @@ export class LocalBackend implements TaskBackend {
   }
 
   // ---- helpers ----
+
+  /** The bash that runs the supervisors, found on this process's PATH. */
+  private findBash(): string {
+    const found = findProgram("bash", "/", process.env.PATH);
+    if ("path" in found) return found.path;
+    throw new FailedPreconditionError(
+      "the local backend runs each task under a small bash supervisor (it records the task's exit status, so a restarted odin server can adopt running tasks), and no bash is on PATH; install bash",
+    );
+  }
 
   /** The attempt a ref names: the given one, or the latest this backend knows of. */
   private resolveAttempt(ref: AttemptRef): number;

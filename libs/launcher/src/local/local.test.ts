@@ -545,18 +545,44 @@ describe("LocalBackend after a restart", () => {
     ? [compiled, []]
     : [fileURLToPath(new URL("./local-backend.ts", import.meta.url)), ["--import", "tsx"]];
 
-  test("an attempt running when the launcher died is stopped and reported ERROR exactly once", async (t) => {
-    const d = dirs();
-    const runId = newRunId("crash");
+  /**
+   * A task that counts its runs in a file, prints, waits for a `go` file, writes outputs and exits
+   * 3: its end is the test's to choose, with no clock involved.
+   */
+  function waitingSpec(d: ReturnType<typeof dirs>, prefix: string) {
+    const runId = newRunId(prefix);
+    const runs = join(d.rootPath, `${runId}.runs`);
+    const go = join(d.rootPath, `${runId}.go`);
     const spec: LaunchSpec = {
       runId,
       pipeline: "pipe",
       commit: "c0ffee",
-      task: taskWithDefaults({ name: "survivor", image: "", command: ["sleep", "300"] }),
+      task: taskWithDefaults({
+        name: "survivor",
+        image: "",
+        command: [
+          "sh",
+          "-c",
+          `echo run >> "$1"; echo started; while [ ! -e "$2" ]; do sleep 0.05; done; echo '{"words": 7}' > outputs.json; echo finished; exit 3`,
+          "sh",
+          runs,
+          go,
+        ],
+      }),
       attempt: 1,
       paths: pathsFor(d, runId, "survivor"),
     };
-    // A launcher in its own process, killed with SIGKILL once it has launched the task.
+    const runCount = () =>
+      existsSync(runs) ? readFileSync(runs, "utf8").split("\n").length - 1 : 0;
+    return { runId, spec, runCount, release: () => writeFileSync(go, "") };
+  }
+
+  /** Launches `spec` from a launcher in its own process, then kills that launcher with SIGKILL. */
+  async function launchThenKillLauncher(
+    t: { after(fn: () => void): void },
+    d: ReturnType<typeof dirs>,
+    spec: LaunchSpec,
+  ): Promise<{ pid: number }> {
     const program = `
       const { LocalBackend } = await import(${JSON.stringify(here)});
       const backend = new LocalBackend(${JSON.stringify(d)});
@@ -573,47 +599,139 @@ describe("LocalBackend after a restart", () => {
       launcher.on("exit", (code) => reject(new Error(`the launcher exited early (${code})`)));
     });
     const record = JSON.parse(
-      readFileSync(join(d.logDir, runId, "survivor", "1.json"), "utf8"),
-    ) as {
-      pid: number;
-      status: string;
-    };
+      readFileSync(join(d.logDir, spec.runId, spec.task.name, "1.json"), "utf8"),
+    ) as { pid: number; status: string };
     assert.equal(record.status, "RUNNING");
     launcher.kill("SIGKILL");
     await new Promise((r) => launcher.once("exit", r));
     assert.ok(alive(record.pid), "the task outlived its launcher");
+    // Whatever happens, nothing of the task outlives the test.
+    t.after(() => {
+      try {
+        process.kill(-record.pid, "SIGKILL");
+      } catch {
+        // Gone already.
+      }
+    });
+    return { pid: record.pid };
+  }
 
+  async function startCollecting(
+    d: ReturnType<typeof dirs>,
+  ): Promise<{ backend: LocalBackend; events: TaskStateEvent[] }> {
     const events: TaskStateEvent[] = [];
-    const second = new LocalBackend({ ...d, logPollMs: 50 });
-    t.after(() => second.close());
-    await second.start((e) => {
+    const backend = new LocalBackend({ ...d, logPollMs: 50 });
+    await backend.start((e) => {
       events.push(e);
       return Promise.resolve();
     });
-    await waitFor(() => events.length >= 1, "the lost attempt's report");
-    assert.equal(events.length, 1);
-    assert.equal(events[0]?.state, "ERROR");
-    assert.equal(events[0]?.reason, launcherRestartedReason);
-    assert.equal(events[0]?.attempt, 1);
-    await waitFor(() => !alive(record.pid), "the leftover process to be stopped", 3000);
-    assert.equal(
-      (await second.launch(spec)).alreadyExisted,
-      true,
-      "the attempt is not started again",
-    );
-    const reasons = (await second.events({ runId, task: "survivor" })).map((e) => e.reason);
-    assert.ok(reasons.includes(launcherRestartedReason), JSON.stringify(reasons));
-    await second.close();
+    return { backend, events };
+  }
 
-    const third = new LocalBackend({ ...d, logPollMs: 50 });
-    t.after(() => third.close());
-    const again: TaskStateEvent[] = [];
-    await third.start((e) => {
-      again.push(e);
-      return Promise.resolve();
-    });
+  test("an attempt still running when its launcher was killed is adopted: not run again, its log served, its exit reported once", async (t) => {
+    const d = dirs();
+    const { runId, spec, runCount, release } = waitingSpec(d, "adopt");
+    const { pid } = await launchThenKillLauncher(t, d, spec);
+
+    const second = await startCollecting(d);
+    t.after(() => second.backend.close());
+    assert.equal((await second.backend.launch(spec)).alreadyExisted, true, "not started again");
+    await waitFor(() => second.events.length >= 1, "the adopted attempt's RUNNING");
+    assert.equal(second.events[0]?.state, "RUNNING", "the first launcher never reported it");
+    const lines: string[] = [];
+    const following = (async () => {
+      for await (const l of second.backend.logs({ runId, task: "survivor" }, { follow: true }))
+        lines.push(l.line);
+    })();
+    await waitFor(() => lines.includes("started"), "the log before the restart");
+    release();
+    await following;
+    assert.deepEqual(lines, ["started", "finished"]);
+    await waitFor(() => second.events.length >= 2, "the adopted attempt's end");
+    const end = second.events[1]!;
+    assert.equal(end.state, "FAILED");
+    assert.equal(end.exitCode, 3);
+    assert.equal(end.outputsJson, '{"words":7}');
+    assert.equal(second.events.length, 2);
+    assert.ok(!alive(pid));
+    assert.equal(runCount(), 1, "the task ran once");
+    const reasons = (await second.backend.events({ runId, task: "survivor" })).map((e) => e.reason);
+    assert.ok(reasons.includes("Adopted"), JSON.stringify(reasons));
+    await second.backend.close();
+
+    const third = await startCollecting(d);
+    t.after(() => third.backend.close());
     await new Promise((r) => setTimeout(r, 300));
-    assert.deepEqual(again, [], "reported once, not on every start");
+    assert.deepEqual(third.events, [], "reported once, not on every start");
+  });
+
+  test("an attempt that ended while no launcher ran is reported from the exit status it left", async (t) => {
+    const d = dirs();
+    const { spec, runCount, release } = waitingSpec(d, "ended");
+    const { pid } = await launchThenKillLauncher(t, d, spec);
+    release();
+    await waitFor(() => !alive(pid), "the task to end with no launcher");
+
+    const second = await startCollecting(d);
+    t.after(() => second.backend.close());
+    await waitFor(() => second.events.length >= 2, "the attempt's RUNNING and end");
+    assert.deepEqual(
+      second.events.map((e) => [e.state, e.exitCode, e.outputsJson]),
+      [
+        ["RUNNING", undefined, undefined],
+        ["FAILED", 3, '{"words":7}'],
+      ],
+    );
+    assert.equal(runCount(), 1);
+  });
+
+  test("an attempt whose supervisor was killed with the launcher is stopped and reported ERROR exactly once", async (t) => {
+    const d = dirs();
+    const { runId, spec, runCount } = waitingSpec(d, "crash");
+    const { pid } = await launchThenKillLauncher(t, d, spec);
+    // The supervisor dies too; its program runs on in the group, and no exit status will come.
+    process.kill(pid, "SIGKILL");
+    await waitFor(() => !alive(pid), "the supervisor to die");
+
+    const second = await startCollecting(d);
+    t.after(() => second.backend.close());
+    await waitFor(() => second.events.length >= 1, "the lost attempt's report");
+    assert.equal(second.events.length, 1);
+    assert.equal(second.events[0]?.state, "ERROR");
+    assert.equal(second.events[0]?.reason, launcherRestartedReason);
+    // The orphaned program went with its group.
+    await waitFor(() => {
+      try {
+        process.kill(-pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, "the leftover program to be stopped");
+    assert.equal((await second.backend.launch(spec)).alreadyExisted, true);
+    const reasons = (await second.backend.events({ runId, task: "survivor" })).map((e) => e.reason);
+    assert.ok(reasons.includes(launcherRestartedReason), JSON.stringify(reasons));
+    assert.equal(runCount(), 1);
+    await second.backend.close();
+
+    const third = await startCollecting(d);
+    t.after(() => third.backend.close());
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(third.events, [], "reported once, not on every start");
+  });
+
+  test("an attempt stopped by close() is not adopted: the next instance reports it ERROR", async (t) => {
+    const d = dirs();
+    const { spec, runCount } = waitingSpec(d, "closed");
+    const first = new LocalBackend({ ...d, logPollMs: 50, killGraceMs: 1000 });
+    await first.launch(spec);
+    await waitFor(() => runCount() === 1, "the task to start");
+    await first.close();
+    const second = await startCollecting(d);
+    t.after(() => second.backend.close());
+    await waitFor(() => second.events.length >= 1, "the report");
+    assert.equal(second.events.at(-1)?.state, "ERROR");
+    assert.equal(second.events.at(-1)?.reason, launcherRestartedReason);
   });
 
   test("a terminal state never accepted by report is reported by the next instance", async () => {

@@ -61,6 +61,8 @@ export interface AttemptFiles {
   log: string;
   /** `<dir>/<attempt>.json`: the attempt's record (state, pid, events). */
   record: string;
+  /** `<dir>/<attempt>.exit`: the exit status its supervisor wrote when the program ended. */
+  exitStatus: string;
 }
 
 /** Paths of an attempt's files; the ids must have been checked. */
@@ -71,7 +73,12 @@ export function attemptFiles(
   attempt: number,
 ): AttemptFiles {
   const dir = join(logDir, runId, task);
-  return { dir, log: join(dir, `${attempt}.log`), record: join(dir, `${attempt}.json`) };
+  return {
+    dir,
+    log: join(dir, `${attempt}.log`),
+    record: join(dir, `${attempt}.json`),
+    exitStatus: join(dir, `${attempt}.exit`),
+  };
 }
 
 /** Attempt number of an attempt file name (`3.log`, `3.json`), or undefined for anything else. */

@@ -1,9 +1,19 @@
 // The pieces of running a task as a local process that need no backend state: its environment,
-// its outputs file, and telling processes and process groups apart.
-import { constants as fsConstants, existsSync, readFileSync } from "node:fs";
+// finding its program, the supervisor that records its exit status, its outputs file, and telling
+// processes and process groups apart.
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from "node:fs";
 import { open } from "node:fs/promises";
 import { constants as osConstants } from "node:os";
-import { join, resolve } from "node:path";
+import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { taskId } from "@odin/pipeline-spec";
 import { InvalidArgumentError } from "@odin/service-kit";
 import type { Observation } from "../attempt/core.js";
@@ -129,6 +139,137 @@ export async function readOutputs(taskPath: string, maxBytes: number): Promise<O
   } finally {
     await file.close();
   }
+}
+
+/** The program a task's command names, found as `execvp` finds it, or why it cannot run. */
+export type ProgramLookup = { path: string } | { reason: string; message: string };
+
+/** The search path `execvp` uses when the environment has no PATH. */
+const defaultSearchPath = "/usr/bin:/bin";
+
+/**
+ * Finds `file` as `execvp` would with the task's PATH (relative to `cwd` when it holds a `/`):
+ * the first executable regular file. Says why not when there is none — not found, found but not
+ * executable, or a script whose `#!` interpreter is missing — in the words a failed spawn used.
+ */
+export function findProgram(file: string, cwd: string, searchPath?: string): ProgramLookup {
+  const candidates = file.includes("/")
+    ? [resolve(cwd, file)]
+    : (searchPath ?? defaultSearchPath).split(delimiter).map((dir) => resolve(cwd, dir, file));
+  let denied = false;
+  for (const path of candidates) {
+    let regular: boolean;
+    try {
+      regular = statSync(path).isFile();
+    } catch {
+      continue;
+    }
+    try {
+      if (!regular) throw new Error("not a regular file");
+      accessSync(path, fsConstants.X_OK);
+    } catch {
+      denied = true;
+      continue;
+    }
+    const interpreter = shebangInterpreter(path);
+    if (interpreter !== undefined && isAbsolute(interpreter) && !existsSync(interpreter)) {
+      return {
+        reason: "CommandNotFound",
+        message: `command not found: the interpreter on the #! line of ${file}`,
+      };
+    }
+    return { path };
+  }
+  return denied
+    ? {
+        reason: "CommandNotExecutable",
+        message: `command cannot be executed (permission denied): ${file}`,
+      }
+    : { reason: "CommandNotFound", message: `command not found: ${file}` };
+}
+
+/** The interpreter a script's `#!` line names, if it has one. */
+function shebangInterpreter(path: string): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    const head = Buffer.alloc(256);
+    const n = readSync(fd, head, 0, head.length, 0);
+    const text = head.subarray(0, n).toString("latin1");
+    if (!text.startsWith("#!")) return undefined;
+    return (
+      text
+        .slice(2)
+        .split("\n")[0]!
+        .trim()
+        .split(/[ \t]+/)[0] || undefined
+    );
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * The supervisor each task runs under (bash, `-c`): it leads the task's process group, starts the
+ * program as a child (`exec -a` keeps its argv[0] as the command gave it), waits for it — a
+ * SIGTERM/SIGINT/SIGHUP to the group reaches the program while the supervisor waits on — and
+ * writes its exit status (128+n for a signal, as a shell reports it) to a file. Task processes
+ * outlive a launcher killed with SIGKILL; that file tells the next launcher how they ended, which
+ * only a parent could otherwise learn. Arguments: the status file, argv[0], the program's path,
+ * its arguments. The supervisor's own stderr goes nowhere; the program's goes to the log.
+ */
+export const supervisorScript = [
+  "exec 3>&2 2>/dev/null",
+  "trap : TERM INT HUP",
+  '(exec 2>&3 3>&-; exec -a "$2" "$3" "${@:4}")',
+  "code=$?",
+  'printf "%d\\n" "$code" >"$1"',
+  'exit "$code"',
+].join("\n");
+
+/**
+ * The command line running `program` under {@link supervisorScript} with `bash` (POSIX mode: it
+ * reads no startup file, whatever the task's environment says).
+ */
+export function supervisedCommand(
+  bash: string,
+  statusFile: string,
+  argv0: string,
+  program: string,
+  args: readonly string[],
+): [string, string[]] {
+  return [
+    bash,
+    ["--posix", "-c", supervisorScript, "odin-task", statusFile, argv0, program, ...args],
+  ];
+}
+
+/** The exit status a supervisor recorded, or undefined when it wrote none (it was killed, or runs). */
+export function readExitStatus(statusFile: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(statusFile, "utf8");
+  } catch {
+    return undefined;
+  }
+  const code = Number(text.trim());
+  return text.trim() !== "" && Number.isInteger(code) && code >= 0 && code <= 255
+    ? code
+    : undefined;
+}
+
+/**
+ * The exit code and signal a recorded status stands for: above 128, a known signal's 128+n is
+ * death by that signal (as a shell, and a container runtime, report it).
+ */
+export function statusToExit(code: number): { code: number | null; signal: NodeJS.Signals | null } {
+  if (code > 128) {
+    const signal = Object.entries(osConstants.signals).find(([, n]) => n === code - 128)?.[0];
+    if (signal !== undefined) return { code: null, signal: signal as NodeJS.Signals };
+  }
+  return { code, signal: null };
 }
 
 /** What `/proc/<pid>/stat` says about a process (Linux). */

@@ -37,8 +37,15 @@ export interface AttemptRecord {
   /** The backend instance that launched the attempt. */
   launcher?: string;
   status: AttemptStatus;
-  /** Process id (= process group id) once spawned. */
+  /** Process id (= process group id) once spawned: the supervisor's, whose child the program is. */
   pid?: number;
+  /**
+   * True when the program runs under the supervisor, which writes its exit status beside the
+   * record: a restarted launcher may then adopt the attempt. Older records have none.
+   */
+  supervised?: boolean;
+  /** The attempt's `TASK_PATH` (where its outputs.json is read when it ends). */
+  taskPath?: string;
   /** Start time of the process in clock ticks since boot (`/proc/<pid>/stat`), to tell a reused pid apart. */
   processStart?: string;
   launchedAt: string;
@@ -97,6 +104,8 @@ export function removeRunRecords(runDir: string): number {
     for (const name of listDir(join(runDir, task))) {
       if (name.endsWith(".json") && attemptOfFile(name) !== undefined) {
         removeRecord(join(runDir, task, name));
+        // The exit status goes with it: a later launch of the attempt starts afresh.
+        removeRecord(join(runDir, task, name.replace(/\.json$/, ".exit")));
         removed++;
       }
     }
