@@ -37,9 +37,13 @@ export class TaskGraph {
     });
     const dependencies = tasks.map((t) => {
       const out: number[] = [];
+      // A set only for long lists: a join of 10,000 tasks must not compare every pair.
+      const seen = t.depends.length > 16 ? new Set<number>() : undefined;
       for (const d of t.depends) {
         const j = byName.get(d);
-        if (j !== undefined && !out.includes(j)) out.push(j);
+        if (j === undefined || (seen ? seen.has(j) : out.includes(j))) continue;
+        seen?.add(j);
+        out.push(j);
       }
       return out;
     });

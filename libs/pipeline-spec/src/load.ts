@@ -530,6 +530,7 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
   const rawDepends = f.get("depends");
   if (rawDepends !== undefined) {
     const list = Array.isArray(rawDepends) ? rawDepends : [rawDepends];
+    const seen = new Set<string>();
     list.forEach((d, i) => {
       const container = Array.isArray(rawDepends) ? rawDepends : map;
       const key = Array.isArray(rawDepends) ? i : "depends";
@@ -547,7 +548,10 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
         return;
       }
       const dep = text.startsWith("^") ? text.slice(1) : text;
-      if (!depends.includes(dep)) depends.push(dep);
+      if (!seen.has(dep)) {
+        seen.add(dep);
+        depends.push(dep);
+      }
     });
   }
 
@@ -1026,24 +1030,29 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
   tasks.forEach((t, i) => {
     const map = taskMaps[i]!;
     const raw = map.depends;
+    // Where a dependency is written; looked up only for a problem (a 10,000-task join's depends
+    // would otherwise be searched once per entry).
+    const whereOf = (dep: string, k: number): Where => {
+      if (!Array.isArray(raw))
+        return { container: map, key: "depends", task: t.name, field: "depends" };
+      // Point at the entry as written (duplicates were merged, so find it by text).
+      const at = raw.findIndex((x) => String(x).replace(/^\^/, "") === dep);
+      return {
+        container: raw,
+        key: at === -1 ? k : at,
+        task: t.name,
+        field: `depends[${at === -1 ? k : at}]`,
+      };
+    };
     t.depends.forEach((dep, k) => {
-      const where: Where = Array.isArray(raw)
-        ? { container: raw, key: k, task: t.name, field: `depends[${k}]` }
-        : { container: map, key: "depends", task: t.name, field: "depends" };
-      if (Array.isArray(raw)) {
-        // Point at the entry as written (duplicates were merged, so find it by text).
-        const at = raw.findIndex((x) => String(x).replace(/^\^/, "") === dep);
-        if (at !== -1) where.key = at;
-        where.field = `depends[${at === -1 ? k : at}]`;
-      }
       if (dep === t.name)
         problems.error(
-          where,
+          whereOf(dep, k),
           `task "${t.name}" depends on itself; remove "${dep}" from its depends`,
         );
       else if (!byName.has(dep))
         problems.error(
-          where,
+          whereOf(dep, k),
           `depends on "${dep}", which is not a task of this pipeline${suggest(dep)}`,
         );
     });
