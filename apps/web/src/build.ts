@@ -3,6 +3,7 @@
 // run time from anywhere but the serving Odin.
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
@@ -14,7 +15,7 @@ await mkdir(join(out, "assets"), { recursive: true });
 const result = await build({
   entryPoints: [join(root, "src", "ui", "main.tsx")],
   bundle: true,
-  minify: true,
+  minify: process.env.ODIN_WEB_MINIFY !== "0",
   sourcemap: "linked",
   format: "esm",
   target: ["chrome109", "firefox115", "safari16"],
@@ -38,6 +39,9 @@ await writeFile(
     .replace("%STYLE%", `/assets/${basename(style)}`)
     .replace("%SCRIPT%", `/assets/${basename(script)}`),
 );
+// Precompressed copies, served to browsers that take gzip (a third of the bytes on the wire).
+for (const f of [script, style])
+  await writeFile(`${f}.gz`, gzipSync(await readFile(f), { level: 9 }));
 const bytes = (f: string): number => result.metafile.outputs[f]?.bytes ?? 0;
 console.log(
   `web UI: ${basename(script)} ${(bytes(script) / 1024).toFixed(0)} KiB, ` +

@@ -290,7 +290,7 @@ test("PipelineRegistryService.GetPipeline returns the normalized pipeline and it
   const client = new PipelineRegistryServiceClient(address, credentials.createInsecure());
   try {
     const res = await new Promise<pipelineregistry.GetPipelineResponse>((resolve, reject) => {
-      client.getPipeline({ path: "alice/sst2", commit: "" }, (err, r) =>
+      client.getPipeline({ path: "alice/sst2", commit: "", tasks: [] }, (err, r) =>
         err ? reject(err) : resolve(r),
       );
     });

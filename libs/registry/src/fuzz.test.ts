@@ -156,7 +156,7 @@ test("invalid commit ids, traversal paths and oversized messages get clear error
     ]);
     cases.push([
       `GetPipeline commit ${commit.slice(0, 20)}`,
-      () => unary(client, "getPipeline", { path: "sst2", commit }),
+      () => unary(client, "getPipeline", { path: "sst2", commit, tasks: [] }),
       status.INVALID_ARGUMENT,
       /not a full commit id/,
     ]);
@@ -170,7 +170,7 @@ test("invalid commit ids, traversal paths and oversized messages get clear error
     ]);
     cases.push([
       `GetPipeline ${path}`,
-      () => unary(client, "getPipeline", { path, commit: "" }),
+      () => unary(client, "getPipeline", { path, commit: "", tasks: [] }),
       status.INVALID_ARGUMENT,
       /stay inside/,
     ]);
@@ -207,7 +207,7 @@ test("invalid commit ids, traversal paths and oversized messages get clear error
   ]);
   cases.push([
     "GetPipeline unknown",
-    () => unary(client, "getPipeline", { path: "nosuch", commit: "" }),
+    () => unary(client, "getPipeline", { path: "nosuch", commit: "", tasks: [] }),
     status.NOT_FOUND,
     /no pipeline "nosuch"/,
   ]);

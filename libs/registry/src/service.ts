@@ -1,8 +1,9 @@
+import type { Pipeline } from "@odin/pipeline-spec";
 import {
   PipelineRegistryServiceService,
   pipelineToProto,
   problemToProto,
-  type pipelineregistry,
+  pipelineregistry,
 } from "@odin/proto";
 import {
   InvalidArgumentError,
@@ -11,7 +12,7 @@ import {
   unaryHandler,
   type ServiceRegistration,
 } from "@odin/service-kit";
-import { validateFiles, type PipelineCatalog } from "./catalog.js";
+import { validateFiles, type PipelineCatalog, type PipelineEntry } from "./catalog.js";
 
 function checkPath(path: string): string {
   const trimmed = path.replace(/^\/+|\/+$/g, "");
@@ -52,6 +53,32 @@ function checkFilePaths(files: readonly { path: string }[]): void {
   }
 }
 
+/** The tasks of a pipeline a GetPipeline asked for (every task when it named none). */
+function tasksOf(pipeline: Pipeline, names: readonly string[]): Pipeline {
+  if (names.length === 0) return pipeline;
+  const wanted = new Set(names);
+  return { ...pipeline, tasks: pipeline.tasks.filter((t) => wanted.has(t.name)) };
+}
+
+// Each pipeline's graph answer, built once per catalog entry (a pipeline at a commit never
+// changes): the web UI asks for it every time a large run is opened.
+const graphs = new WeakMap<PipelineEntry, pipelineregistry.GetPipelineGraphResponse>();
+
+function graphOf(commit: string, entry: PipelineEntry): pipelineregistry.GetPipelineGraphResponse {
+  let answer = graphs.get(entry);
+  if (answer) return answer;
+  const graph = entry.valid ? entry.result.graph : undefined;
+  answer = {
+    commit,
+    tasks: graph ? [...graph.names] : [],
+    dependsCounts: graph ? graph.dependencies.map((d) => d.length) : [],
+    depends: graph ? graph.dependencies.flat() : [],
+    problems: entry.problems.map(problemToProto),
+  };
+  graphs.set(entry, answer);
+  return answer;
+}
+
 /** PipelineRegistryService over a catalog: handlers validate, ask the catalog, map to the wire. */
 export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegistration {
   return service(
@@ -85,11 +112,23 @@ export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegist
           commit,
           pipeline:
             entry.valid && entry.result.pipeline
-              ? pipelineToProto(entry.result.pipeline, commit)
+              ? pipelineToProto(tasksOf(entry.result.pipeline, req.tasks), commit)
               : undefined,
           problems: entry.problems.map(problemToProto),
         };
       }),
+      getPipelineGraph: unaryHandler(
+        async (req): Promise<pipelineregistry.GetPipelineGraphResponse> => {
+          const path = checkPath(req.path);
+          const { commit, entry } = await catalog.pipeline(path, checkCommit(req.commit));
+          if (!entry) {
+            throw new NotFoundError(
+              `no pipeline "${path}" at commit ${commit.slice(0, 12)}: there is no ${path === "." ? "" : `${path}/`}main.yml — run "odin ls" to see the pipelines`,
+            );
+          }
+          return graphOf(commit, entry);
+        },
+      ),
       validatePipeline: unaryHandler((req): pipelineregistry.ValidatePipelineResponse => {
         const path = checkPath(req.path);
         checkFilePaths(req.files);
@@ -102,6 +141,11 @@ export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegist
         };
       }),
     },
-    { listPipelines: "viewer", getPipeline: "viewer", validatePipeline: "viewer" },
+    {
+      listPipelines: "viewer",
+      getPipeline: "viewer",
+      getPipelineGraph: "viewer",
+      validatePipeline: "viewer",
+    },
   );
 }

@@ -23,7 +23,7 @@ export class RegistryPipelineSource implements PipelineSource {
     const res = await unary(
       this.client,
       "getPipeline",
-      { path, commit: commit ?? "" },
+      { path, commit: commit ?? "", tasks: [] },
       { deadlineMs: 120_000 },
     );
     const result = {

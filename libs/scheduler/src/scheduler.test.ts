@@ -119,8 +119,17 @@ const checkouts = {
   release: () => Promise.resolve(),
 };
 
+/** The in-memory store, counting listings (what opening a large run would read). */
+class CountingKeyValueStore extends MemoryKeyValueStore {
+  lists = 0;
+  override async *list(filter: string) {
+    this.lists++;
+    yield* super.list(filter);
+  }
+}
+
 interface World {
-  kv: MemoryKeyValueStore;
+  kv: CountingKeyValueStore;
   bus: MemoryEventBus;
   launcher: ScriptedLauncher;
   pipelines: YamlPipelines;
@@ -131,7 +140,7 @@ interface World {
 const worlds: World[] = [];
 
 async function world(pipelines: Record<string, string>): Promise<World> {
-  const kv = new MemoryKeyValueStore();
+  const kv = new CountingKeyValueStore();
   const bus = new MemoryEventBus();
   const launcher = new ScriptedLauncher(bus);
   const source = new YamlPipelines(pipelines);
@@ -273,6 +282,33 @@ describe("Scheduler", () => {
       after: "CANCELLED#0",
     });
     assert.deepEqual(w.launcher.cancels, ["long#1"]);
+  });
+
+  test("a watcher of a running run starts from memory; of an ended run, from the store", async () => {
+    const w = await world({
+      p: "tasks:\n- {name: long, image: i, command: c}\n- {name: after, image: i, command: c, depends: long}\n",
+    });
+    w.launcher.scripts.long = { hang: true };
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    while ((await states(w.scheduler, run.id)).long !== "RUNNING#1")
+      await new Promise((r) => setTimeout(r, 5));
+    const listed = w.kv.lists;
+    const running = await w.scheduler.watchView(run.id);
+    assert.equal(running.run.state, "RUNNING");
+    assert.deepEqual(
+      (await running.tasks()).map((t) => `${t.name}:${t.record.state}#${t.record.attempt}`),
+      ["long:RUNNING#1", "after:PENDING#0"],
+    );
+    assert.equal(w.kv.lists, listed, "the store was listed for a run this replica runs");
+
+    await w.scheduler.cancel(run.id);
+    await finished(w.scheduler, run.id);
+    const ended = await w.scheduler.watchView(run.id);
+    assert.equal(ended.run.state, "CANCELLED");
+    assert.deepEqual(
+      (await ended.tasks()).map((t) => `${t.name}:${t.record.state}`),
+      ["long:CANCELLED", "after:CANCELLED"],
+    );
   });
 
   test("cancelling an ended run returns it unchanged (cancel is idempotent)", async () => {

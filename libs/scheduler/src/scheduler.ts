@@ -212,17 +212,50 @@ export class Scheduler {
 
   /** A run and its tasks in pipeline order. */
   async get(runId: string): Promise<RunView> {
+    const run = await this.getRun(runId);
+    return { run, tasks: await this.tasksOf(run) };
+  }
+
+  /** A run's record. */
+  async getRun(runId: string): Promise<RunRecord> {
     const run = await this.options.store.getRun(runId);
     if (!run) throw new NotFoundError(`no run ${runId} — "odin status" lists the runs`);
-    const pipeline = this.runs.get(runId)?.pipeline ?? (await this.pipelineOf(run));
-    const records = await this.options.store.listTasks(runId);
-    return {
-      run,
-      tasks: pipeline.tasks.map((t) => ({
-        name: t.name,
-        record: records.get(t.name) ?? pendingRecord,
-      })),
-    };
+    return run;
+  }
+
+  /** A run's tasks in pipeline order (absent records filled in as PENDING). */
+  async tasksOf(run: RunRecord): Promise<RunView["tasks"]> {
+    const pipeline = this.runs.get(run.id)?.pipeline ?? (await this.pipelineOf(run));
+    const records = await this.options.store.listTasks(run.id);
+    return pipeline.tasks.map((t) => ({
+      name: t.name,
+      record: records.get(t.name) ?? pendingRecord,
+    }));
+  }
+
+  /**
+   * A run as a watcher that has just called {@link follow} should start from: its record, and its
+   * tasks when asked. For a run this replica is running both come from memory, as of the store
+   * changes it has applied — the same changes `follow` reports after them — so opening a
+   * 10,000-task run reads no key from the store; for any other run, from the store.
+   */
+  async watchView(
+    runId: string,
+  ): Promise<{ run: RunRecord; tasks(): RunView["tasks"] | Promise<RunView["tasks"]> }> {
+    const active = this.runs.get(runId);
+    if (active) {
+      const store = this.options.store;
+      return {
+        run: active.record,
+        tasks: () =>
+          active.pipeline.tasks.map((t) => ({
+            name: t.name,
+            record: store.cachedTask(runId, t.name) ?? pendingRecord,
+          })),
+      };
+    }
+    const run = await this.getRun(runId);
+    return { run, tasks: () => this.tasksOf(run) };
   }
 
   /** Runs, newest first, filtered. */

@@ -33,6 +33,9 @@ function parseSelector(selector: string): Record<string, string> {
   return out;
 }
 
+/** Task runs per part of a WatchRun snapshot (so no message grows with the run). */
+const snapshotPartSize = 1000;
+
 const pageOf = (token: string): number => {
   if (token === "") return 0;
   const n = Number(token);
@@ -95,23 +98,35 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
             wake?.();
           });
           try {
-            const view = await scheduler.get(runId);
-            const parts = Math.max(1, Math.ceil(view.tasks.length / 1000));
+            const view = await scheduler.watchView(runId);
+            const run = view.run;
+            // A large run's record goes out alone first, so a client can fetch what it needs
+            // (the pipeline's graph) while the task runs are still being listed and sent.
+            const alone = run.taskCount > snapshotPartSize;
+            if (alone)
+              yield {
+                event: {
+                  $case: "snapshot",
+                  value: { run: runToProto(scheduler.explain(run)), taskRuns: [], last: false },
+                },
+              };
+            const tasks = await view.tasks();
+            const parts = Math.max(1, Math.ceil(tasks.length / snapshotPartSize));
             for (let p = 0; p < parts; p++) {
               yield {
                 event: {
                   $case: "snapshot",
                   value: {
-                    run: p === 0 ? runToProto(scheduler.explain(view.run)) : undefined,
-                    taskRuns: view.tasks
-                      .slice(p * 1000, (p + 1) * 1000)
+                    run: p === 0 && !alone ? runToProto(scheduler.explain(run)) : undefined,
+                    taskRuns: tasks
+                      .slice(p * snapshotPartSize, (p + 1) * snapshotPartSize)
                       .map((t) => taskRunToProto(runId, t.name, t.record)),
                     last: p === parts - 1,
                   },
                 },
               };
             }
-            let finished = ["SUCCEEDED", "FAILED", "CANCELLED"].includes(view.run.state);
+            let finished = ["SUCCEEDED", "FAILED", "CANCELLED"].includes(run.state);
             while (!finished && !signal.aborted) {
               if (queue.length === 0) {
                 await new Promise<void>((resolve) => {

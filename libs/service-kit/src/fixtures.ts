@@ -157,6 +157,15 @@ export function registryFake(): ServiceRegistration {
       validatePipeline: (_call, callback) => {
         callback(null, { valid: true, pipeline: undefined, problems: [] });
       },
+      getPipelineGraph: (_call, callback) => {
+        callback(null, {
+          commit: "abc123",
+          tasks: [],
+          dependsCounts: [],
+          depends: [],
+          problems: [],
+        });
+      },
     },
     { listPipelines: "viewer", validatePipeline: "operator" },
   );

@@ -5,7 +5,13 @@ import assert from "node:assert/strict";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DagSchedulerServiceService, PipelineRegistryServiceService } from "@odin/proto";
+import { gzipSync } from "node:zlib";
+import {
+  dagscheduler,
+  DagSchedulerServiceService,
+  pipelineregistry,
+  PipelineRegistryServiceService,
+} from "@odin/proto";
 import { registryFake, schedulerFake, testTokenStore, TOKENS } from "./fixtures.js";
 import { startHttpGateway, type HttpGateway } from "./http-gateway.js";
 import { silentLogger } from "./logger.js";
@@ -48,6 +54,7 @@ describe("HTTP gateway: every RPC over HTTP, and the web UI's files", () => {
     await mkdir(join(webRoot, "assets"));
     await writeFile(join(webRoot, "index.html"), "<!doctype html><title>Odin</title>");
     await writeFile(join(webRoot, "assets", "main.ABCD1234.js"), "console.log(1)");
+    await writeFile(join(webRoot, "assets", "main.ABCD1234.js.gz"), gzipSync("console.log(1)"));
     registry = await startServer({
       name: "registry",
       host: "127.0.0.1",
@@ -123,6 +130,43 @@ describe("HTTP gateway: every RPC over HTTP, and the web UI's files", () => {
     assert.equal(unknownMethod.status, 404);
   });
 
+  test("binary callers (the web UI) get the services' messages, unary and streamed", async () => {
+    const unary = await fetch(http.url + LIST, {
+      method: "POST",
+      headers: { "content-type": "application/proto", authorization: `Bearer ${TOKENS.viewer}` },
+      body: pipelineregistry.ListPipelinesRequest.encode({ commit: "", pathPrefix: "" }).finish(),
+    });
+    assert.equal(unary.status, 200);
+    const listed = pipelineregistry.ListPipelinesResponse.decode(
+      new Uint8Array(await unary.arrayBuffer()),
+    );
+    assert.equal(listed.commit, "vera/viewer");
+    assert.equal(listed.pipelines[0]?.path, "sst2");
+
+    const request = dagscheduler.WatchRunRequest.encode({ runId: "count:3" }).finish();
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(request.length, 1);
+    const streamed = await fetch(http.url + WATCH, {
+      method: "POST",
+      headers: {
+        "content-type": "application/connect+proto",
+        authorization: `Bearer ${TOKENS.viewer}`,
+      },
+      body: Buffer.concat([head, request]),
+    });
+    const bytes = Buffer.from(await streamed.arrayBuffer());
+    const tasks: string[] = [];
+    for (let at = 0; at < bytes.length;) {
+      const size = bytes.readUInt32BE(at + 1);
+      if ((bytes[at]! & 2) === 0) {
+        const m = dagscheduler.WatchRunResponse.decode(bytes.subarray(at + 5, at + 5 + size));
+        if (m.event?.$case === "taskRun") tasks.push(m.event.value.task);
+      }
+      at += 5 + size;
+    }
+    assert.deepEqual(tasks, ["task-0", "task-1", "task-2"]);
+  });
+
   test("a server stream arrives as a Connect stream, message by message, with its end", async () => {
     const res = await fetch(http.url + WATCH, {
       method: "POST",
@@ -179,6 +223,13 @@ describe("HTTP gateway: every RPC over HTTP, and the web UI's files", () => {
     assert.match(bundle.headers.get("content-type") ?? "", /javascript/);
     assert.match(bundle.headers.get("cache-control") ?? "", /immutable/);
     assert.equal(await bundle.text(), "console.log(1)");
+    // fetch asks for gzip and decompresses: the precompressed copy was sent.
+    assert.equal(bundle.headers.get("content-encoding"), "gzip");
+    const plain = await fetch(http.url + "assets/main.ABCD1234.js", {
+      headers: { "accept-encoding": "identity" },
+    });
+    assert.equal(plain.headers.get("content-encoding"), null);
+    assert.equal(await plain.text(), "console.log(1)");
     for (const path of ["", "runs/diamond-abc/tasks/left", "pipelines/alice/sst2"]) {
       const page = await fetch(http.url + path);
       assert.equal(page.status, 200, path);

@@ -17,13 +17,16 @@ import {
   type ServiceError,
 } from "@grpc/grpc-js";
 import {
+  create,
   createFileRegistry,
   fromBinary,
   toBinary,
+  type DescMessage,
   type DescMethod,
   type DescService,
   type Message,
 } from "@bufbuild/protobuf";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -109,6 +112,30 @@ function deadlineOf(context: HandlerContext): Date | number {
 
 const passThrough = (b: Buffer): Buffer => b;
 
+// Content types of the binary encodings (Connect unary and streaming, gRPC-Web).
+const BINARY_CONTENT_TYPE =
+  /^application\/(proto|connect\+proto|grpc-web|grpc-web\+proto)\s*(;|$)/i;
+
+/**
+ * A response for the caller's encoding. JSON needs the message decoded; a binary caller gets the
+ * service's bytes as they are: each top-level field is kept as an unknown field of an empty
+ * message, which protobuf-es writes back verbatim. Decoding and re-encoding a 10,000-task
+ * pipeline would cost half a second of this process's time, and the browser decodes it anyway.
+ */
+function responseOf(desc: DescMessage, bytes: Uint8Array, context: HandlerContext): Message {
+  if (!BINARY_CONTENT_TYPE.test(context.requestHeader.get("content-type") ?? ""))
+    return fromBinary(desc, bytes);
+  const message = create(desc);
+  const reader = new BinaryReader(bytes);
+  const fields: NonNullable<Message["$unknown"]> = [];
+  while (reader.pos < reader.len) {
+    const [no, wireType] = reader.tag();
+    fields.push({ no, wireType, data: reader.skip(wireType, no) });
+  }
+  if (fields.length > 0) message.$unknown = fields;
+  return message;
+}
+
 function forwardUnary(client: Client, address: string, method: DescMethod, path: string) {
   return (request: Message, context: HandlerContext): Promise<Message> =>
     new Promise((resolve, reject) => {
@@ -122,7 +149,7 @@ function forwardUnary(client: Client, address: string, method: DescMethod, path:
         (err, response) => {
           context.signal.removeEventListener("abort", cancel);
           if (err) reject(connectErrorOf(err, address));
-          else resolve(fromBinary(method.output, response ?? Buffer.alloc(0)));
+          else resolve(responseOf(method.output, response ?? Buffer.alloc(0), context));
         },
       );
       const cancel = (): void => call.cancel();
@@ -144,7 +171,7 @@ function forwardServerStream(client: Client, address: string, method: DescMethod
     context.signal.addEventListener("abort", cancel);
     try {
       for await (const chunk of upstream as AsyncIterable<Buffer>)
-        yield fromBinary(method.output, chunk);
+        yield responseOf(method.output, chunk, context);
     } catch (err) {
       throw connectErrorOf(err as ServiceError, address);
     } finally {
@@ -176,9 +203,14 @@ function staticFiles(root: string | undefined) {
       () => false,
     );
     if (!isFile || !file.startsWith(root + sep)) file = join(root, "index.html");
-    let body: Buffer;
+    // The build puts a gzipped copy beside each bundle; a browser that takes gzip gets that.
+    const gzip = /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
+    let body: Buffer | undefined = gzip
+      ? await readFile(`${file}.gz`).catch(() => undefined)
+      : undefined;
+    const encoding = body === undefined ? undefined : "gzip";
     try {
-      body = await readFile(file);
+      body ??= await readFile(file);
     } catch {
       res.writeHead(404, { "content-type": "text/plain" }).end("the web UI is not built\n");
       return;
@@ -187,6 +219,8 @@ function staticFiles(root: string | undefined) {
     res.writeHead(200, {
       "content-type": CONTENT_TYPES[extname(file)] ?? "application/octet-stream",
       "content-length": body.length,
+      ...(encoding ? { "content-encoding": encoding } : {}),
+      vary: "accept-encoding",
       // Bundles carry their content hash in the name; index.html must be revalidated.
       "cache-control": hashed ? "public, max-age=31536000, immutable" : "no-cache",
       "x-content-type-options": "nosniff",

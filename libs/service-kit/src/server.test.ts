@@ -178,11 +178,16 @@ test("a viewer may list but not call an operator RPC; the operator's sha256 entr
 
 test("an RPC missing from the roles needs admin", async () => {
   const operator = track(registryClient(server.address, TOKENS.operator));
-  const denied = await rejected(unary(operator, "getPipeline", { path: "sst2", commit: "" }));
+  const denied = await rejected(
+    unary(operator, "getPipeline", { path: "sst2", commit: "", tasks: [] }),
+  );
   assert.equal(denied.code, status.PERMISSION_DENIED);
   assert.match(denied.details, /needs role admin/);
   const admin = track(registryClient(server.address, TOKENS.admin));
-  assert.equal((await unary(admin, "getPipeline", { path: "sst2", commit: "" })).commit, "abc123");
+  assert.equal(
+    (await unary(admin, "getPipeline", { path: "sst2", commit: "", tasks: [] })).commit,
+    "abc123",
+  );
 });
 
 test("a NotFoundError thrown by a handler arrives as NOT_FOUND with its message", async () => {

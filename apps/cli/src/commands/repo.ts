@@ -67,7 +67,11 @@ export async function showCommand(
 ): Promise<number> {
   const channel = connect(options);
   try {
-    const res = await channel.unary(Registry.getPipeline, { path, commit: options.commit ?? "" });
+    const res = await channel.unary(Registry.getPipeline, {
+      path,
+      commit: options.commit ?? "",
+      tasks: [],
+    });
     const problems = res.problems.map(problemFromProto);
     if (options.output !== "text") {
       await printData(out, options.output, {

@@ -57,27 +57,28 @@ export interface Session {
  * Asks the server who we are. Authentication: a read without a token succeeds only with auth off.
  * Role: a SubmitRun naming no pipeline is refused with PERMISSION_DENIED for a viewer, and with
  * INVALID_ARGUMENT (starting nothing) for a caller who may run — the server's own role check
- * answers, so the UI never keeps a copy of the role table.
+ * answers, so the UI never keeps a copy of the role table. Both questions are asked at once.
  */
 export async function probeSession(): Promise<Session> {
   const anonymous = createClient(DagSchedulerService, transport([]));
+  const [read, submit] = await Promise.allSettled([
+    anonymous.listRuns({ pageSize: 1 }),
+    scheduler.submitRun({ pipeline: "", requestId: "" }),
+  ]);
   let authOff = true;
-  try {
-    await anonymous.listRuns({ pageSize: 1 });
-  } catch (err) {
-    if (ConnectError.from(err).code !== Code.Unauthenticated) throw err;
+  if (read.status === "rejected") {
+    if (ConnectError.from(read.reason).code !== Code.Unauthenticated) throw read.reason;
     authOff = false;
   }
   if (!authOff && storedToken() === null) return { authOff, needsToken: true, canOperate: false };
-  try {
-    await scheduler.submitRun({ pipeline: "", requestId: "" });
-    return { authOff, needsToken: false, canOperate: true };
-  } catch (err) {
-    const code = ConnectError.from(err).code;
-    if (code === Code.Unauthenticated) return { authOff, needsToken: true, canOperate: false };
-    return { authOff, needsToken: false, canOperate: code !== Code.PermissionDenied };
-  }
+  if (submit.status === "fulfilled") return { authOff, needsToken: false, canOperate: true };
+  const code = ConnectError.from(submit.reason).code;
+  if (code === Code.Unauthenticated) return { authOff, needsToken: true, canOperate: false };
+  return { authOff, needsToken: false, canOperate: code !== Code.PermissionDenied };
 }
+
+/** What a page may assume while the server has not answered who we are: it may read. */
+export const provisionalSession: Session = { authOff: false, needsToken: false, canOperate: false };
 
 /** An error as a user should read it: the server's message, without the transport's prefix. */
 export function errorText(err: unknown): string {

@@ -55,33 +55,54 @@ export function layoutGraph(
 ): GraphLayout {
   const index = new Map<string, number>();
   tasks.forEach((t, i) => index.set(t.name, i));
-  const deps: number[][] = tasks.map((t) =>
-    t.depends.map((d) => index.get(d)).filter((d): d is number => d !== undefined),
+  const deps: number[][] = new Array<number[]>(tasks.length);
+  for (let i = 0; i < tasks.length; i++) {
+    const ds: number[] = [];
+    for (const d of tasks[i]!.depends) {
+      const j = index.get(d);
+      if (j !== undefined) ds.push(j);
+    }
+    deps[i] = ds;
+  }
+  return layoutTasks(
+    tasks.map((t) => t.name),
+    deps,
+    options,
   );
-  const dependents: number[][] = tasks.map(() => []);
-  deps.forEach((ds, i) => ds.forEach((d) => dependents[d]!.push(i)));
+}
+
+/**
+ * {@link layoutGraph} of tasks given by name, with each task's dependencies as positions in
+ * `names` (GetPipelineGraph's form).
+ */
+export function layoutTasks(
+  names: readonly string[],
+  deps: readonly (readonly number[])[],
+  options: { group?: boolean } = {},
+): GraphLayout {
+  const dependents: number[][] = names.map(() => []);
+  // Filled in task order, so each list is sorted.
+  for (let i = 0; i < names.length; i++) for (const d of deps[i]!) dependents[d]!.push(i);
 
   let grouping: GraphLayout["grouping"] = "none";
-  let groups: number[][] = tasks.map((_, i) => [i]);
-  if (tasks.length > SHOW_EVERY_TASK && options.group !== false) {
+  let groups: number[][] | undefined;
+  if (names.length > SHOW_EVERY_TASK && options.group !== false) {
     grouping = "neighbours";
-    groups = groupBy(tasks.length, (i) => {
-      const key = (xs: number[]): string =>
-        xs
-          .slice()
-          .sort((a, b) => a - b)
-          .join(",");
-      return `${key(deps[i]!)}|${key(dependents[i]!)}`;
-    });
+    const key = (xs: readonly number[], sorted: boolean): string =>
+      xs.length < 2
+        ? String(xs[0] ?? "")
+        : (sorted ? xs : xs.slice().sort((a, b) => a - b)).join(",");
+    groups = groupBy(names.length, (i) => `${key(deps[i]!, false)}|${key(dependents[i]!, true)}`);
     if (groups.length > MAX_NODES) {
       grouping = "depth";
       const depth = depths(deps);
-      groups = groupBy(tasks.length, (i) => String(depth[i])).sort(
+      groups = groupBy(names.length, (i) => String(depth[i])).sort(
         (a, b) => depth[a[0]!]! - depth[b[0]!]!,
       );
     }
   }
-  const nodeOfTask = new Int32Array(tasks.length);
+  groups ??= names.map((_, i) => [i]);
+  const nodeOfTask = new Int32Array(names.length);
   groups.forEach((members, g) => members.forEach((m) => (nodeOfTask[m] = g)));
 
   const g = new graphlib.Graph({ multigraph: false });
@@ -108,7 +129,7 @@ export function layoutGraph(
       label:
         grouping === "depth"
           ? `step ${i + 1}: ${members.length.toLocaleString()} tasks`
-          : labelOf(members, tasks),
+          : labelOf(members, names),
       x: n.x - NODE_W / 2,
       y: n.y - NODE_H / 2,
       width: NODE_W,
@@ -141,7 +162,7 @@ function groupBy(count: number, keyOf: (i: number) => string): number[][] {
 }
 
 /** Longest path from a root, per task (the pipeline is acyclic: the registry refuses cycles). */
-function depths(deps: readonly number[][]): Int32Array {
+function depths(deps: readonly (readonly number[])[]): Int32Array {
   const depth = new Int32Array(deps.length).fill(-1);
   const visit = (start: number): void => {
     // Iterative, so a 10,000-task chain does not overflow the stack.
@@ -162,10 +183,10 @@ function depths(deps: readonly number[][]): Int32Array {
   return depth;
 }
 
-function labelOf(members: number[], tasks: readonly GraphTask[]): string {
-  if (members.length === 1) return tasks[members[0]!]!.name;
-  const first = tasks[members[0]!]!.name;
-  const prefix = commonPrefix(members.map((m) => tasks[m]!.name));
+function labelOf(members: number[], names: readonly string[]): string {
+  if (members.length === 1) return names[members[0]!]!;
+  const first = names[members[0]!]!;
+  const prefix = commonPrefix(members.map((m) => names[m]!));
   return `${members.length.toLocaleString()} × ${prefix.length >= 2 ? `${prefix}…` : `${first}, …`}`;
 }
 

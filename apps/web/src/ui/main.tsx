@@ -2,7 +2,14 @@
 import "./style.css";
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { errorText, probeSession, storedToken, storeToken, type Session } from "./api.js";
+import {
+  errorText,
+  probeSession,
+  provisionalSession,
+  storedToken,
+  storeToken,
+  type Session,
+} from "./api.js";
 import { PipelinePage, PipelinesPage } from "./pages/pipelines.js";
 import { RunPage } from "./pages/run.js";
 import { RunsPage } from "./pages/runs.js";
@@ -26,13 +33,11 @@ function App() {
         <button onClick={() => (setError(undefined), setAttempt((a) => a + 1))}>Try again</button>
       </main>
     );
-  if (!session)
-    return (
-      <main class="page">
-        <p aria-live="polite">Connecting…</p>
-      </main>
-    );
-  if (session.needsToken) return <SignIn onDone={() => setAttempt((a) => a + 1)} />;
+  if (session?.needsToken) return <SignIn onDone={() => setAttempt((a) => a + 1)} />;
+  // Pages start loading while the server is asked who we are (their calls fail as
+  // unauthenticated, and give way to the sign-in form, if a token is needed); actions stay
+  // disabled until it answers.
+  const known = session ?? provisionalSession;
 
   const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   let page;
@@ -42,14 +47,14 @@ function App() {
       <RunPage
         runId={parts[1]}
         task={parts[2] === "tasks" ? parts[3] : undefined}
-        session={session}
+        session={known}
       />
     );
   } else if (parts[0] === "pipelines") {
     current = "pipelines";
     page =
       parts.length > 1 ? (
-        <PipelinePage path={parts.slice(1).join("/")} session={session} />
+        <PipelinePage path={parts.slice(1).join("/")} session={known} />
       ) : (
         <PipelinesPage />
       );
@@ -79,19 +84,19 @@ function App() {
           </a>
         </nav>
         <span class="who">
-          {session.authOff
+          {!session || session.authOff
             ? ""
             : session.canOperate
               ? "signed in (may run)"
               : "signed in (read only)"}
-          {storedToken() !== null && !session.authOff && (
+          {session && storedToken() !== null && !session.authOff && (
             <button class="link" onClick={() => (storeToken(null), setAttempt((a) => a + 1))}>
               Sign out
             </button>
           )}
         </span>
       </header>
-      {session.authOff && (
+      {session?.authOff && (
         <div class="banner" role="status">
           Authentication is off: anyone who can reach this address can run and cancel pipelines.
           Start the server with a tokens file to require tokens.

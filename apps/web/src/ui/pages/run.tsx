@@ -2,11 +2,10 @@
 // run's actions; the task panel of the task in the URL.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { RunState, TaskState } from "../../gen/odin/common/v1/run_pb.js";
-import type { Task } from "../../gen/odin/common/v1/pipeline_pb.js";
 import { errorText, registry, requestId, scheduler, type Session } from "../api.js";
 import { DagView } from "../dag-view.js";
 import { runStateClass, runStateName, span, taskColors, taskStateName, when } from "../format.js";
-import { layoutGraph, type GraphLayout } from "../graph.js";
+import { layoutTasks, type GraphLayout } from "../graph.js";
 import { navigate, onLinkClick, paths } from "../router.js";
 import { RunModel } from "../run-model.js";
 import { TaskPanel } from "./task-panel.js";
@@ -25,13 +24,39 @@ export function RunPage({
 }) {
   const model = useMemo(() => new RunModel(), [runId]);
   const [, setVersion] = useState(0);
-  const [spec, setSpec] = useState<Task[]>();
+  // The pipeline's task names in file order (the graph's node indices refer to them).
+  const [names, setNames] = useState<string[]>();
   const [layout, setLayout] = useState<GraphLayout>();
   const [error, setError] = useState<string>();
   const [notice, setNotice] = useState<string>();
   const [selectedNode, setSelectedNode] = useState(-1);
   const [busy, setBusy] = useState(false);
   const [watchGeneration, setWatchGeneration] = useState(0);
+
+  // The DAG's shape comes from the pipeline at the run's commit: only the graph (GetPipelineGraph:
+  // names and dependencies as positions), asked for as soon as the stream's first part names the
+  // commit — not after a render — so it arrives while the rest of the snapshot does. A task's
+  // full spec is read by its panel.
+  const graphOf = useRef("");
+  const loadGraph = (path: string, commit: string, signal: AbortSignal): void => {
+    if (graphOf.current === `${commit}:${path}`) return;
+    graphOf.current = `${commit}:${path}`;
+    registry.getPipelineGraph({ path, commit }, { signal }).then(
+      (res) => {
+        if (signal.aborted) return;
+        performance.mark("odin:pipeline-loaded");
+        const started = performance.now();
+        const laidOut = layoutTasks(res.tasks, dependencies(res.dependsCounts, res.depends));
+        performance.measure("odin:layout", { start: started });
+        setNames(res.tasks);
+        setLayout(laidOut);
+      },
+      (err: unknown) => {
+        graphOf.current = "";
+        if (!signal.aborted) setError(`cannot read the pipeline: ${errorText(err)}`);
+      },
+    );
+  };
 
   // The stream: a snapshot, then every change, until the run ends (then it is re-opened only
   // after a retry).
@@ -54,6 +79,7 @@ export function RunPage({
             attempt = 0;
             const wasComplete = model.complete;
             model.apply(message);
+            if (model.run) loadGraph(model.run.pipeline, model.run.commit, abort.signal);
             if (!wasComplete && model.complete) performance.mark("odin:snapshot-complete");
           }
           if (model.run && ENDED.has(model.run.state)) return;
@@ -67,55 +93,32 @@ export function RunPage({
       }
     })().catch((err: unknown) => setError(errorText(err)));
     return () => {
+      // A graph request cut short here clears graphOf (its error handler), so the next stream
+      // asks again; a graph already loaded is kept.
       abort.abort();
       unsubscribe();
       cancelAnimationFrame(frame);
     };
   }, [model, runId, watchGeneration]);
 
-  // The DAG's shape comes from the pipeline at the run's commit.
-  const pipelinePath = model.run?.pipeline;
-  const commit = model.run?.commit;
-  useEffect(() => {
-    if (!pipelinePath || !commit) return;
-    let stopped = false;
-    registry.getPipeline({ path: pipelinePath, commit }).then(
-      (res) => {
-        if (stopped) return;
-        performance.mark("odin:pipeline-loaded");
-        const tasks = res.pipeline?.tasks ?? [];
-        setSpec(tasks);
-        const started = performance.now();
-        const laidOut = layoutGraph(tasks);
-        performance.measure("odin:layout", { start: started });
-        setLayout(laidOut);
-      },
-      (err: unknown) => !stopped && setError(`cannot read the pipeline: ${errorText(err)}`),
-    );
-    return () => {
-      stopped = true;
-    };
-  }, [pipelinePath, commit]);
-
   // The node of the task in the URL is the selected one.
-  const specIndex = useMemo(() => {
+  const graphIndex = useMemo(() => {
     const m = new Map<string, number>();
-    spec?.forEach((t, i) => m.set(t.name, i));
+    names?.forEach((name, i) => m.set(name, i));
     return m;
-  }, [spec]);
+  }, [names]);
   // The graph indexes tasks in pipeline order; the model by name.
   const taskRunOf = useMemo(() => {
-    const names = spec?.map((t) => t.name) ?? [];
     return (i: number) => {
-      const m = model.indexOf(names[i] ?? "");
+      const m = model.indexOf(names?.[i] ?? "");
       return m === undefined ? undefined : model.taskRuns[m];
     };
-  }, [model, spec]);
+  }, [model, names]);
   useEffect(() => {
     if (!layout || task === undefined) return;
-    const i = specIndex.get(task);
+    const i = graphIndex.get(task);
     if (i !== undefined) setSelectedNode(layout.nodeOfTask[i] ?? -1);
-  }, [layout, task, specIndex]);
+  }, [layout, task, graphIndex]);
 
   const run = model.run;
   const act = async (what: "cancel" | "retry" | "remove"): Promise<void> => {
@@ -151,7 +154,7 @@ export function RunPage({
   const ended = run !== undefined && ENDED.has(run.state);
   const selectedMembers = layout?.nodes[selectedNode]?.members;
   const openTask =
-    task ?? (selectedMembers?.length === 1 ? spec?.[selectedMembers[0]!]?.name : undefined);
+    task ?? (selectedMembers?.length === 1 ? names?.[selectedMembers[0]!] : undefined);
 
   return (
     <main class="page run-page">
@@ -239,11 +242,11 @@ export function RunPage({
                 setSelectedNode(n);
                 const members = layout.nodes[n]?.members;
                 if (members?.length === 1) {
-                  const name = spec?.[members[0]!]?.name;
+                  const name = names?.[members[0]!];
                   if (name) navigate(paths.task(runId, name), true);
                 }
               }}
-              label={`DAG of ${spec?.length ?? 0} tasks${layout.grouping !== "none" ? `, grouped by ${layout.grouping === "depth" ? "depth" : "shared dependencies"}` : ""}`}
+              label={`DAG of ${names?.length ?? 0} tasks${layout.grouping !== "none" ? `, grouped by ${layout.grouping === "depth" ? "depth" : "shared dependencies"}` : ""}`}
             />
           ) : (
             <p aria-live="polite">Loading the graph…</p>
@@ -254,7 +257,7 @@ export function RunPage({
           model={model}
           only={
             selectedMembers && selectedMembers.length > 1
-              ? selectedMembers.map((m) => spec?.[m]?.name ?? "")
+              ? selectedMembers.map((m) => names?.[m] ?? "")
               : undefined
           }
           runId={runId}
@@ -266,7 +269,7 @@ export function RunPage({
             runId={runId}
             task={openTask}
             model={model}
-            spec={spec?.[specIndex.get(openTask) ?? -1]}
+            pipeline={run?.pipeline}
             commit={run?.commit}
             onClose={() => {
               setSelectedNode(-1);
@@ -277,6 +280,17 @@ export function RunPage({
       </div>
     </main>
   );
+}
+
+/** GetPipelineGraph's dependencies (counts, then all positions one after another) per task. */
+function dependencies(counts: readonly number[], flat: readonly number[]): number[][] {
+  const out: number[][] = [];
+  let at = 0;
+  for (const n of counts) {
+    out.push(flat.slice(at, at + n));
+    at += n;
+  }
+  return out;
 }
 
 function Legend() {

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { TaskState } from "../../gen/odin/common/v1/run_pb.js";
 import type { Task } from "../../gen/odin/common/v1/pipeline_pb.js";
 import type { LogLine, ObjectEvent } from "../../gen/odin/k8slauncher/v1/k8slauncher_pb.js";
-import { errorText, launcher } from "../api.js";
+import { errorText, launcher, registry } from "../api.js";
 import { span, taskStateName, when } from "../format.js";
 import type { RunModel } from "../run-model.js";
 
@@ -15,17 +15,30 @@ export function TaskPanel({
   runId,
   task,
   model,
-  spec,
+  pipeline,
   commit,
   onClose,
 }: {
   runId: string;
   task: string;
   model: RunModel;
-  spec: Task | undefined;
+  /** The run's pipeline path and commit, to read this task's spec from. */
+  pipeline: string | undefined;
   commit: string | undefined;
   onClose: () => void;
 }) {
+  const [spec, setSpec] = useState<Task>();
+  useEffect(() => {
+    if (!pipeline || !commit) return;
+    let stopped = false;
+    registry.getPipeline({ path: pipeline, commit, tasks: [task] }).then(
+      (res) => !stopped && setSpec(res.pipeline?.tasks[0]),
+      () => undefined,
+    );
+    return () => {
+      stopped = true;
+    };
+  }, [pipeline, commit, task]);
   const i = model.indexOf(task);
   const t = i === undefined ? undefined : model.taskRuns[i];
   const history = i === undefined ? [] : (model.history.get(i) ?? []);

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_odin_pipelineregistry_v1_pipelineregistry: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "Ci9vZGluL3BpcGVsaW5lcmVnaXN0cnkvdjEvcGlwZWxpbmVyZWdpc3RyeS5wcm90bxIYb2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxIjsKFExpc3RQaXBlbGluZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJlChVMaXN0UGlwZWxpbmVzUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEjwKCXBpcGVsaW5lcxgCIAMoCzIpLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5QaXBlbGluZVN1bW1hcnkiewoPUGlwZWxpbmVTdW1tYXJ5EgwKBHBhdGgYASABKAkSDAoEbmFtZRgCIAEoCRISCgp0YXNrX2NvdW50GAMgASgNEg0KBXZhbGlkGAQgASgIEikKCHByb2JsZW1zGAUgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbSIyChJHZXRQaXBlbGluZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIOCgZjb21taXQYAiABKAkifAoTR2V0UGlwZWxpbmVSZXNwb25zZRIOCgZjb21taXQYASABKAkSKgoIcGlwZWxpbmUYAiABKAsyGC5vZGluLmNvbW1vbi52MS5QaXBlbGluZRIpCghwcm9ibGVtcxgDIAMoCzIXLm9kaW4uY29tbW9uLnYxLlByb2JsZW0iTAoXVmFsaWRhdGVQaXBlbGluZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIjCgVmaWxlcxgCIAMoCzIULm9kaW4uY29tbW9uLnYxLkZpbGUigAEKGFZhbGlkYXRlUGlwZWxpbmVSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIqCghwaXBlbGluZRgCIAEoCzIYLm9kaW4uY29tbW9uLnYxLlBpcGVsaW5lEikKCHByb2JsZW1zGAMgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbTLyAgoXUGlwZWxpbmVSZWdpc3RyeVNlcnZpY2UScAoNTGlzdFBpcGVsaW5lcxIuLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5MaXN0UGlwZWxpbmVzUmVxdWVzdBovLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5MaXN0UGlwZWxpbmVzUmVzcG9uc2USagoLR2V0UGlwZWxpbmUSLC5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuR2V0UGlwZWxpbmVSZXF1ZXN0Gi0ub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkdldFBpcGVsaW5lUmVzcG9uc2USeQoQVmFsaWRhdGVQaXBlbGluZRIxLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5WYWxpZGF0ZVBpcGVsaW5lUmVxdWVzdBoyLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5WYWxpZGF0ZVBpcGVsaW5lUmVzcG9uc2ViBnByb3RvMw",
+    "Ci9vZGluL3BpcGVsaW5lcmVnaXN0cnkvdjEvcGlwZWxpbmVyZWdpc3RyeS5wcm90bxIYb2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxIjsKFExpc3RQaXBlbGluZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJlChVMaXN0UGlwZWxpbmVzUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEjwKCXBpcGVsaW5lcxgCIAMoCzIpLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5QaXBlbGluZVN1bW1hcnkiewoPUGlwZWxpbmVTdW1tYXJ5EgwKBHBhdGgYASABKAkSDAoEbmFtZRgCIAEoCRISCgp0YXNrX2NvdW50GAMgASgNEg0KBXZhbGlkGAQgASgIEikKCHByb2JsZW1zGAUgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbSJBChJHZXRQaXBlbGluZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIOCgZjb21taXQYAiABKAkSDQoFdGFza3MYAyADKAkifAoTR2V0UGlwZWxpbmVSZXNwb25zZRIOCgZjb21taXQYASABKAkSKgoIcGlwZWxpbmUYAiABKAsyGC5vZGluLmNvbW1vbi52MS5QaXBlbGluZRIpCghwcm9ibGVtcxgDIAMoCzIXLm9kaW4uY29tbW9uLnYxLlByb2JsZW0iTAoXVmFsaWRhdGVQaXBlbGluZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIjCgVmaWxlcxgCIAMoCzIULm9kaW4uY29tbW9uLnYxLkZpbGUigAEKGFZhbGlkYXRlUGlwZWxpbmVSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIqCghwaXBlbGluZRgCIAEoCzIYLm9kaW4uY29tbW9uLnYxLlBpcGVsaW5lEikKCHByb2JsZW1zGAMgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbSI3ChdHZXRQaXBlbGluZUdyYXBoUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBmNvbW1pdBgCIAEoCSKNAQoYR2V0UGlwZWxpbmVHcmFwaFJlc3BvbnNlEg4KBmNvbW1pdBgBIAEoCRINCgV0YXNrcxgCIAMoCRIWCg5kZXBlbmRzX2NvdW50cxgDIAMoDRIPCgdkZXBlbmRzGAQgAygNEikKCHByb2JsZW1zGAUgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbTLtAwoXUGlwZWxpbmVSZWdpc3RyeVNlcnZpY2UScAoNTGlzdFBpcGVsaW5lcxIuLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5MaXN0UGlwZWxpbmVzUmVxdWVzdBovLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5MaXN0UGlwZWxpbmVzUmVzcG9uc2USagoLR2V0UGlwZWxpbmUSLC5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuR2V0UGlwZWxpbmVSZXF1ZXN0Gi0ub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkdldFBpcGVsaW5lUmVzcG9uc2USeQoQVmFsaWRhdGVQaXBlbGluZRIxLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5WYWxpZGF0ZVBpcGVsaW5lUmVxdWVzdBoyLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5WYWxpZGF0ZVBpcGVsaW5lUmVzcG9uc2USeQoQR2V0UGlwZWxpbmVHcmFwaBIxLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5HZXRQaXBlbGluZUdyYXBoUmVxdWVzdBoyLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5HZXRQaXBlbGluZUdyYXBoUmVzcG9uc2ViBnByb3RvMw",
     [file_odin_common_v1_file, file_odin_common_v1_pipeline, file_odin_common_v1_problem],
   );
 
@@ -151,6 +151,14 @@ export type GetPipelineRequest = Message<"odin.pipelineregistry.v1.GetPipelineRe
    * @generated from field: string commit = 2;
    */
   commit: string;
+
+  /**
+   * Only these tasks, by name, in pipeline order (names the pipeline does not have are left out);
+   * empty = every task. The web UI's task panel asks for the one task it shows.
+   *
+   * @generated from field: repeated string tasks = 3;
+   */
+  tasks: string[];
 };
 
 /**
@@ -266,6 +274,89 @@ export const ValidatePipelineResponseSchema: GenMessage<ValidatePipelineResponse
   messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 6);
 
 /**
+ * GetPipelineGraphRequest names a pipeline at a commit.
+ *
+ * @generated from message odin.pipelineregistry.v1.GetPipelineGraphRequest
+ */
+export type GetPipelineGraphRequest =
+  Message<"odin.pipelineregistry.v1.GetPipelineGraphRequest"> & {
+    /**
+     * The pipeline's directory relative to the repository root (e.g. `alice/sst2`).
+     *
+     * @generated from field: string path = 1;
+     */
+    path: string;
+
+    /**
+     * Full commit id; empty = the newest commit repo-sync serves.
+     *
+     * @generated from field: string commit = 2;
+     */
+    commit: string;
+  };
+
+/**
+ * Describes the message odin.pipelineregistry.v1.GetPipelineGraphRequest.
+ * Use `create(GetPipelineGraphRequestSchema)` to create a new message.
+ */
+export const GetPipelineGraphRequestSchema: GenMessage<GetPipelineGraphRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 7);
+
+/**
+ * GetPipelineGraphResponse is a pipeline's DAG: task i is named `tasks[i]` and depends on the
+ * tasks at the positions `depends[s .. s + depends_counts[i])`, where s is the sum of the counts
+ * before i.
+ *
+ * @generated from message odin.pipelineregistry.v1.GetPipelineGraphResponse
+ */
+export type GetPipelineGraphResponse =
+  Message<"odin.pipelineregistry.v1.GetPipelineGraphResponse"> & {
+    /**
+     * The commit read (resolved when the request left it empty).
+     *
+     * @generated from field: string commit = 1;
+     */
+    commit: string;
+
+    /**
+     * Task names in pipeline file order; empty when `problems` holds an ERROR.
+     *
+     * @generated from field: repeated string tasks = 2;
+     */
+    tasks: string[];
+
+    /**
+     * How many tasks each task depends on, one entry per task in the order of `tasks`.
+     *
+     * @generated from field: repeated uint32 depends_counts = 3;
+     */
+    dependsCounts: number[];
+
+    /**
+     * Every task's dependencies one after another, as positions in `tasks`.
+     *
+     * @generated from field: repeated uint32 depends = 4;
+     */
+    depends: number[];
+
+    /**
+     * Every problem found, errors and warnings.
+     *
+     * @generated from field: repeated odin.common.v1.Problem problems = 5;
+     */
+    problems: Problem[];
+  };
+
+/**
+ * Describes the message odin.pipelineregistry.v1.GetPipelineGraphResponse.
+ * Use `create(GetPipelineGraphResponseSchema)` to create a new message.
+ */
+export const GetPipelineGraphResponseSchema: GenMessage<GetPipelineGraphResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 8);
+
+/**
  * PipelineRegistryService parses and validates the pipelines of the repository (files from
  * repo-sync), caching them per commit and refreshing on `RepoSynced`. Called by the CLI (`odin ls`,
  * `odin show`, `odin push`), by dag-scheduler (the pipeline of a run being submitted) and by any
@@ -308,5 +399,18 @@ export const PipelineRegistryService: GenService<{
     methodKind: "unary";
     input: typeof ValidatePipelineRequestSchema;
     output: typeof ValidatePipelineResponseSchema;
+  };
+  /**
+   * GetPipelineGraph returns only a pipeline's DAG, compactly: task names and dependencies as
+   * positions, without the tasks' specs. For drawing a run of thousands of tasks (the web UI's Run
+   * page), where GetPipeline's full tasks would be most of what is sent and decoded. NOT_FOUND as
+   * GetPipeline. Read-only; safe to retry.
+   *
+   * @generated from rpc odin.pipelineregistry.v1.PipelineRegistryService.GetPipelineGraph
+   */
+  getPipelineGraph: {
+    methodKind: "unary";
+    input: typeof GetPipelineGraphRequestSchema;
+    output: typeof GetPipelineGraphResponseSchema;
   };
 }> = /*@__PURE__*/ serviceDesc(file_odin_pipelineregistry_v1_pipelineregistry, 0);

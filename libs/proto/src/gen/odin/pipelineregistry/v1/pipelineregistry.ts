@@ -58,6 +58,11 @@ export interface GetPipelineRequest {
   path: string;
   /** Full commit id; empty = the newest commit repo-sync serves. */
   commit: string;
+  /**
+   * Only these tasks, by name, in pipeline order (names the pipeline does not have are left out);
+   * empty = every task. The web UI's task panel asks for the one task it shows.
+   */
+  tasks: string[];
 }
 
 /** GetPipelineResponse is a pipeline and what is wrong with it. */
@@ -87,6 +92,32 @@ export interface ValidatePipelineResponse {
   valid: boolean;
   /** The normalized pipeline (with an empty `commit`); unset when not valid. */
   pipeline: Pipeline | undefined;
+  /** Every problem found, errors and warnings. */
+  problems: Problem[];
+}
+
+/** GetPipelineGraphRequest names a pipeline at a commit. */
+export interface GetPipelineGraphRequest {
+  /** The pipeline's directory relative to the repository root (e.g. `alice/sst2`). */
+  path: string;
+  /** Full commit id; empty = the newest commit repo-sync serves. */
+  commit: string;
+}
+
+/**
+ * GetPipelineGraphResponse is a pipeline's DAG: task i is named `tasks[i]` and depends on the
+ * tasks at the positions `depends[s .. s + depends_counts[i])`, where s is the sum of the counts
+ * before i.
+ */
+export interface GetPipelineGraphResponse {
+  /** The commit read (resolved when the request left it empty). */
+  commit: string;
+  /** Task names in pipeline file order; empty when `problems` holds an ERROR. */
+  tasks: string[];
+  /** How many tasks each task depends on, one entry per task in the order of `tasks`. */
+  dependsCounts: number[];
+  /** Every task's dependencies one after another, as positions in `tasks`. */
+  depends: number[];
   /** Every problem found, errors and warnings. */
   problems: Problem[];
 }
@@ -407,7 +438,7 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
 };
 
 function createBaseGetPipelineRequest(): GetPipelineRequest {
-  return { path: "", commit: "" };
+  return { path: "", commit: "", tasks: [] };
 }
 
 export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
@@ -417,6 +448,9 @@ export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
     }
     if (message.commit !== "") {
       writer.uint32(18).string(message.commit);
+    }
+    for (const v of message.tasks) {
+      writer.uint32(26).string(v!);
     }
     return writer;
   },
@@ -450,6 +484,14 @@ export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
             message.commit = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tasks.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -466,6 +508,9 @@ export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
     return {
       path: isSet(object.path) ? globalThis.String(object.path) : "",
       commit: isSet(object.commit) ? globalThis.String(object.commit) : "",
+      tasks: globalThis.Array.isArray(object?.tasks)
+        ? object.tasks.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -477,6 +522,9 @@ export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
     if (message.commit !== "") {
       obj.commit = message.commit;
     }
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks;
+    }
     return obj;
   },
 
@@ -487,6 +535,7 @@ export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
     const message = createBaseGetPipelineRequest();
     message.path = object.path ?? "";
     message.commit = object.commit ?? "";
+    message.tasks = object.tasks?.map((e) => e) || [];
     return message;
   },
 };
@@ -796,6 +845,268 @@ export const ValidatePipelineResponse: MessageFns<ValidatePipelineResponse> = {
   },
 };
 
+function createBaseGetPipelineGraphRequest(): GetPipelineGraphRequest {
+  return { path: "", commit: "" };
+}
+
+export const GetPipelineGraphRequest: MessageFns<GetPipelineGraphRequest> = {
+  encode(
+    message: GetPipelineGraphRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.commit !== "") {
+      writer.uint32(18).string(message.commit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPipelineGraphRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPipelineGraphRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.commit = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPipelineGraphRequest {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      commit: isSet(object.commit) ? globalThis.String(object.commit) : "",
+    };
+  },
+
+  toJSON(message: GetPipelineGraphRequest): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.commit !== "") {
+      obj.commit = message.commit;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetPipelineGraphRequest>): GetPipelineGraphRequest {
+    return GetPipelineGraphRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetPipelineGraphRequest>): GetPipelineGraphRequest {
+    const message = createBaseGetPipelineGraphRequest();
+    message.path = object.path ?? "";
+    message.commit = object.commit ?? "";
+    return message;
+  },
+};
+
+function createBaseGetPipelineGraphResponse(): GetPipelineGraphResponse {
+  return { commit: "", tasks: [], dependsCounts: [], depends: [], problems: [] };
+}
+
+export const GetPipelineGraphResponse: MessageFns<GetPipelineGraphResponse> = {
+  encode(
+    message: GetPipelineGraphResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.commit !== "") {
+      writer.uint32(10).string(message.commit);
+    }
+    for (const v of message.tasks) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.dependsCounts.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.dependsCounts) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.depends.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.depends) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    for (const v of message.problems) {
+      Problem.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPipelineGraphResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPipelineGraphResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.commit = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tasks.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.dependsCounts.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.dependsCounts.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag === 32) {
+              message.depends.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.depends.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.problems.push(Problem.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPipelineGraphResponse {
+    return {
+      commit: isSet(object.commit) ? globalThis.String(object.commit) : "",
+      tasks: globalThis.Array.isArray(object?.tasks)
+        ? object.tasks.map((e: any) => globalThis.String(e))
+        : [],
+      dependsCounts: globalThis.Array.isArray(object?.dependsCounts)
+        ? object.dependsCounts.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.depends_counts)
+          ? object.depends_counts.map((e: any) => globalThis.Number(e))
+          : [],
+      depends: globalThis.Array.isArray(object?.depends)
+        ? object.depends.map((e: any) => globalThis.Number(e))
+        : [],
+      problems: globalThis.Array.isArray(object?.problems)
+        ? object.problems.map((e: any) => Problem.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GetPipelineGraphResponse): unknown {
+    const obj: any = {};
+    if (message.commit !== "") {
+      obj.commit = message.commit;
+    }
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks;
+    }
+    if (message.dependsCounts?.length) {
+      obj.dependsCounts = message.dependsCounts.map((e) => Math.round(e));
+    }
+    if (message.depends?.length) {
+      obj.depends = message.depends.map((e) => Math.round(e));
+    }
+    if (message.problems?.length) {
+      obj.problems = message.problems.map((e) => Problem.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetPipelineGraphResponse>): GetPipelineGraphResponse {
+    return GetPipelineGraphResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetPipelineGraphResponse>): GetPipelineGraphResponse {
+    const message = createBaseGetPipelineGraphResponse();
+    message.commit = object.commit ?? "";
+    message.tasks = object.tasks?.map((e) => e) || [];
+    message.dependsCounts = object.dependsCounts?.map((e) => e) || [];
+    message.depends = object.depends?.map((e) => e) || [];
+    message.problems = object.problems?.map((e) => Problem.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * PipelineRegistryService parses and validates the pipelines of the repository (files from
  * repo-sync), caching them per commit and refreshing on `RepoSynced`. Called by the CLI (`odin ls`,
@@ -854,6 +1165,25 @@ export const PipelineRegistryServiceService = {
     responseDeserialize: (value: Buffer): ValidatePipelineResponse =>
       ValidatePipelineResponse.decode(value),
   },
+  /**
+   * GetPipelineGraph returns only a pipeline's DAG, compactly: task names and dependencies as
+   * positions, without the tasks' specs. For drawing a run of thousands of tasks (the web UI's Run
+   * page), where GetPipeline's full tasks would be most of what is sent and decoded. NOT_FOUND as
+   * GetPipeline. Read-only; safe to retry.
+   */
+  getPipelineGraph: {
+    path: "/odin.pipelineregistry.v1.PipelineRegistryService/GetPipelineGraph" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPipelineGraphRequest): Buffer =>
+      Buffer.from(GetPipelineGraphRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPipelineGraphRequest =>
+      GetPipelineGraphRequest.decode(value),
+    responseSerialize: (value: GetPipelineGraphResponse): Buffer =>
+      Buffer.from(GetPipelineGraphResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetPipelineGraphResponse =>
+      GetPipelineGraphResponse.decode(value),
+  },
 } as const;
 
 export interface PipelineRegistryServiceServer extends UntypedServiceImplementation {
@@ -874,6 +1204,13 @@ export interface PipelineRegistryServiceServer extends UntypedServiceImplementat
    * to retry.
    */
   validatePipeline: handleUnaryCall<ValidatePipelineRequest, ValidatePipelineResponse>;
+  /**
+   * GetPipelineGraph returns only a pipeline's DAG, compactly: task names and dependencies as
+   * positions, without the tasks' specs. For drawing a run of thousands of tasks (the web UI's Run
+   * page), where GetPipeline's full tasks would be most of what is sent and decoded. NOT_FOUND as
+   * GetPipeline. Read-only; safe to retry.
+   */
+  getPipelineGraph: handleUnaryCall<GetPipelineGraphRequest, GetPipelineGraphResponse>;
 }
 
 export interface PipelineRegistryServiceClient extends Client {
@@ -935,6 +1272,27 @@ export interface PipelineRegistryServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ValidatePipelineResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetPipelineGraph returns only a pipeline's DAG, compactly: task names and dependencies as
+   * positions, without the tasks' specs. For drawing a run of thousands of tasks (the web UI's Run
+   * page), where GetPipeline's full tasks would be most of what is sent and decoded. NOT_FOUND as
+   * GetPipeline. Read-only; safe to retry.
+   */
+  getPipelineGraph(
+    request: GetPipelineGraphRequest,
+    callback: (error: ServiceError | null, response: GetPipelineGraphResponse) => void,
+  ): ClientUnaryCall;
+  getPipelineGraph(
+    request: GetPipelineGraphRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetPipelineGraphResponse) => void,
+  ): ClientUnaryCall;
+  getPipelineGraph(
+    request: GetPipelineGraphRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetPipelineGraphResponse) => void,
   ): ClientUnaryCall;
 }
 

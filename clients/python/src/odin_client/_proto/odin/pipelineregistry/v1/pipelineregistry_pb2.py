@@ -22,7 +22,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/pipelineregistry/v1/pipelineregistry.proto',
   package='odin.pipelineregistry.v1',
   syntax='proto3',
-  serialized_pb=_b('\n/odin/pipelineregistry/v1/pipelineregistry.proto\x12\x18odin.pipelineregistry.v1\x1a\x19odin/common/v1/file.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x1codin/common/v1/problem.proto\";\n\x14ListPipelinesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"e\n\x15ListPipelinesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12<\n\tpipelines\x18\x02 \x03(\x0b\x32).odin.pipelineregistry.v1.PipelineSummary\"{\n\x0fPipelineSummary\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ntask_count\x18\x03 \x01(\r\x12\r\n\x05valid\x18\x04 \x01(\x08\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem\"2\n\x12GetPipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\"|\n\x13GetPipelineResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\"L\n\x17ValidatePipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\"\x80\x01\n\x18ValidatePipelineResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem2\xf2\x02\n\x17PipelineRegistryService\x12p\n\rListPipelines\x12..odin.pipelineregistry.v1.ListPipelinesRequest\x1a/.odin.pipelineregistry.v1.ListPipelinesResponse\x12j\n\x0bGetPipeline\x12,.odin.pipelineregistry.v1.GetPipelineRequest\x1a-.odin.pipelineregistry.v1.GetPipelineResponse\x12y\n\x10ValidatePipeline\x12\x31.odin.pipelineregistry.v1.ValidatePipelineRequest\x1a\x32.odin.pipelineregistry.v1.ValidatePipelineResponseb\x06proto3')
+  serialized_pb=_b('\n/odin/pipelineregistry/v1/pipelineregistry.proto\x12\x18odin.pipelineregistry.v1\x1a\x19odin/common/v1/file.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x1codin/common/v1/problem.proto\";\n\x14ListPipelinesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"e\n\x15ListPipelinesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12<\n\tpipelines\x18\x02 \x03(\x0b\x32).odin.pipelineregistry.v1.PipelineSummary\"{\n\x0fPipelineSummary\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ntask_count\x18\x03 \x01(\r\x12\r\n\x05valid\x18\x04 \x01(\x08\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem\"A\n\x12GetPipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\r\n\x05tasks\x18\x03 \x03(\t\"|\n\x13GetPipelineResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\"L\n\x17ValidatePipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\"\x80\x01\n\x18ValidatePipelineResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\"7\n\x17GetPipelineGraphRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\"\x8d\x01\n\x18GetPipelineGraphResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\r\n\x05tasks\x18\x02 \x03(\t\x12\x16\n\x0e\x64\x65pends_counts\x18\x03 \x03(\r\x12\x0f\n\x07\x64\x65pends\x18\x04 \x03(\r\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem2\xed\x03\n\x17PipelineRegistryService\x12p\n\rListPipelines\x12..odin.pipelineregistry.v1.ListPipelinesRequest\x1a/.odin.pipelineregistry.v1.ListPipelinesResponse\x12j\n\x0bGetPipeline\x12,.odin.pipelineregistry.v1.GetPipelineRequest\x1a-.odin.pipelineregistry.v1.GetPipelineResponse\x12y\n\x10ValidatePipeline\x12\x31.odin.pipelineregistry.v1.ValidatePipelineRequest\x1a\x32.odin.pipelineregistry.v1.ValidatePipelineResponse\x12y\n\x10GetPipelineGraph\x12\x31.odin.pipelineregistry.v1.GetPipelineGraphRequest\x1a\x32.odin.pipelineregistry.v1.GetPipelineGraphResponseb\x06proto3')
   ,
   dependencies=[odin_dot_common_dot_v1_dot_file__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_pipeline__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_problem__pb2.DESCRIPTOR,])
 
@@ -185,6 +185,13 @@ _GETPIPELINEREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='tasks', full_name='odin.pipelineregistry.v1.GetPipelineRequest.tasks', index=2,
+      number=3, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -198,7 +205,7 @@ _GETPIPELINEREQUEST = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=454,
-  serialized_end=504,
+  serialized_end=519,
 )
 
 
@@ -242,8 +249,8 @@ _GETPIPELINERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=506,
-  serialized_end=630,
+  serialized_start=521,
+  serialized_end=645,
 )
 
 
@@ -280,8 +287,8 @@ _VALIDATEPIPELINEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=632,
-  serialized_end=708,
+  serialized_start=647,
+  serialized_end=723,
 )
 
 
@@ -325,8 +332,105 @@ _VALIDATEPIPELINERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=711,
-  serialized_end=839,
+  serialized_start=726,
+  serialized_end=854,
+)
+
+
+_GETPIPELINEGRAPHREQUEST = _descriptor.Descriptor(
+  name='GetPipelineGraphRequest',
+  full_name='odin.pipelineregistry.v1.GetPipelineGraphRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='path', full_name='odin.pipelineregistry.v1.GetPipelineGraphRequest.path', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='commit', full_name='odin.pipelineregistry.v1.GetPipelineGraphRequest.commit', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=856,
+  serialized_end=911,
+)
+
+
+_GETPIPELINEGRAPHRESPONSE = _descriptor.Descriptor(
+  name='GetPipelineGraphResponse',
+  full_name='odin.pipelineregistry.v1.GetPipelineGraphResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='commit', full_name='odin.pipelineregistry.v1.GetPipelineGraphResponse.commit', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='tasks', full_name='odin.pipelineregistry.v1.GetPipelineGraphResponse.tasks', index=1,
+      number=2, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='depends_counts', full_name='odin.pipelineregistry.v1.GetPipelineGraphResponse.depends_counts', index=2,
+      number=3, type=13, cpp_type=3, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='depends', full_name='odin.pipelineregistry.v1.GetPipelineGraphResponse.depends', index=3,
+      number=4, type=13, cpp_type=3, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='problems', full_name='odin.pipelineregistry.v1.GetPipelineGraphResponse.problems', index=4,
+      number=5, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=914,
+  serialized_end=1055,
 )
 
 _LISTPIPELINESRESPONSE.fields_by_name['pipelines'].message_type = _PIPELINESUMMARY
@@ -336,6 +440,7 @@ _GETPIPELINERESPONSE.fields_by_name['problems'].message_type = odin_dot_common_d
 _VALIDATEPIPELINEREQUEST.fields_by_name['files'].message_type = odin_dot_common_dot_v1_dot_file__pb2._FILE
 _VALIDATEPIPELINERESPONSE.fields_by_name['pipeline'].message_type = odin_dot_common_dot_v1_dot_pipeline__pb2._PIPELINE
 _VALIDATEPIPELINERESPONSE.fields_by_name['problems'].message_type = odin_dot_common_dot_v1_dot_problem__pb2._PROBLEM
+_GETPIPELINEGRAPHRESPONSE.fields_by_name['problems'].message_type = odin_dot_common_dot_v1_dot_problem__pb2._PROBLEM
 DESCRIPTOR.message_types_by_name['ListPipelinesRequest'] = _LISTPIPELINESREQUEST
 DESCRIPTOR.message_types_by_name['ListPipelinesResponse'] = _LISTPIPELINESRESPONSE
 DESCRIPTOR.message_types_by_name['PipelineSummary'] = _PIPELINESUMMARY
@@ -343,6 +448,8 @@ DESCRIPTOR.message_types_by_name['GetPipelineRequest'] = _GETPIPELINEREQUEST
 DESCRIPTOR.message_types_by_name['GetPipelineResponse'] = _GETPIPELINERESPONSE
 DESCRIPTOR.message_types_by_name['ValidatePipelineRequest'] = _VALIDATEPIPELINEREQUEST
 DESCRIPTOR.message_types_by_name['ValidatePipelineResponse'] = _VALIDATEPIPELINERESPONSE
+DESCRIPTOR.message_types_by_name['GetPipelineGraphRequest'] = _GETPIPELINEGRAPHREQUEST
+DESCRIPTOR.message_types_by_name['GetPipelineGraphResponse'] = _GETPIPELINEGRAPHRESPONSE
 _sym_db.RegisterFileDescriptor(DESCRIPTOR)
 
 ListPipelinesRequest = _reflection.GeneratedProtocolMessageType('ListPipelinesRequest', (_message.Message,), dict(
@@ -394,6 +501,20 @@ ValidatePipelineResponse = _reflection.GeneratedProtocolMessageType('ValidatePip
   ))
 _sym_db.RegisterMessage(ValidatePipelineResponse)
 
+GetPipelineGraphRequest = _reflection.GeneratedProtocolMessageType('GetPipelineGraphRequest', (_message.Message,), dict(
+  DESCRIPTOR = _GETPIPELINEGRAPHREQUEST,
+  __module__ = 'odin.pipelineregistry.v1.pipelineregistry_pb2'
+  # @@protoc_insertion_point(class_scope:odin.pipelineregistry.v1.GetPipelineGraphRequest)
+  ))
+_sym_db.RegisterMessage(GetPipelineGraphRequest)
+
+GetPipelineGraphResponse = _reflection.GeneratedProtocolMessageType('GetPipelineGraphResponse', (_message.Message,), dict(
+  DESCRIPTOR = _GETPIPELINEGRAPHRESPONSE,
+  __module__ = 'odin.pipelineregistry.v1.pipelineregistry_pb2'
+  # @@protoc_insertion_point(class_scope:odin.pipelineregistry.v1.GetPipelineGraphResponse)
+  ))
+_sym_db.RegisterMessage(GetPipelineGraphResponse)
+
 
 
 _PIPELINEREGISTRYSERVICE = _descriptor.ServiceDescriptor(
@@ -402,8 +523,8 @@ _PIPELINEREGISTRYSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=842,
-  serialized_end=1212,
+  serialized_start=1058,
+  serialized_end=1551,
   methods=[
   _descriptor.MethodDescriptor(
     name='ListPipelines',
@@ -430,6 +551,15 @@ _PIPELINEREGISTRYSERVICE = _descriptor.ServiceDescriptor(
     containing_service=None,
     input_type=_VALIDATEPIPELINEREQUEST,
     output_type=_VALIDATEPIPELINERESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='GetPipelineGraph',
+    full_name='odin.pipelineregistry.v1.PipelineRegistryService.GetPipelineGraph',
+    index=3,
+    containing_service=None,
+    input_type=_GETPIPELINEGRAPHREQUEST,
+    output_type=_GETPIPELINEGRAPHRESPONSE,
     options=None,
   ),
 ])

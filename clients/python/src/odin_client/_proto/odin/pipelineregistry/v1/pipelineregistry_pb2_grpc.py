@@ -32,6 +32,11 @@ class PipelineRegistryServiceStub(object):
         request_serializer=odin_dot_pipelineregistry_dot_v1_dot_pipelineregistry__pb2.ValidatePipelineRequest.SerializeToString,
         response_deserializer=odin_dot_pipelineregistry_dot_v1_dot_pipelineregistry__pb2.ValidatePipelineResponse.FromString,
         )
+    self.GetPipelineGraph = channel.unary_unary(
+        '/odin.pipelineregistry.v1.PipelineRegistryService/GetPipelineGraph',
+        request_serializer=odin_dot_pipelineregistry_dot_v1_dot_pipelineregistry__pb2.GetPipelineGraphRequest.SerializeToString,
+        response_deserializer=odin_dot_pipelineregistry_dot_v1_dot_pipelineregistry__pb2.GetPipelineGraphResponse.FromString,
+        )
 
 
 class PipelineRegistryServiceServicer(object):
@@ -67,6 +72,16 @@ class PipelineRegistryServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def GetPipelineGraph(self, request, context):
+    """GetPipelineGraph returns only a pipeline's DAG, compactly: task names and dependencies as
+    positions, without the tasks' specs. For drawing a run of thousands of tasks (the web UI's Run
+    page), where GetPipeline's full tasks would be most of what is sent and decoded. NOT_FOUND as
+    GetPipeline. Read-only; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_PipelineRegistryServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -84,6 +99,11 @@ def add_PipelineRegistryServiceServicer_to_server(servicer, server):
           servicer.ValidatePipeline,
           request_deserializer=odin_dot_pipelineregistry_dot_v1_dot_pipelineregistry__pb2.ValidatePipelineRequest.FromString,
           response_serializer=odin_dot_pipelineregistry_dot_v1_dot_pipelineregistry__pb2.ValidatePipelineResponse.SerializeToString,
+      ),
+      'GetPipelineGraph': grpc.unary_unary_rpc_method_handler(
+          servicer.GetPipelineGraph,
+          request_deserializer=odin_dot_pipelineregistry_dot_v1_dot_pipelineregistry__pb2.GetPipelineGraphRequest.FromString,
+          response_serializer=odin_dot_pipelineregistry_dot_v1_dot_pipelineregistry__pb2.GetPipelineGraphResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(
