@@ -48,15 +48,25 @@ const GetPipelineGraphRequest = message("odin.pipelineregistry.v1.GetPipelineGra
 const WatchRunRequest = message("odin.dagscheduler.v1.WatchRunRequest");
 const WatchRunResponse = message("odin.dagscheduler.v1.WatchRunResponse");
 
+/** A run to open: one still running (few tasks have records), or one cancelled (every task has). */
+interface Run {
+  id: string;
+  pipelinePath: string;
+  commit: string;
+}
+
 interface Server {
   root: string;
   web: string;
   pid: number | undefined;
-  runId: string;
-  pipelinePath: string;
-  commit: string;
+  runs: Record<Scenario, Run>;
   dir: string;
 }
+
+type Scenario = "running" | "cancelled";
+const scenarios: Scenario[] = (process.env.BENCH_WEB_SCENARIOS ?? "running,cancelled")
+  .split(",")
+  .map((x) => x.trim() as Scenario);
 
 /** One HTTP POST; resolves with the raw body (decompressed), its size on the wire and when each chunk came. */
 function post(
@@ -139,7 +149,7 @@ function envelope(data: Uint8Array): Buffer {
 }
 
 /** The WatchRun snapshot: time until its `last` part arrived, bytes, task runs. */
-async function watchSnapshot(s: Server) {
+async function watchSnapshot(s: Server, run: Run) {
   let taskRuns = 0;
   let parsed = 0;
   let complete = false;
@@ -161,11 +171,11 @@ async function watchSnapshot(s: Server) {
   const res = await post(
     `${s.web}odin.dagscheduler.v1.DagSchedulerService/WatchRun`,
     "application/connect+proto",
-    envelope(toBinary(WatchRunRequest, create(WatchRunRequest, { runId: s.runId }))),
+    envelope(toBinary(WatchRunRequest, create(WatchRunRequest, { runId: run.id }))),
     check,
   );
   if (!complete) check(res.body);
-  if (!complete) throw new Error(`WatchRun of ${s.runId} ended without a full snapshot`);
+  if (!complete) throw new Error(`WatchRun of ${run.id} ended without a full snapshot`);
   return { ms: res.ms, wireBytes: res.wireBytes, taskRuns };
 }
 
@@ -173,13 +183,13 @@ async function watchSnapshot(s: Server) {
  * What the Run page reads the DAG from: GetPipelineGraph, or on a build that has none (a 404 for
  * the method) the whole pipeline, as such a build's page did.
  */
-async function getGraph(s: Server) {
+async function getGraph(s: Server, run: Run) {
   let res = await post(
     `${s.web}odin.pipelineregistry.v1.PipelineRegistryService/GetPipelineGraph`,
     "application/proto",
     toBinary(
       GetPipelineGraphRequest,
-      create(GetPipelineGraphRequest, { path: s.pipelinePath, commit: s.commit }),
+      create(GetPipelineGraphRequest, { path: run.pipelinePath, commit: run.commit }),
     ),
   );
   if (res.status === 404)
@@ -188,7 +198,7 @@ async function getGraph(s: Server) {
       "application/proto",
       toBinary(
         GetPipelineRequest,
-        create(GetPipelineRequest, { path: s.pipelinePath, commit: s.commit }),
+        create(GetPipelineRequest, { path: run.pipelinePath, commit: run.commit }),
       ),
     );
   if (res.status !== 200) throw new Error(`the graph: HTTP ${res.status} ${res.body.toString()}`);
@@ -196,11 +206,11 @@ async function getGraph(s: Server) {
 }
 
 /** The Run page in Chromium: navigation to the first full render, and its own marks. */
-async function openPage(browser: Browser, s: Server) {
+async function openPage(browser: Browser, s: Server, run: Run) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   const started = performance.now();
-  await page.goto(`${s.web}runs/${s.runId}`);
+  await page.goto(`${s.web}runs/${run.id}`);
   await page.locator('[data-testid="dag"][data-complete]').waitFor({ timeout: 120_000 });
   const wallMs = performance.now() - started;
   const marks = await page.evaluate(() => {
@@ -254,24 +264,36 @@ async function startServer(root: string): Promise<Server> {
     /web UI and HTTP\/JSON API: (\S+)/,
   );
   const web = match[1]!;
-  const submitted = await fetch(`${web}odin.dagscheduler.v1.DagSchedulerService/SubmitRun`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ pipeline: "wide", requestId: "bench-web-open" }),
-  });
-  if (!submitted.ok) throw new Error(`SubmitRun: ${submitted.status} ${await submitted.text()}`);
-  const run = (
-    (await submitted.json()) as { run: { id: string; pipeline: string; commit: string } }
-  ).run;
-  return {
-    root,
-    web,
-    pid: proc.pid,
-    runId: run.id,
-    pipelinePath: run.pipeline,
-    commit: run.commit,
-    dir,
+  const call = async (method: string, body: unknown): Promise<{ run: Run & { state: string } }> => {
+    const res = await fetch(`${web}odin.dagscheduler.v1.DagSchedulerService/${method}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${method}: ${res.status} ${await res.text()}`);
+    const run = (
+      (await res.json()) as { run: { id: string; pipeline: string; commit: string; state: string } }
+    ).run;
+    return {
+      run: { id: run.id, pipelinePath: run.pipeline, commit: run.commit, state: run.state },
+    };
   };
+  const running = (await call("SubmitRun", { pipeline: "wide", requestId: "bench-running" })).run;
+  const cancelled = (await call("SubmitRun", { pipeline: "wide", requestId: "bench-cancelled" }))
+    .run;
+  await call("CancelRun", { runId: cancelled.id });
+  // Cancelling records every task that had not started as CANCELLED: a run whose every task has a
+  // record, like one that has run to its end.
+  for (
+    let i = 0;
+    (await call("GetRun", { runId: cancelled.id, taskPageSize: 1 })).run.state !==
+    "RUN_STATE_CANCELLED";
+    i++
+  ) {
+    if (i > 600) throw new Error(`run ${cancelled.id} was not cancelled within a minute`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { root, web, pid: proc.pid, runs: { running, cancelled }, dir };
 }
 
 const median = (xs: number[]): number => {
@@ -290,50 +312,58 @@ try {
     });
   else process.stderr.write(`web-open: no browser at ${chromiumPath}; page figures left out\n`);
   type Sample = Record<string, number>;
-  const samples = new Map<Server, Sample[]>(servers.map((s) => [s, []]));
-  // One warm-up round (first GetPipeline parses the pipeline file; the JIT warms), then the rounds.
+  const samples = new Map<string, Sample[]>();
+  // One warm-up round (the first GetPipelineGraph reads the pipeline; the JIT warms), then the rounds.
   for (let r = -1; r < rounds; r++) {
-    for (const s of servers) {
-      const cpu0 = cpuMs(s.pid);
-      const watch = await watchSnapshot(s);
-      const graph = await getGraph(s);
-      const sample: Sample = {
-        watchSnapshotMs: watch.ms,
-        watchSnapshotWireKiB: watch.wireBytes / 1024,
-        graphMs: graph.ms,
-        graphWireKiB: graph.wireBytes / 1024,
-        graphKiB: graph.bytes / 1024,
-      };
-      if (browser) {
-        const page = await openPage(browser, s);
-        Object.assign(sample, page);
+    for (const scenario of scenarios) {
+      for (const s of servers) {
+        const run = s.runs[scenario];
+        const cpu0 = cpuMs(s.pid);
+        const watch = await watchSnapshot(s, run);
+        const graph = await getGraph(s, run);
+        const sample: Sample = {
+          watchSnapshotMs: watch.ms,
+          watchSnapshotWireKiB: watch.wireBytes / 1024,
+          graphMs: graph.ms,
+          graphWireKiB: graph.wireBytes / 1024,
+          graphKiB: graph.bytes / 1024,
+        };
+        if (browser) Object.assign(sample, await openPage(browser, s, run));
+        sample["serverCpuMs"] = cpuMs(s.pid) - cpu0;
+        const key = `${scenario} ${s.root}`;
+        if (r >= 0) samples.set(key, [...(samples.get(key) ?? []), sample]);
       }
-      sample["serverCpuMs"] = cpuMs(s.pid) - cpu0;
-      if (r >= 0) samples.get(s)!.push(sample);
     }
   }
-  const medians = servers.map((s) => {
-    const list = samples.get(s)!;
-    const out: Record<string, number> = {};
+  const medianOf = (list: Sample[]): Sample => {
+    const out: Sample = {};
     for (const key of Object.keys(list[0] ?? {}))
       out[key] = Math.round(median(list.map((x) => x[key]!)) * 10) / 10;
     return out;
-  });
-  servers.forEach((s, i) =>
-    console.log(
-      JSON.stringify({
-        bench: `web-ui open a ${tasks.toLocaleString("en-US")}-task run`,
-        build: s.root,
-        rounds,
-        ...medians[i],
-      }),
-    ),
-  );
-  if (servers.length > 1) {
-    const ratios: Record<string, number> = {};
-    for (const key of Object.keys(medians[0]!))
-      ratios[key] = Math.round((medians[0]![key]! / Math.max(0.1, medians[1]![key]!)) * 10) / 10;
-    console.log(JSON.stringify({ bench: "web-ui open, first build / second build", ...ratios }));
+  };
+  for (const scenario of scenarios) {
+    const medians = servers.map((s) => medianOf(samples.get(`${scenario} ${s.root}`) ?? []));
+    servers.forEach((s, i) =>
+      console.log(
+        JSON.stringify({
+          bench: `web-ui open a ${tasks.toLocaleString("en-US")}-task run, ${scenario}`,
+          build: s.root,
+          rounds,
+          ...medians[i],
+        }),
+      ),
+    );
+    if (servers.length > 1) {
+      const ratios: Record<string, number> = {};
+      for (const key of Object.keys(medians[0]!))
+        ratios[key] = Math.round((medians[0]![key]! / Math.max(0.1, medians[1]![key]!)) * 10) / 10;
+      console.log(
+        JSON.stringify({
+          bench: `web-ui open, ${scenario}: first build / second build`,
+          ...ratios,
+        }),
+      );
+    }
   }
 } finally {
   await browser?.close();

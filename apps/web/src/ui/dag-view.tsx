@@ -66,9 +66,10 @@ export function DagView({ layout, model, taskRunOf, selected, onSelect, label }:
     let frame = 0;
     const draw = (): void => {
       frame = requestAnimationFrame(draw);
-      if (!dirty.current) return;
-      dirty.current = false;
       const p = props.current;
+      // A run's graph is painted once its opening snapshot is whole, not once per part of it.
+      if (!dirty.current || (p.model && !p.model.complete)) return;
+      dirty.current = false;
       paint(canvas, view.current, p.layout, p.model ? p.taskRunOf : undefined, p.selected);
       canvas.dataset["rendered"] = String(p.model?.version ?? 0);
       if (p.model?.complete && canvas.dataset["complete"] === undefined) {

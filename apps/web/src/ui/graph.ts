@@ -66,21 +66,30 @@ export function layoutGraph(
   }
   return layoutTasks(
     tasks.map((t) => t.name),
-    deps,
+    deps.map((d) => d.length),
+    deps.flat(),
     options,
   );
 }
 
 /**
- * {@link layoutGraph} of tasks given by name, with each task's dependencies as positions in
- * `names` (GetPipelineGraph's form).
+ * {@link layoutGraph} of tasks given as GetPipelineGraph gives them: names, how many tasks each
+ * depends on, and all their dependencies one after another as positions in `names`.
  */
 export function layoutTasks(
   names: readonly string[],
-  deps: readonly (readonly number[])[],
+  dependsCounts: readonly number[],
+  depends: readonly number[],
   options: { group?: boolean } = {},
 ): GraphLayout {
-  const dependents: number[][] = names.map(() => []);
+  const deps: number[][] = new Array<number[]>(names.length);
+  const dependents: number[][] = new Array<number[]>(names.length);
+  for (let i = 0, at = 0; i < names.length; i++) {
+    const n = dependsCounts[i] ?? 0;
+    deps[i] = n === 0 ? [] : depends.slice(at, at + n);
+    dependents[i] = [];
+    at += n;
+  }
   // Filled in task order, so each list is sorted.
   for (let i = 0; i < names.length; i++) for (const d of deps[i]!) dependents[d]!.push(i);
 

@@ -46,7 +46,7 @@ export function RunPage({
         if (signal.aborted) return;
         performance.mark("odin:pipeline-loaded");
         const started = performance.now();
-        const laidOut = layoutTasks(res.tasks, dependencies(res.dependsCounts, res.depends));
+        const laidOut = layoutTasks(res.tasks, res.dependsCounts, res.depends);
         performance.measure("odin:layout", { start: started });
         setNames(res.tasks);
         setLayout(laidOut);
@@ -64,7 +64,9 @@ export function RunPage({
     const abort = new AbortController();
     let frame = 0;
     const unsubscribe = model.subscribe(() => {
-      // Re-render the page (header, list) at most once per frame; the canvas repaints itself.
+      // Re-render the page (header, list) at most once per frame, and while the opening snapshot
+      // arrives only for its first part (the run); the canvas repaints itself.
+      if (!model.complete && model.version > 1) return;
       if (frame === 0)
         frame = requestAnimationFrame(() => {
           frame = 0;
@@ -280,17 +282,6 @@ export function RunPage({
       </div>
     </main>
   );
-}
-
-/** GetPipelineGraph's dependencies (counts, then all positions one after another) per task. */
-function dependencies(counts: readonly number[], flat: readonly number[]): number[][] {
-  const out: number[][] = [];
-  let at = 0;
-  for (const n of counts) {
-    out.push(flat.slice(at, at + n));
-    at += n;
-  }
-  return out;
 }
 
 function Legend() {
