@@ -3,7 +3,7 @@ import {
   PipelineRegistryServiceService,
   pipelineToProto,
   problemToProto,
-  pipelineregistry,
+  type pipelineregistry,
 } from "@odin/proto";
 import {
   InvalidArgumentError,
