@@ -30,16 +30,21 @@ export class RepositoryFiles implements FileSource {
 /** The scheduler's pipelines from the catalog in the same process. */
 export class CatalogPipelines implements PipelineSource {
   constructor(private readonly catalog: PipelineCatalog) {}
-  async getPipeline(path: string, commit?: string): ReturnType<PipelineSource["getPipeline"]> {
-    const got = await this.catalog.pipeline(path, commit);
-    if (!got.entry)
+  async getPipeline(
+    path: string,
+    commit: string | undefined,
+    parameters: Readonly<Record<string, unknown>>,
+  ): ReturnType<PipelineSource["getPipeline"]> {
+    const got = await this.catalog.forRun(path, commit, parameters);
+    if (!got.entry || !got.result)
       throw new NotFoundError(
         `no pipeline "${path}" at commit ${got.commit.slice(0, 12)} — "odin ls" lists the pipelines`,
       );
     return {
       commit: got.commit,
-      pipeline: got.entry.valid ? got.entry.result.pipeline : undefined,
-      problems: got.entry.problems,
+      pipeline: got.result.valid ? got.result.pipeline : undefined,
+      problems: got.result.problems,
+      parameters: got.result.parameters,
     };
   }
 }

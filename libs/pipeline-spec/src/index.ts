@@ -70,6 +70,17 @@ export {
   type RunState,
   type TaskState,
 } from "./states.js";
+export {
+  coerceParameter,
+  parameterNamePattern,
+  parameterText,
+  parameterTypes,
+  sortedParameters,
+  typeOfValue,
+  type ParameterSpec,
+  type ParameterType,
+  type ParameterValue,
+} from "./parameters.js";
 export { formatProblem, type Problem, type Severity } from "./problems.js";
 export { defaultSourceLimits, type Position, type SourceLimits } from "./source.js";
 export {

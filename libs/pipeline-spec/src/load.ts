@@ -24,6 +24,21 @@ import {
   pipelineNamePattern,
 } from "./names.js";
 import { odinKeyPrefix } from "./labels.js";
+import {
+  coerceParameter,
+  escapeDollars,
+  mayUseParameters,
+  parameterNamePattern,
+  parameterText,
+  parameterTypes,
+  sampleValue,
+  scanParameters,
+  sortedParameters,
+  typeOfValue,
+  type ParameterSpec,
+  type ParameterType,
+  type ParameterValue,
+} from "./parameters.js";
 import type { Problem, Severity } from "./problems.js";
 import { findReferences, unresolvableReason, type TaskReference } from "./references.js";
 import { defaultSourceLimits, parseSource, type SourceIndex, type SourceLimits } from "./source.js";
@@ -37,6 +52,13 @@ export interface LoadOptions {
   path?: string;
   /** Size limits for the document. */
   limits?: SourceLimits;
+  /**
+   * Values of the run's parameters (`--set`). Absent: the pipeline is checked on its own, each
+   * required parameter standing in with a sample value of its type.
+   */
+  parameters?: Readonly<Record<string, unknown>>;
+  /** Values the pipeline does not declare are allowed (they were a template's context). */
+  allowUndeclared?: boolean;
 }
 
 /** The outcome of reading one `main.yml`: the normalized pipeline and every problem found. */
@@ -52,6 +74,8 @@ export interface LoadResult {
   pipeline?: Pipeline;
   /** The dependency graph; present with `pipeline`. */
   graph?: TaskGraph;
+  /** The run's parameter values: each given one as its declared type, else its default. */
+  parameters: Record<string, ParameterValue>;
 }
 
 type Json = Record<string, unknown>;
@@ -944,6 +968,7 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
       problems: [
         { severity: "error", file, line: position.line, column: position.column, message },
       ],
+      parameters: {},
     };
   }
   const problems = new Problems(file, parsed.index);
@@ -955,8 +980,12 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
         ? `the file is empty; a pipeline needs a "tasks" list`
         : `a pipeline must be a map with a "tasks" list, not ${typeName(doc)}`,
     );
-    return { valid: false, problems: problems.list };
+    return { valid: false, problems: problems.list, parameters: {} };
   }
+
+  const declared = readParameters(problems, doc);
+  const parameters = resolveParameters(problems, doc, declared, options);
+  substituteParameters(problems, doc, declared, parameters);
 
   const top = new Fields(problems, doc, undefined, "");
   let name = defaultPipelineName;
@@ -982,11 +1011,11 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
   const rawTasks = doc.tasks;
   if (rawTasks === undefined || rawTasks === null) {
     problems.error({ container: doc }, `missing required key "tasks": list the pipeline's tasks`);
-    return { valid: false, problems: problems.list };
+    return { valid: false, problems: problems.list, parameters: {} };
   }
   if (!Array.isArray(rawTasks)) {
     top.error("tasks", `"tasks" must be a list of tasks, not ${typeName(rawTasks)}`);
-    return { valid: false, problems: problems.list };
+    return { valid: false, problems: problems.list, parameters: {} };
   }
   if (rawTasks.length === 0) {
     top.error("tasks", `"tasks" is empty; a pipeline needs at least one task`);
@@ -1103,6 +1132,239 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
   problems.list.sort((a, b) => a.line - b.line || a.column - b.column);
   const pipeline: Pipeline = { path: options.path ?? ".", name, failFast, tasks };
   if (parallelism !== undefined) pipeline.parallelism = parallelism;
+  if (declared.length > 0) pipeline.parameters = declared;
   const valid = !problems.list.some((p) => p.severity === "error");
-  return { valid, problems: problems.list, pipeline, graph };
+  return { valid, problems: problems.list, pipeline, graph, parameters };
+}
+
+// -- Parameters ------------------------------------------------------------------------------
+
+/**
+ * The `parameters:` declarations: a map of name to `{type, default, description}` (or to a bare
+ * default, whose type is the value's; or to nothing: a required string), or a list of such maps
+ * with a `name`.
+ */
+function readParameters(problems: Problems, doc: Json): ParameterSpec[] {
+  const raw = doc.parameters;
+  if (raw === undefined || raw === null) return [];
+  const entries: [name: string, value: unknown, container: object, key: string | number][] = [];
+  if (isMap(raw)) {
+    for (const [k, v] of Object.entries(raw)) entries.push([k, v, raw, k]);
+  } else if (Array.isArray(raw)) {
+    raw.forEach((item, i) => {
+      if (isMap(item) && typeof item.name === "string") entries.push([item.name, item, raw, i]);
+      else
+        problems.error(
+          { container: raw, key: i, field: `parameters[${i}]` },
+          `parameters[${i}] must be a map with a "name", e.g. {name: lr, type: number, default: 0.01}`,
+        );
+    });
+  } else {
+    problems.error(
+      { container: doc, key: "parameters" },
+      `"parameters" must be a map of parameter names to declarations, e.g. {lr: {type: number, default: 0.01}}, not ${typeName(raw)}`,
+    );
+    return [];
+  }
+  const out: ParameterSpec[] = [];
+  const seen = new Set<string>();
+  for (const [name, value, container, key] of entries) {
+    const field = `parameters.${name}`;
+    const where: Where = { container, key, field };
+    if (!parameterNamePattern.test(name)) {
+      problems.error(
+        { ...where, atKey: typeof key === "string" },
+        `parameter name "${name}" must be letters, digits and "_", starting with a letter or "_" (at most 63)`,
+      );
+      continue;
+    }
+    if (seen.has(name)) {
+      problems.error(where, `parameter "${name}" is declared twice`);
+      continue;
+    }
+    seen.add(name);
+    const spec = readParameterSpec(problems, name, value, where);
+    if (spec !== undefined) out.push(spec);
+  }
+  return out;
+}
+
+const parameterKeys = new Set(["name", "type", "default", "description"]);
+
+function readParameterSpec(
+  problems: Problems,
+  name: string,
+  value: unknown,
+  where: Where,
+): ParameterSpec | undefined {
+  if (value === null || value === undefined) return { name, type: "string" };
+  if (!isMap(value)) {
+    const type = typeOfValue(value);
+    if (type === undefined) {
+      problems.error(
+        where,
+        `parameter "${name}": a default must be a string, number, boolean or list`,
+      );
+      return undefined;
+    }
+    return { name, type, default: value as ParameterValue };
+  }
+  const f = new Fields(problems, value, undefined, `parameters.${name}.`);
+  f.unknownKeys(parameterKeys, `parameter "${name}"`);
+  const spec: ParameterSpec = { name, type: "string" };
+  const rawType = f.get("type");
+  const def = f.get("default");
+  if (rawType !== undefined) {
+    if (typeof rawType !== "string" || !parameterTypes.includes(rawType as ParameterType)) {
+      f.error(
+        "type",
+        `parameter "${name}": type must be one of ${parameterTypes.join(", ")}, not ${typeof rawType === "string" ? `"${rawType}"` : typeName(rawType)}`,
+      );
+      return undefined;
+    }
+    spec.type = rawType as ParameterType;
+  } else if (def !== undefined) {
+    spec.type = typeOfValue(def) ?? "string";
+  }
+  if (def !== undefined) {
+    // A default is typed YAML: only a string default of a string parameter is taken as text.
+    const got =
+      typeof def === "string" && spec.type !== "string"
+        ? {
+            error: `parameter ${name} is ${spec.type}; the default ${JSON.stringify(def)} is a string`,
+          }
+        : coerceParameter(spec, def);
+    if ("error" in got) f.error("default", got.error);
+    else spec.default = got.value;
+  }
+  const description = f.string("description");
+  if (description !== undefined) spec.description = description;
+  return spec;
+}
+
+/** The run's values: each given value as its declared type, else the default. */
+function resolveParameters(
+  problems: Problems,
+  doc: Json,
+  declared: readonly ParameterSpec[],
+  options: LoadOptions,
+): Record<string, ParameterValue> {
+  const values: Record<string, ParameterValue> = {};
+  const given = options.parameters;
+  const byName = new Map(declared.map((p) => [p.name, p]));
+  const at = (name: string): Where => {
+    const raw = doc.parameters;
+    if (isMap(raw) && name in raw)
+      return { container: raw, key: name, field: `parameters.${name}` };
+    if (Array.isArray(raw)) {
+      const i = raw.findIndex((x) => isMap(x) && x.name === name);
+      if (i !== -1) return { container: raw, key: i, field: `parameters.${name}` };
+    }
+    return raw !== undefined
+      ? { container: doc, key: "parameters", atKey: true }
+      : { container: doc };
+  };
+  for (const [name, value] of Object.entries(given ?? {})) {
+    const spec = byName.get(name);
+    if (spec === undefined) {
+      if (options.allowUndeclared) continue;
+      const near = closest(name, byName.keys());
+      problems.error(
+        at(name),
+        declared.length === 0
+          ? `parameter "${name}" was given, but the pipeline declares no parameters; declare it under "parameters:" in main.yml`
+          : `parameter "${name}" was given, but the pipeline does not declare it${near ? ` (did you mean "${near}"?)` : ""}; it declares ${declared.map((p) => p.name).join(", ")}`,
+      );
+      continue;
+    }
+    const got = coerceParameter(spec, value);
+    if ("error" in got) problems.error(at(name), got.error);
+    else values[name] = got.value;
+  }
+  for (const spec of declared) {
+    if (Object.hasOwn(values, spec.name)) continue;
+    if (spec.default !== undefined) values[spec.name] = spec.default;
+    else if (given !== undefined && !(spec.name in given))
+      problems.error(
+        at(spec.name),
+        `parameter "${spec.name}" has no default and no value was given; pass one: --set ${spec.name}=…`,
+      );
+  }
+  return sortedParameters(values);
+}
+
+/** Fields whose text the processing variables are substituted in: a value's `$` stays literal. */
+const substitutedFields = new Set(["args", "command", "env"]);
+
+/**
+ * Replaces every `${{ params.NAME }}` in the document (outside `parameters:` itself) in place. A
+ * use that is a whole value becomes the typed value (`num_gpus: ${{ params.gpus }}` is a number,
+ * `args: ${{ params.flags }}` a list); inside longer text it reads as text. Without a value (a
+ * check on its own) a required parameter stands in with a sample of its type.
+ */
+function substituteParameters(
+  problems: Problems,
+  doc: Json,
+  declared: readonly ParameterSpec[],
+  values: Readonly<Record<string, ParameterValue>>,
+): void {
+  const byName = new Map(declared.map((p) => [p.name, p]));
+  const valueOf = (p: string): ParameterValue | undefined => {
+    const spec = byName.get(p);
+    return spec === undefined ? undefined : (values[p] ?? sampleValue(spec));
+  };
+  const seen = new Set<object>();
+  /** `task`: the task map `container` is (or is inside); `literal`: inside args, command or env. */
+  const visit = (container: Json | unknown[], task: Json | undefined, literal: boolean): void => {
+    if (seen.has(container)) return;
+    seen.add(container);
+    const taskName = task && typeof task.name === "string" ? task.name : undefined;
+    const keys = Array.isArray(container) ? container.keys() : Object.keys(container);
+    for (const key of keys) {
+      if (container === doc && key === "parameters") continue;
+      const v = (container as Record<string | number, unknown>)[key];
+      const inLiteral = literal || (container === task && substitutedFields.has(String(key)));
+      if (typeof v === "object" && v !== null && !(v instanceof Date)) {
+        const isTask = container === doc.tasks && isMap(v);
+        visit(v as Json | unknown[], isTask ? (v as Json) : task, inLiteral);
+        continue;
+      }
+      if (typeof v !== "string" || !mayUseParameters(v)) continue;
+      const where: Where = { container, key, task: taskName };
+      const { pieces, error } = scanParameters(v);
+      // A use that is wrong is reported once: its `$` is escaped so no later check reads it again.
+      const quiet = (): void => {
+        (container as Record<string | number, unknown>)[key] = v.replace(
+          /(?<!\$)\$\{\{/g,
+          () => "$$" + "{{",
+        );
+      };
+      if (error !== undefined) {
+        problems.error(where, error);
+        quiet();
+        continue;
+      }
+      const unknown = pieces.filter((x) => "param" in x && !byName.has(x.param));
+      for (const piece of unknown) {
+        const p = (piece as { param: string }).param;
+        const near = closest(p, byName.keys());
+        problems.error(
+          where,
+          `"\${{ params.${p} }}" uses parameter "${p}", which the pipeline does not declare${near ? ` (did you mean "${near}"?)` : ""}; declare it under "parameters:"`,
+        );
+      }
+      if (unknown.length > 0) {
+        quiet();
+        continue;
+      }
+      const out = (p: string): ParameterValue =>
+        inLiteral ? escapeDollars(valueOf(p)!) : valueOf(p)!;
+      const only = pieces.length === 1 ? pieces[0]! : undefined;
+      (container as Record<string | number, unknown>)[key] =
+        only !== undefined && "param" in only
+          ? out(only.param)
+          : pieces.map((x) => ("param" in x ? parameterText(out(x.param)) : x.text)).join("");
+    }
+  };
+  visit(doc, undefined, false);
 }

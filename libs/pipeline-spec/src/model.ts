@@ -1,3 +1,5 @@
+import type { ParameterSpec } from "./parameters.js";
+
 /** The Kubernetes shapes a task can run as. */
 export type ResourceType = "Pod" | "Job" | "TFJob" | "PyTorchJob" | "MPIJob" | "ElasticJob";
 
@@ -124,6 +126,8 @@ export interface Pipeline {
   failFast: boolean;
   /** Most tasks of one run that may run at once; undefined means no pipeline cap. */
   parallelism?: number;
+  /** The run parameters it declares (`parameters:`), in file order; absent when none. */
+  parameters?: ParameterSpec[];
   tasks: Task[];
 }
 

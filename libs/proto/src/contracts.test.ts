@@ -179,7 +179,12 @@ const registry: Pick<PipelineRegistryServiceServer, "getPipeline"> = {
         failFast: false,
         parallelism: 3,
         tasks: [fullTask()],
+        parameters: [
+          { name: "lr", type: "number", defaultValue: 0.01, description: "learning rate" },
+          { name: "model", type: "string", defaultValue: undefined, description: "" },
+        ],
       },
+      parameters: call.request.parameters,
       problems: [
         {
           file: `${call.request.path}/main.yml`,
@@ -290,14 +295,29 @@ test("PipelineRegistryService.GetPipeline returns the normalized pipeline and it
   const client = new PipelineRegistryServiceClient(address, credentials.createInsecure());
   try {
     const res = await new Promise<pipelineregistry.GetPipelineResponse>((resolve, reject) => {
-      client.getPipeline({ path: "alice/sst2", commit: "", tasks: [] }, (err, r) =>
-        err ? reject(err) : resolve(r),
+      client.getPipeline(
+        {
+          path: "alice/sst2",
+          commit: "",
+          tasks: [],
+          parameters: { lr: 0.1, layers: [1, 2], fast: true },
+        },
+        (err, r) => (err ? reject(err) : resolve(r)),
       );
     });
     assert.equal(res.pipeline?.path, "alice/sst2");
     assert.equal(res.pipeline?.failFast, false);
     assert.equal(res.pipeline?.parallelism, 3);
     assert.deepEqual(res.pipeline?.tasks, [fullTask()]);
+    // Typed values cross the wire as themselves; an unset default stays unset.
+    assert.deepEqual(res.parameters, { lr: 0.1, layers: [1, 2], fast: true });
+    assert.deepEqual(
+      res.pipeline?.parameters.map((p) => [p.name, p.defaultValue]),
+      [
+        ["lr", 0.01],
+        ["model", undefined],
+      ],
+    );
     assert.equal(res.problems[0]?.severity, common.Severity.SEVERITY_WARNING);
     assert.equal(res.problems[0]?.file, "alice/sst2/main.yml");
     assert.equal(res.problems[0]?.line, 7);

@@ -3,6 +3,7 @@
 import {
   runStates,
   taskStates,
+  type ParameterSpec as SpecParameter,
   type Pipeline as SpecPipeline,
   type Problem as SpecProblem,
   type ResourceType as SpecResourceType,
@@ -230,6 +231,12 @@ export function pipelineToProto(p: SpecPipeline, commit: string): common.Pipelin
     failFast: p.failFast,
     parallelism: p.parallelism ?? 0,
     tasks: p.tasks.map(taskToProto),
+    parameters: (p.parameters ?? []).map((d) => ({
+      name: d.name,
+      type: d.type,
+      defaultValue: d.default,
+      description: d.description ?? "",
+    })),
   };
 }
 
@@ -242,6 +249,13 @@ export function pipelineFromProto(p: common.Pipeline): SpecPipeline {
     tasks: p.tasks.map(taskFromProto),
   };
   if (p.parallelism > 0) pipeline.parallelism = p.parallelism;
+  if (p.parameters.length > 0)
+    pipeline.parameters = p.parameters.map((d) => {
+      const spec: SpecParameter = { name: d.name, type: d.type as SpecParameter["type"] };
+      if (d.defaultValue !== undefined && d.defaultValue !== null) spec.default = d.defaultValue;
+      if (d.description) spec.description = d.description;
+      return spec;
+    });
   return pipeline;
 }
 

@@ -120,3 +120,102 @@ test("files not yet pushed are validated with positions", () => {
   );
   assert.equal(validateFiles("x", []).problems[0]!.message, "no main.yml among the files");
 });
+
+test("a pipeline read for a run takes its parameters; listings read it on its own", async () => {
+  const repo = new MemoryRepo(
+    {
+      c1: {
+        "sweep/main.yml":
+          "parameters:\n  lr: {type: number, default: 0.1}\n  model: {type: string}\ntasks:\n- {name: t, image: 'i:${{ params.model }}', command: c, args: ['--lr=${{ params.lr }}']}\n",
+      },
+    },
+    "c1",
+  );
+  const catalog = new PipelineCatalog(repo);
+  const listed = (await catalog.pipeline("sweep")).entry!;
+  assert.equal(listed.valid, true, JSON.stringify(listed.problems));
+  const run = await catalog.forRun("sweep", undefined, { model: "bert", lr: "0.5" });
+  assert.deepEqual(run.result!.pipeline!.tasks[0]!.args, ["--lr=0.5"]);
+  assert.equal(run.result!.pipeline!.tasks[0]!.image, "i:bert");
+  assert.deepEqual(run.result!.parameters, { lr: 0.5, model: "bert" });
+  const missing = await catalog.forRun("sweep", undefined, {});
+  assert.equal(missing.result!.valid, false);
+  assert.match(missing.result!.problems[0]!.message, /"model" has no default/);
+  assert.equal(missing.result!.problems[0]!.file, "sweep/main.yml");
+  assert.equal(missing.result!.problems[0]!.line, 3);
+});
+
+test("main.yml.jinja2 is rendered with the run's context (undefined names empty), as the original did", async () => {
+  const template = [
+    "name: {{ name }}",
+    "tasks:",
+    "{% for i in range(count | default(2)) %}",
+    "- name: train-{{ i }}",
+    "  image: {{ image | default('busybox') }}",
+    "  command: echo",
+    "  args: ['{{ backend }}', '{{ missing }}']",
+    "{% endfor %}",
+  ].join("\n");
+  const repo = new MemoryRepo(
+    { c1: { "tpl/main.yml.jinja2": template, "tpl/main.yml": "tasks: []\n" } },
+    "c1",
+  );
+  const catalog = new PipelineCatalog(repo);
+  const listed = (await catalog.pipeline("tpl")).entry!;
+  assert.equal(listed.valid, true, JSON.stringify(listed.problems));
+  assert.equal(listed.name, "tpl", "name defaults to the directory's name");
+  assert.equal(listed.taskCount, 2);
+  const run = (await catalog.forRun("tpl", undefined, { backend: "tf", count: 3 })).result!;
+  assert.deepEqual(
+    run.pipeline!.tasks.map((t) => `${t.name} ${t.image} ${t.args.join(",")}`),
+    ["train-0 busybox tf,", "train-1 busybox tf,", "train-2 busybox tf,"],
+  );
+  assert.deepEqual(run.parameters, { backend: "tf", count: 3 });
+});
+
+test("template problems point into the template; its code cannot reach the runtime", async () => {
+  const repo = new MemoryRepo(
+    {
+      c1: {
+        "bad/main.yml.jinja2": "tasks:\n- name: a\n  image: {{ image }\n",
+        "escape/main.yml.jinja2":
+          "tasks:\n- {name: a, image: \"{{ range.constructor('return process')() }}\", command: c}\n",
+        "invalid/main.yml.jinja2":
+          "{% for i in [1, 2] %}\n# {{ i }}\n{% endfor %}\ntasks:\n- {name: a, image: i, command: c, num_gpus: lots}\n",
+      },
+    },
+    "c1",
+  );
+  const catalog = new PipelineCatalog(repo);
+  const bad = (await catalog.pipeline("bad")).entry!;
+  assert.equal(bad.valid, false);
+  assert.equal(bad.problems[0]!.file, "bad/main.yml.jinja2");
+  assert.equal(bad.problems[0]!.line, 3);
+  assert.match(bad.problems[0]!.message, /^the template cannot be rendered: /);
+  const escape = (await catalog.pipeline("escape")).entry!;
+  assert.equal(escape.valid, false);
+  assert.match(escape.problems[0]!.message, /"constructor" cannot be used in a template/);
+  const invalid = (await catalog.pipeline("invalid")).entry!;
+  assert.match(invalid.problems[0]!.message, /num_gpus.*\(rendered line \d+: "- \{name: a/);
+});
+
+test("validateFiles checks a template and parameters the way a run would read them", () => {
+  const files = (main: string, name = "main.yml") => [{ path: name, content: Buffer.from(main) }];
+  const r = validateFiles(
+    "p",
+    files(
+      "parameters: {n: {type: int}}\ntasks:\n- {name: a, image: i, command: c, retries: '${{ params.n }}'}\n",
+    ),
+    { n: "x" },
+  );
+  assert.match(r.problems[0]!.message, /parameter n is a whole number \(int\); "x" is not/);
+  const t = validateFiles(
+    "p",
+    files("tasks:\n- {name: {{ task }}, image: i, command: c}\n", "main.yml.jinja2"),
+    {
+      task: "hello",
+    },
+  );
+  assert.equal(t.valid, true, JSON.stringify(t.problems));
+  assert.equal(t.pipeline!.tasks[0]!.name, "hello");
+});

@@ -1,4 +1,5 @@
 import { loadPipeline, type LoadResult, type Problem } from "@odin/pipeline-spec";
+import { renderTemplate, templateSuffix } from "./templates.js";
 
 /** A file of a commit, as repo-sync lists it. */
 export interface ListedFile {
@@ -30,6 +31,8 @@ export interface PipelineEntry {
   problems: Problem[];
   /** The full result, for GetPipeline. */
   result: LoadResult;
+  /** Its `main.yml` (or `main.yml.jinja2` template), to read again for a run's parameters. */
+  source?: { file: string; text: string; template: boolean };
 }
 
 /** Every pipeline of one commit. */
@@ -48,6 +51,7 @@ const maxPipelineBytes = 32 * 1024 * 1024;
  */
 export class PipelineCatalog {
   private readonly snapshots = new Map<string, Promise<Snapshot>>();
+  private readonly runReads = new Map<string, LoadResult>();
   private current: string | undefined;
   private checkedAt = 0;
 
@@ -97,6 +101,32 @@ export class PipelineCatalog {
     return { commit: snap.commit, entry: snap.pipelines.get(normalize(path)) };
   }
 
+  /**
+   * One pipeline of a commit read for a run with `parameters`: uses replaced by the values, a
+   * required parameter without one an error, a template rendered with them. The last few are
+   * remembered; a pipeline without template or required parameter, given none, is the listed one.
+   */
+  async forRun(
+    path: string,
+    commit: string | undefined,
+    parameters: Readonly<Record<string, unknown>>,
+  ): Promise<{ commit: string; entry: PipelineEntry | undefined; result?: LoadResult }> {
+    const got = await this.pipeline(path, commit);
+    const { entry } = got;
+    if (!entry?.source) return { ...got, result: entry?.result };
+    const required = (entry.result.pipeline?.parameters ?? []).some((p) => p.default === undefined);
+    if (!entry.source.template && !required && Object.keys(parameters).length === 0)
+      return { ...got, result: entry.result };
+    const key = `${got.commit}:${entry.path}:${JSON.stringify(Object.entries(parameters).sort())}`;
+    let result = this.runReads.get(key);
+    if (!result) {
+      result = loadSource(entry.source, entry.path, parameters);
+      this.runReads.set(key, result);
+      if (this.runReads.size > 16) this.runReads.delete(this.runReads.keys().next().value!);
+    }
+    return { ...got, result };
+  }
+
   /** The repository moved: serve `commit` from now on and parse it ahead of the next request. */
   noteSynced(commit: string): Promise<void> {
     this.current = commit;
@@ -124,9 +154,16 @@ export class PipelineCatalog {
   private async build(commit: string, files: readonly ListedFile[]): Promise<Snapshot> {
     const pipelines = new Map<string, PipelineEntry>();
     const toRead: string[] = [];
+    // A directory with a `main.yml.jinja2` is a templated pipeline; the template wins over a
+    // `main.yml` beside it, as the original's rendering overwrote it.
+    const templates = new Set(
+      files.filter((f) => isMainFile(f.path, templateSuffix)).map((f) => pipelineDir(f.path)),
+    );
     for (const f of files) {
-      if (f.path !== "main.yml" && !f.path.endsWith("/main.yml")) continue;
-      const path = f.path === "main.yml" ? "." : f.path.slice(0, -"/main.yml".length);
+      const template = isMainFile(f.path, templateSuffix);
+      if (!template && !isMainFile(f.path, "")) continue;
+      const path = pipelineDir(f.path);
+      if (!template && templates.has(path)) continue;
       if (f.symlink) {
         pipelines.set(
           path,
@@ -148,15 +185,16 @@ export class PipelineCatalog {
     const decoder = new TextDecoder("utf-8", { fatal: true });
     const read = toRead.length > 0 ? await this.source.readFiles(commit, toRead) : [];
     for (const file of read) {
-      const path = file.path === "main.yml" ? "." : file.path.slice(0, -"/main.yml".length);
+      const path = pipelineDir(file.path);
       let text: string;
       try {
         text = decoder.decode(file.content);
       } catch {
-        pipelines.set(path, invalid(path, file.path, "main.yml is not UTF-8 text"));
+        pipelines.set(path, invalid(path, file.path, `${baseName(file.path)} is not UTF-8 text`));
         continue;
       }
-      const result = loadPipeline(text, { file: file.path, path });
+      const source = { file: file.path, text, template: file.path.endsWith(templateSuffix) };
+      const result = loadSource(source, path, undefined);
       pipelines.set(path, {
         path,
         name: result.pipeline?.name ?? "",
@@ -164,6 +202,7 @@ export class PipelineCatalog {
         valid: result.valid,
         problems: result.problems,
         result,
+        source,
       });
     }
     const sorted = new Map([...pipelines.entries()].sort(([a], [b]) => a.localeCompare(b)));
@@ -179,7 +218,50 @@ function invalid(path: string, file: string, message: string): PipelineEntry {
     taskCount: 0,
     valid: false,
     problems,
-    result: { valid: false, problems },
+    result: { valid: false, problems, parameters: {} },
+  };
+}
+
+/** Whether a repository path is a pipeline's `main.yml` (suffix "") or its template. */
+function isMainFile(path: string, suffix: string): boolean {
+  const name = `main.yml${suffix}`;
+  return path === name || path.endsWith(`/${name}`);
+}
+
+/** The pipeline directory of a `main.yml` or `main.yml.jinja2` path (`.` at the root). */
+function pipelineDir(file: string): string {
+  const slash = file.lastIndexOf("/");
+  return slash === -1 ? "." : file.slice(0, slash);
+}
+
+const baseName = (file: string): string => file.slice(file.lastIndexOf("/") + 1);
+
+/**
+ * Reads a pipeline's source for a run with `parameters` (undefined: on its own). A template is
+ * rendered first with the parameters as its context — `name` defaults to the directory's name, as
+ * in the original — and its problems point into the template.
+ */
+export function loadSource(
+  source: { file: string; text: string; template: boolean },
+  path: string,
+  parameters: Readonly<Record<string, unknown>> | undefined,
+): LoadResult {
+  if (!source.template) return loadPipeline(source.text, { file: source.file, path, parameters });
+  const dir = path === "." ? "" : baseName(path);
+  const context = { ...(dir ? { name: dir } : {}), ...parameters };
+  const rendered = renderTemplate(source.text, context, source.file);
+  if (!rendered.ok) return { valid: false, problems: [rendered.problem], parameters: {} };
+  const result = loadPipeline(rendered.text, {
+    file: source.file,
+    path,
+    parameters: parameters ?? {},
+    allowUndeclared: true,
+  });
+  // A template's context is the run's parameters, declared or not.
+  return {
+    ...result,
+    problems: result.problems.map(rendered.locate),
+    parameters: { ...(parameters as Record<string, never>), ...result.parameters },
   };
 }
 
@@ -192,15 +274,18 @@ function normalize(path: string): string {
 export function validateFiles(
   pipelinePath: string,
   files: readonly { path: string; content: Uint8Array }[],
+  parameters?: Readonly<Record<string, unknown>>,
 ): LoadResult {
-  const main = files.find((f) => f.path === "main.yml");
-  const file = pipelinePath === "." ? "main.yml" : `${pipelinePath}/main.yml`;
+  const template = files.find((f) => f.path === `main.yml${templateSuffix}`);
+  const main = template ?? files.find((f) => f.path === "main.yml");
+  const file = `${pipelinePath === "." ? "" : `${pipelinePath}/`}${main?.path ?? "main.yml"}`;
   if (!main) {
     return {
       valid: false,
       problems: [
         { severity: "error", file, line: 0, column: 0, message: "no main.yml among the files" },
       ],
+      parameters: {},
     };
   }
   let text: string;
@@ -210,9 +295,10 @@ export function validateFiles(
     return {
       valid: false,
       problems: [
-        { severity: "error", file, line: 0, column: 0, message: "main.yml is not UTF-8 text" },
+        { severity: "error", file, line: 0, column: 0, message: `${main.path} is not UTF-8 text` },
       ],
+      parameters: {},
     };
   }
-  return loadPipeline(text, { file, path: pipelinePath });
+  return loadSource({ file, text, template: template !== undefined }, pipelinePath, parameters);
 }

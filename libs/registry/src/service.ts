@@ -102,19 +102,24 @@ export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegist
       }),
       getPipeline: unaryHandler(async (req): Promise<pipelineregistry.GetPipelineResponse> => {
         const path = checkPath(req.path);
-        const { commit, entry } = await catalog.pipeline(path, checkCommit(req.commit));
+        const { commit, entry, result } =
+          req.parameters !== undefined
+            ? await catalog.forRun(path, checkCommit(req.commit), req.parameters)
+            : { ...(await catalog.pipeline(path, checkCommit(req.commit))), result: undefined };
         if (!entry) {
           throw new NotFoundError(
             `no pipeline "${path}" at commit ${commit.slice(0, 12)}: there is no ${path === "." ? "" : `${path}/`}main.yml — run "odin ls" to see the pipelines`,
           );
         }
+        const read = result ?? entry.result;
         return {
           commit,
           pipeline:
-            entry.valid && entry.result.pipeline
-              ? pipelineToProto(tasksOf(entry.result.pipeline, req.tasks), commit)
+            read.valid && read.pipeline
+              ? pipelineToProto(tasksOf(read.pipeline, req.tasks), commit)
               : undefined,
-          problems: entry.problems.map(problemToProto),
+          problems: read.problems.map(problemToProto),
+          parameters: req.parameters !== undefined ? read.parameters : undefined,
         };
       }),
       getPipelineGraph: unaryHandler(
@@ -132,7 +137,7 @@ export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegist
       validatePipeline: unaryHandler((req): pipelineregistry.ValidatePipelineResponse => {
         const path = checkPath(req.path);
         checkFilePaths(req.files);
-        const result = validateFiles(path, req.files);
+        const result = validateFiles(path, req.files, req.parameters);
         return {
           valid: result.valid,
           pipeline:

@@ -23,6 +23,7 @@ export function runToProto(r: RunRecord): common.Run {
     message: r.message ?? "",
     cancelRequested: r.cancelRequested,
     runPath: r.runPath,
+    parameters: r.parameters,
   };
 }
 

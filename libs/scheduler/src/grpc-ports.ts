@@ -1,5 +1,5 @@
 // The scheduler's ports over gRPC: pipeline-registry, repo-sync and k8s-launcher clients.
-import { taskId, type LaunchSpec } from "@odin/pipeline-spec";
+import { taskId, type LaunchSpec, type ParameterValue } from "@odin/pipeline-spec";
 import {
   pipelineFromProto,
   problemFromProto,
@@ -16,23 +16,28 @@ export class RegistryPipelineSource implements PipelineSource {
   private readonly cache = new Map<string, Awaited<ReturnType<PipelineSource["getPipeline"]>>>();
   constructor(private readonly client: PipelineRegistryServiceClient) {}
 
-  async getPipeline(path: string, commit?: string): ReturnType<PipelineSource["getPipeline"]> {
-    const key = `${commit ?? ""}:${path}`;
-    const cached = commit ? this.cache.get(key) : undefined;
+  async getPipeline(
+    path: string,
+    commit: string | undefined,
+    parameters: Readonly<Record<string, unknown>>,
+  ): ReturnType<PipelineSource["getPipeline"]> {
+    const values = JSON.stringify(Object.entries(parameters).sort());
+    const cached = commit ? this.cache.get(`${commit}:${path}:${values}`) : undefined;
     if (cached) return cached;
     const res = await unary(
       this.client,
       "getPipeline",
-      { path, commit: commit ?? "", tasks: [] },
+      { path, commit: commit ?? "", tasks: [], parameters },
       { deadlineMs: 120_000 },
     );
     const result = {
       commit: res.commit,
       pipeline: res.pipeline ? pipelineFromProto(res.pipeline) : undefined,
       problems: res.problems.map(problemFromProto),
+      parameters: (res.parameters ?? {}) as Record<string, ParameterValue>,
     };
     if (result.pipeline) {
-      this.cache.set(`${res.commit}:${path}`, result);
+      this.cache.set(`${res.commit}:${path}:${values}`, result);
       if (this.cache.size > 64) this.cache.delete(this.cache.keys().next().value!);
     }
     return result;

@@ -1,12 +1,22 @@
-import type { LaunchSpec, Pipeline, Problem } from "@odin/pipeline-spec";
+import type { LaunchSpec, ParameterValue, Pipeline, Problem } from "@odin/pipeline-spec";
 
 /** Where pipelines come from: pipeline-registry (over gRPC, or in-process in embedded mode). */
 export interface PipelineSource {
-  /** A pipeline at a commit (default: the newest); `pipeline` is unset when it has errors. */
+  /**
+   * A pipeline at a commit (default: the newest) read for a run with these parameter values;
+   * `pipeline` is unset when it has errors. `parameters`: the values the run has (given ones typed,
+   * else defaults; for a template, its context).
+   */
   getPipeline(
     path: string,
-    commit?: string,
-  ): Promise<{ commit: string; pipeline?: Pipeline; problems: Problem[] }>;
+    commit: string | undefined,
+    parameters: Readonly<Record<string, unknown>>,
+  ): Promise<{
+    commit: string;
+    pipeline?: Pipeline;
+    problems: Problem[];
+    parameters: Record<string, ParameterValue>;
+  }>;
 }
 
 /** Run-pinned checkouts: repo-sync (over gRPC, or in-process). */

@@ -1,4 +1,5 @@
 import type { RunState, TaskState } from "@odin/dag";
+import type { ParameterValue } from "@odin/pipeline-spec";
 
 /** A run as the run store keeps it (one small value per run, whatever the pipeline's size). */
 export interface RunRecord {
@@ -26,6 +27,8 @@ export interface RunRecord {
   cancelRequested: boolean;
   /** Who submitted it. */
   submittedBy: string;
+  /** Its parameter values (given ones typed, else defaults; a template's context); absent = none. */
+  parameters?: Record<string, ParameterValue>;
 }
 
 /** A task of a run as the run store keeps it. Absent = PENDING, never launched. */

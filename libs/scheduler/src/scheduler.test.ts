@@ -101,14 +101,15 @@ class ScriptedLauncher implements LauncherPort {
 
 class YamlPipelines implements PipelineSource {
   constructor(private readonly pipelines: Record<string, string>) {}
-  getPipeline(path: string, commit?: string) {
+  getPipeline(path: string, commit: string | undefined, parameters: Record<string, unknown>) {
     const text = this.pipelines[path];
     if (text === undefined) throw new Error(`no pipeline ${path}`);
-    const loaded = loadPipeline(text, { file: `${path}/main.yml`, path });
+    const loaded = loadPipeline(text, { file: `${path}/main.yml`, path, parameters });
     return Promise.resolve({
       commit: commit ?? "c0ffee".padEnd(40, "0"),
       pipeline: loaded.valid ? (loaded.pipeline as Pipeline) : undefined,
       problems: loaded.problems,
+      parameters: loaded.parameters,
     });
   }
 }
@@ -391,6 +392,35 @@ describe("Scheduler", () => {
     assert.equal((await w.scheduler.retry(run.id, "retry-2")).attempt, 3);
     assert.equal((await finished(w.scheduler, run.id)).state, "SUCCEEDED");
     await assert.rejects(w.scheduler.retry(run.id, "bad id!"), /request_id must be/);
+  });
+
+  test("a run's parameters reach its tasks, are recorded, and a retry reuses them", async () => {
+    const w = await world({
+      p: "parameters: {lr: {type: number, default: 0.1}, tag: {type: string}}\ntasks:\n- {name: a, image: 'i:${{ params.tag }}', command: c, args: ['--lr=${{ params.lr }}']}\n",
+    });
+    w.launcher.scripts.a = [{ exitCode: 1 }, { exitCode: 0 }];
+    const run = await w.scheduler.submit({
+      pipeline: "p",
+      submittedBy: "a",
+      parameters: { tag: "v2", lr: "0.5" },
+    });
+    assert.deepEqual(run.parameters, { lr: 0.5, tag: "v2" });
+    assert.equal((await finished(w.scheduler, run.id)).state, "FAILED");
+    await w.scheduler.retry(run.id);
+    assert.equal((await finished(w.scheduler, run.id)).state, "SUCCEEDED");
+    assert.deepEqual(
+      w.launcher.launches.map((l) => `${l.task.image} ${l.task.args.join(" ")}`),
+      ["i:v2 --lr=0.5", "i:v2 --lr=0.5"],
+    );
+    assert.deepEqual((await w.scheduler.get(run.id)).run.parameters, { lr: 0.5, tag: "v2" });
+    await assert.rejects(
+      w.scheduler.submit({ pipeline: "p", submittedBy: "a", parameters: { lr: 1 } }),
+      (err: Error & { problems?: { message: string }[] }) => {
+        assert.equal(err.name, "InvalidArgumentError");
+        assert.match(err.problems![0]!.message, /"tag" has no default/);
+        return true;
+      },
+    );
   });
 
   test("an invalid pipeline is refused with its problems", async () => {

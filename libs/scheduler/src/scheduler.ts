@@ -153,6 +153,8 @@ export class Scheduler {
     labels?: Record<string, string>;
     requestId?: string;
     submittedBy: string;
+    /** Values of the pipeline's parameters (text is read as the declared type). */
+    parameters?: Readonly<Record<string, unknown>>;
   }): Promise<RunRecord> {
     if (input.requestId) {
       checkRequestId(input.requestId);
@@ -166,7 +168,11 @@ export class Scheduler {
         );
       }
     }
-    const got = await this.options.pipelines.getPipeline(input.pipeline, input.commit || undefined);
+    const got = await this.options.pipelines.getPipeline(
+      input.pipeline,
+      input.commit || undefined,
+      input.parameters ?? {},
+    );
     if (!got.pipeline) {
       const errors = got.problems.filter((p: Problem) => p.severity === "error");
       throw new InvalidArgumentError(
@@ -198,6 +204,7 @@ export class Scheduler {
       cancelRequested: false,
       submittedBy: input.submittedBy,
     };
+    if (Object.keys(got.parameters).length > 0) record.parameters = got.parameters;
     await this.options.store.createRun(record);
     this.log.info("run submitted", {
       run: runId,
@@ -510,7 +517,11 @@ export class Scheduler {
   }
 
   private async pipelineOf(run: RunRecord): Promise<Pipeline> {
-    const got = await this.options.pipelines.getPipeline(run.pipeline, run.commit);
+    const got = await this.options.pipelines.getPipeline(
+      run.pipeline,
+      run.commit,
+      run.parameters ?? {},
+    );
     if (!got.pipeline)
       throw new FailedPreconditionError(
         `pipeline ${run.pipeline} at commit ${run.commit.slice(0, 12)} is no longer valid`,

@@ -60,6 +60,7 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
           labels: req.labels,
           requestId: req.requestId,
           submittedBy: callerOf(call).subject,
+          parameters: req.parameters,
         });
         return { run: runToProto(scheduler.explain(run)) };
       }),

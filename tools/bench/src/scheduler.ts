@@ -97,7 +97,12 @@ const scheduler = new Scheduler({
   bus: schedulerBus,
   pipelines: {
     getPipeline: (path) =>
-      Promise.resolve({ commit: "c".repeat(40), pipeline: pipelines.get(path)!, problems: [] }),
+      Promise.resolve({
+        commit: "c".repeat(40),
+        pipeline: pipelines.get(path)!,
+        problems: [],
+        parameters: {},
+      }),
   },
   checkouts: {
     acquire: (commit) => Promise.resolve({ commit, path: "/data/pipelines/commits/x" }),

@@ -6,9 +6,10 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration } from "@bufbuild/protobuf/wkt";
+import type { Duration, Value } from "@bufbuild/protobuf/wkt";
 import {
   file_google_protobuf_duration,
+  file_google_protobuf_struct,
   file_google_protobuf_wrappers,
 } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -19,8 +20,8 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_odin_common_v1_pipeline: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "Ch1vZGluL2NvbW1vbi92MS9waXBlbGluZS5wcm90bxIOb2Rpbi5jb21tb24udjEigwEKCFBpcGVsaW5lEgwKBHBhdGgYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZjb21taXQYAyABKAkSEQoJZmFpbF9mYXN0GAQgASgIEhMKC3BhcmFsbGVsaXNtGAUgASgNEiMKBXRhc2tzGAYgAygLMhQub2Rpbi5jb21tb24udjEuVGFzayLcCgoEVGFzaxIMCgRuYW1lGAEgASgJEg0KBWltYWdlGAIgASgJEg8KB2NvbW1hbmQYAyADKAkSDAoEYXJncxgEIAMoCRIPCgdkZXBlbmRzGAUgAygJEiUKBm1vdW50cxgGIAMoCzIVLm9kaW4uY29tbW9uLnYxLk1vdW50EjoKEWVwaGVtZXJhbF92b2x1bWVzGAcgAygLMh8ub2Rpbi5jb21tb24udjEuRXBoZW1lcmFsVm9sdW1lEiwKB3NlY3JldHMYCCADKAsyGy5vZGluLmNvbW1vbi52MS5TZWNyZXRNb3VudBIzCgtjb25maWdfbWFwcxgJIAMoCzIeLm9kaW4uY29tbW9uLnYxLkNvbmZpZ01hcE1vdW50EhAKCG51bV9ncHVzGAogASgNEjEKA2NwdRgLIAEoCzIkLm9kaW4uY29tbW9uLnYxLlJlc291cmNlUmVxdWlyZW1lbnRzEjQKBm1lbW9yeRgMIAEoCzIkLm9kaW4uY29tbW9uLnYxLlJlc291cmNlUmVxdWlyZW1lbnRzEjkKEHNlY3VyaXR5X2NvbnRleHQYDSABKAsyHy5vZGluLmNvbW1vbi52MS5TZWN1cml0eUNvbnRleHQSLwoLcHVsbF9wb2xpY3kYDiABKA4yGi5vZGluLmNvbW1vbi52MS5QdWxsUG9saWN5Ej0KDW5vZGVfc2VsZWN0b3IYDyADKAsyJi5vZGluLmNvbW1vbi52MS5UYXNrLk5vZGVTZWxlY3RvckVudHJ5EjMKDXJlc291cmNlX3R5cGUYECABKA4yHC5vZGluLmNvbW1vbi52MS5SZXNvdXJjZVR5cGUSEwoLbnVtX3dvcmtlcnMYESABKA0SDgoGaW5wdXRzGBIgAygJEjIKB291dHB1dHMYEyADKAsyIS5vZGluLmNvbW1vbi52MS5UYXNrLk91dHB1dHNFbnRyeRIqCgNlbnYYFCADKAsyHS5vZGluLmNvbW1vbi52MS5UYXNrLkVudkVudHJ5Ei8KC3RvbGVyYXRpb25zGBUgAygLMhoub2Rpbi5jb21tb24udjEuVG9sZXJhdGlvbhIwCgZsYWJlbHMYFiADKAsyIC5vZGluLmNvbW1vbi52MS5UYXNrLkxhYmVsc0VudHJ5EjoKC2Fubm90YXRpb25zGBcgAygLMiUub2Rpbi5jb21tb24udjEuVGFzay5Bbm5vdGF0aW9uc0VudHJ5EhcKD3NlcnZpY2VfYWNjb3VudBgYIAEoCRIPCgdyZXRyaWVzGBkgASgNEjAKDXJldHJ5X2JhY2tvZmYYGiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgbIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9wZW5kaW5nX3RpbWVvdXQYHCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKZXh0cmFfanNvbhgdIAEoCRozChFOb2RlU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMgoFTW91bnQSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEg0KBWNsYWltGAMgASgJIlEKD0VwaGVtZXJhbFZvbHVtZRIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSDgoGbWVkaXVtGAMgASgJEhIKCnNpemVfbGltaXQYBCABKAkiSQoLU2VjcmV0TW91bnQSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEhAKCHN1Yl9wYXRoGAMgASgJEgwKBG1vZGUYBCABKA0iPgoOQ29uZmlnTWFwTW91bnQSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEhAKCHN1Yl9wYXRoGAMgASgJIjgKFFJlc291cmNlUmVxdWlyZW1lbnRzEg4KBmxpbWl0cxgBIAEoCRIQCghyZXF1ZXN0cxgCIAEoCSKlAQoPU2VjdXJpdHlDb250ZXh0Ei0KCGZzX2dyb3VwGAEgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDY0VmFsdWUSMAoLcnVuX2FzX3VzZXIYAiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50NjRWYWx1ZRIxCgxydW5fYXNfZ3JvdXAYAyABKAsyGy5nb29nbGUucHJvdG9idWYuSW50NjRWYWx1ZSLJAQoKVG9sZXJhdGlvbhILCgNrZXkYASABKAkSNAoIb3BlcmF0b3IYAiABKA4yIi5vZGluLmNvbW1vbi52MS5Ub2xlcmF0aW9uT3BlcmF0b3ISDQoFdmFsdWUYAyABKAkSMAoGZWZmZWN0GAQgASgOMiAub2Rpbi5jb21tb24udjEuVG9sZXJhdGlvbkVmZmVjdBI3ChJ0b2xlcmF0aW9uX3NlY29uZHMYBSABKAsyGy5nb29nbGUucHJvdG9idWYuSW50NjRWYWx1ZSp4ChJUb2xlcmF0aW9uT3BlcmF0b3ISIwofVE9MRVJBVElPTl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEh0KGVRPTEVSQVRJT05fT1BFUkFUT1JfRVFVQUwQARIeChpUT0xFUkFUSU9OX09QRVJBVE9SX0VYSVNUUxACKqQBChBUb2xlcmF0aW9uRWZmZWN0EiEKHVRPTEVSQVRJT05fRUZGRUNUX1VOU1BFQ0lGSUVEEAASIQodVE9MRVJBVElPTl9FRkZFQ1RfTk9fU0NIRURVTEUQARIoCiRUT0xFUkFUSU9OX0VGRkVDVF9QUkVGRVJfTk9fU0NIRURVTEUQAhIgChxUT0xFUkFUSU9OX0VGRkVDVF9OT19FWEVDVVRFEAMqeAoKUHVsbFBvbGljeRIbChdQVUxMX1BPTElDWV9VTlNQRUNJRklFRBAAEh4KGlBVTExfUE9MSUNZX0lGX05PVF9QUkVTRU5UEAESFgoSUFVMTF9QT0xJQ1lfQUxXQVlTEAISFQoRUFVMTF9QT0xJQ1lfTkVWRVIQAyrOAQoMUmVzb3VyY2VUeXBlEh0KGVJFU09VUkNFX1RZUEVfVU5TUEVDSUZJRUQQABIVChFSRVNPVVJDRV9UWVBFX1BPRBABEhUKEVJFU09VUkNFX1RZUEVfSk9CEAISGAoUUkVTT1VSQ0VfVFlQRV9URl9KT0IQAxIdChlSRVNPVVJDRV9UWVBFX1BZVE9SQ0hfSk9CEAQSGQoVUkVTT1VSQ0VfVFlQRV9NUElfSk9CEAUSHQoZUkVTT1VSQ0VfVFlQRV9FTEFTVElDX0pPQhAGYgZwcm90bzM",
-    [file_google_protobuf_duration, file_google_protobuf_wrappers],
+    "Ch1vZGluL2NvbW1vbi92MS9waXBlbGluZS5wcm90bxIOb2Rpbi5jb21tb24udjEisgEKCFBpcGVsaW5lEgwKBHBhdGgYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZjb21taXQYAyABKAkSEQoJZmFpbF9mYXN0GAQgASgIEhMKC3BhcmFsbGVsaXNtGAUgASgNEiMKBXRhc2tzGAYgAygLMhQub2Rpbi5jb21tb24udjEuVGFzaxItCgpwYXJhbWV0ZXJzGAcgAygLMhkub2Rpbi5jb21tb24udjEuUGFyYW1ldGVyImsKCVBhcmFtZXRlchIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLQoNZGVmYXVsdF92YWx1ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRITCgtkZXNjcmlwdGlvbhgEIAEoCSLcCgoEVGFzaxIMCgRuYW1lGAEgASgJEg0KBWltYWdlGAIgASgJEg8KB2NvbW1hbmQYAyADKAkSDAoEYXJncxgEIAMoCRIPCgdkZXBlbmRzGAUgAygJEiUKBm1vdW50cxgGIAMoCzIVLm9kaW4uY29tbW9uLnYxLk1vdW50EjoKEWVwaGVtZXJhbF92b2x1bWVzGAcgAygLMh8ub2Rpbi5jb21tb24udjEuRXBoZW1lcmFsVm9sdW1lEiwKB3NlY3JldHMYCCADKAsyGy5vZGluLmNvbW1vbi52MS5TZWNyZXRNb3VudBIzCgtjb25maWdfbWFwcxgJIAMoCzIeLm9kaW4uY29tbW9uLnYxLkNvbmZpZ01hcE1vdW50EhAKCG51bV9ncHVzGAogASgNEjEKA2NwdRgLIAEoCzIkLm9kaW4uY29tbW9uLnYxLlJlc291cmNlUmVxdWlyZW1lbnRzEjQKBm1lbW9yeRgMIAEoCzIkLm9kaW4uY29tbW9uLnYxLlJlc291cmNlUmVxdWlyZW1lbnRzEjkKEHNlY3VyaXR5X2NvbnRleHQYDSABKAsyHy5vZGluLmNvbW1vbi52MS5TZWN1cml0eUNvbnRleHQSLwoLcHVsbF9wb2xpY3kYDiABKA4yGi5vZGluLmNvbW1vbi52MS5QdWxsUG9saWN5Ej0KDW5vZGVfc2VsZWN0b3IYDyADKAsyJi5vZGluLmNvbW1vbi52MS5UYXNrLk5vZGVTZWxlY3RvckVudHJ5EjMKDXJlc291cmNlX3R5cGUYECABKA4yHC5vZGluLmNvbW1vbi52MS5SZXNvdXJjZVR5cGUSEwoLbnVtX3dvcmtlcnMYESABKA0SDgoGaW5wdXRzGBIgAygJEjIKB291dHB1dHMYEyADKAsyIS5vZGluLmNvbW1vbi52MS5UYXNrLk91dHB1dHNFbnRyeRIqCgNlbnYYFCADKAsyHS5vZGluLmNvbW1vbi52MS5UYXNrLkVudkVudHJ5Ei8KC3RvbGVyYXRpb25zGBUgAygLMhoub2Rpbi5jb21tb24udjEuVG9sZXJhdGlvbhIwCgZsYWJlbHMYFiADKAsyIC5vZGluLmNvbW1vbi52MS5UYXNrLkxhYmVsc0VudHJ5EjoKC2Fubm90YXRpb25zGBcgAygLMiUub2Rpbi5jb21tb24udjEuVGFzay5Bbm5vdGF0aW9uc0VudHJ5EhcKD3NlcnZpY2VfYWNjb3VudBgYIAEoCRIPCgdyZXRyaWVzGBkgASgNEjAKDXJldHJ5X2JhY2tvZmYYGiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgbIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9wZW5kaW5nX3RpbWVvdXQYHCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKZXh0cmFfanNvbhgdIAEoCRozChFOb2RlU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMgoFTW91bnQSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEg0KBWNsYWltGAMgASgJIlEKD0VwaGVtZXJhbFZvbHVtZRIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSDgoGbWVkaXVtGAMgASgJEhIKCnNpemVfbGltaXQYBCABKAkiSQoLU2VjcmV0TW91bnQSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEhAKCHN1Yl9wYXRoGAMgASgJEgwKBG1vZGUYBCABKA0iPgoOQ29uZmlnTWFwTW91bnQSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEhAKCHN1Yl9wYXRoGAMgASgJIjgKFFJlc291cmNlUmVxdWlyZW1lbnRzEg4KBmxpbWl0cxgBIAEoCRIQCghyZXF1ZXN0cxgCIAEoCSKlAQoPU2VjdXJpdHlDb250ZXh0Ei0KCGZzX2dyb3VwGAEgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDY0VmFsdWUSMAoLcnVuX2FzX3VzZXIYAiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50NjRWYWx1ZRIxCgxydW5fYXNfZ3JvdXAYAyABKAsyGy5nb29nbGUucHJvdG9idWYuSW50NjRWYWx1ZSLJAQoKVG9sZXJhdGlvbhILCgNrZXkYASABKAkSNAoIb3BlcmF0b3IYAiABKA4yIi5vZGluLmNvbW1vbi52MS5Ub2xlcmF0aW9uT3BlcmF0b3ISDQoFdmFsdWUYAyABKAkSMAoGZWZmZWN0GAQgASgOMiAub2Rpbi5jb21tb24udjEuVG9sZXJhdGlvbkVmZmVjdBI3ChJ0b2xlcmF0aW9uX3NlY29uZHMYBSABKAsyGy5nb29nbGUucHJvdG9idWYuSW50NjRWYWx1ZSp4ChJUb2xlcmF0aW9uT3BlcmF0b3ISIwofVE9MRVJBVElPTl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEh0KGVRPTEVSQVRJT05fT1BFUkFUT1JfRVFVQUwQARIeChpUT0xFUkFUSU9OX09QRVJBVE9SX0VYSVNUUxACKqQBChBUb2xlcmF0aW9uRWZmZWN0EiEKHVRPTEVSQVRJT05fRUZGRUNUX1VOU1BFQ0lGSUVEEAASIQodVE9MRVJBVElPTl9FRkZFQ1RfTk9fU0NIRURVTEUQARIoCiRUT0xFUkFUSU9OX0VGRkVDVF9QUkVGRVJfTk9fU0NIRURVTEUQAhIgChxUT0xFUkFUSU9OX0VGRkVDVF9OT19FWEVDVVRFEAMqeAoKUHVsbFBvbGljeRIbChdQVUxMX1BPTElDWV9VTlNQRUNJRklFRBAAEh4KGlBVTExfUE9MSUNZX0lGX05PVF9QUkVTRU5UEAESFgoSUFVMTF9QT0xJQ1lfQUxXQVlTEAISFQoRUFVMTF9QT0xJQ1lfTkVWRVIQAyrOAQoMUmVzb3VyY2VUeXBlEh0KGVJFU09VUkNFX1RZUEVfVU5TUEVDSUZJRUQQABIVChFSRVNPVVJDRV9UWVBFX1BPRBABEhUKEVJFU09VUkNFX1RZUEVfSk9CEAISGAoUUkVTT1VSQ0VfVFlQRV9URl9KT0IQAxIdChlSRVNPVVJDRV9UWVBFX1BZVE9SQ0hfSk9CEAQSGQoVUkVTT1VSQ0VfVFlQRV9NUElfSk9CEAUSHQoZUkVTT1VSQ0VfVFlQRV9FTEFTVElDX0pPQhAGYgZwcm90bzM",
+    [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_wrappers],
   );
 
 /**
@@ -75,6 +76,14 @@ export type Pipeline = Message<"odin.common.v1.Pipeline"> & {
    * @generated from field: repeated odin.common.v1.Task tasks = 6;
    */
   tasks: Task[];
+
+  /**
+   * The run parameters the pipeline declares (`parameters:`), in file order. In a pipeline read for
+   * a run the tasks already hold the run's values.
+   *
+   * @generated from field: repeated odin.common.v1.Parameter parameters = 7;
+   */
+  parameters: Parameter[];
 };
 
 /**
@@ -84,6 +93,50 @@ export type Pipeline = Message<"odin.common.v1.Pipeline"> & {
 export const PipelineSchema: GenMessage<Pipeline> =
   /*@__PURE__*/
   messageDesc(file_odin_common_v1_pipeline, 0);
+
+/**
+ * Parameter is one declared run parameter (`parameters:` in `main.yml`), used in task fields as
+ * `${{ params.NAME }}` and given per run (SubmitRunRequest.parameters, `odin run --set NAME=VALUE`).
+ *
+ * @generated from message odin.common.v1.Parameter
+ */
+export type Parameter = Message<"odin.common.v1.Parameter"> & {
+  /**
+   * The name: letters, digits and `_`, not starting with a digit.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * One of `string`, `int`, `number`, `bool`, `list`.
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * The default value; unset when the parameter is required.
+   *
+   * @generated from field: google.protobuf.Value default_value = 3;
+   */
+  defaultValue?: Value | undefined;
+
+  /**
+   * What it means, from the declaration; empty when none.
+   *
+   * @generated from field: string description = 4;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message odin.common.v1.Parameter.
+ * Use `create(ParameterSchema)` to create a new message.
+ */
+export const ParameterSchema: GenMessage<Parameter> =
+  /*@__PURE__*/
+  messageDesc(file_odin_common_v1_pipeline, 1);
 
 /**
  * Task is one normalized task of a pipeline. pipeline-registry fills it with defaults applied;
@@ -308,7 +361,7 @@ export type Task = Message<"odin.common.v1.Task"> & {
  */
 export const TaskSchema: GenMessage<Task> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 1);
+  messageDesc(file_odin_common_v1_pipeline, 2);
 
 /**
  * Mount mounts a volume into the task's containers.
@@ -344,7 +397,7 @@ export type Mount = Message<"odin.common.v1.Mount"> & {
  */
 export const MountSchema: GenMessage<Mount> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 2);
+  messageDesc(file_odin_common_v1_pipeline, 3);
 
 /**
  * EphemeralVolume is an emptyDir volume, e.g. a memory-backed `/dev/shm`.
@@ -387,7 +440,7 @@ export type EphemeralVolume = Message<"odin.common.v1.EphemeralVolume"> & {
  */
 export const EphemeralVolumeSchema: GenMessage<EphemeralVolume> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 3);
+  messageDesc(file_odin_common_v1_pipeline, 4);
 
 /**
  * SecretMount is a secret volume plus its mount.
@@ -430,7 +483,7 @@ export type SecretMount = Message<"odin.common.v1.SecretMount"> & {
  */
 export const SecretMountSchema: GenMessage<SecretMount> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 4);
+  messageDesc(file_odin_common_v1_pipeline, 5);
 
 /**
  * ConfigMapMount is a configMap volume plus its mount.
@@ -466,7 +519,7 @@ export type ConfigMapMount = Message<"odin.common.v1.ConfigMapMount"> & {
  */
 export const ConfigMapMountSchema: GenMessage<ConfigMapMount> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 5);
+  messageDesc(file_odin_common_v1_pipeline, 6);
 
 /**
  * ResourceRequirements holds Kubernetes quantities (`4.5`, `500m`, `8Gi`) for one resource.
@@ -495,7 +548,7 @@ export type ResourceRequirements = Message<"odin.common.v1.ResourceRequirements"
  */
 export const ResourceRequirementsSchema: GenMessage<ResourceRequirements> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 6);
+  messageDesc(file_odin_common_v1_pipeline, 7);
 
 /**
  * SecurityContext is the pod security context. Its ids are wrappers because 0 (root) is a
@@ -532,7 +585,7 @@ export type SecurityContext = Message<"odin.common.v1.SecurityContext"> & {
  */
 export const SecurityContextSchema: GenMessage<SecurityContext> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 7);
+  messageDesc(file_odin_common_v1_pipeline, 8);
 
 /**
  * Toleration is a Kubernetes pod toleration.
@@ -582,7 +635,7 @@ export type Toleration = Message<"odin.common.v1.Toleration"> & {
  */
 export const TolerationSchema: GenMessage<Toleration> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 8);
+  messageDesc(file_odin_common_v1_pipeline, 9);
 
 /**
  * TolerationOperator is a toleration's `operator`.

@@ -6,13 +6,14 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { File } from "../../common/v1/file_pb.js";
 import { file_odin_common_v1_file } from "../../common/v1/file_pb.js";
 import type { Pipeline } from "../../common/v1/pipeline_pb.js";
 import { file_odin_common_v1_pipeline } from "../../common/v1/pipeline_pb.js";
 import type { Problem } from "../../common/v1/problem_pb.js";
 import { file_odin_common_v1_problem } from "../../common/v1/problem_pb.js";
-import type { Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file odin/pipelineregistry/v1/pipelineregistry.proto.
@@ -20,8 +21,13 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_odin_pipelineregistry_v1_pipelineregistry: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "Ci9vZGluL3BpcGVsaW5lcmVnaXN0cnkvdjEvcGlwZWxpbmVyZWdpc3RyeS5wcm90bxIYb2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxIjsKFExpc3RQaXBlbGluZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJlChVMaXN0UGlwZWxpbmVzUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEjwKCXBpcGVsaW5lcxgCIAMoCzIpLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5QaXBlbGluZVN1bW1hcnkiewoPUGlwZWxpbmVTdW1tYXJ5EgwKBHBhdGgYASABKAkSDAoEbmFtZRgCIAEoCRISCgp0YXNrX2NvdW50GAMgASgNEg0KBXZhbGlkGAQgASgIEikKCHByb2JsZW1zGAUgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbSJBChJHZXRQaXBlbGluZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIOCgZjb21taXQYAiABKAkSDQoFdGFza3MYAyADKAkifAoTR2V0UGlwZWxpbmVSZXNwb25zZRIOCgZjb21taXQYASABKAkSKgoIcGlwZWxpbmUYAiABKAsyGC5vZGluLmNvbW1vbi52MS5QaXBlbGluZRIpCghwcm9ibGVtcxgDIAMoCzIXLm9kaW4uY29tbW9uLnYxLlByb2JsZW0iTAoXVmFsaWRhdGVQaXBlbGluZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIjCgVmaWxlcxgCIAMoCzIULm9kaW4uY29tbW9uLnYxLkZpbGUigAEKGFZhbGlkYXRlUGlwZWxpbmVSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIqCghwaXBlbGluZRgCIAEoCzIYLm9kaW4uY29tbW9uLnYxLlBpcGVsaW5lEikKCHByb2JsZW1zGAMgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbSI3ChdHZXRQaXBlbGluZUdyYXBoUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBmNvbW1pdBgCIAEoCSKNAQoYR2V0UGlwZWxpbmVHcmFwaFJlc3BvbnNlEg4KBmNvbW1pdBgBIAEoCRINCgV0YXNrcxgCIAMoCRIWCg5kZXBlbmRzX2NvdW50cxgDIAMoDRIPCgdkZXBlbmRzGAQgAygNEikKCHByb2JsZW1zGAUgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbTLtAwoXUGlwZWxpbmVSZWdpc3RyeVNlcnZpY2UScAoNTGlzdFBpcGVsaW5lcxIuLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5MaXN0UGlwZWxpbmVzUmVxdWVzdBovLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5MaXN0UGlwZWxpbmVzUmVzcG9uc2USagoLR2V0UGlwZWxpbmUSLC5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuR2V0UGlwZWxpbmVSZXF1ZXN0Gi0ub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkdldFBpcGVsaW5lUmVzcG9uc2USeQoQVmFsaWRhdGVQaXBlbGluZRIxLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5WYWxpZGF0ZVBpcGVsaW5lUmVxdWVzdBoyLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5WYWxpZGF0ZVBpcGVsaW5lUmVzcG9uc2USeQoQR2V0UGlwZWxpbmVHcmFwaBIxLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5HZXRQaXBlbGluZUdyYXBoUmVxdWVzdBoyLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5HZXRQaXBlbGluZUdyYXBoUmVzcG9uc2ViBnByb3RvMw",
-    [file_odin_common_v1_file, file_odin_common_v1_pipeline, file_odin_common_v1_problem],
+    "Ci9vZGluL3BpcGVsaW5lcmVnaXN0cnkvdjEvcGlwZWxpbmVyZWdpc3RyeS5wcm90bxIYb2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxIjsKFExpc3RQaXBlbGluZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJlChVMaXN0UGlwZWxpbmVzUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEjwKCXBpcGVsaW5lcxgCIAMoCzIpLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5QaXBlbGluZVN1bW1hcnkiewoPUGlwZWxpbmVTdW1tYXJ5EgwKBHBhdGgYASABKAkSDAoEbmFtZRgCIAEoCRISCgp0YXNrX2NvdW50GAMgASgNEg0KBXZhbGlkGAQgASgIEikKCHByb2JsZW1zGAUgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbSJuChJHZXRQaXBlbGluZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIOCgZjb21taXQYAiABKAkSDQoFdGFza3MYAyADKAkSKwoKcGFyYW1ldGVycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiqQEKE0dldFBpcGVsaW5lUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEioKCHBpcGVsaW5lGAIgASgLMhgub2Rpbi5jb21tb24udjEuUGlwZWxpbmUSKQoIcHJvYmxlbXMYAyADKAsyFy5vZGluLmNvbW1vbi52MS5Qcm9ibGVtEisKCnBhcmFtZXRlcnMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0InkKF1ZhbGlkYXRlUGlwZWxpbmVSZXF1ZXN0EgwKBHBhdGgYASABKAkSIwoFZmlsZXMYAiADKAsyFC5vZGluLmNvbW1vbi52MS5GaWxlEisKCnBhcmFtZXRlcnMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoABChhWYWxpZGF0ZVBpcGVsaW5lUmVzcG9uc2USDQoFdmFsaWQYASABKAgSKgoIcGlwZWxpbmUYAiABKAsyGC5vZGluLmNvbW1vbi52MS5QaXBlbGluZRIpCghwcm9ibGVtcxgDIAMoCzIXLm9kaW4uY29tbW9uLnYxLlByb2JsZW0iNwoXR2V0UGlwZWxpbmVHcmFwaFJlcXVlc3QSDAoEcGF0aBgBIAEoCRIOCgZjb21taXQYAiABKAkijQEKGEdldFBpcGVsaW5lR3JhcGhSZXNwb25zZRIOCgZjb21taXQYASABKAkSDQoFdGFza3MYAiADKAkSFgoOZGVwZW5kc19jb3VudHMYAyADKA0SDwoHZGVwZW5kcxgEIAMoDRIpCghwcm9ibGVtcxgFIAMoCzIXLm9kaW4uY29tbW9uLnYxLlByb2JsZW0y7QMKF1BpcGVsaW5lUmVnaXN0cnlTZXJ2aWNlEnAKDUxpc3RQaXBlbGluZXMSLi5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuTGlzdFBpcGVsaW5lc1JlcXVlc3QaLy5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuTGlzdFBpcGVsaW5lc1Jlc3BvbnNlEmoKC0dldFBpcGVsaW5lEiwub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkdldFBpcGVsaW5lUmVxdWVzdBotLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5HZXRQaXBlbGluZVJlc3BvbnNlEnkKEFZhbGlkYXRlUGlwZWxpbmUSMS5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuVmFsaWRhdGVQaXBlbGluZVJlcXVlc3QaMi5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuVmFsaWRhdGVQaXBlbGluZVJlc3BvbnNlEnkKEEdldFBpcGVsaW5lR3JhcGgSMS5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuR2V0UGlwZWxpbmVHcmFwaFJlcXVlc3QaMi5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuR2V0UGlwZWxpbmVHcmFwaFJlc3BvbnNlYgZwcm90bzM",
+    [
+      file_google_protobuf_struct,
+      file_odin_common_v1_file,
+      file_odin_common_v1_pipeline,
+      file_odin_common_v1_problem,
+    ],
   );
 
 /**
@@ -159,6 +165,16 @@ export type GetPipelineRequest = Message<"odin.pipelineregistry.v1.GetPipelineRe
    * @generated from field: repeated string tasks = 3;
    */
   tasks: string[];
+
+  /**
+   * Set (even empty) = read the pipeline for a run with these parameter values: uses are replaced
+   * by the values, a required parameter without one is an error, and a templated pipeline is
+   * rendered with them as its context. Unset = the pipeline as it stands (defaults, required
+   * parameters standing in with a sample of their type).
+   *
+   * @generated from field: google.protobuf.Struct parameters = 4;
+   */
+  parameters?: JsonObject | undefined;
 };
 
 /**
@@ -195,6 +211,14 @@ export type GetPipelineResponse = Message<"odin.pipelineregistry.v1.GetPipelineR
    * @generated from field: repeated odin.common.v1.Problem problems = 3;
    */
   problems: Problem[];
+
+  /**
+   * The parameter values the pipeline was read with (given ones typed, else defaults); empty when
+   * `parameters` was unset in the request.
+   *
+   * @generated from field: google.protobuf.Struct parameters = 4;
+   */
+  parameters?: JsonObject | undefined;
 };
 
 /**
@@ -221,11 +245,19 @@ export type ValidatePipelineRequest =
     path: string;
 
     /**
-     * The pipeline directory's files, paths relative to it; must include `main.yml`.
+     * The pipeline directory's files, paths relative to it; must include `main.yml` (or a
+     * `main.yml.jinja2` template).
      *
      * @generated from field: repeated odin.common.v1.File files = 2;
      */
     files: File[];
+
+    /**
+     * As GetPipelineRequest.parameters: set = check with these values, as a run would be.
+     *
+     * @generated from field: google.protobuf.Struct parameters = 3;
+     */
+    parameters?: JsonObject | undefined;
   };
 
 /**

@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Duration } from "../../../google/protobuf/duration.js";
+import { Value } from "../../../google/protobuf/struct.js";
 import { Int64Value } from "../../../google/protobuf/wrappers.js";
 
 /** TolerationOperator is a toleration's `operator`. */
@@ -248,6 +249,26 @@ export interface Pipeline {
   parallelism: number;
   /** The tasks in file order. */
   tasks: Task[];
+  /**
+   * The run parameters the pipeline declares (`parameters:`), in file order. In a pipeline read for
+   * a run the tasks already hold the run's values.
+   */
+  parameters: Parameter[];
+}
+
+/**
+ * Parameter is one declared run parameter (`parameters:` in `main.yml`), used in task fields as
+ * `${{ params.NAME }}` and given per run (SubmitRunRequest.parameters, `odin run --set NAME=VALUE`).
+ */
+export interface Parameter {
+  /** The name: letters, digits and `_`, not starting with a digit. */
+  name: string;
+  /** One of `string`, `int`, `number`, `bool`, `list`. */
+  type: string;
+  /** The default value; unset when the parameter is required. */
+  defaultValue?: any | undefined;
+  /** What it means, from the declaration; empty when none. */
+  description: string;
 }
 
 /**
@@ -283,11 +304,11 @@ export interface Task {
    */
   numGpus: number;
   /** CPU limits and requests; unset = none. */
-  cpu: ResourceRequirements | undefined;
+  cpu?: ResourceRequirements | undefined;
   /** Extension: memory limits and requests; unset = none. */
-  memory: ResourceRequirements | undefined;
+  memory?: ResourceRequirements | undefined;
   /** Pod security context; unset = none. */
-  securityContext: SecurityContext | undefined;
+  securityContext?: SecurityContext | undefined;
   /** `imagePullPolicy`; normalized, never UNSPECIFIED (default IF_NOT_PRESENT). */
   pullPolicy: PullPolicy;
   /** Pod nodeSelector. */
@@ -316,17 +337,17 @@ export interface Task {
    * Extension: wait before the first retry, doubled per attempt and capped by the scheduler; unset =
    * the scheduler's default.
    */
-  retryBackoff: Duration | undefined;
+  retryBackoff?: Duration | undefined;
   /**
    * Extension: limit on one attempt's whole run, enforced by the scheduler (it stops the attempt and
    * records FAILED with reason DeadlineExceeded); unset = none.
    */
-  timeout: Duration | undefined;
+  timeout?: Duration | undefined;
   /**
    * Extension: how long a pod may stay unschedulable or pulling its image before the attempt is
    * ERROR; unset = the launcher's default.
    */
-  pendingTimeout: Duration | undefined;
+  pendingTimeout?: Duration | undefined;
   /** Task keys Odin does not know, kept as written, as a JSON object; empty when none. */
   extraJson: string;
 }
@@ -414,11 +435,11 @@ export interface ResourceRequirements {
  */
 export interface SecurityContext {
   /** fsGroup; unset = none. */
-  fsGroup: bigint | undefined;
+  fsGroup?: bigint | undefined;
   /** runAsUser; unset = the image's user. */
-  runAsUser: bigint | undefined;
+  runAsUser?: bigint | undefined;
   /** runAsGroup; unset = the image's group. */
-  runAsGroup: bigint | undefined;
+  runAsGroup?: bigint | undefined;
 }
 
 /** Toleration is a Kubernetes pod toleration. */
@@ -432,11 +453,19 @@ export interface Toleration {
   /** Taint effect to tolerate; UNSPECIFIED = every effect. */
   effect: TolerationEffect;
   /** For NO_EXECUTE: how long the pod stays bound after the taint appears; unset = forever. */
-  tolerationSeconds: bigint | undefined;
+  tolerationSeconds?: bigint | undefined;
 }
 
 function createBasePipeline(): Pipeline {
-  return { path: "", name: "", commit: "", failFast: false, parallelism: 0, tasks: [] };
+  return {
+    path: "",
+    name: "",
+    commit: "",
+    failFast: false,
+    parallelism: 0,
+    tasks: [],
+    parameters: [],
+  };
 }
 
 export const Pipeline: MessageFns<Pipeline> = {
@@ -458,6 +487,9 @@ export const Pipeline: MessageFns<Pipeline> = {
     }
     for (const v of message.tasks) {
       Task.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.parameters) {
+      Parameter.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -523,6 +555,14 @@ export const Pipeline: MessageFns<Pipeline> = {
             message.tasks.push(Task.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.parameters.push(Parameter.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -549,6 +589,9 @@ export const Pipeline: MessageFns<Pipeline> = {
       tasks: globalThis.Array.isArray(object?.tasks)
         ? object.tasks.map((e: any) => Task.fromJSON(e))
         : [],
+      parameters: globalThis.Array.isArray(object?.parameters)
+        ? object.parameters.map((e: any) => Parameter.fromJSON(e))
+        : [],
     };
   },
 
@@ -572,6 +615,9 @@ export const Pipeline: MessageFns<Pipeline> = {
     if (message.tasks?.length) {
       obj.tasks = message.tasks.map((e) => Task.toJSON(e));
     }
+    if (message.parameters?.length) {
+      obj.parameters = message.parameters.map((e) => Parameter.toJSON(e));
+    }
     return obj;
   },
 
@@ -586,6 +632,128 @@ export const Pipeline: MessageFns<Pipeline> = {
     message.failFast = object.failFast ?? false;
     message.parallelism = object.parallelism ?? 0;
     message.tasks = object.tasks?.map((e) => Task.fromPartial(e)) || [];
+    message.parameters = object.parameters?.map((e) => Parameter.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseParameter(): Parameter {
+  return { name: "", type: "", defaultValue: undefined, description: "" };
+}
+
+export const Parameter: MessageFns<Parameter> = {
+  encode(message: Parameter, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.type !== "") {
+      writer.uint32(18).string(message.type);
+    }
+    if (message.defaultValue !== undefined) {
+      Value.encode(Value.wrap(message.defaultValue), writer.uint32(26).fork()).join();
+    }
+    if (message.description !== "") {
+      writer.uint32(34).string(message.description);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Parameter {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseParameter();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.defaultValue = Value.unwrap(Value.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Parameter {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      defaultValue: isSet(object?.defaultValue)
+        ? object.defaultValue
+        : isSet(object?.default_value)
+          ? object.default_value
+          : undefined,
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+    };
+  },
+
+  toJSON(message: Parameter): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.defaultValue !== undefined) {
+      obj.defaultValue = message.defaultValue;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Parameter>): Parameter {
+    return Parameter.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Parameter>): Parameter {
+    const message = createBaseParameter();
+    message.name = object.name ?? "";
+    message.type = object.type ?? "";
+    message.defaultValue = object.defaultValue === undefined ? undefined : object.defaultValue;
+    message.description = object.description ?? "";
     return message;
   },
 };

@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { Struct } from "../../../google/protobuf/struct.js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
 import { Int32Value } from "../../../google/protobuf/wrappers.js";
 
@@ -191,11 +192,11 @@ export interface Run {
   /** Number of tasks in the run. */
   taskCount: number;
   /** When the run was submitted. */
-  createTime: Date | undefined;
+  createTime?: Date | undefined;
   /** When its first task was launched; unset before that. */
-  startTime: Date | undefined;
+  startTime?: Date | undefined;
   /** When it reached SUCCEEDED, FAILED or CANCELLED; unset before that (and again after RetryRun). */
-  endTime: Date | undefined;
+  endTime?: Date | undefined;
   /** Machine-readable cause of the current state, e.g. `TaskFailed`, `Cancelled`; empty when none. */
   reason: string;
   /** Human-readable detail, e.g. which task failed and why. */
@@ -204,6 +205,11 @@ export interface Run {
   cancelRequested: boolean;
   /** `RUN_PATH` as tasks see it: the run's workspace under `DATA_PATH`. */
   runPath: string;
+  /**
+   * The run's parameter values, resolved at submit: each given value as its declared type, else
+   * the default (for a templated pipeline, the context it was rendered with). A retry reuses them.
+   */
+  parameters?: { [key: string]: any } | undefined;
 }
 
 export interface Run_LabelsEntry {
@@ -230,15 +236,15 @@ export interface TaskRun {
    */
   attempt: number;
   /** When the current attempt was handed to the launcher; unset before. */
-  launchTime: Date | undefined;
+  launchTime?: Date | undefined;
   /** When the current attempt was first seen running; unset before. */
-  startTime: Date | undefined;
+  startTime?: Date | undefined;
   /** When the current attempt ended; unset before. */
-  endTime: Date | undefined;
+  endTime?: Date | undefined;
   /** In RETRYING: when the next attempt will be launched. */
-  nextAttemptTime: Date | undefined;
+  nextAttemptTime?: Date | undefined;
   /** The main container's exit code, when it exited; unset otherwise (0 is a real exit code). */
-  exitCode: number | undefined;
+  exitCode?: number | undefined;
   /**
    * Machine-readable cause, e.g. `Error`, `OOMKilled`, `ImagePullBackOff`, `Unschedulable`,
    * `DeletedExternally`, `DependencyFailed`, `Timeout`; empty when none.
@@ -269,6 +275,7 @@ function createBaseRun(): Run {
     message: "",
     cancelRequested: false,
     runPath: "",
+    parameters: undefined,
   };
 }
 
@@ -318,6 +325,9 @@ export const Run: MessageFns<Run> = {
     }
     if (message.runPath !== "") {
       writer.uint32(122).string(message.runPath);
+    }
+    if (message.parameters !== undefined) {
+      Struct.encode(Struct.wrap(message.parameters), writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -458,6 +468,14 @@ export const Run: MessageFns<Run> = {
             message.runPath = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -528,6 +546,7 @@ export const Run: MessageFns<Run> = {
         : isSet(object.run_path)
           ? globalThis.String(object.run_path)
           : "",
+      parameters: isObject(object.parameters) ? object.parameters : undefined,
     };
   },
 
@@ -584,6 +603,9 @@ export const Run: MessageFns<Run> = {
     if (message.runPath !== "") {
       obj.runPath = message.runPath;
     }
+    if (message.parameters !== undefined) {
+      obj.parameters = message.parameters;
+    }
     return obj;
   },
 
@@ -615,6 +637,7 @@ export const Run: MessageFns<Run> = {
     message.message = object.message ?? "";
     message.cancelRequested = object.cancelRequested ?? false;
     message.runPath = object.runPath ?? "";
+    message.parameters = object.parameters ?? undefined;
     return message;
   },
 };

@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Struct } from "../../../google/protobuf/struct.js";
 import { Run, RunState, runStateFromJSON, runStateToJSON, TaskRun } from "../../common/v1/run.js";
 
 /** SubmitRunRequest names the pipeline to run. */
@@ -35,6 +36,13 @@ export interface SubmitRunRequest {
    * run. Empty = no idempotency: a repeated call starts another run (the CLI always sets one).
    */
   requestId: string;
+  /**
+   * Values of the pipeline's parameters by name (typed JSON values; text is read as the declared
+   * type, so `"3"` is accepted for an int). Unset or empty = every parameter's default. A value for
+   * an undeclared parameter, a missing required one or an ill-typed one is INVALID_ARGUMENT with
+   * the problems. For a templated pipeline (`main.yml.jinja2`) they are the template's context.
+   */
+  parameters?: { [key: string]: any } | undefined;
 }
 
 export interface SubmitRunRequest_LabelsEntry {
@@ -45,7 +53,7 @@ export interface SubmitRunRequest_LabelsEntry {
 /** SubmitRunResponse is the new run. */
 export interface SubmitRunResponse {
   /** The run, PENDING or already RUNNING, with its id and pinned commit. */
-  run: Run | undefined;
+  run?: Run | undefined;
 }
 
 /** GetRunRequest names a run and the page of its task runs wanted. */
@@ -61,7 +69,7 @@ export interface GetRunRequest {
 /** GetRunResponse is a run and a page of its task runs, in pipeline file order. */
 export interface GetRunResponse {
   /** The run. */
-  run: Run | undefined;
+  run?: Run | undefined;
   /** Task runs of this page. */
   taskRuns: TaskRun[];
   /** Token for the next page; empty on the last one. */
@@ -102,7 +110,7 @@ export interface WatchRunRequest {
  */
 export interface WatchRunResponse {
   /** What this message carries. */
-  event:
+  event?:
     | //
       /**
        * Part of the opening snapshot. The stream starts with one or more parts; the first carries the
@@ -122,7 +130,7 @@ export interface WatchRunResponse {
  */
 export interface RunSnapshot {
   /** The run; set in the first part only. */
-  run: Run | undefined;
+  run?: Run | undefined;
   /** Some of the run's task runs, in pipeline file order across the parts. */
   taskRuns: TaskRun[];
   /** True on the snapshot's last part. */
@@ -140,7 +148,7 @@ export interface CancelRunRequest {
 /** CancelRunResponse is the run after the request was recorded. */
 export interface CancelRunResponse {
   /** The run, with `cancel_requested` set or already CANCELLED (or its earlier end state). */
-  run: Run | undefined;
+  run?: Run | undefined;
 }
 
 /** RetryRunRequest names the run to retry. */
@@ -158,7 +166,7 @@ export interface RetryRunRequest {
 /** RetryRunResponse is the run as its new attempt starts. */
 export interface RetryRunResponse {
   /** The run with its new `attempt`, PENDING or RUNNING. */
-  run: Run | undefined;
+  run?: Run | undefined;
 }
 
 /** DeleteRunRequest names the run to clean up and how far. */
@@ -182,7 +190,7 @@ export interface DeleteRunResponse {
 }
 
 function createBaseSubmitRunRequest(): SubmitRunRequest {
-  return { pipeline: "", commit: "", labels: {}, requestId: "" };
+  return { pipeline: "", commit: "", labels: {}, requestId: "", parameters: undefined };
 }
 
 export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
@@ -201,6 +209,9 @@ export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
     });
     if (message.requestId !== "") {
       writer.uint32(34).string(message.requestId);
+    }
+    if (message.parameters !== undefined) {
+      Struct.encode(Struct.wrap(message.parameters), writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -253,6 +264,14 @@ export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -288,6 +307,7 @@ export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
         : isSet(object.request_id)
           ? globalThis.String(object.request_id)
           : "",
+      parameters: isObject(object.parameters) ? object.parameters : undefined,
     };
   },
 
@@ -311,6 +331,9 @@ export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.parameters !== undefined) {
+      obj.parameters = message.parameters;
+    }
     return obj;
   },
 
@@ -331,6 +354,7 @@ export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
       {},
     );
     message.requestId = object.requestId ?? "";
+    message.parameters = object.parameters ?? undefined;
     return message;
   },
 };

@@ -38,7 +38,7 @@ export interface TaskEvent {
   /** The state observed: RUNNING, SUCCEEDED, FAILED, ERROR or CANCELLED. */
   state: TaskState;
   /** The main container's exit code, when it exited; unset otherwise (0 is a real exit code). */
-  exitCode: number | undefined;
+  exitCode?: number | undefined;
   /**
    * Machine-readable cause, e.g. `Error`, `OOMKilled`, `ImagePullBackOff`, `Unschedulable`,
    * `DeletedExternally`, `DeadlineExceeded`.
@@ -49,7 +49,7 @@ export interface TaskEvent {
   /** The Kubernetes object (or local process) of the attempt. */
   objectName: string;
   /** When the launcher observed the change (Kubernetes' own timestamp when it has one). */
-  time: Date | undefined;
+  time?: Date | undefined;
   /**
    * Outputs the task reported in its termination message (or `$TASK_PATH/outputs.json` with the
    * local backend), as a JSON object; empty when none. Only on SUCCEEDED.
@@ -73,9 +73,9 @@ export interface RunEvent {
    */
   revision: bigint;
   /** When the scheduler wrote the change. */
-  time: Date | undefined;
+  time?: Date | undefined;
   /** The changed record, in full, after the change. */
-  change:
+  change?:
     | //
       /** The run itself changed (state, cancel requested, attempt …). */
       { $case: "run"; value: Run } //
@@ -101,7 +101,7 @@ export interface RepoSynced {
   /** The commit served before; empty after the first clone. */
   previousCommit: string;
   /** When the sync (or push) completed. */
-  time: Date | undefined;
+  time?: Date | undefined;
 }
 
 function createBaseTaskEvent(): TaskEvent {

@@ -36,7 +36,7 @@ export interface LaunchTaskRequest {
    * The task with every variable and `^task.outputs` reference already substituted by the
    * scheduler.
    */
-  task: Task | undefined;
+  task?: Task | undefined;
   /** `TASK_ID` (`<run id>--<task name>`); becomes a label/annotation and `ODIN_TASK_ID`. */
   taskId: string;
   /** 1-based attempt; becomes a label and `ODIN_ATTEMPT`. */
@@ -45,7 +45,7 @@ export interface LaunchTaskRequest {
    * The task's paths as tasks see them; the launcher makes sure `task_path` exists before the
    * main container starts.
    */
-  paths: TaskPaths | undefined;
+  paths?: TaskPaths | undefined;
 }
 
 /** TaskPaths are the processing variables that are paths, as seen inside the task's containers. */
@@ -125,7 +125,7 @@ export interface StreamLogsRequest {
    * Start with at most this many of the newest lines per container (0 = none: with `follow`, only
    * new lines); unset = from the beginning.
    */
-  tailLines: number | undefined;
+  tailLines?: number | undefined;
   /** Only this pod; empty = every pod of the attempt (each line names its pod). */
   pod: string;
   /** Only this container; empty = every container. */
@@ -147,7 +147,7 @@ export interface LogLine {
   /** The line, without its trailing newline. */
   line: string;
   /** When it was printed (Kubernetes' timestamp), when known. */
-  time: Date | undefined;
+  time?: Date | undefined;
 }
 
 /** ListTaskEventsRequest names a task attempt. */
@@ -172,7 +172,7 @@ export interface ListTaskEventsResponse {
  */
 export interface ObjectEvent {
   /** When it last happened. */
-  time: Date | undefined;
+  time?: Date | undefined;
   /** `Normal` or `Warning`. */
   type: string;
   /** Kubernetes' reason, e.g. `Scheduled`, `FailedScheduling`, `BackOff`. */

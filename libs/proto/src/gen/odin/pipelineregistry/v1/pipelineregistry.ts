@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Struct } from "../../../google/protobuf/struct.js";
 import { File } from "../../common/v1/file.js";
 import { Pipeline } from "../../common/v1/pipeline.js";
 import { Problem } from "../../common/v1/problem.js";
@@ -63,6 +64,13 @@ export interface GetPipelineRequest {
    * empty = every task. The web UI's task panel asks for the one task it shows.
    */
   tasks: string[];
+  /**
+   * Set (even empty) = read the pipeline for a run with these parameter values: uses are replaced
+   * by the values, a required parameter without one is an error, and a templated pipeline is
+   * rendered with them as its context. Unset = the pipeline as it stands (defaults, required
+   * parameters standing in with a sample of their type).
+   */
+  parameters?: { [key: string]: any } | undefined;
 }
 
 /** GetPipelineResponse is a pipeline and what is wrong with it. */
@@ -70,9 +78,14 @@ export interface GetPipelineResponse {
   /** The commit read (resolved when the request left it empty). */
   commit: string;
   /** The normalized pipeline; unset when `problems` holds an ERROR. */
-  pipeline: Pipeline | undefined;
+  pipeline?: Pipeline | undefined;
   /** Every problem found, errors and warnings. */
   problems: Problem[];
+  /**
+   * The parameter values the pipeline was read with (given ones typed, else defaults); empty when
+   * `parameters` was unset in the request.
+   */
+  parameters?: { [key: string]: any } | undefined;
 }
 
 /** ValidatePipelineRequest carries a pipeline directory's files. */
@@ -82,8 +95,13 @@ export interface ValidatePipelineRequest {
    * files under it.
    */
   path: string;
-  /** The pipeline directory's files, paths relative to it; must include `main.yml`. */
+  /**
+   * The pipeline directory's files, paths relative to it; must include `main.yml` (or a
+   * `main.yml.jinja2` template).
+   */
   files: File[];
+  /** As GetPipelineRequest.parameters: set = check with these values, as a run would be. */
+  parameters?: { [key: string]: any } | undefined;
 }
 
 /** ValidatePipelineResponse is the verdict on the files. */
@@ -91,7 +109,7 @@ export interface ValidatePipelineResponse {
   /** True when there is no problem of severity ERROR. */
   valid: boolean;
   /** The normalized pipeline (with an empty `commit`); unset when not valid. */
-  pipeline: Pipeline | undefined;
+  pipeline?: Pipeline | undefined;
   /** Every problem found, errors and warnings. */
   problems: Problem[];
 }
@@ -438,7 +456,7 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
 };
 
 function createBaseGetPipelineRequest(): GetPipelineRequest {
-  return { path: "", commit: "", tasks: [] };
+  return { path: "", commit: "", tasks: [], parameters: undefined };
 }
 
 export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
@@ -451,6 +469,9 @@ export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
     }
     for (const v of message.tasks) {
       writer.uint32(26).string(v!);
+    }
+    if (message.parameters !== undefined) {
+      Struct.encode(Struct.wrap(message.parameters), writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -492,6 +513,14 @@ export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
             message.tasks.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -511,6 +540,7 @@ export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
       tasks: globalThis.Array.isArray(object?.tasks)
         ? object.tasks.map((e: any) => globalThis.String(e))
         : [],
+      parameters: isObject(object.parameters) ? object.parameters : undefined,
     };
   },
 
@@ -525,6 +555,9 @@ export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
     if (message.tasks?.length) {
       obj.tasks = message.tasks;
     }
+    if (message.parameters !== undefined) {
+      obj.parameters = message.parameters;
+    }
     return obj;
   },
 
@@ -536,12 +569,13 @@ export const GetPipelineRequest: MessageFns<GetPipelineRequest> = {
     message.path = object.path ?? "";
     message.commit = object.commit ?? "";
     message.tasks = object.tasks?.map((e) => e) || [];
+    message.parameters = object.parameters ?? undefined;
     return message;
   },
 };
 
 function createBaseGetPipelineResponse(): GetPipelineResponse {
-  return { commit: "", pipeline: undefined, problems: [] };
+  return { commit: "", pipeline: undefined, problems: [], parameters: undefined };
 }
 
 export const GetPipelineResponse: MessageFns<GetPipelineResponse> = {
@@ -554,6 +588,9 @@ export const GetPipelineResponse: MessageFns<GetPipelineResponse> = {
     }
     for (const v of message.problems) {
       Problem.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.parameters !== undefined) {
+      Struct.encode(Struct.wrap(message.parameters), writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -595,6 +632,14 @@ export const GetPipelineResponse: MessageFns<GetPipelineResponse> = {
             message.problems.push(Problem.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -614,6 +659,7 @@ export const GetPipelineResponse: MessageFns<GetPipelineResponse> = {
       problems: globalThis.Array.isArray(object?.problems)
         ? object.problems.map((e: any) => Problem.fromJSON(e))
         : [],
+      parameters: isObject(object.parameters) ? object.parameters : undefined,
     };
   },
 
@@ -627,6 +673,9 @@ export const GetPipelineResponse: MessageFns<GetPipelineResponse> = {
     }
     if (message.problems?.length) {
       obj.problems = message.problems.map((e) => Problem.toJSON(e));
+    }
+    if (message.parameters !== undefined) {
+      obj.parameters = message.parameters;
     }
     return obj;
   },
@@ -642,12 +691,13 @@ export const GetPipelineResponse: MessageFns<GetPipelineResponse> = {
         ? Pipeline.fromPartial(object.pipeline)
         : undefined;
     message.problems = object.problems?.map((e) => Problem.fromPartial(e)) || [];
+    message.parameters = object.parameters ?? undefined;
     return message;
   },
 };
 
 function createBaseValidatePipelineRequest(): ValidatePipelineRequest {
-  return { path: "", files: [] };
+  return { path: "", files: [], parameters: undefined };
 }
 
 export const ValidatePipelineRequest: MessageFns<ValidatePipelineRequest> = {
@@ -660,6 +710,9 @@ export const ValidatePipelineRequest: MessageFns<ValidatePipelineRequest> = {
     }
     for (const v of message.files) {
       File.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.parameters !== undefined) {
+      Struct.encode(Struct.wrap(message.parameters), writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -693,6 +746,14 @@ export const ValidatePipelineRequest: MessageFns<ValidatePipelineRequest> = {
             message.files.push(File.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -711,6 +772,7 @@ export const ValidatePipelineRequest: MessageFns<ValidatePipelineRequest> = {
       files: globalThis.Array.isArray(object?.files)
         ? object.files.map((e: any) => File.fromJSON(e))
         : [],
+      parameters: isObject(object.parameters) ? object.parameters : undefined,
     };
   },
 
@@ -722,6 +784,9 @@ export const ValidatePipelineRequest: MessageFns<ValidatePipelineRequest> = {
     if (message.files?.length) {
       obj.files = message.files.map((e) => File.toJSON(e));
     }
+    if (message.parameters !== undefined) {
+      obj.parameters = message.parameters;
+    }
     return obj;
   },
 
@@ -732,6 +797,7 @@ export const ValidatePipelineRequest: MessageFns<ValidatePipelineRequest> = {
     const message = createBaseValidatePipelineRequest();
     message.path = object.path ?? "";
     message.files = object.files?.map((e) => File.fromPartial(e)) || [];
+    message.parameters = object.parameters ?? undefined;
     return message;
   },
 };
@@ -1324,6 +1390,10 @@ type DeepPartial<T> = T extends bigint
           : T extends {}
             ? { [K in keyof T]?: DeepPartial<T[K]> }
             : Partial<T>;
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

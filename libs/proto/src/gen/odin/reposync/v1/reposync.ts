@@ -46,14 +46,14 @@ export interface GetStatusResponse {
   /** The commit served; empty before the first successful clone. */
   commit: string;
   /** When the last successful sync finished. */
-  lastSyncTime: Date | undefined;
+  lastSyncTime?: Date | undefined;
   /**
    * The last sync's error when it failed (the last good commit keeps being served); empty when the
    * last sync succeeded.
    */
   lastError: string;
   /** When the last failed sync finished; unset when none failed since the last success. */
-  lastErrorTime: Date | undefined;
+  lastErrorTime?: Date | undefined;
 }
 
 /** ListFilesRequest names a commit and a directory. */

@@ -13,6 +13,7 @@ from google.protobuf import descriptor_pb2
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from odin_client._proto.odin.common.v1 import file_pb2 as odin_dot_common_dot_v1_dot_file__pb2
 from odin_client._proto.odin.common.v1 import pipeline_pb2 as odin_dot_common_dot_v1_dot_pipeline__pb2
 from odin_client._proto.odin.common.v1 import problem_pb2 as odin_dot_common_dot_v1_dot_problem__pb2
@@ -22,9 +23,9 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/pipelineregistry/v1/pipelineregistry.proto',
   package='odin.pipelineregistry.v1',
   syntax='proto3',
-  serialized_pb=_b('\n/odin/pipelineregistry/v1/pipelineregistry.proto\x12\x18odin.pipelineregistry.v1\x1a\x19odin/common/v1/file.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x1codin/common/v1/problem.proto\";\n\x14ListPipelinesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"e\n\x15ListPipelinesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12<\n\tpipelines\x18\x02 \x03(\x0b\x32).odin.pipelineregistry.v1.PipelineSummary\"{\n\x0fPipelineSummary\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ntask_count\x18\x03 \x01(\r\x12\r\n\x05valid\x18\x04 \x01(\x08\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem\"A\n\x12GetPipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\r\n\x05tasks\x18\x03 \x03(\t\"|\n\x13GetPipelineResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\"L\n\x17ValidatePipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\"\x80\x01\n\x18ValidatePipelineResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\"7\n\x17GetPipelineGraphRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\"\x8d\x01\n\x18GetPipelineGraphResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\r\n\x05tasks\x18\x02 \x03(\t\x12\x16\n\x0e\x64\x65pends_counts\x18\x03 \x03(\r\x12\x0f\n\x07\x64\x65pends\x18\x04 \x03(\r\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem2\xed\x03\n\x17PipelineRegistryService\x12p\n\rListPipelines\x12..odin.pipelineregistry.v1.ListPipelinesRequest\x1a/.odin.pipelineregistry.v1.ListPipelinesResponse\x12j\n\x0bGetPipeline\x12,.odin.pipelineregistry.v1.GetPipelineRequest\x1a-.odin.pipelineregistry.v1.GetPipelineResponse\x12y\n\x10ValidatePipeline\x12\x31.odin.pipelineregistry.v1.ValidatePipelineRequest\x1a\x32.odin.pipelineregistry.v1.ValidatePipelineResponse\x12y\n\x10GetPipelineGraph\x12\x31.odin.pipelineregistry.v1.GetPipelineGraphRequest\x1a\x32.odin.pipelineregistry.v1.GetPipelineGraphResponseb\x06proto3')
+  serialized_pb=_b('\n/odin/pipelineregistry/v1/pipelineregistry.proto\x12\x18odin.pipelineregistry.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x19odin/common/v1/file.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x1codin/common/v1/problem.proto\";\n\x14ListPipelinesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"e\n\x15ListPipelinesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12<\n\tpipelines\x18\x02 \x03(\x0b\x32).odin.pipelineregistry.v1.PipelineSummary\"{\n\x0fPipelineSummary\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ntask_count\x18\x03 \x01(\r\x12\r\n\x05valid\x18\x04 \x01(\x08\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem\"n\n\x12GetPipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\r\n\x05tasks\x18\x03 \x03(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xa9\x01\n\x13GetPipelineResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"y\n\x17ValidatePipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x80\x01\n\x18ValidatePipelineResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\"7\n\x17GetPipelineGraphRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\"\x8d\x01\n\x18GetPipelineGraphResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\r\n\x05tasks\x18\x02 \x03(\t\x12\x16\n\x0e\x64\x65pends_counts\x18\x03 \x03(\r\x12\x0f\n\x07\x64\x65pends\x18\x04 \x03(\r\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem2\xed\x03\n\x17PipelineRegistryService\x12p\n\rListPipelines\x12..odin.pipelineregistry.v1.ListPipelinesRequest\x1a/.odin.pipelineregistry.v1.ListPipelinesResponse\x12j\n\x0bGetPipeline\x12,.odin.pipelineregistry.v1.GetPipelineRequest\x1a-.odin.pipelineregistry.v1.GetPipelineResponse\x12y\n\x10ValidatePipeline\x12\x31.odin.pipelineregistry.v1.ValidatePipelineRequest\x1a\x32.odin.pipelineregistry.v1.ValidatePipelineResponse\x12y\n\x10GetPipelineGraph\x12\x31.odin.pipelineregistry.v1.GetPipelineGraphRequest\x1a\x32.odin.pipelineregistry.v1.GetPipelineGraphResponseb\x06proto3')
   ,
-  dependencies=[odin_dot_common_dot_v1_dot_file__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_pipeline__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_problem__pb2.DESCRIPTOR,])
+  dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_file__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_pipeline__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_problem__pb2.DESCRIPTOR,])
 
 
 
@@ -62,8 +63,8 @@ _LISTPIPELINESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=165,
-  serialized_end=224,
+  serialized_start=195,
+  serialized_end=254,
 )
 
 
@@ -100,8 +101,8 @@ _LISTPIPELINESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=226,
-  serialized_end=327,
+  serialized_start=256,
+  serialized_end=357,
 )
 
 
@@ -159,8 +160,8 @@ _PIPELINESUMMARY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=329,
-  serialized_end=452,
+  serialized_start=359,
+  serialized_end=482,
 )
 
 
@@ -192,6 +193,13 @@ _GETPIPELINEREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='parameters', full_name='odin.pipelineregistry.v1.GetPipelineRequest.parameters', index=3,
+      number=4, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -204,8 +212,8 @@ _GETPIPELINEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=454,
-  serialized_end=519,
+  serialized_start=484,
+  serialized_end=594,
 )
 
 
@@ -237,6 +245,13 @@ _GETPIPELINERESPONSE = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='parameters', full_name='odin.pipelineregistry.v1.GetPipelineResponse.parameters', index=3,
+      number=4, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -249,8 +264,8 @@ _GETPIPELINERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=521,
-  serialized_end=645,
+  serialized_start=597,
+  serialized_end=766,
 )
 
 
@@ -275,6 +290,13 @@ _VALIDATEPIPELINEREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='parameters', full_name='odin.pipelineregistry.v1.ValidatePipelineRequest.parameters', index=2,
+      number=3, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -287,8 +309,8 @@ _VALIDATEPIPELINEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=647,
-  serialized_end=723,
+  serialized_start=768,
+  serialized_end=889,
 )
 
 
@@ -332,8 +354,8 @@ _VALIDATEPIPELINERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=726,
-  serialized_end=854,
+  serialized_start=892,
+  serialized_end=1020,
 )
 
 
@@ -370,8 +392,8 @@ _GETPIPELINEGRAPHREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=856,
-  serialized_end=911,
+  serialized_start=1022,
+  serialized_end=1077,
 )
 
 
@@ -429,15 +451,18 @@ _GETPIPELINEGRAPHRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=914,
-  serialized_end=1055,
+  serialized_start=1080,
+  serialized_end=1221,
 )
 
 _LISTPIPELINESRESPONSE.fields_by_name['pipelines'].message_type = _PIPELINESUMMARY
 _PIPELINESUMMARY.fields_by_name['problems'].message_type = odin_dot_common_dot_v1_dot_problem__pb2._PROBLEM
+_GETPIPELINEREQUEST.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
 _GETPIPELINERESPONSE.fields_by_name['pipeline'].message_type = odin_dot_common_dot_v1_dot_pipeline__pb2._PIPELINE
 _GETPIPELINERESPONSE.fields_by_name['problems'].message_type = odin_dot_common_dot_v1_dot_problem__pb2._PROBLEM
+_GETPIPELINERESPONSE.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
 _VALIDATEPIPELINEREQUEST.fields_by_name['files'].message_type = odin_dot_common_dot_v1_dot_file__pb2._FILE
+_VALIDATEPIPELINEREQUEST.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
 _VALIDATEPIPELINERESPONSE.fields_by_name['pipeline'].message_type = odin_dot_common_dot_v1_dot_pipeline__pb2._PIPELINE
 _VALIDATEPIPELINERESPONSE.fields_by_name['problems'].message_type = odin_dot_common_dot_v1_dot_problem__pb2._PROBLEM
 _GETPIPELINEGRAPHRESPONSE.fields_by_name['problems'].message_type = odin_dot_common_dot_v1_dot_problem__pb2._PROBLEM
@@ -523,8 +548,8 @@ _PIPELINEREGISTRYSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=1058,
-  serialized_end=1551,
+  serialized_start=1224,
+  serialized_end=1717,
   methods=[
   _descriptor.MethodDescriptor(
     name='ListPipelines',
