@@ -89,3 +89,19 @@ test("a run summary counts errors as a noun", () => {
   );
   assert.equal(summarize(["ERROR"]), "1 error");
 });
+
+test("odin-run JOB --x:key value passes the template context as the run's parameters", () => {
+  const r = translate("odin-run", ["sst2", "--x:backend", "tf", "--x:lr=0.1", "--x:neg", "-1"]);
+  assert.deepEqual(r.args, [
+    "run",
+    "sst2",
+    "--follow",
+    "--set",
+    "backend=tf",
+    "--set",
+    "lr=0.1",
+    "--set",
+    "neg=-1",
+  ]);
+  assert.deepEqual(r.notes, []);
+});

@@ -181,10 +181,14 @@ export function compatArgv(argv: readonly string[], note: (text: string) => void
           rest = end === -1 ? [] : rest.slice(end);
         }
         rule.apply(values, out);
-      } else if (/^--x:/.test(name)) {
-        // odin-run's template context (--x:key value), used only by the original's REST tier.
-        if (eq < 0 && rest[0] !== undefined && !rest[0].startsWith("-")) rest = rest.slice(1);
-        out.notes.push(`${name} ignored: odin does not render pipeline templates`);
+      } else if (/^--x:./.test(name) && invoked === "odin-run") {
+        // odin-run's template context (--x:key value): the run's parameters.
+        let value = eq > 0 ? arg.slice(eq + 1) : undefined;
+        if (value === undefined && rest[0] !== undefined && !rest[0].startsWith("--")) {
+          value = rest[0];
+          rest = rest.slice(1);
+        }
+        out.args.push("--set", `${name.slice("--x:".length)}=${value ?? ""}`);
       } else if (name.startsWith("-") && name !== "-") {
         // odin's own options (-o json, --server …) pass through.
         out.args.push(arg);

@@ -128,13 +128,33 @@ program
     "start a run of a pipeline; prints its id (with --follow, shows it live until it ends: " +
       "exit 0 succeeded, 1 failed, 3 cancelled)",
   )
-  .argument("<pipeline>", "pipeline directory in the repository, e.g. alice/sst2")
+  .argument("[pipeline]", "pipeline directory in the repository, e.g. alice/sst2")
   .option("-f, --follow", "show the run live until it ends (-o json: one JSON object per event)")
   .option("--commit <sha>", "run the pipeline at this commit instead of the newest")
   .option("-l, --label <key=value>", "label the run (repeatable)", collect, [])
+  .option(
+    "--set <name=value>",
+    "a parameter's value, read as its declared type (repeatable; wins over --values)",
+    collect,
+    [],
+  )
+  .option("--values <file>", "parameter values from a YAML or JSON map")
+  .option(
+    "--same-as <run>",
+    "the pipeline, commit, labels and parameters of that run (what is given here wins)",
+  )
   .action(
-    async (pipeline: string, options: { follow?: boolean; commit?: string; label: string[] }) =>
-      run((await runs()).runCommand(pipeline, { ...globals(), ...options }, process.stdout)),
+    async (
+      pipeline: string | undefined,
+      options: {
+        follow?: boolean;
+        commit?: string;
+        label: string[];
+        set: string[];
+        values?: string;
+        sameAs?: string;
+      },
+    ) => run((await runs()).runCommand(pipeline, { ...globals(), ...options }, process.stdout)),
   );
 
 program

@@ -5,9 +5,8 @@ the tasks' outputs. Needs an Odin server and a token that may push and run (an o
 
     ODIN_SERVER=localhost:50051 ODIN_TOKEN=… python3 examples/sweep.py
 
-Odin's API has no run parameters yet, so each setting becomes its own variant of the pipeline below
-(pushed as `sweeps/<sweep>/lr-<n>`), and labels record the setting on each run. Once SubmitRun takes
-parameters, the pipeline is pushed once and each run passes `params={"lr": lr}`.
+The pipeline below declares a parameter `lr`; it is pushed once (as `sweeps/<sweep>`) and each run
+passes its own `params={"lr": lr}`. Labels record the sweep, so its runs can be listed together.
 """
 
 # %%
@@ -21,7 +20,7 @@ from typing import Dict, List, Optional
 
 from odin_client import Client, OdinError, Run, RunFailed
 
-LEARNING_RATES = ["0.3", "0.1", "0.03", "0.01"]
+LEARNING_RATES = [0.3, 0.1, 0.03, 0.01]
 SWEEP = f"lr-{uuid.uuid4().hex[:6]}"
 
 # `train` reports a loss for its learning rate in $TASK_PATH/outputs.json (on Kubernetes: the
@@ -29,6 +28,8 @@ SWEEP = f"lr-{uuid.uuid4().hex[:6]}"
 # The "model" is a parabola with its best learning rate at 0.05, so the table has a winner.
 PIPELINE = """\
 name: sweep
+parameters:
+  lr: {type: number, description: learning rate}
 tasks:
 - name: train
   image: busybox:1.36
@@ -36,40 +37,38 @@ tasks:
   args:
   - -c
   - |
-    loss=$$(awk 'BEGIN {{ lr = {lr}; printf "%.4f", 0.2 + (lr - 0.05) * (lr - 0.05) * 10 }}')
-    echo "train: lr={lr} loss=$$loss"
-    echo "{{\\"loss\\": $$loss}}" > "${{TASK_PATH}}/outputs.json"
-    if [ -w /dev/termination-log ]; then cp "${{TASK_PATH}}/outputs.json" /dev/termination-log; fi
+    loss=$$(awk 'BEGIN { lr = ${{ params.lr }}; printf "%.4f", 0.2 + (lr - 0.05) * (lr - 0.05) * 10 }')
+    echo "train: lr=${{ params.lr }} loss=$$loss"
+    echo "{\\"loss\\": $$loss}" > "${TASK_PATH}/outputs.json"
+    if [ -w /dev/termination-log ]; then cp "${TASK_PATH}/outputs.json" /dev/termination-log; fi
 - name: evaluate
   image: busybox:1.36
   command: sh
   args:
   - -c
   - |
-    accuracy=$$(awk -v loss="$0" 'BEGIN {{ printf "%.3f", 1 - loss }}')
+    accuracy=$$(awk -v loss="$0" 'BEGIN { printf "%.3f", 1 - loss }')
     echo "evaluate: accuracy=$$accuracy"
-    echo "{{\\"accuracy\\": $$accuracy}}" > "${{TASK_PATH}}/outputs.json"
-    if [ -w /dev/termination-log ]; then cp "${{TASK_PATH}}/outputs.json" /dev/termination-log; fi
+    echo "{\\"accuracy\\": $$accuracy}" > "${TASK_PATH}/outputs.json"
+    if [ -w /dev/termination-log ]; then cp "${TASK_PATH}/outputs.json" /dev/termination-log; fi
   - ^train.outputs.loss
 """
 
 odin = Client()  # ODIN_SERVER and ODIN_TOKEN, as the odin CLI
-print(f"sweep {SWEEP} on {odin.server}: learning rates {', '.join(LEARNING_RATES)}")
+print(f"sweep {SWEEP} on {odin.server}: learning rates {', '.join(map(str, LEARNING_RATES))}")
 
-# %% Push one variant of the pipeline per learning rate, and start a run of each.
-runs: Dict[str, Run] = {}
+# %% Push the pipeline once, then start one run per learning rate.
+path = f"sweeps/{SWEEP}"
 with tempfile.TemporaryDirectory() as tmp:
-    for i, lr in enumerate(LEARNING_RATES):
-        variant = Path(tmp) / f"lr-{i}"
-        variant.mkdir()
-        (variant / "main.yml").write_text(PIPELINE.format(lr=lr))
-        path = f"sweeps/{SWEEP}/lr-{i}"
-        odin.push(variant, f"sweep {SWEEP}: lr={lr}", path=path)
-        runs[lr] = odin.run(path, labels={"sweep": SWEEP, "lr": lr})
-        print(f"  lr={lr:<5} {runs[lr].id}")
+    (Path(tmp) / "main.yml").write_text(PIPELINE)
+    odin.push(tmp, f"sweep {SWEEP}", path=path)
+runs: Dict[float, Run] = {}
+for lr in LEARNING_RATES:
+    runs[lr] = odin.run(path, params={"lr": lr}, labels={"sweep": SWEEP})
+    print(f"  lr={lr:<5} {runs[lr].id}")
 
 # %% Wait for every run (they run side by side on the server); a failed one is reported, not fatal.
-errors: Dict[str, str] = {}
+errors: Dict[float, str] = {}
 for lr, run in runs.items():
     try:
         run.wait(timeout=600)
@@ -78,13 +77,13 @@ for lr, run in runs.items():
 
 # %% A table of results, from the tasks' outputs.
 rows: List[List[str]] = []
-best: Optional[str] = None
+best: Optional[float] = None
 best_accuracy = -1.0
 for run in odin.runs(labels={"sweep": SWEEP}):
-    lr = run.labels["lr"]
+    lr = run.parameters["lr"]
     loss = run.outputs("train").get("loss")
     accuracy = run.outputs("evaluate").get("accuracy")
-    rows.append([lr, run.id, run.state.value, "-" if loss is None else f"{loss:.4f}",
+    rows.append([str(lr), run.id, run.state.value, "-" if loss is None else f"{loss:.4f}",
                  "-" if accuracy is None else f"{accuracy:.3f}"])
     if accuracy is not None and accuracy > best_accuracy:
         best, best_accuracy = lr, accuracy

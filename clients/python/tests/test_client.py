@@ -37,7 +37,6 @@ from odin_client import (
     TaskState,
     Unauthenticated,
     Unavailable,
-    Unsupported,
     WaitTimeout,
 )
 
@@ -457,13 +456,20 @@ class RunsTest(unittest.TestCase):
         with self.assertRaises(NotFound):
             self.odin.run("no-such-pipeline")
 
-    def test_params_are_refused_until_the_api_has_run_parameters(self) -> None:
-        with self.assertRaises(Unsupported) as caught:
-            self.odin.run("diamond", params={"lr": 0.1})
-        self.assertIn("parameters", str(caught.exception))
-        self.assertIn("lr", str(caught.exception))
-        run = self.odin.run("diamond", params={})
+    def test_params_reach_the_tasks_typed_and_are_recorded(self) -> None:
+        run = self.odin.run("params", params={"lr": 0.5, "epochs": "4", "layers": [64, 32]})
+        self.assertEqual(run.parameters, {"lr": 0.5, "epochs": 4, "layers": [64, 32], "fast": False})
         run.wait(timeout=WAIT)
+        self.assertEqual(run.outputs("train"), {"lr": 0.5, "epochs": 4, "layers": [64, 32]})
+        again = self.odin.get_run(run.id)
+        self.assertEqual(again.parameters["epochs"], 4)
+        with self.assertRaises(InvalidPipeline) as caught:
+            self.odin.run("params", params={"lr": "fast", "batch": 3})
+        messages = "\n".join(p.message for p in caught.exception.problems)
+        self.assertIn('parameter lr is a number; "fast" is not', messages)
+        self.assertIn('parameter "batch" was given, but the pipeline does not declare it', messages)
+        with self.assertRaises(TypeError):
+            self.odin.run("params", params={"lr": {"nested": 1}})
 
 
 def free_port() -> int:

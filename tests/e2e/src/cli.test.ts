@@ -345,13 +345,12 @@ describe("the original's commands take the original's arguments", () => {
     const common = ["--host", host, "--port", port, "--scheme", "wss"];
     const auth = ["--username", "alice", "--password", "secret", "--token", join(dir.path, "none")];
 
-    const run = await odin(["outputs", ...common, ...auth, "--x:backend", "tf"], {
+    const run = await odin(["outputs", ...common, ...auth], {
       as: "odin-run",
     });
     assert.equal(run.code, 0, run.stderr);
     const runId = /^run (outputs-\w+):/m.exec(run.stdout)![1]!;
     assert.match(run.stderr, /note: --scheme wss ignored/);
-    assert.match(run.stderr, /note: --x:backend ignored/);
 
     // A pattern, as the original took; --columns with the original's names; --all for every column.
     const status = await odin(

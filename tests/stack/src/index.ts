@@ -1,6 +1,7 @@
 // Starting Odin's services as separate processes (their real main.js) and running the odin CLI:
 // the harness of the e2e and failure-injection tiers.
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -170,7 +171,11 @@ export function odin(
 ): Promise<CliResult> {
   let cli = odinBin;
   if (options.as) {
-    const dir = join(tmpdir(), "odin-e2e-bin");
+    // One directory per checkout: links of another checkout would run that checkout's CLI.
+    const dir = join(
+      tmpdir(),
+      `odin-e2e-bin-${createHash("sha256").update(odinBin).digest("hex").slice(0, 12)}`,
+    );
     mkdirSync(dir, { recursive: true });
     cli = join(dir, options.as);
     if (!existsSync(cli)) symlinkSync(odinBin, cli);

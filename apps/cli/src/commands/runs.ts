@@ -1,5 +1,6 @@
 // odin run, status, logs, events, cancel, retry, rm: runs over gRPC.
 import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import {
   common,
   DagSchedulerServiceService as Scheduler,
@@ -84,19 +85,93 @@ async function getRun(
   return { run: run!, tasks };
 }
 
+/** A parameter value as `--set` would write it: text as is, the rest as JSON. */
+const parameterText = (v: unknown): string => (typeof v === "string" ? v : JSON.stringify(v));
+
+/** `--values FILE`: a YAML (or JSON) map of parameter names to values. */
+async function readValues(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new CommandError(
+      `--values ${file}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`,
+      ExitCode.usage,
+    );
+  }
+  const { default: jsyaml } = await import("js-yaml");
+  let values: unknown;
+  try {
+    values = jsyaml.load(text, { schema: jsyaml.JSON_SCHEMA });
+  } catch (error) {
+    const e = error as { mark?: { line: number; column: number }; reason?: string };
+    const at = e.mark ? `:${e.mark.line + 1}:${e.mark.column + 1}` : "";
+    throw new CommandError(`${file}${at}: ${e.reason ?? (error as Error).message}`, ExitCode.usage);
+  }
+  if (values === null || values === undefined) return {};
+  if (typeof values !== "object" || Array.isArray(values))
+    throw new CommandError(
+      `${file}: must be a map of parameter names to values (e.g. "lr: 0.01")`,
+      ExitCode.usage,
+    );
+  return values as Record<string, unknown>;
+}
+
+/** `--set key=value` (repeatable): values as text; the server reads each as its declared type. */
+function parseSets(sets: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of sets) {
+    const eq = s.indexOf("=");
+    if (eq <= 0) throw new CommandError(`--set ${s}: use name=value`, ExitCode.usage);
+    out[s.slice(0, eq)] = s.slice(eq + 1);
+  }
+  return out;
+}
+
 /** `odin run PIPELINE`: submits a run and prints its id; with --follow, shows it live until it ends. */
 export async function runCommand(
-  pipeline: string,
-  options: RunCommandOptions & { commit?: string; label: string[]; follow?: boolean },
+  pipeline: string | undefined,
+  options: RunCommandOptions & {
+    commit?: string;
+    label: string[];
+    follow?: boolean;
+    set: string[];
+    values?: string;
+    sameAs?: string;
+  },
   out: NodeJS.WritableStream,
 ): Promise<number> {
   const channel = connect(options);
   try {
+    // --same-as RUN: that run's pipeline, commit, labels and parameters; what is given here wins.
+    let base: common.Run | undefined;
+    if (options.sameAs) {
+      base = (
+        await channel.unary(Scheduler.getRun, {
+          runId: options.sameAs,
+          taskPageSize: 1,
+          taskPageToken: "",
+        })
+      ).run!;
+      if (pipeline && pipeline !== base.pipeline)
+        throw new CommandError(
+          `run ${base.id} is of pipeline ${base.pipeline}, not ${pipeline}; leave the pipeline out with --same-as`,
+          ExitCode.usage,
+        );
+    }
+    const path = pipeline ?? base?.pipeline;
+    if (!path) throw new CommandError("name the pipeline to run, or --same-as RUN", ExitCode.usage);
+    const parameters = {
+      ...base?.parameters,
+      ...(options.values ? await readValues(options.values) : {}),
+      ...parseSets(options.set),
+    };
     const res = await channel.unary(Scheduler.submitRun, {
-      pipeline,
-      commit: options.commit ?? "",
-      labels: parseLabels(options.label),
+      pipeline: path,
+      commit: options.commit ?? base?.commit ?? "",
+      labels: { ...base?.labels, ...parseLabels(options.label) },
       requestId: randomUUID(),
+      parameters,
     });
     const run = res.run!;
     if (!options.follow) {
@@ -366,6 +441,9 @@ export async function statusCommand(
       `run ${run.id}: ${paint(stateColor(state), state)} — pipeline ${run.pipeline} at commit ${shortCommit(run.commit)}, attempt ${run.attempt}${run.reason && state !== "SUCCEEDED" ? `, ${run.reason}` : ""}\n`,
     );
     if (waiting) out.write(`  waiting: ${waiting}\n`);
+    const params = Object.entries(run.parameters ?? {});
+    if (params.length > 0)
+      out.write(`  parameters: ${params.map(([k, v]) => `${k}=${parameterText(v)}`).join(" ")}\n`);
     const columns = chooseColumns(options.columns, (n) => err.write(`odin: note: ${n}\n`));
     const now = Date.now();
     const rows = shown.map((t) =>

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, T
 import grpc
 
 from ._models import (
+    dict_to_struct,
     Pipeline,
     PipelineSummary,
     PushResult,
@@ -27,7 +28,7 @@ from ._proto.odin.k8slauncher.v1 import k8slauncher_pb2_grpc
 from ._proto.odin.pipelineregistry.v1 import pipelineregistry_pb2, pipelineregistry_pb2_grpc
 from ._proto.odin.reposync.v1 import reposync_pb2, reposync_pb2_grpc
 from ._run import Run
-from .errors import InvalidPipeline, Unsupported, from_rpc_error
+from .errors import InvalidPipeline, from_rpc_error
 
 __all__ = ["Client", "DEFAULT_SERVER"]
 
@@ -268,26 +269,24 @@ class Client:
         """Starts a run of ``pipeline`` (its path in the repository) and returns it at once.
 
         ``labels`` are recorded on the run (find runs by them with :meth:`runs`); ``commit`` pins a
-        commit (default: the newest). ``params`` are run parameters: this version of Odin's API has
-        none yet, so a non-empty ``params`` raises :class:`~odin_client.errors.Unsupported` before
-        anything is submitted. An invalid pipeline raises
-        :class:`~odin_client.errors.InvalidPipeline`. Safe to retry: the submit carries a request id.
+        commit (default: the newest). ``params`` are the values of the pipeline's declared
+        parameters (str, int, float, bool or lists of them; a str is read as the declared type) —
+        for a templated pipeline (``main.yml.jinja2``), its context. An unknown, missing or ill-typed
+        parameter, like any invalid pipeline, raises :class:`~odin_client.errors.InvalidPipeline`
+        with the problems, before anything runs. Safe to retry: the submit carries a request id.
         """
-        if params:
-            # SubmitRunRequest has no parameters field yet (issue 13 adds typed parameters to
-            # SubmitRun); map `params` onto it here once it exists.
-            raise Unsupported(
-                "run parameters are not supported by this Odin API yet (SubmitRun takes no parameters); "
-                "pass labels= to tell runs apart, or push a variant of the pipeline per setting "
-                f"(params given: {', '.join(sorted(params))})"
-            )
+        parameters = dict_to_struct(params or {})
         bad = [k for k, v in (labels or {}).items() if not isinstance(k, str) or not isinstance(v, str)]
         if bad:
             raise TypeError(f"labels must map str to str; not so for: {', '.join(map(repr, bad))}")
         res = self._unary(
             self._scheduler.SubmitRun,
             dagscheduler_pb2.SubmitRunRequest(
-                pipeline=pipeline, commit=commit, labels=dict(labels or {}), request_id=str(uuid.uuid4())
+                pipeline=pipeline,
+                commit=commit,
+                labels=dict(labels or {}),
+                request_id=str(uuid.uuid4()),
+                parameters=parameters,
             ),
         )
         return Run(self, res.run)

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, Dict, List, Optional, Tuple
 
+from google.protobuf import json_format, struct_pb2
+
 from ._proto.odin.common.v1 import pipeline_pb2, problem_pb2, run_pb2
 from .errors import Problem
 
@@ -142,6 +144,8 @@ class RunStatus:
     """True once cancel was asked for and running tasks are being stopped."""
     run_path: str
     """``RUN_PATH`` as tasks see it."""
+    parameters: Dict[str, Any]
+    """The run's parameter values (given ones as their declared type, else defaults)."""
     proto: run_pb2.Run = field(repr=False, compare=False)
     """The wire message."""
 
@@ -164,6 +168,7 @@ class RunStatus:
             message=r.message,
             cancel_requested=r.cancel_requested,
             run_path=r.run_path,
+            parameters=struct_to_dict(r.parameters) if r.HasField("parameters") else {},
             proto=r,
         )
 
@@ -451,3 +456,41 @@ def pipeline_summaries(res: Any) -> List[PipelineSummary]:
         )
         for p in res.pipelines
     ]
+
+
+def _whole(v: Any) -> Any:
+    """JSON numbers arrive as floats: a whole one is given back as an int (``3``, not ``3.0``)."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, list):
+        return [_whole(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _whole(x) for k, x in v.items()}
+    return v
+
+
+def struct_to_dict(s: struct_pb2.Struct) -> Dict[str, Any]:
+    """A ``google.protobuf.Struct`` (run parameters) as a plain dict."""
+    return {k: _whole(v) for k, v in json_format.MessageToDict(s).items()}
+
+
+def dict_to_struct(values: Any) -> struct_pb2.Struct:
+    """Run parameters as a ``google.protobuf.Struct``: str, int, float, bool and lists of them."""
+
+    def check(name: str, v: Any) -> None:
+        if isinstance(v, (list, tuple)):
+            for x in v:
+                check(name, x)
+        elif not isinstance(v, (str, int, float, bool)):
+            raise TypeError(
+                f"parameter {name!r}: {type(v).__name__} is not a parameter value "
+                "(use str, int, float, bool or a list of them)"
+            )
+
+    s = struct_pb2.Struct()
+    for name, v in dict(values).items():
+        if not isinstance(name, str):
+            raise TypeError(f"parameter names are str, not {type(name).__name__}")
+        check(name, v)
+        s[name] = list(v) if isinstance(v, tuple) else v
+    return s

@@ -53,6 +53,8 @@ class Run:
         """The commit the run is pinned to."""
         self.labels: Dict[str, str] = first.labels
         """Labels given at submit."""
+        self.parameters: Dict[str, Any] = first.parameters
+        """The run's parameter values (given ones as their declared type, else defaults)."""
         self.last: RunStatus = first
         """The run as last seen by this handle (no server call); :meth:`status` refreshes it."""
 
