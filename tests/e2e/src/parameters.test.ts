@@ -123,6 +123,25 @@ describe("parametrized runs", () => {
     }
   });
 
+  test("odin show lists the parameters; odin validate checks every use", async () => {
+    const show = await cli(["show", "sweep"]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /^model +string +\(required\) +which model to train$/m);
+    assert.match(show.stdout, /^lr +number +0\.1 +learning rate$/m);
+    const local = join(dir.path, "local", "p");
+    await mkdir(local, { recursive: true });
+    await writeFile(
+      join(local, "main.yml"),
+      "parameters: {lr: 0.1}\ntasks:\n- name: a\n  image: i\n  command: c\n  args: ['--lr=${{ params.lrr }}']\n",
+    );
+    const v = await odin(["validate", local]);
+    assert.equal(v.code, 1, v.stdout + v.stderr);
+    assert.match(
+      v.stdout + v.stderr,
+      /main\.yml:6:10: a: .*uses parameter "lrr", which the pipeline does not declare \(did you mean "lr"\?\)/,
+    );
+  });
+
   test("a Jinja2 template runs with odin-run's --x:key value as its context", async () => {
     const [host, port] = server.address.split(":") as [string, string];
     const r = await cli(

@@ -110,6 +110,18 @@ function describe(p: Pipeline, commit: string): string {
   ]);
   let text = `pipeline ${p.path} (name ${p.name}) at commit ${shortCommit(commit)}: ${p.tasks.length} task${p.tasks.length === 1 ? "" : "s"}\n\n`;
   text += table(["TASK", "TYPE", "IMAGE", "GPUS", "DEPENDS ON"], rows);
+  if (p.parameters?.length) {
+    text += `\nParameters (odin run ${p.path} --set NAME=VALUE)\n`;
+    text += table(
+      ["NAME", "TYPE", "DEFAULT", "DESCRIPTION"],
+      p.parameters.map((d) => [
+        d.name,
+        d.type,
+        d.default === undefined ? "(required)" : JSON.stringify(d.default),
+        d.description ?? "",
+      ]),
+    );
+  }
   // The DAG by level: a task's level is one more than its deepest dependency's.
   const level = new Map<string, number>();
   for (const name of graph.topologicalNames()) {
