@@ -1326,7 +1326,7 @@ function substituteParameters(
       const inLiteral = literal || (container === task && substitutedFields.has(String(key)));
       if (typeof v === "object" && v !== null && !(v instanceof Date)) {
         const isTask = container === doc.tasks && isMap(v);
-        visit(v as Json | unknown[], isTask ? (v as Json) : task, inLiteral);
+        visit(v as Json | unknown[], isTask ? v : task, inLiteral);
         continue;
       }
       if (typeof v !== "string" || !mayUseParameters(v)) continue;

@@ -135,8 +135,8 @@ function describe(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v);
   if (v === null || v === undefined) return "nothing";
   if (Array.isArray(v)) return "a list";
-  if (typeof v === "object") return "a map";
-  return String(v);
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  return "a map";
 }
 
 /** A value standing in for a required parameter when a pipeline is checked without values. */

@@ -312,7 +312,7 @@ test("PipelineRegistryService.GetPipeline returns the normalized pipeline and it
     // Typed values cross the wire as themselves; an unset default stays unset.
     assert.deepEqual(res.parameters, { lr: 0.1, layers: [1, 2], fast: true });
     assert.deepEqual(
-      res.pipeline?.parameters.map((p) => [p.name, p.defaultValue]),
+      res.pipeline?.parameters.map((p): unknown[] => [p.name, p.defaultValue as unknown]),
       [
         ["lr", 0.01],
         ["model", undefined],

@@ -252,7 +252,8 @@ export function pipelineFromProto(p: common.Pipeline): SpecPipeline {
   if (p.parameters.length > 0)
     pipeline.parameters = p.parameters.map((d) => {
       const spec: SpecParameter = { name: d.name, type: d.type as SpecParameter["type"] };
-      if (d.defaultValue !== undefined && d.defaultValue !== null) spec.default = d.defaultValue;
+      const value = d.defaultValue as SpecParameter["default"] | null | undefined;
+      if (value !== undefined && value !== null) spec.default = value;
       if (d.description) spec.description = d.description;
       return spec;
     });

@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { eventually, odin, runOdinServer, tempDir, type OdinServerProcess } from "@odin/test-stack";
+import { eventually, odin, startOdinServer, tempDir, type OdinServer } from "@odin/test-stack";
 
 const pipelines: Record<string, string> = {
   "sweep/main.yml": `name: sweep
@@ -35,7 +35,7 @@ tasks:
 };
 
 let dir: { path: string; cleanup(): Promise<void> };
-let server: OdinServerProcess;
+let server: OdinServer;
 const cli = (args: string[], as?: string) =>
   odin(as ? args : ["--server", server.address, ...args], as ? { as } : {});
 
@@ -52,7 +52,7 @@ before(async () => {
     await mkdir(join(repo, path, ".."), { recursive: true });
     await writeFile(join(repo, path), text);
   }
-  server = await runOdinServer(["--repo", repo, "--data", join(dir.path, "data")]);
+  server = await startOdinServer(["--repo", repo, "--data", join(dir.path, "data")]);
 });
 
 after(async () => {
