@@ -176,7 +176,8 @@ export class Scheduler {
     if (!got.pipeline) {
       const errors = got.problems.filter((p: Problem) => p.severity === "error");
       throw new InvalidArgumentError(
-        `pipeline ${input.pipeline} at commit ${got.commit.slice(0, 12)} is not valid (${errors.length} error${errors.length === 1 ? "" : "s"}); run "odin validate" on it`,
+        // The first problem in the message itself: HTTP and grpcurl callers read the message first.
+        `pipeline ${input.pipeline} at commit ${got.commit.slice(0, 12)} cannot run: ${errors[0]?.message ?? "it is not valid"}${errors.length > 1 ? ` (and ${errors.length - 1} more error${errors.length === 2 ? "" : "s"})` : ""}`,
         { problems: errors },
       );
     }

@@ -64,6 +64,10 @@ describe("parametrized runs", () => {
   test("a missing required parameter is refused before the run, at its line", async () => {
     const r = await cli(["run", "sweep"]);
     assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /^odin: pipeline sweep at commit \w{12} cannot run: parameter "model" has no default/m,
+    );
     assert.match(r.stderr, /sweep\/main\.yml:5:\d+.*"model" has no default and no value was given/);
     const wrong = await cli([
       "run",

@@ -191,7 +191,7 @@ describe("runs through the gateway: two schedulers, two launchers, kube-sim, NAT
     assert.equal(invalid.code, 1);
     assert.match(
       invalid.stderr,
-      /^odin: pipeline broken at commit [0-9a-f]{12} is not valid \(1 error\)/,
+      /^odin: pipeline broken at commit [0-9a-f]{12} cannot run: depends on "zz", which is not a task of this pipeline$/m,
     );
     assert.match(
       invalid.stderr,
