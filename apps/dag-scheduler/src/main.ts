@@ -18,6 +18,9 @@ import {
 import {
   createClient,
   createLogger,
+  createMetricsRegistry,
+  natsErrorMetrics,
+  schedulerMetrics,
   readConfig,
   runUntilSignal,
   serverOptionsFromConfig,
@@ -39,16 +42,20 @@ async function main(): Promise<void> {
     address: config.launcherAddress,
     token,
   });
+  const metrics = createMetricsRegistry();
+  const natsErrors = natsErrorMetrics(metrics);
   const kv = await NatsKeyValueStore.connect({
     servers: config.natsUrl,
     name: "dag-scheduler",
     bucket: config.kvBucket,
     replicas: config.natsReplicas,
+    onError: natsErrors.runStore,
   });
   const bus = await NatsEventBus.connect({
     servers: config.natsUrl,
     name: "dag-scheduler",
     replicas: config.natsReplicas,
+    onError: natsErrors.eventBus,
   });
   const scheduler = new Scheduler({
     store: new SchedulerStore(kv),
@@ -58,6 +65,7 @@ async function main(): Promise<void> {
     launcher: new GrpcLauncher(launcher),
     dataPath: config.dataPath,
     maxRunningTasks: config.maxRunningTasks,
+    metrics: schedulerMetrics(metrics),
     logger,
   });
   await scheduler.start();
@@ -65,9 +73,13 @@ async function main(): Promise<void> {
     name: "dag-scheduler",
     ...(await serverOptionsFromConfig(config)),
     services: [dagSchedulerService(scheduler)],
+    metricsRegistry: metrics,
     logger,
   });
-  logger.info("dag-scheduler ready", { address: server.address });
+  logger.info("dag-scheduler ready", {
+    address: server.address,
+    metricsPort: server.metricsPort,
+  });
   await runUntilSignal(server, logger, {
     cleanup: async () => {
       await scheduler.close();

@@ -1,6 +1,7 @@
 import { serviceKitConfigSchema, type ConfigSchema } from "@odin/service-kit";
 
-const { grpcHost, grpcPort, logLevel, maxMessageBytes } = serviceKitConfigSchema;
+const { grpcHost, grpcPort, logLevel, maxMessageBytes, metricsHost, metricsPort } =
+  serviceKitConfigSchema;
 
 /** Every variable the gateway reads (documented in docs/configuration.md). */
 export const gatewayConfigSchema = {
@@ -8,6 +9,8 @@ export const gatewayConfigSchema = {
   grpcPort,
   logLevel,
   maxMessageBytes,
+  metricsHost,
+  metricsPort,
   repoSyncAddress: {
     name: "ODIN_REPO_SYNC_ADDRESS",
     type: "string",

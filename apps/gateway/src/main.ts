@@ -34,6 +34,9 @@ async function main(): Promise<void> {
     maxMessageBytes: config.maxMessageBytes,
     logger,
     routes,
+    ...(config.metricsPort !== 0
+      ? { metrics: { port: config.metricsPort, host: config.metricsHost } }
+      : {}),
   });
   const http = await startHttpGateway({
     host: config.grpcHost,
@@ -43,7 +46,11 @@ async function main(): Promise<void> {
     routes,
     staticRoot: webRoot,
   });
-  logger.info("gateway ready", { address: gateway.address, webUrl: http.url });
+  logger.info("gateway ready", {
+    address: gateway.address,
+    webUrl: http.url,
+    metricsPort: gateway.metricsPort,
+  });
   await runUntilSignal(
     {
       close: async (graceMs?: number) => {

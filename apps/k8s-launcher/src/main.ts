@@ -4,6 +4,9 @@ import { NatsEventBus } from "@odin/events";
 import { k8sLauncherService, KubernetesBackend, publishStateEvents } from "@odin/launcher";
 import {
   createLogger,
+  createMetricsRegistry,
+  kubernetesApiMetrics,
+  natsErrorMetrics,
   readConfig,
   runUntilSignal,
   serverOptionsFromConfig,
@@ -17,12 +20,17 @@ async function main(): Promise<void> {
   const config = readConfig(process.env, k8sLauncherConfigSchema);
   const logger = createLogger({ service: "k8s-launcher", level: config.logLevel });
   const kubeConfig = loadKubeConfig(config.kubeconfig);
-  const options = backendOptions(config, kubeConfig, logger);
+  const metrics = createMetricsRegistry();
+  const options = {
+    ...backendOptions(config, kubeConfig, logger),
+    metrics: kubernetesApiMetrics(metrics),
+  };
   const serverOptions = await serverOptionsFromConfig(config);
   const bus = await NatsEventBus.connect({
     servers: config.natsUrl,
     name: "k8s-launcher",
     replicas: config.natsReplicas,
+    onError: natsErrorMetrics(metrics).eventBus,
   });
   const backend = new KubernetesBackend(options);
   try {
@@ -36,10 +44,12 @@ async function main(): Promise<void> {
     name: "k8s-launcher",
     ...serverOptions,
     services: [k8sLauncherService(backend)],
+    metricsRegistry: metrics,
     logger,
   });
   logger.info("k8s-launcher ready", {
     address: server.address,
+    metricsPort: server.metricsPort,
     cluster: kubeConfig.getCurrentCluster()?.server,
     namespace: config.namespace,
     resourceTypes: options.resourceTypes,

@@ -5,6 +5,8 @@ import { events, RepoSyncServiceClient } from "@odin/proto";
 import {
   createClient,
   createLogger,
+  createMetricsRegistry,
+  natsErrorMetrics,
   readConfig,
   runUntilSignal,
   serverOptionsFromConfig,
@@ -22,11 +24,13 @@ async function main(): Promise<void> {
     token: config.serviceToken,
   });
   const catalog = new PipelineCatalog(new RepoSyncFileSource(repoSync));
+  const metrics = createMetricsRegistry();
   const bus = config.natsUrl
     ? await NatsEventBus.connect({
         servers: config.natsUrl,
         name: "pipeline-registry",
         replicas: config.natsReplicas,
+        onError: natsErrorMetrics(metrics).eventBus,
       })
     : undefined;
   // Every replica refreshes its own cache, so each consumes under its own name (not a shared durable).
@@ -39,10 +43,12 @@ async function main(): Promise<void> {
     name: "pipeline-registry",
     ...(await serverOptionsFromConfig(config)),
     services: [pipelineRegistryService(catalog)],
+    metricsRegistry: metrics,
     logger,
   });
   logger.info("pipeline-registry ready", {
     address: server.address,
+    metricsPort: server.metricsPort,
     repoSync: config.repoSyncAddress,
   });
   await runUntilSignal(server, logger, {

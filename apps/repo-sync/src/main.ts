@@ -7,6 +7,8 @@ import { NatsKeyValueStore } from "@odin/run-store";
 import { events } from "@odin/proto";
 import {
   createLogger,
+  createMetricsRegistry,
+  natsErrorMetrics,
   readConfig,
   runUntilSignal,
   serverOptionsFromConfig,
@@ -34,11 +36,14 @@ function advertisedHost(configured: string | undefined, grpcHost: string): strin
 async function main(): Promise<void> {
   const config = readConfig(process.env, repoSyncConfigSchema);
   const logger = createLogger({ service: "repo-sync", level: config.logLevel });
+  const metrics = createMetricsRegistry();
+  const natsErrors = natsErrorMetrics(metrics);
   const bus: EventBus | undefined = config.natsUrl
     ? await NatsEventBus.connect({
         servers: config.natsUrl,
         name: "repo-sync",
         replicas: config.natsReplicas,
+        onError: natsErrors.eventBus,
       })
     : undefined;
   if (!bus) logger.warn("ODIN_NATS_URL is not set: repo.synced events are not published");
@@ -49,6 +54,7 @@ async function main(): Promise<void> {
         name: "repo-sync",
         bucket: "odin-leases",
         replicas: config.natsReplicas,
+        onError: natsErrors.runStore,
       })
     : undefined;
   const serverOptions = await serverOptionsFromConfig(config);
@@ -96,6 +102,7 @@ async function main(): Promise<void> {
     name: "repo-sync",
     ...serverOptions,
     services: [repoSyncService(repo, forwarder)],
+    metricsRegistry: metrics,
     logger,
   });
   if (lease) {
@@ -110,6 +117,7 @@ async function main(): Promise<void> {
     logger.error("first sync failed; retrying on the interval", { error: status.lastError });
   logger.info("repo-sync ready", {
     address: server.address,
+    metricsPort: server.metricsPort,
     remote: status.remote,
     commit: status.commit,
     leading: lease?.isLeader() ?? true,

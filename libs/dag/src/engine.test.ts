@@ -221,3 +221,34 @@ test("a launch another replica pre-empted is undone and the stored state applies
     { kind: "finish", state: "FAILED", reason: "tasks were skipped" },
   ]);
 });
+
+test("ready times and queued tasks: what the scheduler's launch latency and queue depth read", () => {
+  const { pipeline, graph } = loadPipeline(
+    [
+      "parallelism: 1",
+      "tasks:",
+      "- {name: a, image: i, command: c}",
+      "- {name: b, image: i, command: c}",
+      "- {name: c, image: i, command: c, depends: a, retries: 1, retry_backoff: 1s}",
+      "",
+    ].join("\n"),
+  );
+  const engine = RunEngine.restore(pipeline!, () => undefined, { readySince: 100 }, graph);
+  assert.deepEqual(engine.next(150), [{ kind: "launch", task: "a", attempt: 1 }]);
+  assert.equal(engine.readySince("a"), 100, "ready since the run was submitted");
+  assert.equal(engine.queuedTasks, 1, "b waits for the pipeline's parallelism");
+  engine.observe("a", { state: "SUCCEEDED", attempt: 1 }, 300);
+  assert.equal(engine.readySince("c"), 300, "ready when its dependency succeeded");
+  assert.equal(engine.queuedTasks, 2);
+  assert.deepEqual(engine.next(310), [{ kind: "launch", task: "b", attempt: 1 }]);
+  assert.equal(engine.queuedTasks, 1);
+  engine.observe("b", { state: "SUCCEEDED", attempt: 1 }, 320);
+  assert.deepEqual(engine.next(330), [{ kind: "launch", task: "c", attempt: 1 }]);
+  engine.observe("c", { state: "RETRYING", attempt: 1, nextAttemptTime: 1400 }, 400);
+  assert.equal(engine.queuedTasks, 0, "a task waiting out its backoff is not queued");
+  assert.deepEqual(engine.next(1400), [{ kind: "launch", task: "c", attempt: 2 }]);
+  assert.equal(engine.readySince("c"), 1400, "ready when its retry was due");
+  // Restored without knowing when: not measured.
+  const restored = RunEngine.restore(pipeline!, () => undefined, {}, graph);
+  assert.equal(restored.readySince("a"), undefined);
+});

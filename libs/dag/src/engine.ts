@@ -132,6 +132,10 @@ export class RunEngine {
   private readonly attempt: Uint32Array;
   private readonly first: Uint32Array;
   private readonly launchTime: Float64Array;
+  /** When each task became ready to launch (ms since the epoch; 0: not known, e.g. after a restore). */
+  private readonly readyTime: Float64Array;
+  /** The ready time of tasks found ready when the engine is built or restored (0: not known). */
+  private readySinceDefault = 0;
   private readonly remaining: Int32Array;
   private readonly queued: Uint8Array;
   private ready: number[] = [];
@@ -155,6 +159,7 @@ export class RunEngine {
     this.attempt = new Uint32Array(n);
     this.first = new Uint32Array(n).fill(1);
     this.launchTime = new Float64Array(n);
+    this.readyTime = new Float64Array(n);
     this.remaining = new Int32Array(n);
     this.queued = new Uint8Array(n);
     this.unfinished = n;
@@ -170,10 +175,15 @@ export class RunEngine {
   static restore(
     pipeline: Pipeline,
     statuses: (task: string) => TaskStatus | undefined,
-    run: { cancelRequested?: boolean } = {},
+    run: {
+      cancelRequested?: boolean;
+      /** When the tasks found ready became ready (the run was submitted or retried); unset: unknown. */
+      readySince?: number;
+    } = {},
     graph?: TaskGraph,
   ): RunEngine {
     const engine = new RunEngine(pipeline, graph);
+    engine.readySinceDefault = run.readySince ?? 0;
     engine.load(statuses, run.cancelRequested === true);
     return engine;
   }
@@ -202,6 +212,29 @@ export class RunEngine {
     return out;
   }
 
+  /**
+   * When a task became ready to launch — its run submitted or retried, its dependencies done, its
+   * retry due — or undefined when this engine does not know (it was restored after that).
+   */
+  readySince(task: string): number | undefined {
+    return this.readyTime[this.index(task)] || undefined;
+  }
+
+  /**
+   * Tasks ready to launch that wait: for the scheduler's slots (the global cap) or the pipeline's
+   * `parallelism`. None while the run is failing fast, cancelled or finished.
+   */
+  get queuedTasks(): number {
+    if (this.failing || this.cancelRequested || this.finished) return 0;
+    let n = 0;
+    for (let k = this.readyHead; k < this.ready.length; k++) {
+      const i = this.ready[k]!;
+      const s = this.state[i];
+      if (this.queued[i] && (s === PENDING || s === RETRYING)) n++;
+    }
+    return n;
+  }
+
   /** Tasks recorded as LAUNCHING whose launch must be repeated after a restart (idempotent). */
   relaunches(): { task: string; attempt: number }[] {
     const out: { task: string; attempt: number }[] = [];
@@ -227,7 +260,7 @@ export class RunEngine {
       if (this.attempt[t.task] !== t.attempt) continue;
       const s = this.state[t.task]!;
       if (t.kind === "retry" && s === RETRYING && !this.failing && !this.cancelRequested) {
-        this.enqueue(t.task);
+        this.enqueue(t.task, t.at);
       } else if (t.kind === "timeout" && isActive(s)) {
         out.push({ kind: "timeout", task: this.tasks[t.task]!.name, attempt: t.attempt });
       }
@@ -285,7 +318,7 @@ export class RunEngine {
       this.set(i, to);
       if (to === SUCCEEDED) {
         for (const d of this.graph.dependents[i]!) {
-          if (--this.remaining[d]! === 0 && this.state[d] === PENDING) this.enqueue(d);
+          if (--this.remaining[d]! === 0 && this.state[d] === PENDING) this.enqueue(d, now);
         }
       } else if (to === SKIPPED || to === CANCELLED) {
         if (!this.cancelRequested)
@@ -306,7 +339,8 @@ export class RunEngine {
     if (this.state[i] === LAUNCHING && status.attempt < this.attempt[i]!) {
       this.attempt[i] = status.attempt;
       this.set(i, status.state === "RETRYING" ? RETRYING : PENDING);
-      if (status.state === "PENDING" && this.remaining[i] === 0) this.enqueue(i);
+      if (status.state === "PENDING" && this.remaining[i] === 0)
+        this.enqueue(i, this.readyTime[i] || now);
     }
     return this.observe(task, status, now);
   }
@@ -362,9 +396,10 @@ export class RunEngine {
     return i;
   }
 
-  private enqueue(i: number): void {
+  private enqueue(i: number, at = this.readySinceDefault): void {
     if (this.queued[i]) return;
     this.queued[i] = 1;
+    this.readyTime[i] = at;
     this.ready.push(i);
   }
 

@@ -13,10 +13,14 @@ import { PipelineRepository, repoSyncService } from "@odin/repository";
 import { MemoryKeyValueStore, NatsKeyValueStore, type KeyValueStore } from "@odin/run-store";
 import { dagSchedulerService, Scheduler, SchedulerStore } from "@odin/scheduler";
 import {
+  createMetricsRegistry,
+  natsErrorMetrics,
+  schedulerMetrics,
   startHttpGateway,
   startServer,
   type HttpGateway,
   type Logger,
+  type MetricsRegistry,
   type OdinServer,
   type TokenStore,
 } from "@odin/service-kit";
@@ -47,6 +51,8 @@ export interface EmbeddedOptions {
   maxRunningTasks?: number;
   /** Serve Prometheus /metrics and /healthz over HTTP here (port 0 picks one); unset: none. */
   metrics?: { host: string; port: number };
+  /** The registry every part records into (e.g. a Kubernetes `backend`'s too); default: a new one. */
+  metricsRegistry?: MetricsRegistry;
   logger: Logger;
 }
 
@@ -81,11 +87,22 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   const checkout = isUrl ? undefined : await gitCheckoutAt(options.repo);
   const local =
     isUrl || checkout ? undefined : await LocalDirectoryRemote.open(options.repo, state);
+  // One registry for every part, as each deployed service has its own.
+  const metrics = options.metricsRegistry ?? createMetricsRegistry();
+  const natsErrors = options.natsUrl ? natsErrorMetrics(metrics) : undefined;
   const bus: EventBus = options.natsUrl
-    ? await NatsEventBus.connect({ servers: options.natsUrl, name: "odin-server" })
+    ? await NatsEventBus.connect({
+        servers: options.natsUrl,
+        name: "odin-server",
+        onError: natsErrors?.eventBus,
+      })
     : new MemoryEventBus();
   const kv: KeyValueStore = options.natsUrl
-    ? await NatsKeyValueStore.connect({ servers: options.natsUrl, name: "odin-server" })
+    ? await NatsKeyValueStore.connect({
+        servers: options.natsUrl,
+        name: "odin-server",
+        onError: natsErrors?.runStore,
+      })
     : new MemoryKeyValueStore();
 
   // The catalog reads the repository, and the repository tells the catalog when it moves.
@@ -132,6 +149,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     launcher,
     dataPath: data,
     maxRunningTasks: options.maxRunningTasks,
+    metrics: schedulerMetrics(metrics),
     logger: log,
   });
   await scheduler.start();
@@ -155,6 +173,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       // With auth off, pushes into someone's own work tree are authored as its git config says.
       anonymousSubject: checkout?.identity,
       metrics: options.metrics,
+      metricsRegistry: metrics,
       services,
       logger: log,
     });

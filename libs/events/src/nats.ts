@@ -42,6 +42,8 @@ export interface NatsEventBusOptions {
   duplicateWindowMs?: number;
   /** How long to wait for the first connection (default 10 s). */
   connectTimeoutMs?: number;
+  /** Told of each operation that failed (`publish`, `consume`), e.g. to count it in a metric. */
+  onError?: (operation: string) => void;
 }
 
 /** The stream exists with fewer replicas than asked, or the cluster cannot hold as many. */
@@ -100,6 +102,7 @@ export class NatsEventBus implements EventBus {
     private readonly jsm: JetStreamManager,
     private readonly stream: string,
     private readonly url: string,
+    private readonly onError: (operation: string) => void = () => {},
   ) {}
 
   /** Connects and makes sure the stream exists. Fails with a clear message when NATS is unreachable. */
@@ -151,7 +154,14 @@ export class NatsEventBus implements EventBus {
         // Keep the replica count (and the rest) as it is; an update without it would scale down.
         await jsm.streams.update(stream, { ...existing, ...config });
       }
-      return new NatsEventBus(nc, jetstream(nc, { timeout: 10_000 }), jsm, stream, url);
+      return new NatsEventBus(
+        nc,
+        jetstream(nc, { timeout: 10_000 }),
+        jsm,
+        stream,
+        url,
+        options.onError,
+      );
     } catch (err) {
       await nc.close().catch(() => undefined);
       if (err instanceof EventBusConfigError) throw err;
@@ -181,6 +191,7 @@ export class NatsEventBus implements EventBus {
       );
       return { sequence: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
+      this.onError("publish");
       throw new EventBusUnavailableError(
         `cannot publish ${subject} to NATS at ${this.url}: ${(err as Error).message}`,
         {
@@ -207,6 +218,7 @@ export class NatsEventBus implements EventBus {
       });
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || !/not found/i.test(err.message)) {
+        this.onError("consume");
         throw new EventBusUnavailableError(
           `cannot set up consumer ${options.durable}: ${(err as Error).message}`,
           { cause: err },
@@ -242,7 +254,10 @@ export class NatsEventBus implements EventBus {
           }
           await Promise.all(inflight);
         } catch {
-          if (!stopped) await new Promise((r) => setTimeout(r, 500));
+          if (!stopped) {
+            this.onError("consume");
+            await new Promise((r) => setTimeout(r, 500));
+          }
         }
       }
     };

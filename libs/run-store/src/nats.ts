@@ -66,6 +66,11 @@ export interface NatsKeyValueStoreOptions {
   timeoutMs?: number;
   /** How long to wait for the first connection, in ms (default 5,000). */
   connectTimeoutMs?: number;
+  /**
+   * Told of each operation that failed (`get`, `create`, `update`, `put`, `delete`, `list`,
+   * `watch`) — not of lost compare-and-sets, which are normal — e.g. to count it in a metric.
+   */
+  onError?: (operation: string) => void;
 }
 
 /** The bucket exists with settings this store cannot use, or the options ask for the impossible. */
@@ -98,6 +103,7 @@ export class NatsKeyValueStore implements KeyValueStore {
     private readonly timeoutMs: number,
     /** The largest value this store accepts, in bytes. */
     readonly maxValueBytes: number,
+    private readonly onError: (operation: string) => void = () => {},
   ) {
     this.subjectPrefix = `$KV.${bucket}.`;
   }
@@ -184,7 +190,18 @@ export class NatsKeyValueStore implements KeyValueStore {
           max_msg_size: maxValueBytes + HEADER_ROOM,
         });
       }
-      return new NatsKeyValueStore(nc, js, jsm, kv, stream, bucket, url, timeoutMs, maxValueBytes);
+      return new NatsKeyValueStore(
+        nc,
+        js,
+        jsm,
+        kv,
+        stream,
+        bucket,
+        url,
+        timeoutMs,
+        maxValueBytes,
+        options.onError,
+      );
     } catch (err) {
       await nc.close().catch(() => undefined);
       if (err instanceof StoreConfigError) throw err;
@@ -203,7 +220,7 @@ export class NatsKeyValueStore implements KeyValueStore {
       if (entry === null || entry.operation !== "PUT") return undefined;
       return { key, value: entry.value, revision: entry.revision };
     } catch (err) {
-      throw this.translate(err, `reading ${key}`);
+      throw this.translate(err, "get", `reading ${key}`);
     }
   }
 
@@ -213,7 +230,7 @@ export class NatsKeyValueStore implements KeyValueStore {
       return await this.kv.create(key, value);
     } catch (err) {
       if (isWrongLastSequence(err)) throw new KeyExistsError(key, { cause: err });
-      throw this.translate(err, `creating ${key}`);
+      throw this.translate(err, "create", `creating ${key}`);
     }
   }
 
@@ -226,7 +243,7 @@ export class NatsKeyValueStore implements KeyValueStore {
       if (isWrongLastSequence(err)) {
         throw new RevisionMismatchError(key, expectedRevision, undefined, { cause: err });
       }
-      throw this.translate(err, `updating ${key}`);
+      throw this.translate(err, "update", `updating ${key}`);
     }
   }
 
@@ -235,7 +252,7 @@ export class NatsKeyValueStore implements KeyValueStore {
     try {
       return await this.kv.put(key, value);
     } catch (err) {
-      throw this.translate(err, `writing ${key}`);
+      throw this.translate(err, "put", `writing ${key}`);
     }
   }
 
@@ -252,7 +269,7 @@ export class NatsKeyValueStore implements KeyValueStore {
       if (isWrongLastSequence(err) && expectedRevision !== undefined) {
         throw new RevisionMismatchError(key, expectedRevision, undefined, { cause: err });
       }
-      throw this.translate(err, `deleting ${key}`);
+      throw this.translate(err, "delete", `deleting ${key}`);
     }
   }
 
@@ -309,7 +326,7 @@ export class NatsKeyValueStore implements KeyValueStore {
         },
       });
     } catch (err) {
-      throw this.translate(err, `watching ${filter}`);
+      throw this.translate(err, "watch", `watching ${filter}`);
     }
     const stop = async (): Promise<void> => {
       if (!this.watches.delete(stop)) return;
@@ -346,7 +363,7 @@ export class NatsKeyValueStore implements KeyValueStore {
         headers_only: headersOnly,
       });
     } catch (err) {
-      throw this.translate(err, what);
+      throw this.translate(err, "list", what);
     }
     try {
       const info = await consumer.info(true);
@@ -384,6 +401,9 @@ export class NatsKeyValueStore implements KeyValueStore {
           yield next.value;
           if (next.value.info.pending === 0) return;
         }
+      } catch (err) {
+        if (!this.closed) this.onError("list");
+        throw err;
       } finally {
         // In iterator mode the client ends the subscription only once the iterator is returned;
         // `stop()` first, so a `next()` still waiting on a silent server settles too.
@@ -432,10 +452,14 @@ export class NatsKeyValueStore implements KeyValueStore {
     if (this.closed) throw new StoreClosedError("the run store is closed");
   }
 
-  /** Connection trouble becomes `StoreUnavailableError`; anything else is a bug and passes as is. */
-  private translate(err: unknown, what: string): Error {
+  /**
+   * Connection trouble becomes `StoreUnavailableError`; anything else is a bug and passes as is.
+   * Either way the operation failed, and `onError` hears of it.
+   */
+  private translate(err: unknown, operation: string, what: string): Error {
     if (this.closed)
       return new StoreClosedError(`${what}: the run store is closed`, { cause: err });
+    this.onError(operation);
     if (
       err instanceof TimeoutError ||
       err instanceof RequestError ||

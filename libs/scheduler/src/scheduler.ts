@@ -6,6 +6,7 @@ import {
   MissingOutputError,
   newRunId,
   reportedStates,
+  taskStates,
   type Pipeline,
   type Problem,
   type ReportedState,
@@ -19,6 +20,7 @@ import {
   isRetryable,
   NotFoundError,
   type Logger,
+  type SchedulerMetrics,
 } from "@odin/service-kit";
 import type { Watch } from "@odin/run-store";
 import { type CheckoutSource, type LauncherPort, type PipelineSource } from "./ports.js";
@@ -40,6 +42,8 @@ export interface SchedulerOptions {
   maxRunningTasks?: number;
   /** Name of the shared durable consumer of task events (one per deployment). */
   consumer?: string;
+  /** Where the counts of runs and tasks, launch latencies and run ends are recorded. */
+  metrics?: SchedulerMetrics;
   logger: Logger;
   now?: () => number;
 }
@@ -105,7 +109,28 @@ export class Scheduler {
   private timerAt = Number.POSITIVE_INFINITY;
   private closed = false;
 
-  constructor(private readonly options: SchedulerOptions) {}
+  constructor(private readonly options: SchedulerOptions) {
+    options.metrics?.follow({
+      runs: () => {
+        const counts: Record<string, number> = { PENDING: 0, RUNNING: 0 };
+        for (const { record } of this.runs.values())
+          counts[record.state] = (counts[record.state] ?? 0) + 1;
+        return counts;
+      },
+      tasks: () => {
+        const counts = Object.fromEntries(taskStates.map((state) => [state, 0]));
+        for (const { engine } of this.runs.values())
+          for (const [state, n] of Object.entries(engine.counts()))
+            counts[state] = (counts[state] ?? 0) + n;
+        return counts;
+      },
+      queuedTasks: () => {
+        let n = 0;
+        for (const { engine } of this.runs.values()) n += engine.queuedTasks;
+        return n;
+      },
+    });
+  }
 
   private now(): number {
     return this.options.now?.() ?? Date.now();
@@ -442,11 +467,12 @@ export class Scheduler {
           : undefined,
       );
     }
-    await this.options.store.updateRun(runId, (r) =>
+    const ended = await this.options.store.updateRun(runId, (r) =>
       isFinished(r.state)
         ? undefined
         : { ...r, state: "CANCELLED", cancelRequested: true, endTime: now, reason },
     );
+    if (ended) this.options.metrics?.runFinished("CANCELLED");
     this.deactivate(runId);
   }
 
@@ -543,7 +569,17 @@ export class Scheduler {
         const engine = RunEngine.restore(
           pipeline,
           (name) => (tasks.has(name) ? statusOf(tasks.get(name)) : undefined),
-          { cancelRequested: record.cancelRequested },
+          // When the tasks ready now became ready: a run that has started no task yet, when it was
+          // submitted (whichever replica or restart gets here); a run retried here, now. Others
+          // (restored mid-way): not known, and their launches are not measured.
+          {
+            cancelRequested: record.cancelRequested,
+            ...(tasks.size === 0 && record.attempt === 1
+              ? { readySince: record.createTime }
+              : known
+                ? { readySince: this.now() }
+                : {}),
+          },
         );
         const active: ActiveRun = { record, pipeline, engine };
         if (this.closed) return undefined;
@@ -735,6 +771,7 @@ export class Scheduler {
               },
         );
         if (finished) {
+          this.options.metrics?.runFinished(d.state);
           this.log.info("run finished", { run: runId, state: d.state, reason: d.reason });
           await this.options.checkouts.release(run.record.commit, runId).catch(() => undefined);
         }
@@ -762,6 +799,7 @@ export class Scheduler {
 
   private async launch(run: ActiveRun, task: string, attempt: number): Promise<void> {
     const now = this.now();
+    const readyAt = run.engine.readySince(task);
     const recorded = await this.record(run, task, (cur) => {
       const at = cur?.attempt ?? 0;
       const state = cur?.state ?? "PENDING";
@@ -777,15 +815,19 @@ export class Scheduler {
       );
       if (started) run.record = started;
     }
-    await this.launchRecorded(run, task, attempt);
+    await this.launchRecorded(run, task, attempt, 0, readyAt);
   }
 
-  /** Calls the launcher for an attempt already recorded as LAUNCHING (idempotent; retried while unreachable). */
+  /**
+   * Calls the launcher for an attempt already recorded as LAUNCHING (idempotent; retried while
+   * unreachable). With `readyAt` (when the task became ready), the launch latency is recorded.
+   */
   private async launchRecorded(
     run: ActiveRun,
     task: string,
     attempt: number,
     tries = 0,
+    readyAt?: number,
   ): Promise<void> {
     const spec = run.pipeline.tasks[run.engine.graph.indexOf(task)!];
     if (!spec) return;
@@ -811,6 +853,8 @@ export class Scheduler {
           taskPath: variables.TASK_PATH!,
         },
       });
+      if (readyAt !== undefined)
+        this.options.metrics?.launched(Math.max(0, this.now() - readyAt) / 1000);
     } catch (err) {
       if (isRetryable(err) && !this.closed) {
         const delay = Math.min(30_000, 500 * 2 ** Math.min(tries, 6));
@@ -828,7 +872,7 @@ export class Scheduler {
             active.engine.status(task).attempt === attempt &&
             active.engine.status(task).state === "LAUNCHING"
           ) {
-            void this.launchRecorded(active, task, attempt, tries + 1);
+            void this.launchRecorded(active, task, attempt, tries + 1, readyAt);
           }
         }, delay).unref();
         return;

@@ -18,7 +18,14 @@ import {
 } from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, service as healthService } from "grpc-health-check";
+import type { Registry } from "prom-client";
 import type { Logger } from "./logger.js";
+import {
+  createServerMetrics,
+  gatewayBackendMetrics,
+  type MetricsEndpoint,
+  startMetricsEndpoint,
+} from "./metrics.js";
 import { HEALTH_SERVICE, reflectionPackageDefinition, serviceNameOf } from "./server.js";
 
 /** A backend and the services it serves. */
@@ -36,6 +43,10 @@ export interface GatewayOptions {
   maxMessageBytes?: number;
   /** How often each backend's health is asked, for the gateway's per-service health (default 5 s). */
   healthIntervalMs?: number;
+  /** Serve /metrics and /healthz over HTTP on this port (0 picks a free one); omit to disable. */
+  metrics?: { port: number; host?: string };
+  /** The registry served at /metrics (default: a new one with the process metrics). */
+  metricsRegistry?: Registry;
 }
 
 /** Default of {@link GatewayOptions.healthIntervalMs}. */
@@ -47,6 +58,8 @@ type ServingStatus = "SERVING" | "NOT_SERVING";
 export interface Gateway {
   port: number;
   address: string;
+  /** The bound metrics port, when metrics are served. */
+  metricsPort: number | undefined;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -83,6 +96,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     "grpc.max_receive_message_length": max,
     "grpc.max_send_message_length": max,
   });
+  const metrics = createServerMetrics(options.metricsRegistry);
+  const backendServing = gatewayBackendMetrics(metrics.registry);
   const clients: Client[] = [];
   const served = options.routes.map((route) => ({
     route,
@@ -110,6 +125,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     for (const name of routeNames) {
       probes.push(async () => {
         const next = await backendHealth(client, name, intervalMs);
+        backendServing(name, next === "SERVING");
         if (statuses.get(name) === next) return;
         statuses.set(name, next);
         health.setStatus(name, next);
@@ -123,10 +139,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     for (const method of route.services.flatMap((s) => Object.values(s))) {
       const path = method.path;
       if (method.requestStream) continue;
+      const [, serviceName = "", methodName = ""] = path.split("/");
+      const observe = (started: bigint, code: status): void =>
+        metrics.observe(
+          serviceName,
+          methodName,
+          status[code] ?? String(code),
+          Number(process.hrtime.bigint() - started) / 1e9,
+        );
       if (!method.responseStream) {
         server.register(
           path,
           (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
+            const started = process.hrtime.bigint();
             client.makeUnaryRequest(
               path,
               passThrough,
@@ -134,8 +159,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
               call.request,
               forwardedMetadata(call.metadata),
               { deadline: call.getDeadline() },
-              (err, response) =>
-                err ? callback(unavailable(route.address, err)) : callback(null, response),
+              (err, response) => {
+                observe(started, err ? err.code : status.OK);
+                if (err) callback(unavailable(route.address, err));
+                else callback(null, response);
+              },
             );
           },
           passThrough,
@@ -146,6 +174,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         server.register(
           path,
           (call: ServerWritableStream<Buffer, Buffer>) => {
+            const started = process.hrtime.bigint();
+            let ended = false;
+            const end = (code: status): void => {
+              if (ended) return;
+              ended = true;
+              observe(started, code);
+            };
             const upstream = client.makeServerStreamRequest(
               path,
               passThrough,
@@ -156,17 +191,24 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
                 deadline: call.getDeadline(),
               },
             );
-            call.on("cancelled", () => upstream.cancel());
+            call.on("cancelled", () => {
+              end(status.CANCELLED);
+              upstream.cancel();
+            });
             upstream.on("data", (chunk: Buffer) => {
               if (!call.write(chunk)) {
                 upstream.pause();
                 call.once("drain", () => upstream.resume());
               }
             });
-            upstream.on("error", (err: ServiceError) =>
-              call.emit("error", unavailable(route.address, err)),
-            );
-            upstream.on("end", () => call.end());
+            upstream.on("error", (err: ServiceError) => {
+              end(err.code);
+              call.emit("error", unavailable(route.address, err));
+            });
+            upstream.on("end", () => {
+              end(status.OK);
+              call.end();
+            });
           },
           passThrough,
           passThrough,
@@ -190,6 +232,26 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     probing ??= probeAll().finally(() => (probing = undefined));
   }, intervalMs);
   healthTimer.unref();
+  let serving = true;
+  let metricsEndpoint: MetricsEndpoint | undefined;
+  if (options.metrics) {
+    try {
+      metricsEndpoint = await startMetricsEndpoint({
+        host: options.metrics.host ?? host,
+        port: options.metrics.port,
+        metrics,
+        serving: () => serving,
+        logger: options.logger,
+      });
+    } catch (err) {
+      clearInterval(healthTimer);
+      server.forceShutdown();
+      for (const c of clients) c.close();
+      throw new Error(`cannot serve metrics on port ${options.metrics.port}: ${String(err)}`, {
+        cause: err,
+      });
+    }
+  }
   options.logger.info("gateway routes", {
     routes: options.routes.map((r) => ({
       address: r.address,
@@ -199,17 +261,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   return {
     port,
     address,
+    metricsPort: metricsEndpoint?.port,
     close: (graceMs = 5000) =>
       new Promise<void>((resolve) => {
+        serving = false;
         clearInterval(healthTimer);
         for (const name of ["", ...names]) health.setStatus(name, "NOT_SERVING");
         const timer = setTimeout(() => server.forceShutdown(), graceMs);
         server.tryShutdown(() => {
           clearTimeout(timer);
-          void (probing ?? Promise.resolve()).finally(() => {
-            for (const c of clients) c.close();
-            resolve();
-          });
+          void (probing ?? Promise.resolve())
+            .then(() => metricsEndpoint?.close())
+            .finally(() => {
+              for (const c of clients) c.close();
+              resolve();
+            });
         });
       }),
   };

@@ -62,6 +62,16 @@ export {
 export {
   type ServerMetrics,
   createServerMetrics,
+  createMetricsRegistry,
+  type MetricsRegistry,
+  type SchedulerCounts,
+  type SchedulerMetrics,
+  schedulerMetrics,
+  type KubernetesApiMetrics,
+  kubernetesApiMetrics,
+  type NatsErrorObserver,
+  natsErrorMetrics,
+  gatewayBackendMetrics,
   type MetricsEndpoint,
   startMetricsEndpoint,
 } from "./metrics.js";

@@ -122,6 +122,11 @@ export interface StartServerOptions {
   tls?: ServerTlsOptions;
   /** Serve /metrics and /healthz over HTTP on this port (0 picks a free one); omit to disable. */
   metrics?: { port: number; host?: string };
+  /**
+   * The registry served at /metrics, holding the service's own metrics too (default: a new one
+   * with the process metrics; see `createMetricsRegistry`).
+   */
+  metricsRegistry?: Registry;
   /** Where logs go. */
   logger: Logger;
   /** Largest message accepted or sent; default {@link DEFAULT_MAX_MESSAGE_BYTES}. */
@@ -443,7 +448,7 @@ export async function startServer(options: StartServerOptions): Promise<OdinServ
   const host = options.host ?? "0.0.0.0";
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const defaultGraceMs = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
-  const metrics = createServerMetrics();
+  const metrics = createServerMetrics(options.metricsRegistry);
   const routes = new Map<string, Route>();
   const serviceNames: string[] = [];
   for (const registration of options.services) {

@@ -141,11 +141,11 @@ test("a service that is not the launcher with an API token", () => {
 
 test("env: an unknown variable, a missing required one, a bad value", async () => {
   const r = dev();
-  setEnv(container(r, "gateway"), "ODIN_METRICS_PORT", "9090"); // the gateway serves no metrics
+  setEnv(container(r, "gateway"), "ODIN_NATS_URL", "nats://nats:4222"); // the gateway uses no NATS
   setEnv(container(r, "repo-sync"), "ODIN_REPO_URL", undefined);
   setEnv(container(r, "dag-scheduler"), "ODIN_MAX_RUNNING_TASKS", "many");
   const { problems } = await checkApps(r);
-  assertProblem(problems, /gateway: ODIN_METRICS_PORT is not a variable gateway reads/);
+  assertProblem(problems, /gateway: ODIN_NATS_URL is not a variable gateway reads/);
   assertProblem(
     problems,
     /repo-sync: repo-sync refuses its configuration: .*ODIN_REPO_URL: required/s,

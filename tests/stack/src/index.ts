@@ -37,6 +37,8 @@ export const conformance = join(repoRoot, "..", "shared", "conformance");
 export interface ServiceProcess {
   name: string;
   address: string;
+  /** Its Prometheus endpoint (`http://127.0.0.1:PORT/metrics`), the same across restarts. */
+  metricsUrl: string;
   logs: string[];
   /** Process id of the running instance (changes on `restart`). */
   readonly pid: number;
@@ -56,18 +58,24 @@ interface Running {
   readonly running: boolean;
 }
 
-/** Starts `apps/<app>/dist/main.js` with `env` and waits for its "<app> ready" log line. */
+/**
+ * Starts `apps/<app>/dist/main.js` with `env` and waits for its "<app> ready" log line. Its
+ * metrics are served on a free port unless `env` sets `ODIN_METRICS_PORT`.
+ */
 export async function startService(
   app: string,
   env: Record<string, string>,
   timeoutMs = 60_000,
 ): Promise<ServiceProcess> {
   const logs: string[] = [];
+  const metricsPort = env["ODIN_METRICS_PORT"] ?? String((await freePorts(1))[0]);
+  env = { ODIN_METRICS_HOST: "127.0.0.1", ...env, ODIN_METRICS_PORT: metricsPort };
   let current = await spawnService(app, env, logs, timeoutMs);
   const port = current.address.slice(current.address.lastIndexOf(":") + 1);
   return {
     name: app,
     address: current.address,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     logs,
     get pid() {
       return current.pid;
@@ -98,7 +106,6 @@ function spawnService(
       HOME: process.env.HOME ?? "/tmp",
       ODIN_GRPC_HOST: "127.0.0.1",
       ODIN_GRPC_PORT: "0",
-      ODIN_METRICS_PORT: "0",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -574,4 +581,43 @@ export async function reflectedServices(address: string): Promise<string[]> {
   } finally {
     client.close();
   }
+}
+
+/** One scrape of a Prometheus endpoint: its families (from `# TYPE`) and each sample's value. */
+export interface Scrape {
+  /** Names of the metric families served. */
+  families: Set<string>;
+  /** Each sample's value by its name and labels as written (`odin_runs{state="RUNNING"}`). */
+  samples: Map<string, number>;
+}
+
+/** Scrapes a Prometheus endpoint once. */
+export async function scrape(url: string): Promise<Scrape> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
+  const families = new Set<string>();
+  const samples = new Map<string, number>();
+  for (const line of (await response.text()).split("\n")) {
+    const type = /^# TYPE (\S+) /.exec(line);
+    if (type) families.add(type[1]!);
+    if (line === "" || line.startsWith("#")) continue;
+    const space = line.lastIndexOf(" ");
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return { families, samples };
+}
+
+/** The sum of every sample named `name` whose labels include all of `labels` (0 when none). */
+export function metricSum(
+  { samples }: Scrape,
+  name: string,
+  labels: Record<string, string> = {},
+): number {
+  let sum = 0;
+  for (const [key, value] of samples) {
+    const brace = key.indexOf("{");
+    if ((brace === -1 ? key : key.slice(0, brace)) !== name) continue;
+    if (Object.entries(labels).every(([k, v]) => key.includes(`${k}="${v}"`))) sum += value;
+  }
+  return sum;
 }

@@ -9,7 +9,13 @@ import { CommandError } from "../exit.js";
 import { startEmbedded } from "@odin/embedded";
 import { KubernetesBackend } from "@odin/launcher";
 import { webRoot } from "@odin/web";
-import { createLogger, loadTokensFile, type LogLevel } from "@odin/service-kit";
+import {
+  createLogger,
+  createMetricsRegistry,
+  kubernetesApiMetrics,
+  loadTokensFile,
+  type LogLevel,
+} from "@odin/service-kit";
 
 /** The port `odin server` listens on by default (the CLI's default `--server` is localhost:50051). */
 export const defaultServerPort = 50051;
@@ -85,6 +91,7 @@ export async function serverCommand(
   const auth = options.tokens ? await loadTokensFile(options.tokens) : "off";
   let kubeContext: string | undefined;
   let backend: KubernetesBackend | undefined;
+  const metricsRegistry = createMetricsRegistry();
   if (options.kube) {
     const kubeConfig = loadKubeConfig();
     const cluster = kubeConfig.getCurrentCluster();
@@ -97,6 +104,7 @@ export async function serverCommand(
       kubeConfig,
       manifest: { namespace: options.namespace ?? "default" },
       dataRoot: resolve(options.data),
+      metrics: kubernetesApiMetrics(metricsRegistry),
       logger,
     });
   }
@@ -110,6 +118,7 @@ export async function serverCommand(
     natsUrl: options.nats,
     backend,
     maxRunningTasks: options.maxRunningTasks > 0 ? options.maxRunningTasks : undefined,
+    metricsRegistry,
     metrics:
       options.metricsPort !== undefined
         ? { host: options.host, port: options.metricsPort }

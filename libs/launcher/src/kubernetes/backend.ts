@@ -25,6 +25,7 @@ import {
   NotFoundError,
   silentLogger,
   UnavailableError,
+  type KubernetesApiMetrics,
   type Logger,
 } from "@odin/service-kit";
 import { Alarms } from "../attempt/alarms.js";
@@ -109,6 +110,8 @@ export interface KubernetesBackendOptions {
   tombstoneMs?: number;
   /** Pod logs saved at once (default 4). */
   logSaveConcurrency?: number;
+  /** Records each API request's verb, status and latency, and rate-limit waits. */
+  metrics?: KubernetesApiMetrics;
   logger?: Logger;
 }
 
@@ -169,7 +172,7 @@ export class KubernetesBackend implements TaskBackend {
     this.logger = options.logger ?? silentLogger;
     const retry: RetryPolicy = { ...defaultRetryPolicy, ...options.retry };
     this.limiter = new TokenBucket(options.qps ?? 50, options.burst ?? 100);
-    this.http = new KubernetesHttp(this.limiter, retry);
+    this.http = new KubernetesHttp(this.limiter, retry, options.metrics);
     this.apis = kubernetesApis(options.kubeConfig, this.http);
     this.tombstoneMs = options.tombstoneMs ?? 5 * 60_000;
     const types = options.resourceTypes ?? resourceTypes;

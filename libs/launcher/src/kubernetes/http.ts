@@ -18,6 +18,7 @@ import {
   ServerConfiguration,
   wrapHttpLibrary,
 } from "@kubernetes/client-node";
+import type { KubernetesApiMetrics } from "@odin/service-kit";
 
 /** A token bucket: `qps` tokens a second, at most `burst` saved up; callers wait their turn in order. */
 export class TokenBucket {
@@ -171,18 +172,29 @@ export class KubernetesHttp implements PromiseHttpLibrary {
   constructor(
     private readonly limiter: TokenBucket,
     private readonly policy: RetryPolicy = defaultRetryPolicy,
+    private readonly metrics?: KubernetesApiMetrics,
   ) {}
 
   async send(request: RequestContext): Promise<ResponseContext> {
     const agent = this.sharedAgent(request.getAgent());
     if (agent !== undefined) request.setAgent(agent);
+    const verb = String(request.getHttpMethod());
     for (let retry = 0; ; retry++) {
+      const waiting = performance.now();
       await this.limiter.take();
+      const sent = performance.now();
+      this.metrics?.throttled((sent - waiting) / 1000);
       this.stats.requests++;
       let response: ResponseContext;
       try {
         response = await this.inner.send(request).toPromise();
+        this.metrics?.request(
+          verb,
+          String(response.httpStatusCode),
+          (performance.now() - sent) / 1000,
+        );
       } catch (err) {
+        this.metrics?.request(verb, "error", (performance.now() - sent) / 1000);
         if (this.closed || retry >= this.policy.retries || !isNetworkError(err)) throw err;
         this.stats.retries++;
         await sleep(backoffDelay(retry, this.policy));
