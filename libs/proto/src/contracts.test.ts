@@ -221,7 +221,7 @@ const scheduler: Pick<DagSchedulerServiceServer, "watchRun"> = {
       launchTime: created,
     });
     call.write({
-      event: { $case: "snapshot", value: { run, taskRuns: [taskRun], last: true } },
+      event: { $case: "snapshot", value: { run, taskRuns: [taskRun], last: true, taskStates: [] } },
     });
     call.write({
       event: {
@@ -330,7 +330,7 @@ test("DagSchedulerService.WatchRun streams a snapshot, then changes, then ends",
   const client = new DagSchedulerServiceClient(address, credentials.createInsecure());
   try {
     const received: dagscheduler.WatchRunResponse[] = [];
-    const stream = client.watchRun({ runId: "sst2-k3x9q" });
+    const stream = client.watchRun({ runId: "sst2-k3x9q", taskStatesFirst: false });
     for await (const message of stream as AsyncIterable<dagscheduler.WatchRunResponse>) {
       received.push(message);
     }

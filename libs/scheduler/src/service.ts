@@ -1,5 +1,10 @@
 import { checkRunId as checkRunIdValue } from "@odin/pipeline-spec";
-import { DagSchedulerServiceService, runStateFromProto, type dagscheduler } from "@odin/proto";
+import {
+  DagSchedulerServiceService,
+  runStateFromProto,
+  taskStateToProto,
+  type dagscheduler,
+} from "@odin/proto";
 import {
   callerOf,
   InvalidArgumentError,
@@ -103,17 +108,37 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
             const run = view.run;
             // A large run's record goes out alone first, so a client can fetch what it needs
             // (the pipeline's graph) while the task runs are still being listed and sent.
-            const alone = run.taskCount > snapshotPartSize;
+            const alone = run.taskCount > snapshotPartSize || req.taskStatesFirst;
             if (alone)
               yield {
                 event: {
                   $case: "snapshot",
-                  value: { run: runToProto(scheduler.explain(run)), taskRuns: [], last: false },
+                  value: {
+                    run: runToProto(scheduler.explain(run)),
+                    taskRuns: [],
+                    last: false,
+                    taskStates: [],
+                  },
                 },
               };
             const tasks = await view.tasks();
+            if (req.taskStatesFirst)
+              yield {
+                event: {
+                  $case: "snapshot",
+                  value: {
+                    run: undefined,
+                    taskRuns: [],
+                    last: false,
+                    taskStates: tasks.map((t) => taskStateToProto(t.record.state)),
+                  },
+                },
+              };
             const parts = Math.max(1, Math.ceil(tasks.length / snapshotPartSize));
             for (let p = 0; p < parts; p++) {
+              // Other calls (the client's request for the graph it will draw) are served between
+              // the parts of a large snapshot, not after all of them.
+              if (p > 0) await new Promise((resolve) => setImmediate(resolve));
               yield {
                 event: {
                   $case: "snapshot",
@@ -123,6 +148,7 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
                       .slice(p * snapshotPartSize, (p + 1) * snapshotPartSize)
                       .map((t) => taskRunToProto(runId, t.name, t.record)),
                     last: p === parts - 1,
+                    taskStates: [],
                   },
                 },
               };

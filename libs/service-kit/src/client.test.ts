@@ -157,7 +157,10 @@ test("a stream outlives the unary deadline; leaving the loop cancels it on the s
   const t0 = Date.now();
   let received = 0;
   // Read past four unary deadlines and at least five events, however slowly they come.
-  for await (const _event of serverStream(client, "watchRun", { runId: "forever" })) {
+  for await (const _event of serverStream(client, "watchRun", {
+    runId: "forever",
+    taskStatesFirst: false,
+  })) {
     received++;
     if (Date.now() - t0 > 400 && received >= 5) break;
   }

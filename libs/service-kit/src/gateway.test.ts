@@ -99,18 +99,28 @@ describe("gateway: one address for every service", () => {
     });
     try {
       const tasks: string[] = [];
-      for await (const m of serverStream(client, "watchRun", { runId: "count:5" })) {
+      for await (const m of serverStream(client, "watchRun", {
+        runId: "count:5",
+        taskStatesFirst: false,
+      })) {
         if (m.event?.$case === "taskRun") tasks.push(m.event.value.task);
       }
       assert.deepEqual(tasks, ["task-0", "task-1", "task-2", "task-3", "task-4"]);
       const who: string[] = [];
-      for await (const m of serverStream(client, "watchRun", { runId: "whoami" })) {
+      for await (const m of serverStream(client, "watchRun", {
+        runId: "whoami",
+        taskStatesFirst: false,
+      })) {
         if (m.event?.$case === "taskRun") who.push(m.event.value.task);
       }
       assert.deepEqual(who, ["vera/viewer"]);
       await assert.rejects(
         (async () => {
-          for await (const _ of serverStream(client, "watchRun", { runId: "fail" })) void _;
+          for await (const _ of serverStream(client, "watchRun", {
+            runId: "fail",
+            taskStatesFirst: false,
+          }))
+            void _;
         })(),
         { code: status.NOT_FOUND },
       );

@@ -143,7 +143,10 @@ describe("HTTP gateway: every RPC over HTTP, and the web UI's files", () => {
     assert.equal(listed.commit, "vera/viewer");
     assert.equal(listed.pipelines[0]?.path, "sst2");
 
-    const request = dagscheduler.WatchRunRequest.encode({ runId: "count:3" }).finish();
+    const request = dagscheduler.WatchRunRequest.encode({
+      runId: "count:3",
+      taskStatesFirst: false,
+    }).finish();
     const head = Buffer.alloc(5);
     head.writeUInt32BE(request.length, 1);
     const streamed = await fetch(http.url + WATCH, {

@@ -244,18 +244,27 @@ test("server-streaming calls stream, and their errors map like unary ones", asyn
     createClient(DagSchedulerServiceClient, { address: server.address, token: TOKENS.viewer }),
   );
   const tasks: string[] = [];
-  for await (const event of serverStream(scheduler, "watchRun", { runId: "count:3" })) {
+  for await (const event of serverStream(scheduler, "watchRun", {
+    runId: "count:3",
+    taskStatesFirst: false,
+  })) {
     if (event.event?.$case === "taskRun") tasks.push(event.event.value.task);
   }
   assert.deepEqual(tasks, ["task-0", "task-1", "task-2"]);
-  for await (const event of serverStream(scheduler, "watchRun", { runId: "whoami" })) {
+  for await (const event of serverStream(scheduler, "watchRun", {
+    runId: "whoami",
+    taskStatesFirst: false,
+  })) {
     assert.equal(event.event?.$case === "taskRun" && event.event.value.task, "vera/viewer");
   }
 
   const received: unknown[] = [];
   const err = await rejected(
     (async () => {
-      for await (const event of serverStream(scheduler, "watchRun", { runId: "fail" })) {
+      for await (const event of serverStream(scheduler, "watchRun", {
+        runId: "fail",
+        taskStatesFirst: false,
+      })) {
         received.push(event);
       }
     })(),
@@ -267,7 +276,10 @@ test("server-streaming calls stream, and their errors map like unary ones", asyn
   const anonymous = track(createClient(DagSchedulerServiceClient, { address: server.address }));
   const denied = await rejected(
     (async () => {
-      for await (const _ of serverStream(anonymous, "watchRun", { runId: "count:1" })) {
+      for await (const _ of serverStream(anonymous, "watchRun", {
+        runId: "count:1",
+        taskStatesFirst: false,
+      })) {
         /* nothing arrives */
       }
     })(),

@@ -236,6 +236,7 @@ describe("web UI in a real browser", () => {
         ),
         layoutMs: Math.round(layout?.duration ?? -1),
         pipelineLoadedAtMs: at("odin:pipeline-loaded"),
+        statesKnownAtMs: at("odin:states-known"),
         snapshotCompleteAtMs: at("odin:snapshot-complete"),
       };
     });

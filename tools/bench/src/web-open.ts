@@ -219,6 +219,7 @@ async function openPage(browser: Browser, s: Server, run: Run) {
     return {
       firstFullRenderMs: at("odin:first-full-render"),
       pipelineLoadedAtMs: at("odin:pipeline-loaded"),
+      statesKnownAtMs: at("odin:states-known"),
       snapshotCompleteAtMs: at("odin:snapshot-complete"),
       layoutMs: Math.round(performance.getEntriesByName("odin:layout")[0]?.duration ?? -1),
     };

@@ -256,7 +256,7 @@ async function follow(
   };
   const timer = tty ? setInterval(render, 1000) : undefined;
   try {
-    for await (const msg of channel.stream(Scheduler.watchRun, { runId })) {
+    for await (const msg of channel.stream(Scheduler.watchRun, { runId, taskStatesFirst: false })) {
       const e = msg.event;
       if (!e) continue;
       if (e.$case === "snapshot") {
@@ -571,7 +571,7 @@ async function untilStarted(
   task: string,
 ): Promise<common.TaskRun | undefined> {
   let current: common.TaskRun | undefined;
-  for await (const msg of channel.stream(Scheduler.watchRun, { runId })) {
+  for await (const msg of channel.stream(Scheduler.watchRun, { runId, taskStatesFirst: false })) {
     const e = msg.event;
     if (e?.$case === "snapshot") current = e.value.taskRuns.find((t) => t.task === task) ?? current;
     else if (e?.$case === "taskRun" && e.value.task === task) current = e.value;

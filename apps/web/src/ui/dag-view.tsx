@@ -67,12 +67,19 @@ export function DagView({ layout, model, taskRunOf, selected, onSelect, label }:
     const draw = (): void => {
       frame = requestAnimationFrame(draw);
       const p = props.current;
-      // A run's graph is painted once its opening snapshot is whole, not once per part of it.
-      if (!dirty.current || (p.model && !p.model.complete)) return;
+      // A run's graph is painted once every task's state is known, not once per snapshot part.
+      if (!dirty.current || (p.model && !p.model.statesKnown)) return;
       dirty.current = false;
-      paint(canvas, view.current, p.layout, p.model ? p.taskRunOf : undefined, p.selected);
+      paint(
+        canvas,
+        view.current,
+        p.layout,
+        p.model ? p.taskRunOf : undefined,
+        p.model?.snapshotStates,
+        p.selected,
+      );
       canvas.dataset["rendered"] = String(p.model?.version ?? 0);
-      if (p.model?.complete && canvas.dataset["complete"] === undefined) {
+      if (p.model?.statesKnown && canvas.dataset["complete"] === undefined) {
         // The first paint of the whole graph with every task's state: what "opens in" measures.
         canvas.dataset["complete"] = String(Math.round(performance.now()));
         performance.mark("odin:first-full-render");
@@ -245,6 +252,8 @@ function paint(
   v: View,
   layout: GraphLayout,
   taskRunOf: ((task: number) => TaskRun | undefined) | undefined,
+  /** The snapshot's states by task index, for tasks whose task run has not arrived. */
+  states: readonly TaskState[] | undefined,
   selected: number,
 ): void {
   const dpr = window.devicePixelRatio || 1;
@@ -283,7 +292,7 @@ function paint(
     if (n.x > x1 || n.x + n.width < x0 || n.y > y1 || n.y + n.height < y0) return;
     if (n.members.length === 1) {
       const task = taskRunOf?.(n.members[0]!);
-      const state = task?.state ?? TaskState.PENDING;
+      const state = task?.state ?? states?.[n.members[0]!] ?? TaskState.PENDING;
       const color = taskColors[state];
       ctx.fillStyle = color.fill;
       roundRect(ctx, n.x, n.y, n.width, n.height);
@@ -303,7 +312,7 @@ function paint(
       // A group: a bar of its members' states, widths by count.
       const counts = new Map<TaskState, number>();
       for (const m of n.members) {
-        const s = taskRunOf?.(m)?.state ?? TaskState.PENDING;
+        const s = taskRunOf?.(m)?.state ?? states?.[m] ?? TaskState.PENDING;
         counts.set(s, (counts.get(s) ?? 0) + 1);
       }
       ctx.fillStyle = "#ffffff";

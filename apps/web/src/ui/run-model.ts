@@ -25,8 +25,18 @@ export class RunModel {
   version = 0;
   /** True once the whole opening snapshot has arrived. */
   complete = false;
+  /**
+   * Every task's state in pipeline order, from the snapshot's `task_states` part (asked for with
+   * `taskStatesFirst`), for the tasks whose task runs have not arrived yet.
+   */
+  snapshotStates: TaskState[] | undefined;
   private readonly index = new Map<string, number>();
   private readonly listeners = new Set<() => void>();
+
+  /** True once every task's state is known: the snapshot's states part, or all of it, arrived. */
+  get statesKnown(): boolean {
+    return this.complete || this.snapshotStates !== undefined;
+  }
 
   /** Index of a task by name. */
   indexOf(name: string): number | undefined {
@@ -44,6 +54,7 @@ export class RunModel {
     const event = message.event;
     if (event.case === "snapshot") {
       if (event.value.run) this.run = event.value.run;
+      if (event.value.taskStates.length > 0) this.snapshotStates = event.value.taskStates;
       for (const t of event.value.taskRuns) this.setTask(t, true);
       if (event.value.last) this.complete = true;
     } else if (event.case === "run") {
@@ -64,6 +75,10 @@ export class RunModel {
   /** How many tasks are in each state. */
   counts(): Map<TaskState, number> {
     const counts = new Map<TaskState, number>();
+    if (!this.complete && this.snapshotStates) {
+      for (const s of this.snapshotStates) counts.set(s, (counts.get(s) ?? 0) + 1);
+      return counts;
+    }
     for (const t of this.taskRuns) {
       const s = t?.state ?? TaskState.PENDING;
       counts.set(s, (counts.get(s) ?? 0) + 1);

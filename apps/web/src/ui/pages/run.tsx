@@ -63,10 +63,14 @@ export function RunPage({
   useEffect(() => {
     const abort = new AbortController();
     let frame = 0;
+    let shownStates = false;
     const unsubscribe = model.subscribe(() => {
       // Re-render the page (header, list) at most once per frame, and while the opening snapshot
-      // arrives only for its first part (the run); the canvas repaints itself.
-      if (!model.complete && model.version > 1) return;
+      // arrives only for its first part (the run) and its states part; the canvas repaints itself.
+      if (!model.complete && model.version > 1) {
+        if (shownStates || !model.statesKnown) return;
+        shownStates = true;
+      }
       if (frame === 0)
         frame = requestAnimationFrame(() => {
           frame = 0;
@@ -77,11 +81,16 @@ export function RunPage({
       let attempt = 0;
       while (!abort.signal.aborted) {
         try {
-          for await (const message of scheduler.watchRun({ runId }, { signal: abort.signal })) {
+          for await (const message of scheduler.watchRun(
+            { runId, taskStatesFirst: true },
+            { signal: abort.signal },
+          )) {
             attempt = 0;
             const wasComplete = model.complete;
+            const knewStates = model.statesKnown;
             model.apply(message);
             if (model.run) loadGraph(model.run.pipeline, model.run.commit, abort.signal);
+            if (!knewStates && model.statesKnown) performance.mark("odin:states-known");
             if (!wasComplete && model.complete) performance.mark("odin:snapshot-complete");
           }
           if (model.run && ENDED.has(model.run.state)) return;
@@ -257,6 +266,8 @@ export function RunPage({
         </section>
         <TaskList
           model={model}
+          names={names}
+          indexOf={graphIndex}
           only={
             selectedMembers && selectedMembers.length > 1
               ? selectedMembers.map((m) => names?.[m] ?? "")
@@ -313,11 +324,17 @@ const ROW = 30;
 /** Every task (or the members of the selected group), scrollable; only the visible rows exist. */
 function TaskList({
   model,
+  names: pipelineNames,
+  indexOf,
   only,
   runId,
   current,
 }: {
   model: RunModel;
+  /** The pipeline's task names in file order, once the graph is read. */
+  names: readonly string[] | undefined;
+  /** Position of a task in `names` (and in the snapshot's states). */
+  indexOf: ReadonlyMap<string, number>;
   only: string[] | undefined;
   runId: string;
   current: string | undefined;
@@ -325,7 +342,8 @@ function TaskList({
   const [filter, setFilter] = useState("");
   const [top, setTop] = useState(0);
   const box = useRef<HTMLDivElement>(null);
-  const names = (only ?? model.names).filter((n) => !filter || n.includes(filter));
+  const all = only ?? pipelineNames ?? model.names;
+  const names = filter ? all.filter((n) => n.includes(filter)) : all;
   const height = 420;
   const first = Math.max(0, Math.floor(top / ROW) - 5);
   const last = Math.min(names.length, first + Math.ceil(height / ROW) + 10);
@@ -354,7 +372,8 @@ function TaskList({
           {names.slice(first, last).map((name, k) => {
             const i = model.indexOf(name);
             const t = i === undefined ? undefined : model.taskRuns[i];
-            const state = t?.state ?? TaskState.PENDING;
+            const state =
+              t?.state ?? model.snapshotStates?.[indexOf.get(name) ?? -1] ?? TaskState.PENDING;
             return (
               <li
                 key={name}

@@ -21,7 +21,16 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Struct } from "../../../google/protobuf/struct.js";
-import { Run, RunState, runStateFromJSON, runStateToJSON, TaskRun } from "../../common/v1/run.js";
+import {
+  Run,
+  RunState,
+  runStateFromJSON,
+  runStateToJSON,
+  TaskRun,
+  TaskState,
+  taskStateFromJSON,
+  taskStateToJSON,
+} from "../../common/v1/run.js";
 
 /** SubmitRunRequest names the pipeline to run. */
 export interface SubmitRunRequest {
@@ -102,6 +111,12 @@ export interface ListRunsResponse {
 export interface WatchRunRequest {
   /** The run's id. */
   runId: string;
+  /**
+   * Also send every task's state on its own before the task runs: the snapshot's parts are then
+   * the run, then `task_states`, then the task runs. For a client that draws a large run as soon
+   * as it knows each task's state (the web UI), without waiting for thousands of task runs.
+   */
+  taskStatesFirst: boolean;
 }
 
 /**
@@ -135,6 +150,11 @@ export interface RunSnapshot {
   taskRuns: TaskRun[];
   /** True on the snapshot's last part. */
   last: boolean;
+  /**
+   * Every task's state, in pipeline file order, in a part of its own before any task run; sent
+   * only when the request asked for it (`task_states_first`).
+   */
+  taskStates: TaskState[];
 }
 
 /** CancelRunRequest names the run to cancel. */
@@ -991,13 +1011,16 @@ export const ListRunsResponse: MessageFns<ListRunsResponse> = {
 };
 
 function createBaseWatchRunRequest(): WatchRunRequest {
-  return { runId: "" };
+  return { runId: "", taskStatesFirst: false };
 }
 
 export const WatchRunRequest: MessageFns<WatchRunRequest> = {
   encode(message: WatchRunRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.runId !== "") {
       writer.uint32(10).string(message.runId);
+    }
+    if (message.taskStatesFirst !== false) {
+      writer.uint32(16).bool(message.taskStatesFirst);
     }
     return writer;
   },
@@ -1023,6 +1046,14 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
             message.runId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.taskStatesFirst = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1042,6 +1073,11 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
         : isSet(object.run_id)
           ? globalThis.String(object.run_id)
           : "",
+      taskStatesFirst: isSet(object.taskStatesFirst)
+        ? globalThis.Boolean(object.taskStatesFirst)
+        : isSet(object.task_states_first)
+          ? globalThis.Boolean(object.task_states_first)
+          : false,
     };
   },
 
@@ -1049,6 +1085,9 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
     const obj: any = {};
     if (message.runId !== "") {
       obj.runId = message.runId;
+    }
+    if (message.taskStatesFirst !== false) {
+      obj.taskStatesFirst = message.taskStatesFirst;
     }
     return obj;
   },
@@ -1059,6 +1098,7 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
   fromPartial(object: DeepPartial<WatchRunRequest>): WatchRunRequest {
     const message = createBaseWatchRunRequest();
     message.runId = object.runId ?? "";
+    message.taskStatesFirst = object.taskStatesFirst ?? false;
     return message;
   },
 };
@@ -1191,7 +1231,7 @@ export const WatchRunResponse: MessageFns<WatchRunResponse> = {
 };
 
 function createBaseRunSnapshot(): RunSnapshot {
-  return { run: undefined, taskRuns: [], last: false };
+  return { run: undefined, taskRuns: [], last: false, taskStates: [] };
 }
 
 export const RunSnapshot: MessageFns<RunSnapshot> = {
@@ -1204,6 +1244,13 @@ export const RunSnapshot: MessageFns<RunSnapshot> = {
     }
     if (message.last !== false) {
       writer.uint32(24).bool(message.last);
+    }
+    if (message.taskStates.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.taskStates) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1245,6 +1292,24 @@ export const RunSnapshot: MessageFns<RunSnapshot> = {
             message.last = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag === 32) {
+              message.taskStates.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.taskStates.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1266,6 +1331,11 @@ export const RunSnapshot: MessageFns<RunSnapshot> = {
           ? object.task_runs.map((e: any) => TaskRun.fromJSON(e))
           : [],
       last: isSet(object.last) ? globalThis.Boolean(object.last) : false,
+      taskStates: globalThis.Array.isArray(object?.taskStates)
+        ? object.taskStates.map((e: any) => taskStateFromJSON(e))
+        : globalThis.Array.isArray(object?.task_states)
+          ? object.task_states.map((e: any) => taskStateFromJSON(e))
+          : [],
     };
   },
 
@@ -1280,6 +1350,9 @@ export const RunSnapshot: MessageFns<RunSnapshot> = {
     if (message.last !== false) {
       obj.last = message.last;
     }
+    if (message.taskStates?.length) {
+      obj.taskStates = message.taskStates.map((e) => taskStateToJSON(e));
+    }
     return obj;
   },
 
@@ -1292,6 +1365,7 @@ export const RunSnapshot: MessageFns<RunSnapshot> = {
       object.run !== undefined && object.run !== null ? Run.fromPartial(object.run) : undefined;
     message.taskRuns = object.taskRuns?.map((e) => TaskRun.fromPartial(e)) || [];
     message.last = object.last ?? false;
+    message.taskStates = object.taskStates?.map((e) => e) || [];
     return message;
   },
 };

@@ -21,7 +21,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/dagscheduler/v1/dagscheduler.proto',
   package='odin.dagscheduler.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18odin/common/v1/run.proto\"\xe8\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"i\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\x32\x97\x05\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponseb\x06proto3')
+  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18odin/common/v1/run.proto\"\xe8\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\x32\x97\x05\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_run__pb2.DESCRIPTOR,])
 
@@ -356,6 +356,13 @@ _WATCHRUNREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='task_states_first', full_name='odin.dagscheduler.v1.WatchRunRequest.task_states_first', index=1,
+      number=2, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -369,7 +376,7 @@ _WATCHRUNREQUEST = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=842,
-  serialized_end=875,
+  serialized_end=902,
 )
 
 
@@ -416,8 +423,8 @@ _WATCHRUNRESPONSE = _descriptor.Descriptor(
       name='event', full_name='odin.dagscheduler.v1.WatchRunResponse.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=878,
-  serialized_end=1041,
+  serialized_start=905,
+  serialized_end=1068,
 )
 
 
@@ -449,6 +456,13 @@ _RUNSNAPSHOT = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='task_states', full_name='odin.dagscheduler.v1.RunSnapshot.task_states', index=3,
+      number=4, type=14, cpp_type=8, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -461,8 +475,8 @@ _RUNSNAPSHOT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1043,
-  serialized_end=1148,
+  serialized_start=1071,
+  serialized_end=1224,
 )
 
 
@@ -499,8 +513,8 @@ _CANCELRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1150,
-  serialized_end=1200,
+  serialized_start=1226,
+  serialized_end=1276,
 )
 
 
@@ -530,8 +544,8 @@ _CANCELRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1202,
-  serialized_end=1255,
+  serialized_start=1278,
+  serialized_end=1331,
 )
 
 
@@ -568,8 +582,8 @@ _RETRYRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1257,
-  serialized_end=1310,
+  serialized_start=1333,
+  serialized_end=1386,
 )
 
 
@@ -599,8 +613,8 @@ _RETRYRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1312,
-  serialized_end=1364,
+  serialized_start=1388,
+  serialized_end=1440,
 )
 
 
@@ -644,8 +658,8 @@ _DELETERUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1366,
-  serialized_end=1443,
+  serialized_start=1442,
+  serialized_end=1519,
 )
 
 
@@ -689,8 +703,8 @@ _DELETERUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1445,
-  serialized_end=1534,
+  serialized_start=1521,
+  serialized_end=1610,
 )
 
 _SUBMITRUNREQUEST_LABELSENTRY.containing_type = _SUBMITRUNREQUEST
@@ -715,6 +729,7 @@ _WATCHRUNRESPONSE.oneofs_by_name['event'].fields.append(
 _WATCHRUNRESPONSE.fields_by_name['task_run'].containing_oneof = _WATCHRUNRESPONSE.oneofs_by_name['event']
 _RUNSNAPSHOT.fields_by_name['run'].message_type = odin_dot_common_dot_v1_dot_run__pb2._RUN
 _RUNSNAPSHOT.fields_by_name['task_runs'].message_type = odin_dot_common_dot_v1_dot_run__pb2._TASKRUN
+_RUNSNAPSHOT.fields_by_name['task_states'].enum_type = odin_dot_common_dot_v1_dot_run__pb2._TASKSTATE
 _CANCELRUNRESPONSE.fields_by_name['run'].message_type = odin_dot_common_dot_v1_dot_run__pb2._RUN
 _RETRYRUNRESPONSE.fields_by_name['run'].message_type = odin_dot_common_dot_v1_dot_run__pb2._RUN
 DESCRIPTOR.message_types_by_name['SubmitRunRequest'] = _SUBMITRUNREQUEST
@@ -857,8 +872,8 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=1537,
-  serialized_end=2200,
+  serialized_start=1613,
+  serialized_end=2276,
   methods=[
   _descriptor.MethodDescriptor(
     name='SubmitRun',
