@@ -1,0 +1,115 @@
+// WatchRun's opening snapshot over real gRPC: one part for a small run, and with
+// task_states_first the run, then every task's state, then the task runs.
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { MemoryEventBus } from "@odin/events";
+import { loadPipeline, type Pipeline } from "@odin/pipeline-spec";
+import { common, DagSchedulerServiceClient, type dagscheduler } from "@odin/proto";
+import { MemoryKeyValueStore } from "@odin/run-store";
+import { createClient, serverStream, silentLogger, startServer } from "@odin/service-kit";
+import { Scheduler } from "./scheduler.js";
+import { dagSchedulerService } from "./service.js";
+import { SchedulerStore } from "./store.js";
+
+const text = `tasks:
+- {name: first, image: i, command: c}
+- {name: second, image: i, command: c, depends: first}
+- {name: third, image: i, command: c, depends: first}
+`;
+
+const cleanups: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+async function setUp() {
+  const bus = new MemoryEventBus();
+  cleanups.push(() => bus.close());
+  const pipeline = loadPipeline(text, { file: "p/main.yml", path: "p" }).pipeline as Pipeline;
+  const scheduler = new Scheduler({
+    store: new SchedulerStore(new MemoryKeyValueStore()),
+    bus,
+    pipelines: {
+      getPipeline: (_path, commit) =>
+        Promise.resolve({ commit: commit ?? "c".repeat(40), pipeline, problems: [] }),
+    },
+    checkouts: {
+      acquire: (commit) => Promise.resolve({ commit, path: "/checkouts/c" }),
+      release: () => Promise.resolve(),
+    },
+    // Launched tasks stay LAUNCHING: nothing reports on them.
+    launcher: {
+      launch: () => Promise.resolve({ objectName: "o" }),
+      cancel: () => Promise.resolve(),
+      deleteRun: () => Promise.resolve({ deleted: 0, dataPurged: false }),
+    },
+    dataPath: "/data/odin",
+    logger: silentLogger,
+  });
+  await scheduler.start();
+  cleanups.push(() => scheduler.close());
+  const server = await startServer({
+    name: "dag-scheduler",
+    host: "127.0.0.1",
+    port: 0,
+    services: [dagSchedulerService(scheduler)],
+    auth: "off",
+    logger: silentLogger,
+  });
+  cleanups.push(() => server.close(100));
+  const client = createClient(DagSchedulerServiceClient, { address: server.address, retries: 0 });
+  cleanups.push(() => Promise.resolve(client.close()));
+  const run = await scheduler.submit({ pipeline: "p", submittedBy: "t" });
+  for (let i = 0; (await scheduler.get(run.id)).tasks[0]!.record.state !== "LAUNCHING"; i++) {
+    if (i > 1000) throw new Error("the first task was never launched");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { client, runId: run.id };
+}
+
+/** The snapshot's parts, then the stream is cancelled. */
+async function snapshot(
+  client: DagSchedulerServiceClient,
+  request: dagscheduler.WatchRunRequest,
+): Promise<dagscheduler.RunSnapshot[]> {
+  const parts: dagscheduler.RunSnapshot[] = [];
+  for await (const m of serverStream(client, "watchRun", request)) {
+    if (m.event?.$case !== "snapshot") break;
+    parts.push(m.event.value);
+    if (m.event.value.last) break;
+  }
+  return parts;
+}
+
+test("WatchRun's snapshot of a small run is one part: the run and every task run", async () => {
+  const { client, runId } = await setUp();
+  const parts = await snapshot(client, { runId, taskStatesFirst: false });
+  assert.equal(parts.length, 1);
+  assert.equal(parts[0]!.run?.id, runId);
+  assert.deepEqual(
+    parts[0]!.taskRuns.map((t) => t.task),
+    ["first", "second", "third"],
+  );
+  assert.deepEqual(parts[0]!.taskStates, []);
+  assert.equal(parts[0]!.last, true);
+});
+
+test("with task_states_first: the run, then every task's state in pipeline order, then the task runs", async () => {
+  const { client, runId } = await setUp();
+  const parts = await snapshot(client, { runId, taskStatesFirst: true });
+  assert.equal(parts.length, 3);
+  assert.equal(parts[0]!.run?.id, runId);
+  assert.deepEqual(parts[0]!.taskRuns, []);
+  assert.deepEqual(parts[1]!.taskStates, [
+    common.TaskState.TASK_STATE_LAUNCHING,
+    common.TaskState.TASK_STATE_PENDING,
+    common.TaskState.TASK_STATE_PENDING,
+  ]);
+  assert.deepEqual(parts[1]!.taskRuns, []);
+  assert.equal(parts[1]!.run, undefined);
+  assert.deepEqual(
+    parts[2]!.taskRuns.map((t) => t.task),
+    ["first", "second", "third"],
+  );
+  assert.equal(parts[2]!.last, true);
+});
