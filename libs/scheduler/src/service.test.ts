@@ -31,7 +31,12 @@ async function setUp() {
     bus,
     pipelines: {
       getPipeline: (_path, commit) =>
-        Promise.resolve({ commit: commit ?? "c".repeat(40), pipeline, problems: [] }),
+        Promise.resolve({
+          commit: commit ?? "c".repeat(40),
+          pipeline,
+          problems: [],
+          parameters: {},
+        }),
     },
     checkouts: {
       acquire: (commit) => Promise.resolve({ commit, path: "/checkouts/c" }),
