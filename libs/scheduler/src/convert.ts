@@ -24,6 +24,17 @@ export function runToProto(r: RunRecord): common.Run {
     cancelRequested: r.cancelRequested,
     runPath: r.runPath,
     parameters: r.parameters,
+    taskCounts: r.taskCounts && {
+      pending: r.taskCounts.PENDING ?? 0,
+      launching: r.taskCounts.LAUNCHING ?? 0,
+      running: r.taskCounts.RUNNING ?? 0,
+      succeeded: r.taskCounts.SUCCEEDED ?? 0,
+      failed: r.taskCounts.FAILED ?? 0,
+      error: r.taskCounts.ERROR ?? 0,
+      retrying: r.taskCounts.RETRYING ?? 0,
+      skipped: r.taskCounts.SKIPPED ?? 0,
+      cancelled: r.taskCounts.CANCELLED ?? 0,
+    },
   };
 }
 

@@ -29,6 +29,8 @@ export interface RunRecord {
   submittedBy: string;
   /** Its parameter values (given ones typed, else defaults; a template's context); absent = none. */
   parameters?: Record<string, ParameterValue>;
+  /** How many tasks ended in each state; written when the run ends (live counts come from memory). */
+  taskCounts?: Partial<Record<TaskState, number>>;
 }
 
 /** A task of a run as the run store keeps it. Absent = PENDING, never launched. */

@@ -10,7 +10,6 @@ import {
   type Pipeline,
   type Problem,
   type ReportedState,
-  type RunState,
   type TaskState,
 } from "@odin/pipeline-spec";
 import { events, taskStateFromProto } from "@odin/proto";
@@ -28,6 +27,7 @@ import { runToProto, taskRunToProto } from "./convert.js";
 import type { RunRecord, TaskRecord } from "./records.js";
 import { resolveTask } from "./resolve.js";
 import type { RecordChange, SchedulerStore } from "./store.js";
+import { RunIndex, type Cursor, type RunFilter } from "./run-index.js";
 
 /** What the scheduler needs; every part is a port with a production and an embedded adapter. */
 export interface SchedulerOptions {
@@ -101,6 +101,8 @@ export class Scheduler {
   private readonly runs = new Map<string, ActiveRun>();
   private readonly loading = new Map<string, Promise<ActiveRun | undefined>>();
   private readonly watchers = new Map<string, Set<(change: RunChange) => void>>();
+  private readonly index = new RunIndex();
+  private readonly runListeners = new Set<(id: string, run: RunRecord | undefined) => void>();
   private readonly stops: (() => Promise<void>)[] = [];
   private queue: (() => Promise<void>)[] = [];
   private queueHead = 0;
@@ -144,7 +146,11 @@ export class Scheduler {
   async start(): Promise<void> {
     const watch: Watch = await this.options.store.watch((change) => this.onChange(change));
     this.stops.push(() => watch.stop());
-    for (const record of await this.options.store.listRuns()) {
+    for (const { record, revision } of await this.options.store.listRuns()) {
+      this.index.apply(record.id, record, revision);
+    }
+    // The index may hold newer records than the listing (from the watch): activate those.
+    for (const record of this.index.all()) {
       if (!isFinished(record.state)) await this.activate(record);
     }
     const consumer: Subscription = await this.options.bus.consume(
@@ -291,23 +297,20 @@ export class Scheduler {
     return { run, tasks: () => this.tasksOf(run) };
   }
 
-  /** Runs, newest first, filtered. */
-  async list(filter: {
-    pipeline?: string;
-    states?: RunState[];
-    labels?: Record<string, string>;
-  }): Promise<RunRecord[]> {
-    const runs = await this.options.store.listRuns();
-    return runs
-      .filter(
-        (r) =>
-          !filter.pipeline ||
-          r.pipeline === filter.pipeline ||
-          r.pipeline.startsWith(`${filter.pipeline}/`),
-      )
-      .filter((r) => !filter.states?.length || filter.states.includes(r.state))
-      .filter((r) => Object.entries(filter.labels ?? {}).every(([k, v]) => r.labels[k] === v))
-      .sort((a, b) => b.createTime - a.createTime || (a.id < b.id ? 1 : -1));
+  /** A page of runs, newest first, filtered, from memory (every replica follows every run). */
+  list(filter: RunFilter, size: number, after?: Cursor): { runs: RunRecord[]; next?: Cursor } {
+    return this.index.page(filter, size, after);
+  }
+
+  /** The runs this replica is running (every replica runs every unfinished run). */
+  *activeRuns(): IterableIterator<RunRecord> {
+    for (const active of this.runs.values()) yield active.record;
+  }
+
+  /** Calls `onChange` with every run created, changed or removed from now on; returns a function to stop. */
+  followRuns(onChange: (id: string, run: RunRecord | undefined) => void): () => void {
+    this.runListeners.add(onChange);
+    return () => this.runListeners.delete(onChange);
   }
 
   /** Follows a run: `onChange` hears every change from now on; returns a function to stop. */
@@ -380,6 +383,7 @@ export class Scheduler {
             endTime: undefined,
             reason: undefined,
             message: undefined,
+            taskCounts: undefined,
           }
         : undefined,
     );
@@ -421,6 +425,8 @@ export class Scheduler {
    * the global cap is full waits for capacity (computed when read, not written on every change).
    */
   explain(run: RunRecord): RunRecord {
+    const active = this.runs.get(run.id);
+    if (active && !isFinished(run.state)) run = { ...run, taskCounts: active.engine.counts() };
     if (run.state !== "PENDING" || run.cancelRequested || run.reason) return run;
     const max = this.options.maxRunningTasks ?? defaultMaxRunningTasks;
     let running = 0;
@@ -480,6 +486,15 @@ export class Scheduler {
 
   private onChange(change: RecordChange): void {
     this.publish(change);
+    if (change.kind === "run" && this.index.apply(change.runId, change.record, change.revision)) {
+      for (const listener of this.runListeners) {
+        try {
+          listener(change.runId, change.record);
+        } catch (err) {
+          this.log.warn("a runs watcher failed", { error: (err as Error).message });
+        }
+      }
+    }
     if (change.kind === "run") {
       if (!change.record) {
         this.deactivate(change.runId);
@@ -768,6 +783,7 @@ export class Scheduler {
                 endTime: now,
                 reason: d.state === "SUCCEEDED" ? undefined : d.reason,
                 startTime: r.startTime ?? now,
+                taskCounts: run.engine.counts(),
               },
         );
         if (finished) {

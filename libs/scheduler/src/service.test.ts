@@ -6,7 +6,7 @@ import { MemoryEventBus } from "@odin/events";
 import { loadPipeline, type Pipeline } from "@odin/pipeline-spec";
 import { common, DagSchedulerServiceClient, type dagscheduler } from "@odin/proto";
 import { MemoryKeyValueStore } from "@odin/run-store";
-import { createClient, serverStream, silentLogger, startServer } from "@odin/service-kit";
+import { createClient, serverStream, silentLogger, startServer, unary } from "@odin/service-kit";
 import { Scheduler } from "./scheduler.js";
 import { dagSchedulerService } from "./service.js";
 import { SchedulerStore } from "./store.js";
@@ -69,7 +69,7 @@ async function setUp() {
     if (i > 1000) throw new Error("the first task was never launched");
     await new Promise((r) => setTimeout(r, 10));
   }
-  return { client, runId: run.id };
+  return { client, runId: run.id, scheduler };
 }
 
 /** The snapshot's parts, then the stream is cancelled. */
@@ -117,4 +117,68 @@ test("with task_states_first: the run, then every task's state in pipeline order
     ["first", "second", "third"],
   );
   assert.equal(parts[2]!.last, true);
+});
+
+test("WatchRuns: the newest page with each run's task counts, then runs as they are created and change", async () => {
+  const { client, runId, scheduler } = await setUp();
+  const stream = serverStream(client, "watchRuns", {
+    pipeline: "",
+    states: [],
+    labelSelector: "",
+    pageSize: 10,
+    pageToken: "",
+  })[Symbol.asyncIterator]();
+  const first = (await stream.next()).value as dagscheduler.WatchRunsResponse;
+  assert.equal(first.event?.$case, "page");
+  const page = first.event.$case === "page" ? first.event.value : undefined;
+  assert.deepEqual(
+    page?.runs.map((r) => r.id),
+    [runId],
+  );
+  assert.equal(page?.runs[0]?.taskCounts?.launching, 1);
+  assert.equal(page?.runs[0]?.taskCounts?.pending, 2);
+
+  const second = await scheduler.submit({ pipeline: "p", submittedBy: "t" });
+  for (;;) {
+    const m = (await stream.next()).value as dagscheduler.WatchRunsResponse;
+    if (m.event?.$case === "run" && m.event.value.id === second.id) break;
+  }
+  await scheduler.cancel(runId);
+  for (;;) {
+    const m = (await stream.next()).value as dagscheduler.WatchRunsResponse;
+    if (
+      m.event?.$case === "run" &&
+      m.event.value.id === runId &&
+      m.event.value.state === common.RunState.RUN_STATE_CANCELLED
+    ) {
+      // Kept on the run when it ends.
+      assert.equal(m.event.value.taskCounts?.cancelled, 3);
+      break;
+    }
+  }
+  await stream.return?.();
+});
+
+test("ListRuns pages with tokens that stay put while runs are created; a bad token is refused", async () => {
+  const { client, scheduler } = await setUp();
+  for (let i = 0; i < 3; i++) await scheduler.submit({ pipeline: "p", submittedBy: "t" });
+  const list = (pageToken: string) =>
+    unary(client, "listRuns", {
+      pipeline: "",
+      states: [],
+      labelSelector: "",
+      pageSize: 2,
+      pageToken,
+    });
+  let first = await list("");
+  for (let i = 0; first.runs.length < 2 || first.nextPageToken === ""; i++) {
+    assert.ok(i < 100, "the runs never showed in the list");
+    await new Promise((r) => setTimeout(r, 20));
+    first = await list("");
+  }
+  await scheduler.submit({ pipeline: "p", submittedBy: "t" });
+  const second = await list(first.nextPageToken);
+  const ids = [...first.runs, ...second.runs].map((r) => r.id);
+  assert.equal(new Set(ids).size, 4, "no run twice across pages");
+  await assert.rejects(list("not-a-token"), /page_token is not one this server gave out/);
 });

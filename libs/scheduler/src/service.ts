@@ -15,6 +15,7 @@ import {
 } from "@odin/service-kit";
 import { runToProto, taskRunToProto } from "./convert.js";
 import type { RunChange, Scheduler } from "./scheduler.js";
+import { cursorToken, matches, parseCursor, type RunFilter } from "./run-index.js";
 
 function checkRunId(id: string): string {
   checkRunIdValue(id);
@@ -49,6 +50,37 @@ const pageOf = (token: string): number => {
   return n;
 };
 
+/** How often WatchRuns looks for changed task counts of the runs being run. */
+const runsTickMs = 1000;
+
+/** ListRuns' (and WatchRuns' opening) page: the filter asked for and the page, from memory. */
+function listPage(
+  scheduler: Scheduler,
+  req: Pick<
+    dagscheduler.ListRunsRequest,
+    "pipeline" | "states" | "labelSelector" | "pageSize" | "pageToken"
+  >,
+): { filter: RunFilter; response: dagscheduler.ListRunsResponse } {
+  const filter: RunFilter = {
+    pipeline: req.pipeline || undefined,
+    states: req.states.map((s) => runStateFromProto(s)).filter((s) => s !== undefined),
+    labels: parseSelector(req.labelSelector),
+  };
+  const after = req.pageToken === "" ? undefined : parseCursor(req.pageToken);
+  if (req.pageToken !== "" && after === undefined)
+    throw new InvalidArgumentError(
+      "page_token is not one this server gave out; leave it empty for the first page",
+    );
+  const { runs, next } = scheduler.list(filter, req.pageSize || 100, after);
+  return {
+    filter,
+    response: {
+      runs: runs.map((r) => runToProto(scheduler.explain(r))),
+      nextPageToken: next ? cursorToken(next) : "",
+    },
+  };
+}
+
 /** DagSchedulerService over a scheduler: handlers validate, call the scheduler, map to the wire. */
 export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
   return service(
@@ -80,20 +112,59 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
           nextTaskPageToken: start + size < view.tasks.length ? String(start + size) : "",
         };
       }),
-      listRuns: unaryHandler(async (req): Promise<dagscheduler.ListRunsResponse> => {
-        const states = req.states.map((s) => runStateFromProto(s)).filter((s) => s !== undefined);
-        const runs = await scheduler.list({
-          pipeline: req.pipeline || undefined,
-          states,
-          labels: parseSelector(req.labelSelector),
-        });
-        const size = req.pageSize || 100;
-        const start = pageOf(req.pageToken);
-        return {
-          runs: runs.slice(start, start + size).map((r) => runToProto(scheduler.explain(r))),
-          nextPageToken: start + size < runs.length ? String(start + size) : "",
-        };
-      }),
+      listRuns: unaryHandler(
+        (req): dagscheduler.ListRunsResponse => listPage(scheduler, req).response,
+      ),
+      watchRuns: serverStreamHandler(
+        async function* (req, _call, signal): AsyncGenerator<dagscheduler.WatchRunsResponse> {
+          const { filter, response } = listPage(scheduler, req);
+          // Changes after the page: a run that matches is sent whole; one that stopped matching
+          // (or was removed) by its id. Runs being run are also sent when their counts changed,
+          // at most once a second.
+          const queue: dagscheduler.WatchRunsResponse[] = [];
+          let wake: (() => void) | undefined;
+          const push = (event: dagscheduler.WatchRunsResponse["event"]): void => {
+            queue.push({ event });
+            wake?.();
+          };
+          const shown = new Set(response.runs.map((r) => r.id));
+          const stop = scheduler.followRuns((id, record) => {
+            if (record && matches(record, filter)) {
+              shown.add(id);
+              push({ $case: "run", value: runToProto(scheduler.explain(record)) });
+            } else if (shown.delete(id)) push({ $case: "removedRunId", value: id });
+          });
+          const sent = new Map<string, string>();
+          const tick = setInterval(() => {
+            for (const run of scheduler.activeRuns()) {
+              if (!matches(run, filter)) continue;
+              const explained = scheduler.explain(run);
+              const counts = JSON.stringify(explained.taskCounts);
+              if (sent.get(run.id) === counts) continue;
+              sent.set(run.id, counts);
+              shown.add(run.id);
+              push({ $case: "run", value: runToProto(explained) });
+            }
+          }, runsTickMs);
+          try {
+            yield { event: { $case: "page", value: response } };
+            while (!signal.aborted) {
+              if (queue.length === 0) {
+                await new Promise<void>((resolve) => {
+                  wake = resolve;
+                  signal.addEventListener("abort", () => resolve(), { once: true });
+                });
+                wake = undefined;
+                continue;
+              }
+              yield queue.shift()!;
+            }
+          } finally {
+            clearInterval(tick);
+            stop();
+          }
+        },
+      ),
       watchRun: serverStreamHandler(
         async function* (req, _call, signal): AsyncGenerator<dagscheduler.WatchRunResponse> {
           const runId = checkRunId(req.runId);
@@ -203,6 +274,7 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
       getRun: "viewer",
       listRuns: "viewer",
       watchRun: "viewer",
+      watchRuns: "viewer",
       submitRun: "operator",
       cancelRun: "operator",
       retryRun: "operator",

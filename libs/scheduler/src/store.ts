@@ -138,10 +138,11 @@ export class SchedulerStore {
     return out;
   }
 
-  /** Every run record. */
-  async listRuns(): Promise<RunRecord[]> {
-    const out: RunRecord[] = [];
-    for await (const entry of this.kv.list("runs.>")) out.push(decode<RunRecord>(entry.value));
+  /** Every run record, with the store revision it was read at. */
+  async listRuns(): Promise<{ record: RunRecord; revision: number }[]> {
+    const out: { record: RunRecord; revision: number }[] = [];
+    for await (const entry of this.kv.list("runs.>"))
+      out.push({ record: decode<RunRecord>(entry.value), revision: entry.revision });
     return out;
   }
 

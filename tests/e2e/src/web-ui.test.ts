@@ -176,6 +176,24 @@ describe("web UI in a real browser", () => {
 
     await page.goto(`${server.web}runs`);
     await page.locator(`tr[data-run="${runId}"]`).filter({ hasText: "4/4" }).waitFor();
+    // The Runs page is live (WatchRuns): a run started elsewhere appears, and its progress moves,
+    // without a reload.
+    await page.evaluate(() => ((window as unknown as { stayed: boolean }).stayed = true));
+    const other = await fetch(`${server.web}odin.dagscheduler.v1.DagSchedulerService/SubmitRun`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${tokens.operator}` },
+      body: JSON.stringify({ pipeline: "diamond", requestId: "from-elsewhere" }),
+    });
+    const otherId = ((await other.json()) as { run: { id: string } }).run.id;
+    await page
+      .locator(`tr[data-run="${otherId}"]`)
+      .filter({ hasText: "4/4" })
+      .waitFor({ timeout: 60_000 });
+    assert.equal(
+      await page.evaluate(() => (window as unknown as { stayed?: boolean }).stayed),
+      true,
+      "the Runs page was not reloaded",
+    );
     if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, "web-runs.png") });
     assert.deepEqual(errors, []);
     await context.close();

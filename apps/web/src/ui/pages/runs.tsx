@@ -1,18 +1,17 @@
-// Runs: newest first, filtered by pipeline, state and labels, a page at a time (ListRuns' own
-// paging), kept current while the page is open.
+// Runs: newest first, filtered by pipeline, state and labels, a page at a time, live from
+// WatchRuns (the page, then every run created or changed — its progress too — as it happens).
 import { useEffect, useRef, useState } from "preact/hooks";
-import { RunState, TaskState, type Run } from "../../gen/odin/common/v1/run_pb.js";
+import { RunState, type Run, type TaskCounts } from "../../gen/odin/common/v1/run_pb.js";
 import { errorText, scheduler } from "../api.js";
 import { runStateClass, runStateName, span, when } from "../format.js";
 import { navigate, onLinkClick, paths } from "../router.js";
 
 const PAGE_SIZE = 50;
-// ListRuns answers for the page only; the page is asked again this often while it is shown.
-const REFRESH_MS = 2000;
-const ENDED = new Set([RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED]);
 
-/** How many of a run's tasks have finished, by run id; ended runs never change, so they are kept. */
-const progressCache = new Map<string, { done: number; total: number }>();
+/** Finished tasks of a run: succeeded, failed, errored, skipped or cancelled. */
+function finishedOf(c: TaskCounts): number {
+  return c.succeeded + c.failed + c.error + c.skipped + c.cancelled;
+}
 
 /** The Runs page. `query`: pipeline, state, label, page (a ListRuns page token). */
 export function RunsPage({ query }: { query: URLSearchParams }) {
@@ -24,39 +23,56 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
   const [next, setNext] = useState("");
   const [error, setError] = useState<string>();
   const [now, setNow] = useState(Date.now());
-  const [progress, setProgress] = useState(0);
+  const [updates, setUpdates] = useState(0);
   const history = useRef<string[]>([]);
 
   useEffect(() => {
-    let stopped = false;
-    let timer = 0;
-    const load = async (): Promise<void> => {
-      try {
-        const states = state ? [RunState[state.toUpperCase() as keyof typeof RunState]] : [];
-        const res = await scheduler.listRuns({
-          pipeline,
-          states: states.filter((s) => s !== undefined),
-          labelSelector: label,
-          pageSize: PAGE_SIZE,
-          pageToken: page,
-        });
-        if (stopped) return;
-        setRuns(res.runs);
-        setNext(res.nextPageToken);
-        setError(undefined);
-        setNow(Date.now());
-        void fillProgress(res.runs, () => !stopped).then(
-          () => !stopped && setProgress((p) => p + 1),
-        );
-      } catch (err) {
-        if (!stopped) setError(errorText(err));
+    const abort = new AbortController();
+    // Durations of running runs tick.
+    const clock = window.setInterval(() => setNow(Date.now()), 1000);
+    (async () => {
+      for (let attempt = 0; !abort.signal.aborted; attempt++) {
+        try {
+          const states = state ? [RunState[state.toUpperCase() as keyof typeof RunState]] : [];
+          let shown: Run[] = [];
+          for await (const m of scheduler.watchRuns(
+            {
+              pipeline,
+              states: states.filter((s) => s !== undefined),
+              labelSelector: label,
+              pageSize: PAGE_SIZE,
+              pageToken: page,
+            },
+            { signal: abort.signal },
+          )) {
+            attempt = 0;
+            const e = m.event;
+            if (e.case === "page") {
+              shown = e.value.runs;
+              setNext(e.value.nextPageToken);
+              setError(undefined);
+            } else if (e.case === "run") {
+              const i = shown.findIndex((r) => r.id === e.value.id);
+              if (i >= 0) shown = shown.map((r, k) => (k === i ? e.value : r));
+              // A new run belongs on the first page only (older pages keep their place).
+              else if (page === "") shown = [e.value, ...shown].slice(0, PAGE_SIZE);
+            } else if (e.case === "removedRunId") {
+              shown = shown.filter((r) => r.id !== e.value);
+            }
+            setRuns(shown);
+            setUpdates((u) => u + 1);
+          }
+        } catch (err) {
+          if (abort.signal.aborted) return;
+          setError(errorText(err));
+        }
+        // The stream ended or broke: a fresh call gets a fresh page.
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** attempt)));
       }
-      if (!stopped) timer = window.setTimeout(() => void load(), REFRESH_MS);
-    };
-    void load();
+    })().catch((err: unknown) => setError(errorText(err)));
     return () => {
-      stopped = true;
-      clearTimeout(timer);
+      abort.abort();
+      clearInterval(clock);
     };
   }, [pipeline, state, label, page]);
 
@@ -70,7 +86,7 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
   };
 
   return (
-    <main class="page" data-progress={progress}>
+    <main class="page" data-updates={updates}>
       <h1>Runs</h1>
       <form
         class="filters"
@@ -146,7 +162,7 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
           </thead>
           <tbody>
             {runs.map((r) => {
-              const p = progressCache.get(r.id);
+              const done = r.taskCounts ? finishedOf(r.taskCounts) : undefined;
               return (
                 <tr key={r.id} data-run={r.id}>
                   <td>
@@ -164,14 +180,14 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
                     {r.attempt > 1 && <span class="muted"> attempt {r.attempt}</span>}
                   </td>
                   <td>
-                    {p ? (
+                    {done !== undefined && (
                       <progress
-                        max={p.total}
-                        value={p.done}
-                        aria-label={`${p.done} of ${p.total} tasks finished`}
+                        max={r.taskCount}
+                        value={done}
+                        aria-label={`${done} of ${r.taskCount} tasks finished`}
                       />
-                    ) : null}{" "}
-                    {p ? `${p.done}/${p.total}` : `–/${r.taskCount}`}
+                    )}{" "}
+                    {done !== undefined ? `${done}/${r.taskCount}` : `–/${r.taskCount}`}
                   </td>
                   <td>{when(r.startTime ?? r.createTime)}</td>
                   <td>{span(r.startTime, r.endTime, now)}</td>
@@ -205,33 +221,3 @@ export function RunsPage({ query }: { query: URLSearchParams }) {
     </main>
   );
 }
-
-/** Counts finished tasks of the shown runs (GetRun's task pages), at most two runs at a time. */
-async function fillProgress(runs: Run[], live: () => boolean): Promise<void> {
-  const todo = runs.filter((r) => !(ENDED.has(r.state) && progressCache.has(r.id)));
-  const worker = async (): Promise<void> => {
-    for (let r = todo.shift(); r && live(); r = todo.shift()) {
-      if (r.state === RunState.SUCCEEDED) {
-        progressCache.set(r.id, { done: r.taskCount, total: r.taskCount });
-        continue;
-      }
-      let done = 0;
-      let token = "";
-      do {
-        const page = await scheduler.getRun({ runId: r.id, taskPageToken: token });
-        done += page.taskRuns.filter((t) => FINISHED.has(t.state)).length;
-        token = page.nextTaskPageToken;
-      } while (token && live());
-      progressCache.set(r.id, { done, total: r.taskCount });
-    }
-  };
-  await Promise.all([worker(), worker()]).catch(() => undefined);
-}
-
-const FINISHED = new Set([
-  TaskState.SUCCEEDED,
-  TaskState.FAILED,
-  TaskState.ERROR,
-  TaskState.SKIPPED,
-  TaskState.CANCELLED,
-]);

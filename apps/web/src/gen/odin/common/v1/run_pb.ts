@@ -18,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
 export const file_odin_common_v1_run: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "ChhvZGluL2NvbW1vbi92MS9ydW4ucHJvdG8SDm9kaW4uY29tbW9uLnYxIoEECgNSdW4SCgoCaWQYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSFQoNcGlwZWxpbmVfbmFtZRgDIAEoCRIOCgZjb21taXQYBCABKAkSJwoFc3RhdGUYBSABKA4yGC5vZGluLmNvbW1vbi52MS5SdW5TdGF0ZRIPCgdhdHRlbXB0GAYgASgNEi8KBmxhYmVscxgHIAMoCzIfLm9kaW4uY29tbW9uLnYxLlJ1bi5MYWJlbHNFbnRyeRISCgp0YXNrX2NvdW50GAggASgNEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAwgASgJEg8KB21lc3NhZ2UYDSABKAkSGAoQY2FuY2VsX3JlcXVlc3RlZBgOIAEoCBIQCghydW5fcGF0aBgPIAEoCRIrCgpwYXJhbWV0ZXJzGBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsgDCgdUYXNrUnVuEg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg8KB3Rhc2tfaWQYAyABKAkSKAoFc3RhdGUYBCABKA4yGS5vZGluLmNvbW1vbi52MS5UYXNrU3RhdGUSDwoHYXR0ZW1wdBgFIAEoDRIvCgtsYXVuY2hfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEW5leHRfYXR0ZW1wdF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCglleGl0X2NvZGUYCyABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRIOCgZyZWFzb24YDCABKAkSDwoHbWVzc2FnZRgNIAEoCRITCgtvYmplY3RfbmFtZRgOIAEoCRIUCgxvdXRwdXRzX2pzb24YDyABKAlKBAgGEAdSC2NyZWF0ZV90aW1lKpsBCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUEVORElORxABEhUKEVJVTl9TVEFURV9SVU5OSU5HEAISFwoTUlVOX1NUQVRFX1NVQ0NFRURFRBADEhQKEFJVTl9TVEFURV9GQUlMRUQQBBIXChNSVU5fU1RBVEVfQ0FOQ0VMTEVEEAUqgwIKCVRhc2tTdGF0ZRIaChZUQVNLX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVEFTS19TVEFURV9QRU5ESU5HEAESGAoUVEFTS19TVEFURV9MQVVOQ0hJTkcQAhIWChJUQVNLX1NUQVRFX1JVTk5JTkcQAxIYChRUQVNLX1NUQVRFX1NVQ0NFRURFRBAEEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAUSFAoQVEFTS19TVEFURV9FUlJPUhAGEhYKElRBU0tfU1RBVEVfU0tJUFBFRBAHEhgKFFRBU0tfU1RBVEVfQ0FOQ0VMTEVEEAgSFwoTVEFTS19TVEFURV9SRVRSWUlORxAJYgZwcm90bzM",
+    "ChhvZGluL2NvbW1vbi92MS9ydW4ucHJvdG8SDm9kaW4uY29tbW9uLnYxIrIECgNSdW4SCgoCaWQYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSFQoNcGlwZWxpbmVfbmFtZRgDIAEoCRIOCgZjb21taXQYBCABKAkSJwoFc3RhdGUYBSABKA4yGC5vZGluLmNvbW1vbi52MS5SdW5TdGF0ZRIPCgdhdHRlbXB0GAYgASgNEi8KBmxhYmVscxgHIAMoCzIfLm9kaW4uY29tbW9uLnYxLlJ1bi5MYWJlbHNFbnRyeRISCgp0YXNrX2NvdW50GAggASgNEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAwgASgJEg8KB21lc3NhZ2UYDSABKAkSGAoQY2FuY2VsX3JlcXVlc3RlZBgOIAEoCBIQCghydW5fcGF0aBgPIAEoCRIrCgpwYXJhbWV0ZXJzGBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgt0YXNrX2NvdW50cxgeIAEoCzIaLm9kaW4uY29tbW9uLnYxLlRhc2tDb3VudHMaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKpAQoKVGFza0NvdW50cxIPCgdwZW5kaW5nGAEgASgNEhEKCWxhdW5jaGluZxgCIAEoDRIPCgdydW5uaW5nGAMgASgNEhEKCXN1Y2NlZWRlZBgEIAEoDRIOCgZmYWlsZWQYBSABKA0SDQoFZXJyb3IYBiABKA0SEAoIcmV0cnlpbmcYByABKA0SDwoHc2tpcHBlZBgIIAEoDRIRCgljYW5jZWxsZWQYCSABKA0iyAMKB1Rhc2tSdW4SDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHdGFza19pZBgDIAEoCRIoCgVzdGF0ZRgEIAEoDjIZLm9kaW4uY29tbW9uLnYxLlRhc2tTdGF0ZRIPCgdhdHRlbXB0GAUgASgNEi8KC2xhdW5jaF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbmV4dF9hdHRlbXB0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCWV4aXRfY29kZRgLIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlEg4KBnJlYXNvbhgMIAEoCRIPCgdtZXNzYWdlGA0gASgJEhMKC29iamVjdF9uYW1lGA4gASgJEhQKDG91dHB1dHNfanNvbhgPIAEoCUoECAYQB1ILY3JlYXRlX3RpbWUqmwEKCFJ1blN0YXRlEhkKFVJVTl9TVEFURV9VTlNQRUNJRklFRBAAEhUKEVJVTl9TVEFURV9QRU5ESU5HEAESFQoRUlVOX1NUQVRFX1JVTk5JTkcQAhIXChNSVU5fU1RBVEVfU1VDQ0VFREVEEAMSFAoQUlVOX1NUQVRFX0ZBSUxFRBAEEhcKE1JVTl9TVEFURV9DQU5DRUxMRUQQBSqDAgoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUQVNLX1NUQVRFX1BFTkRJTkcQARIYChRUQVNLX1NUQVRFX0xBVU5DSElORxACEhYKElRBU0tfU1RBVEVfUlVOTklORxADEhgKFFRBU0tfU1RBVEVfU1VDQ0VFREVEEAQSFQoRVEFTS19TVEFURV9GQUlMRUQQBRIUChBUQVNLX1NUQVRFX0VSUk9SEAYSFgoSVEFTS19TVEFURV9TS0lQUEVEEAcSGAoUVEFTS19TVEFURV9DQU5DRUxMRUQQCBIXChNUQVNLX1NUQVRFX1JFVFJZSU5HEAliBnByb3RvMw",
     [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers],
   );
 
@@ -142,6 +142,15 @@ export type Run = Message<"odin.common.v1.Run"> & {
    * @generated from field: google.protobuf.Struct parameters = 16;
    */
   parameters?: JsonObject | undefined;
+
+  /**
+   * How many of the run's tasks are in each state: live while the run is going (from the
+   * scheduler's memory), kept on the run when it ends; unset for runs that ended before it was
+   * kept. The Runs page's progress (n/m tasks).
+   *
+   * @generated from field: odin.common.v1.TaskCounts task_counts = 30;
+   */
+  taskCounts?: TaskCounts | undefined;
 };
 
 /**
@@ -149,6 +158,84 @@ export type Run = Message<"odin.common.v1.Run"> & {
  * Use `create(RunSchema)` to create a new message.
  */
 export const RunSchema: GenMessage<Run> = /*@__PURE__*/ messageDesc(file_odin_common_v1_run, 0);
+
+/**
+ * TaskCounts is how many tasks of a run are in each state.
+ *
+ * @generated from message odin.common.v1.TaskCounts
+ */
+export type TaskCounts = Message<"odin.common.v1.TaskCounts"> & {
+  /**
+   * Not launched yet.
+   *
+   * @generated from field: uint32 pending = 1;
+   */
+  pending: number;
+
+  /**
+   * Being launched (object created, not running yet).
+   *
+   * @generated from field: uint32 launching = 2;
+   */
+  launching: number;
+
+  /**
+   * Running.
+   *
+   * @generated from field: uint32 running = 3;
+   */
+  running: number;
+
+  /**
+   * Ended with exit code 0.
+   *
+   * @generated from field: uint32 succeeded = 4;
+   */
+  succeeded: number;
+
+  /**
+   * Ended with a non-zero exit code, timed out or lost its outputs.
+   *
+   * @generated from field: uint32 failed = 5;
+   */
+  failed: number;
+
+  /**
+   * Could not be run (refused by Kubernetes, the launcher lost it).
+   *
+   * @generated from field: uint32 error = 6;
+   */
+  error: number;
+
+  /**
+   * Failed and waiting for its next attempt.
+   *
+   * @generated from field: uint32 retrying = 7;
+   */
+  retrying: number;
+
+  /**
+   * Not run because a dependency failed.
+   *
+   * @generated from field: uint32 skipped = 8;
+   */
+  skipped: number;
+
+  /**
+   * Cancelled with its run.
+   *
+   * @generated from field: uint32 cancelled = 9;
+   */
+  cancelled: number;
+};
+
+/**
+ * Describes the message odin.common.v1.TaskCounts.
+ * Use `create(TaskCountsSchema)` to create a new message.
+ */
+export const TaskCountsSchema: GenMessage<TaskCounts> =
+  /*@__PURE__*/
+  messageDesc(file_odin_common_v1_run, 1);
 
 /**
  * TaskRun is the state of one task of a run: its latest attempt and that attempt's outcome.
@@ -264,7 +351,7 @@ export type TaskRun = Message<"odin.common.v1.TaskRun"> & {
  */
 export const TaskRunSchema: GenMessage<TaskRun> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_run, 1);
+  messageDesc(file_odin_common_v1_run, 2);
 
 /**
  * RunState is the state of a run (SPEC.md, "Task and run states").

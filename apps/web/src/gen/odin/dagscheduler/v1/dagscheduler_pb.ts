@@ -17,7 +17,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
 export const file_odin_dagscheduler_v1_dagscheduler: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "CidvZGluL2RhZ3NjaGVkdWxlci92MS9kYWdzY2hlZHVsZXIucHJvdG8SFG9kaW4uZGFnc2NoZWR1bGVyLnYxIugBChBTdWJtaXRSdW5SZXF1ZXN0EhAKCHBpcGVsaW5lGAEgASgJEg4KBmNvbW1pdBgCIAEoCRJCCgZsYWJlbHMYAyADKAsyMi5vZGluLmRhZ3NjaGVkdWxlci52MS5TdWJtaXRSdW5SZXF1ZXN0LkxhYmVsc0VudHJ5EhIKCnJlcXVlc3RfaWQYBCABKAkSKwoKcGFyYW1ldGVycxgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI1ChFTdWJtaXRSdW5SZXNwb25zZRIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4iUAoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSFgoOdGFza19wYWdlX3NpemUYAiABKA0SFwoPdGFza19wYWdlX3Rva2VuGAMgASgJInwKDkdldFJ1blJlc3BvbnNlEiAKA3J1bhgBIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1bhIqCgl0YXNrX3J1bnMYAiADKAsyFy5vZGluLmNvbW1vbi52MS5UYXNrUnVuEhwKFG5leHRfdGFza19wYWdlX3Rva2VuGAMgASgJIowBCg9MaXN0UnVuc1JlcXVlc3QSEAoIcGlwZWxpbmUYASABKAkSKAoGc3RhdGVzGAIgAygOMhgub2Rpbi5jb21tb24udjEuUnVuU3RhdGUSFgoObGFiZWxfc2VsZWN0b3IYAyABKAkSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiTgoQTGlzdFJ1bnNSZXNwb25zZRIhCgRydW5zGAEgAygLMhMub2Rpbi5jb21tb24udjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI8Cg9XYXRjaFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhkKEXRhc2tfc3RhdGVzX2ZpcnN0GAIgASgIIqMBChBXYXRjaFJ1blJlc3BvbnNlEjUKCHNuYXBzaG90GAEgASgLMiEub2Rpbi5kYWdzY2hlZHVsZXIudjEuUnVuU25hcHNob3RIABIiCgNydW4YAiABKAsyEy5vZGluLmNvbW1vbi52MS5SdW5IABIrCgh0YXNrX3J1bhgDIAEoCzIXLm9kaW4uY29tbW9uLnYxLlRhc2tSdW5IAEIHCgVldmVudCKZAQoLUnVuU25hcHNob3QSIAoDcnVuGAEgASgLMhMub2Rpbi5jb21tb24udjEuUnVuEioKCXRhc2tfcnVucxgCIAMoCzIXLm9kaW4uY29tbW9uLnYxLlRhc2tSdW4SDAoEbGFzdBgDIAEoCBIuCgt0YXNrX3N0YXRlcxgEIAMoDjIZLm9kaW4uY29tbW9uLnYxLlRhc2tTdGF0ZSIyChBDYW5jZWxSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoRQ2FuY2VsUnVuUmVzcG9uc2USIAoDcnVuGAEgASgLMhMub2Rpbi5jb21tb24udjEuUnVuIjUKD1JldHJ5UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSI0ChBSZXRyeVJ1blJlc3BvbnNlEiAKA3J1bhgBIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1biJNChBEZWxldGVSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIVCg1wdXJnZV9yZWNvcmRzGAIgASgIEhIKCnB1cmdlX2RhdGEYAyABKAgiWQoRRGVsZXRlUnVuUmVzcG9uc2USFwoPZGVsZXRlZF9vYmplY3RzGAEgASgNEhYKDnJlY29yZHNfcHVyZ2VkGAIgASgIEhMKC2RhdGFfcHVyZ2VkGAMgASgIMpcFChNEYWdTY2hlZHVsZXJTZXJ2aWNlElwKCVN1Ym1pdFJ1bhImLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlN1Ym1pdFJ1blJlcXVlc3QaJy5vZGluLmRhZ3NjaGVkdWxlci52MS5TdWJtaXRSdW5SZXNwb25zZRJTCgZHZXRSdW4SIy5vZGluLmRhZ3NjaGVkdWxlci52MS5HZXRSdW5SZXF1ZXN0GiQub2Rpbi5kYWdzY2hlZHVsZXIudjEuR2V0UnVuUmVzcG9uc2USWQoITGlzdFJ1bnMSJS5vZGluLmRhZ3NjaGVkdWxlci52MS5MaXN0UnVuc1JlcXVlc3QaJi5vZGluLmRhZ3NjaGVkdWxlci52MS5MaXN0UnVuc1Jlc3BvbnNlElsKCFdhdGNoUnVuEiUub2Rpbi5kYWdzY2hlZHVsZXIudjEuV2F0Y2hSdW5SZXF1ZXN0GiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuV2F0Y2hSdW5SZXNwb25zZTABElwKCUNhbmNlbFJ1bhImLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNhbmNlbFJ1blJlcXVlc3QaJy5vZGluLmRhZ3NjaGVkdWxlci52MS5DYW5jZWxSdW5SZXNwb25zZRJZCghSZXRyeVJ1bhIlLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlJldHJ5UnVuUmVxdWVzdBomLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlJldHJ5UnVuUmVzcG9uc2USXAoJRGVsZXRlUnVuEiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuRGVsZXRlUnVuUmVxdWVzdBonLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkRlbGV0ZVJ1blJlc3BvbnNlYgZwcm90bzM",
+    "CidvZGluL2RhZ3NjaGVkdWxlci92MS9kYWdzY2hlZHVsZXIucHJvdG8SFG9kaW4uZGFnc2NoZWR1bGVyLnYxIugBChBTdWJtaXRSdW5SZXF1ZXN0EhAKCHBpcGVsaW5lGAEgASgJEg4KBmNvbW1pdBgCIAEoCRJCCgZsYWJlbHMYAyADKAsyMi5vZGluLmRhZ3NjaGVkdWxlci52MS5TdWJtaXRSdW5SZXF1ZXN0LkxhYmVsc0VudHJ5EhIKCnJlcXVlc3RfaWQYBCABKAkSKwoKcGFyYW1ldGVycxgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI1ChFTdWJtaXRSdW5SZXNwb25zZRIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4iUAoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSFgoOdGFza19wYWdlX3NpemUYAiABKA0SFwoPdGFza19wYWdlX3Rva2VuGAMgASgJInwKDkdldFJ1blJlc3BvbnNlEiAKA3J1bhgBIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1bhIqCgl0YXNrX3J1bnMYAiADKAsyFy5vZGluLmNvbW1vbi52MS5UYXNrUnVuEhwKFG5leHRfdGFza19wYWdlX3Rva2VuGAMgASgJIowBCg9MaXN0UnVuc1JlcXVlc3QSEAoIcGlwZWxpbmUYASABKAkSKAoGc3RhdGVzGAIgAygOMhgub2Rpbi5jb21tb24udjEuUnVuU3RhdGUSFgoObGFiZWxfc2VsZWN0b3IYAyABKAkSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiTgoQTGlzdFJ1bnNSZXNwb25zZRIhCgRydW5zGAEgAygLMhMub2Rpbi5jb21tb24udjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKNAQoQV2F0Y2hSdW5zUmVxdWVzdBIQCghwaXBlbGluZRgBIAEoCRIoCgZzdGF0ZXMYAiADKA4yGC5vZGluLmNvbW1vbi52MS5SdW5TdGF0ZRIWCg5sYWJlbF9zZWxlY3RvchgDIAEoCRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSKSAQoRV2F0Y2hSdW5zUmVzcG9uc2USNgoEcGFnZRgBIAEoCzImLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RSdW5zUmVzcG9uc2VIABIiCgNydW4YAiABKAsyEy5vZGluLmNvbW1vbi52MS5SdW5IABIYCg5yZW1vdmVkX3J1bl9pZBgDIAEoCUgAQgcKBWV2ZW50IjwKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSGQoRdGFza19zdGF0ZXNfZmlyc3QYAiABKAgiowEKEFdhdGNoUnVuUmVzcG9uc2USNQoIc25hcHNob3QYASABKAsyIS5vZGluLmRhZ3NjaGVkdWxlci52MS5SdW5TbmFwc2hvdEgAEiIKA3J1bhgCIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1bkgAEisKCHRhc2tfcnVuGAMgASgLMhcub2Rpbi5jb21tb24udjEuVGFza1J1bkgAQgcKBWV2ZW50IpkBCgtSdW5TbmFwc2hvdBIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4SKgoJdGFza19ydW5zGAIgAygLMhcub2Rpbi5jb21tb24udjEuVGFza1J1bhIMCgRsYXN0GAMgASgIEi4KC3Rhc2tfc3RhdGVzGAQgAygOMhkub2Rpbi5jb21tb24udjEuVGFza1N0YXRlIjIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI1ChFDYW5jZWxSdW5SZXNwb25zZRIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4iNQoPUmV0cnlSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJIjQKEFJldHJ5UnVuUmVzcG9uc2USIAoDcnVuGAEgASgLMhMub2Rpbi5jb21tb24udjEuUnVuIk0KEERlbGV0ZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhUKDXB1cmdlX3JlY29yZHMYAiABKAgSEgoKcHVyZ2VfZGF0YRgDIAEoCCJZChFEZWxldGVSdW5SZXNwb25zZRIXCg9kZWxldGVkX29iamVjdHMYASABKA0SFgoOcmVjb3Jkc19wdXJnZWQYAiABKAgSEwoLZGF0YV9wdXJnZWQYAyABKAgy9wUKE0RhZ1NjaGVkdWxlclNlcnZpY2USXAoJU3VibWl0UnVuEiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuU3VibWl0UnVuUmVxdWVzdBonLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlN1Ym1pdFJ1blJlc3BvbnNlElMKBkdldFJ1bhIjLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkdldFJ1blJlcXVlc3QaJC5vZGluLmRhZ3NjaGVkdWxlci52MS5HZXRSdW5SZXNwb25zZRJZCghMaXN0UnVucxIlLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RSdW5zUmVxdWVzdBomLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RSdW5zUmVzcG9uc2USWwoIV2F0Y2hSdW4SJS5vZGluLmRhZ3NjaGVkdWxlci52MS5XYXRjaFJ1blJlcXVlc3QaJi5vZGluLmRhZ3NjaGVkdWxlci52MS5XYXRjaFJ1blJlc3BvbnNlMAESXgoJV2F0Y2hSdW5zEiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuV2F0Y2hSdW5zUmVxdWVzdBonLm9kaW4uZGFnc2NoZWR1bGVyLnYxLldhdGNoUnVuc1Jlc3BvbnNlMAESXAoJQ2FuY2VsUnVuEiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuQ2FuY2VsUnVuUmVxdWVzdBonLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNhbmNlbFJ1blJlc3BvbnNlElkKCFJldHJ5UnVuEiUub2Rpbi5kYWdzY2hlZHVsZXIudjEuUmV0cnlSdW5SZXF1ZXN0GiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuUmV0cnlSdW5SZXNwb25zZRJcCglEZWxldGVSdW4SJi5vZGluLmRhZ3NjaGVkdWxlci52MS5EZWxldGVSdW5SZXF1ZXN0Gicub2Rpbi5kYWdzY2hlZHVsZXIudjEuRGVsZXRlUnVuUmVzcG9uc2ViBnByb3RvMw",
     [file_google_protobuf_struct, file_odin_common_v1_run],
   );
 
@@ -249,6 +249,107 @@ export const ListRunsResponseSchema: GenMessage<ListRunsResponse> =
   messageDesc(file_odin_dagscheduler_v1_dagscheduler, 5);
 
 /**
+ * WatchRunsRequest filters the runs to follow, as ListRunsRequest does.
+ *
+ * @generated from message odin.dagscheduler.v1.WatchRunsRequest
+ */
+export type WatchRunsRequest = Message<"odin.dagscheduler.v1.WatchRunsRequest"> & {
+  /**
+   * Only runs of this pipeline path; empty = all pipelines.
+   *
+   * @generated from field: string pipeline = 1;
+   */
+  pipeline: string;
+
+  /**
+   * Only runs in one of these states; empty = any state.
+   *
+   * @generated from field: repeated odin.common.v1.RunState states = 2;
+   */
+  states: RunState[];
+
+  /**
+   * Only runs whose labels match, Kubernetes equality syntax: `team=nlp,env!=dev`; empty = all.
+   *
+   * @generated from field: string label_selector = 3;
+   */
+  labelSelector: string;
+
+  /**
+   * Runs in the opening page; 0 = the server's default (100).
+   *
+   * @generated from field: uint32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * The opening page starts after this ListRuns or WatchRuns page token; empty = the newest runs.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.WatchRunsRequest.
+ * Use `create(WatchRunsRequestSchema)` to create a new message.
+ */
+export const WatchRunsRequestSchema: GenMessage<WatchRunsRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 6);
+
+/**
+ * WatchRunsResponse is one message of the WatchRuns stream: the opening page, or a change after it.
+ *
+ * @generated from message odin.dagscheduler.v1.WatchRunsResponse
+ */
+export type WatchRunsResponse = Message<"odin.dagscheduler.v1.WatchRunsResponse"> & {
+  /**
+   * What this message carries.
+   *
+   * @generated from oneof odin.dagscheduler.v1.WatchRunsResponse.event
+   */
+  event:
+    | {
+        /**
+         * The opening page, newest first (sent once, first).
+         *
+         * @generated from field: odin.dagscheduler.v1.ListRunsResponse page = 1;
+         */
+        value: ListRunsResponse;
+        case: "page";
+      }
+    | {
+        /**
+         * A run matching the filters was created or changed (its full record), or changed so that it
+         * no longer matches (then in `removed_run_id`).
+         *
+         * @generated from field: odin.common.v1.Run run = 2;
+         */
+        value: Run;
+        case: "run";
+      }
+    | {
+        /**
+         * The id of a run that was removed or no longer matches the filters.
+         *
+         * @generated from field: string removed_run_id = 3;
+         */
+        value: string;
+        case: "removedRunId";
+      }
+    | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.WatchRunsResponse.
+ * Use `create(WatchRunsResponseSchema)` to create a new message.
+ */
+export const WatchRunsResponseSchema: GenMessage<WatchRunsResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 7);
+
+/**
  * WatchRunRequest names the run to follow.
  *
  * @generated from message odin.dagscheduler.v1.WatchRunRequest
@@ -277,7 +378,7 @@ export type WatchRunRequest = Message<"odin.dagscheduler.v1.WatchRunRequest"> & 
  */
 export const WatchRunRequestSchema: GenMessage<WatchRunRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 6);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 8);
 
 /**
  * WatchRunResponse is one message of the WatchRun stream: a part of the opening snapshot, or a
@@ -329,7 +430,7 @@ export type WatchRunResponse = Message<"odin.dagscheduler.v1.WatchRunResponse"> 
  */
 export const WatchRunResponseSchema: GenMessage<WatchRunResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 7);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 9);
 
 /**
  * RunSnapshot is a part of a run's state at one moment, split so no message grows with the size of
@@ -374,7 +475,7 @@ export type RunSnapshot = Message<"odin.dagscheduler.v1.RunSnapshot"> & {
  */
 export const RunSnapshotSchema: GenMessage<RunSnapshot> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 8);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 10);
 
 /**
  * CancelRunRequest names the run to cancel.
@@ -403,7 +504,7 @@ export type CancelRunRequest = Message<"odin.dagscheduler.v1.CancelRunRequest"> 
  */
 export const CancelRunRequestSchema: GenMessage<CancelRunRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 9);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 11);
 
 /**
  * CancelRunResponse is the run after the request was recorded.
@@ -425,7 +526,7 @@ export type CancelRunResponse = Message<"odin.dagscheduler.v1.CancelRunResponse"
  */
 export const CancelRunResponseSchema: GenMessage<CancelRunResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 10);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 12);
 
 /**
  * RetryRunRequest names the run to retry.
@@ -456,7 +557,7 @@ export type RetryRunRequest = Message<"odin.dagscheduler.v1.RetryRunRequest"> & 
  */
 export const RetryRunRequestSchema: GenMessage<RetryRunRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 11);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 13);
 
 /**
  * RetryRunResponse is the run as its new attempt starts.
@@ -478,7 +579,7 @@ export type RetryRunResponse = Message<"odin.dagscheduler.v1.RetryRunResponse"> 
  */
 export const RetryRunResponseSchema: GenMessage<RetryRunResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 12);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 14);
 
 /**
  * DeleteRunRequest names the run to clean up and how far.
@@ -514,7 +615,7 @@ export type DeleteRunRequest = Message<"odin.dagscheduler.v1.DeleteRunRequest"> 
  */
 export const DeleteRunRequestSchema: GenMessage<DeleteRunRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 13);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 15);
 
 /**
  * DeleteRunResponse says what was removed.
@@ -550,7 +651,7 @@ export type DeleteRunResponse = Message<"odin.dagscheduler.v1.DeleteRunResponse"
  */
 export const DeleteRunResponseSchema: GenMessage<DeleteRunResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 14);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 16);
 
 /**
  * DagSchedulerService owns runs and is the only writer of run and task state. It pins a run to a
@@ -607,6 +708,19 @@ export const DagSchedulerService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchRunRequestSchema;
     output: typeof WatchRunResponseSchema;
+  };
+  /**
+   * WatchRuns streams a list of runs: first a page of them as ListRuns gives it, then every run
+   * matching the filters that is created, changes (its task counts too, at most once a second) or
+   * is removed, until the client goes away. Called by the web UI's Runs page. Read-only; safe to
+   * retry — a client that lost the stream calls again and gets a fresh page.
+   *
+   * @generated from rpc odin.dagscheduler.v1.DagSchedulerService.WatchRuns
+   */
+  watchRuns: {
+    methodKind: "server_streaming";
+    input: typeof WatchRunsRequestSchema;
+    output: typeof WatchRunsResponseSchema;
   };
   /**
    * CancelRun stops a run: no new task is launched, running tasks are cancelled through the

@@ -210,11 +210,39 @@ export interface Run {
    * the default (for a templated pipeline, the context it was rendered with). A retry reuses them.
    */
   parameters?: { [key: string]: any } | undefined;
+  /**
+   * How many of the run's tasks are in each state: live while the run is going (from the
+   * scheduler's memory), kept on the run when it ends; unset for runs that ended before it was
+   * kept. The Runs page's progress (n/m tasks).
+   */
+  taskCounts?: TaskCounts | undefined;
 }
 
 export interface Run_LabelsEntry {
   key: string;
   value: string;
+}
+
+/** TaskCounts is how many tasks of a run are in each state. */
+export interface TaskCounts {
+  /** Not launched yet. */
+  pending: number;
+  /** Being launched (object created, not running yet). */
+  launching: number;
+  /** Running. */
+  running: number;
+  /** Ended with exit code 0. */
+  succeeded: number;
+  /** Ended with a non-zero exit code, timed out or lost its outputs. */
+  failed: number;
+  /** Could not be run (refused by Kubernetes, the launcher lost it). */
+  error: number;
+  /** Failed and waiting for its next attempt. */
+  retrying: number;
+  /** Not run because a dependency failed. */
+  skipped: number;
+  /** Cancelled with its run. */
+  cancelled: number;
 }
 
 /**
@@ -276,6 +304,7 @@ function createBaseRun(): Run {
     cancelRequested: false,
     runPath: "",
     parameters: undefined,
+    taskCounts: undefined,
   };
 }
 
@@ -328,6 +357,9 @@ export const Run: MessageFns<Run> = {
     }
     if (message.parameters !== undefined) {
       Struct.encode(Struct.wrap(message.parameters), writer.uint32(130).fork()).join();
+    }
+    if (message.taskCounts !== undefined) {
+      TaskCounts.encode(message.taskCounts, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -476,6 +508,14 @@ export const Run: MessageFns<Run> = {
             message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.taskCounts = TaskCounts.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -547,6 +587,11 @@ export const Run: MessageFns<Run> = {
           ? globalThis.String(object.run_path)
           : "",
       parameters: isObject(object.parameters) ? object.parameters : undefined,
+      taskCounts: isSet(object.taskCounts)
+        ? TaskCounts.fromJSON(object.taskCounts)
+        : isSet(object.task_counts)
+          ? TaskCounts.fromJSON(object.task_counts)
+          : undefined,
     };
   },
 
@@ -606,6 +651,9 @@ export const Run: MessageFns<Run> = {
     if (message.parameters !== undefined) {
       obj.parameters = message.parameters;
     }
+    if (message.taskCounts !== undefined) {
+      obj.taskCounts = TaskCounts.toJSON(message.taskCounts);
+    }
     return obj;
   },
 
@@ -638,6 +686,10 @@ export const Run: MessageFns<Run> = {
     message.cancelRequested = object.cancelRequested ?? false;
     message.runPath = object.runPath ?? "";
     message.parameters = object.parameters ?? undefined;
+    message.taskCounts =
+      object.taskCounts !== undefined && object.taskCounts !== null
+        ? TaskCounts.fromPartial(object.taskCounts)
+        : undefined;
     return message;
   },
 };
@@ -723,6 +775,213 @@ export const Run_LabelsEntry: MessageFns<Run_LabelsEntry> = {
     const message = createBaseRun_LabelsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseTaskCounts(): TaskCounts {
+  return {
+    pending: 0,
+    launching: 0,
+    running: 0,
+    succeeded: 0,
+    failed: 0,
+    error: 0,
+    retrying: 0,
+    skipped: 0,
+    cancelled: 0,
+  };
+}
+
+export const TaskCounts: MessageFns<TaskCounts> = {
+  encode(message: TaskCounts, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pending !== 0) {
+      writer.uint32(8).uint32(message.pending);
+    }
+    if (message.launching !== 0) {
+      writer.uint32(16).uint32(message.launching);
+    }
+    if (message.running !== 0) {
+      writer.uint32(24).uint32(message.running);
+    }
+    if (message.succeeded !== 0) {
+      writer.uint32(32).uint32(message.succeeded);
+    }
+    if (message.failed !== 0) {
+      writer.uint32(40).uint32(message.failed);
+    }
+    if (message.error !== 0) {
+      writer.uint32(48).uint32(message.error);
+    }
+    if (message.retrying !== 0) {
+      writer.uint32(56).uint32(message.retrying);
+    }
+    if (message.skipped !== 0) {
+      writer.uint32(64).uint32(message.skipped);
+    }
+    if (message.cancelled !== 0) {
+      writer.uint32(72).uint32(message.cancelled);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskCounts {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskCounts();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pending = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.launching = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.running = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.succeeded = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.failed = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.error = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.retrying = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.skipped = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.cancelled = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskCounts {
+    return {
+      pending: isSet(object.pending) ? globalThis.Number(object.pending) : 0,
+      launching: isSet(object.launching) ? globalThis.Number(object.launching) : 0,
+      running: isSet(object.running) ? globalThis.Number(object.running) : 0,
+      succeeded: isSet(object.succeeded) ? globalThis.Number(object.succeeded) : 0,
+      failed: isSet(object.failed) ? globalThis.Number(object.failed) : 0,
+      error: isSet(object.error) ? globalThis.Number(object.error) : 0,
+      retrying: isSet(object.retrying) ? globalThis.Number(object.retrying) : 0,
+      skipped: isSet(object.skipped) ? globalThis.Number(object.skipped) : 0,
+      cancelled: isSet(object.cancelled) ? globalThis.Number(object.cancelled) : 0,
+    };
+  },
+
+  toJSON(message: TaskCounts): unknown {
+    const obj: any = {};
+    if (message.pending !== 0) {
+      obj.pending = Math.round(message.pending);
+    }
+    if (message.launching !== 0) {
+      obj.launching = Math.round(message.launching);
+    }
+    if (message.running !== 0) {
+      obj.running = Math.round(message.running);
+    }
+    if (message.succeeded !== 0) {
+      obj.succeeded = Math.round(message.succeeded);
+    }
+    if (message.failed !== 0) {
+      obj.failed = Math.round(message.failed);
+    }
+    if (message.error !== 0) {
+      obj.error = Math.round(message.error);
+    }
+    if (message.retrying !== 0) {
+      obj.retrying = Math.round(message.retrying);
+    }
+    if (message.skipped !== 0) {
+      obj.skipped = Math.round(message.skipped);
+    }
+    if (message.cancelled !== 0) {
+      obj.cancelled = Math.round(message.cancelled);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TaskCounts>): TaskCounts {
+    return TaskCounts.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TaskCounts>): TaskCounts {
+    const message = createBaseTaskCounts();
+    message.pending = object.pending ?? 0;
+    message.launching = object.launching ?? 0;
+    message.running = object.running ?? 0;
+    message.succeeded = object.succeeded ?? 0;
+    message.failed = object.failed ?? 0;
+    message.error = object.error ?? 0;
+    message.retrying = object.retrying ?? 0;
+    message.skipped = object.skipped ?? 0;
+    message.cancelled = object.cancelled ?? 0;
     return message;
   },
 };

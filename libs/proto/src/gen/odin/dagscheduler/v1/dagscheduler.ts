@@ -107,6 +107,37 @@ export interface ListRunsResponse {
   nextPageToken: string;
 }
 
+/** WatchRunsRequest filters the runs to follow, as ListRunsRequest does. */
+export interface WatchRunsRequest {
+  /** Only runs of this pipeline path; empty = all pipelines. */
+  pipeline: string;
+  /** Only runs in one of these states; empty = any state. */
+  states: RunState[];
+  /** Only runs whose labels match, Kubernetes equality syntax: `team=nlp,env!=dev`; empty = all. */
+  labelSelector: string;
+  /** Runs in the opening page; 0 = the server's default (100). */
+  pageSize: number;
+  /** The opening page starts after this ListRuns or WatchRuns page token; empty = the newest runs. */
+  pageToken: string;
+}
+
+/** WatchRunsResponse is one message of the WatchRuns stream: the opening page, or a change after it. */
+export interface WatchRunsResponse {
+  /** What this message carries. */
+  event?:
+    | //
+      /** The opening page, newest first (sent once, first). */
+      { $case: "page"; value: ListRunsResponse } //
+      /**
+       * A run matching the filters was created or changed (its full record), or changed so that it
+       * no longer matches (then in `removed_run_id`).
+       */
+    | { $case: "run"; value: Run } //
+    /** The id of a run that was removed or no longer matches the filters. */
+    | { $case: "removedRunId"; value: string }
+    | undefined;
+}
+
 /** WatchRunRequest names the run to follow. */
 export interface WatchRunRequest {
   /** The run's id. */
@@ -1006,6 +1037,297 @@ export const ListRunsResponse: MessageFns<ListRunsResponse> = {
     const message = createBaseListRunsResponse();
     message.runs = object.runs?.map((e) => Run.fromPartial(e)) || [];
     message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchRunsRequest(): WatchRunsRequest {
+  return { pipeline: "", states: [], labelSelector: "", pageSize: 0, pageToken: "" };
+}
+
+export const WatchRunsRequest: MessageFns<WatchRunsRequest> = {
+  encode(message: WatchRunsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pipeline !== "") {
+      writer.uint32(10).string(message.pipeline);
+    }
+    if (message.states.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.states) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.labelSelector !== "") {
+      writer.uint32(26).string(message.labelSelector);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(32).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(42).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchRunsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchRunsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pipeline = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.states.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.states.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.labelSelector = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchRunsRequest {
+    return {
+      pipeline: isSet(object.pipeline) ? globalThis.String(object.pipeline) : "",
+      states: globalThis.Array.isArray(object?.states)
+        ? object.states.map((e: any) => runStateFromJSON(e))
+        : [],
+      labelSelector: isSet(object.labelSelector)
+        ? globalThis.String(object.labelSelector)
+        : isSet(object.label_selector)
+          ? globalThis.String(object.label_selector)
+          : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+          ? globalThis.Number(object.page_size)
+          : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+          ? globalThis.String(object.page_token)
+          : "",
+    };
+  },
+
+  toJSON(message: WatchRunsRequest): unknown {
+    const obj: any = {};
+    if (message.pipeline !== "") {
+      obj.pipeline = message.pipeline;
+    }
+    if (message.states?.length) {
+      obj.states = message.states.map((e) => runStateToJSON(e));
+    }
+    if (message.labelSelector !== "") {
+      obj.labelSelector = message.labelSelector;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchRunsRequest>): WatchRunsRequest {
+    return WatchRunsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchRunsRequest>): WatchRunsRequest {
+    const message = createBaseWatchRunsRequest();
+    message.pipeline = object.pipeline ?? "";
+    message.states = object.states?.map((e) => e) || [];
+    message.labelSelector = object.labelSelector ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchRunsResponse(): WatchRunsResponse {
+  return { event: undefined };
+}
+
+export const WatchRunsResponse: MessageFns<WatchRunsResponse> = {
+  encode(message: WatchRunsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.event?.$case) {
+      case "page":
+        ListRunsResponse.encode(message.event.value, writer.uint32(10).fork()).join();
+        break;
+      case "run":
+        Run.encode(message.event.value, writer.uint32(18).fork()).join();
+        break;
+      case "removedRunId":
+        writer.uint32(26).string(message.event.value);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchRunsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchRunsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = {
+              $case: "page",
+              value: ListRunsResponse.decode(reader, reader.uint32()),
+            };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = { $case: "run", value: Run.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = { $case: "removedRunId", value: reader.string() };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchRunsResponse {
+    return {
+      event: isSet(object.page)
+        ? { $case: "page", value: ListRunsResponse.fromJSON(object.page) }
+        : isSet(object.run)
+          ? { $case: "run", value: Run.fromJSON(object.run) }
+          : isSet(object.removedRunId)
+            ? { $case: "removedRunId", value: globalThis.String(object.removedRunId) }
+            : isSet(object.removed_run_id)
+              ? { $case: "removedRunId", value: globalThis.String(object.removed_run_id) }
+              : undefined,
+    };
+  },
+
+  toJSON(message: WatchRunsResponse): unknown {
+    const obj: any = {};
+    if (message.event?.$case === "page") {
+      obj.page = ListRunsResponse.toJSON(message.event.value);
+    } else if (message.event?.$case === "run") {
+      obj.run = Run.toJSON(message.event.value);
+    } else if (message.event?.$case === "removedRunId") {
+      obj.removedRunId = message.event.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchRunsResponse>): WatchRunsResponse {
+    return WatchRunsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchRunsResponse>): WatchRunsResponse {
+    const message = createBaseWatchRunsResponse();
+    switch (object.event?.$case) {
+      case "page": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = {
+            $case: "page",
+            value: ListRunsResponse.fromPartial(object.event.value),
+          };
+        }
+        break;
+      }
+      case "run": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "run", value: Run.fromPartial(object.event.value) };
+        }
+        break;
+      }
+      case "removedRunId": {
+        if (object.event?.value !== undefined && object.event?.value !== null) {
+          message.event = { $case: "removedRunId", value: object.event.value };
+        }
+        break;
+      }
+    }
     return message;
   },
 };
@@ -1986,6 +2308,23 @@ export const DagSchedulerServiceService = {
     responseDeserialize: (value: Buffer): WatchRunResponse => WatchRunResponse.decode(value),
   },
   /**
+   * WatchRuns streams a list of runs: first a page of them as ListRuns gives it, then every run
+   * matching the filters that is created, changes (its task counts too, at most once a second) or
+   * is removed, until the client goes away. Called by the web UI's Runs page. Read-only; safe to
+   * retry — a client that lost the stream calls again and gets a fresh page.
+   */
+  watchRuns: {
+    path: "/odin.dagscheduler.v1.DagSchedulerService/WatchRuns" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchRunsRequest): Buffer =>
+      Buffer.from(WatchRunsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchRunsRequest => WatchRunsRequest.decode(value),
+    responseSerialize: (value: WatchRunsResponse): Buffer =>
+      Buffer.from(WatchRunsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchRunsResponse => WatchRunsResponse.decode(value),
+  },
+  /**
    * CancelRun stops a run: no new task is launched, running tasks are cancelled through the
    * launcher, tasks not started become CANCELLED, and the run ends CANCELLED. Called by the CLI
    * (`odin cancel`). Idempotent: cancelling a cancelled or ended run changes nothing. Safe to retry.
@@ -2061,6 +2400,13 @@ export interface DagSchedulerServiceServer extends UntypedServiceImplementation 
    * that lost the stream calls again and gets a fresh snapshot.
    */
   watchRun: handleServerStreamingCall<WatchRunRequest, WatchRunResponse>;
+  /**
+   * WatchRuns streams a list of runs: first a page of them as ListRuns gives it, then every run
+   * matching the filters that is created, changes (its task counts too, at most once a second) or
+   * is removed, until the client goes away. Called by the web UI's Runs page. Read-only; safe to
+   * retry — a client that lost the stream calls again and gets a fresh page.
+   */
+  watchRuns: handleServerStreamingCall<WatchRunsRequest, WatchRunsResponse>;
   /**
    * CancelRun stops a run: no new task is launched, running tasks are cancelled through the
    * launcher, tasks not started become CANCELLED, and the run ends CANCELLED. Called by the CLI
@@ -2157,6 +2503,21 @@ export interface DagSchedulerServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchRunResponse>;
+  /**
+   * WatchRuns streams a list of runs: first a page of them as ListRuns gives it, then every run
+   * matching the filters that is created, changes (its task counts too, at most once a second) or
+   * is removed, until the client goes away. Called by the web UI's Runs page. Read-only; safe to
+   * retry — a client that lost the stream calls again and gets a fresh page.
+   */
+  watchRuns(
+    request: WatchRunsRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchRunsResponse>;
+  watchRuns(
+    request: WatchRunsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchRunsResponse>;
   /**
    * CancelRun stops a run: no new task is launched, running tasks are cancelled through the
    * launcher, tasks not started become CANCELLED, and the run ends CANCELLED. Called by the CLI

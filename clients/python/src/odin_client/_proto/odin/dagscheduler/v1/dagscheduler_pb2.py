@@ -21,7 +21,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/dagscheduler/v1/dagscheduler.proto',
   package='odin.dagscheduler.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18odin/common/v1/run.proto\"\xe8\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\x32\x97\x05\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponseb\x06proto3')
+  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18odin/common/v1/run.proto\"\xe8\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x10WatchRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x92\x01\n\x11WatchRunsResponse\x12\x36\n\x04page\x18\x01 \x01(\x0b\x32&.odin.dagscheduler.v1.ListRunsResponseH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12\x18\n\x0eremoved_run_id\x18\x03 \x01(\tH\x00\x42\x07\n\x05\x65vent\"<\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\x32\xf7\x05\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12^\n\tWatchRuns\x12&.odin.dagscheduler.v1.WatchRunsRequest\x1a\'.odin.dagscheduler.v1.WatchRunsResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_run__pb2.DESCRIPTOR,])
 
@@ -342,6 +342,113 @@ _LISTRUNSRESPONSE = _descriptor.Descriptor(
 )
 
 
+_WATCHRUNSREQUEST = _descriptor.Descriptor(
+  name='WatchRunsRequest',
+  full_name='odin.dagscheduler.v1.WatchRunsRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='pipeline', full_name='odin.dagscheduler.v1.WatchRunsRequest.pipeline', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='states', full_name='odin.dagscheduler.v1.WatchRunsRequest.states', index=1,
+      number=2, type=14, cpp_type=8, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='label_selector', full_name='odin.dagscheduler.v1.WatchRunsRequest.label_selector', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='page_size', full_name='odin.dagscheduler.v1.WatchRunsRequest.page_size', index=3,
+      number=4, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='page_token', full_name='odin.dagscheduler.v1.WatchRunsRequest.page_token', index=4,
+      number=5, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=843,
+  serialized_end=984,
+)
+
+
+_WATCHRUNSRESPONSE = _descriptor.Descriptor(
+  name='WatchRunsResponse',
+  full_name='odin.dagscheduler.v1.WatchRunsResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='page', full_name='odin.dagscheduler.v1.WatchRunsResponse.page', index=0,
+      number=1, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='run', full_name='odin.dagscheduler.v1.WatchRunsResponse.run', index=1,
+      number=2, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='removed_run_id', full_name='odin.dagscheduler.v1.WatchRunsResponse.removed_run_id', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+    _descriptor.OneofDescriptor(
+      name='event', full_name='odin.dagscheduler.v1.WatchRunsResponse.event',
+      index=0, containing_type=None, fields=[]),
+  ],
+  serialized_start=987,
+  serialized_end=1133,
+)
+
+
 _WATCHRUNREQUEST = _descriptor.Descriptor(
   name='WatchRunRequest',
   full_name='odin.dagscheduler.v1.WatchRunRequest',
@@ -375,8 +482,8 @@ _WATCHRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=842,
-  serialized_end=902,
+  serialized_start=1135,
+  serialized_end=1195,
 )
 
 
@@ -423,8 +530,8 @@ _WATCHRUNRESPONSE = _descriptor.Descriptor(
       name='event', full_name='odin.dagscheduler.v1.WatchRunResponse.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=905,
-  serialized_end=1068,
+  serialized_start=1198,
+  serialized_end=1361,
 )
 
 
@@ -475,8 +582,8 @@ _RUNSNAPSHOT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1071,
-  serialized_end=1224,
+  serialized_start=1364,
+  serialized_end=1517,
 )
 
 
@@ -513,8 +620,8 @@ _CANCELRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1226,
-  serialized_end=1276,
+  serialized_start=1519,
+  serialized_end=1569,
 )
 
 
@@ -544,8 +651,8 @@ _CANCELRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1278,
-  serialized_end=1331,
+  serialized_start=1571,
+  serialized_end=1624,
 )
 
 
@@ -582,8 +689,8 @@ _RETRYRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1333,
-  serialized_end=1386,
+  serialized_start=1626,
+  serialized_end=1679,
 )
 
 
@@ -613,8 +720,8 @@ _RETRYRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1388,
-  serialized_end=1440,
+  serialized_start=1681,
+  serialized_end=1733,
 )
 
 
@@ -658,8 +765,8 @@ _DELETERUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1442,
-  serialized_end=1519,
+  serialized_start=1735,
+  serialized_end=1812,
 )
 
 
@@ -703,8 +810,8 @@ _DELETERUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1521,
-  serialized_end=1610,
+  serialized_start=1814,
+  serialized_end=1903,
 )
 
 _SUBMITRUNREQUEST_LABELSENTRY.containing_type = _SUBMITRUNREQUEST
@@ -715,6 +822,18 @@ _GETRUNRESPONSE.fields_by_name['run'].message_type = odin_dot_common_dot_v1_dot_
 _GETRUNRESPONSE.fields_by_name['task_runs'].message_type = odin_dot_common_dot_v1_dot_run__pb2._TASKRUN
 _LISTRUNSREQUEST.fields_by_name['states'].enum_type = odin_dot_common_dot_v1_dot_run__pb2._RUNSTATE
 _LISTRUNSRESPONSE.fields_by_name['runs'].message_type = odin_dot_common_dot_v1_dot_run__pb2._RUN
+_WATCHRUNSREQUEST.fields_by_name['states'].enum_type = odin_dot_common_dot_v1_dot_run__pb2._RUNSTATE
+_WATCHRUNSRESPONSE.fields_by_name['page'].message_type = _LISTRUNSRESPONSE
+_WATCHRUNSRESPONSE.fields_by_name['run'].message_type = odin_dot_common_dot_v1_dot_run__pb2._RUN
+_WATCHRUNSRESPONSE.oneofs_by_name['event'].fields.append(
+  _WATCHRUNSRESPONSE.fields_by_name['page'])
+_WATCHRUNSRESPONSE.fields_by_name['page'].containing_oneof = _WATCHRUNSRESPONSE.oneofs_by_name['event']
+_WATCHRUNSRESPONSE.oneofs_by_name['event'].fields.append(
+  _WATCHRUNSRESPONSE.fields_by_name['run'])
+_WATCHRUNSRESPONSE.fields_by_name['run'].containing_oneof = _WATCHRUNSRESPONSE.oneofs_by_name['event']
+_WATCHRUNSRESPONSE.oneofs_by_name['event'].fields.append(
+  _WATCHRUNSRESPONSE.fields_by_name['removed_run_id'])
+_WATCHRUNSRESPONSE.fields_by_name['removed_run_id'].containing_oneof = _WATCHRUNSRESPONSE.oneofs_by_name['event']
 _WATCHRUNRESPONSE.fields_by_name['snapshot'].message_type = _RUNSNAPSHOT
 _WATCHRUNRESPONSE.fields_by_name['run'].message_type = odin_dot_common_dot_v1_dot_run__pb2._RUN
 _WATCHRUNRESPONSE.fields_by_name['task_run'].message_type = odin_dot_common_dot_v1_dot_run__pb2._TASKRUN
@@ -738,6 +857,8 @@ DESCRIPTOR.message_types_by_name['GetRunRequest'] = _GETRUNREQUEST
 DESCRIPTOR.message_types_by_name['GetRunResponse'] = _GETRUNRESPONSE
 DESCRIPTOR.message_types_by_name['ListRunsRequest'] = _LISTRUNSREQUEST
 DESCRIPTOR.message_types_by_name['ListRunsResponse'] = _LISTRUNSRESPONSE
+DESCRIPTOR.message_types_by_name['WatchRunsRequest'] = _WATCHRUNSREQUEST
+DESCRIPTOR.message_types_by_name['WatchRunsResponse'] = _WATCHRUNSRESPONSE
 DESCRIPTOR.message_types_by_name['WatchRunRequest'] = _WATCHRUNREQUEST
 DESCRIPTOR.message_types_by_name['WatchRunResponse'] = _WATCHRUNRESPONSE
 DESCRIPTOR.message_types_by_name['RunSnapshot'] = _RUNSNAPSHOT
@@ -798,6 +919,20 @@ ListRunsResponse = _reflection.GeneratedProtocolMessageType('ListRunsResponse', 
   # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.ListRunsResponse)
   ))
 _sym_db.RegisterMessage(ListRunsResponse)
+
+WatchRunsRequest = _reflection.GeneratedProtocolMessageType('WatchRunsRequest', (_message.Message,), dict(
+  DESCRIPTOR = _WATCHRUNSREQUEST,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.WatchRunsRequest)
+  ))
+_sym_db.RegisterMessage(WatchRunsRequest)
+
+WatchRunsResponse = _reflection.GeneratedProtocolMessageType('WatchRunsResponse', (_message.Message,), dict(
+  DESCRIPTOR = _WATCHRUNSRESPONSE,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.WatchRunsResponse)
+  ))
+_sym_db.RegisterMessage(WatchRunsResponse)
 
 WatchRunRequest = _reflection.GeneratedProtocolMessageType('WatchRunRequest', (_message.Message,), dict(
   DESCRIPTOR = _WATCHRUNREQUEST,
@@ -872,8 +1007,8 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=1613,
-  serialized_end=2276,
+  serialized_start=1906,
+  serialized_end=2665,
   methods=[
   _descriptor.MethodDescriptor(
     name='SubmitRun',
@@ -912,9 +1047,18 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
     options=None,
   ),
   _descriptor.MethodDescriptor(
+    name='WatchRuns',
+    full_name='odin.dagscheduler.v1.DagSchedulerService.WatchRuns',
+    index=4,
+    containing_service=None,
+    input_type=_WATCHRUNSREQUEST,
+    output_type=_WATCHRUNSRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
     name='CancelRun',
     full_name='odin.dagscheduler.v1.DagSchedulerService.CancelRun',
-    index=4,
+    index=5,
     containing_service=None,
     input_type=_CANCELRUNREQUEST,
     output_type=_CANCELRUNRESPONSE,
@@ -923,7 +1067,7 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
   _descriptor.MethodDescriptor(
     name='RetryRun',
     full_name='odin.dagscheduler.v1.DagSchedulerService.RetryRun',
-    index=5,
+    index=6,
     containing_service=None,
     input_type=_RETRYRUNREQUEST,
     output_type=_RETRYRUNRESPONSE,
@@ -932,7 +1076,7 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
   _descriptor.MethodDescriptor(
     name='DeleteRun',
     full_name='odin.dagscheduler.v1.DagSchedulerService.DeleteRun',
-    index=6,
+    index=7,
     containing_service=None,
     input_type=_DELETERUNREQUEST,
     output_type=_DELETERUNRESPONSE,

@@ -37,6 +37,11 @@ class DagSchedulerServiceStub(object):
         request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.WatchRunRequest.SerializeToString,
         response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.WatchRunResponse.FromString,
         )
+    self.WatchRuns = channel.unary_stream(
+        '/odin.dagscheduler.v1.DagSchedulerService/WatchRuns',
+        request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.WatchRunsRequest.SerializeToString,
+        response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.WatchRunsResponse.FromString,
+        )
     self.CancelRun = channel.unary_unary(
         '/odin.dagscheduler.v1.DagSchedulerService/CancelRun',
         request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.CancelRunRequest.SerializeToString,
@@ -96,6 +101,16 @@ class DagSchedulerServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def WatchRuns(self, request, context):
+    """WatchRuns streams a list of runs: first a page of them as ListRuns gives it, then every run
+    matching the filters that is created, changes (its task counts too, at most once a second) or
+    is removed, until the client goes away. Called by the web UI's Runs page. Read-only; safe to
+    retry — a client that lost the stream calls again and gets a fresh page.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
   def CancelRun(self, request, context):
     """CancelRun stops a run: no new task is launched, running tasks are cancelled through the
     launcher, tasks not started become CANCELLED, and the run ends CANCELLED. Called by the CLI
@@ -147,6 +162,11 @@ def add_DagSchedulerServiceServicer_to_server(servicer, server):
           servicer.WatchRun,
           request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.WatchRunRequest.FromString,
           response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.WatchRunResponse.SerializeToString,
+      ),
+      'WatchRuns': grpc.unary_stream_rpc_method_handler(
+          servicer.WatchRuns,
+          request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.WatchRunsRequest.FromString,
+          response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.WatchRunsResponse.SerializeToString,
       ),
       'CancelRun': grpc.unary_unary_rpc_method_handler(
           servicer.CancelRun,
