@@ -56,6 +56,11 @@ export class RunIndex {
     return this.byId.size;
   }
 
+  /** The store revision of a run's record held, if any. */
+  revisionOf(id: string): number | undefined {
+    return this.byId.get(id)?.revision;
+  }
+
   /** A run's record, as of the last change applied. */
   get(id: string): RunRecord | undefined {
     return this.byId.get(id)?.record;

@@ -112,6 +112,8 @@ export class Scheduler {
   private closed = false;
 
   constructor(private readonly options: SchedulerOptions) {
+    options.store.onRunWritten = (record, revision) =>
+      this.index.apply(record.id, record, revision);
     options.metrics?.follow({
       runs: () => {
         const counts: Record<string, number> = { PENDING: 0, RUNNING: 0 };
@@ -486,7 +488,10 @@ export class Scheduler {
 
   private onChange(change: RecordChange): void {
     this.publish(change);
-    if (change.kind === "run" && this.index.apply(change.runId, change.record, change.revision)) {
+    // Runs watchers hear every change but stale ones (this replica's own writes reach the index
+    // before the watch brings them, and are told when it does).
+    if (change.kind === "run" && (this.index.revisionOf(change.runId) ?? 0) <= change.revision) {
+      this.index.apply(change.runId, change.record, change.revision);
       for (const listener of this.runListeners) {
         try {
           listener(change.runId, change.record);

@@ -43,10 +43,17 @@ export class SchedulerStore {
     return decode<RunRecord>(entry.value);
   }
 
+  /**
+   * Called with every run record this store writes, at once (the watch brings it a moment later):
+   * so a caller's own submit or cancel shows in the next listing.
+   */
+  onRunWritten: ((record: RunRecord, revision: number) => void) | undefined;
+
   /** Creates a run's record; false when one exists already. */
   async createRun(record: RunRecord): Promise<boolean> {
     try {
-      await this.kv.create(runKey(record.id), encode(record));
+      const revision = await this.kv.create(runKey(record.id), encode(record));
+      this.onRunWritten?.(record, revision);
       return true;
     } catch (err) {
       if (err instanceof KeyExistsError) return false;
@@ -65,6 +72,7 @@ export class SchedulerStore {
       (current) => (current ? mutate(current) : undefined),
       jsonCodec<RunRecord>(),
     );
+    if (outcome.written && outcome.value) this.onRunWritten?.(outcome.value, outcome.revision);
     return outcome.value;
   }
 
