@@ -17,14 +17,24 @@ import { StoreUnavailableError } from "./store.js";
 const text = (s: string) => new TextEncoder().encode(s);
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
-/** The name of the server leading a stream's replica group. */
+/**
+ * The name of the server leading a stream's replica group. Asked again while the cluster answers
+ * slowly or not at all (a node was just killed, an election runs, the machine is busy).
+ */
 async function streamLeader(url: string, stream: string): Promise<string | undefined> {
-  const nc = await connect({ servers: natsServers(url), timeout: 2000 });
-  try {
-    const jsm = await jetstreamManager(nc, { timeout: 2000 });
-    return (await jsm.streams.info(stream)).cluster?.leader;
-  } finally {
-    await nc.close();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const nc = await connect({ servers: natsServers(url), timeout: 2000 });
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 5000 });
+        return (await jsm.streams.info(stream)).cluster?.leader;
+      } finally {
+        await nc.close();
+      }
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 }
 
