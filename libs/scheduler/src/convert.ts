@@ -55,5 +55,15 @@ export function taskRunToProto(runId: string, task: string, r: TaskRecord): comm
     message: r.message ?? "",
     objectName: r.objectName ?? "",
     outputsJson: r.outputsJson ?? "",
+    history: (r.history ?? []).map((h) => ({
+      state: taskStateToProto(h.state),
+      attempt: h.attempt,
+      time: new Date(h.at),
+    })),
+    launched: r.launched && {
+      command: r.launched.command,
+      args: r.launched.args,
+      env: r.launched.env,
+    },
   };
 }

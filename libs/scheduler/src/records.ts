@@ -48,6 +48,38 @@ export interface TaskRecord {
   objectName?: string;
   /** A JSON object the task reported (termination message or outputs.json). */
   outputsJson?: string;
+  /** When it entered each state (the last {@link historyKept}), oldest first. */
+  history?: { state: TaskState; attempt: number; at: number }[];
+  /** What the latest attempt was started with, after substitution; secret-looking env values hidden. */
+  launched?: { command: string[]; args: string[]; env: Record<string, string> };
+}
+
+/** State changes kept on a task record. */
+export const historyKept = 50;
+
+/**
+ * `next` with its state change (if any) appended to the history it carries on from `current`.
+ * The time is the record's own for the state (launch, start or end time), else `now`.
+ */
+export function withHistory(
+  current: TaskRecord | undefined,
+  next: TaskRecord,
+  now: number,
+): TaskRecord {
+  const before = current?.history ?? [];
+  if (current?.state === next.state && current.attempt === next.attempt) {
+    return next.history === before ? next : { ...next, history: before };
+  }
+  const at =
+    next.state === "LAUNCHING"
+      ? next.launchTime
+      : next.state === "RUNNING"
+        ? next.startTime
+        : ["SUCCEEDED", "FAILED", "ERROR", "CANCELLED", "SKIPPED"].includes(next.state)
+          ? next.endTime
+          : undefined;
+  const history = [...before, { state: next.state, attempt: next.attempt, at: at ?? now }];
+  return { ...next, history: history.slice(-historyKept) };
 }
 
 /** Key of a run's record. */

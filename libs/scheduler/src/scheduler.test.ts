@@ -312,6 +312,30 @@ describe("Scheduler", () => {
     );
   });
 
+  test("a task keeps when it entered each state and what it was launched with, secrets hidden", async () => {
+    const w = await world({
+      p: 'tasks:\n- {name: a, image: i, command: echo, args: ["${RUN_PATH}/x"], env: {API_TOKEN: s3cr3t, MODE: fast}}\n',
+    });
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    await finished(w.scheduler, run.id);
+    const task = (await w.scheduler.get(run.id)).tasks[0]!.record;
+    assert.deepEqual(
+      task.history?.map((h) => `${h.state}#${h.attempt}`),
+      ["LAUNCHING#1", "RUNNING#1", "SUCCEEDED#1"],
+    );
+    const times = (task.history ?? []).map((h) => h.at);
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => a - b),
+    );
+    assert.equal(times[0], task.launchTime);
+    assert.deepEqual(task.launched, {
+      command: ["echo"],
+      args: [`/data/odin/${run.id}/x`],
+      env: { API_TOKEN: "(hidden)", MODE: "fast" },
+    });
+  });
+
   test("cancelling an ended run returns it unchanged (cancel is idempotent)", async () => {
     const w = await world({ p: diamond });
     const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });

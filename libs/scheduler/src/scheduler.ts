@@ -87,6 +87,9 @@ function statusOf(record: TaskRecord | undefined): TaskStatus {
 
 const pendingRecord: TaskRecord = { state: "PENDING", attempt: 0 };
 
+/** Env variable names whose values are not shown in a task's launched command. */
+const SECRET_NAME = /(TOKEN|PASSWORD|PASSWD|SECRET|KEY|CREDENTIAL)/i;
+
 /** Decisions (store writes, launches) acted on at once. */
 const maxDecisionsInFlight = 256;
 
@@ -821,12 +824,14 @@ export class Scheduler {
   private async launch(run: ActiveRun, task: string, attempt: number): Promise<void> {
     const now = this.now();
     const readyAt = run.engine.readySince(task);
+    const launched = this.launchedCommand(run, task);
     const recorded = await this.record(run, task, (cur) => {
       const at = cur?.attempt ?? 0;
       const state = cur?.state ?? "PENDING";
       if (at !== attempt - 1 || (state !== "PENDING" && state !== "RETRYING")) return undefined;
       const next: TaskRecord = { state: "LAUNCHING", attempt, launchTime: now };
       if (cur?.firstAttempt !== undefined) next.firstAttempt = cur.firstAttempt;
+      if (launched) next.launched = launched;
       return next;
     });
     if (!recorded) return;
@@ -837,6 +842,26 @@ export class Scheduler {
       if (started) run.record = started;
     }
     await this.launchRecorded(run, task, attempt, 0, readyAt);
+  }
+
+  /**
+   * What a task will be started with (recorded with its launch, for people to read), or undefined
+   * when it cannot be resolved yet — launching then fails with the reason, as it did before.
+   */
+  private launchedCommand(run: ActiveRun, task: string): TaskRecord["launched"] {
+    const spec = run.pipeline.tasks[run.engine.graph.indexOf(task)!];
+    if (!spec) return undefined;
+    try {
+      const { task: resolved } = resolveTask(run.record, run.pipeline, spec, (upstream) =>
+        this.options.store.cachedTask(run.record.id, upstream),
+      );
+      const env: Record<string, string> = {};
+      for (const [k, v] of Object.entries(resolved.env))
+        env[k] = SECRET_NAME.test(k) ? "(hidden)" : v;
+      return { command: resolved.command, args: resolved.args, env };
+    } catch {
+      return undefined;
+    }
   }
 
   /**

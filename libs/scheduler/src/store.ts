@@ -12,6 +12,7 @@ import {
   runKey,
   runTasksFilter,
   taskKey,
+  withHistory,
   type RunRecord,
   type TaskRecord,
 } from "./records.js";
@@ -34,7 +35,10 @@ export class SchedulerStore {
   /** The last value and revision seen of each task key (from our writes, reads and the watch). */
   private readonly tasks = new Map<string, { revision: number; record: TaskRecord }>();
 
-  constructor(readonly kv: KeyValueStore) {}
+  constructor(
+    readonly kv: KeyValueStore,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** A run's record. */
   async getRun(runId: string): Promise<RunRecord | undefined> {
@@ -100,8 +104,13 @@ export class SchedulerStore {
   async updateTask(
     runId: string,
     task: string,
-    mutate: (current: TaskRecord | undefined) => TaskRecord | undefined,
+    change: (current: TaskRecord | undefined) => TaskRecord | undefined,
   ): Promise<{ record: TaskRecord | undefined; written: boolean }> {
+    // Every write keeps the task's state history.
+    const mutate = (current: TaskRecord | undefined): TaskRecord | undefined => {
+      const next = change(current);
+      return next && withHistory(current, next, this.now());
+    };
     const key = taskKey(runId, task);
     const known = this.tasks.get(key);
     // Fast path: the value and revision we last saw are current unless someone else wrote since.

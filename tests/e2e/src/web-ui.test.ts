@@ -173,6 +173,13 @@ describe("web UI in a real browser", () => {
       /Exit code\s*0/,
       "the panel shows the exit code",
     );
+    // When it entered each state (the server's record), and what it was started with.
+    const history = (await page.getByTestId("history").textContent()) ?? "";
+    assert.match(
+      history,
+      /launching \(attempt 1\).*running \(attempt 1\).*succeeded \(attempt 1\)/s,
+    );
+    assert.match((await page.getByTestId("launched").textContent()) ?? "", /sh/);
 
     await page.goto(`${server.web}runs`);
     await page.locator(`tr[data-run="${runId}"]`).filter({ hasText: "4/4" }).waitFor();

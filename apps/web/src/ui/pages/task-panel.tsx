@@ -5,7 +5,7 @@ import { TaskState } from "../../gen/odin/common/v1/run_pb.js";
 import type { Task } from "../../gen/odin/common/v1/pipeline_pb.js";
 import type { LogLine, ObjectEvent } from "../../gen/odin/k8slauncher/v1/k8slauncher_pb.js";
 import { errorText, launcher, registry } from "../api.js";
-import { span, taskStateName, when } from "../format.js";
+import { ms, span, taskStateName, when } from "../format.js";
 import type { RunModel } from "../run-model.js";
 
 const MAX_LINES = 5000;
@@ -41,7 +41,6 @@ export function TaskPanel({
   }, [pipeline, commit, task]);
   const i = model.indexOf(task);
   const t = i === undefined ? undefined : model.taskRuns[i];
-  const history = i === undefined ? [] : (model.history.get(i) ?? []);
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => heading.current?.focus(), [task]);
   const outputs = parseOutputs(t?.outputsJson ?? "");
@@ -99,19 +98,41 @@ export function TaskPanel({
             )}
           </dl>
           <h3>State history</h3>
-          <ol class="history">
-            {history.length === 0 && <li class="muted">no change seen yet</li>}
-            {history.map((h) => (
+          <ol class="history" data-testid="history">
+            {t.history.length === 0 && <li class="muted">not launched yet</li>}
+            {t.history.map((h) => (
               <li>
-                {new Date(h.at).toLocaleTimeString()} {taskStateName(h.state)}
+                <time dateTime={h.time ? new Date(ms(h.time) ?? 0).toISOString() : undefined}>
+                  {when(h.time)}
+                </time>{" "}
+                {taskStateName(h.state)}
                 {h.attempt > 0 ? ` (attempt ${h.attempt})` : ""}
               </li>
             ))}
           </ol>
-          <p class="hint">
-            States seen while this page was open; the times above are the server's for the current
-            attempt.
-          </p>
+          {t.launched && (
+            <>
+              <h3>Launched with</h3>
+              <p class="hint">
+                Attempt {t.attempt} as started: variables and ^task.outputs substituted; values of
+                secret-looking variables hidden.
+              </p>
+              <ol class="argv" aria-label="Launched command and arguments" data-testid="launched">
+                {[...t.launched.command, ...t.launched.args].map((arg) => (
+                  <li>
+                    <pre class="code">{arg}</pre>
+                  </li>
+                ))}
+              </ol>
+              {Object.keys(t.launched.env).length > 0 && (
+                <pre class="code" aria-label="Launched environment">
+                  {Object.entries(t.launched.env)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join("\n")}
+                </pre>
+              )}
+            </>
+          )}
           {outputs.length > 0 && (
             <>
               <h3>Outputs</h3>

@@ -18,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
 export const file_odin_common_v1_run: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "ChhvZGluL2NvbW1vbi92MS9ydW4ucHJvdG8SDm9kaW4uY29tbW9uLnYxIrIECgNSdW4SCgoCaWQYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSFQoNcGlwZWxpbmVfbmFtZRgDIAEoCRIOCgZjb21taXQYBCABKAkSJwoFc3RhdGUYBSABKA4yGC5vZGluLmNvbW1vbi52MS5SdW5TdGF0ZRIPCgdhdHRlbXB0GAYgASgNEi8KBmxhYmVscxgHIAMoCzIfLm9kaW4uY29tbW9uLnYxLlJ1bi5MYWJlbHNFbnRyeRISCgp0YXNrX2NvdW50GAggASgNEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAwgASgJEg8KB21lc3NhZ2UYDSABKAkSGAoQY2FuY2VsX3JlcXVlc3RlZBgOIAEoCBIQCghydW5fcGF0aBgPIAEoCRIrCgpwYXJhbWV0ZXJzGBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgt0YXNrX2NvdW50cxgeIAEoCzIaLm9kaW4uY29tbW9uLnYxLlRhc2tDb3VudHMaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKpAQoKVGFza0NvdW50cxIPCgdwZW5kaW5nGAEgASgNEhEKCWxhdW5jaGluZxgCIAEoDRIPCgdydW5uaW5nGAMgASgNEhEKCXN1Y2NlZWRlZBgEIAEoDRIOCgZmYWlsZWQYBSABKA0SDQoFZXJyb3IYBiABKA0SEAoIcmV0cnlpbmcYByABKA0SDwoHc2tpcHBlZBgIIAEoDRIRCgljYW5jZWxsZWQYCSABKA0iyAMKB1Rhc2tSdW4SDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHdGFza19pZBgDIAEoCRIoCgVzdGF0ZRgEIAEoDjIZLm9kaW4uY29tbW9uLnYxLlRhc2tTdGF0ZRIPCgdhdHRlbXB0GAUgASgNEi8KC2xhdW5jaF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbmV4dF9hdHRlbXB0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCWV4aXRfY29kZRgLIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlEg4KBnJlYXNvbhgMIAEoCRIPCgdtZXNzYWdlGA0gASgJEhMKC29iamVjdF9uYW1lGA4gASgJEhQKDG91dHB1dHNfanNvbhgPIAEoCUoECAYQB1ILY3JlYXRlX3RpbWUqmwEKCFJ1blN0YXRlEhkKFVJVTl9TVEFURV9VTlNQRUNJRklFRBAAEhUKEVJVTl9TVEFURV9QRU5ESU5HEAESFQoRUlVOX1NUQVRFX1JVTk5JTkcQAhIXChNSVU5fU1RBVEVfU1VDQ0VFREVEEAMSFAoQUlVOX1NUQVRFX0ZBSUxFRBAEEhcKE1JVTl9TVEFURV9DQU5DRUxMRUQQBSqDAgoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUQVNLX1NUQVRFX1BFTkRJTkcQARIYChRUQVNLX1NUQVRFX0xBVU5DSElORxACEhYKElRBU0tfU1RBVEVfUlVOTklORxADEhgKFFRBU0tfU1RBVEVfU1VDQ0VFREVEEAQSFQoRVEFTS19TVEFURV9GQUlMRUQQBRIUChBUQVNLX1NUQVRFX0VSUk9SEAYSFgoSVEFTS19TVEFURV9TS0lQUEVEEAcSGAoUVEFTS19TVEFURV9DQU5DRUxMRUQQCBIXChNUQVNLX1NUQVRFX1JFVFJZSU5HEAliBnByb3RvMw",
+    "ChhvZGluL2NvbW1vbi92MS9ydW4ucHJvdG8SDm9kaW4uY29tbW9uLnYxIrIECgNSdW4SCgoCaWQYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSFQoNcGlwZWxpbmVfbmFtZRgDIAEoCRIOCgZjb21taXQYBCABKAkSJwoFc3RhdGUYBSABKA4yGC5vZGluLmNvbW1vbi52MS5SdW5TdGF0ZRIPCgdhdHRlbXB0GAYgASgNEi8KBmxhYmVscxgHIAMoCzIfLm9kaW4uY29tbW9uLnYxLlJ1bi5MYWJlbHNFbnRyeRISCgp0YXNrX2NvdW50GAggASgNEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAwgASgJEg8KB21lc3NhZ2UYDSABKAkSGAoQY2FuY2VsX3JlcXVlc3RlZBgOIAEoCBIQCghydW5fcGF0aBgPIAEoCRIrCgpwYXJhbWV0ZXJzGBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgt0YXNrX2NvdW50cxgeIAEoCzIaLm9kaW4uY29tbW9uLnYxLlRhc2tDb3VudHMaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKpAQoKVGFza0NvdW50cxIPCgdwZW5kaW5nGAEgASgNEhEKCWxhdW5jaGluZxgCIAEoDRIPCgdydW5uaW5nGAMgASgNEhEKCXN1Y2NlZWRlZBgEIAEoDRIOCgZmYWlsZWQYBSABKA0SDQoFZXJyb3IYBiABKA0SEAoIcmV0cnlpbmcYByABKA0SDwoHc2tpcHBlZBgIIAEoDRIRCgljYW5jZWxsZWQYCSABKA0irQQKB1Rhc2tSdW4SDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHdGFza19pZBgDIAEoCRIoCgVzdGF0ZRgEIAEoDjIZLm9kaW4uY29tbW9uLnYxLlRhc2tTdGF0ZRIPCgdhdHRlbXB0GAUgASgNEi8KC2xhdW5jaF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbmV4dF9hdHRlbXB0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCWV4aXRfY29kZRgLIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlEg4KBnJlYXNvbhgMIAEoCRIPCgdtZXNzYWdlGA0gASgJEhMKC29iamVjdF9uYW1lGA4gASgJEhQKDG91dHB1dHNfanNvbhgPIAEoCRIwCgdoaXN0b3J5GB4gAygLMh8ub2Rpbi5jb21tb24udjEuVGFza1N0YXRlQ2hhbmdlEjEKCGxhdW5jaGVkGB8gASgLMh8ub2Rpbi5jb21tb24udjEuTGF1bmNoZWRDb21tYW5kSgQIBhAHUgtjcmVhdGVfdGltZSJ2Cg9UYXNrU3RhdGVDaGFuZ2USKAoFc3RhdGUYASABKA4yGS5vZGluLmNvbW1vbi52MS5UYXNrU3RhdGUSDwoHYXR0ZW1wdBgCIAEoDRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKTAQoPTGF1bmNoZWRDb21tYW5kEg8KB2NvbW1hbmQYASADKAkSDAoEYXJncxgCIAMoCRI1CgNlbnYYAyADKAsyKC5vZGluLmNvbW1vbi52MS5MYXVuY2hlZENvbW1hbmQuRW52RW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASqbAQoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1BFTkRJTkcQARIVChFSVU5fU1RBVEVfUlVOTklORxACEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQAxIUChBSVU5fU1RBVEVfRkFJTEVEEAQSFwoTUlVOX1NUQVRFX0NBTkNFTExFRBAFKoMCCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUEVORElORxABEhgKFFRBU0tfU1RBVEVfTEFVTkNISU5HEAISFgoSVEFTS19TVEFURV9SVU5OSU5HEAMSGAoUVEFTS19TVEFURV9TVUNDRUVERUQQBBIVChFUQVNLX1NUQVRFX0ZBSUxFRBAFEhQKEFRBU0tfU1RBVEVfRVJST1IQBhIWChJUQVNLX1NUQVRFX1NLSVBQRUQQBxIYChRUQVNLX1NUQVRFX0NBTkNFTExFRBAIEhcKE1RBU0tfU1RBVEVfUkVUUllJTkcQCWIGcHJvdG8z",
     [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers],
   );
 
@@ -343,6 +343,22 @@ export type TaskRun = Message<"odin.common.v1.TaskRun"> & {
    * @generated from field: string outputs_json = 15;
    */
   outputsJson: string;
+
+  /**
+   * When the task entered each state, oldest first, across its attempts (the last 50 changes).
+   *
+   * @generated from field: repeated odin.common.v1.TaskStateChange history = 30;
+   */
+  history: TaskStateChange[];
+
+  /**
+   * What the latest attempt was started with: command, args and env after substitution (processing
+   * variables, upstream outputs). Unset before the first launch. Values of env variables whose
+   * names look secret (…TOKEN, …PASSWORD, …SECRET, …KEY) are replaced by `(hidden)`.
+   *
+   * @generated from field: odin.common.v1.LaunchedCommand launched = 31;
+   */
+  launched?: LaunchedCommand | undefined;
 };
 
 /**
@@ -352,6 +368,78 @@ export type TaskRun = Message<"odin.common.v1.TaskRun"> & {
 export const TaskRunSchema: GenMessage<TaskRun> =
   /*@__PURE__*/
   messageDesc(file_odin_common_v1_run, 2);
+
+/**
+ * TaskStateChange is one entry of a task's state history.
+ *
+ * @generated from message odin.common.v1.TaskStateChange
+ */
+export type TaskStateChange = Message<"odin.common.v1.TaskStateChange"> & {
+  /**
+   * The state entered.
+   *
+   * @generated from field: odin.common.v1.TaskState state = 1;
+   */
+  state: TaskState;
+
+  /**
+   * The attempt it belongs to (0 before the first launch).
+   *
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+
+  /**
+   * When: the launcher's time for RUNNING and the end states it reports, the scheduler's otherwise.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 3;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message odin.common.v1.TaskStateChange.
+ * Use `create(TaskStateChangeSchema)` to create a new message.
+ */
+export const TaskStateChangeSchema: GenMessage<TaskStateChange> =
+  /*@__PURE__*/
+  messageDesc(file_odin_common_v1_run, 3);
+
+/**
+ * LaunchedCommand is what a task's attempt was started with.
+ *
+ * @generated from message odin.common.v1.LaunchedCommand
+ */
+export type LaunchedCommand = Message<"odin.common.v1.LaunchedCommand"> & {
+  /**
+   * The command, each element after substitution.
+   *
+   * @generated from field: repeated string command = 1;
+   */
+  command: string[];
+
+  /**
+   * The arguments, after substitution and with upstream outputs resolved.
+   *
+   * @generated from field: repeated string args = 2;
+   */
+  args: string[];
+
+  /**
+   * The environment variables the task sets, after substitution.
+   *
+   * @generated from field: map<string, string> env = 3;
+   */
+  env: { [key: string]: string };
+};
+
+/**
+ * Describes the message odin.common.v1.LaunchedCommand.
+ * Use `create(LaunchedCommandSchema)` to create a new message.
+ */
+export const LaunchedCommandSchema: GenMessage<LaunchedCommand> =
+  /*@__PURE__*/
+  messageDesc(file_odin_common_v1_run, 4);
 
 /**
  * RunState is the state of a run (SPEC.md, "Task and run states").

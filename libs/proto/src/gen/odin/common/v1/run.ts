@@ -284,6 +284,39 @@ export interface TaskRun {
   objectName: string;
   /** Outputs the task reported, as a JSON object (`{"selected": "model-3"}`); empty when none. */
   outputsJson: string;
+  /** When the task entered each state, oldest first, across its attempts (the last 50 changes). */
+  history: TaskStateChange[];
+  /**
+   * What the latest attempt was started with: command, args and env after substitution (processing
+   * variables, upstream outputs). Unset before the first launch. Values of env variables whose
+   * names look secret (…TOKEN, …PASSWORD, …SECRET, …KEY) are replaced by `(hidden)`.
+   */
+  launched?: LaunchedCommand | undefined;
+}
+
+/** TaskStateChange is one entry of a task's state history. */
+export interface TaskStateChange {
+  /** The state entered. */
+  state: TaskState;
+  /** The attempt it belongs to (0 before the first launch). */
+  attempt: number;
+  /** When: the launcher's time for RUNNING and the end states it reports, the scheduler's otherwise. */
+  time?: Date | undefined;
+}
+
+/** LaunchedCommand is what a task's attempt was started with. */
+export interface LaunchedCommand {
+  /** The command, each element after substitution. */
+  command: string[];
+  /** The arguments, after substitution and with upstream outputs resolved. */
+  args: string[];
+  /** The environment variables the task sets, after substitution. */
+  env: { [key: string]: string };
+}
+
+export interface LaunchedCommand_EnvEntry {
+  key: string;
+  value: string;
 }
 
 function createBaseRun(): Run {
@@ -1002,6 +1035,8 @@ function createBaseTaskRun(): TaskRun {
     message: "",
     objectName: "",
     outputsJson: "",
+    history: [],
+    launched: undefined,
   };
 }
 
@@ -1048,6 +1083,12 @@ export const TaskRun: MessageFns<TaskRun> = {
     }
     if (message.outputsJson !== "") {
       writer.uint32(122).string(message.outputsJson);
+    }
+    for (const v of message.history) {
+      TaskStateChange.encode(v!, writer.uint32(242).fork()).join();
+    }
+    if (message.launched !== undefined) {
+      LaunchedCommand.encode(message.launched, writer.uint32(250).fork()).join();
     }
     return writer;
   },
@@ -1177,6 +1218,22 @@ export const TaskRun: MessageFns<TaskRun> = {
             message.outputsJson = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.history.push(TaskStateChange.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 31: {
+            if (tag !== 250) {
+              break;
+            }
+
+            message.launched = LaunchedCommand.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1241,6 +1298,10 @@ export const TaskRun: MessageFns<TaskRun> = {
         : isSet(object.outputs_json)
           ? globalThis.String(object.outputs_json)
           : "",
+      history: globalThis.Array.isArray(object?.history)
+        ? object.history.map((e: any) => TaskStateChange.fromJSON(e))
+        : [],
+      launched: isSet(object.launched) ? LaunchedCommand.fromJSON(object.launched) : undefined,
     };
   },
 
@@ -1288,6 +1349,12 @@ export const TaskRun: MessageFns<TaskRun> = {
     if (message.outputsJson !== "") {
       obj.outputsJson = message.outputsJson;
     }
+    if (message.history?.length) {
+      obj.history = message.history.map((e) => TaskStateChange.toJSON(e));
+    }
+    if (message.launched !== undefined) {
+      obj.launched = LaunchedCommand.toJSON(message.launched);
+    }
     return obj;
   },
 
@@ -1310,6 +1377,335 @@ export const TaskRun: MessageFns<TaskRun> = {
     message.message = object.message ?? "";
     message.objectName = object.objectName ?? "";
     message.outputsJson = object.outputsJson ?? "";
+    message.history = object.history?.map((e) => TaskStateChange.fromPartial(e)) || [];
+    message.launched =
+      object.launched !== undefined && object.launched !== null
+        ? LaunchedCommand.fromPartial(object.launched)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseTaskStateChange(): TaskStateChange {
+  return { state: 0, attempt: 0, time: undefined };
+}
+
+export const TaskStateChange: MessageFns<TaskStateChange> = {
+  encode(message: TaskStateChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== 0) {
+      writer.uint32(8).int32(message.state);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.time !== undefined) {
+      Timestamp.encode(toTimestamp(message.time), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskStateChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskStateChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskStateChange {
+    return {
+      state: isSet(object.state) ? taskStateFromJSON(object.state) : 0,
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+    };
+  },
+
+  toJSON(message: TaskStateChange): unknown {
+    const obj: any = {};
+    if (message.state !== 0) {
+      obj.state = taskStateToJSON(message.state);
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.time !== undefined) {
+      obj.time = message.time.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TaskStateChange>): TaskStateChange {
+    return TaskStateChange.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TaskStateChange>): TaskStateChange {
+    const message = createBaseTaskStateChange();
+    message.state = object.state ?? 0;
+    message.attempt = object.attempt ?? 0;
+    message.time = object.time ?? undefined;
+    return message;
+  },
+};
+
+function createBaseLaunchedCommand(): LaunchedCommand {
+  return { command: [], args: [], env: {} };
+}
+
+export const LaunchedCommand: MessageFns<LaunchedCommand> = {
+  encode(message: LaunchedCommand, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.command) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.args) {
+      writer.uint32(18).string(v!);
+    }
+    globalThis.Object.entries(message.env).forEach(([key, value]: [string, string]) => {
+      LaunchedCommand_EnvEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LaunchedCommand {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLaunchedCommand();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.command.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.args.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            const entry3 = LaunchedCommand_EnvEntry.decode(reader, reader.uint32());
+            if (entry3.value !== undefined) {
+              message.env[entry3.key] = entry3.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LaunchedCommand {
+    return {
+      command: globalThis.Array.isArray(object?.command)
+        ? object.command.map((e: any) => globalThis.String(e))
+        : [],
+      args: globalThis.Array.isArray(object?.args)
+        ? object.args.map((e: any) => globalThis.String(e))
+        : [],
+      env: isObject(object.env)
+        ? (globalThis.Object.entries(object.env) as [string, any][]).reduce(
+            (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+              globalThis.Object.defineProperty(acc, key, {
+                value: globalThis.String(value),
+                enumerable: true,
+                configurable: true,
+                writable: true,
+              });
+              return acc;
+            },
+            {},
+          )
+        : {},
+    };
+  },
+
+  toJSON(message: LaunchedCommand): unknown {
+    const obj: any = {};
+    if (message.command?.length) {
+      obj.command = message.command;
+    }
+    if (message.args?.length) {
+      obj.args = message.args;
+    }
+    if (message.env) {
+      const entries = globalThis.Object.entries(message.env) as [string, string][];
+      if (entries.length > 0) {
+        obj.env = {};
+        entries.forEach(([k, v]) => {
+          obj.env[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LaunchedCommand>): LaunchedCommand {
+    return LaunchedCommand.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LaunchedCommand>): LaunchedCommand {
+    const message = createBaseLaunchedCommand();
+    message.command = object.command?.map((e) => e) || [];
+    message.args = object.args?.map((e) => e) || [];
+    message.env = (globalThis.Object.entries(object.env ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseLaunchedCommand_EnvEntry(): LaunchedCommand_EnvEntry {
+  return { key: "", value: "" };
+}
+
+export const LaunchedCommand_EnvEntry: MessageFns<LaunchedCommand_EnvEntry> = {
+  encode(
+    message: LaunchedCommand_EnvEntry,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LaunchedCommand_EnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLaunchedCommand_EnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LaunchedCommand_EnvEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: LaunchedCommand_EnvEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LaunchedCommand_EnvEntry>): LaunchedCommand_EnvEntry {
+    return LaunchedCommand_EnvEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LaunchedCommand_EnvEntry>): LaunchedCommand_EnvEntry {
+    const message = createBaseLaunchedCommand_EnvEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };

@@ -23,7 +23,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/common/v1/run.proto',
   package='odin.common.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x18odin/common/v1/run.proto\x12\x0eodin.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\xb2\x04\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x15\n\rpipeline_name\x18\x03 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\t\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.odin.common.v1.RunState\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12/\n\x06labels\x18\x07 \x03(\x0b\x32\x1f.odin.common.v1.Run.LabelsEntry\x12\x12\n\ntask_count\x18\x08 \x01(\r\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0e \x01(\x08\x12\x10\n\x08run_path\x18\x0f \x01(\t\x12+\n\nparameters\x18\x10 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0btask_counts\x18\x1e \x01(\x0b\x32\x1a.odin.common.v1.TaskCounts\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa9\x01\n\nTaskCounts\x12\x0f\n\x07pending\x18\x01 \x01(\r\x12\x11\n\tlaunching\x18\x02 \x01(\r\x12\x0f\n\x07running\x18\x03 \x01(\r\x12\x11\n\tsucceeded\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12\r\n\x05\x65rror\x18\x06 \x01(\r\x12\x10\n\x08retrying\x18\x07 \x01(\r\x12\x0f\n\x07skipped\x18\x08 \x01(\r\x12\x11\n\tcancelled\x18\t \x01(\r\"\xc8\x03\n\x07TaskRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0blaunch_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\texit_code\x18\x0b \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x13\n\x0bobject_name\x18\x0e \x01(\t\x12\x14\n\x0coutputs_json\x18\x0f \x01(\tJ\x04\x08\x06\x10\x07R\x0b\x63reate_time*\x9b\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_PENDING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*\x83\x02\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x18\n\x14TASK_STATE_LAUNCHING\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x14\n\x10TASK_STATE_ERROR\x10\x06\x12\x16\n\x12TASK_STATE_SKIPPED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x12\x17\n\x13TASK_STATE_RETRYING\x10\tb\x06proto3')
+  serialized_pb=_b('\n\x18odin/common/v1/run.proto\x12\x0eodin.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\xb2\x04\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x15\n\rpipeline_name\x18\x03 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\t\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.odin.common.v1.RunState\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12/\n\x06labels\x18\x07 \x03(\x0b\x32\x1f.odin.common.v1.Run.LabelsEntry\x12\x12\n\ntask_count\x18\x08 \x01(\r\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0e \x01(\x08\x12\x10\n\x08run_path\x18\x0f \x01(\t\x12+\n\nparameters\x18\x10 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0btask_counts\x18\x1e \x01(\x0b\x32\x1a.odin.common.v1.TaskCounts\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa9\x01\n\nTaskCounts\x12\x0f\n\x07pending\x18\x01 \x01(\r\x12\x11\n\tlaunching\x18\x02 \x01(\r\x12\x0f\n\x07running\x18\x03 \x01(\r\x12\x11\n\tsucceeded\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12\r\n\x05\x65rror\x18\x06 \x01(\r\x12\x10\n\x08retrying\x18\x07 \x01(\r\x12\x0f\n\x07skipped\x18\x08 \x01(\r\x12\x11\n\tcancelled\x18\t \x01(\r\"\xad\x04\n\x07TaskRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0blaunch_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\texit_code\x18\x0b \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x13\n\x0bobject_name\x18\x0e \x01(\t\x12\x14\n\x0coutputs_json\x18\x0f \x01(\t\x12\x30\n\x07history\x18\x1e \x03(\x0b\x32\x1f.odin.common.v1.TaskStateChange\x12\x31\n\x08launched\x18\x1f \x01(\x0b\x32\x1f.odin.common.v1.LaunchedCommandJ\x04\x08\x06\x10\x07R\x0b\x63reate_time\"v\n\x0fTaskStateChange\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x0fLaunchedCommand\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12\x0c\n\x04\x61rgs\x18\x02 \x03(\t\x12\x35\n\x03\x65nv\x18\x03 \x03(\x0b\x32(.odin.common.v1.LaunchedCommand.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9b\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_PENDING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*\x83\x02\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x18\n\x14TASK_STATE_LAUNCHING\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x14\n\x10TASK_STATE_ERROR\x10\x06\x12\x16\n\x12TASK_STATE_SKIPPED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x12\x17\n\x13TASK_STATE_RETRYING\x10\tb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,google_dot_protobuf_dot_wrappers__pb2.DESCRIPTOR,])
 
@@ -60,8 +60,8 @@ _RUNSTATE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=1336,
-  serialized_end=1491,
+  serialized_start=1707,
+  serialized_end=1862,
 )
 _sym_db.RegisterEnumDescriptor(_RUNSTATE)
 
@@ -115,8 +115,8 @@ _TASKSTATE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=1494,
-  serialized_end=1753,
+  serialized_start=1865,
+  serialized_end=2124,
 )
 _sym_db.RegisterEnumDescriptor(_TASKSTATE)
 
@@ -512,6 +512,20 @@ _TASKRUN = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='history', full_name='odin.common.v1.TaskRun.history', index=14,
+      number=30, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='launched', full_name='odin.common.v1.TaskRun.launched', index=15,
+      number=31, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -525,7 +539,134 @@ _TASKRUN = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=877,
-  serialized_end=1333,
+  serialized_end=1434,
+)
+
+
+_TASKSTATECHANGE = _descriptor.Descriptor(
+  name='TaskStateChange',
+  full_name='odin.common.v1.TaskStateChange',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='state', full_name='odin.common.v1.TaskStateChange.state', index=0,
+      number=1, type=14, cpp_type=8, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='attempt', full_name='odin.common.v1.TaskStateChange.attempt', index=1,
+      number=2, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='time', full_name='odin.common.v1.TaskStateChange.time', index=2,
+      number=3, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=1436,
+  serialized_end=1554,
+)
+
+
+_LAUNCHEDCOMMAND_ENVENTRY = _descriptor.Descriptor(
+  name='EnvEntry',
+  full_name='odin.common.v1.LaunchedCommand.EnvEntry',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='key', full_name='odin.common.v1.LaunchedCommand.EnvEntry.key', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='value', full_name='odin.common.v1.LaunchedCommand.EnvEntry.value', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=_descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001')),
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=1662,
+  serialized_end=1704,
+)
+
+_LAUNCHEDCOMMAND = _descriptor.Descriptor(
+  name='LaunchedCommand',
+  full_name='odin.common.v1.LaunchedCommand',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='command', full_name='odin.common.v1.LaunchedCommand.command', index=0,
+      number=1, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='args', full_name='odin.common.v1.LaunchedCommand.args', index=1,
+      number=2, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='env', full_name='odin.common.v1.LaunchedCommand.env', index=2,
+      number=3, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[_LAUNCHEDCOMMAND_ENVENTRY, ],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=1557,
+  serialized_end=1704,
 )
 
 _RUN_LABELSENTRY.containing_type = _RUN
@@ -542,9 +683,17 @@ _TASKRUN.fields_by_name['start_time'].message_type = google_dot_protobuf_dot_tim
 _TASKRUN.fields_by_name['end_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _TASKRUN.fields_by_name['next_attempt_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _TASKRUN.fields_by_name['exit_code'].message_type = google_dot_protobuf_dot_wrappers__pb2._INT32VALUE
+_TASKRUN.fields_by_name['history'].message_type = _TASKSTATECHANGE
+_TASKRUN.fields_by_name['launched'].message_type = _LAUNCHEDCOMMAND
+_TASKSTATECHANGE.fields_by_name['state'].enum_type = _TASKSTATE
+_TASKSTATECHANGE.fields_by_name['time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
+_LAUNCHEDCOMMAND_ENVENTRY.containing_type = _LAUNCHEDCOMMAND
+_LAUNCHEDCOMMAND.fields_by_name['env'].message_type = _LAUNCHEDCOMMAND_ENVENTRY
 DESCRIPTOR.message_types_by_name['Run'] = _RUN
 DESCRIPTOR.message_types_by_name['TaskCounts'] = _TASKCOUNTS
 DESCRIPTOR.message_types_by_name['TaskRun'] = _TASKRUN
+DESCRIPTOR.message_types_by_name['TaskStateChange'] = _TASKSTATECHANGE
+DESCRIPTOR.message_types_by_name['LaunchedCommand'] = _LAUNCHEDCOMMAND
 DESCRIPTOR.enum_types_by_name['RunState'] = _RUNSTATE
 DESCRIPTOR.enum_types_by_name['TaskState'] = _TASKSTATE
 _sym_db.RegisterFileDescriptor(DESCRIPTOR)
@@ -578,7 +727,31 @@ TaskRun = _reflection.GeneratedProtocolMessageType('TaskRun', (_message.Message,
   ))
 _sym_db.RegisterMessage(TaskRun)
 
+TaskStateChange = _reflection.GeneratedProtocolMessageType('TaskStateChange', (_message.Message,), dict(
+  DESCRIPTOR = _TASKSTATECHANGE,
+  __module__ = 'odin.common.v1.run_pb2'
+  # @@protoc_insertion_point(class_scope:odin.common.v1.TaskStateChange)
+  ))
+_sym_db.RegisterMessage(TaskStateChange)
+
+LaunchedCommand = _reflection.GeneratedProtocolMessageType('LaunchedCommand', (_message.Message,), dict(
+
+  EnvEntry = _reflection.GeneratedProtocolMessageType('EnvEntry', (_message.Message,), dict(
+    DESCRIPTOR = _LAUNCHEDCOMMAND_ENVENTRY,
+    __module__ = 'odin.common.v1.run_pb2'
+    # @@protoc_insertion_point(class_scope:odin.common.v1.LaunchedCommand.EnvEntry)
+    ))
+  ,
+  DESCRIPTOR = _LAUNCHEDCOMMAND,
+  __module__ = 'odin.common.v1.run_pb2'
+  # @@protoc_insertion_point(class_scope:odin.common.v1.LaunchedCommand)
+  ))
+_sym_db.RegisterMessage(LaunchedCommand)
+_sym_db.RegisterMessage(LaunchedCommand.EnvEntry)
+
 
 _RUN_LABELSENTRY.has_options = True
 _RUN_LABELSENTRY._options = _descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001'))
+_LAUNCHEDCOMMAND_ENVENTRY.has_options = True
+_LAUNCHEDCOMMAND_ENVENTRY._options = _descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001'))
 # @@protoc_insertion_point(module_scope)
