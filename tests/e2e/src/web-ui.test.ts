@@ -9,10 +9,41 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { createRequire } from "node:module";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { repoRoot, startOdinServer, tempDir, writeTokens } from "@odin/test-stack";
 
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+/**
+ * The accessibility rules axe-core checks (WCAG 2.1 A and AA, and its best practices) on the page
+ * as it is: the violations, one line each. The page's context must bypass the CSP, which
+ * forbids the injected script (the app itself needs no such exception).
+ */
+async function axeViolations(page: Page): Promise<string[]> {
+  await page.addScriptTag({ path: AXE });
+  return page.evaluate(async () => {
+    const axe = (
+      window as unknown as {
+        axe: {
+          run(
+            context: Document,
+            options: object,
+          ): Promise<{
+            violations: { id: string; help: string; nodes: { target: string[] }[] }[];
+          }>;
+        };
+      }
+    ).axe;
+    const result = await axe.run(document, {
+      runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"],
+    });
+    return result.violations.map(
+      (v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`,
+    );
+  });
+}
 const SCREENSHOTS = process.env["ODIN_WEB_SCREENSHOTS"];
 
 interface Server {
@@ -223,6 +254,38 @@ describe("web UI in a real browser", () => {
     assert.equal(refused.status, 403);
     assert.equal(refused.body.code, "permission_denied");
     await viewerContext.close();
+  });
+
+  test("every page passes axe-core's WCAG 2.1 AA and best-practice rules", async () => {
+    const context = await browser.newContext({
+      viewport: { width: 1400, height: 900 },
+      bypassCSP: true,
+    });
+    const page = await context.newPage();
+    await page.goto(server.web);
+    await page.getByLabel("API token").waitFor();
+    const found: Record<string, string[]> = { "sign in": await axeViolations(page) };
+    await signIn(page, `${server.web}runs`, tokens.operator);
+    const runId = await page.locator("tr[data-run] a").first().textContent();
+    assert.ok(runId, "the first test left runs to list");
+    const pages: [string, string, string][] = [
+      ["runs", "runs", "table.runs"],
+      ["run", `runs/${runId}`, '[data-testid="dag"][data-complete]'],
+      ["task", `runs/${runId}/tasks/prepare`, '[data-testid="logs"]'],
+      ["pipelines", "pipelines", "main h1"],
+      ["pipeline", "pipelines/diamond", "canvas"],
+    ];
+    for (const [name, path, ready] of pages) {
+      await page.goto(server.web + path);
+      await page.locator(ready).first().waitFor({ timeout: 60_000 });
+      found[name] = await axeViolations(page);
+    }
+    await context.close();
+    assert.deepEqual(
+      Object.entries(found).filter(([, v]) => v.length > 0),
+      [],
+      "accessibility violations",
+    );
   });
 
   test("a 10,000-task run: time to the first full render of its graph", async () => {

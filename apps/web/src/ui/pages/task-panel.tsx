@@ -51,8 +51,8 @@ export function TaskPanel({
         <h2 id="task-title" tabIndex={-1} ref={heading}>
           {task}
         </h2>
-        <button onClick={onClose} aria-label="Close the task panel">
-          ×
+        <button onClick={onClose} title="Close the task panel">
+          Close
         </button>
       </div>
       {!t ? (
@@ -125,7 +125,7 @@ export function TaskPanel({
                 ))}
               </ol>
               {Object.keys(t.launched.env).length > 0 && (
-                <pre class="code" aria-label="Launched environment">
+                <pre class="code">
                   {Object.entries(t.launched.env)
                     .map(([k, v]) => `${k}=${v}`)
                     .join("\n")}
@@ -257,7 +257,14 @@ function Logs({
       {attempt === 0 ? (
         <p class="muted">Not launched yet.</p>
       ) : (
-        <pre class="logs" ref={box} tabIndex={0} aria-label="Log lines" data-testid="logs">
+        <pre
+          class="logs"
+          ref={box}
+          tabIndex={0}
+          role="log"
+          aria-label="Log lines"
+          data-testid="logs"
+        >
           {lines.length === 0
             ? "(no lines yet)"
             : lines.map((l) => (pods.size > 1 ? `[${l.pod}] ${l.line}` : l.line)).join("\n")}
