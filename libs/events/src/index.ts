@@ -19,3 +19,12 @@ export {
   replicaProblem,
   type NatsEventBusOptions,
 } from "./nats.js";
+export {
+  isConsumerNotFound,
+  isStreamNotFound,
+  mayMeanMissingStream,
+  StreamKeeper,
+  withoutCredentials,
+  type NatsLog,
+  type StreamKeeperOptions,
+} from "./keeper.js";

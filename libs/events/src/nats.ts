@@ -3,7 +3,8 @@ import {
   DeliverPolicy,
   jetstream,
   jetstreamManager,
-  JetStreamApiError,
+  type Consumer,
+  type ConsumerConfig,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
@@ -22,6 +23,13 @@ import {
   type PublishOptions,
   type Subscription,
 } from "./bus.js";
+import {
+  isConsumerNotFound,
+  isStreamNotFound,
+  StreamKeeper,
+  withoutCredentials,
+  type NatsLog,
+} from "./keeper.js";
 
 /** Where the JetStream event log lives and how long it keeps events. */
 export interface NatsEventBusOptions {
@@ -42,6 +50,8 @@ export interface NatsEventBusOptions {
   duplicateWindowMs?: number;
   /** How long to wait for the first connection (default 10 s). */
   connectTimeoutMs?: number;
+  /** Where connection trouble and a lost stream are reported (the service's logger). */
+  log?: NatsLog;
   /** Told of each operation that failed (`publish`, `consume`), e.g. to count it in a metric. */
   onError?: (operation: string) => void;
 }
@@ -95,6 +105,9 @@ export function placementProblem(err: unknown, stream: string, wanted: number): 
 /** The production event bus: a JetStream stream with durable pull consumers. */
 export class NatsEventBus implements EventBus {
   private readonly stops = new Set<() => Promise<void>>();
+  /** Restarts of every running consumer, for when the stream was lost under them. */
+  private readonly restarts = new Set<() => void>();
+  private keeper!: StreamKeeper;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -102,12 +115,19 @@ export class NatsEventBus implements EventBus {
     private readonly jsm: JetStreamManager,
     private readonly stream: string,
     private readonly url: string,
+    private readonly log: NatsLog | undefined,
     private readonly onError: (operation: string) => void = () => {},
   ) {}
 
-  /** Connects and makes sure the stream exists. Fails with a clear message when NATS is unreachable. */
+  /**
+   * Connects and makes sure the stream exists. Fails with a clear message when NATS is
+   * unreachable. Later, when NATS comes back without the stream (its store was lost), the stream
+   * is created again with the same settings and every consumer resumes on it.
+   */
   static async connect(options: NatsEventBusOptions): Promise<NatsEventBus> {
-    const url = Array.isArray(options.servers) ? options.servers.join(",") : options.servers;
+    const url = withoutCredentials(
+      Array.isArray(options.servers) ? options.servers.join(",") : options.servers,
+    );
     let nc: NatsConnection;
     try {
       nc = await connect({
@@ -134,13 +154,7 @@ export class NatsEventBus implements EventBus {
         max_age: nanos(options.maxAgeMs ?? 7 * 24 * 3600_000),
         duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
       };
-      let existing: StreamConfig | undefined;
-      try {
-        existing = (await jsm.streams.info(stream)).config;
-      } catch (err) {
-        if (!(err instanceof JetStreamApiError) || !/not found/i.test(err.message)) throw err;
-      }
-      if (existing === undefined) {
+      const create = async (): Promise<void> => {
         try {
           await jsm.streams.add({ ...config, num_replicas: replicas });
         } catch (err) {
@@ -148,20 +162,44 @@ export class NatsEventBus implements EventBus {
           if (problem !== undefined) throw new EventBusConfigError(problem, { cause: err });
           throw err;
         }
+      };
+      let existing: StreamConfig | undefined;
+      try {
+        existing = (await jsm.streams.info(stream)).config;
+      } catch (err) {
+        if (!isStreamNotFound(err)) throw err;
+      }
+      if (existing === undefined) {
+        await create();
       } else {
         const problem = replicaProblem("the event stream", stream, existing.num_replicas, replicas);
         if (problem !== undefined) throw new EventBusConfigError(problem);
         // Keep the replica count (and the rest) as it is; an update without it would scale down.
         await jsm.streams.update(stream, { ...existing, ...config });
       }
-      return new NatsEventBus(
+      const bus = new NatsEventBus(
         nc,
         jetstream(nc, { timeout: 10_000 }),
         jsm,
         stream,
         url,
+        options.log,
         options.onError,
       );
+      bus.keeper = await StreamKeeper.start({
+        nc,
+        jsm,
+        stream,
+        what: `the event stream ${stream}`,
+        url,
+        create,
+        // Its consumers went with it: every running one creates its consumer again.
+        onLost: () => {
+          for (const restart of bus.restarts) restart();
+        },
+        ...(options.log ? { log: options.log } : {}),
+      });
+      return bus;
     } catch (err) {
       await nc.close().catch(() => undefined);
       if (err instanceof EventBusConfigError) throw err;
@@ -179,15 +217,15 @@ export class NatsEventBus implements EventBus {
   ): Promise<PublishAck> {
     try {
       if (options.noAck) {
+        // Nothing answers, so a lost stream goes unnoticed here; the keeper recreates it after
+        // the reconnect, and acknowledged publishes notice it too.
         const h = headers();
         if (options.msgId !== undefined) h.set("Nats-Msg-Id", options.msgId);
         this.nc.publish(subject, data, { headers: h });
         return { sequence: 0, duplicate: false };
       }
-      const ack = await this.js.publish(
-        subject,
-        data,
-        options.msgId !== undefined ? { msgID: options.msgId } : {},
+      const ack = await this.keeper.run(() =>
+        this.js.publish(subject, data, options.msgId !== undefined ? { msgID: options.msgId } : {}),
       );
       return { sequence: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
@@ -210,33 +248,41 @@ export class NatsEventBus implements EventBus {
       ack_wait: nanos(options.ackWaitMs ?? 30_000),
       max_deliver: -1,
     };
+    let consumer: Consumer;
     try {
-      await this.jsm.consumers.info(this.stream, options.durable);
-      await this.jsm.consumers.update(this.stream, options.durable, {
-        ack_wait: config.ack_wait,
-        filter_subject: config.filter_subject,
-      });
+      consumer = await this.durable(config);
     } catch (err) {
-      if (!(err instanceof JetStreamApiError) || !/not found/i.test(err.message)) {
-        this.onError("consume");
-        throw new EventBusUnavailableError(
-          `cannot set up consumer ${options.durable}: ${(err as Error).message}`,
-          { cause: err },
-        );
-      }
-      await this.jsm.consumers.add(this.stream, config);
+      this.onError("consume");
+      throw new EventBusUnavailableError(
+        `cannot set up consumer ${options.durable}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
-    const consumer = await this.js.consumers.get(this.stream, options.durable);
     let messages: ConsumerMessages | undefined;
     let stopped = false;
+    const stopping = new AbortController();
     const retryDelay = options.retryDelayMs ?? 1000;
     const concurrency = Math.max(1, options.concurrency ?? 1);
+    const restart = (): void => void messages?.close();
+    this.restarts.add(restart);
     const loop = async (): Promise<void> => {
-      // `consume()` re-pulls across reconnects; if it ends for another reason, start it again.
+      // `consume()` re-pulls across reconnects. It ends when the consumer or its stream is gone
+      // (`abort_on_missing_resource`): then both are made again, with a growing delay while that
+      // fails, and the trouble is logged once, not on every try.
+      let failures = 0;
       while (!stopped) {
+        const inflight = new Set<Promise<void>>();
+        let problem: string;
         try {
-          messages = await consumer.consume({ max_messages: Math.max(256, concurrency * 2) });
-          const inflight = new Set<Promise<void>>();
+          if (failures > 0) consumer = await this.durable(config);
+          messages = await consumer.consume({
+            max_messages: Math.max(256, concurrency * 2),
+            abort_on_missing_resource: true,
+          });
+          if (failures > 0) {
+            this.log?.info(`consumer ${options.durable} resumed`, { stream: this.stream });
+            failures = 0;
+          }
           for await (const m of messages) {
             const message: BusMessage = {
               subject: m.subject,
@@ -252,24 +298,55 @@ export class NatsEventBus implements EventBus {
             void work.finally(() => inflight.delete(work));
             if (inflight.size >= concurrency) await Promise.race(inflight);
           }
+          problem = "its message stream ended";
+        } catch (err) {
+          problem = (err as Error).message;
+        } finally {
           await Promise.all(inflight);
-        } catch {
-          if (!stopped) {
-            this.onError("consume");
-            await new Promise((r) => setTimeout(r, 500));
-          }
         }
+        if (stopped) break;
+        this.onError("consume");
+        if (failures === 0)
+          this.log?.warn(`consumer ${options.durable} stopped; creating it again`, {
+            stream: this.stream,
+            nats: this.url,
+            reason: problem,
+            action:
+              "nothing while NATS restarts; if this lasts, check that nats-server runs with JetStream",
+          });
+        await sleep(Math.min(5000, 500 * 2 ** Math.min(failures, 4)), stopping.signal);
+        failures++;
       }
     };
     const running = loop();
     const stop = async (): Promise<void> => {
       stopped = true;
+      stopping.abort();
+      this.restarts.delete(restart);
       await messages?.close();
       await running;
       this.stops.delete(stop);
     };
     this.stops.add(stop);
     return { stop };
+  }
+
+  /** Creates the durable consumer, or brings an existing one's settings in line; the stream too when missing. */
+  private async durable(
+    config: Partial<ConsumerConfig> & { durable_name: string },
+  ): Promise<Consumer> {
+    const name = config.durable_name;
+    try {
+      await this.keeper.run(() => this.jsm.consumers.info(this.stream, name));
+      await this.jsm.consumers.update(this.stream, name, {
+        ack_wait: config.ack_wait,
+        filter_subject: config.filter_subject,
+      });
+    } catch (err) {
+      if (!isConsumerNotFound(err)) throw err;
+      await this.jsm.consumers.add(this.stream, config);
+    }
+    return this.js.consumers.get(this.stream, name);
   }
 
   subscribe(filter: string, handler: (message: BusMessage) => void): Promise<Subscription> {
@@ -290,7 +367,21 @@ export class NatsEventBus implements EventBus {
   }
 
   async close(): Promise<void> {
+    this.keeper.close();
     for (const stop of [...this.stops]) await stop();
     await this.nc.drain().catch(() => undefined);
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
 }
