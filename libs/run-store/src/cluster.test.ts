@@ -60,13 +60,23 @@ describe("on a 3-node JetStream cluster", () => {
   });
 
   test("a bucket with 3 replicas keeps every write and goes on after its leader node is SIGKILLed", async () => {
+    // A leader moving to another node is not a lost store: nothing may be reported lost or reset.
+    const warnings: string[] = [];
+    const log = {
+      info: () => undefined,
+      warn: (msg: string) => void warnings.push(msg),
+      error: (msg: string) => void warnings.push(msg),
+    };
     const store = await NatsKeyValueStore.connect({
       servers: cluster.url,
       bucket: "ha",
       replicas: 3,
       timeoutMs: 2000,
+      log,
     });
-    const bus = await NatsEventBus.connect({ servers: cluster.url, replicas: 3 });
+    const bus = await NatsEventBus.connect({ servers: cluster.url, replicas: 3, log });
+    const changes: string[] = [];
+    const watch = await store.watch("runs.", (c) => void changes.push(c.op));
     let restart: (() => Promise<void>) | undefined;
     try {
       const before = await store.create("runs.a", text("1"));
@@ -106,7 +116,14 @@ describe("on a 3-node JetStream cluster", () => {
           await one.close();
         }
       }
+      assert.deepEqual(
+        warnings.filter((w) => /was lost/.test(w)),
+        [],
+        "a moved leader is not reported as a lost bucket or stream",
+      );
+      assert.ok(!changes.includes("reset"), `the watch was not reset: ${changes.join(",")}`);
     } finally {
+      await watch.stop();
       await restart?.();
       await bus.close();
       await store.close();

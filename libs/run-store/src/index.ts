@@ -10,6 +10,7 @@ export {
   ValueTooLargeError,
   type Change,
   type Entry,
+  type KeyChange,
   type KeyValueStore,
   type Watch,
 } from "./store.js";

@@ -21,7 +21,15 @@ import {
   type NatsConnection,
 } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { natsServers, placementProblem, replicaProblem } from "@odin/events";
+import {
+  isStreamNotFound,
+  natsServers,
+  placementProblem,
+  replicaProblem,
+  StreamKeeper,
+  withoutCredentials,
+  type NatsLog,
+} from "@odin/events";
 import {
   KeyExistsError,
   normalizeFilter,
@@ -66,6 +74,8 @@ export interface NatsKeyValueStoreOptions {
   timeoutMs?: number;
   /** How long to wait for the first connection, in ms (default 5,000). */
   connectTimeoutMs?: number;
+  /** Where connection trouble and a lost bucket are reported (the service's logger). */
+  log?: NatsLog;
   /**
    * Told of each operation that failed (`get`, `create`, `update`, `put`, `delete`, `list`,
    * `watch`) — not of lost compare-and-sets, which are normal — e.g. to count it in a metric.
@@ -83,14 +93,36 @@ const MIB = 1024 * 1024;
 const HEADER_ROOM = 1024;
 const KV_OPERATION = "KV-Operation";
 
+/** One watch of the store, kept across lost consumers and a lost bucket. */
+interface WatchState {
+  /** The NATS subject the watch follows (`$KV.<bucket>.<pattern>`). */
+  subject: string;
+  handler: (change: Change) => void;
+  /** Stream sequence of the last change delivered: a consumer made again resumes after it. */
+  last: number;
+  /** Bumped whenever the consumer is replaced: what an older one delivers is dropped. */
+  epoch: number;
+  consumer: PushConsumer | undefined;
+  messages: ConsumerMessages | undefined;
+  stopped: boolean;
+  /** Failed attempts to start the consumer again, for the delay before the next one. */
+  failures: number;
+  /** Whether "stopped" was logged and "resumed" is owed. */
+  broken: boolean;
+  retry: NodeJS.Timeout | undefined;
+}
+
 /**
  * The production run store: a JetStream KV bucket. Revisions are the stream sequence, so
- * compare-and-set holds across every connection and replica; the bucket is created when missing.
+ * compare-and-set holds across every connection and replica; the bucket is created when missing —
+ * at connect, and again whenever NATS turns out to have lost it (its store was wiped): then every
+ * watch is told `{ op: "reset" }` and follows the new, empty bucket from its start.
  */
 export class NatsKeyValueStore implements KeyValueStore {
-  private readonly watches = new Set<() => Promise<void>>();
+  private readonly watches = new Set<WatchState>();
   private readonly subjectPrefix: string;
   private closed = false;
+  private keeper!: StreamKeeper;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -98,11 +130,12 @@ export class NatsKeyValueStore implements KeyValueStore {
     private readonly jsm: JetStreamManager,
     private readonly kv: KV,
     private readonly stream: string,
-    bucket: string,
+    private readonly bucket: string,
     private readonly url: string,
     private readonly timeoutMs: number,
     /** The largest value this store accepts, in bytes. */
     readonly maxValueBytes: number,
+    private readonly log: NatsLog | undefined,
     private readonly onError: (operation: string) => void = () => {},
   ) {
     this.subjectPrefix = `$KV.${bucket}.`;
@@ -113,7 +146,9 @@ export class NatsKeyValueStore implements KeyValueStore {
    * fails fast with `StoreUnavailableError` when NATS or JetStream is not there.
    */
   static async connect(options: NatsKeyValueStoreOptions): Promise<NatsKeyValueStore> {
-    const url = Array.isArray(options.servers) ? options.servers.join(",") : options.servers;
+    const url = withoutCredentials(
+      Array.isArray(options.servers) ? options.servers.join(",") : options.servers,
+    );
     const bucket = options.bucket ?? "odin-run-state";
     const history = options.history ?? 1;
     const timeoutMs = options.timeoutMs ?? 5000;
@@ -156,20 +191,23 @@ export class NatsKeyValueStore implements KeyValueStore {
       const jsm = await js.jetstreamManager();
       const replicas = options.replicas ?? 1;
       const stream = `KV_${bucket}`;
-      let kv: KV;
-      try {
-        kv = await new Kvm(js).create(bucket, {
-          history,
-          maxValueSize: maxValueBytes + HEADER_ROOM,
-          storage: storage === "memory" ? StorageType.Memory : StorageType.File,
-          replicas,
-          timeout: timeoutMs,
-        });
-      } catch (err) {
-        const problem = placementProblem(err, stream, replicas);
-        if (problem !== undefined) throw new StoreConfigError(problem, { cause: err });
-        throw err;
-      }
+      /** Creates the bucket (a no-op when it exists), with the configured settings. */
+      const create = async (): Promise<KV> => {
+        try {
+          return await new Kvm(js).create(bucket, {
+            history,
+            maxValueSize: maxValueBytes + HEADER_ROOM,
+            storage: storage === "memory" ? StorageType.Memory : StorageType.File,
+            replicas,
+            timeout: timeoutMs,
+          });
+        } catch (err) {
+          const problem = placementProblem(err, stream, replicas);
+          if (problem !== undefined) throw new StoreConfigError(problem, { cause: err });
+          throw err;
+        }
+      };
+      const kv = await create();
       // An existing bucket keeps its settings; align the ones that may change, refuse the others.
       const { config } = await jsm.streams.info(stream);
       const fewer = replicaProblem(`bucket ${bucket}`, stream, config.num_replicas, replicas);
@@ -190,7 +228,7 @@ export class NatsKeyValueStore implements KeyValueStore {
           max_msg_size: maxValueBytes + HEADER_ROOM,
         });
       }
-      return new NatsKeyValueStore(
+      const store = new NatsKeyValueStore(
         nc,
         js,
         jsm,
@@ -200,8 +238,20 @@ export class NatsKeyValueStore implements KeyValueStore {
         url,
         timeoutMs,
         maxValueBytes,
+        options.log,
         options.onError,
       );
+      store.keeper = await StreamKeeper.start({
+        nc,
+        jsm,
+        stream,
+        what: `bucket ${bucket}`,
+        url,
+        create: async () => void (await create()),
+        onLost: () => store.restartWatches(),
+        ...(options.log ? { log: options.log } : {}),
+      });
+      return store;
     } catch (err) {
       await nc.close().catch(() => undefined);
       if (err instanceof StoreConfigError) throw err;
@@ -216,7 +266,7 @@ export class NatsKeyValueStore implements KeyValueStore {
     this.checkOpen();
     validateKey(key);
     try {
-      const entry = await this.kv.get(key);
+      const entry = await this.keeper.run(() => this.kv.get(key));
       if (entry === null || entry.operation !== "PUT") return undefined;
       return { key, value: entry.value, revision: entry.revision };
     } catch (err) {
@@ -227,10 +277,25 @@ export class NatsKeyValueStore implements KeyValueStore {
   async create(key: string, value: Uint8Array): Promise<number> {
     this.checkWrite(key, value);
     try {
-      return await this.kv.create(key, value);
+      return await this.keeper.run(() => this.createOnce(key, value));
     } catch (err) {
       if (isWrongLastSequence(err)) throw new KeyExistsError(key, { cause: err });
       throw this.translate(err, "create", `creating ${key}`);
+    }
+  }
+
+  /**
+   * `kv.create` without its fallback read on every failure (a read of a missing bucket waits the
+   * whole time limit, a write fails at once): writes if the key has no value, or only a deleted one.
+   */
+  private async createOnce(key: string, value: Uint8Array): Promise<number> {
+    try {
+      return await this.kv.put(key, value, { previousSeq: 0 });
+    } catch (err) {
+      if (!isWrongLastSequence(err)) throw err;
+      const entry = await this.kv.get(key);
+      if (entry === null || entry.operation === "PUT") throw err;
+      return this.kv.update(key, value, entry.revision);
     }
   }
 
@@ -238,7 +303,7 @@ export class NatsKeyValueStore implements KeyValueStore {
     this.checkWrite(key, value);
     validateRevision(expectedRevision);
     try {
-      return await this.kv.update(key, value, expectedRevision);
+      return await this.keeper.run(() => this.kv.update(key, value, expectedRevision));
     } catch (err) {
       if (isWrongLastSequence(err)) {
         throw new RevisionMismatchError(key, expectedRevision, undefined, { cause: err });
@@ -250,7 +315,7 @@ export class NatsKeyValueStore implements KeyValueStore {
   async put(key: string, value: Uint8Array): Promise<number> {
     this.checkWrite(key, value);
     try {
-      return await this.kv.put(key, value);
+      return await this.keeper.run(() => this.kv.put(key, value));
     } catch (err) {
       throw this.translate(err, "put", `writing ${key}`);
     }
@@ -261,9 +326,11 @@ export class NatsKeyValueStore implements KeyValueStore {
     validateKey(key);
     if (expectedRevision !== undefined) validateRevision(expectedRevision);
     try {
-      await this.kv.delete(
-        key,
-        expectedRevision !== undefined ? { previousSeq: expectedRevision } : undefined,
+      await this.keeper.run(() =>
+        this.kv.delete(
+          key,
+          expectedRevision !== undefined ? { previousSeq: expectedRevision } : undefined,
+        ),
       );
     } catch (err) {
       if (isWrongLastSequence(err) && expectedRevision !== undefined) {
@@ -296,50 +363,169 @@ export class NatsKeyValueStore implements KeyValueStore {
    * One ordered push consumer per watch, with a single filter subject (NATS 2.9 has no
    * multi-filter consumers). It starts at an explicit stream sequence, the one after the last write
    * made before the call, rather than "new messages only": when the client recreates it after a
-   * reconnect it then resumes after the last change seen instead of replaying the bucket.
+   * reconnect it then resumes after the last change seen instead of replaying the bucket. When the
+   * consumer ends for good it is made again after the last change delivered; when the bucket was
+   * lost, the handler hears `{ op: "reset" }` and then every change of the new bucket.
    */
   async watch(filter: string, handler: (change: Change) => void): Promise<Watch> {
     const pattern = normalizeFilter(filter);
     this.checkOpen();
-    let consumer: PushConsumer;
-    let messages: ConsumerMessages;
+    const w: WatchState = {
+      subject: this.subjectPrefix + pattern,
+      handler,
+      last: 0,
+      epoch: 0,
+      consumer: undefined,
+      messages: undefined,
+      stopped: false,
+      failures: 0,
+      broken: false,
+      retry: undefined,
+    };
+    // Registered first: a bucket lost meanwhile restarts this watch too (from the new bucket's
+    // start), and then this call leaves it as that restart made it.
+    this.watches.add(w);
     try {
-      const { state } = await this.jsm.streams.info(this.stream);
-      consumer = await this.js.consumers.getPushConsumer(this.stream, {
-        filter_subjects: this.subjectPrefix + pattern,
-        opt_start_seq: state.last_seq + 1,
-      });
-      messages = await consumer.consume({
-        callback: (m) => {
-          const key = m.subject.substring(this.subjectPrefix.length);
-          const change: Change = isDelete(m)
-            ? { op: "delete", key, revision: m.seq }
-            : { op: "put", key, value: m.data, revision: m.seq };
-          try {
-            handler(change);
-          } catch (err) {
-            // The client would end the watch silently; a throwing handler is a bug, so make it loud.
-            queueMicrotask(() => {
-              throw err;
-            });
-          }
-        },
-      });
+      const epoch = w.epoch;
+      const { state } = await this.keeper.run(() => this.jsm.streams.info(this.stream));
+      if (w.epoch === epoch) {
+        w.last = state.last_seq;
+        await this.keeper.run(() => this.follow(w));
+      }
     } catch (err) {
+      this.watches.delete(w);
+      await this.unfollow(w);
       throw this.translate(err, "watch", `watching ${filter}`);
     }
-    const stop = async (): Promise<void> => {
-      if (!this.watches.delete(stop)) return;
-      await messages.close();
-      this.forget(consumer);
+    return {
+      stop: async () => {
+        if (!this.watches.delete(w)) return;
+        await this.unfollow(w);
+      },
     };
-    this.watches.add(stop);
-    return { stop };
+  }
+
+  /** Starts (again) the consumer of a watch, after the last change it delivered. */
+  private async follow(w: WatchState): Promise<void> {
+    void this.detach(w);
+    const epoch = w.epoch;
+    const consumer = await this.js.consumers.getPushConsumer(this.stream, {
+      filter_subjects: w.subject,
+      opt_start_seq: w.last + 1,
+    });
+    if (epoch !== w.epoch || w.stopped) {
+      this.forget(consumer);
+      return;
+    }
+    const messages = await consumer.consume({
+      callback: (m) => {
+        if (epoch !== w.epoch) return;
+        w.last = m.seq;
+        const key = m.subject.substring(this.subjectPrefix.length);
+        const change: Change = isDelete(m)
+          ? { op: "delete", key, revision: m.seq }
+          : { op: "put", key, value: m.data, revision: m.seq };
+        deliver(w, change);
+      },
+    });
+    if (epoch !== w.epoch || w.stopped) {
+      void messages.close();
+      this.forget(consumer);
+      return;
+    }
+    w.consumer = consumer;
+    w.messages = messages;
+    void (async () => {
+      // The client retries a lost consumer by itself, but cannot tell a stream that was deleted
+      // and made again from the one it knew: ask the keeper, which restarts the watch if so.
+      for await (const s of messages.status()) {
+        if (
+          epoch === w.epoch &&
+          (s.type === "stream_not_found" ||
+            s.type === "consumer_deleted" ||
+            s.type === "heartbeats_missed")
+        )
+          this.keeper.ensure().catch(() => undefined);
+      }
+    })();
+    void messages.closed().then(() => {
+      if (epoch === w.epoch && !w.stopped && !this.closed)
+        this.refollowLater(w, "its consumer ended");
+    });
+  }
+
+  /** Starts a watch's consumer again after a delay that grows while that fails. */
+  private refollowLater(w: WatchState, reason: string): void {
+    if (w.retry !== undefined) return;
+    if (!w.broken)
+      this.log?.warn(`a watch of bucket ${this.bucket} stopped; starting it again`, {
+        stream: this.stream,
+        nats: this.url,
+        reason,
+        action:
+          "nothing while NATS restarts; if this lasts, check that nats-server runs with JetStream",
+      });
+    w.broken = true;
+    const delay = Math.min(5000, 500 * 2 ** Math.min(w.failures, 4));
+    w.retry = setTimeout(() => {
+      w.retry = undefined;
+      if (w.stopped || this.closed) return;
+      // A lost bucket restarts the watch itself (from the new bucket's start).
+      this.keeper
+        .ensure()
+        .then((lost) => (lost ? undefined : this.follow(w)))
+        .then(
+          () => {
+            if (w.broken)
+              this.log?.info(`a watch of bucket ${this.bucket} resumed`, { stream: this.stream });
+            w.broken = false;
+            w.failures = 0;
+          },
+          (err: unknown) => {
+            w.failures++;
+            this.refollowLater(w, (err as Error).message);
+          },
+        );
+    }, delay);
+    w.retry.unref();
+  }
+
+  /** The bucket was lost and made again: every watch hears a reset and follows the new one. */
+  private restartWatches(): void {
+    for (const w of this.watches) {
+      void this.detach(w);
+      w.failures = 0;
+      w.last = 0;
+      deliver(w, { op: "reset" });
+      this.follow(w).catch((err: unknown) => this.refollowLater(w, (err as Error).message));
+    }
+  }
+
+  /** Stops a watch's consumer for good. */
+  private async unfollow(w: WatchState): Promise<void> {
+    w.stopped = true;
+    await this.detach(w);
+  }
+
+  /** Drops a watch's consumer (and any pending retry); what it still delivers is ignored. */
+  private async detach(w: WatchState): Promise<void> {
+    w.epoch++;
+    if (w.retry !== undefined) clearTimeout(w.retry);
+    w.retry = undefined;
+    const { messages, consumer } = w;
+    w.messages = undefined;
+    w.consumer = undefined;
+    await messages?.close();
+    if (consumer) this.forget(consumer);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    for (const stop of [...this.watches]) await stop();
+    this.keeper.close();
+    for (const w of [...this.watches]) {
+      this.watches.delete(w);
+      await this.unfollow(w);
+    }
     this.closed = true;
     // Drain flushes what is in flight; it cannot while the server is away, so close regardless.
     await this.withinTime(this.nc.drain(), "closing").catch(() => undefined);
@@ -357,11 +543,13 @@ export class NatsKeyValueStore implements KeyValueStore {
     const what = `listing ${filter === "" ? "every key" : filter}`;
     let consumer: PushConsumer;
     try {
-      consumer = await this.js.consumers.getPushConsumer(this.stream, {
-        filter_subjects: this.subjectPrefix + pattern,
-        deliver_policy: DeliverPolicy.LastPerSubject,
-        headers_only: headersOnly,
-      });
+      consumer = await this.keeper.run(() =>
+        this.js.consumers.getPushConsumer(this.stream, {
+          filter_subjects: this.subjectPrefix + pattern,
+          deliver_policy: DeliverPolicy.LastPerSubject,
+          headers_only: headersOnly,
+        }),
+      );
     } catch (err) {
       throw this.translate(err, "list", what);
     }
@@ -469,8 +657,18 @@ export class NatsKeyValueStore implements KeyValueStore {
       err instanceof DrainingConnectionError ||
       isLeaderless(err)
     ) {
+      const why =
+        err instanceof ConnectionError
+          ? err.message
+          : `it did not answer within ${this.timeoutMs} ms (${err.message})`;
       return new StoreUnavailableError(
-        `${what}: NATS at ${this.url} did not answer within ${this.timeoutMs} ms (${err.message}) — is nats-server running with -js?`,
+        `${what}: NATS at ${this.url} is unavailable: ${why} — is nats-server running with -js?`,
+        { cause: err },
+      );
+    }
+    if (isStreamNotFound(err)) {
+      return new StoreUnavailableError(
+        `${what}: bucket ${this.bucket} is missing on NATS at ${this.url} and could not be created again (${(err as Error).message}) — check that nats-server runs with -js and has room`,
         { cause: err },
       );
     }
@@ -486,6 +684,17 @@ function isLeaderless(err: unknown): err is Error {
   if (!(err instanceof Error)) return false;
   if (err.name === "JetStreamNotEnabled") return true;
   return err instanceof JetStreamApiError && err.status === 503;
+}
+
+/** Hands a change to a watch's handler; a throwing handler is a bug, so it is made loud. */
+function deliver(w: WatchState, change: Change): void {
+  try {
+    w.handler(change);
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
 }
 
 function isWrongLastSequence(err: unknown): boolean {

@@ -6,8 +6,16 @@ export interface Entry {
   revision: number;
 }
 
-/** A change seen by a watch: a write (`put`, `create` and `update` alike) or a delete. */
-export type Change =
+/**
+ * A change seen by a watch: a write (`put`, `create` and `update` alike), a delete, or a `reset`:
+ * the store lost every key at once (NATS came back without its storage and the bucket was made
+ * again, empty). After a reset, forget what was known; every later write comes as usual, and
+ * revisions start again from 1.
+ */
+export type Change = KeyChange | { op: "reset" };
+
+/** A change of one key: a write or a delete. */
+export type KeyChange =
   | { op: "put"; key: string; value: Uint8Array; revision: number }
   | { op: "delete"; key: string; revision: number };
 

@@ -3,122 +3,14 @@
 // tested in tests/e2e.)
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { MemoryEventBus, subjects, type EventBus } from "@odin/events";
-import { loadPipeline, type Pipeline } from "@odin/pipeline-spec";
+import { MemoryEventBus, subjects } from "@odin/events";
 import { common, events } from "@odin/proto";
 import { MemoryKeyValueStore } from "@odin/run-store";
 import { silentLogger } from "@odin/service-kit";
-import type { LaunchSpec } from "@odin/pipeline-spec";
-import type { LauncherPort, PipelineSource } from "./ports.js";
 import type { RunRecord } from "./records.js";
 import { Scheduler } from "./scheduler.js";
 import { SchedulerStore } from "./store.js";
-
-interface Script {
-  exitCode?: number;
-  outputs?: Record<string, unknown>;
-  runMs?: number;
-  /** Never finishes on its own. */
-  hang?: boolean;
-}
-
-/** Reports what a launcher would: RUNNING, then SUCCEEDED or FAILED, on the event bus. */
-class ScriptedLauncher implements LauncherPort {
-  /** Launches that created something (a repeated launch of one attempt finds it, as in Kubernetes). */
-  readonly launches: LaunchSpec[] = [];
-  private readonly objects = new Set<string>();
-  calls = 0;
-  readonly cancels: string[] = [];
-  scripts: Record<string, Script | Script[]> = {};
-  constructor(private readonly bus: EventBus) {}
-
-  launch(request: LaunchSpec): Promise<{ objectName: string }> {
-    this.calls++;
-    const objectName = `${request.runId}--${request.task.name}-${request.attempt}`;
-    if (this.objects.has(objectName)) return Promise.resolve({ objectName });
-    this.objects.add(objectName);
-    this.launches.push(request);
-    const s = this.scripts[request.task.name];
-    const script = (Array.isArray(s) ? s[request.attempt - 1] : s) ?? {};
-    const report = (state: common.TaskState, extra: Partial<events.TaskEvent> = {}) =>
-      this.bus
-        .publish(
-          subjects.task(request.runId),
-          events.TaskEvent.encode({
-            runId: request.runId,
-            task: request.task.name,
-            attempt: request.attempt,
-            state,
-            exitCode: undefined,
-            reason: "",
-            message: "",
-            objectName,
-            time: new Date(),
-            outputsJson: "",
-            ...extra,
-          }).finish(),
-          { msgId: `${request.runId}.${request.task.name}.${request.attempt}.${state}` },
-        )
-        .catch(() => undefined);
-    setTimeout(() => {
-      void report(common.TaskState.TASK_STATE_RUNNING).then(() => {
-        if (script.hang) return;
-        setTimeout(() => {
-          const code = script.exitCode ?? 0;
-          void report(
-            code === 0 ? common.TaskState.TASK_STATE_SUCCEEDED : common.TaskState.TASK_STATE_FAILED,
-            {
-              exitCode: code,
-              reason: code === 0 ? "Completed" : "Error",
-              outputsJson: script.outputs ? JSON.stringify(script.outputs) : "",
-            },
-          );
-        }, script.runMs ?? 1);
-      });
-    }, 1);
-    return Promise.resolve({ objectName });
-  }
-
-  cancel(runId: string, task: string, attempt?: number): Promise<void> {
-    this.cancels.push(`${task}#${attempt ?? "*"}`);
-    return Promise.resolve();
-  }
-
-  deleteRun(): Promise<{ deleted: number; dataPurged: boolean }> {
-    return Promise.resolve({ deleted: 0, dataPurged: false });
-  }
-
-  /** Objects created per task of each run (a task launched twice would have two: attempts 1 and 2). */
-  counts(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const l of this.launches) {
-      const key = `${l.runId}/${l.task.name}`;
-      out.set(key, (out.get(key) ?? 0) + 1);
-    }
-    return out;
-  }
-}
-
-class YamlPipelines implements PipelineSource {
-  constructor(private readonly pipelines: Record<string, string>) {}
-  getPipeline(path: string, commit: string | undefined, parameters: Record<string, unknown>) {
-    const text = this.pipelines[path];
-    if (text === undefined) throw new Error(`no pipeline ${path}`);
-    const loaded = loadPipeline(text, { file: `${path}/main.yml`, path, parameters });
-    return Promise.resolve({
-      commit: commit ?? "c0ffee".padEnd(40, "0"),
-      pipeline: loaded.valid ? (loaded.pipeline as Pipeline) : undefined,
-      problems: loaded.problems,
-      parameters: loaded.parameters,
-    });
-  }
-}
-
-const checkouts = {
-  acquire: (commit: string) =>
-    Promise.resolve({ commit, path: `/data/pipelines/commits/${commit}` }),
-  release: () => Promise.resolve(),
-};
+import { checkouts, ScriptedLauncher, YamlPipelines } from "./testing/fixtures.js";
 
 /** The in-memory store, counting listings (what opening a large run would read). */
 class CountingKeyValueStore extends MemoryKeyValueStore {

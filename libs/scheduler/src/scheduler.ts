@@ -48,9 +48,11 @@ export interface SchedulerOptions {
   now?: () => number;
 }
 
-/** A change a watcher of one run is told about. */
+/** A change a watcher of one run is told about; `lost`: the run store lost it (NATS lost its storage). */
 export type RunChange =
-  { kind: "run"; record: RunRecord } | { kind: "task"; task: string; record: TaskRecord };
+  | { kind: "run"; record: RunRecord }
+  | { kind: "task"; task: string; record: TaskRecord }
+  | { kind: "lost" };
 
 /** A run with all its tasks (absent records filled in as PENDING). */
 export interface RunView {
@@ -62,6 +64,8 @@ interface ActiveRun {
   record: RunRecord;
   pipeline: Pipeline;
   engine: RunEngine;
+  /** Set when the store lost the run: nothing more is done for it. */
+  lost?: boolean;
 }
 
 /** The state a task event reports, if it is one a launcher may report. */
@@ -113,6 +117,8 @@ export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
   private closed = false;
+  /** Bumped when the store lost everything: engines being built before that are dropped. */
+  private storeGeneration = 0;
 
   constructor(private readonly options: SchedulerOptions) {
     options.store.onRunWritten = (record, revision) =>
@@ -450,7 +456,8 @@ export class Scheduler {
       const timer = setTimeout(() => done(false), ms);
       timer.unref();
       const stop = this.follow(runId, (change) => {
-        if (change.kind === "run" && isFinished(change.record.state)) done(true);
+        if (change.kind === "lost" || (change.kind === "run" && isFinished(change.record.state)))
+          done(true);
       });
       const done = (ok: boolean): void => {
         clearTimeout(timer);
@@ -490,6 +497,10 @@ export class Scheduler {
   // -- Following the store --------------------------------------------------------------------
 
   private onChange(change: RecordChange): void {
+    if (change.kind === "reset") {
+      this.forgetLostRuns();
+      return;
+    }
     this.publish(change);
     // Runs watchers hear every change but stale ones (this replica's own writes reach the index
     // before the watch brings them, and are told when it does).
@@ -528,10 +539,37 @@ export class Scheduler {
   }
 
   /**
+   * The store lost every record (NATS came back without its storage): the runs this replica was
+   * driving are gone for good. Their engines are dropped so nothing more is recorded or launched
+   * for them; runs submitted from now on are picked up from the new store like any other.
+   */
+  private forgetLostRuns(): void {
+    this.storeGeneration++;
+    const lost = [...this.runs.keys()];
+    for (const active of this.runs.values()) active.lost = true;
+    this.runs.clear();
+    this.log.error("the run store was lost: NATS came back without its JetStream storage", {
+      runsLost: lost.length,
+      runs: lost.slice(0, 20),
+      action:
+        "runs in flight are gone (GetRun answers NOT_FOUND) and must be submitted again; their Kubernetes objects are left: delete them by label (kubectl delete pods,jobs -l odin.dev/run=<id>); see deploy/README.md, 'NATS lost its store'",
+    });
+    // Followers of a run the new store does not have hear that it is gone.
+    for (const runId of [...this.watchers.keys()]) {
+      this.options.store.getRun(runId).then(
+        (run) => {
+          if (run === undefined) this.notify(runId, { kind: "lost" });
+        },
+        () => undefined,
+      );
+    }
+  }
+
+  /**
    * Publishes a recorded change as a RunEvent on `odin.events.run.<run>` for other consumers. Every
    * replica sees every change; the message id (`run.<run>.<revision>`) lets JetStream keep one.
    */
-  private publish(change: RecordChange): void {
+  private publish(change: Exclude<RecordChange, { kind: "reset" }>): void {
     if (!change.record || this.closed) return;
     const event: events.RunEvent = {
       runId: change.runId,
@@ -585,6 +623,7 @@ export class Scheduler {
     if (existing) return Promise.resolve(existing);
     const pending = this.loading.get(record.id);
     if (pending) return pending;
+    const generation = this.storeGeneration;
     const load = (async () => {
       try {
         const pipeline = known ?? (await this.pipelineOf(record));
@@ -605,7 +644,7 @@ export class Scheduler {
           },
         );
         const active: ActiveRun = { record, pipeline, engine };
-        if (this.closed) return undefined;
+        if (this.closed || generation !== this.storeGeneration) return undefined;
         this.runs.set(record.id, active);
         this.execute(active, engine.resume());
         for (const { task, attempt } of engine.relaunches())
@@ -711,6 +750,7 @@ export class Scheduler {
   }
 
   private async perform(run: ActiveRun, d: Decision): Promise<void> {
+    if (run.lost) return;
     const store = this.options.store;
     const runId = run.record.id;
     const now = this.now();
@@ -814,7 +854,11 @@ export class Scheduler {
     task: string,
     mutate: (cur: TaskRecord | undefined) => TaskRecord | undefined,
   ): Promise<TaskRecord | undefined> {
-    const { record, written } = await this.options.store.updateTask(run.record.id, task, mutate);
+    // A run the store lost records nothing more: a write now would land in the new store.
+    const { record, written } = await this.options.store.updateTask(run.record.id, task, (cur) =>
+      run.lost ? undefined : mutate(cur),
+    );
+    if (run.lost) return undefined;
     if (written) return record;
     this.execute(run, run.engine.reconcile(task, statusOf(record), this.now()));
     this.pump();
@@ -876,7 +920,7 @@ export class Scheduler {
     readyAt?: number,
   ): Promise<void> {
     const spec = run.pipeline.tasks[run.engine.graph.indexOf(task)!];
-    if (!spec) return;
+    if (!spec || run.lost) return;
     const runId = run.record.id;
     try {
       const { task: resolved, variables } = resolveTask(

@@ -8,6 +8,7 @@ import {
 import {
   callerOf,
   InvalidArgumentError,
+  NotFoundError,
   service,
   serverStreamHandler,
   unaryHandler,
@@ -235,7 +236,11 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
                 continue;
               }
               const change = queue.shift()!;
-              if (change.kind === "run") {
+              if (change.kind === "lost") {
+                throw new NotFoundError(
+                  `run ${runId} is gone: NATS lost its storage while it ran; submit it again`,
+                );
+              } else if (change.kind === "run") {
                 yield { event: { $case: "run", value: runToProto(change.record) } };
                 finished = ["SUCCEEDED", "FAILED", "CANCELLED"].includes(change.record.state);
               } else {

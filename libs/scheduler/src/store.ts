@@ -25,7 +25,9 @@ const decode = <T>(b: Uint8Array): T => JSON.parse(decoder.decode(b)) as T;
 /** A change of a run or task record, as every scheduler replica sees it through its watch. */
 export type RecordChange =
   | { kind: "run"; runId: string; record: RunRecord | undefined; revision: number }
-  | { kind: "task"; runId: string; task: string; record: TaskRecord | undefined; revision: number };
+  | { kind: "task"; runId: string; task: string; record: TaskRecord | undefined; revision: number }
+  /** The store lost every record at once (NATS lost its storage); what follows is the new store. */
+  | { kind: "reset" };
 
 /**
  * Run state in the key-value store: one key per run and one per task that has left PENDING, each
@@ -194,6 +196,11 @@ export class SchedulerStore {
   /** Follows every change of run and task records made after the call, by any replica. */
   watch(handler: (change: RecordChange) => void): Promise<Watch> {
     return this.kv.watch(">", (change: Change) => {
+      if (change.op === "reset") {
+        this.tasks.clear();
+        handler({ kind: "reset" });
+        return;
+      }
       const key = change.key;
       const value = change.op === "put" ? change.value : undefined;
       if (key.startsWith("runs.")) {

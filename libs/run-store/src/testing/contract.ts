@@ -11,6 +11,7 @@ import {
   StoreClosedError,
   ValueTooLargeError,
   type Change,
+  type KeyChange,
   type KeyValueStore,
 } from "../store.js";
 
@@ -37,6 +38,14 @@ function waitFor(cond: () => boolean, state: () => unknown, timeoutMs = 60_000):
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 150));
+
+/** A watch handler collecting key changes; a reset (the store lost everything) fails the test. */
+const into =
+  (list: KeyChange[]) =>
+  (c: Change): void => {
+    if (c.op === "reset") throw new Error("the store reset under a watch that expected none");
+    list.push(c);
+  };
 
 /** Writes `count` keys with bounded concurrency (a pipeline, as the scheduler submits a run). */
 async function createMany(
@@ -225,11 +234,11 @@ export function keyValueStoreContract(
     test("watch sees puts, updates and deletes made after it started, under its filter only", async () => {
       const store = await fresh();
       await store.create("run.w.task.before", text("old"));
-      const seen: Change[] = [];
-      const watch = await store.watch("run.w.task.", (c) => seen.push(c));
-      const runsSeen: Change[] = [];
-      const runsWatch = await store.watch("run.*", (c) => runsSeen.push(c));
-      const plain = (c: Change) => (c.op === "put" ? { ...c, value: decode(c.value) } : c);
+      const seen: KeyChange[] = [];
+      const watch = await store.watch("run.w.task.", into(seen));
+      const runsSeen: KeyChange[] = [];
+      const runsWatch = await store.watch("run.*", into(runsSeen));
+      const plain = (c: KeyChange) => (c.op === "put" ? { ...c, value: decode(c.value) } : c);
       const until = (n: number) =>
         waitFor(
           () => seen.length >= n,
@@ -285,8 +294,8 @@ export function keyValueStoreContract(
       // JetStream KV keeps one revision per key, so a watch may skip superseded ones; never the last.
       const store = await fresh();
       const key = "run.hot.task.t";
-      const seen: Change[] = [];
-      const watch = await store.watch("run.hot.task.", (c) => seen.push(c));
+      const seen: KeyChange[] = [];
+      const watch = await store.watch("run.hot.task.", into(seen));
       let revision = await store.create(key, text("0"));
       for (let i = 1; i <= 50; i++) revision = await store.update(key, text(String(i)), revision);
       await waitFor(
