@@ -50,12 +50,14 @@ async function main(): Promise<void> {
     bucket: config.kvBucket,
     replicas: config.natsReplicas,
     onError: natsErrors.runStore,
+    log: logger,
   });
   const bus = await NatsEventBus.connect({
     servers: config.natsUrl,
     name: "dag-scheduler",
     replicas: config.natsReplicas,
     onError: natsErrors.eventBus,
+    log: logger,
   });
   const scheduler = new Scheduler({
     store: new SchedulerStore(kv),

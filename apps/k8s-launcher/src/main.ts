@@ -31,6 +31,7 @@ async function main(): Promise<void> {
     name: "k8s-launcher",
     replicas: config.natsReplicas,
     onError: natsErrorMetrics(metrics).eventBus,
+    log: logger,
   });
   const backend = new KubernetesBackend(options);
   try {

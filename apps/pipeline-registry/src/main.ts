@@ -31,6 +31,7 @@ async function main(): Promise<void> {
         name: "pipeline-registry",
         replicas: config.natsReplicas,
         onError: natsErrorMetrics(metrics).eventBus,
+        log: logger,
       })
     : undefined;
   // Every replica refreshes its own cache, so each consumes under its own name (not a shared durable).

@@ -44,6 +44,7 @@ async function main(): Promise<void> {
         name: "repo-sync",
         replicas: config.natsReplicas,
         onError: natsErrors.eventBus,
+        log: logger,
       })
     : undefined;
   if (!bus) logger.warn("ODIN_NATS_URL is not set: repo.synced events are not published");
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
         bucket: "odin-leases",
         replicas: config.natsReplicas,
         onError: natsErrors.runStore,
+        log: logger,
       })
     : undefined;
   const serverOptions = await serverOptionsFromConfig(config);

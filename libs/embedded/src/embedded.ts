@@ -95,6 +95,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
         servers: options.natsUrl,
         name: "odin-server",
         onError: natsErrors?.eventBus,
+        log,
       })
     : new MemoryEventBus();
   const kv: KeyValueStore = options.natsUrl
@@ -102,6 +103,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
         servers: options.natsUrl,
         name: "odin-server",
         onError: natsErrors?.runStore,
+        log,
       })
     : new MemoryKeyValueStore();
 

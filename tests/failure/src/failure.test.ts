@@ -399,57 +399,92 @@ describe("failure injection", () => {
     }
   });
 
-  // Known gap (found by this case, left open): after the store is wiped the services keep
-  // failing — the event stream and KV buckets they created at start are not recreated, so every
-  // submit fails. Marked todo so CI reports it without failing; the message says how it failed.
-  test(
-    "NATS restarted with its store lost: services recover and new runs succeed",
-    {
-      todo: "services do not recreate the JetStream stream and KV buckets after the store is lost",
-    },
-    async () => {
-      // What must happen (the design): NATS JetStream is where runs live. Losing its store loses
-      // the runs in flight — they cannot be recovered and GetRun says NOT_FOUND; the objects they
-      // created are left for `odin` to clean by label. Every service must survive the loss without
-      // a restart: reconnect, recreate the stream and buckets, and run new work correctly.
-      const lostIds = await submit(2);
-      await untilRunning(lostIds);
-      await stack.nats.resume({ wipeStore: true });
-      let ids: string[] = [];
-      let lastError = "";
-      const until = Date.now() + 60_000;
-      while (ids.length === 0 && Date.now() < until) {
+  test("NATS restarted with its store lost: services recover and new runs succeed", async () => {
+    // What must happen (the design, deploy/README.md "NATS lost its store"): NATS JetStream is
+    // where runs live. Losing its store loses the runs in flight — they cannot be recovered and
+    // GetRun says NOT_FOUND; the objects they created are left to be deleted by label. Every
+    // service survives the loss without a restart: it reconnects, makes its streams, buckets and
+    // consumers again (each notices on reconnect, or on the first operation that misses), the
+    // schedulers drop the engines of the lost runs, and new work runs correctly.
+    const lostIds = await submit(2);
+    await untilRunning(lostIds);
+    const lostAt = Date.now();
+    const services = [stack.repoSync, stack.registry, ...stack.schedulers, ...stack.launchers];
+    const marks = services.map((s) => s.logs.length);
+    await stack.nats.resume({ wipeStore: true });
+    let ids: string[] = [];
+    let lastError = "";
+    let tries = 0;
+    // A generous deadline, not a speed requirement: recovery takes about a second when idle.
+    const until = Date.now() + 120_000;
+    while (ids.length === 0 && Date.now() < until) {
+      try {
+        tries++;
+        ids = await submit(2);
+      } catch (error) {
+        lastError = (error as ServiceError).details ?? String(error);
+        await sleep(1000);
+      }
+    }
+    const recoveredMs = Date.now() - lostAt;
+    console.log(
+      `store lost: new runs accepted ${recoveredMs} ms after NATS came back empty (submit attempts: ${tries})`,
+    );
+    if (ids.length === 0) {
+      rows.push({
+        name: "NATS restarted, store lost (new runs)",
+        runs: 0,
+        correct: 0,
+        duplicates: 0,
+        lost: 0,
+      });
+    }
+    assert.equal(
+      ids.length,
+      2,
+      `runs can be submitted again after the store is lost; last error: ${lastError}`,
+    );
+    await waitFinished(ids);
+    const row = await tally("NATS restarted, store lost (new runs)", ids);
+    for (const id of lostIds) {
+      await assert.rejects(getRun(id), (e: ServiceError) => e.code === status.NOT_FOUND);
+    }
+    assert.equal(row.duplicates, 0, "a task attempt of a new run created two objects");
+    assert.equal(row.lost, 0, "a task event of a new run was lost");
+    assert.equal(row.correct, ids.length, "every new run SUCCEEDED with every task");
+    // Each attempt the scheduler recorded created exactly one object, and no other was made.
+    const objects = received(ids);
+    for (const id of ids) {
+      for (const t of (await getRun(id)).taskRuns) {
+        const attempts = objects.get(`${id}/${t.task}`);
+        assert.deepEqual(
+          [...(attempts ?? new Map<number, number>()).entries()].sort((x, y) => x[0] - y[0]),
+          Array.from({ length: t.attempt }, (_, i) => [i + 1, 1]),
+          `${id}/${t.task}: one object per attempt, attempts 1..${t.attempt}`,
+        );
+      }
+    }
+    // The trouble is logged once per change of state (per service and stream), not per retry.
+    services.forEach((s, i) => {
+      const seen = new Map<string, number>();
+      for (const line of s.logs.slice(marks[i])) {
+        let entry: { msg?: string; stream?: string };
         try {
-          ids = await submit(2);
-        } catch (error) {
-          lastError = (error as ServiceError).details ?? String(error);
-          await sleep(1000);
+          entry = JSON.parse(line) as typeof entry;
+        } catch {
+          continue;
         }
+        if (!/NATS|was lost|stopped; (creating|starting) it again/.test(entry.msg ?? "")) continue;
+        const key = `${entry.msg} (${entry.stream ?? ""})`;
+        seen.set(key, (seen.get(key) ?? 0) + 1);
       }
-      if (ids.length === 0) {
-        rows.push({
-          name: "NATS restarted, store lost (new runs)",
-          runs: 0,
-          correct: 0,
-          duplicates: 0,
-          lost: 0,
-        });
-      }
-      assert.equal(
-        ids.length,
-        2,
-        `runs can be submitted again after the store is lost; last error: ${lastError}`,
+      for (const [msg, n] of seen) assert.equal(n, 1, `${s.name} logged "${msg}" ${n} times`);
+      assert.ok(
+        [...seen.keys()].some((k) => k.includes("was lost")),
+        `${s.name} said what was lost`,
       );
-      await waitFinished(ids);
-      const row = await tally("NATS restarted, store lost (new runs)", ids);
-      for (const id of lostIds) {
-        await assert.rejects(getRun(id), (e: ServiceError) => e.code === status.NOT_FOUND);
-      }
-      assert.equal(row.duplicates, 0);
-      assert.equal(row.lost, 0);
-      assert.equal(row.correct, ids.length);
-    },
-  );
+    });
+  });
 });
 
 function table(list: readonly Row[]): string {
