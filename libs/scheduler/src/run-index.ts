@@ -107,6 +107,14 @@ export class RunIndex {
     return { runs, next: undefined };
   }
 
+  /** Forgets every run (the store lost them all); returns their ids. */
+  clear(): string[] {
+    const ids = [...this.byId.keys()];
+    this.byId.clear();
+    this.order = [];
+    return ids;
+  }
+
   /** Every run, in no particular order. */
   *all(): IterableIterator<RunRecord> {
     for (const v of this.byId.values()) yield v.record;

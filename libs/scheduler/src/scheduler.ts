@@ -506,13 +506,7 @@ export class Scheduler {
     // before the watch brings them, and are told when it does).
     if (change.kind === "run" && (this.index.revisionOf(change.runId) ?? 0) <= change.revision) {
       this.index.apply(change.runId, change.record, change.revision);
-      for (const listener of this.runListeners) {
-        try {
-          listener(change.runId, change.record);
-        } catch (err) {
-          this.log.warn("a runs watcher failed", { error: (err as Error).message });
-        }
-      }
+      this.tellRunListeners(change.runId, change.record);
     }
     if (change.kind === "run") {
       if (!change.record) {
@@ -538,6 +532,16 @@ export class Scheduler {
     this.pump();
   }
 
+  private tellRunListeners(id: string, run: RunRecord | undefined): void {
+    for (const listener of this.runListeners) {
+      try {
+        listener(id, run);
+      } catch (err) {
+        this.log.warn("a runs watcher failed", { error: (err as Error).message });
+      }
+    }
+  }
+
   /**
    * The store lost every record (NATS came back without its storage): the runs this replica was
    * driving are gone for good. Their engines are dropped so nothing more is recorded or launched
@@ -554,6 +558,8 @@ export class Scheduler {
       action:
         "runs in flight are gone (GetRun answers NOT_FOUND) and must be submitted again; their Kubernetes objects are left: delete them by label (kubectl delete pods,jobs -l odin.dev/run=<id>); see deploy/README.md, 'NATS lost its store'",
     });
+    // Listings forget every run of the old store, and runs watchers hear each one removed.
+    for (const id of this.index.clear()) this.tellRunListeners(id, undefined);
     // Followers of a run the new store does not have hear that it is gone.
     for (const runId of [...this.watchers.keys()]) {
       this.options.store.getRun(runId).then(

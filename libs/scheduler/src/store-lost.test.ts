@@ -62,6 +62,10 @@ test("NATS back without its store: runs in flight are dropped, nothing more is d
   );
   const heard: RunChange[] = [];
   scheduler.follow(lost.id, (c) => heard.push(c));
+  const removed: string[] = [];
+  scheduler.followRuns((id, run) => {
+    if (run === undefined) removed.push(id);
+  });
 
   await nats.resume({ wipeStore: true });
 
@@ -82,6 +86,12 @@ test("NATS back without its store: runs in flight are dropped, nothing more is d
   );
   await assert.rejects(scheduler.get(lost.id), NotFoundError);
   await until(() => heard.some((c) => c.kind === "lost"), "followers of the lost run to hear it");
+  assert.deepEqual(removed, [lost.id], "runs watchers hear the lost run removed");
+  assert.deepEqual(
+    scheduler.list({}, 100).runs.map((r) => r.id),
+    [newRun],
+    "listings hold only the new store's runs",
+  );
 
   // The lost run's hung task ends now: its event changes nothing and starts nothing (c would be next).
   await bus.publish(
