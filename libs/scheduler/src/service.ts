@@ -1,4 +1,4 @@
-import { checkRunId as checkRunIdValue } from "@odin/pipeline-spec";
+import { checkRunId as checkRunIdValue, isFinishedRun } from "@odin/pipeline-spec";
 import {
   DagSchedulerServiceService,
   runStateFromProto,
@@ -225,7 +225,7 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
                 },
               };
             }
-            let finished = ["SUCCEEDED", "FAILED", "CANCELLED"].includes(run.state);
+            let finished = isFinishedRun(run.state);
             while (!finished && !signal.aborted) {
               if (queue.length === 0) {
                 await new Promise<void>((resolve) => {
@@ -242,7 +242,7 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
                 );
               } else if (change.kind === "run") {
                 yield { event: { $case: "run", value: runToProto(change.record) } };
-                finished = ["SUCCEEDED", "FAILED", "CANCELLED"].includes(change.record.state);
+                finished = isFinishedRun(change.record.state);
               } else {
                 yield {
                   event: {

@@ -1,20 +1,14 @@
 // Fakes for the kit's own tests (not exported from the package): small handlers for real generated
 // services, whose behaviour is picked by the request, and a logger that captures its lines.
-import { createRequire } from "node:module";
 import { createServer } from "node:net";
-import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   credentials,
-  type GrpcObject,
-  loadPackageDefinition,
   makeClientConstructor,
-  type ServiceClientConstructor,
   type ServiceDefinition,
   status,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
 import { service as healthDefinition } from "grpc-health-check";
 import {
   common,
@@ -297,42 +291,5 @@ export function decodeHealthStatus(buffer: Buffer): string {
   return SERVING_STATUS[value] ?? String(value);
 }
 
-/** Lists services through the standard reflection API (grpc.reflection.v1), as grpcurl does. */
-export async function reflect(
-  address: string,
-  request: Record<string, string>,
-): Promise<Record<string, unknown>> {
-  const require = createRequire(import.meta.url);
-  const root = dirname(dirname(require.resolve("@grpc/reflection")));
-  const definition = loadSync(join(root, "proto/grpc/reflection/v1/reflection.proto"), {
-    includeDirs: [join(root, "proto")],
-  });
-  const grpcPackage = loadPackageDefinition(definition) as unknown as {
-    grpc: { reflection: { v1: GrpcObject } };
-  };
-  const Reflection = grpcPackage.grpc.reflection.v1["ServerReflection"] as ServiceClientConstructor;
-  const client = new Reflection(address, credentials.createInsecure());
-  try {
-    return await new Promise((resolve, reject) => {
-      const call = (
-        client as unknown as Record<string, () => NodeJS.ReadWriteStream & { end(): void }>
-      )["ServerReflectionInfo"]!.call(client);
-      call.on("data", (response: Record<string, unknown>) => {
-        resolve(response);
-        call.end();
-      });
-      call.on("error", reject);
-      call.write(request as never);
-    });
-  } finally {
-    client.close();
-  }
-}
-
-/** The service names a server lists through reflection. */
-export async function reflectedServices(address: string): Promise<string[]> {
-  const listed = (await reflect(address, { listServices: "*" })) as {
-    listServicesResponse?: { service: { name: string }[] };
-  };
-  return (listed.listServicesResponse?.service ?? []).map((s) => s.name).sort();
-}
+/** The reflection client the tests ask servers with (shared with the e2e stack). */
+export { reflect, reflectedServices } from "@odin/testing";

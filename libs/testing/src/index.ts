@@ -39,3 +39,6 @@ export type { StartNatsOptions } from "./nats.js";
 export { freePorts, startNatsCluster } from "./nats.js";
 /** A running test NATS cluster, and one of its nodes. */
 export type { NatsCluster, NatsClusterNode } from "./nats.js";
+
+/** A gRPC reflection client, as grpcurl uses. */
+export { reflect, reflectedServices } from "./reflection.js";

@@ -4,15 +4,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_pro
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import {
-  credentials,
-  type GrpcObject,
-  loadPackageDefinition,
-  makeClientConstructor,
-  type ServiceClientConstructor,
-} from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
+import { credentials, makeClientConstructor } from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import {
   freePorts,
@@ -25,7 +17,7 @@ import {
   type NatsServer,
 } from "@odin/testing";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The repository root (this file is in tests/stack/dist/). */
@@ -551,37 +543,8 @@ export function grpcHealth(address: string, service: string): Promise<string> {
   });
 }
 
-/** The services a server lists through gRPC reflection (grpc.reflection.v1), as `grpcurl list` does. */
-export async function reflectedServices(address: string): Promise<string[]> {
-  const require = createRequire(import.meta.url);
-  const root = dirname(dirname(require.resolve("@grpc/reflection")));
-  const definition = loadSync(join(root, "proto/grpc/reflection/v1/reflection.proto"), {
-    includeDirs: [join(root, "proto")],
-  });
-  const loaded = loadPackageDefinition(definition) as unknown as {
-    grpc: { reflection: { v1: GrpcObject } };
-  };
-  const Reflection = loaded.grpc.reflection.v1["ServerReflection"] as ServiceClientConstructor;
-  const client = new Reflection(address, credentials.createInsecure());
-  try {
-    const response = await new Promise<{ listServicesResponse?: { service: { name: string }[] } }>(
-      (resolve, reject) => {
-        const call = (
-          client as unknown as Record<string, () => NodeJS.ReadWriteStream & { end(): void }>
-        )["ServerReflectionInfo"]!.call(client);
-        call.on("data", (r: { listServicesResponse?: { service: { name: string }[] } }) => {
-          resolve(r);
-          call.end();
-        });
-        call.on("error", reject);
-        call.write({ listServices: "*" } as never);
-      },
-    );
-    return (response.listServicesResponse?.service ?? []).map((s) => s.name).sort();
-  } finally {
-    client.close();
-  }
-}
+/** The services a server lists through gRPC reflection, as `grpcurl list` does. */
+export { reflectedServices } from "@odin/testing";
 
 /** One scrape of a Prometheus endpoint: its families (from `# TYPE`) and each sample's value. */
 export interface Scrape {
