@@ -1,11 +1,12 @@
 // Fixture-driven: each testdata/*.scenario holds a pipeline (YAML), `---`, then steps
 // `@<ms> <action> => <expected decisions>` (`-` for none). Actions: `next [slots]`,
-// `<task> <STATE>#<attempt>` (a recorded change), `cancel`, `retry` (expects `reset a, b`).
+// `<task> <STATE>#<attempt>` (a recorded change; `<task> SUCCEEDED#<attempt> early-exit` when its
+// outputs ask to end the run early), `cancel`, `retry` (expects `reset a, b`).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { loadPipeline, type TaskGraph, type TaskState } from "@odin/pipeline-spec";
-import { RunEngine, type Decision } from "./engine.js";
+import { requestsEarlyExit, RunEngine, type Decision, type TaskStatus } from "./engine.js";
 
 const testdata = new URL("../testdata/", import.meta.url);
 
@@ -22,7 +23,9 @@ function format(d: Decision): string {
     case "cancelled":
       return `cancelled ${d.task}`;
     case "finish":
-      return d.state === "SUCCEEDED" ? "finish SUCCEEDED" : `finish ${d.state} (${d.reason})`;
+      return d.state === "SUCCEEDED" && !d.earlyExitBy
+        ? "finish SUCCEEDED"
+        : `finish ${d.state} (${d.reason})`;
   }
 }
 
@@ -68,10 +71,11 @@ describe("RunEngine scenarios", () => {
         } else if (action === "retry") {
           got = [`reset ${engine.retry().join(", ")}`];
         } else {
-          const change = /^(\S+) ([A-Z]+)#(\d+)$/.exec(action);
+          const change = /^(\S+) ([A-Z]+)#(\d+)( early-exit)?$/.exec(action);
           assert.ok(change, `bad action: ${action}`);
+          const status = { state: change[2] as TaskState, attempt: Number(change[3]) };
           got = engine
-            .observe(change[1]!, { state: change[2] as TaskState, attempt: Number(change[3]) }, now)
+            .observe(change[1]!, change[4] ? { ...status, earlyExit: true } : status, now)
             .map(format);
         }
         const expected = m[3]!.startsWith("reset ") ? [m[3]!.trim()] : splitExpected(m[3]!);
@@ -190,6 +194,29 @@ describe("RunEngine at scale and across restarts", () => {
     assert.deepEqual(engine.next(1), []);
   });
 
+  test("a crash between recording an early exit and recording its skips is repaired on restore", () => {
+    const { pipeline, graph } = loadPipeline(
+      "tasks:\n- {name: a, image: i, command: c}\n- {name: b, image: i, command: c, depends: a}\n- {name: x, image: i, command: c}\n",
+    );
+    const recorded: Record<string, TaskStatus> = {
+      a: { state: "SUCCEEDED", attempt: 1, earlyExit: true },
+      x: { state: "RUNNING", attempt: 1 },
+    };
+    const engine = RunEngine.restore(pipeline!, (t) => recorded[t], {}, graph);
+    assert.deepEqual(engine.resume(), [
+      { kind: "skip", task: "b", reason: 'early exit requested by task "a"', earlyExit: true },
+    ]);
+    assert.deepEqual(engine.next(1), [], "nothing new starts");
+    assert.deepEqual(engine.observe("x", { state: "SUCCEEDED", attempt: 1 }, 2), [
+      {
+        kind: "finish",
+        state: "SUCCEEDED",
+        reason: 'early exit requested by task "a"',
+        earlyExitBy: "a",
+      },
+    ]);
+  });
+
   test("a restored RETRYING task runs again when its time comes", () => {
     const { pipeline, graph } = loadPipeline(
       "tasks:\n- {name: a, image: i, command: c, retries: 2}\n",
@@ -251,4 +278,15 @@ test("ready times and queued tasks: what the scheduler's launch latency and queu
   // Restored without knowing when: not measured.
   const restored = RunEngine.restore(pipeline!, () => undefined, {}, graph);
   assert.equal(restored.readySince("a"), undefined);
+});
+
+test("requestsEarlyExit reads the documented form and the original's", () => {
+  assert.equal(requestsEarlyExit({ odin: { early_exit: true } }), true);
+  assert.equal(requestsEarlyExit({ request_early_exit: true, acc: 0.9 }), true);
+  assert.equal(requestsEarlyExit({ odin: { early_exit: "true" } }), false, "only JSON true");
+  assert.equal(requestsEarlyExit({ odin: { early_exit: false } }), false);
+  assert.equal(requestsEarlyExit({ early_exit: true }), false, "only under the odin key");
+  assert.equal(requestsEarlyExit({ odin: null }), false);
+  assert.equal(requestsEarlyExit(null), false);
+  assert.equal(requestsEarlyExit([true]), false);
 });

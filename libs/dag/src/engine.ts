@@ -18,6 +18,23 @@ export interface TaskStatus {
   nextAttemptTime?: number;
   /** The first attempt of the current round (1, or the first after a run retry); retries count from it. */
   firstAttempt?: number;
+  /** SUCCEEDED and its outputs asked to end the run early ({@link requestsEarlyExit}). */
+  earlyExit?: boolean;
+}
+
+/**
+ * Whether a task's reported outputs ask to end its run early and successfully:
+ * `{"odin": {"early_exit": true}}`, or the original Odin's `{"request_early_exit": true}`.
+ */
+export function requestsEarlyExit(outputs: unknown): boolean {
+  if (typeof outputs !== "object" || outputs === null) return false;
+  const o = outputs as { odin?: unknown; request_early_exit?: unknown };
+  if (o.request_early_exit === true) return true;
+  return (
+    typeof o.odin === "object" &&
+    o.odin !== null &&
+    (o.odin as { early_exit?: unknown }).early_exit === true
+  );
 }
 
 /** Something the scheduler must do (and record) because of a decision. */
@@ -26,8 +43,11 @@ export type Decision =
   | { kind: "launch"; task: string; attempt: number }
   /** Record RETRYING: `attempt` failed; the next one is due at `at`. */
   | { kind: "retry"; task: string; attempt: number; at: number }
-  /** Record SKIPPED: the task will not run. */
-  | { kind: "skip"; task: string; reason: string }
+  /**
+   * Record SKIPPED: the task will not run. `earlyExit`: because the run ends early, so a task
+   * waiting to retry is SKIPPED too (otherwise it keeps the FAILED of its last attempt).
+   */
+  | { kind: "skip"; task: string; reason: string; earlyExit?: boolean }
   /** Stop the attempt and record FAILED with reason DeadlineExceeded. */
   | { kind: "timeout"; task: string; attempt: number }
   /** Stop the attempt and record CANCELLED. */
@@ -35,7 +55,13 @@ export type Decision =
   /** Record CANCELLED for a task that never started (or waits for a retry). */
   | { kind: "cancelled"; task: string }
   /** Record the run's final state. */
-  | { kind: "finish"; state: "SUCCEEDED" | "FAILED" | "CANCELLED"; reason: string };
+  | {
+      kind: "finish";
+      state: "SUCCEEDED" | "FAILED" | "CANCELLED";
+      reason: string;
+      /** SUCCEEDED because this task asked to end the run early. */
+      earlyExitBy?: string;
+    };
 
 // The engine keeps states as their index in pipeline-spec's one table.
 const codes: readonly TaskState[] = taskStates;
@@ -145,6 +171,8 @@ export class RunEngine {
   private unfinished: number;
   private anyFailed = false;
   private failing = false;
+  /** The task whose outputs ended the run early, or -1. */
+  private earlyExit = -1;
   private cancelRequested = false;
   private finished: RunState | undefined;
 
@@ -222,10 +250,10 @@ export class RunEngine {
 
   /**
    * Tasks ready to launch that wait: for the scheduler's slots (the global cap) or the pipeline's
-   * `parallelism`. None while the run is failing fast, cancelled or finished.
+   * `parallelism`. None while the run is failing fast, cancelled, ending early or finished.
    */
   get queuedTasks(): number {
-    if (this.failing || this.cancelRequested || this.finished) return 0;
+    if (this.stopping || this.finished) return 0;
     let n = 0;
     for (let k = this.readyHead; k < this.ready.length; k++) {
       const i = this.ready[k]!;
@@ -259,13 +287,13 @@ export class RunEngine {
       const t = this.timers.pop()!;
       if (this.attempt[t.task] !== t.attempt) continue;
       const s = this.state[t.task]!;
-      if (t.kind === "retry" && s === RETRYING && !this.failing && !this.cancelRequested) {
+      if (t.kind === "retry" && s === RETRYING && !this.stopping) {
         this.enqueue(t.task, t.at);
       } else if (t.kind === "timeout" && isActive(s)) {
         out.push({ kind: "timeout", task: this.tasks[t.task]!.name, attempt: t.attempt });
       }
     }
-    if (this.failing || this.cancelRequested || this.finished) return out;
+    if (this.stopping || this.finished) return out;
     const cap = this.pipeline.parallelism ?? Number.POSITIVE_INFINITY;
     let budget = Math.min(slots, cap - this.active);
     while (budget > 0 && this.readyHead < this.ready.length) {
@@ -320,6 +348,10 @@ export class RunEngine {
         for (const d of this.graph.dependents[i]!) {
           if (--this.remaining[d]! === 0 && this.state[d] === PENDING) this.enqueue(d, now);
         }
+        if (status.earlyExit && !this.stopping) {
+          this.earlyExit = i;
+          this.skipForEarlyExit(out);
+        }
       } else if (to === SKIPPED || to === CANCELLED) {
         if (!this.cancelRequested)
           this.skipDependents(i, out, `dependency "${task}" was ${codes[to]!.toLowerCase()}`);
@@ -370,6 +402,7 @@ export class RunEngine {
   retry(): string[] {
     const reset: string[] = [];
     this.failing = false;
+    this.earlyExit = -1;
     this.cancelRequested = false;
     this.anyFailed = false;
     this.finished = undefined;
@@ -389,6 +422,22 @@ export class RunEngine {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /** Nothing new starts: the run is failing fast, cancelled or ending early. */
+  private get stopping(): boolean {
+    return this.failing || this.cancelRequested || this.earlyExit >= 0;
+  }
+
+  /** Early exit: every task not started (or waiting to retry) is SKIPPED; running ones finish. */
+  private skipForEarlyExit(out: Decision[]): void {
+    const reason = `early exit requested by task "${this.tasks[this.earlyExit]!.name}"`;
+    this.state.forEach((s, j) => {
+      if (s === PENDING || s === RETRYING) {
+        this.set(j, SKIPPED);
+        out.push({ kind: "skip", task: this.tasks[j]!.name, reason, earlyExit: true });
+      }
+    });
+  }
 
   private index(task: string): number {
     const i = this.graph.indexOf(task);
@@ -415,7 +464,7 @@ export class RunEngine {
 
   private failed(i: number, attempt: number, now: number, out: Decision[], to: number): void {
     const task = this.tasks[i]!;
-    if (attempt - this.first[i]! < task.retries && !this.failing && !this.cancelRequested) {
+    if (attempt - this.first[i]! < task.retries && !this.stopping) {
       const at = now + retryDelay(task, attempt);
       this.set(i, RETRYING);
       this.timers.push({ at, task: i, attempt, kind: "retry" });
@@ -457,6 +506,15 @@ export class RunEngine {
     if (this.cancelRequested) {
       this.finished = "CANCELLED";
       out.push({ kind: "finish", state: "CANCELLED", reason: "cancelled" });
+    } else if (!this.anyFailed && this.earlyExit >= 0) {
+      this.finished = "SUCCEEDED";
+      const by = this.tasks[this.earlyExit]!.name;
+      out.push({
+        kind: "finish",
+        state: "SUCCEEDED",
+        reason: `early exit requested by task "${by}"`,
+        earlyExitBy: by,
+      });
     } else if (this.anyFailed || this.state.some((s) => s !== SUCCEEDED)) {
       this.finished = "FAILED";
       const failedTasks = this.tasks
@@ -505,6 +563,7 @@ export class RunEngine {
       this.attempt[i] = s.attempt;
       this.first[i] = s.firstAttempt ?? 1;
       if (s.launchTime !== undefined) this.launchTime[i] = s.launchTime;
+      if (s.state === "SUCCEEDED" && s.earlyExit && this.earlyExit < 0) this.earlyExit = i;
       if (s.state === "RETRYING") {
         this.timers.push({
           at: s.nextAttemptTime ?? 0,
@@ -533,6 +592,7 @@ export class RunEngine {
       const failedAt = this.state.findIndex((s) => s === FAILED || s === ERROR);
       if (failedAt !== -1) this.failing = true;
     }
+    if (this.failing) this.earlyExit = -1;
   }
 
   /**
@@ -542,7 +602,9 @@ export class RunEngine {
   resume(): Decision[] {
     const out: Decision[] = [];
     if (this.cancelRequested) return this.cancel();
-    if (this.failing) {
+    if (this.earlyExit >= 0) {
+      this.skipForEarlyExit(out);
+    } else if (this.failing) {
       const first = this.state.findIndex((s) => s === FAILED || s === ERROR);
       const reason = `fail-fast: task "${this.tasks[first]!.name}" failed`;
       this.state.forEach((s, j) => {

@@ -2,6 +2,7 @@
 export { isTerminalState, type RunState, type TaskState } from "@odin/pipeline-spec";
 export {
   maxRetryBackoffMs,
+  requestsEarlyExit,
   retryDelay,
   RunEngine,
   type Decision,

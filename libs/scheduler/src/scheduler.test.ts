@@ -283,6 +283,65 @@ describe("Scheduler", () => {
     );
   });
 
+  test("a task reporting an early exit ends the run SUCCEEDED: waiting tasks SKIPPED, running ones finish", async () => {
+    const w = await world({
+      p: [
+        "tasks:",
+        "- {name: probe, image: i, command: c}",
+        "- {name: side, image: i, command: c}",
+        "- {name: flaky, image: i, command: c, retries: 2, retry_backoff: 1h}",
+        "- {name: train, image: i, command: c, depends: probe}",
+        "",
+      ].join("\n"),
+    });
+    w.launcher.scripts.probe = { hang: true };
+    w.launcher.scripts.side = { hang: true };
+    w.launcher.scripts.flaky = { exitCode: 1 };
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    const until = async (check: (t: Record<string, string>) => boolean) => {
+      while (!check(await states(w.scheduler, run.id))) await new Promise((r) => setTimeout(r, 5));
+    };
+    const succeeded = (task: string, outputs: unknown) =>
+      w.bus.publish(
+        subjects.task(run.id),
+        events.TaskEvent.encode({
+          runId: run.id,
+          task,
+          attempt: 1,
+          state: common.TaskState.TASK_STATE_SUCCEEDED,
+          exitCode: 0,
+          reason: "Completed",
+          message: "",
+          objectName: "x",
+          time: new Date(),
+          outputsJson: outputs ? JSON.stringify(outputs) : "",
+        }).finish(),
+      );
+    await until(
+      (t) => t.flaky === "RETRYING#1" && t.side === "RUNNING#1" && t.probe === "RUNNING#1",
+    );
+    await succeeded("probe", { odin: { early_exit: true }, acc: 0.99 });
+    await until((t) => t.train === "SKIPPED#0" && t.flaky === "SKIPPED#1");
+    assert.equal((await w.scheduler.get(run.id)).run.state, "RUNNING", "side still runs");
+    await succeeded("side", undefined);
+    const done = await finished(w.scheduler, run.id);
+    assert.equal(done.state, "SUCCEEDED");
+    assert.equal(done.reason, 'early exit requested by task "probe"');
+    assert.deepEqual(await states(w.scheduler, run.id), {
+      probe: "SUCCEEDED#1",
+      side: "SUCCEEDED#1",
+      flaky: "SKIPPED#1",
+      train: "SKIPPED#0",
+    });
+    const train = (await w.scheduler.get(run.id)).tasks.find((t) => t.name === "train")!.record;
+    assert.equal(train.message, 'early exit requested by task "probe"');
+    assert.deepEqual(
+      w.launcher.launches.map((l) => `${l.task.name}#${l.attempt}`).sort(),
+      ["flaky#1", "probe#1", "side#1"],
+      "nothing launched after the early exit",
+    );
+  });
+
   test("a repeated submit with the same request id returns the same run", async () => {
     const w = await world({ p: diamond });
     const a = await w.scheduler.submit({ pipeline: "p", submittedBy: "a", requestId: "req-1" });

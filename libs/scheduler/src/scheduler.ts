@@ -1,4 +1,4 @@
-import { RunEngine, type Decision, type TaskStatus } from "@odin/dag";
+import { requestsEarlyExit, RunEngine, type Decision, type TaskStatus } from "@odin/dag";
 import { subjects, type EventBus, type Subscription } from "@odin/events";
 import {
   isFinishedRun as isFinished,
@@ -86,7 +86,18 @@ function statusOf(record: TaskRecord | undefined): TaskStatus {
   if (record.launchTime !== undefined) status.launchTime = record.launchTime;
   if (record.nextAttemptTime !== undefined) status.nextAttemptTime = record.nextAttemptTime;
   if (record.firstAttempt !== undefined) status.firstAttempt = record.firstAttempt;
+  if (record.state === "SUCCEEDED" && record.outputsJson && earlyExitIn(record.outputsJson))
+    status.earlyExit = true;
   return status;
+}
+
+/** Whether reported outputs (JSON text) ask to end the run early; unreadable outputs do not. */
+function earlyExitIn(outputsJson: string): boolean {
+  try {
+    return requestsEarlyExit(JSON.parse(outputsJson));
+  } catch {
+    return false;
+  }
 }
 
 const pendingRecord: TaskRecord = { state: "PENDING", attempt: 0 };
@@ -776,7 +787,7 @@ export class Scheduler {
       case "cancelled": {
         const state: TaskState = d.kind === "skip" ? "SKIPPED" : "CANCELLED";
         await this.record(run, d.task, (cur) => {
-          if (cur?.state === "RETRYING") {
+          if (cur?.state === "RETRYING" && !(d.kind === "skip" && d.earlyExit)) {
             // Its last attempt failed and no retry follows: skipped, it stays FAILED with that
             // attempt's exit code and reason; cancelled, it is CANCELLED with no exit code.
             const { nextAttemptTime: _due, exitCode: _exit, ...rest } = cur;
@@ -794,6 +805,11 @@ export class Scheduler {
                   reason: "Cancelled",
                   message: "the run was cancelled while the task waited to retry",
                 };
+          }
+          if (cur?.state === "RETRYING" && d.kind === "skip") {
+            // The run ends early: the retry it waited for will not happen.
+            const { nextAttemptTime: _due, ...rest } = cur;
+            return { ...rest, state, endTime: now, reason: "Skipped", message: d.reason };
           }
           return !cur || cur.state === "PENDING"
             ? {
@@ -835,7 +851,8 @@ export class Scheduler {
                 ...r,
                 state: d.state,
                 endTime: now,
-                reason: d.state === "SUCCEEDED" ? undefined : d.reason,
+                // A SUCCEEDED run has no reason unless a task ended it early.
+                reason: d.state === "SUCCEEDED" && !d.earlyExitBy ? undefined : d.reason,
                 startTime: r.startTime ?? now,
                 taskCounts: run.engine.counts(),
               },

@@ -2,10 +2,10 @@
 // tries the Kubernetes path without a cluster.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { cp, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startKubeSim, type KubeSim } from "@odin/testing";
-import { odin, startOdinServer, tempDir, type OdinServer } from "@odin/test-stack";
+import { odin, repoRoot, startOdinServer, tempDir, type OdinServer } from "@odin/test-stack";
 
 let sim: KubeSim;
 let server: OdinServer;
@@ -16,10 +16,14 @@ before(async () => {
   dir = await tempDir("odin-e2e-kube-");
   sim = await startKubeSim({ defaultRunMs: [5, 20] });
   sim.script({ image: "busybox*", terminationMessage: '{"words": 7}', logs: ["ran on kube-sim"] });
+  sim.script({ image: "stopper:*", terminationMessage: '{"odin": {"early_exit": true}}' });
   const kubeconfig = join(dir.path, "kubeconfig.json");
   await writeFile(kubeconfig, sim.kubeConfig().exportConfig());
+  // A copy of the examples: `odin push` writes pushed pipelines back into the served directory.
+  const repo = join(dir.path, "pipelines");
+  await cp(join(repoRoot, "examples", "pipelines"), repo, { recursive: true });
   server = await startOdinServer(
-    ["--kube", "--namespace", "trial", "--data", join(dir.path, "data")],
+    ["--kube", "--namespace", "trial", "--repo", repo, "--data", join(dir.path, "data")],
     { HOME: dir.path, KUBECONFIG: kubeconfig },
   );
   address = server.address;
@@ -51,4 +55,23 @@ test("the diamond example runs as pods in kube-sim, outputs passed through termi
     right.spec.containers[0]!.args.includes("7"),
     "^prepare.outputs.words was resolved from prepare's termination message",
   );
+});
+
+test("a pod whose termination message asks for an early exit ends the run SUCCEEDED", async () => {
+  const local = join(dir.path, "work", "stopper");
+  await mkdir(local, { recursive: true });
+  await writeFile(
+    join(local, "main.yml"),
+    "name: stopper\ntasks:\n- {name: check, image: 'stopper:1', command: check}\n- {name: train, image: 'busybox:1', command: train, depends: check}\n",
+  );
+  const pushed = await odin(["--server", address, "push", local]);
+  assert.equal(pushed.code, 0, pushed.stderr + pushed.stdout);
+  const r = await odin(["--server", address, "run", "stopper", "--follow"]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /SUCCEEDED.*early exit requested by task "check"/);
+  const runId = /^run (stopper-[a-z0-9]{8})/m.exec(r.stdout)![1]!;
+  const train = await odin(["--server", address, "-o", "json", "status", `${runId}--train`]);
+  assert.equal((JSON.parse(train.stdout) as { state: string }).state, "SKIPPED");
+  const pods = sim.created("pods").filter((p) => p.metadata.labels?.["odin.dev/run"] === runId);
+  assert.equal(pods.length, 1, "only the task that asked for the early exit ran");
 });

@@ -290,7 +290,7 @@ async function follow(
       : "";
   const summary = summarize([...tasks.values()].map((t) => taskStateName(t.state)));
   out.write(
-    `run ${run.id} ${paint(stateColor(state), state)}${took}: ${summary}${run.reason && state !== "SUCCEEDED" ? ` — ${run.reason}` : ""}\n`,
+    `run ${run.id} ${paint(stateColor(state), state)}${took}: ${summary}${run.reason ? ` — ${run.reason}` : ""}\n`,
   );
   return runExitCode(state);
 }
@@ -438,7 +438,7 @@ export async function statusCommand(
     }
     const waiting = runState(run).waiting;
     out.write(
-      `run ${run.id}: ${paint(stateColor(state), state)} — pipeline ${run.pipeline} at commit ${shortCommit(run.commit)}, attempt ${run.attempt}${run.reason && state !== "SUCCEEDED" ? `, ${run.reason}` : ""}\n`,
+      `run ${run.id}: ${paint(stateColor(state), state)} — pipeline ${run.pipeline} at commit ${shortCommit(run.commit)}, attempt ${run.attempt}${run.reason ? `, ${run.reason}` : ""}\n`,
     );
     if (waiting) out.write(`  waiting: ${waiting}\n`);
     const params = Object.entries(run.parameters ?? {});
