@@ -81,6 +81,18 @@ export {
   type ParameterType,
   type ParameterValue,
 } from "./parameters.js";
+export {
+  catchupPolicies,
+  checkCron,
+  checkTimezone,
+  concurrencyPolicies,
+  CronTicks,
+  scheduleNamePattern,
+  tickGraceMs,
+  type CatchupPolicy,
+  type ConcurrencyPolicy,
+  type ScheduleSpec,
+} from "./schedules.js";
 export { formatProblem, type Problem, type Severity } from "./problems.js";
 export { defaultSourceLimits, type Position, type SourceLimits } from "./source.js";
 export {

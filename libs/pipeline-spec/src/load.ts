@@ -39,6 +39,14 @@ import {
   type ParameterType,
   type ParameterValue,
 } from "./parameters.js";
+import {
+  catchupPolicies,
+  checkCron,
+  checkTimezone,
+  concurrencyPolicies,
+  scheduleNamePattern,
+  type ScheduleSpec,
+} from "./schedules.js";
 import type { Problem, Severity } from "./problems.js";
 import { findReferences, unresolvableReason, type TaskReference } from "./references.js";
 import { defaultSourceLimits, parseSource, type SourceIndex, type SourceLimits } from "./source.js";
@@ -984,6 +992,7 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
   }
 
   const declared = readParameters(problems, doc);
+  const schedules = readSchedules(problems, doc, declared);
   const parameters = resolveParameters(problems, doc, declared, options);
   substituteParameters(problems, doc, declared, parameters);
 
@@ -1133,6 +1142,7 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
   const pipeline: Pipeline = { path: options.path ?? ".", name, failFast, tasks };
   if (parallelism !== undefined) pipeline.parallelism = parallelism;
   if (declared.length > 0) pipeline.parameters = declared;
+  if (schedules.length > 0) pipeline.schedules = schedules;
   const valid = !problems.list.some((p) => p.severity === "error");
   return { valid, problems: problems.list, pipeline, graph, parameters };
 }
@@ -1242,6 +1252,137 @@ function readParameterSpec(
   return spec;
 }
 
+// -- Schedules -------------------------------------------------------------------------------
+
+const scheduleKeys = new Set(["cron", "timezone", "parameters", "catchup", "concurrency"]);
+
+/**
+ * The `schedules:` map: a name to `{cron, timezone, parameters, catchup, concurrency}`, or to a bare
+ * cron expression. Each schedule's parameter values are checked against the declared parameters.
+ */
+function readSchedules(
+  problems: Problems,
+  doc: Json,
+  declared: readonly ParameterSpec[],
+): ScheduleSpec[] {
+  const raw = doc.schedules;
+  if (raw === undefined || raw === null) return [];
+  if (!isMap(raw)) {
+    problems.error(
+      { container: doc, key: "schedules" },
+      `"schedules" must be a map of schedule names to schedules, e.g. {nightly: {cron: "0 2 * * *", timezone: UTC}}, not ${typeName(raw)}`,
+    );
+    return [];
+  }
+  const out: ScheduleSpec[] = [];
+  for (const [name, value] of Object.entries(raw)) {
+    const where: Where = { container: raw, key: name, field: `schedules.${name}` };
+    if (!scheduleNamePattern.test(name)) {
+      problems.error(
+        { ...where, atKey: true },
+        `schedule name "${name}" must be lower-case letters, digits and "-", starting and ending with a letter or digit (at most 63)`,
+      );
+      continue;
+    }
+    const spec: ScheduleSpec = {
+      name,
+      cron: "",
+      timezone: "UTC",
+      parameters: {},
+      catchup: "skip",
+      concurrency: "allow",
+    };
+    if (typeof value === "string") {
+      spec.cron = value;
+      const bad = checkCron(value);
+      if (bad !== undefined) problems.error(where, `schedule "${name}": ${bad}`);
+      else out.push(spec);
+      continue;
+    }
+    if (!isMap(value)) {
+      problems.error(
+        where,
+        `schedule "${name}" must be a cron expression or a map with "cron", not ${typeName(value)}`,
+      );
+      continue;
+    }
+    const f = new Fields(problems, value, undefined, `schedules.${name}.`);
+    f.unknownKeys(scheduleKeys, `schedule "${name}"`);
+    let ok = true;
+    const cron = f.string("cron", true);
+    if (cron === undefined) ok = false;
+    else {
+      const bad = checkCron(cron);
+      if (bad !== undefined) {
+        f.error("cron", `schedule "${name}": ${bad}`);
+        ok = false;
+      }
+      spec.cron = cron;
+    }
+    const timezone = f.string("timezone");
+    if (timezone !== undefined) {
+      const bad = checkTimezone(timezone);
+      if (bad !== undefined) {
+        f.error("timezone", `schedule "${name}": ${bad}`);
+        ok = false;
+      }
+      spec.timezone = timezone;
+    }
+    const policy = <T extends string>(key: string, allowed: readonly T[]): T | undefined => {
+      const v = f.string(key);
+      if (v === undefined) return undefined;
+      if (!(allowed as readonly string[]).includes(v)) {
+        f.error(key, `schedule "${name}": ${key} must be one of ${allowed.join(", ")}, not "${v}"`);
+        ok = false;
+        return undefined;
+      }
+      return v as T;
+    };
+    spec.catchup = policy("catchup", catchupPolicies) ?? spec.catchup;
+    spec.concurrency = policy("concurrency", concurrencyPolicies) ?? spec.concurrency;
+    const values = f.get("parameters");
+    if (values !== undefined && !isMap(values)) {
+      f.error("parameters", `schedule "${name}": parameters must be a map of names to values`);
+      ok = false;
+    } else {
+      const byName = new Map(declared.map((p) => [p.name, p]));
+      for (const [p, v] of Object.entries(values ?? {})) {
+        const at: Where = {
+          container: values!,
+          key: p,
+          field: `schedules.${name}.parameters.${p}`,
+        };
+        const pspec = byName.get(p);
+        if (pspec === undefined) {
+          const near = closest(p, byName.keys());
+          problems.error(
+            at,
+            `schedule "${name}" gives parameter "${p}", which the pipeline does not declare${near ? ` (did you mean "${near}"?)` : ""}`,
+          );
+          ok = false;
+          continue;
+        }
+        const got = coerceParameter(pspec, v);
+        if ("error" in got) {
+          problems.error(at, `schedule "${name}": ${got.error}`);
+          ok = false;
+        } else spec.parameters[p] = got.value;
+      }
+      for (const pspec of declared) {
+        if (pspec.default === undefined && !Object.hasOwn(spec.parameters, pspec.name)) {
+          problems.error(
+            where,
+            `schedule "${name}" gives no value for parameter "${pspec.name}", which has no default; add it under schedules.${name}.parameters`,
+          );
+          ok = false;
+        }
+      }
+    }
+    if (ok) out.push(spec);
+  }
+  return out;
+}
+
 /** The run's values: each given value as its declared type, else the default. */
 function resolveParameters(
   problems: Problems,
@@ -1321,7 +1462,7 @@ function substituteParameters(
     const taskName = task && typeof task.name === "string" ? task.name : undefined;
     const keys = Array.isArray(container) ? container.keys() : Object.keys(container);
     for (const key of keys) {
-      if (container === doc && key === "parameters") continue;
+      if (container === doc && (key === "parameters" || key === "schedules")) continue;
       const v = (container as Record<string | number, unknown>)[key];
       const inLiteral = literal || (container === task && substitutedFields.has(String(key)));
       if (typeof v === "object" && v !== null && !(v instanceof Date)) {

@@ -1,4 +1,5 @@
 import type { ParameterSpec } from "./parameters.js";
+import type { ScheduleSpec } from "./schedules.js";
 
 /** The Kubernetes shapes a task can run as. */
 export type ResourceType = "Pod" | "Job" | "TFJob" | "PyTorchJob" | "MPIJob" | "ElasticJob";
@@ -128,6 +129,8 @@ export interface Pipeline {
   parallelism?: number;
   /** The run parameters it declares (`parameters:`), in file order; absent when none. */
   parameters?: ParameterSpec[];
+  /** The cron schedules it declares (`schedules:`), in file order; absent when none. */
+  schedules?: ScheduleSpec[];
   tasks: Task[];
 }
 

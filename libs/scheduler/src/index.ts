@@ -13,3 +13,15 @@ export { Scheduler, type RunChange, type RunView, type SchedulerOptions } from "
 export { dagSchedulerService } from "./service.js";
 export { SchedulerStore, type RecordChange } from "./store.js";
 export { GrpcLauncher, RegistryPipelineSource, RepoSyncCheckouts } from "./grpc-ports.js";
+export {
+  scheduleKey,
+  scheduleLabel,
+  ScheduleRunner,
+  scheduleSubmitter,
+  ticksKey,
+  type RunStarter,
+  type ScheduleRecord,
+  type ScheduleRunnerOptions,
+  type ScheduleView,
+  type TickRecord,
+} from "./schedules.js";

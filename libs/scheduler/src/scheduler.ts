@@ -208,6 +208,11 @@ export class Scheduler {
     submittedBy: string;
     /** Values of the pipeline's parameters (text is read as the declared type). */
     parameters?: Readonly<Record<string, unknown>>;
+    /**
+     * The run's id, chosen by the caller (a schedule's tick claim): submitting it again creates
+     * nothing and returns the run made first. Default: a new id.
+     */
+    runId?: string;
   }): Promise<RunRecord> {
     if (input.requestId) {
       checkRequestId(input.requestId);
@@ -235,7 +240,7 @@ export class Scheduler {
       );
     }
     const pipeline = got.pipeline;
-    const runId = newRunId(pipeline.name);
+    const runId = input.runId ?? newRunId(pipeline.name);
     if (input.requestId) {
       const claimed = await this.options.store.claimRequest(input.requestId, runId);
       if (claimed !== runId) return this.waitForRun(claimed);
@@ -259,7 +264,13 @@ export class Scheduler {
       submittedBy: input.submittedBy,
     };
     if (Object.keys(got.parameters).length > 0) record.parameters = got.parameters;
-    await this.options.store.createRun(record);
+    if (!(await this.options.store.createRun(record))) {
+      // The id was given and another submit of it got there first: that one is the run.
+      const first = await this.getRun(runId);
+      if (first.commit !== checkout.commit)
+        await this.options.checkouts.release(checkout.commit, runId).catch(() => undefined);
+      return first;
+    }
     this.log.info("run submitted", {
       run: runId,
       pipeline: pipeline.path,

@@ -1,0 +1,550 @@
+// Cron schedules: every scheduler replica follows every schedule and wakes at its ticks; which
+// replica starts a tick's run is decided by compare-and-set of the schedule's tick record in the
+// run store, so a tick starts exactly one run however many replicas there are. The claim names the
+// run id before the run is submitted: whoever finishes a claim (the claimer, or another replica
+// after the claimer died) submits that id, and the run store creates it once.
+import {
+  CronTicks,
+  checkCron,
+  checkTimezone,
+  isFinishedRun,
+  newRunId,
+  scheduleNamePattern,
+  tickGraceMs,
+  type CatchupPolicy,
+  type ConcurrencyPolicy,
+  type ParameterValue,
+  type Problem,
+} from "@odin/pipeline-spec";
+import {
+  jsonCodec,
+  KeyExistsError,
+  RevisionMismatchError,
+  updateWithRetry,
+  type Change,
+  type KeyValueStore,
+  type Watch,
+} from "@odin/run-store";
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  type Logger,
+} from "@odin/service-kit";
+import type { PipelineSource } from "./ports.js";
+import type { RunRecord } from "./records.js";
+
+/** A schedule as the run store keeps it (`schedules.<name>`). */
+export interface ScheduleRecord {
+  /** `nightly` (created with the API), or `<pipeline path>:<name>` (declared in `main.yml`). */
+  name: string;
+  /** Pipeline directory in the repository. */
+  pipeline: string;
+  /** The pipeline's `name`, the prefix of its runs' ids. */
+  pipelineName: string;
+  cron: string;
+  timezone: string;
+  /** Values of the pipeline's parameters for each run. */
+  parameters: Record<string, ParameterValue>;
+  catchup: CatchupPolicy;
+  concurrency: ConcurrencyPolicy;
+  paused: boolean;
+  /** `api`: created with CreateSchedule; `pipeline`: declared in the pipeline's `schedules:`. */
+  source: "api" | "pipeline";
+  createdBy: string;
+  createTime: number;
+  /** Notification targets of its runs, by name: a slot for notifications, not read yet. */
+  notify?: string[];
+}
+
+/**
+ * Where a schedule stands (`ticks.<name>`): the newest tick decided and, while a tick's run is
+ * being started, the claim naming it. Written only by compare-and-set.
+ */
+export interface TickRecord {
+  /** The newest tick (epoch ms) decided: claimed, run or skipped. Ticks up to it are never run again. */
+  lastTick: number;
+  /** The run the last finished claim started. */
+  lastRunId?: string;
+  /** A tick whose run is being started; any replica may finish it (submitting `runId` again is harmless). */
+  claim?: {
+    tick: number;
+    runId: string;
+    /** The active run `replace` cancels first. */
+    replaces?: string;
+    /** The replica that claimed it, and when (its clock). */
+    by: string;
+    at: number;
+  };
+  /** Ticks not run: missed while no scheduler ran (`catchup: skip`) or `forbid` with a run active. */
+  skipped: number;
+  /** Why the last tick started no run (the pipeline did not load, …). */
+  lastError?: string;
+}
+
+/** A schedule with where it stands, as ListSchedules shows it. */
+export interface ScheduleView {
+  schedule: ScheduleRecord;
+  ticks?: TickRecord;
+  /** The next tick (epoch ms) when not paused. */
+  nextTick?: number;
+}
+
+/** A schedule's name as one key token: bytes outside `[-_a-zA-Z0-9]` as `=XX`. */
+function token(name: string): string {
+  let out = "";
+  for (const byte of new TextEncoder().encode(name)) {
+    const c = String.fromCharCode(byte);
+    out += /[-_a-zA-Z0-9]/.test(c) ? c : `=${byte.toString(16).padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/** Key of a schedule's record. */
+export const scheduleKey = (name: string): string => `schedules.${token(name)}`;
+/** Key of a schedule's tick record. */
+export const ticksKey = (name: string): string => `ticks.${token(name)}`;
+/** The run label naming the schedule that started a run (when the name fits in a label). */
+export const scheduleLabel = "schedule";
+/** Who a schedule's runs are submitted by. */
+export const scheduleSubmitter = (name: string): string => `schedule:${name}`;
+
+const scheduleCodec = jsonCodec<ScheduleRecord>();
+const ticksCodec = jsonCodec<TickRecord>();
+
+/** What schedules need of the scheduler: submit and cancel runs, read one. */
+export interface RunStarter {
+  submit(input: {
+    pipeline: string;
+    parameters?: Readonly<Record<string, unknown>>;
+    labels?: Record<string, string>;
+    submittedBy: string;
+    runId?: string;
+  }): Promise<RunRecord>;
+  cancel(runId: string, reason?: string): Promise<RunRecord>;
+  getRun(runId: string): Promise<RunRecord>;
+}
+
+/** What a ScheduleRunner needs. */
+export interface ScheduleRunnerOptions {
+  kv: KeyValueStore;
+  runs: RunStarter;
+  pipelines: PipelineSource;
+  logger: Logger;
+  now?: () => number;
+  /** How long a claim by another replica is left to it before this one finishes it (default 10 s). */
+  takeoverMs?: number;
+  /** Wake at ticks by itself (default true); tests drive `evaluateAll` with their own clock. */
+  timers?: boolean;
+  /** Tests: called after a claim is recorded, before its run is submitted. */
+  afterClaim?: (name: string, claim: NonNullable<TickRecord["claim"]>) => Promise<void>;
+}
+
+/** How soon a tick that failed for a passing reason (a service unreachable) is tried again. */
+const retryMs = 5_000;
+/** How long another replica's claim is its own before this one finishes it. */
+const defaultTakeoverMs = 10_000;
+/** Every schedule is looked at this often anyway (a claim left by a replica that died, clock jumps). */
+const sweepMs = 60_000;
+
+/**
+ * Follows every schedule in the run store and starts their runs at their ticks. One per scheduler
+ * replica; all replicas do the same and the tick record's compare-and-set picks one per tick.
+ */
+export class ScheduleRunner {
+  private readonly schedules = new Map<string, ScheduleRecord>();
+  private readonly ticks = new Map<string, CronTicks>();
+  /** When each schedule next needs a look (its next tick, or a claim to take over). */
+  private readonly wakeAt = new Map<string, number>();
+  private readonly evaluating = new Map<string, Promise<void>>();
+  private readonly replica = Math.random().toString(36).slice(2, 10);
+  private watch: Watch | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly options: ScheduleRunnerOptions) {}
+
+  private now(): number {
+    return this.options.now?.() ?? Date.now();
+  }
+
+  private get kv(): KeyValueStore {
+    return this.options.kv;
+  }
+
+  /** Follows the schedules in the store and wakes at their ticks. */
+  async start(): Promise<void> {
+    this.watch = await this.kv.watch("schedules.>", (change) => this.onChange(change));
+    for await (const entry of this.kv.list("schedules.>")) {
+      const record = scheduleCodec.decode(entry.value);
+      if (!this.schedules.has(record.name)) this.remember(record);
+    }
+    this.arm();
+  }
+
+  /** Stops following and waking; a claim in flight is finished by another replica. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.watch?.stop();
+    await Promise.allSettled([...this.evaluating.values()]);
+  }
+
+  private onChange(change: Change): void {
+    if (change.op === "reset") {
+      this.schedules.clear();
+      this.ticks.clear();
+      this.wakeAt.clear();
+      return;
+    }
+    if (change.op === "delete") {
+      for (const [name] of this.schedules) if (scheduleKey(name) === change.key) this.forget(name);
+    } else this.remember(scheduleCodec.decode(change.value));
+    this.arm();
+  }
+
+  private remember(record: ScheduleRecord): void {
+    const known = this.schedules.get(record.name);
+    if (!known || known.cron !== record.cron || known.timezone !== record.timezone)
+      this.ticks.set(record.name, new CronTicks(record.cron, record.timezone));
+    this.schedules.set(record.name, record);
+    this.wakeAt.delete(record.name);
+  }
+
+  private forget(name: string): void {
+    this.schedules.delete(name);
+    this.ticks.delete(name);
+    this.wakeAt.delete(name);
+  }
+
+  /** When a schedule should next be looked at. */
+  private dueAt(name: string): number {
+    const known = this.wakeAt.get(name);
+    if (known !== undefined) return known;
+    const now = this.now();
+    const next = this.ticks.get(name)?.next(now) ?? now + sweepMs;
+    const at = Math.min(next, now + sweepMs);
+    this.wakeAt.set(name, at);
+    return at;
+  }
+
+  private arm(): void {
+    if (this.closed || this.options.timers === false) return;
+    if (this.timer) clearTimeout(this.timer);
+    let at = this.now() + sweepMs;
+    for (const [name, record] of this.schedules)
+      if (!record.paused) at = Math.min(at, this.dueAt(name));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        const now = this.now();
+        const due = [...this.schedules.keys()].filter((name) => this.dueAt(name) <= now);
+        for (const name of due) this.wakeAt.delete(name);
+        void Promise.allSettled(due.map((name) => this.evaluate(name))).then(() => this.arm());
+      },
+      Math.max(0, at - this.now()),
+    );
+    this.timer.unref();
+  }
+
+  /** Whether this replica follows a schedule of that name. */
+  knows(name: string): boolean {
+    return this.schedules.has(name);
+  }
+
+  /** Looks at every schedule once (what the timer does for those due): tests call it with their clock. */
+  async evaluateAll(): Promise<void> {
+    await Promise.allSettled([...this.schedules.keys()].map((name) => this.evaluate(name)));
+  }
+
+  /** Decides the schedule's due tick, if any, and starts its run; one evaluation per schedule at a time. */
+  evaluate(name: string): Promise<void> {
+    const running = this.evaluating.get(name);
+    if (running) return running;
+    const job = this.decide(name)
+      .catch((err: unknown) => {
+        this.lookAgainAt(name, this.now() + retryMs);
+        this.options.logger.warn("schedule tick not decided yet; trying again", {
+          schedule: name,
+          error: (err as Error).message,
+        });
+      })
+      .finally(() => this.evaluating.delete(name));
+    this.evaluating.set(name, job);
+    return job;
+  }
+
+  private lookAgainAt(name: string, at: number): void {
+    this.wakeAt.set(name, Math.min(this.wakeAt.get(name) ?? Number.POSITIVE_INFINITY, at));
+  }
+
+  private async decide(name: string): Promise<void> {
+    for (let attempt = 0; attempt < 10 && !this.closed; attempt++) {
+      const schedule = this.schedules.get(name);
+      if (!schedule || schedule.paused) return;
+      const key = ticksKey(name);
+      const entry = await this.kv.get(key);
+      if (!entry) {
+        // First look at this schedule: ticks count from its creation.
+        const first: TickRecord = { lastTick: schedule.createTime, skipped: 0 };
+        await this.kv.create(key, ticksCodec.encode(first)).catch((err: unknown) => {
+          if (!(err instanceof KeyExistsError)) throw err;
+        });
+        continue;
+      }
+      const state = ticksCodec.decode(entry.value);
+      const now = this.now();
+      if (state.claim) {
+        const takeoverAt = state.claim.at + (this.options.takeoverMs ?? defaultTakeoverMs);
+        if (state.claim.by !== this.replica && now < takeoverAt) {
+          // Its claimer is starting the run; look again in case it died doing so.
+          this.lookAgainAt(name, takeoverAt);
+          return;
+        }
+        if (state.claim.by !== this.replica)
+          this.options.logger.info("finishing a schedule tick another replica claimed", {
+            schedule: name,
+            tick: new Date(state.claim.tick).toISOString(),
+            run: state.claim.runId,
+          });
+        await this.finish(schedule, state.claim);
+        continue;
+      }
+      const tick = this.ticks.get(name)?.newestDue(state.lastTick, now);
+      if (tick === undefined) return;
+      const skip = (why: string): TickRecord => ({
+        ...state,
+        lastTick: tick,
+        skipped: state.skipped + 1,
+        lastError: why,
+      });
+      let next: TickRecord;
+      if (schedule.catchup === "skip" && now - tick > tickGraceMs) {
+        next = skip(
+          `tick ${new Date(tick).toISOString()} was missed (no scheduler ran then; catchup: skip)`,
+        );
+      } else {
+        const previous = state.lastRunId
+          ? await this.options.runs.getRun(state.lastRunId).catch(() => undefined)
+          : undefined;
+        const active = previous && !isFinishedRun(previous.state) ? previous : undefined;
+        if (active && schedule.concurrency === "forbid") {
+          next = skip(
+            `tick ${new Date(tick).toISOString()} skipped: run ${active.id} is still ${active.state.toLowerCase()} (concurrency: forbid)`,
+          );
+        } else {
+          next = {
+            ...state,
+            lastTick: tick,
+            claim: {
+              tick,
+              runId: newRunId(schedule.pipelineName),
+              by: this.replica,
+              at: now,
+              ...(active && schedule.concurrency === "replace" ? { replaces: active.id } : {}),
+            },
+          };
+        }
+      }
+      try {
+        await this.kv.update(key, ticksCodec.encode(next), entry.revision);
+      } catch (err) {
+        // Another replica decided this tick (or changed the schedule's ticks): look again.
+        if (err instanceof RevisionMismatchError) continue;
+        throw err;
+      }
+      if (!next.claim) {
+        this.options.logger.info("schedule tick skipped", { schedule: name, why: next.lastError });
+        return;
+      }
+      await this.options.afterClaim?.(name, next.claim);
+      await this.finish(schedule, next.claim);
+      return;
+    }
+  }
+
+  /** Starts a claimed tick's run (cancelling the run it replaces first) and clears the claim. */
+  private async finish(
+    schedule: ScheduleRecord,
+    claim: NonNullable<TickRecord["claim"]>,
+  ): Promise<void> {
+    let error: string | undefined;
+    try {
+      if (claim.replaces)
+        await this.options.runs
+          .cancel(claim.replaces, `replaced by the next tick of schedule ${schedule.name}`)
+          .catch((err: unknown) => {
+            if (!(err instanceof NotFoundError)) throw err;
+          });
+      const labels: Record<string, string> =
+        schedule.name.length <= 63 ? { [scheduleLabel]: schedule.name } : {};
+      const run = await this.options.runs.submit({
+        pipeline: schedule.pipeline,
+        parameters: schedule.parameters,
+        labels,
+        submittedBy: scheduleSubmitter(schedule.name),
+        runId: claim.runId,
+      });
+      this.options.logger.info("schedule started a run", {
+        schedule: schedule.name,
+        tick: new Date(claim.tick).toISOString(),
+        run: run.id,
+      });
+    } catch (err) {
+      // A pipeline that cannot run now will not run for this tick either: the tick ends with the
+      // reason recorded. Anything else (a service unreachable) leaves the claim to be finished.
+      if (!(err instanceof InvalidArgumentError || err instanceof FailedPreconditionError))
+        throw err;
+      error = `tick ${new Date(claim.tick).toISOString()} started no run: ${err.message}`;
+      this.options.logger.warn("schedule tick started no run", {
+        schedule: schedule.name,
+        error: err.message,
+      });
+    }
+    await updateWithRetry<TickRecord>(
+      this.kv,
+      ticksKey(schedule.name),
+      (current) => {
+        if (current?.claim?.runId !== claim.runId) return undefined;
+        const next: TickRecord = { ...current, claim: undefined };
+        if (error === undefined) {
+          next.lastRunId = claim.runId;
+          delete next.lastError;
+        } else next.lastError = error;
+        return next;
+      },
+      ticksCodec,
+    );
+  }
+
+  // -- API ------------------------------------------------------------------------------------
+
+  /** Creates a schedule of a pipeline; its parameters are checked against the pipeline now. */
+  async create(input: {
+    name: string;
+    pipeline: string;
+    cron: string;
+    timezone?: string;
+    parameters?: Readonly<Record<string, unknown>>;
+    catchup?: CatchupPolicy;
+    concurrency?: ConcurrencyPolicy;
+    paused?: boolean;
+    createdBy: string;
+  }): Promise<ScheduleRecord> {
+    if (!scheduleNamePattern.test(input.name))
+      throw new InvalidArgumentError(
+        `schedule name "${input.name}" must be lower-case letters, digits and "-", starting and ending with a letter or digit (at most 63)`,
+      );
+    const timezone = input.timezone || "UTC";
+    const bad = checkCron(input.cron) ?? checkTimezone(timezone);
+    if (bad !== undefined) throw new InvalidArgumentError(bad);
+    const got = await this.options.pipelines.getPipeline(
+      input.pipeline,
+      undefined,
+      input.parameters ?? {},
+    );
+    if (!got.pipeline) {
+      const errors = got.problems.filter((p: Problem) => p.severity === "error");
+      throw new InvalidArgumentError(
+        `pipeline ${input.pipeline} cannot run with these parameters: ${errors[0]?.message ?? "it is not valid"}`,
+        { problems: errors },
+      );
+    }
+    const record: ScheduleRecord = {
+      name: input.name,
+      pipeline: got.pipeline.path,
+      pipelineName: got.pipeline.name,
+      cron: input.cron.trim(),
+      timezone,
+      // Only the values given: a default changed in the pipeline later applies to later runs.
+      parameters: Object.fromEntries(
+        Object.entries(got.parameters).filter(([k]) => Object.hasOwn(input.parameters ?? {}, k)),
+      ),
+      catchup: input.catchup ?? "skip",
+      concurrency: input.concurrency ?? "allow",
+      paused: input.paused ?? false,
+      source: "api",
+      createdBy: input.createdBy,
+      createTime: this.now(),
+    };
+    try {
+      await this.kv.create(scheduleKey(record.name), scheduleCodec.encode(record));
+    } catch (err) {
+      if (err instanceof KeyExistsError)
+        throw new AlreadyExistsError(
+          `schedule ${record.name} exists; remove it first ("odin schedule rm ${record.name}") or pick another name`,
+        );
+      throw err;
+    }
+    // Ticks count from now; a tick record left by a removed schedule of the same name is replaced.
+    await this.kv.put(
+      ticksKey(record.name),
+      ticksCodec.encode({ lastTick: record.createTime, skipped: 0 }),
+    );
+    this.remember(record);
+    this.arm();
+    return record;
+  }
+
+  /** Every schedule, by name, with where it stands. */
+  async list(): Promise<ScheduleView[]> {
+    const out: ScheduleView[] = [];
+    const now = this.now();
+    for await (const entry of this.kv.list("schedules.>")) {
+      const schedule = scheduleCodec.decode(entry.value);
+      out.push(await this.view(schedule, now));
+    }
+    return out.sort((a, b) => a.schedule.name.localeCompare(b.schedule.name));
+  }
+
+  private async view(schedule: ScheduleRecord, now: number): Promise<ScheduleView> {
+    const ticks = await this.kv.get(ticksKey(schedule.name));
+    const view: ScheduleView = { schedule };
+    if (ticks) view.ticks = ticksCodec.decode(ticks.value);
+    if (!schedule.paused) {
+      const next = new CronTicks(schedule.cron, schedule.timezone).next(now);
+      if (next !== undefined) view.nextTick = next;
+    }
+    return view;
+  }
+
+  /** Pauses or resumes a schedule; ticks while paused are not run (resuming counts from now). */
+  async setPaused(name: string, paused: boolean): Promise<ScheduleView> {
+    const outcome = await updateWithRetry<ScheduleRecord>(
+      this.kv,
+      scheduleKey(name),
+      (current) => (current && current.paused !== paused ? { ...current, paused } : undefined),
+      scheduleCodec,
+    );
+    if (!outcome.value)
+      throw new NotFoundError(`no schedule ${name} — "odin schedule ls" lists them`);
+    if (!paused && outcome.written) {
+      const now = this.now();
+      await updateWithRetry<TickRecord>(
+        this.kv,
+        ticksKey(name),
+        (current) =>
+          current && current.lastTick < now ? { ...current, lastTick: now } : undefined,
+        ticksCodec,
+      );
+    }
+    this.remember(outcome.value);
+    this.arm();
+    return this.view(outcome.value, this.now());
+  }
+
+  /** Removes a schedule created with the API; a declared one is removed from its pipeline. */
+  async remove(name: string): Promise<void> {
+    const entry = await this.kv.get(scheduleKey(name));
+    if (!entry) throw new NotFoundError(`no schedule ${name} — "odin schedule ls" lists them`);
+    const record = scheduleCodec.decode(entry.value);
+    if (record.source === "pipeline")
+      throw new FailedPreconditionError(
+        `schedule ${name} is declared in ${record.pipeline}/main.yml; remove it there (or pause it: "odin schedule pause ${name}")`,
+      );
+    await this.kv.delete(scheduleKey(name));
+    await this.kv.delete(ticksKey(name)).catch(() => undefined);
+    this.forget(name);
+  }
+}
