@@ -5,7 +5,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { MemoryEventBus, subjects } from "@odin/events";
 import { common, events } from "@odin/proto";
-import { MemoryKeyValueStore } from "@odin/run-store";
+import { MemoryKeyValueStore, StoreUnavailableError } from "@odin/run-store";
 import { silentLogger } from "@odin/service-kit";
 import type { RunRecord } from "./records.js";
 import { Scheduler } from "./scheduler.js";
@@ -32,8 +32,32 @@ interface World {
 
 const worlds: World[] = [];
 
-async function world(pipelines: Record<string, string>): Promise<World> {
-  const kv = new CountingKeyValueStore();
+/**
+ * A store whose chosen writes fail as a lost connection does: either after landing (a reply that
+ * timed out) or before. Each rule fires once.
+ */
+class FlakyKeyValueStore extends CountingKeyValueStore {
+  rules: { key: RegExp; state: string; landed: boolean; fired?: boolean }[] = [];
+  override async create(key: string, value: Uint8Array) {
+    return this.flaky(key, value, () => super.create(key, value));
+  }
+  override async update(key: string, value: Uint8Array, expectedRevision: number) {
+    return this.flaky(key, value, () => super.update(key, value, expectedRevision));
+  }
+  private async flaky(key: string, value: Uint8Array, write: () => Promise<number>) {
+    const state = (JSON.parse(Buffer.from(value).toString()) as { state?: string }).state;
+    const rule = this.rules.find((r) => !r.fired && r.key.test(key) && r.state === state);
+    if (!rule) return write();
+    rule.fired = true;
+    if (rule.landed) await write();
+    throw new StoreUnavailableError(`${key}: NATS did not answer in time`);
+  }
+}
+
+async function world(
+  pipelines: Record<string, string>,
+  kv: CountingKeyValueStore = new CountingKeyValueStore(),
+): Promise<World> {
   const bus = new MemoryEventBus();
   const launcher = new ScriptedLauncher(bus);
   const source = new YamlPipelines(pipelines);
@@ -478,6 +502,34 @@ describe("Scheduler", () => {
       JSON.stringify([...w.launcher.counts()]),
     );
   });
+
+  for (const landed of [true, false]) {
+    test(`a decision whose write fails ${landed ? "after landing" : "before landing"} is acted on again: the run does not stall`, async () => {
+      const kv = new FlakyKeyValueStore();
+      kv.rules = [
+        { key: /^tasks\..*\.train-sst2-1$/, state: "LAUNCHING", landed },
+        { key: /^tasks\..*\.goodbye-python$/, state: "LAUNCHING", landed },
+        { key: /^runs\./, state: "SUCCEEDED", landed },
+      ];
+      const w = await world({ p: diamond }, kv);
+      const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+      assert.equal((await finished(w.scheduler, run.id)).state, "SUCCEEDED");
+      assert.ok(
+        kv.rules.every((r) => r.fired),
+        "every injected failure happened",
+      );
+      assert.deepEqual(Object.values(await states(w.scheduler, run.id)), [
+        "SUCCEEDED#1",
+        "SUCCEEDED#1",
+        "SUCCEEDED#1",
+        "SUCCEEDED#1",
+      ]);
+      assert.ok(
+        [...w.launcher.counts().values()].every((n) => n === 1),
+        JSON.stringify([...w.launcher.counts()]),
+      );
+    });
+  }
 
   test("two replicas on the same store run 20 runs without a double launch", async () => {
     const w = await world({ p: diamond });

@@ -21,7 +21,7 @@ import {
   type Logger,
   type SchedulerMetrics,
 } from "@odin/service-kit";
-import type { Watch } from "@odin/run-store";
+import { StoreUnavailableError, type Watch } from "@odin/run-store";
 import { type CheckoutSource, type LauncherPort, type PipelineSource } from "./ports.js";
 import { runToProto, taskRunToProto } from "./convert.js";
 import type { RunRecord, TaskRecord } from "./records.js";
@@ -742,19 +742,48 @@ export class Scheduler {
   // -- Acting on decisions --------------------------------------------------------------------
 
   private execute(run: ActiveRun, decisions: readonly Decision[]): void {
-    for (const d of decisions) {
-      this.queue.push(() =>
-        this.perform(run, d).catch((err: unknown) =>
-          this.log.error("could not act on a decision; it is retried when the run changes", {
-            run: run.record.id,
-            decision: d.kind,
-            task: "task" in d ? d.task : undefined,
-            error: (err as Error).message,
-          }),
-        ),
-      );
-    }
+    for (const d of decisions) this.queue.push(() => this.act(run, d));
     this.drain();
+  }
+
+  /**
+   * Performs a decision; when the store or the launcher cannot be reached, performs it again until
+   * it can. The engine applied the decision already and nothing else would make it decide again:
+   * a write that timed out may have landed or not (a launch recorded but never sent to the
+   * launcher, or never recorded while the engine counts it launching), and the run would stall.
+   * Every decision is safe to repeat: each write is a compare-and-set on what the store holds, and
+   * a repeated launch re-sends the recorded attempt, which the launcher does once.
+   */
+  private async act(run: ActiveRun, d: Decision, tries = 0): Promise<void> {
+    try {
+      await this.perform(run, d, tries > 0);
+      if (tries > 0)
+        this.log.info("acted on a decision after the store or launcher came back", {
+          run: run.record.id,
+          decision: d.kind,
+          task: "task" in d ? d.task : undefined,
+          tries: tries + 1,
+        });
+    } catch (err) {
+      const transient = err instanceof StoreUnavailableError || isRetryable(err);
+      const fields = {
+        run: run.record.id,
+        decision: d.kind,
+        task: "task" in d ? d.task : undefined,
+        error: (err as Error).message,
+      };
+      if (!transient) {
+        this.log.error("could not act on a decision; it is retried when the run changes", fields);
+        return;
+      }
+      if (tries === 0) this.log.warn("could not act on a decision; trying again", fields);
+      const delay = Math.min(5_000, 500 * 2 ** Math.min(tries, 4));
+      setTimeout(() => {
+        if (this.closed || run.lost || this.runs.get(run.record.id) !== run) return;
+        this.queue.push(() => this.act(run, d, tries + 1));
+        this.drain();
+      }, delay).unref();
+    }
   }
 
   /**
@@ -777,14 +806,15 @@ export class Scheduler {
     }
   }
 
-  private async perform(run: ActiveRun, d: Decision): Promise<void> {
+  /** Acts on a decision; `again` when an earlier try failed and may have written already. */
+  private async perform(run: ActiveRun, d: Decision, again = false): Promise<void> {
     if (run.lost) return;
     const store = this.options.store;
     const runId = run.record.id;
     const now = this.now();
     switch (d.kind) {
       case "launch":
-        return this.launch(run, d.task, d.attempt);
+        return this.launch(run, d.task, d.attempt, again);
       case "retry": {
         await this.record(run, d.task, (cur) =>
           cur && cur.attempt === d.attempt && (cur.state === "FAILED" || cur.state === "ERROR")
@@ -899,20 +929,32 @@ export class Scheduler {
     return undefined;
   }
 
-  private async launch(run: ActiveRun, task: string, attempt: number): Promise<void> {
+  /**
+   * Records an attempt as LAUNCHING and sends it to the launcher. `again`: an earlier try may have
+   * recorded it before failing, so an attempt found LAUNCHING is sent (at worst a second time:
+   * the launcher starts an attempt once).
+   */
+  private async launch(
+    run: ActiveRun,
+    task: string,
+    attempt: number,
+    again = false,
+  ): Promise<void> {
     const now = this.now();
     const readyAt = run.engine.readySince(task);
     const launched = this.launchedCommand(run, task);
+    let landed: TaskRecord | undefined;
     const recorded = await this.record(run, task, (cur) => {
       const at = cur?.attempt ?? 0;
       const state = cur?.state ?? "PENDING";
+      landed = again && at === attempt && state === "LAUNCHING" ? cur : undefined;
       if (at !== attempt - 1 || (state !== "PENDING" && state !== "RETRYING")) return undefined;
       const next: TaskRecord = { state: "LAUNCHING", attempt, launchTime: now };
       if (cur?.firstAttempt !== undefined) next.firstAttempt = cur.firstAttempt;
       if (launched) next.launched = launched;
       return next;
     });
-    if (!recorded) return;
+    if (!recorded && landed === undefined) return;
     if (run.record.state === "PENDING") {
       const started = await this.options.store.updateRun(run.record.id, (r) =>
         r.state === "PENDING" ? { ...r, state: "RUNNING", startTime: now } : undefined,
