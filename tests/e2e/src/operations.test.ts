@@ -261,10 +261,16 @@ describe("operations: odin server's metrics", () => {
     assert.equal(grew("odin_grpc_server_requests_total", { method: "SubmitRun", code: "OK" }), 1);
     assert.equal(metricSum(after, "odin_nats_errors_total"), 0);
 
-    // NATS stops answering: reading runs fails, and the run store's errors are counted.
+    // NATS stops answering: the list of runs still answers (every scheduler keeps it in memory),
+    // reading a run's record fails, and the run store's errors are counted.
+    const runId = /diamond-[a-z0-9]{8}/.exec(run.stdout)?.[0];
+    assert.ok(runId, run.stdout);
     await nats.pause();
     try {
-      const status = await odin(["--server", server.address, "status"]);
+      const list = await odin(["--server", server.address, "status"]);
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, new RegExp(runId));
+      const status = await odin(["--server", server.address, "status", runId]);
       assert.notEqual(status.code, 0, status.stdout);
     } finally {
       await nats.resume();
