@@ -269,24 +269,14 @@ describe("failure injection", () => {
     });
   }
 
-  // Known defect (found in two clean-clone CI runs on a machine at load 10-15, not when the tier
-  // runs alone): one of the three runs stays unfinished for 4 minutes after NATS returns — a
-  // consumer or watch that ended during the outage is not resumed. Marked todo so CI reports it
-  // without failing until the stream/watch recovery work lands; the row still shows the counts.
-  test(
-    "NATS stopped for 10 s mid-run and restarted with its store",
-    {
-      todo: "under heavy load a run can stall after NATS returns (a watch or consumer not resumed)",
-    },
-    async () => {
-      await scenario("NATS down 10 s, store kept", async (ids) => {
-        await untilRunning(ids);
-        await stack.nats.pause();
-        await sleep(10_000);
-        await stack.nats.resume();
-      });
-    },
-  );
+  test("NATS stopped for 10 s mid-run and restarted with its store", async () => {
+    await scenario("NATS down 10 s, store kept", async (ids) => {
+      await untilRunning(ids);
+      await stack.nats.pause();
+      await sleep(10_000);
+      await stack.nats.resume();
+    });
+  });
 
   test("kube-sim: bursts of 500 and 429 (Retry-After) during runs", async () => {
     await scenario("kube-sim 500/429 bursts", async (ids) => {
