@@ -13,12 +13,26 @@ const translate = (name: string, args: string[]) => {
 test("every installed original name is translated", () => {
   assert.deepEqual([...compatCommandNames].sort(), [
     "odin-cleanup",
+    "odin-data",
     "odin-events",
+    "odin-gpus",
     "odin-logs",
     "odin-push",
     "odin-run",
     "odin-status",
   ]);
+});
+
+test("odin-data RESOURCE lists a run's or a task's files; odin-gpus is odin gpus", () => {
+  assert.deepEqual(translate("odin-data", ["sst2-ab12cd34--train"]).args, [
+    "data",
+    "sst2-ab12cd34",
+    "train",
+  ]);
+  assert.deepEqual(translate("odin-data", ["sst2-ab12cd34"]).args, ["data", "sst2-ab12cd34"]);
+  const gpus = translate("odin-gpus", ["--host", "h", "--port", "9", "--scheme", "wss"]);
+  assert.deepEqual(gpus.args, ["--server", "h:9", "gpus"]);
+  assert.equal(gpus.notes.length, 1);
 });
 
 test("odin-push JOB FILE --file_name NAME --create", () => {

@@ -1,5 +1,5 @@
 // The original Odin's command names (odin-run, odin-status, odin-logs, odin-events, odin-cleanup,
-// odin-push) with the original's arguments, translated into odin's. An argument that means
+// odin-push, odin-data, odin-gpus) with the original's arguments, translated into odin's. An argument that means
 // nothing here (a websocket scheme, a Kubernetes namespace the server owns, a password) is
 // accepted with a one-line note, never refused, so the scripts people already have keep working.
 import { existsSync, readFileSync } from "node:fs";
@@ -140,6 +140,28 @@ const commands: Record<string, CompatCommand> = {
       "-c": ignore("-c ignored: the first push of a pipeline creates it", 0),
     },
     build: ([job, file], out) => out.args.unshift("push", file ?? "", "--as", job ?? ""),
+  },
+  // The original printed a task's record; its files are what a run leaves, so odin-data lists
+  // them: a task id lists the task's directory (TASK_PATH), a run id the whole RUN_PATH.
+  "odin-data": {
+    usage: "odin-data RESOURCE [--host H] [--port P] [--scheme S]",
+    odin: "data RUN [TASK]",
+    positionals: ["RESOURCE"],
+    options: {},
+    build: ([resource], out) => {
+      const at = (resource ?? "").indexOf("--");
+      out.args.unshift(
+        "data",
+        ...(at === -1 ? [resource ?? ""] : [resource!.slice(0, at), resource!.slice(at + 2)]),
+      );
+    },
+  },
+  "odin-gpus": {
+    usage: "odin-gpus [--host H] [--port P] [--scheme S]",
+    odin: "gpus",
+    positionals: [],
+    options: {},
+    build: (_p, out) => out.args.unshift("gpus"),
   },
 };
 

@@ -59,6 +59,7 @@ const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 const run = (code: Promise<number>): Promise<void> => code.then((c) => void (process.exitCode = c));
 const runs = () => import("./commands/runs.js");
 const repo = () => import("./commands/repo.js");
+const data = () => import("./commands/data.js");
 
 program
   .command("validate")
@@ -202,6 +203,35 @@ program
   .argument("<target>", "run id or task id RUN--TASK")
   .action(async (target: string) =>
     run((await runs()).eventsCommand(target, globals(), process.stdout)),
+  );
+
+program
+  .command("data")
+  .description(
+    "list a run's files under its RUN_PATH (or under PATH inside it); --download fetches a file or a directory",
+  )
+  .argument("<run>", "run id")
+  .argument("[path]", "a file or directory relative to the run's RUN_PATH")
+  .option("-r, --recursive", "list the whole tree")
+  .option("-d, --download", "download the file, or every file of the directory")
+  .option("--to <dir>", "where downloads go (default: the current directory; - : stdout, one file)")
+  .option("--max-bytes <n>", "refuse a download larger than this", wholeNumber)
+  .action(
+    async (
+      runId: string,
+      path: string | undefined,
+      options: { recursive?: boolean; download?: boolean; to?: string; maxBytes?: number },
+    ) => run((await data()).dataCommand(runId, path, { ...globals(), ...options }, process.stdout)),
+  );
+
+program
+  .command("gpus")
+  .description(
+    "the cluster's nodes with GPUs (nvidia.com/gpu): allocatable, allocated, free, and the Odin tasks using them",
+  )
+  .option("--all", "also list nodes without GPUs")
+  .action(async (options: { all?: boolean }) =>
+    run((await data()).gpusCommand({ ...globals(), ...options }, process.stdout)),
   );
 
 program

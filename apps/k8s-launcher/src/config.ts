@@ -61,6 +61,14 @@ export const k8sLauncherConfigSchema = {
     description:
       "`DATA_PATH` of runs, mounted in the launcher at the same path as in task pods: DeleteRunObjects with purge removes `<this>/<run id>` and nothing outside it.",
   },
+  dataDownloadMaxBytes: {
+    name: "ODIN_DATA_DOWNLOAD_MAX_BYTES",
+    type: "int",
+    min: 1,
+    default: 1073741824,
+    description:
+      "Largest download of run files (`odin data --download`, DownloadRunFiles) in bytes; a larger one is refused before anything is sent.",
+  },
   logDir: {
     name: "ODIN_LOG_DIR",
     type: "string",

@@ -44,7 +44,12 @@ async function main(): Promise<void> {
   const server = await startServer({
     name: "k8s-launcher",
     ...serverOptions,
-    services: [k8sLauncherService(backend)],
+    services: [
+      k8sLauncherService(backend, {
+        dataRoot: config.dataPath,
+        maxDownloadBytes: config.dataDownloadMaxBytes,
+      }),
+    ],
     metricsRegistry: metrics,
     logger,
   });

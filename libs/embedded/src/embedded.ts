@@ -161,7 +161,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     repoSyncService(repo),
     pipelineRegistryService(catalog),
     dagSchedulerService(scheduler),
-    k8sLauncherService(launcher),
+    k8sLauncherService(launcher, { dataRoot: data }),
   ];
   const host = options.host ?? "127.0.0.1";
   let server: OdinServer;

@@ -100,4 +100,26 @@ export interface TaskBackend {
   events(ref: AttemptRef): Promise<ObjectEvent[]>;
   /** Stops watching and releases connections. */
   close(): Promise<void>;
+  /**
+   * The cluster's nodes with GPU capacity, from the backend's informers (no API call); absent on
+   * a backend without GPUs (local processes).
+   */
+  gpuNodes?(options: { allNodes: boolean }): Promise<GpuNode[]>;
+}
+
+/** One node's GPUs (`nvidia.com/gpu`). */
+export interface GpuNode {
+  name: string;
+  capacity: number;
+  allocatable: number;
+  /** Requested by the node's pods that have not ended. */
+  allocated: number;
+  /** `allocatable - allocated`, never below 0. */
+  free: number;
+  /** From the `nvidia.com/gpu.product` label; "" when unknown. */
+  gpuType: string;
+  ready: boolean;
+  unschedulable: boolean;
+  /** Odin task pods holding GPUs on the node. */
+  tasks: { runId: string; task: string; attempt: number; pod: string; gpus: number }[];
 }

@@ -1,6 +1,7 @@
 export {
   eventId,
   type AttemptRef,
+  type GpuNode,
   type LaunchResult,
   type LaunchSpec,
   type LogLine,
@@ -17,6 +18,13 @@ export {
   type LocalBackendOptions,
 } from "./local/local-backend.js";
 export { Launcher } from "./launcher.js";
+export {
+  defaultMaxDownloadBytes,
+  RunData,
+  type RunDataOptions,
+  type RunFile,
+  type RunFileChunk,
+} from "./run-data.js";
 export {
   k8sLauncherService,
   launchSpecFromRequest,

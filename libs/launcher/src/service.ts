@@ -24,6 +24,23 @@ import {
 } from "@odin/service-kit";
 import { eventId, type LogLine, type TaskBackend, type TaskStateEvent } from "./backend.js";
 import { Launcher } from "./launcher.js";
+import { RunData, type RunFile, type RunDataOptions } from "./run-data.js";
+
+const runFileTypes = {
+  file: 1,
+  directory: 2,
+  symlink: 3,
+  other: 4,
+} as const satisfies Record<RunFile["type"], k8slauncher.RunFileType>;
+
+function runFileToProto(f: RunFile): k8slauncher.RunFile {
+  return {
+    path: f.path,
+    type: runFileTypes[f.type],
+    size: BigInt(f.size),
+    modifyTime: f.modifyTime,
+  };
+}
 
 /** Lines per StreamLogs message when not following (following sends each line as it comes). */
 export const logBatchLines = 500;
@@ -59,11 +76,16 @@ function logLineToProto(l: LogLine): k8slauncher.LogLine {
 
 /**
  * K8sLauncherService over a backend, through the same {@link Launcher} embedded mode uses.
- * LaunchTask, CancelTask and DeleteRunObjects need the `operator` role; StreamLogs and
- * ListTaskEvents `viewer`.
+ * LaunchTask, CancelTask and DeleteRunObjects need the `operator` role; StreamLogs,
+ * ListTaskEvents, ListRunFiles, DownloadRunFiles and ListGpuNodes `viewer`. Run data is read from
+ * `options.dataRoot` (the launcher's DATA_PATH).
  */
-export function k8sLauncherService(backend: TaskBackend | Launcher): ServiceRegistration {
+export function k8sLauncherService(
+  backend: TaskBackend | Launcher,
+  options: RunDataOptions = {},
+): ServiceRegistration {
   const launcher = backend instanceof Launcher ? backend : new Launcher(backend);
+  const runData = new RunData(options);
   return service(
     K8sLauncherServiceService,
     {
@@ -123,6 +145,35 @@ export function k8sLauncherService(backend: TaskBackend | Launcher): ServiceRegi
           })),
         };
       }),
+      listRunFiles: unaryHandler(async (req): Promise<k8slauncher.ListRunFilesResponse> => {
+        const listed = await runData.list(req.runId, req.path, req.recursive);
+        return {
+          files: listed.files.map(runFileToProto),
+          truncated: listed.truncated,
+          runPath: listed.runPath,
+        };
+      }),
+      downloadRunFiles: serverStreamHandler(
+        async function* (req): AsyncGenerator<k8slauncher.DownloadRunFilesResponse> {
+          for await (const chunk of runData.download(req.runId, req.path, Number(req.maxBytes))) {
+            yield {
+              file: "file" in chunk ? runFileToProto(chunk.file) : undefined,
+              data: Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength),
+            };
+          }
+        },
+      ),
+      listGpuNodes: unaryHandler(async (req): Promise<k8slauncher.ListGpuNodesResponse> => {
+        const backend = launcher.backend;
+        if (!backend.gpuNodes)
+          return {
+            backend: "local",
+            note: "the local backend runs tasks as processes on this machine and has no GPU inventory; GPUs are listed when tasks run on Kubernetes (odin server --kube, or the deployed services)",
+            nodes: [],
+          };
+        const nodes = await backend.gpuNodes({ allNodes: req.allNodes });
+        return { backend: "kubernetes", note: "", nodes };
+      }),
     },
     {
       launchTask: "operator",
@@ -130,6 +181,9 @@ export function k8sLauncherService(backend: TaskBackend | Launcher): ServiceRegi
       deleteRunObjects: "operator",
       streamLogs: "viewer",
       listTaskEvents: "viewer",
+      listRunFiles: "viewer",
+      downloadRunFiles: "viewer",
+      listGpuNodes: "viewer",
     },
   );
 }

@@ -4,8 +4,8 @@
 
 // The k8s-launcher service: tasks turned into Kubernetes objects (or local processes).
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import {
   file_google_protobuf_timestamp,
@@ -21,9 +21,378 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_odin_k8slauncher_v1_k8slauncher: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "CiVvZGluL2s4c2xhdW5jaGVyL3YxL2s4c2xhdW5jaGVyLnByb3RvEhNvZGluLms4c2xhdW5jaGVyLnYxIs0BChFMYXVuY2hUYXNrUmVxdWVzdBIOCgZydW5faWQYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSDgoGY29tbWl0GAMgASgJEiIKBHRhc2sYBCABKAsyFC5vZGluLmNvbW1vbi52MS5UYXNrEg8KB3Rhc2tfaWQYBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRItCgVwYXRocxgIIAEoCzIeLm9kaW4uazhzbGF1bmNoZXIudjEuVGFza1BhdGhzSgQIBxAIUgtvYmplY3RfbmFtZSJpCglUYXNrUGF0aHMSEQoJcm9vdF9wYXRoGAEgASgJEhEKCXdvcmtfcGF0aBgCIAEoCRIRCglkYXRhX3BhdGgYAyABKAkSEAoIcnVuX3BhdGgYBCABKAkSEQoJdGFza19wYXRoGAUgASgJIkIKEkxhdW5jaFRhc2tSZXNwb25zZRITCgtvYmplY3RfbmFtZRgBIAEoCRIXCg9hbHJlYWR5X2V4aXN0ZWQYAiABKAgiQgoRQ2FuY2VsVGFza1JlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDSItChJDYW5jZWxUYXNrUmVzcG9uc2USFwoPZGVsZXRlZF9vYmplY3RzGAEgASgNIj0KF0RlbGV0ZVJ1bk9iamVjdHNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRISCgpwdXJnZV9kYXRhGAIgASgIIkgKGERlbGV0ZVJ1bk9iamVjdHNSZXNwb25zZRIXCg9kZWxldGVkX29iamVjdHMYASABKA0SEwoLZGF0YV9wdXJnZWQYAiABKAgipAEKEVN0cmVhbUxvZ3NSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SDgoGZm9sbG93GAQgASgIEjAKCnRhaWxfbGluZXMYBSABKAsyHC5nb29nbGUucHJvdG9idWYuVUludDMyVmFsdWUSCwoDcG9kGAYgASgJEhEKCWNvbnRhaW5lchgHIAEoCSJBChJTdHJlYW1Mb2dzUmVzcG9uc2USKwoFbGluZXMYASADKAsyHC5vZGluLms4c2xhdW5jaGVyLnYxLkxvZ0xpbmUiYQoHTG9nTGluZRILCgNwb2QYASABKAkSEQoJY29udGFpbmVyGAIgASgJEgwKBGxpbmUYAyABKAkSKAoEdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoVTGlzdFRhc2tFdmVudHNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg8KB2F0dGVtcHQYAyABKA0iSgoWTGlzdFRhc2tFdmVudHNSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5vZGluLms4c2xhdW5jaGVyLnYxLk9iamVjdEV2ZW50IsABCgtPYmplY3RFdmVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhMKC29iamVjdF9raW5kGAUgASgJEhMKC29iamVjdF9uYW1lGAYgASgJEg4KBnNvdXJjZRgHIAEoCRINCgVjb3VudBgIIAEoDRIPCgdhdHRlbXB0GAkgASgNMo8EChJLOHNMYXVuY2hlclNlcnZpY2USXQoKTGF1bmNoVGFzaxImLm9kaW4uazhzbGF1bmNoZXIudjEuTGF1bmNoVGFza1JlcXVlc3QaJy5vZGluLms4c2xhdW5jaGVyLnYxLkxhdW5jaFRhc2tSZXNwb25zZRJdCgpDYW5jZWxUYXNrEiYub2Rpbi5rOHNsYXVuY2hlci52MS5DYW5jZWxUYXNrUmVxdWVzdBonLm9kaW4uazhzbGF1bmNoZXIudjEuQ2FuY2VsVGFza1Jlc3BvbnNlEm8KEERlbGV0ZVJ1bk9iamVjdHMSLC5vZGluLms4c2xhdW5jaGVyLnYxLkRlbGV0ZVJ1bk9iamVjdHNSZXF1ZXN0Gi0ub2Rpbi5rOHNsYXVuY2hlci52MS5EZWxldGVSdW5PYmplY3RzUmVzcG9uc2USXwoKU3RyZWFtTG9ncxImLm9kaW4uazhzbGF1bmNoZXIudjEuU3RyZWFtTG9nc1JlcXVlc3QaJy5vZGluLms4c2xhdW5jaGVyLnYxLlN0cmVhbUxvZ3NSZXNwb25zZTABEmkKDkxpc3RUYXNrRXZlbnRzEioub2Rpbi5rOHNsYXVuY2hlci52MS5MaXN0VGFza0V2ZW50c1JlcXVlc3QaKy5vZGluLms4c2xhdW5jaGVyLnYxLkxpc3RUYXNrRXZlbnRzUmVzcG9uc2ViBnByb3RvMw",
+    "CiVvZGluL2s4c2xhdW5jaGVyL3YxL2s4c2xhdW5jaGVyLnByb3RvEhNvZGluLms4c2xhdW5jaGVyLnYxIkYKE0xpc3RSdW5GaWxlc1JlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSEQoJcmVjdXJzaXZlGAMgASgIImgKFExpc3RSdW5GaWxlc1Jlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwub2Rpbi5rOHNsYXVuY2hlci52MS5SdW5GaWxlEhEKCXRydW5jYXRlZBgCIAEoCBIQCghydW5fcGF0aBgDIAEoCSKGAQoHUnVuRmlsZRIMCgRwYXRoGAEgASgJEi4KBHR5cGUYAiABKA4yIC5vZGluLms4c2xhdW5jaGVyLnYxLlJ1bkZpbGVUeXBlEgwKBHNpemUYAyABKAQSLwoLbW9kaWZ5X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKF0Rvd25sb2FkUnVuRmlsZXNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCW1heF9ieXRlcxgDIAEoBCJUChhEb3dubG9hZFJ1bkZpbGVzUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLm9kaW4uazhzbGF1bmNoZXIudjEuUnVuRmlsZRIMCgRkYXRhGAIgASgMIigKE0xpc3RHcHVOb2Rlc1JlcXVlc3QSEQoJYWxsX25vZGVzGAEgASgIImIKFExpc3RHcHVOb2Rlc1Jlc3BvbnNlEg8KB2JhY2tlbmQYASABKAkSDAoEbm90ZRgCIAEoCRIrCgVub2RlcxgDIAMoCzIcLm9kaW4uazhzbGF1bmNoZXIudjEuR3B1Tm9kZSLHAQoHR3B1Tm9kZRIMCgRuYW1lGAEgASgJEhAKCGNhcGFjaXR5GAIgASgNEhMKC2FsbG9jYXRhYmxlGAMgASgNEhEKCWFsbG9jYXRlZBgEIAEoDRIMCgRmcmVlGAUgASgNEhAKCGdwdV90eXBlGAYgASgJEg0KBXJlYWR5GAcgASgIEhUKDXVuc2NoZWR1bGFibGUYCCABKAgSLgoFdGFza3MYCSADKAsyHy5vZGluLms4c2xhdW5jaGVyLnYxLkdwdVRhc2tVc2UiVgoKR3B1VGFza1VzZRIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEgsKA3BvZBgEIAEoCRIMCgRncHVzGAUgASgNIs0BChFMYXVuY2hUYXNrUmVxdWVzdBIOCgZydW5faWQYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSDgoGY29tbWl0GAMgASgJEiIKBHRhc2sYBCABKAsyFC5vZGluLmNvbW1vbi52MS5UYXNrEg8KB3Rhc2tfaWQYBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRItCgVwYXRocxgIIAEoCzIeLm9kaW4uazhzbGF1bmNoZXIudjEuVGFza1BhdGhzSgQIBxAIUgtvYmplY3RfbmFtZSJpCglUYXNrUGF0aHMSEQoJcm9vdF9wYXRoGAEgASgJEhEKCXdvcmtfcGF0aBgCIAEoCRIRCglkYXRhX3BhdGgYAyABKAkSEAoIcnVuX3BhdGgYBCABKAkSEQoJdGFza19wYXRoGAUgASgJIkIKEkxhdW5jaFRhc2tSZXNwb25zZRITCgtvYmplY3RfbmFtZRgBIAEoCRIXCg9hbHJlYWR5X2V4aXN0ZWQYAiABKAgiQgoRQ2FuY2VsVGFza1JlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDSItChJDYW5jZWxUYXNrUmVzcG9uc2USFwoPZGVsZXRlZF9vYmplY3RzGAEgASgNIj0KF0RlbGV0ZVJ1bk9iamVjdHNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRISCgpwdXJnZV9kYXRhGAIgASgIIkgKGERlbGV0ZVJ1bk9iamVjdHNSZXNwb25zZRIXCg9kZWxldGVkX29iamVjdHMYASABKA0SEwoLZGF0YV9wdXJnZWQYAiABKAgipAEKEVN0cmVhbUxvZ3NSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SDgoGZm9sbG93GAQgASgIEjAKCnRhaWxfbGluZXMYBSABKAsyHC5nb29nbGUucHJvdG9idWYuVUludDMyVmFsdWUSCwoDcG9kGAYgASgJEhEKCWNvbnRhaW5lchgHIAEoCSJBChJTdHJlYW1Mb2dzUmVzcG9uc2USKwoFbGluZXMYASADKAsyHC5vZGluLms4c2xhdW5jaGVyLnYxLkxvZ0xpbmUiYQoHTG9nTGluZRILCgNwb2QYASABKAkSEQoJY29udGFpbmVyGAIgASgJEgwKBGxpbmUYAyABKAkSKAoEdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoVTGlzdFRhc2tFdmVudHNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg8KB2F0dGVtcHQYAyABKA0iSgoWTGlzdFRhc2tFdmVudHNSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5vZGluLms4c2xhdW5jaGVyLnYxLk9iamVjdEV2ZW50IsABCgtPYmplY3RFdmVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhMKC29iamVjdF9raW5kGAUgASgJEhMKC29iamVjdF9uYW1lGAYgASgJEg4KBnNvdXJjZRgHIAEoCRINCgVjb3VudBgIIAEoDRIPCgdhdHRlbXB0GAkgASgNKpUBCgtSdW5GaWxlVHlwZRIdChlSVU5fRklMRV9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSUlVOX0ZJTEVfVFlQRV9GSUxFEAESGwoXUlVOX0ZJTEVfVFlQRV9ESVJFQ1RPUlkQAhIZChVSVU5fRklMRV9UWVBFX1NZTUxJTksQAxIXChNSVU5fRklMRV9UWVBFX09USEVSEAQyzAYKEks4c0xhdW5jaGVyU2VydmljZRJdCgpMYXVuY2hUYXNrEiYub2Rpbi5rOHNsYXVuY2hlci52MS5MYXVuY2hUYXNrUmVxdWVzdBonLm9kaW4uazhzbGF1bmNoZXIudjEuTGF1bmNoVGFza1Jlc3BvbnNlEl0KCkNhbmNlbFRhc2sSJi5vZGluLms4c2xhdW5jaGVyLnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gicub2Rpbi5rOHNsYXVuY2hlci52MS5DYW5jZWxUYXNrUmVzcG9uc2USbwoQRGVsZXRlUnVuT2JqZWN0cxIsLm9kaW4uazhzbGF1bmNoZXIudjEuRGVsZXRlUnVuT2JqZWN0c1JlcXVlc3QaLS5vZGluLms4c2xhdW5jaGVyLnYxLkRlbGV0ZVJ1bk9iamVjdHNSZXNwb25zZRJfCgpTdHJlYW1Mb2dzEiYub2Rpbi5rOHNsYXVuY2hlci52MS5TdHJlYW1Mb2dzUmVxdWVzdBonLm9kaW4uazhzbGF1bmNoZXIudjEuU3RyZWFtTG9nc1Jlc3BvbnNlMAESaQoOTGlzdFRhc2tFdmVudHMSKi5vZGluLms4c2xhdW5jaGVyLnYxLkxpc3RUYXNrRXZlbnRzUmVxdWVzdBorLm9kaW4uazhzbGF1bmNoZXIudjEuTGlzdFRhc2tFdmVudHNSZXNwb25zZRJjCgxMaXN0UnVuRmlsZXMSKC5vZGluLms4c2xhdW5jaGVyLnYxLkxpc3RSdW5GaWxlc1JlcXVlc3QaKS5vZGluLms4c2xhdW5jaGVyLnYxLkxpc3RSdW5GaWxlc1Jlc3BvbnNlEnEKEERvd25sb2FkUnVuRmlsZXMSLC5vZGluLms4c2xhdW5jaGVyLnYxLkRvd25sb2FkUnVuRmlsZXNSZXF1ZXN0Gi0ub2Rpbi5rOHNsYXVuY2hlci52MS5Eb3dubG9hZFJ1bkZpbGVzUmVzcG9uc2UwARJjCgxMaXN0R3B1Tm9kZXMSKC5vZGluLms4c2xhdW5jaGVyLnYxLkxpc3RHcHVOb2Rlc1JlcXVlc3QaKS5vZGluLms4c2xhdW5jaGVyLnYxLkxpc3RHcHVOb2Rlc1Jlc3BvbnNlYgZwcm90bzM",
     [file_google_protobuf_timestamp, file_google_protobuf_wrappers, file_odin_common_v1_pipeline],
   );
+
+/**
+ * ListRunFilesRequest names a run and a path inside its `RUN_PATH`.
+ *
+ * @generated from message odin.k8slauncher.v1.ListRunFilesRequest
+ */
+export type ListRunFilesRequest = Message<"odin.k8slauncher.v1.ListRunFilesRequest"> & {
+  /**
+   * The run's id.
+   *
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * A path relative to `RUN_PATH` (`train`, `train/model.bin`); empty = `RUN_PATH` itself.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * List a directory's whole tree instead of its entries.
+   *
+   * @generated from field: bool recursive = 3;
+   */
+  recursive: boolean;
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.ListRunFilesRequest.
+ * Use `create(ListRunFilesRequestSchema)` to create a new message.
+ */
+export const ListRunFilesRequestSchema: GenMessage<ListRunFilesRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 0);
+
+/**
+ * ListRunFilesResponse lists the entries found, sorted by path.
+ *
+ * @generated from message odin.k8slauncher.v1.ListRunFilesResponse
+ */
+export type ListRunFilesResponse = Message<"odin.k8slauncher.v1.ListRunFilesResponse"> & {
+  /**
+   * The entries: a file named by the request is listed alone.
+   *
+   * @generated from field: repeated odin.k8slauncher.v1.RunFile files = 1;
+   */
+  files: RunFile[];
+
+  /**
+   * True when there were more entries than one response holds (the first ones are listed).
+   *
+   * @generated from field: bool truncated = 2;
+   */
+  truncated: boolean;
+
+  /**
+   * `RUN_PATH` as the launcher sees it, for people to read.
+   *
+   * @generated from field: string run_path = 3;
+   */
+  runPath: string;
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.ListRunFilesResponse.
+ * Use `create(ListRunFilesResponseSchema)` to create a new message.
+ */
+export const ListRunFilesResponseSchema: GenMessage<ListRunFilesResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 1);
+
+/**
+ * RunFile is one entry under `RUN_PATH`.
+ *
+ * @generated from message odin.k8slauncher.v1.RunFile
+ */
+export type RunFile = Message<"odin.k8slauncher.v1.RunFile"> & {
+  /**
+   * Its path relative to `RUN_PATH`, with `/` separators.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * What it is.
+   *
+   * @generated from field: odin.k8slauncher.v1.RunFileType type = 2;
+   */
+  type: RunFileType;
+
+  /**
+   * Size in bytes (files; 0 otherwise).
+   *
+   * @generated from field: uint64 size = 3;
+   */
+  size: bigint;
+
+  /**
+   * When it was last modified.
+   *
+   * @generated from field: google.protobuf.Timestamp modify_time = 4;
+   */
+  modifyTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.RunFile.
+ * Use `create(RunFileSchema)` to create a new message.
+ */
+export const RunFileSchema: GenMessage<RunFile> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 2);
+
+/**
+ * DownloadRunFilesRequest names what to download.
+ *
+ * @generated from message odin.k8slauncher.v1.DownloadRunFilesRequest
+ */
+export type DownloadRunFilesRequest = Message<"odin.k8slauncher.v1.DownloadRunFilesRequest"> & {
+  /**
+   * The run's id.
+   *
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * A file or directory relative to `RUN_PATH`; empty = all of `RUN_PATH`.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * Refuse the download when it is larger than this many bytes (0 = the launcher's limit; a
+   * larger value than the launcher's limit is lowered to it).
+   *
+   * @generated from field: uint64 max_bytes = 3;
+   */
+  maxBytes: bigint;
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.DownloadRunFilesRequest.
+ * Use `create(DownloadRunFilesRequestSchema)` to create a new message.
+ */
+export const DownloadRunFilesRequestSchema: GenMessage<DownloadRunFilesRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 3);
+
+/**
+ * DownloadRunFilesResponse is part of one file: each file starts with a message carrying `file`,
+ * followed by messages carrying only `data`, in order.
+ *
+ * @generated from message odin.k8slauncher.v1.DownloadRunFilesResponse
+ */
+export type DownloadRunFilesResponse = Message<"odin.k8slauncher.v1.DownloadRunFilesResponse"> & {
+  /**
+   * The file whose bytes follow (set on its first message only).
+   *
+   * @generated from field: odin.k8slauncher.v1.RunFile file = 1;
+   */
+  file?: RunFile | undefined;
+
+  /**
+   * The next bytes of the current file (at most 64 KiB per message).
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.DownloadRunFilesResponse.
+ * Use `create(DownloadRunFilesResponseSchema)` to create a new message.
+ */
+export const DownloadRunFilesResponseSchema: GenMessage<DownloadRunFilesResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 4);
+
+/**
+ * ListGpuNodesRequest asks for the GPU inventory.
+ *
+ * @generated from message odin.k8slauncher.v1.ListGpuNodesRequest
+ */
+export type ListGpuNodesRequest = Message<"odin.k8slauncher.v1.ListGpuNodesRequest"> & {
+  /**
+   * Also list nodes without GPU capacity.
+   *
+   * @generated from field: bool all_nodes = 1;
+   */
+  allNodes: boolean;
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.ListGpuNodesRequest.
+ * Use `create(ListGpuNodesRequestSchema)` to create a new message.
+ */
+export const ListGpuNodesRequestSchema: GenMessage<ListGpuNodesRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 5);
+
+/**
+ * ListGpuNodesResponse is the GPU inventory as the launcher's informers see it.
+ *
+ * @generated from message odin.k8slauncher.v1.ListGpuNodesResponse
+ */
+export type ListGpuNodesResponse = Message<"odin.k8slauncher.v1.ListGpuNodesResponse"> & {
+  /**
+   * Which backend runs tasks: `kubernetes` or `local`.
+   *
+   * @generated from field: string backend = 1;
+   */
+  backend: string;
+
+  /**
+   * Why there is no inventory (the local backend), for people to read; empty otherwise.
+   *
+   * @generated from field: string note = 2;
+   */
+  note: string;
+
+  /**
+   * The nodes, sorted by name.
+   *
+   * @generated from field: repeated odin.k8slauncher.v1.GpuNode nodes = 3;
+   */
+  nodes: GpuNode[];
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.ListGpuNodesResponse.
+ * Use `create(ListGpuNodesResponseSchema)` to create a new message.
+ */
+export const ListGpuNodesResponseSchema: GenMessage<ListGpuNodesResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 6);
+
+/**
+ * GpuNode is one node's GPUs.
+ *
+ * @generated from message odin.k8slauncher.v1.GpuNode
+ */
+export type GpuNode = Message<"odin.k8slauncher.v1.GpuNode"> & {
+  /**
+   * The node's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * `status.capacity["nvidia.com/gpu"]`.
+   *
+   * @generated from field: uint32 capacity = 2;
+   */
+  capacity: number;
+
+  /**
+   * `status.allocatable["nvidia.com/gpu"]`.
+   *
+   * @generated from field: uint32 allocatable = 3;
+   */
+  allocatable: number;
+
+  /**
+   * GPUs requested by the pods bound to the node that have not ended (any namespace the launcher
+   * watches).
+   *
+   * @generated from field: uint32 allocated = 4;
+   */
+  allocated: number;
+
+  /**
+   * `allocatable - allocated`, never below 0.
+   *
+   * @generated from field: uint32 free = 5;
+   */
+  free: number;
+
+  /**
+   * The GPU model from the node's `nvidia.com/gpu.product` label, when it has one.
+   *
+   * @generated from field: string gpu_type = 6;
+   */
+  gpuType: string;
+
+  /**
+   * The node's Ready condition is True.
+   *
+   * @generated from field: bool ready = 7;
+   */
+  ready: boolean;
+
+  /**
+   * The node is cordoned (`spec.unschedulable`).
+   *
+   * @generated from field: bool unschedulable = 8;
+   */
+  unschedulable: boolean;
+
+  /**
+   * Odin tasks whose pods hold GPUs on the node.
+   *
+   * @generated from field: repeated odin.k8slauncher.v1.GpuTaskUse tasks = 9;
+   */
+  tasks: GpuTaskUse[];
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.GpuNode.
+ * Use `create(GpuNodeSchema)` to create a new message.
+ */
+export const GpuNodeSchema: GenMessage<GpuNode> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 7);
+
+/**
+ * GpuTaskUse is one Odin pod holding GPUs on a node.
+ *
+ * @generated from message odin.k8slauncher.v1.GpuTaskUse
+ */
+export type GpuTaskUse = Message<"odin.k8slauncher.v1.GpuTaskUse"> & {
+  /**
+   * The run's id.
+   *
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * The task's short name.
+   *
+   * @generated from field: string task = 2;
+   */
+  task: string;
+
+  /**
+   * The attempt.
+   *
+   * @generated from field: uint32 attempt = 3;
+   */
+  attempt: number;
+
+  /**
+   * The pod.
+   *
+   * @generated from field: string pod = 4;
+   */
+  pod: string;
+
+  /**
+   * GPUs it requests.
+   *
+   * @generated from field: uint32 gpus = 5;
+   */
+  gpus: number;
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.GpuTaskUse.
+ * Use `create(GpuTaskUseSchema)` to create a new message.
+ */
+export const GpuTaskUseSchema: GenMessage<GpuTaskUse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 8);
 
 /**
  * LaunchTaskRequest is everything needed to create one attempt of one task.
@@ -89,7 +458,7 @@ export type LaunchTaskRequest = Message<"odin.k8slauncher.v1.LaunchTaskRequest">
  */
 export const LaunchTaskRequestSchema: GenMessage<LaunchTaskRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 0);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 9);
 
 /**
  * TaskPaths are the processing variables that are paths, as seen inside the task's containers.
@@ -139,7 +508,7 @@ export type TaskPaths = Message<"odin.k8slauncher.v1.TaskPaths"> & {
  */
 export const TaskPathsSchema: GenMessage<TaskPaths> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 1);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 10);
 
 /**
  * LaunchTaskResponse says which object stands for the attempt.
@@ -170,7 +539,7 @@ export type LaunchTaskResponse = Message<"odin.k8slauncher.v1.LaunchTaskResponse
  */
 export const LaunchTaskResponseSchema: GenMessage<LaunchTaskResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 2);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 11);
 
 /**
  * CancelTaskRequest names a task attempt to stop.
@@ -206,7 +575,7 @@ export type CancelTaskRequest = Message<"odin.k8slauncher.v1.CancelTaskRequest">
  */
 export const CancelTaskRequestSchema: GenMessage<CancelTaskRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 3);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 12);
 
 /**
  * CancelTaskResponse says what was deleted.
@@ -228,7 +597,7 @@ export type CancelTaskResponse = Message<"odin.k8slauncher.v1.CancelTaskResponse
  */
 export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 4);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 13);
 
 /**
  * DeleteRunObjectsRequest names the run to clean up.
@@ -258,7 +627,7 @@ export type DeleteRunObjectsRequest = Message<"odin.k8slauncher.v1.DeleteRunObje
  */
 export const DeleteRunObjectsRequestSchema: GenMessage<DeleteRunObjectsRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 5);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 14);
 
 /**
  * DeleteRunObjectsResponse says what was deleted.
@@ -287,7 +656,7 @@ export type DeleteRunObjectsResponse = Message<"odin.k8slauncher.v1.DeleteRunObj
  */
 export const DeleteRunObjectsResponseSchema: GenMessage<DeleteRunObjectsResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 6);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 15);
 
 /**
  * StreamLogsRequest names a task attempt and how to read its logs.
@@ -352,7 +721,7 @@ export type StreamLogsRequest = Message<"odin.k8slauncher.v1.StreamLogsRequest">
  */
 export const StreamLogsRequestSchema: GenMessage<StreamLogsRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 7);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 16);
 
 /**
  * StreamLogsResponse is a batch of log lines, in order per container.
@@ -374,7 +743,7 @@ export type StreamLogsResponse = Message<"odin.k8slauncher.v1.StreamLogsResponse
  */
 export const StreamLogsResponseSchema: GenMessage<StreamLogsResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 8);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 17);
 
 /**
  * LogLine is one line a container printed.
@@ -417,7 +786,7 @@ export type LogLine = Message<"odin.k8slauncher.v1.LogLine"> & {
  */
 export const LogLineSchema: GenMessage<LogLine> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 9);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 18);
 
 /**
  * ListTaskEventsRequest names a task attempt.
@@ -453,7 +822,7 @@ export type ListTaskEventsRequest = Message<"odin.k8slauncher.v1.ListTaskEventsR
  */
 export const ListTaskEventsRequestSchema: GenMessage<ListTaskEventsRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 10);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 19);
 
 /**
  * ListTaskEventsResponse lists events, oldest first.
@@ -475,7 +844,7 @@ export type ListTaskEventsResponse = Message<"odin.k8slauncher.v1.ListTaskEvents
  */
 export const ListTaskEventsResponseSchema: GenMessage<ListTaskEventsResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 11);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 20);
 
 /**
  * ObjectEvent is one Kubernetes event (`v1 Event`) about an object of a task (the local backend
@@ -554,13 +923,63 @@ export type ObjectEvent = Message<"odin.k8slauncher.v1.ObjectEvent"> & {
  */
 export const ObjectEventSchema: GenMessage<ObjectEvent> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 12);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 21);
+
+/**
+ * RunFileType says what an entry under `RUN_PATH` is.
+ *
+ * @generated from enum odin.k8slauncher.v1.RunFileType
+ */
+export enum RunFileType {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: RUN_FILE_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A regular file.
+   *
+   * @generated from enum value: RUN_FILE_TYPE_FILE = 1;
+   */
+  FILE = 1,
+
+  /**
+   * A directory.
+   *
+   * @generated from enum value: RUN_FILE_TYPE_DIRECTORY = 2;
+   */
+  DIRECTORY = 2,
+
+  /**
+   * A symbolic link (listed, not followed).
+   *
+   * @generated from enum value: RUN_FILE_TYPE_SYMLINK = 3;
+   */
+  SYMLINK = 3,
+
+  /**
+   * Anything else (socket, device, fifo).
+   *
+   * @generated from enum value: RUN_FILE_TYPE_OTHER = 4;
+   */
+  OTHER = 4,
+}
+
+/**
+ * Describes the enum odin.k8slauncher.v1.RunFileType.
+ */
+export const RunFileTypeSchema: GenEnum<RunFileType> =
+  /*@__PURE__*/
+  enumDesc(file_odin_k8slauncher_v1_k8slauncher, 0);
 
 /**
  * K8sLauncherService turns one attempt of one task into Kubernetes objects (Pod, Job, TFJob,
  * PyTorchJob, MPIJob, ElasticJob) — or, in embedded mode, a local process — watches them, and
  * publishes what happens as `TaskEvent`s. It reports; it never decides what runs next. Called by
- * dag-scheduler (launch, cancel, cleanup) and by the CLI (`odin logs`, `odin events`).
+ * dag-scheduler (launch, cancel, cleanup) and by the CLI (`odin logs`, `odin events`, `odin data`,
+ * `odin gpus`).
  *
  * @generated from service odin.k8slauncher.v1.K8sLauncherService
  */
@@ -625,5 +1044,44 @@ export const K8sLauncherService: GenService<{
     methodKind: "unary";
     input: typeof ListTaskEventsRequestSchema;
     output: typeof ListTaskEventsResponseSchema;
+  };
+  /**
+   * ListRunFiles lists the files under a run's `RUN_PATH` (the launcher's own
+   * `<DATA_PATH>/<run id>`, on the volume it mounts), or under one path inside it. Paths that
+   * leave `RUN_PATH` (`..`, absolute paths, symbolic links pointing out) are refused
+   * (INVALID_ARGUMENT). Called by the CLI (`odin data`). Read-only; safe to retry.
+   *
+   * @generated from rpc odin.k8slauncher.v1.K8sLauncherService.ListRunFiles
+   */
+  listRunFiles: {
+    methodKind: "unary";
+    input: typeof ListRunFilesRequestSchema;
+    output: typeof ListRunFilesResponseSchema;
+  };
+  /**
+   * DownloadRunFiles streams a file, or every file of a directory, under a run's `RUN_PATH`, with
+   * the same path checks as ListRunFiles. More bytes than the launcher's limit (or the request's
+   * smaller `max_bytes`) is refused before anything is sent (RESOURCE_EXHAUSTED). Called by the
+   * CLI (`odin data --download`). Read-only; safe to retry.
+   *
+   * @generated from rpc odin.k8slauncher.v1.K8sLauncherService.DownloadRunFiles
+   */
+  downloadRunFiles: {
+    methodKind: "server_streaming";
+    input: typeof DownloadRunFilesRequestSchema;
+    output: typeof DownloadRunFilesResponseSchema;
+  };
+  /**
+   * ListGpuNodes lists the cluster's nodes with GPU capacity (`nvidia.com/gpu`): allocatable,
+   * allocated to pods and free, and which Odin tasks use them; read from the launcher's
+   * informers, no API call per request. The local backend has no GPU inventory and says so.
+   * Called by the CLI (`odin gpus`). Read-only; safe to retry.
+   *
+   * @generated from rpc odin.k8slauncher.v1.K8sLauncherService.ListGpuNodes
+   */
+  listGpuNodes: {
+    methodKind: "unary";
+    input: typeof ListGpuNodesRequestSchema;
+    output: typeof ListGpuNodesResponseSchema;
   };
 }> = /*@__PURE__*/ serviceDesc(file_odin_k8slauncher_v1_k8slauncher, 0);

@@ -24,6 +24,174 @@ import { Timestamp } from "../../../google/protobuf/timestamp.js";
 import { UInt32Value } from "../../../google/protobuf/wrappers.js";
 import { Task } from "../../common/v1/pipeline.js";
 
+/** RunFileType says what an entry under `RUN_PATH` is. */
+export enum RunFileType {
+  /** RUN_FILE_TYPE_UNSPECIFIED - Not set. */
+  RUN_FILE_TYPE_UNSPECIFIED = 0,
+  /** RUN_FILE_TYPE_FILE - A regular file. */
+  RUN_FILE_TYPE_FILE = 1,
+  /** RUN_FILE_TYPE_DIRECTORY - A directory. */
+  RUN_FILE_TYPE_DIRECTORY = 2,
+  /** RUN_FILE_TYPE_SYMLINK - A symbolic link (listed, not followed). */
+  RUN_FILE_TYPE_SYMLINK = 3,
+  /** RUN_FILE_TYPE_OTHER - Anything else (socket, device, fifo). */
+  RUN_FILE_TYPE_OTHER = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function runFileTypeFromJSON(object: any): RunFileType {
+  switch (object) {
+    case 0:
+    case "RUN_FILE_TYPE_UNSPECIFIED":
+      return RunFileType.RUN_FILE_TYPE_UNSPECIFIED;
+    case 1:
+    case "RUN_FILE_TYPE_FILE":
+      return RunFileType.RUN_FILE_TYPE_FILE;
+    case 2:
+    case "RUN_FILE_TYPE_DIRECTORY":
+      return RunFileType.RUN_FILE_TYPE_DIRECTORY;
+    case 3:
+    case "RUN_FILE_TYPE_SYMLINK":
+      return RunFileType.RUN_FILE_TYPE_SYMLINK;
+    case 4:
+    case "RUN_FILE_TYPE_OTHER":
+      return RunFileType.RUN_FILE_TYPE_OTHER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RunFileType.UNRECOGNIZED;
+  }
+}
+
+export function runFileTypeToJSON(object: RunFileType): string {
+  switch (object) {
+    case RunFileType.RUN_FILE_TYPE_UNSPECIFIED:
+      return "RUN_FILE_TYPE_UNSPECIFIED";
+    case RunFileType.RUN_FILE_TYPE_FILE:
+      return "RUN_FILE_TYPE_FILE";
+    case RunFileType.RUN_FILE_TYPE_DIRECTORY:
+      return "RUN_FILE_TYPE_DIRECTORY";
+    case RunFileType.RUN_FILE_TYPE_SYMLINK:
+      return "RUN_FILE_TYPE_SYMLINK";
+    case RunFileType.RUN_FILE_TYPE_OTHER:
+      return "RUN_FILE_TYPE_OTHER";
+    case RunFileType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** ListRunFilesRequest names a run and a path inside its `RUN_PATH`. */
+export interface ListRunFilesRequest {
+  /** The run's id. */
+  runId: string;
+  /** A path relative to `RUN_PATH` (`train`, `train/model.bin`); empty = `RUN_PATH` itself. */
+  path: string;
+  /** List a directory's whole tree instead of its entries. */
+  recursive: boolean;
+}
+
+/** ListRunFilesResponse lists the entries found, sorted by path. */
+export interface ListRunFilesResponse {
+  /** The entries: a file named by the request is listed alone. */
+  files: RunFile[];
+  /** True when there were more entries than one response holds (the first ones are listed). */
+  truncated: boolean;
+  /** `RUN_PATH` as the launcher sees it, for people to read. */
+  runPath: string;
+}
+
+/** RunFile is one entry under `RUN_PATH`. */
+export interface RunFile {
+  /** Its path relative to `RUN_PATH`, with `/` separators. */
+  path: string;
+  /** What it is. */
+  type: RunFileType;
+  /** Size in bytes (files; 0 otherwise). */
+  size: bigint;
+  /** When it was last modified. */
+  modifyTime?: Date | undefined;
+}
+
+/** DownloadRunFilesRequest names what to download. */
+export interface DownloadRunFilesRequest {
+  /** The run's id. */
+  runId: string;
+  /** A file or directory relative to `RUN_PATH`; empty = all of `RUN_PATH`. */
+  path: string;
+  /**
+   * Refuse the download when it is larger than this many bytes (0 = the launcher's limit; a
+   * larger value than the launcher's limit is lowered to it).
+   */
+  maxBytes: bigint;
+}
+
+/**
+ * DownloadRunFilesResponse is part of one file: each file starts with a message carrying `file`,
+ * followed by messages carrying only `data`, in order.
+ */
+export interface DownloadRunFilesResponse {
+  /** The file whose bytes follow (set on its first message only). */
+  file?: RunFile | undefined;
+  /** The next bytes of the current file (at most 64 KiB per message). */
+  data: Buffer;
+}
+
+/** ListGpuNodesRequest asks for the GPU inventory. */
+export interface ListGpuNodesRequest {
+  /** Also list nodes without GPU capacity. */
+  allNodes: boolean;
+}
+
+/** ListGpuNodesResponse is the GPU inventory as the launcher's informers see it. */
+export interface ListGpuNodesResponse {
+  /** Which backend runs tasks: `kubernetes` or `local`. */
+  backend: string;
+  /** Why there is no inventory (the local backend), for people to read; empty otherwise. */
+  note: string;
+  /** The nodes, sorted by name. */
+  nodes: GpuNode[];
+}
+
+/** GpuNode is one node's GPUs. */
+export interface GpuNode {
+  /** The node's name. */
+  name: string;
+  /** `status.capacity["nvidia.com/gpu"]`. */
+  capacity: number;
+  /** `status.allocatable["nvidia.com/gpu"]`. */
+  allocatable: number;
+  /**
+   * GPUs requested by the pods bound to the node that have not ended (any namespace the launcher
+   * watches).
+   */
+  allocated: number;
+  /** `allocatable - allocated`, never below 0. */
+  free: number;
+  /** The GPU model from the node's `nvidia.com/gpu.product` label, when it has one. */
+  gpuType: string;
+  /** The node's Ready condition is True. */
+  ready: boolean;
+  /** The node is cordoned (`spec.unschedulable`). */
+  unschedulable: boolean;
+  /** Odin tasks whose pods hold GPUs on the node. */
+  tasks: GpuTaskUse[];
+}
+
+/** GpuTaskUse is one Odin pod holding GPUs on a node. */
+export interface GpuTaskUse {
+  /** The run's id. */
+  runId: string;
+  /** The task's short name. */
+  task: string;
+  /** The attempt. */
+  attempt: number;
+  /** The pod. */
+  pod: string;
+  /** GPUs it requests. */
+  gpus: number;
+}
+
 /** LaunchTaskRequest is everything needed to create one attempt of one task. */
 export interface LaunchTaskRequest {
   /** The run's id; becomes a label and `ODIN_RUN_ID`. */
@@ -190,6 +358,1079 @@ export interface ObjectEvent {
   /** The attempt the object belongs to. */
   attempt: number;
 }
+
+function createBaseListRunFilesRequest(): ListRunFilesRequest {
+  return { runId: "", path: "", recursive: false };
+}
+
+export const ListRunFilesRequest: MessageFns<ListRunFilesRequest> = {
+  encode(message: ListRunFilesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runId !== "") {
+      writer.uint32(10).string(message.runId);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.recursive !== false) {
+      writer.uint32(24).bool(message.recursive);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRunFilesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRunFilesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.recursive = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRunFilesRequest {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+          ? globalThis.String(object.run_id)
+          : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      recursive: isSet(object.recursive) ? globalThis.Boolean(object.recursive) : false,
+    };
+  },
+
+  toJSON(message: ListRunFilesRequest): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.recursive !== false) {
+      obj.recursive = message.recursive;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListRunFilesRequest>): ListRunFilesRequest {
+    return ListRunFilesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListRunFilesRequest>): ListRunFilesRequest {
+    const message = createBaseListRunFilesRequest();
+    message.runId = object.runId ?? "";
+    message.path = object.path ?? "";
+    message.recursive = object.recursive ?? false;
+    return message;
+  },
+};
+
+function createBaseListRunFilesResponse(): ListRunFilesResponse {
+  return { files: [], truncated: false, runPath: "" };
+}
+
+export const ListRunFilesResponse: MessageFns<ListRunFilesResponse> = {
+  encode(message: ListRunFilesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.files) {
+      RunFile.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.truncated !== false) {
+      writer.uint32(16).bool(message.truncated);
+    }
+    if (message.runPath !== "") {
+      writer.uint32(26).string(message.runPath);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRunFilesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRunFilesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.files.push(RunFile.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.truncated = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.runPath = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRunFilesResponse {
+    return {
+      files: globalThis.Array.isArray(object?.files)
+        ? object.files.map((e: any) => RunFile.fromJSON(e))
+        : [],
+      truncated: isSet(object.truncated) ? globalThis.Boolean(object.truncated) : false,
+      runPath: isSet(object.runPath)
+        ? globalThis.String(object.runPath)
+        : isSet(object.run_path)
+          ? globalThis.String(object.run_path)
+          : "",
+    };
+  },
+
+  toJSON(message: ListRunFilesResponse): unknown {
+    const obj: any = {};
+    if (message.files?.length) {
+      obj.files = message.files.map((e) => RunFile.toJSON(e));
+    }
+    if (message.truncated !== false) {
+      obj.truncated = message.truncated;
+    }
+    if (message.runPath !== "") {
+      obj.runPath = message.runPath;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListRunFilesResponse>): ListRunFilesResponse {
+    return ListRunFilesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListRunFilesResponse>): ListRunFilesResponse {
+    const message = createBaseListRunFilesResponse();
+    message.files = object.files?.map((e) => RunFile.fromPartial(e)) || [];
+    message.truncated = object.truncated ?? false;
+    message.runPath = object.runPath ?? "";
+    return message;
+  },
+};
+
+function createBaseRunFile(): RunFile {
+  return { path: "", type: 0, size: 0n, modifyTime: undefined };
+}
+
+export const RunFile: MessageFns<RunFile> = {
+  encode(message: RunFile, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.type !== 0) {
+      writer.uint32(16).int32(message.type);
+    }
+    if (message.size !== 0n) {
+      if (BigInt.asUintN(64, message.size) !== message.size) {
+        throw new globalThis.Error(
+          "value provided for field message.size of type uint64 too large",
+        );
+      }
+      writer.uint32(24).uint64(message.size);
+    }
+    if (message.modifyTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.modifyTime), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RunFile {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRunFile();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.size = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.modifyTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RunFile {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      type: isSet(object.type) ? runFileTypeFromJSON(object.type) : 0,
+      size: isSet(object.size) ? BigInt(object.size) : 0n,
+      modifyTime: isSet(object.modifyTime)
+        ? fromJsonTimestamp(object.modifyTime)
+        : isSet(object.modify_time)
+          ? fromJsonTimestamp(object.modify_time)
+          : undefined,
+    };
+  },
+
+  toJSON(message: RunFile): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.type !== 0) {
+      obj.type = runFileTypeToJSON(message.type);
+    }
+    if (message.size !== 0n) {
+      obj.size = message.size.toString();
+    }
+    if (message.modifyTime !== undefined) {
+      obj.modifyTime = message.modifyTime.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RunFile>): RunFile {
+    return RunFile.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RunFile>): RunFile {
+    const message = createBaseRunFile();
+    message.path = object.path ?? "";
+    message.type = object.type ?? 0;
+    message.size = object.size !== undefined && object.size !== null ? BigInt(object.size) : 0n;
+    message.modifyTime = object.modifyTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseDownloadRunFilesRequest(): DownloadRunFilesRequest {
+  return { runId: "", path: "", maxBytes: 0n };
+}
+
+export const DownloadRunFilesRequest: MessageFns<DownloadRunFilesRequest> = {
+  encode(
+    message: DownloadRunFilesRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.runId !== "") {
+      writer.uint32(10).string(message.runId);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.maxBytes !== 0n) {
+      if (BigInt.asUintN(64, message.maxBytes) !== message.maxBytes) {
+        throw new globalThis.Error(
+          "value provided for field message.maxBytes of type uint64 too large",
+        );
+      }
+      writer.uint32(24).uint64(message.maxBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DownloadRunFilesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDownloadRunFilesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxBytes = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DownloadRunFilesRequest {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+          ? globalThis.String(object.run_id)
+          : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      maxBytes: isSet(object.maxBytes)
+        ? BigInt(object.maxBytes)
+        : isSet(object.max_bytes)
+          ? BigInt(object.max_bytes)
+          : 0n,
+    };
+  },
+
+  toJSON(message: DownloadRunFilesRequest): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.maxBytes !== 0n) {
+      obj.maxBytes = message.maxBytes.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DownloadRunFilesRequest>): DownloadRunFilesRequest {
+    return DownloadRunFilesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DownloadRunFilesRequest>): DownloadRunFilesRequest {
+    const message = createBaseDownloadRunFilesRequest();
+    message.runId = object.runId ?? "";
+    message.path = object.path ?? "";
+    message.maxBytes =
+      object.maxBytes !== undefined && object.maxBytes !== null ? BigInt(object.maxBytes) : 0n;
+    return message;
+  },
+};
+
+function createBaseDownloadRunFilesResponse(): DownloadRunFilesResponse {
+  return { file: undefined, data: Buffer.alloc(0) };
+}
+
+export const DownloadRunFilesResponse: MessageFns<DownloadRunFilesResponse> = {
+  encode(
+    message: DownloadRunFilesResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.file !== undefined) {
+      RunFile.encode(message.file, writer.uint32(10).fork()).join();
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DownloadRunFilesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDownloadRunFilesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.file = RunFile.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DownloadRunFilesResponse {
+    return {
+      file: isSet(object.file) ? RunFile.fromJSON(object.file) : undefined,
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: DownloadRunFilesResponse): unknown {
+    const obj: any = {};
+    if (message.file !== undefined) {
+      obj.file = RunFile.toJSON(message.file);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DownloadRunFilesResponse>): DownloadRunFilesResponse {
+    return DownloadRunFilesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DownloadRunFilesResponse>): DownloadRunFilesResponse {
+    const message = createBaseDownloadRunFilesResponse();
+    message.file =
+      object.file !== undefined && object.file !== null
+        ? RunFile.fromPartial(object.file)
+        : undefined;
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseListGpuNodesRequest(): ListGpuNodesRequest {
+  return { allNodes: false };
+}
+
+export const ListGpuNodesRequest: MessageFns<ListGpuNodesRequest> = {
+  encode(message: ListGpuNodesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.allNodes !== false) {
+      writer.uint32(8).bool(message.allNodes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListGpuNodesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListGpuNodesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.allNodes = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListGpuNodesRequest {
+    return {
+      allNodes: isSet(object.allNodes)
+        ? globalThis.Boolean(object.allNodes)
+        : isSet(object.all_nodes)
+          ? globalThis.Boolean(object.all_nodes)
+          : false,
+    };
+  },
+
+  toJSON(message: ListGpuNodesRequest): unknown {
+    const obj: any = {};
+    if (message.allNodes !== false) {
+      obj.allNodes = message.allNodes;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListGpuNodesRequest>): ListGpuNodesRequest {
+    return ListGpuNodesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListGpuNodesRequest>): ListGpuNodesRequest {
+    const message = createBaseListGpuNodesRequest();
+    message.allNodes = object.allNodes ?? false;
+    return message;
+  },
+};
+
+function createBaseListGpuNodesResponse(): ListGpuNodesResponse {
+  return { backend: "", note: "", nodes: [] };
+}
+
+export const ListGpuNodesResponse: MessageFns<ListGpuNodesResponse> = {
+  encode(message: ListGpuNodesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.backend !== "") {
+      writer.uint32(10).string(message.backend);
+    }
+    if (message.note !== "") {
+      writer.uint32(18).string(message.note);
+    }
+    for (const v of message.nodes) {
+      GpuNode.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListGpuNodesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListGpuNodesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.backend = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.note = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nodes.push(GpuNode.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListGpuNodesResponse {
+    return {
+      backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
+      note: isSet(object.note) ? globalThis.String(object.note) : "",
+      nodes: globalThis.Array.isArray(object?.nodes)
+        ? object.nodes.map((e: any) => GpuNode.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListGpuNodesResponse): unknown {
+    const obj: any = {};
+    if (message.backend !== "") {
+      obj.backend = message.backend;
+    }
+    if (message.note !== "") {
+      obj.note = message.note;
+    }
+    if (message.nodes?.length) {
+      obj.nodes = message.nodes.map((e) => GpuNode.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListGpuNodesResponse>): ListGpuNodesResponse {
+    return ListGpuNodesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListGpuNodesResponse>): ListGpuNodesResponse {
+    const message = createBaseListGpuNodesResponse();
+    message.backend = object.backend ?? "";
+    message.note = object.note ?? "";
+    message.nodes = object.nodes?.map((e) => GpuNode.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGpuNode(): GpuNode {
+  return {
+    name: "",
+    capacity: 0,
+    allocatable: 0,
+    allocated: 0,
+    free: 0,
+    gpuType: "",
+    ready: false,
+    unschedulable: false,
+    tasks: [],
+  };
+}
+
+export const GpuNode: MessageFns<GpuNode> = {
+  encode(message: GpuNode, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.capacity !== 0) {
+      writer.uint32(16).uint32(message.capacity);
+    }
+    if (message.allocatable !== 0) {
+      writer.uint32(24).uint32(message.allocatable);
+    }
+    if (message.allocated !== 0) {
+      writer.uint32(32).uint32(message.allocated);
+    }
+    if (message.free !== 0) {
+      writer.uint32(40).uint32(message.free);
+    }
+    if (message.gpuType !== "") {
+      writer.uint32(50).string(message.gpuType);
+    }
+    if (message.ready !== false) {
+      writer.uint32(56).bool(message.ready);
+    }
+    if (message.unschedulable !== false) {
+      writer.uint32(64).bool(message.unschedulable);
+    }
+    for (const v of message.tasks) {
+      GpuTaskUse.encode(v!, writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GpuNode {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGpuNode();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.capacity = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.allocatable = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.allocated = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.free = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.gpuType = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.ready = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.unschedulable = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.tasks.push(GpuTaskUse.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GpuNode {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      capacity: isSet(object.capacity) ? globalThis.Number(object.capacity) : 0,
+      allocatable: isSet(object.allocatable) ? globalThis.Number(object.allocatable) : 0,
+      allocated: isSet(object.allocated) ? globalThis.Number(object.allocated) : 0,
+      free: isSet(object.free) ? globalThis.Number(object.free) : 0,
+      gpuType: isSet(object.gpuType)
+        ? globalThis.String(object.gpuType)
+        : isSet(object.gpu_type)
+          ? globalThis.String(object.gpu_type)
+          : "",
+      ready: isSet(object.ready) ? globalThis.Boolean(object.ready) : false,
+      unschedulable: isSet(object.unschedulable) ? globalThis.Boolean(object.unschedulable) : false,
+      tasks: globalThis.Array.isArray(object?.tasks)
+        ? object.tasks.map((e: any) => GpuTaskUse.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GpuNode): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.capacity !== 0) {
+      obj.capacity = Math.round(message.capacity);
+    }
+    if (message.allocatable !== 0) {
+      obj.allocatable = Math.round(message.allocatable);
+    }
+    if (message.allocated !== 0) {
+      obj.allocated = Math.round(message.allocated);
+    }
+    if (message.free !== 0) {
+      obj.free = Math.round(message.free);
+    }
+    if (message.gpuType !== "") {
+      obj.gpuType = message.gpuType;
+    }
+    if (message.ready !== false) {
+      obj.ready = message.ready;
+    }
+    if (message.unschedulable !== false) {
+      obj.unschedulable = message.unschedulable;
+    }
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks.map((e) => GpuTaskUse.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GpuNode>): GpuNode {
+    return GpuNode.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GpuNode>): GpuNode {
+    const message = createBaseGpuNode();
+    message.name = object.name ?? "";
+    message.capacity = object.capacity ?? 0;
+    message.allocatable = object.allocatable ?? 0;
+    message.allocated = object.allocated ?? 0;
+    message.free = object.free ?? 0;
+    message.gpuType = object.gpuType ?? "";
+    message.ready = object.ready ?? false;
+    message.unschedulable = object.unschedulable ?? false;
+    message.tasks = object.tasks?.map((e) => GpuTaskUse.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGpuTaskUse(): GpuTaskUse {
+  return { runId: "", task: "", attempt: 0, pod: "", gpus: 0 };
+}
+
+export const GpuTaskUse: MessageFns<GpuTaskUse> = {
+  encode(message: GpuTaskUse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runId !== "") {
+      writer.uint32(10).string(message.runId);
+    }
+    if (message.task !== "") {
+      writer.uint32(18).string(message.task);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(24).uint32(message.attempt);
+    }
+    if (message.pod !== "") {
+      writer.uint32(34).string(message.pod);
+    }
+    if (message.gpus !== 0) {
+      writer.uint32(40).uint32(message.gpus);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GpuTaskUse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGpuTaskUse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.task = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.pod = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.gpus = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GpuTaskUse {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+          ? globalThis.String(object.run_id)
+          : "",
+      task: isSet(object.task) ? globalThis.String(object.task) : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      pod: isSet(object.pod) ? globalThis.String(object.pod) : "",
+      gpus: isSet(object.gpus) ? globalThis.Number(object.gpus) : 0,
+    };
+  },
+
+  toJSON(message: GpuTaskUse): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.task !== "") {
+      obj.task = message.task;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.pod !== "") {
+      obj.pod = message.pod;
+    }
+    if (message.gpus !== 0) {
+      obj.gpus = Math.round(message.gpus);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GpuTaskUse>): GpuTaskUse {
+    return GpuTaskUse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GpuTaskUse>): GpuTaskUse {
+    const message = createBaseGpuTaskUse();
+    message.runId = object.runId ?? "";
+    message.task = object.task ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.pod = object.pod ?? "";
+    message.gpus = object.gpus ?? 0;
+    return message;
+  },
+};
 
 function createBaseLaunchTaskRequest(): LaunchTaskRequest {
   return {
@@ -1756,7 +2997,8 @@ export const ObjectEvent: MessageFns<ObjectEvent> = {
  * K8sLauncherService turns one attempt of one task into Kubernetes objects (Pod, Job, TFJob,
  * PyTorchJob, MPIJob, ElasticJob) — or, in embedded mode, a local process — watches them, and
  * publishes what happens as `TaskEvent`s. It reports; it never decides what runs next. Called by
- * dag-scheduler (launch, cancel, cleanup) and by the CLI (`odin logs`, `odin events`).
+ * dag-scheduler (launch, cancel, cleanup) and by the CLI (`odin logs`, `odin events`, `odin data`,
+ * `odin gpus`).
  */
 export type K8sLauncherServiceService = typeof K8sLauncherServiceService;
 export const K8sLauncherServiceService = {
@@ -1845,6 +3087,61 @@ export const K8sLauncherServiceService = {
     responseDeserialize: (value: Buffer): ListTaskEventsResponse =>
       ListTaskEventsResponse.decode(value),
   },
+  /**
+   * ListRunFiles lists the files under a run's `RUN_PATH` (the launcher's own
+   * `<DATA_PATH>/<run id>`, on the volume it mounts), or under one path inside it. Paths that
+   * leave `RUN_PATH` (`..`, absolute paths, symbolic links pointing out) are refused
+   * (INVALID_ARGUMENT). Called by the CLI (`odin data`). Read-only; safe to retry.
+   */
+  listRunFiles: {
+    path: "/odin.k8slauncher.v1.K8sLauncherService/ListRunFiles" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRunFilesRequest): Buffer =>
+      Buffer.from(ListRunFilesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRunFilesRequest => ListRunFilesRequest.decode(value),
+    responseSerialize: (value: ListRunFilesResponse): Buffer =>
+      Buffer.from(ListRunFilesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListRunFilesResponse =>
+      ListRunFilesResponse.decode(value),
+  },
+  /**
+   * DownloadRunFiles streams a file, or every file of a directory, under a run's `RUN_PATH`, with
+   * the same path checks as ListRunFiles. More bytes than the launcher's limit (or the request's
+   * smaller `max_bytes`) is refused before anything is sent (RESOURCE_EXHAUSTED). Called by the
+   * CLI (`odin data --download`). Read-only; safe to retry.
+   */
+  downloadRunFiles: {
+    path: "/odin.k8slauncher.v1.K8sLauncherService/DownloadRunFiles" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: DownloadRunFilesRequest): Buffer =>
+      Buffer.from(DownloadRunFilesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DownloadRunFilesRequest =>
+      DownloadRunFilesRequest.decode(value),
+    responseSerialize: (value: DownloadRunFilesResponse): Buffer =>
+      Buffer.from(DownloadRunFilesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DownloadRunFilesResponse =>
+      DownloadRunFilesResponse.decode(value),
+  },
+  /**
+   * ListGpuNodes lists the cluster's nodes with GPU capacity (`nvidia.com/gpu`): allocatable,
+   * allocated to pods and free, and which Odin tasks use them; read from the launcher's
+   * informers, no API call per request. The local backend has no GPU inventory and says so.
+   * Called by the CLI (`odin gpus`). Read-only; safe to retry.
+   */
+  listGpuNodes: {
+    path: "/odin.k8slauncher.v1.K8sLauncherService/ListGpuNodes" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListGpuNodesRequest): Buffer =>
+      Buffer.from(ListGpuNodesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListGpuNodesRequest => ListGpuNodesRequest.decode(value),
+    responseSerialize: (value: ListGpuNodesResponse): Buffer =>
+      Buffer.from(ListGpuNodesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListGpuNodesResponse =>
+      ListGpuNodesResponse.decode(value),
+  },
 } as const;
 
 export interface K8sLauncherServiceServer extends UntypedServiceImplementation {
@@ -1879,6 +3176,27 @@ export interface K8sLauncherServiceServer extends UntypedServiceImplementation {
    * by the CLI (`odin events`). Read-only; safe to retry.
    */
   listTaskEvents: handleUnaryCall<ListTaskEventsRequest, ListTaskEventsResponse>;
+  /**
+   * ListRunFiles lists the files under a run's `RUN_PATH` (the launcher's own
+   * `<DATA_PATH>/<run id>`, on the volume it mounts), or under one path inside it. Paths that
+   * leave `RUN_PATH` (`..`, absolute paths, symbolic links pointing out) are refused
+   * (INVALID_ARGUMENT). Called by the CLI (`odin data`). Read-only; safe to retry.
+   */
+  listRunFiles: handleUnaryCall<ListRunFilesRequest, ListRunFilesResponse>;
+  /**
+   * DownloadRunFiles streams a file, or every file of a directory, under a run's `RUN_PATH`, with
+   * the same path checks as ListRunFiles. More bytes than the launcher's limit (or the request's
+   * smaller `max_bytes`) is refused before anything is sent (RESOURCE_EXHAUSTED). Called by the
+   * CLI (`odin data --download`). Read-only; safe to retry.
+   */
+  downloadRunFiles: handleServerStreamingCall<DownloadRunFilesRequest, DownloadRunFilesResponse>;
+  /**
+   * ListGpuNodes lists the cluster's nodes with GPU capacity (`nvidia.com/gpu`): allocatable,
+   * allocated to pods and free, and which Odin tasks use them; read from the launcher's
+   * informers, no API call per request. The local backend has no GPU inventory and says so.
+   * Called by the CLI (`odin gpus`). Read-only; safe to retry.
+   */
+  listGpuNodes: handleUnaryCall<ListGpuNodesRequest, ListGpuNodesResponse>;
 }
 
 export interface K8sLauncherServiceClient extends Client {
@@ -1977,6 +3295,63 @@ export interface K8sLauncherServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListTaskEventsResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * ListRunFiles lists the files under a run's `RUN_PATH` (the launcher's own
+   * `<DATA_PATH>/<run id>`, on the volume it mounts), or under one path inside it. Paths that
+   * leave `RUN_PATH` (`..`, absolute paths, symbolic links pointing out) are refused
+   * (INVALID_ARGUMENT). Called by the CLI (`odin data`). Read-only; safe to retry.
+   */
+  listRunFiles(
+    request: ListRunFilesRequest,
+    callback: (error: ServiceError | null, response: ListRunFilesResponse) => void,
+  ): ClientUnaryCall;
+  listRunFiles(
+    request: ListRunFilesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListRunFilesResponse) => void,
+  ): ClientUnaryCall;
+  listRunFiles(
+    request: ListRunFilesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListRunFilesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DownloadRunFiles streams a file, or every file of a directory, under a run's `RUN_PATH`, with
+   * the same path checks as ListRunFiles. More bytes than the launcher's limit (or the request's
+   * smaller `max_bytes`) is refused before anything is sent (RESOURCE_EXHAUSTED). Called by the
+   * CLI (`odin data --download`). Read-only; safe to retry.
+   */
+  downloadRunFiles(
+    request: DownloadRunFilesRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<DownloadRunFilesResponse>;
+  downloadRunFiles(
+    request: DownloadRunFilesRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<DownloadRunFilesResponse>;
+  /**
+   * ListGpuNodes lists the cluster's nodes with GPU capacity (`nvidia.com/gpu`): allocatable,
+   * allocated to pods and free, and which Odin tasks use them; read from the launcher's
+   * informers, no API call per request. The local backend has no GPU inventory and says so.
+   * Called by the CLI (`odin gpus`). Read-only; safe to retry.
+   */
+  listGpuNodes(
+    request: ListGpuNodesRequest,
+    callback: (error: ServiceError | null, response: ListGpuNodesResponse) => void,
+  ): ClientUnaryCall;
+  listGpuNodes(
+    request: ListGpuNodesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListGpuNodesResponse) => void,
+  ): ClientUnaryCall;
+  listGpuNodes(
+    request: ListGpuNodesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListGpuNodesResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const K8sLauncherServiceClient = makeGenericClientConstructor(
@@ -1991,6 +3366,14 @@ export const K8sLauncherServiceClient = makeGenericClientConstructor(
   service: typeof K8sLauncherServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

@@ -3,6 +3,7 @@
 
 import sys
 _b=sys.version_info[0]<3 and (lambda x:x) or (lambda x:x.encode('latin1'))
+from google.protobuf.internal import enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import reflection as _reflection
@@ -22,11 +23,498 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/k8slauncher/v1/k8slauncher.proto',
   package='odin.k8slauncher.v1',
   syntax='proto3',
-  serialized_pb=_b('\n%odin/k8slauncher/v1/k8slauncher.proto\x12\x13odin.k8slauncher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x1dodin/common/v1/pipeline.proto\"\xcd\x01\n\x11LaunchTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\"\n\x04task\x18\x04 \x01(\x0b\x32\x14.odin.common.v1.Task\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12-\n\x05paths\x18\x08 \x01(\x0b\x32\x1e.odin.k8slauncher.v1.TaskPathsJ\x04\x08\x07\x10\x08R\x0bobject_name\"i\n\tTaskPaths\x12\x11\n\troot_path\x18\x01 \x01(\t\x12\x11\n\twork_path\x18\x02 \x01(\t\x12\x11\n\tdata_path\x18\x03 \x01(\t\x12\x10\n\x08run_path\x18\x04 \x01(\t\x12\x11\n\ttask_path\x18\x05 \x01(\t\"B\n\x12LaunchTaskResponse\x12\x13\n\x0bobject_name\x18\x01 \x01(\t\x12\x17\n\x0f\x61lready_existed\x18\x02 \x01(\x08\"B\n\x11\x43\x61ncelTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"-\n\x12\x43\x61ncelTaskResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\"=\n\x17\x44\x65leteRunObjectsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\npurge_data\x18\x02 \x01(\x08\"H\n\x18\x44\x65leteRunObjectsResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x13\n\x0b\x64\x61ta_purged\x18\x02 \x01(\x08\"\xa4\x01\n\x11StreamLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x30\n\ntail_lines\x18\x05 \x01(\x0b\x32\x1c.google.protobuf.UInt32Value\x12\x0b\n\x03pod\x18\x06 \x01(\t\x12\x11\n\tcontainer\x18\x07 \x01(\t\"A\n\x12StreamLogsResponse\x12+\n\x05lines\x18\x01 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.LogLine\"a\n\x07LogLine\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x15ListTaskEventsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"J\n\x16ListTaskEventsResponse\x12\x30\n\x06\x65vents\x18\x01 \x03(\x0b\x32 .odin.k8slauncher.v1.ObjectEvent\"\xc0\x01\n\x0bObjectEvent\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0bobject_kind\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\r\n\x05\x63ount\x18\x08 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\t \x01(\r2\x8f\x04\n\x12K8sLauncherService\x12]\n\nLaunchTask\x12&.odin.k8slauncher.v1.LaunchTaskRequest\x1a\'.odin.k8slauncher.v1.LaunchTaskResponse\x12]\n\nCancelTask\x12&.odin.k8slauncher.v1.CancelTaskRequest\x1a\'.odin.k8slauncher.v1.CancelTaskResponse\x12o\n\x10\x44\x65leteRunObjects\x12,.odin.k8slauncher.v1.DeleteRunObjectsRequest\x1a-.odin.k8slauncher.v1.DeleteRunObjectsResponse\x12_\n\nStreamLogs\x12&.odin.k8slauncher.v1.StreamLogsRequest\x1a\'.odin.k8slauncher.v1.StreamLogsResponse0\x01\x12i\n\x0eListTaskEvents\x12*.odin.k8slauncher.v1.ListTaskEventsRequest\x1a+.odin.k8slauncher.v1.ListTaskEventsResponseb\x06proto3')
+  serialized_pb=_b('\n%odin/k8slauncher/v1/k8slauncher.proto\x12\x13odin.k8slauncher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x1dodin/common/v1/pipeline.proto\"F\n\x13ListRunFilesRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\"h\n\x14ListRunFilesResponse\x12+\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.RunFile\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x10\n\x08run_path\x18\x03 \x01(\t\"\x86\x01\n\x07RunFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12.\n\x04type\x18\x02 \x01(\x0e\x32 .odin.k8slauncher.v1.RunFileType\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12/\n\x0bmodify_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"J\n\x17\x44ownloadRunFilesRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\"T\n\x18\x44ownloadRunFilesResponse\x12*\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x1c.odin.k8slauncher.v1.RunFile\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"(\n\x13ListGpuNodesRequest\x12\x11\n\tall_nodes\x18\x01 \x01(\x08\"b\n\x14ListGpuNodesResponse\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\x12+\n\x05nodes\x18\x03 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.GpuNode\"\xc7\x01\n\x07GpuNode\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x13\n\x0b\x61llocatable\x18\x03 \x01(\r\x12\x11\n\tallocated\x18\x04 \x01(\r\x12\x0c\n\x04\x66ree\x18\x05 \x01(\r\x12\x10\n\x08gpu_type\x18\x06 \x01(\t\x12\r\n\x05ready\x18\x07 \x01(\x08\x12\x15\n\runschedulable\x18\x08 \x01(\x08\x12.\n\x05tasks\x18\t \x03(\x0b\x32\x1f.odin.k8slauncher.v1.GpuTaskUse\"V\n\nGpuTaskUse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0b\n\x03pod\x18\x04 \x01(\t\x12\x0c\n\x04gpus\x18\x05 \x01(\r\"\xcd\x01\n\x11LaunchTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\"\n\x04task\x18\x04 \x01(\x0b\x32\x14.odin.common.v1.Task\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12-\n\x05paths\x18\x08 \x01(\x0b\x32\x1e.odin.k8slauncher.v1.TaskPathsJ\x04\x08\x07\x10\x08R\x0bobject_name\"i\n\tTaskPaths\x12\x11\n\troot_path\x18\x01 \x01(\t\x12\x11\n\twork_path\x18\x02 \x01(\t\x12\x11\n\tdata_path\x18\x03 \x01(\t\x12\x10\n\x08run_path\x18\x04 \x01(\t\x12\x11\n\ttask_path\x18\x05 \x01(\t\"B\n\x12LaunchTaskResponse\x12\x13\n\x0bobject_name\x18\x01 \x01(\t\x12\x17\n\x0f\x61lready_existed\x18\x02 \x01(\x08\"B\n\x11\x43\x61ncelTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"-\n\x12\x43\x61ncelTaskResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\"=\n\x17\x44\x65leteRunObjectsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\npurge_data\x18\x02 \x01(\x08\"H\n\x18\x44\x65leteRunObjectsResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x13\n\x0b\x64\x61ta_purged\x18\x02 \x01(\x08\"\xa4\x01\n\x11StreamLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x30\n\ntail_lines\x18\x05 \x01(\x0b\x32\x1c.google.protobuf.UInt32Value\x12\x0b\n\x03pod\x18\x06 \x01(\t\x12\x11\n\tcontainer\x18\x07 \x01(\t\"A\n\x12StreamLogsResponse\x12+\n\x05lines\x18\x01 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.LogLine\"a\n\x07LogLine\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x15ListTaskEventsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"J\n\x16ListTaskEventsResponse\x12\x30\n\x06\x65vents\x18\x01 \x03(\x0b\x32 .odin.k8slauncher.v1.ObjectEvent\"\xc0\x01\n\x0bObjectEvent\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0bobject_kind\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\r\n\x05\x63ount\x18\x08 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\t \x01(\r*\x95\x01\n\x0bRunFileType\x12\x1d\n\x19RUN_FILE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_FILE_TYPE_FILE\x10\x01\x12\x1b\n\x17RUN_FILE_TYPE_DIRECTORY\x10\x02\x12\x19\n\x15RUN_FILE_TYPE_SYMLINK\x10\x03\x12\x17\n\x13RUN_FILE_TYPE_OTHER\x10\x04\x32\xcc\x06\n\x12K8sLauncherService\x12]\n\nLaunchTask\x12&.odin.k8slauncher.v1.LaunchTaskRequest\x1a\'.odin.k8slauncher.v1.LaunchTaskResponse\x12]\n\nCancelTask\x12&.odin.k8slauncher.v1.CancelTaskRequest\x1a\'.odin.k8slauncher.v1.CancelTaskResponse\x12o\n\x10\x44\x65leteRunObjects\x12,.odin.k8slauncher.v1.DeleteRunObjectsRequest\x1a-.odin.k8slauncher.v1.DeleteRunObjectsResponse\x12_\n\nStreamLogs\x12&.odin.k8slauncher.v1.StreamLogsRequest\x1a\'.odin.k8slauncher.v1.StreamLogsResponse0\x01\x12i\n\x0eListTaskEvents\x12*.odin.k8slauncher.v1.ListTaskEventsRequest\x1a+.odin.k8slauncher.v1.ListTaskEventsResponse\x12\x63\n\x0cListRunFiles\x12(.odin.k8slauncher.v1.ListRunFilesRequest\x1a).odin.k8slauncher.v1.ListRunFilesResponse\x12q\n\x10\x44ownloadRunFiles\x12,.odin.k8slauncher.v1.DownloadRunFilesRequest\x1a-.odin.k8slauncher.v1.DownloadRunFilesResponse0\x01\x12\x63\n\x0cListGpuNodes\x12(.odin.k8slauncher.v1.ListGpuNodesRequest\x1a).odin.k8slauncher.v1.ListGpuNodesResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,google_dot_protobuf_dot_wrappers__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_pipeline__pb2.DESCRIPTOR,])
 
+_RUNFILETYPE = _descriptor.EnumDescriptor(
+  name='RunFileType',
+  full_name='odin.k8slauncher.v1.RunFileType',
+  filename=None,
+  file=DESCRIPTOR,
+  values=[
+    _descriptor.EnumValueDescriptor(
+      name='RUN_FILE_TYPE_UNSPECIFIED', index=0, number=0,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='RUN_FILE_TYPE_FILE', index=1, number=1,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='RUN_FILE_TYPE_DIRECTORY', index=2, number=2,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='RUN_FILE_TYPE_SYMLINK', index=3, number=3,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='RUN_FILE_TYPE_OTHER', index=4, number=4,
+      options=None,
+      type=None),
+  ],
+  containing_type=None,
+  options=None,
+  serialized_start=2379,
+  serialized_end=2528,
+)
+_sym_db.RegisterEnumDescriptor(_RUNFILETYPE)
 
+RunFileType = enum_type_wrapper.EnumTypeWrapper(_RUNFILETYPE)
+RUN_FILE_TYPE_UNSPECIFIED = 0
+RUN_FILE_TYPE_FILE = 1
+RUN_FILE_TYPE_DIRECTORY = 2
+RUN_FILE_TYPE_SYMLINK = 3
+RUN_FILE_TYPE_OTHER = 4
+
+
+
+_LISTRUNFILESREQUEST = _descriptor.Descriptor(
+  name='ListRunFilesRequest',
+  full_name='odin.k8slauncher.v1.ListRunFilesRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='run_id', full_name='odin.k8slauncher.v1.ListRunFilesRequest.run_id', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='path', full_name='odin.k8slauncher.v1.ListRunFilesRequest.path', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='recursive', full_name='odin.k8slauncher.v1.ListRunFilesRequest.recursive', index=2,
+      number=3, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=158,
+  serialized_end=228,
+)
+
+
+_LISTRUNFILESRESPONSE = _descriptor.Descriptor(
+  name='ListRunFilesResponse',
+  full_name='odin.k8slauncher.v1.ListRunFilesResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='files', full_name='odin.k8slauncher.v1.ListRunFilesResponse.files', index=0,
+      number=1, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='truncated', full_name='odin.k8slauncher.v1.ListRunFilesResponse.truncated', index=1,
+      number=2, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='run_path', full_name='odin.k8slauncher.v1.ListRunFilesResponse.run_path', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=230,
+  serialized_end=334,
+)
+
+
+_RUNFILE = _descriptor.Descriptor(
+  name='RunFile',
+  full_name='odin.k8slauncher.v1.RunFile',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='path', full_name='odin.k8slauncher.v1.RunFile.path', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='type', full_name='odin.k8slauncher.v1.RunFile.type', index=1,
+      number=2, type=14, cpp_type=8, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='size', full_name='odin.k8slauncher.v1.RunFile.size', index=2,
+      number=3, type=4, cpp_type=4, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='modify_time', full_name='odin.k8slauncher.v1.RunFile.modify_time', index=3,
+      number=4, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=337,
+  serialized_end=471,
+)
+
+
+_DOWNLOADRUNFILESREQUEST = _descriptor.Descriptor(
+  name='DownloadRunFilesRequest',
+  full_name='odin.k8slauncher.v1.DownloadRunFilesRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='run_id', full_name='odin.k8slauncher.v1.DownloadRunFilesRequest.run_id', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='path', full_name='odin.k8slauncher.v1.DownloadRunFilesRequest.path', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='max_bytes', full_name='odin.k8slauncher.v1.DownloadRunFilesRequest.max_bytes', index=2,
+      number=3, type=4, cpp_type=4, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=473,
+  serialized_end=547,
+)
+
+
+_DOWNLOADRUNFILESRESPONSE = _descriptor.Descriptor(
+  name='DownloadRunFilesResponse',
+  full_name='odin.k8slauncher.v1.DownloadRunFilesResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='file', full_name='odin.k8slauncher.v1.DownloadRunFilesResponse.file', index=0,
+      number=1, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='data', full_name='odin.k8slauncher.v1.DownloadRunFilesResponse.data', index=1,
+      number=2, type=12, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b(""),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=549,
+  serialized_end=633,
+)
+
+
+_LISTGPUNODESREQUEST = _descriptor.Descriptor(
+  name='ListGpuNodesRequest',
+  full_name='odin.k8slauncher.v1.ListGpuNodesRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='all_nodes', full_name='odin.k8slauncher.v1.ListGpuNodesRequest.all_nodes', index=0,
+      number=1, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=635,
+  serialized_end=675,
+)
+
+
+_LISTGPUNODESRESPONSE = _descriptor.Descriptor(
+  name='ListGpuNodesResponse',
+  full_name='odin.k8slauncher.v1.ListGpuNodesResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='backend', full_name='odin.k8slauncher.v1.ListGpuNodesResponse.backend', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='note', full_name='odin.k8slauncher.v1.ListGpuNodesResponse.note', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='nodes', full_name='odin.k8slauncher.v1.ListGpuNodesResponse.nodes', index=2,
+      number=3, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=677,
+  serialized_end=775,
+)
+
+
+_GPUNODE = _descriptor.Descriptor(
+  name='GpuNode',
+  full_name='odin.k8slauncher.v1.GpuNode',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='odin.k8slauncher.v1.GpuNode.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='capacity', full_name='odin.k8slauncher.v1.GpuNode.capacity', index=1,
+      number=2, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='allocatable', full_name='odin.k8slauncher.v1.GpuNode.allocatable', index=2,
+      number=3, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='allocated', full_name='odin.k8slauncher.v1.GpuNode.allocated', index=3,
+      number=4, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='free', full_name='odin.k8slauncher.v1.GpuNode.free', index=4,
+      number=5, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='gpu_type', full_name='odin.k8slauncher.v1.GpuNode.gpu_type', index=5,
+      number=6, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='ready', full_name='odin.k8slauncher.v1.GpuNode.ready', index=6,
+      number=7, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='unschedulable', full_name='odin.k8slauncher.v1.GpuNode.unschedulable', index=7,
+      number=8, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='tasks', full_name='odin.k8slauncher.v1.GpuNode.tasks', index=8,
+      number=9, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=778,
+  serialized_end=977,
+)
+
+
+_GPUTASKUSE = _descriptor.Descriptor(
+  name='GpuTaskUse',
+  full_name='odin.k8slauncher.v1.GpuTaskUse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='run_id', full_name='odin.k8slauncher.v1.GpuTaskUse.run_id', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='task', full_name='odin.k8slauncher.v1.GpuTaskUse.task', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='attempt', full_name='odin.k8slauncher.v1.GpuTaskUse.attempt', index=2,
+      number=3, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='pod', full_name='odin.k8slauncher.v1.GpuTaskUse.pod', index=3,
+      number=4, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='gpus', full_name='odin.k8slauncher.v1.GpuTaskUse.gpus', index=4,
+      number=5, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=979,
+  serialized_end=1065,
+)
 
 
 _LAUNCHTASKREQUEST = _descriptor.Descriptor(
@@ -97,8 +585,8 @@ _LAUNCHTASKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=159,
-  serialized_end=364,
+  serialized_start=1068,
+  serialized_end=1273,
 )
 
 
@@ -156,8 +644,8 @@ _TASKPATHS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=366,
-  serialized_end=471,
+  serialized_start=1275,
+  serialized_end=1380,
 )
 
 
@@ -194,8 +682,8 @@ _LAUNCHTASKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=473,
-  serialized_end=539,
+  serialized_start=1382,
+  serialized_end=1448,
 )
 
 
@@ -239,8 +727,8 @@ _CANCELTASKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=541,
-  serialized_end=607,
+  serialized_start=1450,
+  serialized_end=1516,
 )
 
 
@@ -270,8 +758,8 @@ _CANCELTASKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=609,
-  serialized_end=654,
+  serialized_start=1518,
+  serialized_end=1563,
 )
 
 
@@ -308,8 +796,8 @@ _DELETERUNOBJECTSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=656,
-  serialized_end=717,
+  serialized_start=1565,
+  serialized_end=1626,
 )
 
 
@@ -346,8 +834,8 @@ _DELETERUNOBJECTSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=719,
-  serialized_end=791,
+  serialized_start=1628,
+  serialized_end=1700,
 )
 
 
@@ -419,8 +907,8 @@ _STREAMLOGSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=794,
-  serialized_end=958,
+  serialized_start=1703,
+  serialized_end=1867,
 )
 
 
@@ -450,8 +938,8 @@ _STREAMLOGSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=960,
-  serialized_end=1025,
+  serialized_start=1869,
+  serialized_end=1934,
 )
 
 
@@ -502,8 +990,8 @@ _LOGLINE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1027,
-  serialized_end=1124,
+  serialized_start=1936,
+  serialized_end=2033,
 )
 
 
@@ -547,8 +1035,8 @@ _LISTTASKEVENTSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1126,
-  serialized_end=1196,
+  serialized_start=2035,
+  serialized_end=2105,
 )
 
 
@@ -578,8 +1066,8 @@ _LISTTASKEVENTSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1198,
-  serialized_end=1272,
+  serialized_start=2107,
+  serialized_end=2181,
 )
 
 
@@ -665,10 +1153,16 @@ _OBJECTEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1275,
-  serialized_end=1467,
+  serialized_start=2184,
+  serialized_end=2376,
 )
 
+_LISTRUNFILESRESPONSE.fields_by_name['files'].message_type = _RUNFILE
+_RUNFILE.fields_by_name['type'].enum_type = _RUNFILETYPE
+_RUNFILE.fields_by_name['modify_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
+_DOWNLOADRUNFILESRESPONSE.fields_by_name['file'].message_type = _RUNFILE
+_LISTGPUNODESRESPONSE.fields_by_name['nodes'].message_type = _GPUNODE
+_GPUNODE.fields_by_name['tasks'].message_type = _GPUTASKUSE
 _LAUNCHTASKREQUEST.fields_by_name['task'].message_type = odin_dot_common_dot_v1_dot_pipeline__pb2._TASK
 _LAUNCHTASKREQUEST.fields_by_name['paths'].message_type = _TASKPATHS
 _STREAMLOGSREQUEST.fields_by_name['tail_lines'].message_type = google_dot_protobuf_dot_wrappers__pb2._UINT32VALUE
@@ -676,6 +1170,15 @@ _STREAMLOGSRESPONSE.fields_by_name['lines'].message_type = _LOGLINE
 _LOGLINE.fields_by_name['time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _LISTTASKEVENTSRESPONSE.fields_by_name['events'].message_type = _OBJECTEVENT
 _OBJECTEVENT.fields_by_name['time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
+DESCRIPTOR.message_types_by_name['ListRunFilesRequest'] = _LISTRUNFILESREQUEST
+DESCRIPTOR.message_types_by_name['ListRunFilesResponse'] = _LISTRUNFILESRESPONSE
+DESCRIPTOR.message_types_by_name['RunFile'] = _RUNFILE
+DESCRIPTOR.message_types_by_name['DownloadRunFilesRequest'] = _DOWNLOADRUNFILESREQUEST
+DESCRIPTOR.message_types_by_name['DownloadRunFilesResponse'] = _DOWNLOADRUNFILESRESPONSE
+DESCRIPTOR.message_types_by_name['ListGpuNodesRequest'] = _LISTGPUNODESREQUEST
+DESCRIPTOR.message_types_by_name['ListGpuNodesResponse'] = _LISTGPUNODESRESPONSE
+DESCRIPTOR.message_types_by_name['GpuNode'] = _GPUNODE
+DESCRIPTOR.message_types_by_name['GpuTaskUse'] = _GPUTASKUSE
 DESCRIPTOR.message_types_by_name['LaunchTaskRequest'] = _LAUNCHTASKREQUEST
 DESCRIPTOR.message_types_by_name['TaskPaths'] = _TASKPATHS
 DESCRIPTOR.message_types_by_name['LaunchTaskResponse'] = _LAUNCHTASKRESPONSE
@@ -689,7 +1192,71 @@ DESCRIPTOR.message_types_by_name['LogLine'] = _LOGLINE
 DESCRIPTOR.message_types_by_name['ListTaskEventsRequest'] = _LISTTASKEVENTSREQUEST
 DESCRIPTOR.message_types_by_name['ListTaskEventsResponse'] = _LISTTASKEVENTSRESPONSE
 DESCRIPTOR.message_types_by_name['ObjectEvent'] = _OBJECTEVENT
+DESCRIPTOR.enum_types_by_name['RunFileType'] = _RUNFILETYPE
 _sym_db.RegisterFileDescriptor(DESCRIPTOR)
+
+ListRunFilesRequest = _reflection.GeneratedProtocolMessageType('ListRunFilesRequest', (_message.Message,), dict(
+  DESCRIPTOR = _LISTRUNFILESREQUEST,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.ListRunFilesRequest)
+  ))
+_sym_db.RegisterMessage(ListRunFilesRequest)
+
+ListRunFilesResponse = _reflection.GeneratedProtocolMessageType('ListRunFilesResponse', (_message.Message,), dict(
+  DESCRIPTOR = _LISTRUNFILESRESPONSE,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.ListRunFilesResponse)
+  ))
+_sym_db.RegisterMessage(ListRunFilesResponse)
+
+RunFile = _reflection.GeneratedProtocolMessageType('RunFile', (_message.Message,), dict(
+  DESCRIPTOR = _RUNFILE,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.RunFile)
+  ))
+_sym_db.RegisterMessage(RunFile)
+
+DownloadRunFilesRequest = _reflection.GeneratedProtocolMessageType('DownloadRunFilesRequest', (_message.Message,), dict(
+  DESCRIPTOR = _DOWNLOADRUNFILESREQUEST,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.DownloadRunFilesRequest)
+  ))
+_sym_db.RegisterMessage(DownloadRunFilesRequest)
+
+DownloadRunFilesResponse = _reflection.GeneratedProtocolMessageType('DownloadRunFilesResponse', (_message.Message,), dict(
+  DESCRIPTOR = _DOWNLOADRUNFILESRESPONSE,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.DownloadRunFilesResponse)
+  ))
+_sym_db.RegisterMessage(DownloadRunFilesResponse)
+
+ListGpuNodesRequest = _reflection.GeneratedProtocolMessageType('ListGpuNodesRequest', (_message.Message,), dict(
+  DESCRIPTOR = _LISTGPUNODESREQUEST,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.ListGpuNodesRequest)
+  ))
+_sym_db.RegisterMessage(ListGpuNodesRequest)
+
+ListGpuNodesResponse = _reflection.GeneratedProtocolMessageType('ListGpuNodesResponse', (_message.Message,), dict(
+  DESCRIPTOR = _LISTGPUNODESRESPONSE,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.ListGpuNodesResponse)
+  ))
+_sym_db.RegisterMessage(ListGpuNodesResponse)
+
+GpuNode = _reflection.GeneratedProtocolMessageType('GpuNode', (_message.Message,), dict(
+  DESCRIPTOR = _GPUNODE,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.GpuNode)
+  ))
+_sym_db.RegisterMessage(GpuNode)
+
+GpuTaskUse = _reflection.GeneratedProtocolMessageType('GpuTaskUse', (_message.Message,), dict(
+  DESCRIPTOR = _GPUTASKUSE,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.GpuTaskUse)
+  ))
+_sym_db.RegisterMessage(GpuTaskUse)
 
 LaunchTaskRequest = _reflection.GeneratedProtocolMessageType('LaunchTaskRequest', (_message.Message,), dict(
   DESCRIPTOR = _LAUNCHTASKREQUEST,
@@ -790,8 +1357,8 @@ _K8SLAUNCHERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=1470,
-  serialized_end=1997,
+  serialized_start=2531,
+  serialized_end=3375,
   methods=[
   _descriptor.MethodDescriptor(
     name='LaunchTask',
@@ -836,6 +1403,33 @@ _K8SLAUNCHERSERVICE = _descriptor.ServiceDescriptor(
     containing_service=None,
     input_type=_LISTTASKEVENTSREQUEST,
     output_type=_LISTTASKEVENTSRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='ListRunFiles',
+    full_name='odin.k8slauncher.v1.K8sLauncherService.ListRunFiles',
+    index=5,
+    containing_service=None,
+    input_type=_LISTRUNFILESREQUEST,
+    output_type=_LISTRUNFILESRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='DownloadRunFiles',
+    full_name='odin.k8slauncher.v1.K8sLauncherService.DownloadRunFiles',
+    index=6,
+    containing_service=None,
+    input_type=_DOWNLOADRUNFILESREQUEST,
+    output_type=_DOWNLOADRUNFILESRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='ListGpuNodes',
+    full_name='odin.k8slauncher.v1.K8sLauncherService.ListGpuNodes',
+    index=7,
+    containing_service=None,
+    input_type=_LISTGPUNODESREQUEST,
+    output_type=_LISTGPUNODESRESPONSE,
     options=None,
   ),
 ])

@@ -8,7 +8,8 @@ class K8sLauncherServiceStub(object):
   """K8sLauncherService turns one attempt of one task into Kubernetes objects (Pod, Job, TFJob,
   PyTorchJob, MPIJob, ElasticJob) — or, in embedded mode, a local process — watches them, and
   publishes what happens as `TaskEvent`s. It reports; it never decides what runs next. Called by
-  dag-scheduler (launch, cancel, cleanup) and by the CLI (`odin logs`, `odin events`).
+  dag-scheduler (launch, cancel, cleanup) and by the CLI (`odin logs`, `odin events`, `odin data`,
+  `odin gpus`).
   """
 
   def __init__(self, channel):
@@ -42,13 +43,29 @@ class K8sLauncherServiceStub(object):
         request_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListTaskEventsRequest.SerializeToString,
         response_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListTaskEventsResponse.FromString,
         )
+    self.ListRunFiles = channel.unary_unary(
+        '/odin.k8slauncher.v1.K8sLauncherService/ListRunFiles',
+        request_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListRunFilesRequest.SerializeToString,
+        response_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListRunFilesResponse.FromString,
+        )
+    self.DownloadRunFiles = channel.unary_stream(
+        '/odin.k8slauncher.v1.K8sLauncherService/DownloadRunFiles',
+        request_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.DownloadRunFilesRequest.SerializeToString,
+        response_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.DownloadRunFilesResponse.FromString,
+        )
+    self.ListGpuNodes = channel.unary_unary(
+        '/odin.k8slauncher.v1.K8sLauncherService/ListGpuNodes',
+        request_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListGpuNodesRequest.SerializeToString,
+        response_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListGpuNodesResponse.FromString,
+        )
 
 
 class K8sLauncherServiceServicer(object):
   """K8sLauncherService turns one attempt of one task into Kubernetes objects (Pod, Job, TFJob,
   PyTorchJob, MPIJob, ElasticJob) — or, in embedded mode, a local process — watches them, and
   publishes what happens as `TaskEvent`s. It reports; it never decides what runs next. Called by
-  dag-scheduler (launch, cancel, cleanup) and by the CLI (`odin logs`, `odin events`).
+  dag-scheduler (launch, cancel, cleanup) and by the CLI (`odin logs`, `odin events`, `odin data`,
+  `odin gpus`).
   """
 
   def LaunchTask(self, request, context):
@@ -97,6 +114,36 @@ class K8sLauncherServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def ListRunFiles(self, request, context):
+    """ListRunFiles lists the files under a run's `RUN_PATH` (the launcher's own
+    `<DATA_PATH>/<run id>`, on the volume it mounts), or under one path inside it. Paths that
+    leave `RUN_PATH` (`..`, absolute paths, symbolic links pointing out) are refused
+    (INVALID_ARGUMENT). Called by the CLI (`odin data`). Read-only; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def DownloadRunFiles(self, request, context):
+    """DownloadRunFiles streams a file, or every file of a directory, under a run's `RUN_PATH`, with
+    the same path checks as ListRunFiles. More bytes than the launcher's limit (or the request's
+    smaller `max_bytes`) is refused before anything is sent (RESOURCE_EXHAUSTED). Called by the
+    CLI (`odin data --download`). Read-only; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def ListGpuNodes(self, request, context):
+    """ListGpuNodes lists the cluster's nodes with GPU capacity (`nvidia.com/gpu`): allocatable,
+    allocated to pods and free, and which Odin tasks use them; read from the launcher's
+    informers, no API call per request. The local backend has no GPU inventory and says so.
+    Called by the CLI (`odin gpus`). Read-only; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_K8sLauncherServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -124,6 +171,21 @@ def add_K8sLauncherServiceServicer_to_server(servicer, server):
           servicer.ListTaskEvents,
           request_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListTaskEventsRequest.FromString,
           response_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListTaskEventsResponse.SerializeToString,
+      ),
+      'ListRunFiles': grpc.unary_unary_rpc_method_handler(
+          servicer.ListRunFiles,
+          request_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListRunFilesRequest.FromString,
+          response_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListRunFilesResponse.SerializeToString,
+      ),
+      'DownloadRunFiles': grpc.unary_stream_rpc_method_handler(
+          servicer.DownloadRunFiles,
+          request_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.DownloadRunFilesRequest.FromString,
+          response_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.DownloadRunFilesResponse.SerializeToString,
+      ),
+      'ListGpuNodes': grpc.unary_unary_rpc_method_handler(
+          servicer.ListGpuNodes,
+          request_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListGpuNodesRequest.FromString,
+          response_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListGpuNodesResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(
