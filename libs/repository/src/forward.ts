@@ -3,7 +3,12 @@
 // here while leadership moves, so a client never sees a failover.
 import { Metadata, status, type ServerUnaryCall } from "@grpc/grpc-js";
 import { RepoSyncServiceClient } from "@odin/proto";
-import { createClient, isGrpcStatusError, UnavailableError } from "@odin/service-kit";
+import {
+  createClient,
+  forwardableAuthorization,
+  isGrpcStatusError,
+  UnavailableError,
+} from "@odin/service-kit";
 import { NotLeaderError, type LeaseHolder } from "./lease.js";
 import { NotLeadingError } from "./repository.js";
 
@@ -56,8 +61,8 @@ export class LeaderForwarder {
         const leader = this.options.leadership.leader();
         if (!forwarded && leader !== undefined && leader.id !== this.options.self.id) {
           const metadata = new Metadata();
-          for (const value of call.metadata.get("authorization"))
-            metadata.add("authorization", value);
+          const authorization = forwardableAuthorization(call);
+          if (authorization !== undefined) metadata.set("authorization", authorization);
           metadata.set(FORWARDED, this.options.self.id);
           return await remote(this.client(leader.address), metadata);
         }

@@ -26,6 +26,7 @@ import { createLogger, type Logger, type LogLevel } from "./logger.js";
 import {
   callerOf,
   contextOf,
+  forwardableAuthorization,
   service,
   type ServiceRegistration,
   serverStreamHandler,
@@ -111,6 +112,15 @@ export function registryFake(): ServiceRegistration {
             const calls = conflictCallsOf(prefix) + 1;
             conflictCalls.set(prefix, calls);
             if (calls === 1) throw new RevisionMismatchError(`${prefix} changed since revision 3`);
+          }
+          if (prefix === "credentials") {
+            // What a handler can see of the caller's token: never in its metadata; whole, for
+            // forwarding, through forwardableAuthorization.
+            const inMetadata = call.metadata.get("authorization").length;
+            return {
+              commit: `metadata:${inMetadata} forwardable:${forwardableAuthorization(call) ?? "none"}`,
+              pipelines: [],
+            };
           }
           if (prefix === "notfound") {
             throw new NotFoundError("pipeline nope not found at commit abc123");

@@ -91,6 +91,7 @@ export {
   runMain,
   contextOf,
   callerOf,
+  forwardableAuthorization,
   unaryHandler,
   serverStreamHandler,
   DEFAULT_MAX_MESSAGE_BYTES,

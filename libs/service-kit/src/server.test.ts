@@ -176,6 +176,12 @@ test("a viewer may list but not call an operator RPC; the operator's sha256 entr
   assert.equal((await unary(operator, "listPipelines", listRequest())).commit, "otto/operator");
 });
 
+test("a handler never sees the token in its metadata, but can forward the caller's authorization to a peer", async () => {
+  const viewer = track(registryClient(server.address, TOKENS.viewer));
+  const seen = await unary(viewer, "listPipelines", listRequest("credentials"));
+  assert.equal(seen.commit, `metadata:0 forwardable:Bearer ${TOKENS.viewer}`);
+});
+
 test("an RPC missing from the roles needs admin", async () => {
   const operator = track(registryClient(server.address, TOKENS.operator));
   const denied = await rejected(

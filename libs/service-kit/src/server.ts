@@ -177,6 +177,19 @@ export function contextOf(call: { metadata: Metadata }): CallContext {
   return context;
 }
 
+// The caller's `authorization` value, kept out of the metadata handlers see (so they cannot log
+// it) for the one use that needs it: a replica passing the call on to another as the caller.
+const authorizations = new WeakMap<Metadata, string>();
+
+/**
+ * The caller's `authorization` value (`Bearer …`), for a service that forwards the call to a peer
+ * replica which authenticates the caller itself (repo-sync's followers forward pushes to their
+ * leader). Undefined with auth off or for a call without one. Never log or return it.
+ */
+export function forwardableAuthorization(call: { metadata: Metadata }): string | undefined {
+  return authorizations.get(call.metadata);
+}
+
 /** Who is calling: subject and role from the bearer token (see {@link contextOf}). */
 export function callerOf(call: { metadata: Metadata }): Caller {
   return contextOf(call).caller;
@@ -289,6 +302,8 @@ function odinInterceptor(state: InterceptorState): ServerInterceptor {
               subject: caller.subject,
             });
             contexts.set(metadata, { caller, requestId, logger });
+            if (state.auth !== "off" && typeof authorization[0] === "string")
+              authorizations.set(metadata, authorization[0]);
             nextMetadata(metadata);
           },
           onCancel: () => {
