@@ -29,4 +29,18 @@ export const cliConfigSchema = {
     secret: true,
     description: "API token sent as `authorization: Bearer …`; `--token` overrides it.",
   },
+  webhooksFile: {
+    name: "ODIN_WEBHOOKS_FILE",
+    type: "string",
+    default: "",
+    description:
+      "`odin server`: a YAML/JSON file mapping webhook secret names to URLs (`slack-ml: https://hooks.slack.com/…`) for pipelines' `notify:`; `--webhooks` overrides it.",
+  },
+  publicUrl: {
+    name: "ODIN_PUBLIC_URL",
+    type: "string",
+    default: "",
+    description:
+      "`odin server`: the web UI's address as people reach it, for the run links of notifications; `--public-url` overrides it. Empty: the address the server's web UI listens on.",
+  },
 } as const satisfies ConfigSchema;

@@ -307,6 +307,14 @@ program
     "serve Prometheus /metrics and /healthz over HTTP on this port, on --host (off by default)",
     wholeNumber,
   )
+  .option(
+    "--webhooks <file>",
+    "a YAML/JSON file mapping webhook secret names to URLs, for pipelines' notify: (default: ODIN_WEBHOOKS_FILE)",
+  )
+  .option(
+    "--public-url <url>",
+    "the web UI's address as people reach it, for notification links (default: ODIN_PUBLIC_URL, else the web UI's own)",
+  )
   .addOption(
     new Option("--log-level <level>", "server log level")
       .choices(["debug", "info", "warn", "error"])

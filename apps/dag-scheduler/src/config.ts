@@ -56,4 +56,25 @@ export const dagSchedulerConfigSchema = {
     default: "odin-run-state",
     description: "JetStream KV bucket holding run state (every replica must use the same).",
   },
+  publicUrl: {
+    name: "ODIN_PUBLIC_URL",
+    type: "string",
+    default: "",
+    description:
+      "The web UI's address as people reach it (e.g. `https://odin.example.com`): notifications link to `<this>/runs/<run id>`. Empty: `http://localhost:8080`, where `kubectl port-forward svc/gateway 8080` serves it.",
+  },
+  webhooksDir: {
+    name: "ODIN_WEBHOOKS_DIR",
+    type: "string",
+    default: "/etc/odin/webhooks",
+    description:
+      "Directory of webhook secrets, one file per name holding the URL: where deploy/ mounts the optional `odin-webhooks` Secret. A pipeline's `notify: {webhook: {secret: NAME}}` is looked up here first.",
+  },
+  webhooksFile: {
+    name: "ODIN_WEBHOOKS_FILE",
+    type: "string",
+    default: "",
+    description:
+      "A YAML/JSON file mapping webhook secret names to URLs (`slack-ml: https://hooks.slack.com/…`), looked up after `ODIN_WEBHOOKS_DIR`; empty: none.",
+  },
 } as const satisfies ConfigSchema;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // dag-scheduler: composition root. Reads configuration once, wires store, events, clients, server.
 import { NatsEventBus } from "@odin/events";
+import { configuredWebhookSecrets, WebhookNotifier } from "@odin/notify";
 import {
   K8sLauncherServiceClient,
   PipelineRegistryServiceClient,
@@ -69,6 +70,14 @@ async function main(): Promise<void> {
     maxRunningTasks: config.maxRunningTasks,
     metrics: schedulerMetrics(metrics),
     logger,
+    notifier: new WebhookNotifier({
+      secrets: configuredWebhookSecrets({
+        directory: config.webhooksDir,
+        file: config.webhooksFile,
+      }),
+      log: logger,
+    }),
+    publicUrl: config.publicUrl || undefined,
   });
   await scheduler.start();
   const server = await startServer({

@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { MemoryEventBus, NatsEventBus, type EventBus } from "@odin/events";
+import { configuredWebhookSecrets, WebhookNotifier, type DeliveryOptions } from "@odin/notify";
 import {
   k8sLauncherService,
   Launcher,
@@ -53,6 +54,12 @@ export interface EmbeddedOptions {
   metrics?: { host: string; port: number };
   /** The registry every part records into (e.g. a Kubernetes `backend`'s too); default: a new one. */
   metricsRegistry?: MetricsRegistry;
+  /** Where pipelines' `notify:` webhook names are resolved (a directory of files, a YAML file); unset: none. */
+  webhooks?: { directory?: string; file?: string };
+  /** How webhook posts are retried (tests count waits instead of sleeping); default: 5 attempts from 2 s. */
+  webhookDelivery?: DeliveryOptions;
+  /** The web UI's address as people reach it, for notification links; default: the web UI's own. */
+  publicUrl?: string;
   logger: Logger;
 }
 
@@ -153,6 +160,13 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     maxRunningTasks: options.maxRunningTasks,
     metrics: schedulerMetrics(metrics),
     logger: log,
+    notifier: new WebhookNotifier({
+      secrets: configuredWebhookSecrets(options.webhooks ?? {}),
+      delivery: options.webhookDelivery,
+      log,
+    }),
+    // The web UI's address is known once it listens (its port may be picked then).
+    publicUrl: () => options.publicUrl ?? http?.url,
   });
   await scheduler.start();
   if (isUrl) repo.startPeriodicSync(60_000);

@@ -2,10 +2,14 @@ import { TaskGraph } from "./graph.js";
 import {
   defaultRetryBackoffMs,
   multiWorkerTypes,
+  notifyStates,
   resourceTypes,
+  webhookSecretNamePattern,
   type ConfigMapMount,
   type EphemeralVolume,
   type Mount,
+  type NotifyState,
+  type NotifyTarget,
   type Pipeline,
   type ResourceAmounts,
   type ResourceType,
@@ -1016,6 +1020,7 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
   }
   const failFast = top.bool("fail_fast") ?? true;
   const parallelism = top.int("parallelism", 1);
+  const notify = readNotify(top);
 
   const rawTasks = doc.tasks;
   if (rawTasks === undefined || rawTasks === null) {
@@ -1143,8 +1148,65 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
   if (parallelism !== undefined) pipeline.parallelism = parallelism;
   if (declared.length > 0) pipeline.parameters = declared;
   if (schedules.length > 0) pipeline.schedules = schedules;
+  if (notify.length > 0) pipeline.notify = notify;
   const valid = !problems.list.some((p) => p.severity === "error");
   return { valid, problems: problems.list, pipeline, graph, parameters };
+}
+
+// -- Notifications ---------------------------------------------------------------------------
+
+const notifyKeys = new Set(["webhook", "on"]);
+
+/**
+ * The `notify:` entries: a map or a list of maps `{webhook: {secret: NAME}, on: [failed, …]}`.
+ * `webhook: NAME` is short for `{secret: NAME}`; `on` defaults to every end state.
+ */
+function readNotify(top: Fields): NotifyTarget[] {
+  const out: NotifyTarget[] = [];
+  for (const f of top.maps("notify", "notify")) {
+    f.unknownKeys(notifyKeys, "a notify entry");
+    const webhook = f.get("webhook");
+    if (webhook === undefined) {
+      f.problems.error(
+        { container: f.map, field: `${f.prefix}webhook` },
+        `missing required key "webhook": name the secret holding the webhook's URL, e.g. webhook: {secret: slack-ml}`,
+      );
+      continue;
+    }
+    // `webhook: NAME` or `webhook: {secret: NAME}`; `at` reports on the name as written.
+    const w = typeof webhook === "string" ? undefined : f.sub("webhook");
+    if (typeof webhook !== "string" && !w) continue;
+    if (w) w.unknownKeys(new Set(["secret"]), `"${f.prefix}webhook"`);
+    const secret = w ? w.string("secret", true) : webhook;
+    if (typeof secret !== "string") continue;
+    const at = w ?? f;
+    const key = w ? "secret" : "webhook";
+    if (!webhookSecretNamePattern.test(secret)) {
+      // Never echo what looks like a URL: someone pasted the secret itself.
+      at.error(
+        key,
+        /:\/\/|^hooks\./.test(secret)
+          ? `"${at.prefix}${key}" must name a secret, not hold a URL: put the URL in the odin-webhooks Secret (or the server's webhooks file) under a name and write webhook: {secret: NAME}`
+          : `webhook secret name "${secret.slice(0, 80)}" must be letters, digits, "-", "_" and ".", starting and ending with a letter or digit (at most 63)`,
+      );
+      continue;
+    }
+    const on: NotifyState[] = [];
+    for (const [i, word] of f.stringList("on").entries()) {
+      const state = word.toUpperCase();
+      if (!(notifyStates as readonly string[]).includes(state)) {
+        const raw = f.get("on");
+        f.problems.error(
+          Array.isArray(raw)
+            ? { container: raw, key: i, field: `${f.prefix}on[${i}]` }
+            : { container: f.map, key: "on", field: `${f.prefix}on` },
+          `"${word}" is not a state a run ends in; "on" takes ${notifyStates.map((s) => s.toLowerCase()).join(", ")}`,
+        );
+      } else if (!on.includes(state as NotifyState)) on.push(state as NotifyState);
+    }
+    out.push({ webhookSecret: secret, on: on.length > 0 ? on : notifyStates });
+  }
+  return out;
 }
 
 // -- Parameters ------------------------------------------------------------------------------

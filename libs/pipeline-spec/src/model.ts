@@ -131,8 +131,26 @@ export interface Pipeline {
   parameters?: ParameterSpec[];
   /** The cron schedules it declares (`schedules:`), in file order; absent when none. */
   schedules?: ScheduleSpec[];
+  /** Where to post when a run ends (`notify:`), in file order; absent when none. */
+  notify?: NotifyTarget[];
   tasks: Task[];
 }
+
+/** The run states a notification can be asked for: the end states. */
+export const notifyStates = ["SUCCEEDED", "FAILED", "CANCELLED"] as const;
+/** A run end state a notification is posted for. */
+export type NotifyState = (typeof notifyStates)[number];
+
+/** One `notify:` entry: a webhook, named by its secret, posted to when a run ends in one of `on`. */
+export interface NotifyTarget {
+  /** Name of the secret holding the webhook's URL (the URL itself is never in the pipeline). */
+  webhookSecret: string;
+  /** The end states that trigger a post (default: all of them). */
+  on: readonly NotifyState[];
+}
+
+/** A webhook secret's name: a Kubernetes Secret key (and file name) without dots or slashes at the ends. */
+export const webhookSecretNamePattern = /^[A-Za-z0-9]([-_.A-Za-z0-9]{0,61}[A-Za-z0-9])?$/;
 
 /** Default `retry_backoff` (10 s). */
 export const defaultRetryBackoffMs = 10_000;

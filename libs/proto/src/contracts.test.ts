@@ -183,6 +183,7 @@ const registry: Pick<PipelineRegistryServiceServer, "getPipeline"> = {
           { name: "lr", type: "number", defaultValue: 0.01, description: "learning rate" },
           { name: "model", type: "string", defaultValue: undefined, description: "" },
         ],
+        notify: [],
       },
       parameters: call.request.parameters,
       problems: [

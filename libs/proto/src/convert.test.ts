@@ -10,6 +10,10 @@ const everything = `
 name: all-fields
 fail_fast: false
 parallelism: 3
+notify:
+- webhook: {secret: slack-ml}
+  on: [failed]
+- webhook: ops
 tasks:
 - name: prep
   image: python:3.11

@@ -1,8 +1,10 @@
 // Mapping between the domain model of @odin/pipeline-spec and the wire types of odin.common.v1,
 // kept beside the generated code so every service converts the same way.
 import {
+  notifyStates,
   runStates,
   taskStates,
+  type NotifyState,
   type ParameterSpec as SpecParameter,
   type Pipeline as SpecPipeline,
   type Problem as SpecProblem,
@@ -237,6 +239,10 @@ export function pipelineToProto(p: SpecPipeline, commit: string): common.Pipelin
       defaultValue: d.default,
       description: d.description ?? "",
     })),
+    notify: (p.notify ?? []).map((n) => ({
+      webhookSecret: n.webhookSecret,
+      on: n.on.map((state) => state.toLowerCase()),
+    })),
   };
 }
 
@@ -257,6 +263,15 @@ export function pipelineFromProto(p: common.Pipeline): SpecPipeline {
       if (d.description) spec.description = d.description;
       return spec;
     });
+  if (p.notify.length > 0)
+    pipeline.notify = p.notify.map((n) => ({
+      webhookSecret: n.webhookSecret,
+      on: n.on
+        .map((state) => state.toUpperCase())
+        .filter((state): state is NotifyState =>
+          (notifyStates as readonly string[]).includes(state),
+        ),
+    }));
   return pipeline;
 }
 

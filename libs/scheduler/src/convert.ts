@@ -35,6 +35,13 @@ export function runToProto(r: RunRecord): common.Run {
       skipped: r.taskCounts.SKIPPED ?? 0,
       cancelled: r.taskCounts.CANCELLED ?? 0,
     },
+    notifications: (r.notifications ?? []).map((n) => ({
+      webhookSecret: n.webhookSecret,
+      state: n.state,
+      attempts: n.attempts,
+      error: n.error ?? "",
+      endTime: date(n.endTime),
+    })),
   };
 }
 

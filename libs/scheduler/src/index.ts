@@ -8,6 +8,7 @@ export {
   type RunRecord,
   type TaskRecord,
 } from "./records.js";
+export { defaultPublicUrl, dueNotifications, runEndMessage } from "./notifications.js";
 export { resolveTask } from "./resolve.js";
 export { Scheduler, type RunChange, type RunView, type SchedulerOptions } from "./scheduler.js";
 export { dagSchedulerService } from "./service.js";

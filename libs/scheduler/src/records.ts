@@ -1,4 +1,5 @@
 import type { RunState, TaskState } from "@odin/dag";
+import type { NotificationStatus } from "@odin/notify";
 import type { ParameterValue } from "@odin/pipeline-spec";
 
 /** A run as the run store keeps it (one small value per run, whatever the pipeline's size). */
@@ -31,6 +32,11 @@ export interface RunRecord {
   parameters?: Record<string, ParameterValue>;
   /** How many tasks ended in each state; written when the run ends (live counts come from memory). */
   taskCounts?: Partial<Record<TaskState, number>>;
+  /**
+   * The webhook posts of the run's end, one per `notify:` entry asking for its end state; written
+   * with the end itself (all `pending`), then by the replica that wrote the end. Absent: none.
+   */
+  notifications?: NotificationStatus[];
 }
 
 /** A task of a run as the run store keeps it. Absent = PENDING, never launched. */

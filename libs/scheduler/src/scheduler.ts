@@ -1,5 +1,6 @@
 import { requestsEarlyExit, RunEngine, type Decision, type TaskStatus } from "@odin/dag";
 import { subjects, type EventBus, type Subscription } from "@odin/events";
+import type { WebhookNotifier } from "@odin/notify";
 import {
   isFinishedRun as isFinished,
   isTerminalState,
@@ -28,6 +29,7 @@ import type { RunRecord, TaskRecord } from "./records.js";
 import { resolveTask } from "./resolve.js";
 import type { RecordChange, SchedulerStore } from "./store.js";
 import { RunIndex, type Cursor, type RunFilter } from "./run-index.js";
+import { defaultPublicUrl, deliverRunEnd, dueNotifications } from "./notifications.js";
 
 /** What the scheduler needs; every part is a port with a production and an embedded adapter. */
 export interface SchedulerOptions {
@@ -46,6 +48,10 @@ export interface SchedulerOptions {
   metrics?: SchedulerMetrics;
   logger: Logger;
   now?: () => number;
+  /** Posts a run's end to its pipeline's `notify:` webhooks; unset: nothing is posted. */
+  notifier?: WebhookNotifier;
+  /** The web UI's address, for the run links notifications carry (default {@link defaultPublicUrl}). */
+  publicUrl?: string | (() => string | undefined);
 }
 
 /** A change a watcher of one run is told about; `lost`: the run store lost it (NATS lost its storage). */
@@ -417,6 +423,7 @@ export class Scheduler {
             reason: undefined,
             message: undefined,
             taskCounts: undefined,
+            notifications: undefined,
           }
         : undefined,
     );
@@ -885,27 +892,55 @@ export class Scheduler {
         return;
       }
       case "finish": {
-        const finished = await store.updateRun(runId, (r) =>
-          isFinished(r.state)
-            ? undefined
-            : {
-                ...r,
-                state: d.state,
-                endTime: now,
-                // A SUCCEEDED run has no reason unless a task ended it early.
-                reason: d.state === "SUCCEEDED" && !d.earlyExitBy ? undefined : d.reason,
-                startTime: r.startTime ?? now,
-                taskCounts: run.engine.counts(),
-              },
-        );
-        if (finished) {
+        // Whether this call's compare-and-set wrote the end: true on exactly one replica.
+        let ended = false;
+        const finished = await store.updateRun(runId, (r) => {
+          ended = !isFinished(r.state);
+          if (!ended) return undefined;
+          const next: RunRecord = {
+            ...r,
+            state: d.state,
+            endTime: now,
+            // A SUCCEEDED run has no reason unless a task ended it early.
+            reason: d.state === "SUCCEEDED" && !d.earlyExitBy ? undefined : d.reason,
+            startTime: r.startTime ?? now,
+            taskCounts: run.engine.counts(),
+          };
+          // Written with the end, so the posts due are known even if this replica stops now.
+          const due = this.options.notifier && dueNotifications(run.pipeline, d.state);
+          if (due) next.notifications = due;
+          return next;
+        });
+        if (finished && ended) {
           this.options.metrics?.runFinished(d.state);
           this.log.info("run finished", { run: runId, state: d.state, reason: d.reason });
-          await this.options.checkouts.release(run.record.commit, runId).catch(() => undefined);
+          this.notifyEnd(run, finished);
         }
+        if (finished)
+          await this.options.checkouts.release(run.record.commit, runId).catch(() => undefined);
         return;
       }
     }
+  }
+
+  /** Posts an ended run's due notifications in the background: the run never waits for them. */
+  private notifyEnd(run: ActiveRun, ended: RunRecord): void {
+    const notifier = this.options.notifier;
+    if (!notifier || !ended.notifications) return;
+    const tasks = run.pipeline.tasks.map((t) => ({
+      name: t.name,
+      record: this.options.store.cachedTask(ended.id, t.name),
+    }));
+    void deliverRunEnd({
+      store: this.options.store,
+      notifier,
+      publicUrl:
+        (typeof this.options.publicUrl === "function"
+          ? this.options.publicUrl()
+          : this.options.publicUrl) ?? defaultPublicUrl,
+      run: ended,
+      tasks,
+    });
   }
 
   /**

@@ -67,6 +67,7 @@ export const packageLayers = {
   "@odin/proto": "pure",
   "@odin/events": "port",
   "@odin/run-store": "port",
+  "@odin/notify": "port",
   "@odin/service-kit": "kit",
   "@odin/repository": "service",
   "@odin/registry": "service",

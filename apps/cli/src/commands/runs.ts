@@ -444,6 +444,10 @@ export async function statusCommand(
     const params = Object.entries(run.parameters ?? {});
     if (params.length > 0)
       out.write(`  parameters: ${params.map(([k, v]) => `${k}=${parameterText(v)}`).join(" ")}\n`);
+    for (const n of run.notifications)
+      out.write(
+        `  notify ${n.webhookSecret}: ${n.state}${n.attempts > 0 ? ` after ${n.attempts} attempt${n.attempts === 1 ? "" : "s"}` : ""}${n.error ? ` — ${n.error}` : ""}\n`,
+      );
     const columns = chooseColumns(options.columns, (n) => err.write(`odin: note: ${n}\n`));
     const now = Date.now();
     const rows = shown.map((t) =>

@@ -5,6 +5,7 @@ import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setLogger } from "@grpc/grpc-js";
 import { KubeConfig } from "@kubernetes/client-node";
+import { cliConfigSchema as vars } from "../config.js";
 import { CommandError } from "../exit.js";
 import { startEmbedded } from "@odin/embedded";
 import { KubernetesBackend } from "@odin/launcher";
@@ -39,6 +40,10 @@ export interface ServerOptions {
   maxRunningTasks: number;
   /** Serve /metrics and /healthz on this port (on `host`); unset: no metrics endpoint. */
   metricsPort?: number;
+  /** Webhook secret names to URLs (YAML/JSON) for pipelines' `notify:`; default ODIN_WEBHOOKS_FILE. */
+  webhooks?: string;
+  /** The web UI's address as people reach it (notification links); default ODIN_PUBLIC_URL. */
+  publicUrl?: string;
   logLevel: LogLevel;
 }
 
@@ -89,6 +94,16 @@ export async function serverCommand(
     debug: (...args: unknown[]) => logger.debug("grpc", { message: args.join(" ") }),
   });
   const auth = options.tokens ? await loadTokensFile(options.tokens) : "off";
+  const webhooks = options.webhooks || process.env[vars.webhooksFile.name] || undefined;
+  if (webhooks && !existsSync(webhooks))
+    throw new CommandError(
+      `--webhooks ${webhooks}: no such file; give a YAML file mapping webhook names to URLs (docs/notifications.md)`,
+    );
+  const publicUrl = options.publicUrl || process.env[vars.publicUrl.name] || undefined;
+  if (publicUrl && !/^https?:\/\/[^/\s]+/.test(publicUrl))
+    throw new CommandError(
+      `--public-url ${publicUrl}: give the web UI's address as people open it, e.g. https://odin.example.com`,
+    );
   let kubeContext: string | undefined;
   let backend: KubernetesBackend | undefined;
   const metricsRegistry = createMetricsRegistry();
@@ -119,6 +134,8 @@ export async function serverCommand(
     backend,
     maxRunningTasks: options.maxRunningTasks > 0 ? options.maxRunningTasks : undefined,
     metricsRegistry,
+    webhooks: webhooks ? { file: resolve(webhooks) } : undefined,
+    publicUrl,
     metrics:
       options.metricsPort !== undefined
         ? { host: options.host, port: options.metricsPort }
@@ -138,6 +155,7 @@ export async function serverCommand(
       (odin.metricsPort !== undefined
         ? `  metrics:   http://${options.host}:${odin.metricsPort}/metrics\n`
         : "") +
+      (webhooks ? `  webhooks:  names from ${resolve(webhooks)}\n` : "") +
       (options.maxRunningTasks > 0
         ? `  at most ${options.maxRunningTasks} tasks run at once across all runs\n`
         : "") +

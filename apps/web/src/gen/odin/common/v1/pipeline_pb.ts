@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_odin_common_v1_pipeline: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "Ch1vZGluL2NvbW1vbi92MS9waXBlbGluZS5wcm90bxIOb2Rpbi5jb21tb24udjEisgEKCFBpcGVsaW5lEgwKBHBhdGgYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZjb21taXQYAyABKAkSEQoJZmFpbF9mYXN0GAQgASgIEhMKC3BhcmFsbGVsaXNtGAUgASgNEiMKBXRhc2tzGAYgAygLMhQub2Rpbi5jb21tb24udjEuVGFzaxItCgpwYXJhbWV0ZXJzGAcgAygLMhkub2Rpbi5jb21tb24udjEuUGFyYW1ldGVyImsKCVBhcmFtZXRlchIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSLQoNZGVmYXVsdF92YWx1ZRgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRITCgtkZXNjcmlwdGlvbhgEIAEoCSLcCgoEVGFzaxIMCgRuYW1lGAEgASgJEg0KBWltYWdlGAIgASgJEg8KB2NvbW1hbmQYAyADKAkSDAoEYXJncxgEIAMoCRIPCgdkZXBlbmRzGAUgAygJEiUKBm1vdW50cxgGIAMoCzIVLm9kaW4uY29tbW9uLnYxLk1vdW50EjoKEWVwaGVtZXJhbF92b2x1bWVzGAcgAygLMh8ub2Rpbi5jb21tb24udjEuRXBoZW1lcmFsVm9sdW1lEiwKB3NlY3JldHMYCCADKAsyGy5vZGluLmNvbW1vbi52MS5TZWNyZXRNb3VudBIzCgtjb25maWdfbWFwcxgJIAMoCzIeLm9kaW4uY29tbW9uLnYxLkNvbmZpZ01hcE1vdW50EhAKCG51bV9ncHVzGAogASgNEjEKA2NwdRgLIAEoCzIkLm9kaW4uY29tbW9uLnYxLlJlc291cmNlUmVxdWlyZW1lbnRzEjQKBm1lbW9yeRgMIAEoCzIkLm9kaW4uY29tbW9uLnYxLlJlc291cmNlUmVxdWlyZW1lbnRzEjkKEHNlY3VyaXR5X2NvbnRleHQYDSABKAsyHy5vZGluLmNvbW1vbi52MS5TZWN1cml0eUNvbnRleHQSLwoLcHVsbF9wb2xpY3kYDiABKA4yGi5vZGluLmNvbW1vbi52MS5QdWxsUG9saWN5Ej0KDW5vZGVfc2VsZWN0b3IYDyADKAsyJi5vZGluLmNvbW1vbi52MS5UYXNrLk5vZGVTZWxlY3RvckVudHJ5EjMKDXJlc291cmNlX3R5cGUYECABKA4yHC5vZGluLmNvbW1vbi52MS5SZXNvdXJjZVR5cGUSEwoLbnVtX3dvcmtlcnMYESABKA0SDgoGaW5wdXRzGBIgAygJEjIKB291dHB1dHMYEyADKAsyIS5vZGluLmNvbW1vbi52MS5UYXNrLk91dHB1dHNFbnRyeRIqCgNlbnYYFCADKAsyHS5vZGluLmNvbW1vbi52MS5UYXNrLkVudkVudHJ5Ei8KC3RvbGVyYXRpb25zGBUgAygLMhoub2Rpbi5jb21tb24udjEuVG9sZXJhdGlvbhIwCgZsYWJlbHMYFiADKAsyIC5vZGluLmNvbW1vbi52MS5UYXNrLkxhYmVsc0VudHJ5EjoKC2Fubm90YXRpb25zGBcgAygLMiUub2Rpbi5jb21tb24udjEuVGFzay5Bbm5vdGF0aW9uc0VudHJ5EhcKD3NlcnZpY2VfYWNjb3VudBgYIAEoCRIPCgdyZXRyaWVzGBkgASgNEjAKDXJldHJ5X2JhY2tvZmYYGiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHdGltZW91dBgbIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIyCg9wZW5kaW5nX3RpbWVvdXQYHCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKZXh0cmFfanNvbhgdIAEoCRozChFOb2RlU2VsZWN0b3JFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMgoFTW91bnQSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEg0KBWNsYWltGAMgASgJIlEKD0VwaGVtZXJhbFZvbHVtZRIMCgRuYW1lGAEgASgJEgwKBHR5cGUYAiABKAkSDgoGbWVkaXVtGAMgASgJEhIKCnNpemVfbGltaXQYBCABKAkiSQoLU2VjcmV0TW91bnQSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEhAKCHN1Yl9wYXRoGAMgASgJEgwKBG1vZGUYBCABKA0iPgoOQ29uZmlnTWFwTW91bnQSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEhAKCHN1Yl9wYXRoGAMgASgJIjgKFFJlc291cmNlUmVxdWlyZW1lbnRzEg4KBmxpbWl0cxgBIAEoCRIQCghyZXF1ZXN0cxgCIAEoCSKlAQoPU2VjdXJpdHlDb250ZXh0Ei0KCGZzX2dyb3VwGAEgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDY0VmFsdWUSMAoLcnVuX2FzX3VzZXIYAiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50NjRWYWx1ZRIxCgxydW5fYXNfZ3JvdXAYAyABKAsyGy5nb29nbGUucHJvdG9idWYuSW50NjRWYWx1ZSLJAQoKVG9sZXJhdGlvbhILCgNrZXkYASABKAkSNAoIb3BlcmF0b3IYAiABKA4yIi5vZGluLmNvbW1vbi52MS5Ub2xlcmF0aW9uT3BlcmF0b3ISDQoFdmFsdWUYAyABKAkSMAoGZWZmZWN0GAQgASgOMiAub2Rpbi5jb21tb24udjEuVG9sZXJhdGlvbkVmZmVjdBI3ChJ0b2xlcmF0aW9uX3NlY29uZHMYBSABKAsyGy5nb29nbGUucHJvdG9idWYuSW50NjRWYWx1ZSp4ChJUb2xlcmF0aW9uT3BlcmF0b3ISIwofVE9MRVJBVElPTl9PUEVSQVRPUl9VTlNQRUNJRklFRBAAEh0KGVRPTEVSQVRJT05fT1BFUkFUT1JfRVFVQUwQARIeChpUT0xFUkFUSU9OX09QRVJBVE9SX0VYSVNUUxACKqQBChBUb2xlcmF0aW9uRWZmZWN0EiEKHVRPTEVSQVRJT05fRUZGRUNUX1VOU1BFQ0lGSUVEEAASIQodVE9MRVJBVElPTl9FRkZFQ1RfTk9fU0NIRURVTEUQARIoCiRUT0xFUkFUSU9OX0VGRkVDVF9QUkVGRVJfTk9fU0NIRURVTEUQAhIgChxUT0xFUkFUSU9OX0VGRkVDVF9OT19FWEVDVVRFEAMqeAoKUHVsbFBvbGljeRIbChdQVUxMX1BPTElDWV9VTlNQRUNJRklFRBAAEh4KGlBVTExfUE9MSUNZX0lGX05PVF9QUkVTRU5UEAESFgoSUFVMTF9QT0xJQ1lfQUxXQVlTEAISFQoRUFVMTF9QT0xJQ1lfTkVWRVIQAyrOAQoMUmVzb3VyY2VUeXBlEh0KGVJFU09VUkNFX1RZUEVfVU5TUEVDSUZJRUQQABIVChFSRVNPVVJDRV9UWVBFX1BPRBABEhUKEVJFU09VUkNFX1RZUEVfSk9CEAISGAoUUkVTT1VSQ0VfVFlQRV9URl9KT0IQAxIdChlSRVNPVVJDRV9UWVBFX1BZVE9SQ0hfSk9CEAQSGQoVUkVTT1VSQ0VfVFlQRV9NUElfSk9CEAUSHQoZUkVTT1VSQ0VfVFlQRV9FTEFTVElDX0pPQhAGYgZwcm90bzM",
+    "Ch1vZGluL2NvbW1vbi92MS9waXBlbGluZS5wcm90bxIOb2Rpbi5jb21tb24udjEi2gEKCFBpcGVsaW5lEgwKBHBhdGgYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZjb21taXQYAyABKAkSEQoJZmFpbF9mYXN0GAQgASgIEhMKC3BhcmFsbGVsaXNtGAUgASgNEiMKBXRhc2tzGAYgAygLMhQub2Rpbi5jb21tb24udjEuVGFzaxItCgpwYXJhbWV0ZXJzGAcgAygLMhkub2Rpbi5jb21tb24udjEuUGFyYW1ldGVyEiYKBm5vdGlmeRgIIAMoCzIWLm9kaW4uY29tbW9uLnYxLk5vdGlmeSIsCgZOb3RpZnkSFgoOd2ViaG9va19zZWNyZXQYASABKAkSCgoCb24YAiADKAkiawoJUGFyYW1ldGVyEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCRItCg1kZWZhdWx0X3ZhbHVlGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhMKC2Rlc2NyaXB0aW9uGAQgASgJItwKCgRUYXNrEgwKBG5hbWUYASABKAkSDQoFaW1hZ2UYAiABKAkSDwoHY29tbWFuZBgDIAMoCRIMCgRhcmdzGAQgAygJEg8KB2RlcGVuZHMYBSADKAkSJQoGbW91bnRzGAYgAygLMhUub2Rpbi5jb21tb24udjEuTW91bnQSOgoRZXBoZW1lcmFsX3ZvbHVtZXMYByADKAsyHy5vZGluLmNvbW1vbi52MS5FcGhlbWVyYWxWb2x1bWUSLAoHc2VjcmV0cxgIIAMoCzIbLm9kaW4uY29tbW9uLnYxLlNlY3JldE1vdW50EjMKC2NvbmZpZ19tYXBzGAkgAygLMh4ub2Rpbi5jb21tb24udjEuQ29uZmlnTWFwTW91bnQSEAoIbnVtX2dwdXMYCiABKA0SMQoDY3B1GAsgASgLMiQub2Rpbi5jb21tb24udjEuUmVzb3VyY2VSZXF1aXJlbWVudHMSNAoGbWVtb3J5GAwgASgLMiQub2Rpbi5jb21tb24udjEuUmVzb3VyY2VSZXF1aXJlbWVudHMSOQoQc2VjdXJpdHlfY29udGV4dBgNIAEoCzIfLm9kaW4uY29tbW9uLnYxLlNlY3VyaXR5Q29udGV4dBIvCgtwdWxsX3BvbGljeRgOIAEoDjIaLm9kaW4uY29tbW9uLnYxLlB1bGxQb2xpY3kSPQoNbm9kZV9zZWxlY3RvchgPIAMoCzImLm9kaW4uY29tbW9uLnYxLlRhc2suTm9kZVNlbGVjdG9yRW50cnkSMwoNcmVzb3VyY2VfdHlwZRgQIAEoDjIcLm9kaW4uY29tbW9uLnYxLlJlc291cmNlVHlwZRITCgtudW1fd29ya2VycxgRIAEoDRIOCgZpbnB1dHMYEiADKAkSMgoHb3V0cHV0cxgTIAMoCzIhLm9kaW4uY29tbW9uLnYxLlRhc2suT3V0cHV0c0VudHJ5EioKA2VudhgUIAMoCzIdLm9kaW4uY29tbW9uLnYxLlRhc2suRW52RW50cnkSLwoLdG9sZXJhdGlvbnMYFSADKAsyGi5vZGluLmNvbW1vbi52MS5Ub2xlcmF0aW9uEjAKBmxhYmVscxgWIAMoCzIgLm9kaW4uY29tbW9uLnYxLlRhc2suTGFiZWxzRW50cnkSOgoLYW5ub3RhdGlvbnMYFyADKAsyJS5vZGluLmNvbW1vbi52MS5UYXNrLkFubm90YXRpb25zRW50cnkSFwoPc2VydmljZV9hY2NvdW50GBggASgJEg8KB3JldHJpZXMYGSABKA0SMAoNcmV0cnlfYmFja29mZhgaIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgd0aW1lb3V0GBsgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD3BlbmRpbmdfdGltZW91dBgcIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgpleHRyYV9qc29uGB0gASgJGjMKEU5vZGVTZWxlY3RvckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMT3V0cHV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIyCgVNb3VudBIMCgRuYW1lGAEgASgJEgwKBHBhdGgYAiABKAkSDQoFY2xhaW0YAyABKAkiUQoPRXBoZW1lcmFsVm9sdW1lEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCRIOCgZtZWRpdW0YAyABKAkSEgoKc2l6ZV9saW1pdBgEIAEoCSJJCgtTZWNyZXRNb3VudBIMCgRuYW1lGAEgASgJEgwKBHBhdGgYAiABKAkSEAoIc3ViX3BhdGgYAyABKAkSDAoEbW9kZRgEIAEoDSI+Cg5Db25maWdNYXBNb3VudBIMCgRuYW1lGAEgASgJEgwKBHBhdGgYAiABKAkSEAoIc3ViX3BhdGgYAyABKAkiOAoUUmVzb3VyY2VSZXF1aXJlbWVudHMSDgoGbGltaXRzGAEgASgJEhAKCHJlcXVlc3RzGAIgASgJIqUBCg9TZWN1cml0eUNvbnRleHQSLQoIZnNfZ3JvdXAYASABKAsyGy5nb29nbGUucHJvdG9idWYuSW50NjRWYWx1ZRIwCgtydW5fYXNfdXNlchgCIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQ2NFZhbHVlEjEKDHJ1bl9hc19ncm91cBgDIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQ2NFZhbHVlIskBCgpUb2xlcmF0aW9uEgsKA2tleRgBIAEoCRI0CghvcGVyYXRvchgCIAEoDjIiLm9kaW4uY29tbW9uLnYxLlRvbGVyYXRpb25PcGVyYXRvchINCgV2YWx1ZRgDIAEoCRIwCgZlZmZlY3QYBCABKA4yIC5vZGluLmNvbW1vbi52MS5Ub2xlcmF0aW9uRWZmZWN0EjcKEnRvbGVyYXRpb25fc2Vjb25kcxgFIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQ2NFZhbHVlKngKElRvbGVyYXRpb25PcGVyYXRvchIjCh9UT0xFUkFUSU9OX09QRVJBVE9SX1VOU1BFQ0lGSUVEEAASHQoZVE9MRVJBVElPTl9PUEVSQVRPUl9FUVVBTBABEh4KGlRPTEVSQVRJT05fT1BFUkFUT1JfRVhJU1RTEAIqpAEKEFRvbGVyYXRpb25FZmZlY3QSIQodVE9MRVJBVElPTl9FRkZFQ1RfVU5TUEVDSUZJRUQQABIhCh1UT0xFUkFUSU9OX0VGRkVDVF9OT19TQ0hFRFVMRRABEigKJFRPTEVSQVRJT05fRUZGRUNUX1BSRUZFUl9OT19TQ0hFRFVMRRACEiAKHFRPTEVSQVRJT05fRUZGRUNUX05PX0VYRUNVVEUQAyp4CgpQdWxsUG9saWN5EhsKF1BVTExfUE9MSUNZX1VOU1BFQ0lGSUVEEAASHgoaUFVMTF9QT0xJQ1lfSUZfTk9UX1BSRVNFTlQQARIWChJQVUxMX1BPTElDWV9BTFdBWVMQAhIVChFQVUxMX1BPTElDWV9ORVZFUhADKs4BCgxSZXNvdXJjZVR5cGUSHQoZUkVTT1VSQ0VfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVJFU09VUkNFX1RZUEVfUE9EEAESFQoRUkVTT1VSQ0VfVFlQRV9KT0IQAhIYChRSRVNPVVJDRV9UWVBFX1RGX0pPQhADEh0KGVJFU09VUkNFX1RZUEVfUFlUT1JDSF9KT0IQBBIZChVSRVNPVVJDRV9UWVBFX01QSV9KT0IQBRIdChlSRVNPVVJDRV9UWVBFX0VMQVNUSUNfSk9CEAZiBnByb3RvMw",
     [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_wrappers],
   );
 
@@ -84,6 +84,14 @@ export type Pipeline = Message<"odin.common.v1.Pipeline"> & {
    * @generated from field: repeated odin.common.v1.Parameter parameters = 7;
    */
   parameters: Parameter[];
+
+  /**
+   * Extension: the webhooks to post to when a run reaches one of their states (`notify:`), in file
+   * order.
+   *
+   * @generated from field: repeated odin.common.v1.Notify notify = 8;
+   */
+  notify: Notify[];
 };
 
 /**
@@ -93,6 +101,37 @@ export type Pipeline = Message<"odin.common.v1.Pipeline"> & {
 export const PipelineSchema: GenMessage<Pipeline> =
   /*@__PURE__*/
   messageDesc(file_odin_common_v1_pipeline, 0);
+
+/**
+ * Notify is one `notify:` entry of a pipeline: a webhook dag-scheduler posts a JSON body to when a
+ * run ends in one of `on`. The webhook's URL is a secret: only its name is in the pipeline.
+ *
+ * @generated from message odin.common.v1.Notify
+ */
+export type Notify = Message<"odin.common.v1.Notify"> & {
+  /**
+   * The webhook secret's name: a key of the `odin-webhooks` Kubernetes Secret or of the server's
+   * webhooks file (ODIN_WEBHOOKS_FILE); never the URL itself.
+   *
+   * @generated from field: string webhook_secret = 1;
+   */
+  webhookSecret: string;
+
+  /**
+   * The run states that trigger a post, lower case: `succeeded`, `failed`, `cancelled`.
+   *
+   * @generated from field: repeated string on = 2;
+   */
+  on: string[];
+};
+
+/**
+ * Describes the message odin.common.v1.Notify.
+ * Use `create(NotifySchema)` to create a new message.
+ */
+export const NotifySchema: GenMessage<Notify> =
+  /*@__PURE__*/
+  messageDesc(file_odin_common_v1_pipeline, 1);
 
 /**
  * Parameter is one declared run parameter (`parameters:` in `main.yml`), used in task fields as
@@ -136,7 +175,7 @@ export type Parameter = Message<"odin.common.v1.Parameter"> & {
  */
 export const ParameterSchema: GenMessage<Parameter> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 1);
+  messageDesc(file_odin_common_v1_pipeline, 2);
 
 /**
  * Task is one normalized task of a pipeline. pipeline-registry fills it with defaults applied;
@@ -361,7 +400,7 @@ export type Task = Message<"odin.common.v1.Task"> & {
  */
 export const TaskSchema: GenMessage<Task> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 2);
+  messageDesc(file_odin_common_v1_pipeline, 3);
 
 /**
  * Mount mounts a volume into the task's containers.
@@ -397,7 +436,7 @@ export type Mount = Message<"odin.common.v1.Mount"> & {
  */
 export const MountSchema: GenMessage<Mount> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 3);
+  messageDesc(file_odin_common_v1_pipeline, 4);
 
 /**
  * EphemeralVolume is an emptyDir volume, e.g. a memory-backed `/dev/shm`.
@@ -440,7 +479,7 @@ export type EphemeralVolume = Message<"odin.common.v1.EphemeralVolume"> & {
  */
 export const EphemeralVolumeSchema: GenMessage<EphemeralVolume> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 4);
+  messageDesc(file_odin_common_v1_pipeline, 5);
 
 /**
  * SecretMount is a secret volume plus its mount.
@@ -483,7 +522,7 @@ export type SecretMount = Message<"odin.common.v1.SecretMount"> & {
  */
 export const SecretMountSchema: GenMessage<SecretMount> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 5);
+  messageDesc(file_odin_common_v1_pipeline, 6);
 
 /**
  * ConfigMapMount is a configMap volume plus its mount.
@@ -519,7 +558,7 @@ export type ConfigMapMount = Message<"odin.common.v1.ConfigMapMount"> & {
  */
 export const ConfigMapMountSchema: GenMessage<ConfigMapMount> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 6);
+  messageDesc(file_odin_common_v1_pipeline, 7);
 
 /**
  * ResourceRequirements holds Kubernetes quantities (`4.5`, `500m`, `8Gi`) for one resource.
@@ -548,7 +587,7 @@ export type ResourceRequirements = Message<"odin.common.v1.ResourceRequirements"
  */
 export const ResourceRequirementsSchema: GenMessage<ResourceRequirements> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 7);
+  messageDesc(file_odin_common_v1_pipeline, 8);
 
 /**
  * SecurityContext is the pod security context. Its ids are wrappers because 0 (root) is a
@@ -585,7 +624,7 @@ export type SecurityContext = Message<"odin.common.v1.SecurityContext"> & {
  */
 export const SecurityContextSchema: GenMessage<SecurityContext> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 8);
+  messageDesc(file_odin_common_v1_pipeline, 9);
 
 /**
  * Toleration is a Kubernetes pod toleration.
@@ -635,7 +674,7 @@ export type Toleration = Message<"odin.common.v1.Toleration"> & {
  */
 export const TolerationSchema: GenMessage<Toleration> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_pipeline, 9);
+  messageDesc(file_odin_common_v1_pipeline, 10);
 
 /**
  * TolerationOperator is a toleration's `operator`.

@@ -18,7 +18,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
 export const file_odin_common_v1_run: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "ChhvZGluL2NvbW1vbi92MS9ydW4ucHJvdG8SDm9kaW4uY29tbW9uLnYxIrIECgNSdW4SCgoCaWQYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSFQoNcGlwZWxpbmVfbmFtZRgDIAEoCRIOCgZjb21taXQYBCABKAkSJwoFc3RhdGUYBSABKA4yGC5vZGluLmNvbW1vbi52MS5SdW5TdGF0ZRIPCgdhdHRlbXB0GAYgASgNEi8KBmxhYmVscxgHIAMoCzIfLm9kaW4uY29tbW9uLnYxLlJ1bi5MYWJlbHNFbnRyeRISCgp0YXNrX2NvdW50GAggASgNEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAwgASgJEg8KB21lc3NhZ2UYDSABKAkSGAoQY2FuY2VsX3JlcXVlc3RlZBgOIAEoCBIQCghydW5fcGF0aBgPIAEoCRIrCgpwYXJhbWV0ZXJzGBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgt0YXNrX2NvdW50cxgeIAEoCzIaLm9kaW4uY29tbW9uLnYxLlRhc2tDb3VudHMaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKpAQoKVGFza0NvdW50cxIPCgdwZW5kaW5nGAEgASgNEhEKCWxhdW5jaGluZxgCIAEoDRIPCgdydW5uaW5nGAMgASgNEhEKCXN1Y2NlZWRlZBgEIAEoDRIOCgZmYWlsZWQYBSABKA0SDQoFZXJyb3IYBiABKA0SEAoIcmV0cnlpbmcYByABKA0SDwoHc2tpcHBlZBgIIAEoDRIRCgljYW5jZWxsZWQYCSABKA0irQQKB1Rhc2tSdW4SDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHdGFza19pZBgDIAEoCRIoCgVzdGF0ZRgEIAEoDjIZLm9kaW4uY29tbW9uLnYxLlRhc2tTdGF0ZRIPCgdhdHRlbXB0GAUgASgNEi8KC2xhdW5jaF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbmV4dF9hdHRlbXB0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCWV4aXRfY29kZRgLIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlEg4KBnJlYXNvbhgMIAEoCRIPCgdtZXNzYWdlGA0gASgJEhMKC29iamVjdF9uYW1lGA4gASgJEhQKDG91dHB1dHNfanNvbhgPIAEoCRIwCgdoaXN0b3J5GB4gAygLMh8ub2Rpbi5jb21tb24udjEuVGFza1N0YXRlQ2hhbmdlEjEKCGxhdW5jaGVkGB8gASgLMh8ub2Rpbi5jb21tb24udjEuTGF1bmNoZWRDb21tYW5kSgQIBhAHUgtjcmVhdGVfdGltZSJ2Cg9UYXNrU3RhdGVDaGFuZ2USKAoFc3RhdGUYASABKA4yGS5vZGluLmNvbW1vbi52MS5UYXNrU3RhdGUSDwoHYXR0ZW1wdBgCIAEoDRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKTAQoPTGF1bmNoZWRDb21tYW5kEg8KB2NvbW1hbmQYASADKAkSDAoEYXJncxgCIAMoCRI1CgNlbnYYAyADKAsyKC5vZGluLmNvbW1vbi52MS5MYXVuY2hlZENvbW1hbmQuRW52RW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASqbAQoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1BFTkRJTkcQARIVChFSVU5fU1RBVEVfUlVOTklORxACEhcKE1JVTl9TVEFURV9TVUNDRUVERUQQAxIUChBSVU5fU1RBVEVfRkFJTEVEEAQSFwoTUlVOX1NUQVRFX0NBTkNFTExFRBAFKoMCCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUEVORElORxABEhgKFFRBU0tfU1RBVEVfTEFVTkNISU5HEAISFgoSVEFTS19TVEFURV9SVU5OSU5HEAMSGAoUVEFTS19TVEFURV9TVUNDRUVERUQQBBIVChFUQVNLX1NUQVRFX0ZBSUxFRBAFEhQKEFRBU0tfU1RBVEVfRVJST1IQBhIWChJUQVNLX1NUQVRFX1NLSVBQRUQQBxIYChRUQVNLX1NUQVRFX0NBTkNFTExFRBAIEhcKE1RBU0tfU1RBVEVfUkVUUllJTkcQCWIGcHJvdG8z",
+    "ChhvZGluL2NvbW1vbi92MS9ydW4ucHJvdG8SDm9kaW4uY29tbW9uLnYxIucECgNSdW4SCgoCaWQYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSFQoNcGlwZWxpbmVfbmFtZRgDIAEoCRIOCgZjb21taXQYBCABKAkSJwoFc3RhdGUYBSABKA4yGC5vZGluLmNvbW1vbi52MS5SdW5TdGF0ZRIPCgdhdHRlbXB0GAYgASgNEi8KBmxhYmVscxgHIAMoCzIfLm9kaW4uY29tbW9uLnYxLlJ1bi5MYWJlbHNFbnRyeRISCgp0YXNrX2NvdW50GAggASgNEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAwgASgJEg8KB21lc3NhZ2UYDSABKAkSGAoQY2FuY2VsX3JlcXVlc3RlZBgOIAEoCBIQCghydW5fcGF0aBgPIAEoCRIrCgpwYXJhbWV0ZXJzGBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgt0YXNrX2NvdW50cxgeIAEoCzIaLm9kaW4uY29tbW9uLnYxLlRhc2tDb3VudHMSMwoNbm90aWZpY2F0aW9ucxgoIAMoCzIcLm9kaW4uY29tbW9uLnYxLk5vdGlmaWNhdGlvbhotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIoQBCgxOb3RpZmljYXRpb24SFgoOd2ViaG9va19zZWNyZXQYASABKAkSDQoFc3RhdGUYAiABKAkSEAoIYXR0ZW1wdHMYAyABKA0SDQoFZXJyb3IYBCABKAkSLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqkBCgpUYXNrQ291bnRzEg8KB3BlbmRpbmcYASABKA0SEQoJbGF1bmNoaW5nGAIgASgNEg8KB3J1bm5pbmcYAyABKA0SEQoJc3VjY2VlZGVkGAQgASgNEg4KBmZhaWxlZBgFIAEoDRINCgVlcnJvchgGIAEoDRIQCghyZXRyeWluZxgHIAEoDRIPCgdza2lwcGVkGAggASgNEhEKCWNhbmNlbGxlZBgJIAEoDSKtBAoHVGFza1J1bhIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRIPCgd0YXNrX2lkGAMgASgJEigKBXN0YXRlGAQgASgOMhkub2Rpbi5jb21tb24udjEuVGFza1N0YXRlEg8KB2F0dGVtcHQYBSABKA0SLwoLbGF1bmNoX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFuZXh0X2F0dGVtcHRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoJZXhpdF9jb2RlGAsgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUSDgoGcmVhc29uGAwgASgJEg8KB21lc3NhZ2UYDSABKAkSEwoLb2JqZWN0X25hbWUYDiABKAkSFAoMb3V0cHV0c19qc29uGA8gASgJEjAKB2hpc3RvcnkYHiADKAsyHy5vZGluLmNvbW1vbi52MS5UYXNrU3RhdGVDaGFuZ2USMQoIbGF1bmNoZWQYHyABKAsyHy5vZGluLmNvbW1vbi52MS5MYXVuY2hlZENvbW1hbmRKBAgGEAdSC2NyZWF0ZV90aW1lInYKD1Rhc2tTdGF0ZUNoYW5nZRIoCgVzdGF0ZRgBIAEoDjIZLm9kaW4uY29tbW9uLnYxLlRhc2tTdGF0ZRIPCgdhdHRlbXB0GAIgASgNEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpMBCg9MYXVuY2hlZENvbW1hbmQSDwoHY29tbWFuZBgBIAMoCRIMCgRhcmdzGAIgAygJEjUKA2VudhgDIAMoCzIoLm9kaW4uY29tbW9uLnYxLkxhdW5jaGVkQ29tbWFuZC5FbnZFbnRyeRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBKpsBCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUEVORElORxABEhUKEVJVTl9TVEFURV9SVU5OSU5HEAISFwoTUlVOX1NUQVRFX1NVQ0NFRURFRBADEhQKEFJVTl9TVEFURV9GQUlMRUQQBBIXChNSVU5fU1RBVEVfQ0FOQ0VMTEVEEAUqgwIKCVRhc2tTdGF0ZRIaChZUQVNLX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVEFTS19TVEFURV9QRU5ESU5HEAESGAoUVEFTS19TVEFURV9MQVVOQ0hJTkcQAhIWChJUQVNLX1NUQVRFX1JVTk5JTkcQAxIYChRUQVNLX1NUQVRFX1NVQ0NFRURFRBAEEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAUSFAoQVEFTS19TVEFURV9FUlJPUhAGEhYKElRBU0tfU1RBVEVfU0tJUFBFRBAHEhgKFFRBU0tfU1RBVEVfQ0FOQ0VMTEVEEAgSFwoTVEFTS19TVEFURV9SRVRSWUlORxAJYgZwcm90bzM",
     [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers],
   );
 
@@ -151,6 +151,15 @@ export type Run = Message<"odin.common.v1.Run"> & {
    * @generated from field: odin.common.v1.TaskCounts task_counts = 30;
    */
   taskCounts?: TaskCounts | undefined;
+
+  /**
+   * The webhooks posted to (or being posted to) because the run ended, one per `notify:` entry
+   * whose states include the run's end state; empty while it runs. A failed delivery shows here,
+   * never on the run's state. Reset by a retry of the run.
+   *
+   * @generated from field: repeated odin.common.v1.Notification notifications = 40;
+   */
+  notifications: Notification[];
 };
 
 /**
@@ -158,6 +167,56 @@ export type Run = Message<"odin.common.v1.Run"> & {
  * Use `create(RunSchema)` to create a new message.
  */
 export const RunSchema: GenMessage<Run> = /*@__PURE__*/ messageDesc(file_odin_common_v1_run, 0);
+
+/**
+ * Notification is the delivery of one webhook post for a run's end. The URL is never included.
+ *
+ * @generated from message odin.common.v1.Notification
+ */
+export type Notification = Message<"odin.common.v1.Notification"> & {
+  /**
+   * The webhook secret's name from the pipeline's `notify:`.
+   *
+   * @generated from field: string webhook_secret = 1;
+   */
+  webhookSecret: string;
+
+  /**
+   * `pending` (being delivered, retried with backoff), `delivered`, or `failed` (gave up).
+   *
+   * @generated from field: string state = 2;
+   */
+  state: string;
+
+  /**
+   * Attempts made so far.
+   *
+   * @generated from field: uint32 attempts = 3;
+   */
+  attempts: number;
+
+  /**
+   * Why the last attempt failed (e.g. `HTTP 500`, `no webhook named slack-ml`); empty when delivered.
+   *
+   * @generated from field: string error = 4;
+   */
+  error: string;
+
+  /**
+   * When it was delivered or given up on.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 5;
+   */
+  endTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message odin.common.v1.Notification.
+ * Use `create(NotificationSchema)` to create a new message.
+ */
+export const NotificationSchema: GenMessage<Notification> =
+  /*@__PURE__*/
+  messageDesc(file_odin_common_v1_run, 1);
 
 /**
  * TaskCounts is how many tasks of a run are in each state.
@@ -235,7 +294,7 @@ export type TaskCounts = Message<"odin.common.v1.TaskCounts"> & {
  */
 export const TaskCountsSchema: GenMessage<TaskCounts> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_run, 1);
+  messageDesc(file_odin_common_v1_run, 2);
 
 /**
  * TaskRun is the state of one task of a run: its latest attempt and that attempt's outcome.
@@ -367,7 +426,7 @@ export type TaskRun = Message<"odin.common.v1.TaskRun"> & {
  */
 export const TaskRunSchema: GenMessage<TaskRun> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_run, 2);
+  messageDesc(file_odin_common_v1_run, 3);
 
 /**
  * TaskStateChange is one entry of a task's state history.
@@ -403,7 +462,7 @@ export type TaskStateChange = Message<"odin.common.v1.TaskStateChange"> & {
  */
 export const TaskStateChangeSchema: GenMessage<TaskStateChange> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_run, 3);
+  messageDesc(file_odin_common_v1_run, 4);
 
 /**
  * LaunchedCommand is what a task's attempt was started with.
@@ -439,7 +498,7 @@ export type LaunchedCommand = Message<"odin.common.v1.LaunchedCommand"> & {
  */
 export const LaunchedCommandSchema: GenMessage<LaunchedCommand> =
   /*@__PURE__*/
-  messageDesc(file_odin_common_v1_run, 4);
+  messageDesc(file_odin_common_v1_run, 5);
 
 /**
  * RunState is the state of a run (SPEC.md, "Task and run states").

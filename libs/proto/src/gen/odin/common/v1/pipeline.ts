@@ -254,6 +254,25 @@ export interface Pipeline {
    * a run the tasks already hold the run's values.
    */
   parameters: Parameter[];
+  /**
+   * Extension: the webhooks to post to when a run reaches one of their states (`notify:`), in file
+   * order.
+   */
+  notify: Notify[];
+}
+
+/**
+ * Notify is one `notify:` entry of a pipeline: a webhook dag-scheduler posts a JSON body to when a
+ * run ends in one of `on`. The webhook's URL is a secret: only its name is in the pipeline.
+ */
+export interface Notify {
+  /**
+   * The webhook secret's name: a key of the `odin-webhooks` Kubernetes Secret or of the server's
+   * webhooks file (ODIN_WEBHOOKS_FILE); never the URL itself.
+   */
+  webhookSecret: string;
+  /** The run states that trigger a post, lower case: `succeeded`, `failed`, `cancelled`. */
+  on: string[];
 }
 
 /**
@@ -465,6 +484,7 @@ function createBasePipeline(): Pipeline {
     parallelism: 0,
     tasks: [],
     parameters: [],
+    notify: [],
   };
 }
 
@@ -490,6 +510,9 @@ export const Pipeline: MessageFns<Pipeline> = {
     }
     for (const v of message.parameters) {
       Parameter.encode(v!, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.notify) {
+      Notify.encode(v!, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -563,6 +586,14 @@ export const Pipeline: MessageFns<Pipeline> = {
             message.parameters.push(Parameter.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.notify.push(Notify.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -592,6 +623,9 @@ export const Pipeline: MessageFns<Pipeline> = {
       parameters: globalThis.Array.isArray(object?.parameters)
         ? object.parameters.map((e: any) => Parameter.fromJSON(e))
         : [],
+      notify: globalThis.Array.isArray(object?.notify)
+        ? object.notify.map((e: any) => Notify.fromJSON(e))
+        : [],
     };
   },
 
@@ -618,6 +652,9 @@ export const Pipeline: MessageFns<Pipeline> = {
     if (message.parameters?.length) {
       obj.parameters = message.parameters.map((e) => Parameter.toJSON(e));
     }
+    if (message.notify?.length) {
+      obj.notify = message.notify.map((e) => Notify.toJSON(e));
+    }
     return obj;
   },
 
@@ -633,6 +670,98 @@ export const Pipeline: MessageFns<Pipeline> = {
     message.parallelism = object.parallelism ?? 0;
     message.tasks = object.tasks?.map((e) => Task.fromPartial(e)) || [];
     message.parameters = object.parameters?.map((e) => Parameter.fromPartial(e)) || [];
+    message.notify = object.notify?.map((e) => Notify.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseNotify(): Notify {
+  return { webhookSecret: "", on: [] };
+}
+
+export const Notify: MessageFns<Notify> = {
+  encode(message: Notify, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.webhookSecret !== "") {
+      writer.uint32(10).string(message.webhookSecret);
+    }
+    for (const v of message.on) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Notify {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNotify();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.webhookSecret = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.on.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Notify {
+    return {
+      webhookSecret: isSet(object.webhookSecret)
+        ? globalThis.String(object.webhookSecret)
+        : isSet(object.webhook_secret)
+          ? globalThis.String(object.webhook_secret)
+          : "",
+      on: globalThis.Array.isArray(object?.on)
+        ? object.on.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Notify): unknown {
+    const obj: any = {};
+    if (message.webhookSecret !== "") {
+      obj.webhookSecret = message.webhookSecret;
+    }
+    if (message.on?.length) {
+      obj.on = message.on;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Notify>): Notify {
+    return Notify.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Notify>): Notify {
+    const message = createBaseNotify();
+    message.webhookSecret = object.webhookSecret ?? "";
+    message.on = object.on?.map((e) => e) || [];
     return message;
   },
 };

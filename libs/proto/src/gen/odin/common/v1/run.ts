@@ -216,11 +216,31 @@ export interface Run {
    * kept. The Runs page's progress (n/m tasks).
    */
   taskCounts?: TaskCounts | undefined;
+  /**
+   * The webhooks posted to (or being posted to) because the run ended, one per `notify:` entry
+   * whose states include the run's end state; empty while it runs. A failed delivery shows here,
+   * never on the run's state. Reset by a retry of the run.
+   */
+  notifications: Notification[];
 }
 
 export interface Run_LabelsEntry {
   key: string;
   value: string;
+}
+
+/** Notification is the delivery of one webhook post for a run's end. The URL is never included. */
+export interface Notification {
+  /** The webhook secret's name from the pipeline's `notify:`. */
+  webhookSecret: string;
+  /** `pending` (being delivered, retried with backoff), `delivered`, or `failed` (gave up). */
+  state: string;
+  /** Attempts made so far. */
+  attempts: number;
+  /** Why the last attempt failed (e.g. `HTTP 500`, `no webhook named slack-ml`); empty when delivered. */
+  error: string;
+  /** When it was delivered or given up on. */
+  endTime?: Date | undefined;
 }
 
 /** TaskCounts is how many tasks of a run are in each state. */
@@ -338,6 +358,7 @@ function createBaseRun(): Run {
     runPath: "",
     parameters: undefined,
     taskCounts: undefined,
+    notifications: [],
   };
 }
 
@@ -393,6 +414,9 @@ export const Run: MessageFns<Run> = {
     }
     if (message.taskCounts !== undefined) {
       TaskCounts.encode(message.taskCounts, writer.uint32(242).fork()).join();
+    }
+    for (const v of message.notifications) {
+      Notification.encode(v!, writer.uint32(322).fork()).join();
     }
     return writer;
   },
@@ -549,6 +573,14 @@ export const Run: MessageFns<Run> = {
             message.taskCounts = TaskCounts.decode(reader, reader.uint32());
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.notifications.push(Notification.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -625,6 +657,9 @@ export const Run: MessageFns<Run> = {
         : isSet(object.task_counts)
           ? TaskCounts.fromJSON(object.task_counts)
           : undefined,
+      notifications: globalThis.Array.isArray(object?.notifications)
+        ? object.notifications.map((e: any) => Notification.fromJSON(e))
+        : [],
     };
   },
 
@@ -687,6 +722,9 @@ export const Run: MessageFns<Run> = {
     if (message.taskCounts !== undefined) {
       obj.taskCounts = TaskCounts.toJSON(message.taskCounts);
     }
+    if (message.notifications?.length) {
+      obj.notifications = message.notifications.map((e) => Notification.toJSON(e));
+    }
     return obj;
   },
 
@@ -723,6 +761,7 @@ export const Run: MessageFns<Run> = {
       object.taskCounts !== undefined && object.taskCounts !== null
         ? TaskCounts.fromPartial(object.taskCounts)
         : undefined;
+    message.notifications = object.notifications?.map((e) => Notification.fromPartial(e)) || [];
     return message;
   },
 };
@@ -808,6 +847,147 @@ export const Run_LabelsEntry: MessageFns<Run_LabelsEntry> = {
     const message = createBaseRun_LabelsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseNotification(): Notification {
+  return { webhookSecret: "", state: "", attempts: 0, error: "", endTime: undefined };
+}
+
+export const Notification: MessageFns<Notification> = {
+  encode(message: Notification, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.webhookSecret !== "") {
+      writer.uint32(10).string(message.webhookSecret);
+    }
+    if (message.state !== "") {
+      writer.uint32(18).string(message.state);
+    }
+    if (message.attempts !== 0) {
+      writer.uint32(24).uint32(message.attempts);
+    }
+    if (message.error !== "") {
+      writer.uint32(34).string(message.error);
+    }
+    if (message.endTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.endTime), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Notification {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNotification();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.webhookSecret = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.attempts = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.endTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Notification {
+    return {
+      webhookSecret: isSet(object.webhookSecret)
+        ? globalThis.String(object.webhookSecret)
+        : isSet(object.webhook_secret)
+          ? globalThis.String(object.webhook_secret)
+          : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      endTime: isSet(object.endTime)
+        ? fromJsonTimestamp(object.endTime)
+        : isSet(object.end_time)
+          ? fromJsonTimestamp(object.end_time)
+          : undefined,
+    };
+  },
+
+  toJSON(message: Notification): unknown {
+    const obj: any = {};
+    if (message.webhookSecret !== "") {
+      obj.webhookSecret = message.webhookSecret;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.attempts !== 0) {
+      obj.attempts = Math.round(message.attempts);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.endTime !== undefined) {
+      obj.endTime = message.endTime.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Notification>): Notification {
+    return Notification.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Notification>): Notification {
+    const message = createBaseNotification();
+    message.webhookSecret = object.webhookSecret ?? "";
+    message.state = object.state ?? "";
+    message.attempts = object.attempts ?? 0;
+    message.error = object.error ?? "";
+    message.endTime = object.endTime ?? undefined;
     return message;
   },
 };

@@ -23,7 +23,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/common/v1/run.proto',
   package='odin.common.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x18odin/common/v1/run.proto\x12\x0eodin.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\xb2\x04\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x15\n\rpipeline_name\x18\x03 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\t\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.odin.common.v1.RunState\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12/\n\x06labels\x18\x07 \x03(\x0b\x32\x1f.odin.common.v1.Run.LabelsEntry\x12\x12\n\ntask_count\x18\x08 \x01(\r\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0e \x01(\x08\x12\x10\n\x08run_path\x18\x0f \x01(\t\x12+\n\nparameters\x18\x10 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0btask_counts\x18\x1e \x01(\x0b\x32\x1a.odin.common.v1.TaskCounts\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa9\x01\n\nTaskCounts\x12\x0f\n\x07pending\x18\x01 \x01(\r\x12\x11\n\tlaunching\x18\x02 \x01(\r\x12\x0f\n\x07running\x18\x03 \x01(\r\x12\x11\n\tsucceeded\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12\r\n\x05\x65rror\x18\x06 \x01(\r\x12\x10\n\x08retrying\x18\x07 \x01(\r\x12\x0f\n\x07skipped\x18\x08 \x01(\r\x12\x11\n\tcancelled\x18\t \x01(\r\"\xad\x04\n\x07TaskRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0blaunch_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\texit_code\x18\x0b \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x13\n\x0bobject_name\x18\x0e \x01(\t\x12\x14\n\x0coutputs_json\x18\x0f \x01(\t\x12\x30\n\x07history\x18\x1e \x03(\x0b\x32\x1f.odin.common.v1.TaskStateChange\x12\x31\n\x08launched\x18\x1f \x01(\x0b\x32\x1f.odin.common.v1.LaunchedCommandJ\x04\x08\x06\x10\x07R\x0b\x63reate_time\"v\n\x0fTaskStateChange\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x0fLaunchedCommand\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12\x0c\n\x04\x61rgs\x18\x02 \x03(\t\x12\x35\n\x03\x65nv\x18\x03 \x03(\x0b\x32(.odin.common.v1.LaunchedCommand.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9b\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_PENDING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*\x83\x02\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x18\n\x14TASK_STATE_LAUNCHING\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x14\n\x10TASK_STATE_ERROR\x10\x06\x12\x16\n\x12TASK_STATE_SKIPPED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x12\x17\n\x13TASK_STATE_RETRYING\x10\tb\x06proto3')
+  serialized_pb=_b('\n\x18odin/common/v1/run.proto\x12\x0eodin.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\xe7\x04\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x15\n\rpipeline_name\x18\x03 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\t\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.odin.common.v1.RunState\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12/\n\x06labels\x18\x07 \x03(\x0b\x32\x1f.odin.common.v1.Run.LabelsEntry\x12\x12\n\ntask_count\x18\x08 \x01(\r\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0e \x01(\x08\x12\x10\n\x08run_path\x18\x0f \x01(\t\x12+\n\nparameters\x18\x10 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0btask_counts\x18\x1e \x01(\x0b\x32\x1a.odin.common.v1.TaskCounts\x12\x33\n\rnotifications\x18( \x03(\x0b\x32\x1c.odin.common.v1.Notification\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x84\x01\n\x0cNotification\x12\x16\n\x0ewebhook_secret\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\r\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\nTaskCounts\x12\x0f\n\x07pending\x18\x01 \x01(\r\x12\x11\n\tlaunching\x18\x02 \x01(\r\x12\x0f\n\x07running\x18\x03 \x01(\r\x12\x11\n\tsucceeded\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12\r\n\x05\x65rror\x18\x06 \x01(\r\x12\x10\n\x08retrying\x18\x07 \x01(\r\x12\x0f\n\x07skipped\x18\x08 \x01(\r\x12\x11\n\tcancelled\x18\t \x01(\r\"\xad\x04\n\x07TaskRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0blaunch_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\texit_code\x18\x0b \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x13\n\x0bobject_name\x18\x0e \x01(\t\x12\x14\n\x0coutputs_json\x18\x0f \x01(\t\x12\x30\n\x07history\x18\x1e \x03(\x0b\x32\x1f.odin.common.v1.TaskStateChange\x12\x31\n\x08launched\x18\x1f \x01(\x0b\x32\x1f.odin.common.v1.LaunchedCommandJ\x04\x08\x06\x10\x07R\x0b\x63reate_time\"v\n\x0fTaskStateChange\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x0fLaunchedCommand\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12\x0c\n\x04\x61rgs\x18\x02 \x03(\t\x12\x35\n\x03\x65nv\x18\x03 \x03(\x0b\x32(.odin.common.v1.LaunchedCommand.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9b\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_PENDING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*\x83\x02\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x18\n\x14TASK_STATE_LAUNCHING\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x14\n\x10TASK_STATE_ERROR\x10\x06\x12\x16\n\x12TASK_STATE_SKIPPED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x12\x17\n\x13TASK_STATE_RETRYING\x10\tb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,google_dot_protobuf_dot_wrappers__pb2.DESCRIPTOR,])
 
@@ -60,8 +60,8 @@ _RUNSTATE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=1707,
-  serialized_end=1862,
+  serialized_start=1895,
+  serialized_end=2050,
 )
 _sym_db.RegisterEnumDescriptor(_RUNSTATE)
 
@@ -115,8 +115,8 @@ _TASKSTATE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=1865,
-  serialized_end=2124,
+  serialized_start=2053,
+  serialized_end=2312,
 )
 _sym_db.RegisterEnumDescriptor(_TASKSTATE)
 
@@ -173,8 +173,8 @@ _RUN_LABELSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=657,
-  serialized_end=702,
+  serialized_start=710,
+  serialized_end=755,
 )
 
 _RUN = _descriptor.Descriptor(
@@ -303,6 +303,13 @@ _RUN = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='notifications', full_name='odin.common.v1.Run.notifications', index=17,
+      number=40, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -316,7 +323,66 @@ _RUN = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=140,
-  serialized_end=702,
+  serialized_end=755,
+)
+
+
+_NOTIFICATION = _descriptor.Descriptor(
+  name='Notification',
+  full_name='odin.common.v1.Notification',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='webhook_secret', full_name='odin.common.v1.Notification.webhook_secret', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='state', full_name='odin.common.v1.Notification.state', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='attempts', full_name='odin.common.v1.Notification.attempts', index=2,
+      number=3, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='error', full_name='odin.common.v1.Notification.error', index=3,
+      number=4, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='end_time', full_name='odin.common.v1.Notification.end_time', index=4,
+      number=5, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=758,
+  serialized_end=890,
 )
 
 
@@ -402,8 +468,8 @@ _TASKCOUNTS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=705,
-  serialized_end=874,
+  serialized_start=893,
+  serialized_end=1062,
 )
 
 
@@ -538,8 +604,8 @@ _TASKRUN = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=877,
-  serialized_end=1434,
+  serialized_start=1065,
+  serialized_end=1622,
 )
 
 
@@ -583,8 +649,8 @@ _TASKSTATECHANGE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1436,
-  serialized_end=1554,
+  serialized_start=1624,
+  serialized_end=1742,
 )
 
 
@@ -621,8 +687,8 @@ _LAUNCHEDCOMMAND_ENVENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1662,
-  serialized_end=1704,
+  serialized_start=1850,
+  serialized_end=1892,
 )
 
 _LAUNCHEDCOMMAND = _descriptor.Descriptor(
@@ -665,8 +731,8 @@ _LAUNCHEDCOMMAND = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1557,
-  serialized_end=1704,
+  serialized_start=1745,
+  serialized_end=1892,
 )
 
 _RUN_LABELSENTRY.containing_type = _RUN
@@ -677,6 +743,8 @@ _RUN.fields_by_name['start_time'].message_type = google_dot_protobuf_dot_timesta
 _RUN.fields_by_name['end_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _RUN.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
 _RUN.fields_by_name['task_counts'].message_type = _TASKCOUNTS
+_RUN.fields_by_name['notifications'].message_type = _NOTIFICATION
+_NOTIFICATION.fields_by_name['end_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _TASKRUN.fields_by_name['state'].enum_type = _TASKSTATE
 _TASKRUN.fields_by_name['launch_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _TASKRUN.fields_by_name['start_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
@@ -690,6 +758,7 @@ _TASKSTATECHANGE.fields_by_name['time'].message_type = google_dot_protobuf_dot_t
 _LAUNCHEDCOMMAND_ENVENTRY.containing_type = _LAUNCHEDCOMMAND
 _LAUNCHEDCOMMAND.fields_by_name['env'].message_type = _LAUNCHEDCOMMAND_ENVENTRY
 DESCRIPTOR.message_types_by_name['Run'] = _RUN
+DESCRIPTOR.message_types_by_name['Notification'] = _NOTIFICATION
 DESCRIPTOR.message_types_by_name['TaskCounts'] = _TASKCOUNTS
 DESCRIPTOR.message_types_by_name['TaskRun'] = _TASKRUN
 DESCRIPTOR.message_types_by_name['TaskStateChange'] = _TASKSTATECHANGE
@@ -712,6 +781,13 @@ Run = _reflection.GeneratedProtocolMessageType('Run', (_message.Message,), dict(
   ))
 _sym_db.RegisterMessage(Run)
 _sym_db.RegisterMessage(Run.LabelsEntry)
+
+Notification = _reflection.GeneratedProtocolMessageType('Notification', (_message.Message,), dict(
+  DESCRIPTOR = _NOTIFICATION,
+  __module__ = 'odin.common.v1.run_pb2'
+  # @@protoc_insertion_point(class_scope:odin.common.v1.Notification)
+  ))
+_sym_db.RegisterMessage(Notification)
 
 TaskCounts = _reflection.GeneratedProtocolMessageType('TaskCounts', (_message.Message,), dict(
   DESCRIPTOR = _TASKCOUNTS,

@@ -1,0 +1,120 @@
+// A run's end posted to its pipeline's `notify:` webhooks. The replica whose compare-and-set wrote
+// the end (exactly one: the write is conditional on the run not having ended) writes the due
+// notifications in that same write, then delivers them and records how each went on the run.
+import {
+  runEndBody,
+  type FailedTask,
+  type NotificationStatus,
+  type RunEndBody,
+  type WebhookNotifier,
+} from "@odin/notify";
+import { isFinishedRun, type Pipeline, type RunState } from "@odin/pipeline-spec";
+import type { RunRecord, TaskRecord } from "./records.js";
+import type { SchedulerStore } from "./store.js";
+
+/** The web UI's address when none is configured: where `kubectl port-forward svc/gateway 8080` serves it. */
+export const defaultPublicUrl = "http://localhost:8080";
+
+/** One pending notification per webhook whose `on` holds `state` (a webhook named twice is posted once). */
+export function dueNotifications(
+  pipeline: Pipeline,
+  state: RunState,
+): NotificationStatus[] | undefined {
+  const secrets = new Set<string>();
+  for (const target of pipeline.notify ?? [])
+    if ((target.on as readonly string[]).includes(state)) secrets.add(target.webhookSecret);
+  if (secrets.size === 0) return undefined;
+  return [...secrets].map((webhookSecret) => ({ webhookSecret, state: "pending", attempts: 0 }));
+}
+
+const iso = (ms: number | undefined): string | undefined =>
+  ms === undefined ? undefined : new Date(ms).toISOString();
+
+/** The body posted for an ended run; `tasks` in pipeline order. */
+export function runEndMessage(
+  run: RunRecord,
+  tasks: readonly { name: string; record: TaskRecord | undefined }[],
+  publicUrl: string,
+): RunEndBody {
+  const failed: FailedTask[] = [];
+  for (const { name, record } of tasks) {
+    if (!record || (record.state !== "FAILED" && record.state !== "ERROR")) continue;
+    const task: FailedTask = { name, state: record.state.toLowerCase(), attempt: record.attempt };
+    if (record.exitCode !== undefined) task.exitCode = record.exitCode;
+    if (record.reason) task.reason = record.reason;
+    if (record.message) task.message = record.message;
+    failed.push(task);
+  }
+  const summary: RunEndBody["run"] = {
+    id: run.id,
+    pipeline: run.pipeline,
+    pipelineName: run.pipelineName,
+    commit: run.commit,
+    state: run.state.toLowerCase(),
+    attempt: run.attempt,
+    submittedBy: run.submittedBy,
+    parameters: run.parameters ?? {},
+    labels: run.labels,
+    createTime: iso(run.createTime)!,
+    taskCounts: Object.fromEntries(
+      Object.entries(run.taskCounts ?? {})
+        .filter(([, n]) => n > 0)
+        .map(([state, n]) => [state.toLowerCase(), n]),
+    ),
+  };
+  if (run.startTime !== undefined) summary.startTime = iso(run.startTime);
+  if (run.endTime !== undefined) summary.endTime = iso(run.endTime);
+  if (run.reason) summary.reason = run.reason;
+  if (run.message) summary.message = run.message;
+  return runEndBody(summary, failed, publicUrl);
+}
+
+/**
+ * Posts an ended run's pending notifications (all at once) and records each one's progress on
+ * the run — only while the run is still this end (a retry started since makes them moot). Never
+ * rejects; a failed delivery is on the run and in the log, never on the run's state.
+ */
+export async function deliverRunEnd(options: {
+  store: SchedulerStore;
+  notifier: WebhookNotifier;
+  publicUrl: string;
+  run: RunRecord;
+  tasks: readonly { name: string; record: TaskRecord | undefined }[];
+}): Promise<void> {
+  const { store, notifier, run } = options;
+  const due = run.notifications ?? [];
+  if (due.length === 0) return;
+  const body = runEndMessage(run, options.tasks, options.publicUrl);
+  // Progress writes go one after another, so a later status never lands before an earlier one.
+  let writes = Promise.resolve();
+  const record = (i: number, status: NotificationStatus): void => {
+    writes = writes.then(async () => {
+      await store
+        .updateRun(run.id, (r) => {
+          const cur = r.notifications?.[i];
+          if (
+            r.attempt !== run.attempt ||
+            !isFinishedRun(r.state) ||
+            cur?.webhookSecret !== status.webhookSecret ||
+            cur.state !== "pending"
+          )
+            return undefined;
+          const notifications = [...r.notifications!];
+          notifications[i] = status;
+          return { ...r, notifications };
+        })
+        .then(
+          () => undefined,
+          () => undefined,
+        );
+    });
+  };
+  await Promise.all(
+    due.flatMap((n, i) =>
+      n.state === "pending"
+        ? [notifier.post(n.webhookSecret, body, { run: run.id }, (status) => record(i, status))]
+        : [],
+    ),
+  );
+  await writes;
+}
