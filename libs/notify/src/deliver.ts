@@ -62,13 +62,15 @@ export async function deliverWebhook(
         method: "POST",
         headers: { "content-type": "application/json", "user-agent": "odin-notify" },
         body: payload,
-        redirect: "error",
+        redirect: "manual",
         signal: AbortSignal.timeout(timeoutMs),
       });
       // The answer is not needed; reading it frees the connection.
       await res.arrayBuffer().catch(() => undefined);
       if (res.ok) return { delivered: true, attempts: attempt };
       error = `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""}`;
+      // A redirect is not followed: the body would go to a host the secret does not name.
+      if (res.status >= 300 && res.status < 400) error += " (redirects are not followed)";
       retryable = res.status === 408 || res.status === 429 || res.status >= 500;
       const after = Number(res.headers.get("retry-after"));
       if (Number.isFinite(after) && after > 0) retryAfterMs = after * 1000;

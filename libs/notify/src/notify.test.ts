@@ -79,11 +79,18 @@ describe("webhook delivery", () => {
     assert.deepEqual(receiver.bodies[3], { text: "hi" });
   });
 
-  test("a 4xx other than 408/429 is not retried; giving up after the last attempt", async () => {
+  test("a 4xx other than 408/429, or a redirect, is not retried; giving up after the last attempt", async () => {
     receiver.bodies.length = 0;
     receiver.answers = [404];
     const once = await deliverWebhook(receiver.url, {}, { sleep: () => Promise.resolve() });
     assert.deepEqual(once, { delivered: false, attempts: 1, error: "HTTP 404 Not Found" });
+    receiver.answers = [302];
+    const moved = await deliverWebhook(receiver.url, {}, { sleep: () => Promise.resolve() });
+    assert.deepEqual(moved, {
+      delivered: false,
+      attempts: 1,
+      error: "HTTP 302 Found (redirects are not followed)",
+    });
     receiver.answers = [500, 500, 500];
     const waits: number[] = [];
     const thrice = await deliverWebhook(
