@@ -130,6 +130,40 @@ describe("on a 3-node JetStream cluster", () => {
     }
   });
 
+  test("reads of a replicated bucket are asked of its leader, never of any replica (which may lag)", async () => {
+    const store = await NatsKeyValueStore.connect({
+      servers: cluster.url,
+      bucket: "reads",
+      replicas: 3,
+    });
+    // Count the read requests as the servers route them: leader gets and direct gets.
+    const nc = await connect({ servers: natsServers(cluster.url) });
+    const seen = { leader: 0, direct: 0 };
+    const leaderGets = nc.subscribe("$JS.API.STREAM.MSG.GET.KV_reads", {
+      callback: () => void seen.leader++,
+    });
+    const directGets = nc.subscribe("$JS.API.DIRECT.GET.KV_reads.>", {
+      callback: () => void seen.direct++,
+    });
+    const directGetsOld = nc.subscribe("$JS.API.DIRECT.GET.KV_reads", {
+      callback: () => void seen.direct++,
+    });
+    await nc.flush();
+    try {
+      await store.create("runs.a", text("1"));
+      for (let i = 0; i < 5; i++) assert.equal(decode((await store.get("runs.a"))!.value), "1");
+      await nc.flush();
+      assert.equal(seen.direct, 0, "no read went to any replica");
+      assert.ok(seen.leader >= 5, `${seen.leader} reads went to the leader`);
+    } finally {
+      leaderGets.unsubscribe();
+      directGets.unsubscribe();
+      directGetsOld.unsubscribe();
+      await nc.close();
+      await store.close();
+    }
+  });
+
   test("a bucket or stream made with fewer replicas than configured is refused, saying how to scale it", async () => {
     const single = await NatsKeyValueStore.connect({ servers: cluster.url, bucket: "r1" });
     await single.close();

@@ -200,6 +200,11 @@ export class NatsKeyValueStore implements KeyValueStore {
             storage: storage === "memory" ? StorageType.Memory : StorageType.File,
             replicas,
             timeout: timeoutMs,
+            // Reads of a replicated bucket go to its leader. A direct get (nats.js's default) may be
+            // answered by any replica, and one still catching up after a restart answers with an
+            // older value or none: a compare-and-set that reads "no record" decides there is
+            // nothing to change, and a scheduler dropped task events that way.
+            ...(replicas > 1 ? { allow_direct: false } : {}),
           });
         } catch (err) {
           const problem = placementProblem(err, stream, replicas);
