@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { NatsEventBus, natsServers, subjects } from "@odin/events";
@@ -153,6 +154,27 @@ describe("no single point of failure: NATS node, repo-sync leader, scheduler and
     pushed.push(name);
   }
 
+  /** The task events of a run in the event log, as task=STATE#attempt, oldest first. */
+  async function eventLog(runId: string): Promise<string[]> {
+    const seen: string[] = [];
+    const bus = await NatsEventBus.connect({ servers: stack.nats.url, replicas: 3 });
+    try {
+      const sub = await bus.consume(
+        { durable: `ha-test-${runId}`, filter: subjects.task(runId), concurrency: 1 },
+        (m) => {
+          const e = events.TaskEvent.decode(m.data);
+          seen.push(`${e.task}=${common.TaskState[e.state]}#${e.attempt}`);
+          return Promise.resolve();
+        },
+      );
+      await sleep(3000);
+      await sub.stop();
+    } finally {
+      await bus.close();
+    }
+    return seen;
+  }
+
   async function failover(what: string, kill: () => Promise<() => Promise<unknown>>) {
     const started = Date.now();
     const restart = await kill();
@@ -247,6 +269,15 @@ describe("no single point of failure: NATS node, repo-sync leader, scheduler and
                   got.taskRuns
                     .map((t) => `${t.task}=${common.TaskState[t.state]}#${t.attempt}`)
                     .join(" "),
+                // Where kube-sim has the run's pods, and which task events the event log holds.
+                ...stack.sim
+                  .objects("pods")
+                  .filter((p) => p.metadata.labels?.["odin.dev/run"] === runId)
+                  .map(
+                    (p) =>
+                      `  pod ${p.metadata.name}: ${(p["status"] as { phase?: string } | undefined)?.phase} annotations ${JSON.stringify(p.metadata.annotations ?? {})}`,
+                  ),
+                `  event log: ${(await eventLog(runId)).join(" ")}`,
                 ...stack.services
                   .flatMap((p) =>
                     p.logs.filter((l) => l.includes(runId)).map((l) => `  ${p.name}: ${l}`),
