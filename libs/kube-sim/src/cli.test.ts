@@ -76,3 +76,58 @@ test("runKubeSimCli refuses bad arguments with usage and exit code 2; --help exi
   assert.equal(await runKubeSimCli(["--help"], { stdout: help.stream }), 0);
   assert.match(help.text(), /--port N/);
 });
+
+test("--gpu-node serves GPU nodes; a GPU pod goes to the first with enough free, else stays unschedulable", async () => {
+  const abort = new AbortController();
+  let ready: { url: string } | undefined;
+  const exit = runKubeSimCli(
+    ["--port", "0", "--gpu-node", "gpu-a=2:NVIDIA-A100", "--gpu-node", "gpu-b=4"],
+    { stdout: capture().stream, signal: abort.signal, onReady: (info) => (ready = info) },
+  );
+  const { url } = await eventually(() => ready);
+  const nodes = (await (await fetch(`${url}/api/v1/nodes`)).json()) as {
+    items: {
+      metadata: { name: string; labels: Record<string, string> };
+      status: { capacity: Record<string, string> };
+    }[];
+  };
+  assert.deepEqual(
+    nodes.items.map((n) => [n.metadata.name, n.status.capacity["nvidia.com/gpu"] ?? "0"]).sort(),
+    [
+      ["gpu-a", "2"],
+      ["gpu-b", "4"],
+      ["kube-sim-node", "0"],
+    ],
+  );
+  const gpuPod = (name: string, gpus: number) => {
+    const body = podBody(name, { image: "train:1", script: { runForever: true } });
+    body.spec!.containers[0]!.resources = { limits: { "nvidia.com/gpu": String(gpus) } };
+    return fetch(`${url}/api/v1/namespaces/default/pods`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  };
+  const nodeOf = (name: string) =>
+    eventually(async () => {
+      const p = (await (await fetch(`${url}/api/v1/namespaces/default/pods/${name}`)).json()) as {
+        spec: { nodeName?: string };
+        status?: { conditions?: { type: string; status: string }[] };
+      };
+      if (p.spec.nodeName) return p.spec.nodeName;
+      return p.status?.conditions?.some((c) => c.type === "PodScheduled" && c.status === "False")
+        ? "unschedulable"
+        : undefined;
+    });
+  await gpuPod("one", 2);
+  assert.equal(await nodeOf("one"), "gpu-a");
+  await gpuPod("two", 3);
+  assert.equal(await nodeOf("two"), "gpu-b");
+  await gpuPod("three", 2);
+  assert.equal(await nodeOf("three"), "unschedulable");
+  abort.abort();
+  assert.equal(await exit, 0);
+  const bad = capture();
+  assert.equal(await runKubeSimCli(["--gpu-node", "GPU=x"], { stderr: bad.stream }), 2);
+  assert.match(bad.text(), /--gpu-node must be NAME=N\[:PRODUCT\]/);
+});

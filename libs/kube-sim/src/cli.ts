@@ -17,6 +17,14 @@ export interface KubeSimCliIo {
   onReady?: (info: { url: string; kubeconfigPath: string }) => void;
 }
 
+/** `NAME=N[:PRODUCT]` of `--gpu-node`. */
+export function parseGpuNode(text: string): { name: string; gpus: number; product?: string } {
+  const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)=(\d+)(?::(\S+))?$/.exec(text);
+  if (!m)
+    throw new Error(`--gpu-node must be NAME=N[:PRODUCT] (a DNS name, a GPU count), got "${text}"`);
+  return { name: m[1]!, gpus: Number(m[3]), ...(m[4] ? { product: m[4] } : {}) };
+}
+
 const USAGE = `Usage: odin kube-sim [options]
 
 Runs kube-sim, a Kubernetes API simulator, until interrupted (Ctrl-C).
@@ -29,6 +37,9 @@ Options:
   --start-ms N        time from scheduling to Running in ms (default 0)
   --script GLOB=JSON  script pods whose image matches GLOB, e.g. '*fail*={"exitCode":3}'
                       (repeatable; same JSON as the kube-sim/script annotation)
+  --gpu-node NAME=N[:PRODUCT]
+                      a node with N GPUs (nvidia.com/gpu), e.g. gpu-1=8:NVIDIA-A100-SXM4-80GB
+                      (repeatable); GPU pods go to the first with enough free
   -h, --help          show this help
 `;
 
@@ -71,6 +82,7 @@ export async function runKubeSimCli(
         "run-ms": { type: "string" },
         "start-ms": { type: "string" },
         script: { type: "string", multiple: true },
+        "gpu-node": { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -96,6 +108,8 @@ export async function runKubeSimCli(
       options.defaultStartMs = ms;
     }
     for (const s of values.script ?? []) rules.push(parseScriptOption(s));
+    const gpuNodes = (values["gpu-node"] ?? []).map(parseGpuNode);
+    if (gpuNodes.length > 0) options.gpuNodes = gpuNodes;
   } catch (error) {
     stderr.write(`kube-sim: ${(error as Error).message}\n\n${USAGE}`);
     return 2;

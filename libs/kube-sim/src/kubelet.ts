@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { EventRecorder } from "./events.js";
 import { resourceDef } from "./resources.js";
+
 import type { Scheduler } from "./scheduler.js";
 import {
   type PodScript,
@@ -101,6 +102,7 @@ export class Kubelet {
     private readonly events: EventRecorder,
     private readonly scripts: ScriptBook,
     private readonly nodeName: string,
+    private readonly gpuNodes: readonly GpuNodeSpec[] = [],
   ) {
     cluster.onChange("pods", (change) => this.onPodChange(change));
   }
@@ -245,13 +247,36 @@ export class Kubelet {
     );
   }
 
+  /** GPUs held on `node` by pods that have not ended (but `except`). */
+  private gpusInUse(node: string, except: PodJson): number {
+    let used = 0;
+    for (const o of this.cluster.store("pods").objects.values()) {
+      const p = o as PodJson;
+      if (p === except || p.spec.nodeName !== node) continue;
+      const phase = p.status?.phase;
+      if (phase === "Succeeded" || phase === "Failed") continue;
+      used += gpusOf(p);
+    }
+    return used;
+  }
+
   private schedule(rt: PodRuntime): void {
     const pod = this.current(rt);
     if (rt.done || pod === undefined || pod.metadata.deletionTimestamp !== undefined) return;
     const blocked = rt.containers.find((c) => c.script.unschedulable !== undefined);
-    if (blocked !== undefined) {
+    const wanted = gpusOf(pod);
+    let node = this.nodeName;
+    let noGpu: string | undefined;
+    if (wanted > 0 && this.gpuNodes.length > 0) {
+      const fit = this.gpuNodes.find((n) => n.gpus - this.gpusInUse(n.name, pod) >= wanted);
+      if (fit) node = fit.name;
+      else
+        noGpu = `0/${this.gpuNodes.length + 1} nodes are available: ${this.gpuNodes.length + 1} Insufficient nvidia.com/gpu. preemption: 0/${this.gpuNodes.length + 1} nodes are available: ${this.gpuNodes.length + 1} No preemption victims found for incoming pod.`;
+    }
+    if (blocked !== undefined || noGpu !== undefined) {
       const message =
-        blocked.script.unschedulable ||
+        blocked?.script.unschedulable ||
+        noGpu ||
         "0/1 nodes are available: 1 Insufficient nvidia.com/gpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
       const updated = this.updatePod(rt, (p) => {
         const status = ensureStatus(p);
@@ -266,7 +291,7 @@ export class Kubelet {
     rt.podIP = `10.${244 + ((n >> 16) & 7)}.${(n >> 8) & 255}.${n & 255}`;
     const now = nowSeconds();
     const updated = this.updatePod(rt, (p) => {
-      p.spec.nodeName = this.nodeName;
+      p.spec.nodeName = node;
       const status = ensureStatus(p);
       status.phase = "Pending";
       status.hostIP = "10.0.0.1";
@@ -547,4 +572,26 @@ export function setCondition(
   if (message !== undefined) next.message = message;
   if (existing === undefined) conditions.push(next);
   else conditions.splice(conditions.indexOf(existing), 1, next);
+}
+
+/** A simulated node with GPU capacity. */
+export interface GpuNodeSpec {
+  name: string;
+  /** `nvidia.com/gpu` capacity (and allocatable). */
+  gpus: number;
+  /** The `nvidia.com/gpu.product` label, e.g. `NVIDIA-A100-SXM4-80GB`. */
+  product?: string;
+}
+
+/** `nvidia.com/gpu` a pod asks for: the sum of its containers' limits (else requests). */
+export function gpusOf(pod: PodJson): number {
+  let n = 0;
+  for (const c of pod.spec.containers ?? []) {
+    const r = (
+      c as { resources?: { limits?: Record<string, unknown>; requests?: Record<string, unknown> } }
+    ).resources;
+    const v = r?.limits?.["nvidia.com/gpu"] ?? r?.requests?.["nvidia.com/gpu"];
+    n += Number(v ?? 0) || 0;
+  }
+  return n;
 }

@@ -2,7 +2,15 @@
 
 /** Plural resource name of every type kube-sim serves. */
 export type ResourceName =
-  "namespaces" | "pods" | "events" | "jobs" | "tfjobs" | "pytorchjobs" | "mpijobs" | "elasticjobs";
+  | "namespaces"
+  | "nodes"
+  | "pods"
+  | "events"
+  | "jobs"
+  | "tfjobs"
+  | "pytorchjobs"
+  | "mpijobs"
+  | "elasticjobs";
 
 /** How the API server validates `metadata.name` of a type. */
 export type NameRule = "dns1123-subdomain" | "dns1123-label" | "dns1035-label" | "job-name";
@@ -75,6 +83,8 @@ const training = (
 /** Every resource type kube-sim serves. */
 export const RESOURCES: readonly ResourceDef[] = [
   core("namespaces", "Namespace", false, "dns1123-label", ["ns"]),
+  // Read-only here: kube-sim makes its nodes from its options (`gpuNodes`).
+  core("nodes", "Node", false, "dns1123-subdomain", ["no"]),
   core("pods", "Pod", true, "dns1123-subdomain", ["po"]),
   core("events", "Event", true, "dns1123-subdomain", ["ev"]),
   {

@@ -97,6 +97,7 @@ export function schemaProblems(def: ResourceDef, object: Record<string, unknown>
       return problems;
     }
     case "namespaces":
+    case "nodes":
     case "events":
       return [];
   }

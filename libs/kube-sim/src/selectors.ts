@@ -96,6 +96,7 @@ const COMMON_FIELDS = ["metadata.name", "metadata.namespace"];
 /** Fields each type can be selected by, as on a real API server. */
 const SELECTABLE_FIELDS: Record<ResourceName, readonly string[]> = {
   namespaces: [...COMMON_FIELDS, "status.phase"],
+  nodes: [...COMMON_FIELDS, "spec.unschedulable"],
   pods: [
     ...COMMON_FIELDS,
     "spec.nodeName",

@@ -17,7 +17,7 @@ import {
 } from "./resources.js";
 import { type ScriptRule } from "./scripts.js";
 import { allOf, parseFieldSelector, parseLabelSelector } from "./selectors.js";
-import { type DeleteRequest, Simulation } from "./simulation.js";
+import { type DeleteRequest, type GpuNodeSpec, Simulation } from "./simulation.js";
 import type { Change, ChangeType } from "./store.js";
 import { ApiError, badRequest, failure, methodNotAllowed, noSuchPath, notFound } from "./status.js";
 import type { KubeObject, PodJson } from "./types.js";
@@ -44,8 +44,13 @@ export interface KubeSimOptions {
   recordEvents?: boolean;
   /** Create a namespace on first use instead of answering 404 (default true). */
   autoCreateNamespaces?: boolean;
-  /** Name of the one simulated node (default `kube-sim-node`). */
+  /** Name of the simulated node without GPUs (default `kube-sim-node`). */
   nodeName?: string;
+  /**
+   * Nodes with GPU capacity (`nvidia.com/gpu`), served as `v1 Node`s; a pod requesting GPUs is
+   * placed on the first with enough free, or stays unschedulable when none has.
+   */
+  gpuNodes?: readonly GpuNodeSpec[];
   /** Most recent requests kept in `requests` (default 100,000). */
   maxRequestLog?: number;
 }
@@ -227,6 +232,7 @@ class KubeSimServer implements KubeSim {
       recordEvents: options.recordEvents ?? true,
       autoCreateNamespaces: options.autoCreateNamespaces ?? true,
       nodeName: options.nodeName ?? "kube-sim-node",
+      gpuNodes: options.gpuNodes ?? [],
     });
     this.faults = new Faults((graceful) => {
       const open = [...this.watches];

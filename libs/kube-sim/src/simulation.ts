@@ -2,7 +2,9 @@
 // delete with propagation) over the store, plus the kubelet and controllers that act on it.
 import { Controllers } from "./controllers.js";
 import { EventRecorder } from "./events.js";
-import { Kubelet } from "./kubelet.js";
+import { type GpuNodeSpec, Kubelet } from "./kubelet.js";
+
+export type { GpuNodeSpec } from "./kubelet.js";
 import { type FieldProblem, generatedName, validateName } from "./names.js";
 import { jsonPatch, mergePatch } from "./patch.js";
 import { type ResourceDef, apiVersionOf, qualifiedResource, resourceDef } from "./resources.js";
@@ -31,6 +33,8 @@ export interface SimulationSettings {
   recordEvents: boolean;
   autoCreateNamespaces: boolean;
   nodeName: string;
+  /** Nodes with GPUs (besides `nodeName`, which has none). */
+  gpuNodes: readonly GpuNodeSpec[];
 }
 
 /** `DeleteOptions` that kube-sim honours. */
@@ -49,6 +53,25 @@ export interface ListPage {
 
 const PODS = resourceDef("pods");
 const NAMESPACES = resourceDef("namespaces");
+const NODES = resourceDef("nodes");
+
+function nodeObject(name: string, gpus: number, product: string | undefined): KubeObject {
+  const resources: Record<string, string> = { cpu: "64", memory: "512Gi", pods: "110" };
+  if (gpus > 0) resources["nvidia.com/gpu"] = String(gpus);
+  const labels: Record<string, string> = { "kubernetes.io/hostname": name };
+  if (product) labels["nvidia.com/gpu.product"] = product;
+  return {
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: { name, labels },
+    spec: {},
+    status: {
+      capacity: resources,
+      allocatable: { ...resources },
+      conditions: [{ type: "Ready", status: "True", reason: "KubeletReady" }],
+    },
+  };
+}
 
 /** One problem per field (the schema's first): the semantic checks may see the same gap. */
 function dedupe(problems: FieldProblem[]): FieldProblem[] {
@@ -90,6 +113,7 @@ export class Simulation {
       this.events,
       this.scripts,
       settings.nodeName,
+      settings.gpuNodes,
     );
     new Controllers(
       this.cluster,
@@ -103,6 +127,9 @@ export class Simulation {
     for (const ns of ["default", "kube-system", "kube-public", "kube-node-lease"]) {
       this.insertNamespace(ns);
     }
+    this.cluster.insert(NODES, nodeObject(settings.nodeName, 0, undefined));
+    for (const n of settings.gpuNodes)
+      this.cluster.insert(NODES, nodeObject(n.name, n.gpus, n.product));
   }
 
   /** Stops everything scheduled. */

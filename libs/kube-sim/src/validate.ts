@@ -244,6 +244,7 @@ export function validateSpec(def: ResourceDef, object: Record<string, unknown>):
       return problems;
     }
     case "namespaces":
+    case "nodes":
     case "events":
       return [];
   }

@@ -37,11 +37,18 @@ function launcherRules(r: Rendered): { role: string; rules: PolicyRule[]; proble
   ].filter((b) => (b.subjects ?? []).some((s) => s.kind === "ServiceAccount" && s.name === sa));
   const rules: PolicyRule[] = [];
   for (const b of bindings) {
-    if (b.kind !== "RoleBinding" || b.roleRef.kind !== "Role")
-      problems.push(
-        `${b.kind}/${b.metadata.name} grants ${b.roleRef.kind}/${b.roleRef.name}: the launcher needs a namespaced Role only`,
-      );
     const role = r.get<Workload & { rules?: PolicyRule[] }>(b.roleRef.kind, b.roleRef.name);
+    // The one cluster-wide grant: reading nodes for the GPU inventory (odin gpus).
+    const nodesOnly = (role?.rules ?? []).every(
+      (rule) =>
+        rule.apiGroups?.join() === "" &&
+        rule.resources?.join() === "nodes" &&
+        rule.verbs.every((v) => v === "list" || v === "watch"),
+    );
+    if ((b.kind !== "RoleBinding" || b.roleRef.kind !== "Role") && !nodesOnly)
+      problems.push(
+        `${b.kind}/${b.metadata.name} grants ${b.roleRef.kind}/${b.roleRef.name}: the launcher needs a namespaced Role, and a ClusterRole only to list and watch nodes`,
+      );
     for (const rule of role?.rules ?? []) {
       if (rule.resourceNames?.length || rule.nonResourceURLs?.length)
         problems.push(`${b.roleRef.name}: a rule with resourceNames or nonResourceURLs`);
@@ -167,7 +174,8 @@ describe("the launcher's RBAC covers exactly what its code calls", () => {
       const p = permissionOf(rec);
       if (p === undefined) continue;
       used.add(p.permission);
-      if (p.namespace !== namespace)
+      // Nodes are cluster-scoped: the GPU inventory's informer lists and watches them.
+      if (p.namespace !== namespace && !/^\/api\/v1\/nodes$/.test(rec.path))
         outsideNamespace.push(`${rec.method} ${rec.path}${rec.query ? `?${rec.query}` : ""}`);
     }
   });
@@ -177,7 +185,7 @@ describe("the launcher's RBAC covers exactly what its code calls", () => {
     if (dataRoot) rmSync(dataRoot, { recursive: true, force: true });
   });
 
-  test("every request stays in the launcher's namespace (its Role is namespaced)", () => {
+  test("every request stays in the launcher's namespace (its Role is namespaced), but reading nodes", () => {
     assert.deepEqual(outsideNamespace, []);
   });
 

@@ -9,8 +9,11 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type KubeConfig, Log, type V1Pod } from "@kubernetes/client-node";
 import {
+  attemptLabel,
   buildManifest,
   defaultManifestConfig,
+  runLabel,
+  taskLabel,
   ManifestError,
   selectorFor,
   type Manifest,
@@ -20,6 +23,7 @@ import {
 import { resourceTypes, type ResourceType } from "@odin/pipeline-spec";
 import {
   AlreadyExistsError,
+  FailedPreconditionError,
   fromKubernetesError,
   InvalidArgumentError,
   NotFoundError,
@@ -40,6 +44,7 @@ import {
 import { EventDelivery } from "../attempt/delivery.js";
 import type {
   AttemptRef,
+  GpuNode,
   LaunchResult,
   LaunchSpec,
   LogLine,
@@ -560,6 +565,75 @@ export class KubernetesBackend implements TaskBackend {
       names: [...(a.core.objectName ? [a.core.objectName] : []), ...a.pods.keys()],
     }));
     return taskEvents(ref, this.apis, this.objects, this.savedLogs, known);
+  }
+
+  // ---------------------------------------------------------------- GPU inventory
+
+  /**
+   * Nodes with `nvidia.com/gpu` capacity from the node informer; allocated GPUs are those
+   * requested by the Odin pods the pod informer holds (the launcher's namespace) that have not
+   * ended. No API call: what the informers hold is the answer.
+   */
+  gpuNodes(options: { allNodes: boolean }): Promise<GpuNode[]> {
+    if (this.watches.nodeError !== undefined && this.watches.nodes().length === 0) {
+      return Promise.reject(
+        new FailedPreconditionError(
+          "the launcher cannot list the cluster's nodes (its service account needs get/list/watch on nodes: see deploy/)",
+        ),
+      );
+    }
+    const gpus = (v: unknown): number => Number(v ?? 0) || 0;
+    const podGpus = (p: V1Pod): number =>
+      (p.spec?.containers ?? []).reduce(
+        (n, c) =>
+          n +
+          gpus(
+            c.resources?.limits?.["nvidia.com/gpu"] ?? c.resources?.requests?.["nvidia.com/gpu"],
+          ),
+        0,
+      );
+    const byNode = new Map<string, GpuNode["tasks"]>();
+    const allocated = new Map<string, number>();
+    for (const p of this.watches.pods()) {
+      const node = p.spec?.nodeName;
+      const phase = p.status?.phase;
+      if (!node || phase === "Succeeded" || phase === "Failed") continue;
+      const n = podGpus(p);
+      if (n === 0) continue;
+      allocated.set(node, (allocated.get(node) ?? 0) + n);
+      const labels = p.metadata?.labels ?? {};
+      const uses = byNode.get(node) ?? [];
+      uses.push({
+        runId: labels[runLabel] ?? "",
+        task: labels[taskLabel] ?? "",
+        attempt: Number(labels[attemptLabel] ?? 0),
+        pod: p.metadata?.name ?? "",
+        gpus: n,
+      });
+      byNode.set(node, uses);
+    }
+    const out: GpuNode[] = [];
+    for (const node of this.watches.nodes()) {
+      const name = node.metadata?.name ?? "";
+      const capacity = gpus(node.status?.capacity?.["nvidia.com/gpu"]);
+      if (capacity === 0 && !options.allNodes) continue;
+      const allocatable = gpus(node.status?.allocatable?.["nvidia.com/gpu"] ?? capacity);
+      const used = allocated.get(name) ?? 0;
+      out.push({
+        name,
+        capacity,
+        allocatable,
+        allocated: used,
+        free: Math.max(0, allocatable - used),
+        gpuType: node.metadata?.labels?.["nvidia.com/gpu.product"] ?? "",
+        ready: (node.status?.conditions ?? []).some(
+          (c) => c.type === "Ready" && c.status === "True",
+        ),
+        unschedulable: node.spec?.unschedulable === true,
+        tasks: (byNode.get(name) ?? []).sort((a, b) => a.pod.localeCompare(b.pod)),
+      });
+    }
+    return Promise.resolve(out.sort((a, b) => a.name.localeCompare(b.name)));
   }
 
   // ---------------------------------------------------------------- lifecycle

@@ -9,6 +9,7 @@ import {
   makeInformer,
   type Informer,
   type ObjectCache,
+  type V1Node,
   type V1Pod,
 } from "@kubernetes/client-node";
 import { apiResources, managedByLabel, managedByValue } from "@odin/k8s-manifests";
@@ -26,7 +27,7 @@ class ResourceWatch {
   private lastError: unknown;
 
   constructor(
-    readonly kind: ResourceType,
+    readonly kind: ResourceType | "Node",
     readonly informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>,
     private readonly logger: Logger,
     private readonly policy: RetryPolicy,
@@ -99,7 +100,7 @@ export interface WatchSetup {
 
 /** The informers of one backend. */
 export class Watches {
-  private readonly watches = new Map<ResourceType | "pods", ResourceWatch>();
+  private readonly watches = new Map<ResourceType | "pods" | "nodes", ResourceWatch>();
 
   constructor(private readonly setup: WatchSetup) {}
 
@@ -163,6 +164,33 @@ export class Watches {
     // The informer retries by itself; only a failure of the core Job API stops the launcher.
     const jobFailure = failures.find((f) => f?.kind === "Job");
     if (jobFailure) throw fromKubernetesError(jobFailure.err, `list jobs in namespace ${ns}`);
+
+    // Nodes, for the GPU inventory (odin gpus). Not needed to run tasks: a failure (no RBAC for
+    // nodes) is logged and retried by the informer, never fatal.
+    const nodes = makeInformer<KubernetesObject>(kc, "/api/v1/nodes", () => apis.core.listNode());
+    const nodeWatch = new ResourceWatch("Node", nodes, logger, retry);
+    this.watches.set("nodes", nodeWatch);
+    for (const e of ["add", "update", "delete"] as const) nodes.on(e, () => nodeWatch.healthy());
+    const nodeError = await nodeWatch.start();
+    if (nodeError !== undefined)
+      logger.warn("cannot list nodes: odin gpus will say so (grant get/list/watch on nodes)", {
+        err: nodeError,
+      });
+    this.nodeError = nodeError;
+    nodes.on("connect", () => (this.nodeError = undefined));
+  }
+
+  /** Why nodes could not be listed, if they could not. */
+  nodeError: unknown;
+
+  /** The nodes the node informer holds. */
+  nodes(): V1Node[] {
+    return (this.watches.get("nodes")?.informer.list() ?? []) as V1Node[];
+  }
+
+  /** Odin's pods the pod informer holds. */
+  pods(): V1Pod[] {
+    return (this.watches.get("pods")?.informer.list() ?? []) as V1Pod[];
   }
 
   /** Whether the pod informer still has the pod (it has not reported it deleted). */
