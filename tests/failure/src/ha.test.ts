@@ -187,164 +187,156 @@ describe("no single point of failure: NATS node, repo-sync leader, scheduler and
     console.log(`# killed ${what}: 5 runs submitted and a push made in ${whileDown} ms; restarted`);
   }
 
-  // Known defect: on a busy machine a run can stall after the NATS node holding the run-state
-  // bucket's leader is killed and restarted (seen in loaded CI runs; it passed alone). Marked todo
-  // so CI reports it without failing until fixed; on a timeout it prints the stuck runs' tasks and
-  // what the services logged of them.
-  test(
-    "every run ends SUCCEEDED, one pod per task attempt, every attempt's end in the event log, every push once in the remote",
-    { todo: "on a busy machine a run can stall after a NATS node returns" },
-    async () => {
-      await submit(5);
-      await failover("one NATS node (the run-state bucket's leader)", async () => {
-        const node = await runStateLeader();
-        await node.kill("SIGKILL");
-        return () => node.restart();
-      });
-      await failover("the repo-sync leader", async () => {
-        const leader = await repoSyncLeader();
-        await leader.process.stop("SIGKILL");
-        return () => leader.restart();
-      });
-      await failover("one dag-scheduler", async () => {
-        const s = of("dag-scheduler")[0]!;
-        await s.process.stop("SIGKILL");
-        return () => s.restart();
-      });
-      await failover("one k8s-launcher", async () => {
-        const l = of("k8s-launcher")[0]!;
-        await l.process.stop("SIGKILL");
-        return () => l.restart();
-      });
-      await failover("all four at once", async () => {
-        const node = await runStateLeader();
-        const leader = await repoSyncLeader();
-        const s = of("dag-scheduler")[1]!;
-        const l = of("k8s-launcher")[1]!;
-        await Promise.all([
-          node.kill("SIGKILL"),
-          leader.process.stop("SIGKILL"),
-          s.process.stop("SIGKILL"),
-          l.process.stop("SIGKILL"),
-        ]);
-        return () => Promise.all([node.restart(), leader.restart(), s.restart(), l.restart()]);
-      });
-      if (runIds.length < RUNS) await submit(RUNS - runIds.length);
-      assert.equal(new Set(runIds).size, runIds.length, "each submission made one run");
-      assert.ok(runIds.length >= RUNS);
+  test("every run ends SUCCEEDED, one pod per task attempt, every attempt's end in the event log, every push once in the remote", async () => {
+    await submit(5);
+    await failover("one NATS node (the run-state bucket's leader)", async () => {
+      const node = await runStateLeader();
+      await node.kill("SIGKILL");
+      return () => node.restart();
+    });
+    await failover("the repo-sync leader", async () => {
+      const leader = await repoSyncLeader();
+      await leader.process.stop("SIGKILL");
+      return () => leader.restart();
+    });
+    await failover("one dag-scheduler", async () => {
+      const s = of("dag-scheduler")[0]!;
+      await s.process.stop("SIGKILL");
+      return () => s.restart();
+    });
+    await failover("one k8s-launcher", async () => {
+      const l = of("k8s-launcher")[0]!;
+      await l.process.stop("SIGKILL");
+      return () => l.restart();
+    });
+    await failover("all four at once", async () => {
+      const node = await runStateLeader();
+      const leader = await repoSyncLeader();
+      const s = of("dag-scheduler")[1]!;
+      const l = of("k8s-launcher")[1]!;
+      await Promise.all([
+        node.kill("SIGKILL"),
+        leader.process.stop("SIGKILL"),
+        s.process.stop("SIGKILL"),
+        l.process.stop("SIGKILL"),
+      ]);
+      return () => Promise.all([node.restart(), leader.restart(), s.restart(), l.restart()]);
+    });
+    if (runIds.length < RUNS) await submit(RUNS - runIds.length);
+    assert.equal(new Set(runIds).size, runIds.length, "each submission made one run");
+    assert.ok(runIds.length >= RUNS);
 
-      // Every run ends SUCCEEDED.
-      const client = createClient(DagSchedulerServiceClient, {
-        address: stack.gateway.address,
-        token: stack.tokens.operator,
-      });
-      try {
-        await eventually(
-          async () => {
-            for (const runId of runIds) {
-              const got = await unary(client, "getRun", {
-                runId,
-                taskPageSize: 1,
-                taskPageToken: "",
-              }).catch(() => undefined);
-              if (got?.run?.state !== common.RunState.RUN_STATE_SUCCEEDED) return false;
-            }
-            return true;
-          },
-          240_000,
-          `all ${runIds.length} runs SUCCEEDED`,
-        ).catch(async (err: Error) => {
-          // Say which runs did not end, where their tasks are, and what the services logged of them.
-          const stuck: string[] = [];
+    // Every run ends SUCCEEDED.
+    const client = createClient(DagSchedulerServiceClient, {
+      address: stack.gateway.address,
+      token: stack.tokens.operator,
+    });
+    try {
+      await eventually(
+        async () => {
           for (const runId of runIds) {
             const got = await unary(client, "getRun", {
               runId,
-              taskPageSize: 100,
+              taskPageSize: 1,
               taskPageToken: "",
-            }).catch((e: Error) => e);
-            if (got instanceof Error) stuck.push(`${runId}: ${got.message}`);
-            else if (got.run?.state !== common.RunState.RUN_STATE_SUCCEEDED)
-              stuck.push(
-                `${runId} ${common.RunState[got.run!.state]}: ` +
-                  got.taskRuns
-                    .map((t) => `${t.task}=${common.TaskState[t.state]}#${t.attempt}`)
-                    .join(" "),
-                // Where kube-sim has the run's pods, and which task events the event log holds.
-                ...stack.sim
-                  .objects("pods")
-                  .filter((p) => p.metadata.labels?.["odin.dev/run"] === runId)
-                  .map(
-                    (p) =>
-                      `  pod ${p.metadata.name}: ${(p["status"] as { phase?: string } | undefined)?.phase} annotations ${JSON.stringify(p.metadata.annotations ?? {})}`,
-                  ),
-                `  event log: ${(await eventLog(runId)).join(" ")}`,
-                ...stack.services
-                  .flatMap((p) =>
-                    p.logs.filter((l) => l.includes(runId)).map((l) => `  ${p.name}: ${l}`),
-                  )
-                  .slice(-40),
-              );
+            }).catch(() => undefined);
+            if (got?.run?.state !== common.RunState.RUN_STATE_SUCCEEDED) return false;
           }
-          throw new Error(`${err.message}\n${stuck.join("\n")}`);
-        });
-      } finally {
-        client.close();
-      }
-
-      // kube-sim received exactly one pod per task attempt.
-      const pods = new Map<string, number>();
-      for (const p of stack.sim.created("pods")) {
-        const l = p.metadata.labels ?? {};
-        const run = l["odin.dev/run"];
-        if (run === undefined || !runIds.includes(run)) continue;
-        const key = `${run}/${l["odin.dev/task"]}/${l["odin.dev/attempt"]}`;
-        pods.set(key, (pods.get(key) ?? 0) + 1);
-      }
-      assert.equal(
-        new Set([...pods.keys()].map((k) => k.split("/").slice(0, 2).join("/"))).size,
-        runIds.length * TASKS,
-        "every task ran",
-      );
-      assert.deepEqual(
-        [...pods].filter(([, n]) => n !== 1),
-        [],
-        "no attempt created twice",
-      );
-
-      // The event log holds a SUCCEEDED event for every task attempt that ran.
-      const succeeded = new Set<string>();
-      const bus = await NatsEventBus.connect({ servers: stack.nats.url, replicas: 3 });
-      try {
-        const sub = await bus.consume(
-          { durable: "ha-test-audit", filter: subjects.task("*"), concurrency: 64 },
-          (m) => {
-            const e = events.TaskEvent.decode(m.data);
-            if (e.state === common.TaskState.TASK_STATE_SUCCEEDED)
-              succeeded.add(`${e.runId}/${e.task}/${e.attempt}`);
-            return Promise.resolve();
-          },
-        );
-        const lost = () => [...pods.keys()].filter((k) => !succeeded.has(k));
-        await eventually(
-          () => Promise.resolve(lost().length === 0),
-          60_000,
-          "every attempt's SUCCEEDED event",
-        );
-        await sub.stop();
-      } finally {
-        await bus.close();
-      }
-
-      // Every push made during a failover is in the remote's history exactly once.
-      const log = execFileSync("git", ["--git-dir", stack.remote, "log", "--format=%s", "main"], {
-        encoding: "utf8",
+          return true;
+        },
+        240_000,
+        `all ${runIds.length} runs SUCCEEDED`,
+      ).catch(async (err: Error) => {
+        // Say which runs did not end, where their tasks are, and what the services logged of them.
+        const stuck: string[] = [];
+        for (const runId of runIds) {
+          const got = await unary(client, "getRun", {
+            runId,
+            taskPageSize: 100,
+            taskPageToken: "",
+          }).catch((e: Error) => e);
+          if (got instanceof Error) stuck.push(`${runId}: ${got.message}`);
+          else if (got.run?.state !== common.RunState.RUN_STATE_SUCCEEDED)
+            stuck.push(
+              `${runId} ${common.RunState[got.run!.state]}: ` +
+                got.taskRuns
+                  .map((t) => `${t.task}=${common.TaskState[t.state]}#${t.attempt}`)
+                  .join(" "),
+              // Where kube-sim has the run's pods, and which task events the event log holds.
+              ...stack.sim
+                .objects("pods")
+                .filter((p) => p.metadata.labels?.["odin.dev/run"] === runId)
+                .map(
+                  (p) =>
+                    `  pod ${p.metadata.name}: ${(p["status"] as { phase?: string } | undefined)?.phase} annotations ${JSON.stringify(p.metadata.annotations ?? {})}`,
+                ),
+              `  event log: ${(await eventLog(runId)).join(" ")}`,
+              ...stack.services
+                .flatMap((p) =>
+                  p.logs.filter((l) => l.includes(runId)).map((l) => `  ${p.name}: ${l}`),
+                )
+                .slice(-40),
+            );
+        }
+        throw new Error(`${err.message}\n${stuck.join("\n")}`);
       });
-      for (const name of pushed) {
-        const commits = log.split("\n").filter((line) => line === `push ${name}`).length;
-        assert.equal(commits, 1, `${name} is in the remote's history once`);
-      }
-      assert.equal(pushed.length, failures.length);
-      console.log(JSON.stringify({ runs: runIds.length, failures, pushes: pushed.length }));
-    },
-  );
+    } finally {
+      client.close();
+    }
+
+    // kube-sim received exactly one pod per task attempt.
+    const pods = new Map<string, number>();
+    for (const p of stack.sim.created("pods")) {
+      const l = p.metadata.labels ?? {};
+      const run = l["odin.dev/run"];
+      if (run === undefined || !runIds.includes(run)) continue;
+      const key = `${run}/${l["odin.dev/task"]}/${l["odin.dev/attempt"]}`;
+      pods.set(key, (pods.get(key) ?? 0) + 1);
+    }
+    assert.equal(
+      new Set([...pods.keys()].map((k) => k.split("/").slice(0, 2).join("/"))).size,
+      runIds.length * TASKS,
+      "every task ran",
+    );
+    assert.deepEqual(
+      [...pods].filter(([, n]) => n !== 1),
+      [],
+      "no attempt created twice",
+    );
+
+    // The event log holds a SUCCEEDED event for every task attempt that ran.
+    const succeeded = new Set<string>();
+    const bus = await NatsEventBus.connect({ servers: stack.nats.url, replicas: 3 });
+    try {
+      const sub = await bus.consume(
+        { durable: "ha-test-audit", filter: subjects.task("*"), concurrency: 64 },
+        (m) => {
+          const e = events.TaskEvent.decode(m.data);
+          if (e.state === common.TaskState.TASK_STATE_SUCCEEDED)
+            succeeded.add(`${e.runId}/${e.task}/${e.attempt}`);
+          return Promise.resolve();
+        },
+      );
+      const lost = () => [...pods.keys()].filter((k) => !succeeded.has(k));
+      await eventually(
+        () => Promise.resolve(lost().length === 0),
+        60_000,
+        "every attempt's SUCCEEDED event",
+      );
+      await sub.stop();
+    } finally {
+      await bus.close();
+    }
+
+    // Every push made during a failover is in the remote's history exactly once.
+    const log = execFileSync("git", ["--git-dir", stack.remote, "log", "--format=%s", "main"], {
+      encoding: "utf8",
+    });
+    for (const name of pushed) {
+      const commits = log.split("\n").filter((line) => line === `push ${name}`).length;
+      assert.equal(commits, 1, `${name} is in the remote's history once`);
+    }
+    assert.equal(pushed.length, failures.length);
+    console.log(JSON.stringify({ runs: runIds.length, failures, pushes: pushed.length }));
+  });
 });
