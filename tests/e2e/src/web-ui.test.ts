@@ -124,6 +124,25 @@ describe("web UI in a real browser", () => {
       })),
       { name: "merge", image: "busybox:1.36", command: ["true"], depends: shards },
     ];
+    await mkdir(join(repo, "sweep"));
+    await writeFile(
+      join(repo, "sweep", "main.yml"),
+      [
+        "name: sweep",
+        "parameters:",
+        "  model: {type: string, description: which model to train}",
+        "  lr: {type: number, default: 0.001, description: learning rate}",
+        "  epochs: 3",
+        "  fp16: {type: bool, default: false}",
+        "  layers: {type: list, default: [64, 32]}",
+        "tasks:",
+        "- name: train",
+        "  image: busybox:1.36",
+        "  command: sh",
+        "  args: [-c, 'echo \"model=${{ params.model }} lr=${{ params.lr }} epochs=${{ params.epochs }} fp16=${{ params.fp16 }} layers=${{ params.layers }}\"']",
+        "",
+      ].join("\n"),
+    );
     await mkdir(join(repo, "wide"));
     await writeFile(
       join(repo, "wide", "main.yml"),
@@ -256,6 +275,69 @@ describe("web UI in a real browser", () => {
     await viewerContext.close();
   });
 
+  let sweepRunId = "";
+  test("Run sets the pipeline's declared parameters (typed inputs, defaults, descriptions); the run page shows them", async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await signIn(page, `${server.web}pipelines/sweep`, tokens.operator);
+    const form = page.getByRole("group", { name: "Parameters" });
+    await form.waitFor();
+    // Each declared parameter is a typed input holding its default, described as declared.
+    const model = form.getByLabel("model", { exact: true });
+    const lr = form.getByLabel("lr", { exact: true });
+    const epochs = form.getByLabel("epochs", { exact: true });
+    const fp16 = form.getByLabel("fp16", { exact: true });
+    const layers = form.getByLabel("layers", { exact: true });
+    assert.equal(await model.inputValue(), "");
+    assert.equal(await model.getAttribute("required"), "");
+    assert.equal(await lr.getAttribute("type"), "number");
+    assert.equal(await lr.inputValue(), "0.001");
+    assert.equal(await epochs.getAttribute("step"), "1");
+    assert.equal(await epochs.inputValue(), "3");
+    assert.equal(await fp16.isChecked(), false);
+    assert.equal(await layers.inputValue(), "[64,32]");
+    assert.match(
+      (await page.locator("#param-model-help").textContent()) ?? "",
+      /which model to train — string, required/,
+    );
+    assert.match(
+      (await page.locator("#param-lr-help").textContent()) ?? "",
+      /learning rate — number, default 0\.001/,
+    );
+    // A required parameter left empty: the browser keeps the form from being sent.
+    await page.getByRole("button", { name: "Run", exact: true }).click();
+    assert.match(page.url(), /\/pipelines\/sweep$/);
+    await model.fill("bert");
+    await lr.fill("0.01");
+    await fp16.check();
+    await layers.fill("[128, 64]");
+    await page.getByRole("button", { name: "Run", exact: true }).click();
+    await page.waitForURL(/\/runs\/sweep-[a-z0-9]{8}$/);
+    sweepRunId = /\/runs\/(sweep-[a-z0-9]{8})$/.exec(page.url())![1]!;
+    const shown = page.getByTestId("parameters");
+    await shown.waitFor();
+    const text = (await shown.textContent()) ?? "";
+    for (const part of ["model=bert", "lr=0.01", "epochs=3", "fp16=true", "layers=[128,64]"])
+      assert.ok(text.includes(part), `${part} in ${text}`);
+    // The task ran with them, typed (the server read the text as each declared type).
+    const got = await page.evaluate(
+      async ({ id, token }) => {
+        const res = await fetch("/odin.dagscheduler.v1.DagSchedulerService/GetRun", {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+          body: JSON.stringify({ runId: id }),
+        });
+        return ((await res.json()) as { run: { parameters: unknown } }).run.parameters;
+      },
+      { id: sweepRunId, token: tokens.operator },
+    );
+    assert.deepEqual(got, { model: "bert", lr: 0.01, epochs: 3, fp16: true, layers: [128, 64] });
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
   test("every page passes axe-core's WCAG 2.1 AA and best-practice rules", async () => {
     const context = await browser.newContext({
       viewport: { width: 1400, height: 900 },
@@ -266,7 +348,7 @@ describe("web UI in a real browser", () => {
     await page.getByLabel("API token").waitFor();
     const found: Record<string, string[]> = { "sign in": await axeViolations(page) };
     await signIn(page, `${server.web}runs`, tokens.operator);
-    const runId = await page.locator("tr[data-run] a").first().textContent();
+    const runId = await page.locator('tr[data-run^="diamond-"] a').first().textContent();
     assert.ok(runId, "the first test left runs to list");
     const pages: [string, string, string][] = [
       ["runs", "runs", "table.runs"],
@@ -274,6 +356,8 @@ describe("web UI in a real browser", () => {
       ["task", `runs/${runId}/tasks/prepare`, '[data-testid="logs"]'],
       ["pipelines", "pipelines", "main h1"],
       ["pipeline", "pipelines/diamond", "canvas"],
+      ["pipeline with parameters", "pipelines/sweep", "fieldset.parameters"],
+      ["run with parameters", `runs/${sweepRunId}`, '[data-testid="parameters"]'],
     ];
     for (const [name, path, ready] of pages) {
       await page.goto(server.web + path);

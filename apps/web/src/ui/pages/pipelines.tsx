@@ -10,6 +10,12 @@ import { errorText, registry, requestId, scheduler, type Session } from "../api.
 import { DagView } from "../dag-view.js";
 import { layoutGraph } from "../graph.js";
 import { navigate, onLinkClick, paths } from "../router.js";
+import {
+  initialInputs,
+  ParameterFields,
+  submittedValues,
+  type ParameterInputs,
+} from "../parameters.js";
 
 /** `file:line:col: task: message`, as `odin validate` prints it. */
 function problemText(p: Problem): string {
@@ -92,10 +98,18 @@ export function PipelinePage({ path, session }: { path: string; session: Session
   const [starting, setStarting] = useState(false);
   const [labels, setLabels] = useState("");
   const [selected, setSelected] = useState(-1);
+  const [inputs, setInputs] = useState<ParameterInputs>({});
   useEffect(() => {
     setRes(undefined);
-    registry.getPipeline({ path }).then(setRes, (err: unknown) => setError(errorText(err)));
+    registry.getPipeline({ path }).then(
+      (got) => {
+        setInputs(initialInputs(got.pipeline?.parameters ?? []));
+        setRes(got);
+      },
+      (err: unknown) => setError(errorText(err)),
+    );
   }, [path]);
+  const params = res?.pipeline?.parameters ?? [];
   const tasks = res?.pipeline?.tasks;
   const layout = useMemo(() => (tasks ? layoutGraph(tasks) : undefined), [tasks]);
 
@@ -109,6 +123,7 @@ export function PipelinePage({ path, session }: { path: string; session: Session
         commit: res?.commit ?? "",
         labels: parsed,
         requestId: requestId(),
+        parameters: submittedValues(params, inputs),
       });
       if (run) navigate(paths.run(run.id));
     } catch (err) {
@@ -142,6 +157,11 @@ export function PipelinePage({ path, session }: { path: string; session: Session
               void start();
             }}
           >
+            <ParameterFields
+              params={params}
+              inputs={inputs}
+              onChange={(name, value) => setInputs((cur) => ({ ...cur, [name]: value }))}
+            />
             <label>
               Labels
               <input

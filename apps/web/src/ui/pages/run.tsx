@@ -6,6 +6,7 @@ import { errorText, registry, requestId, scheduler, type Session } from "../api.
 import { DagView } from "../dag-view.js";
 import { runStateClass, runStateName, span, taskColors, taskStateName, when } from "../format.js";
 import { layoutTasks, type GraphLayout } from "../graph.js";
+import { parameterText } from "../parameters.js";
 import { navigate, onLinkClick, paths } from "../router.js";
 import { RunModel } from "../run-model.js";
 import { TaskPanel } from "./task-panel.js";
@@ -225,6 +226,20 @@ export function RunPage({
           <dd>{when(run.startTime ?? run.createTime)}</dd>
           <dt>Duration</dt>
           <dd>{span(run.startTime, run.endTime, Date.now())}</dd>
+          {Object.keys(run.parameters ?? {}).length > 0 && (
+            <>
+              <dt>Parameters</dt>
+              <dd class="labels" data-testid="parameters">
+                {Object.entries(run.parameters ?? {}).map(([k, v]) => (
+                  <>
+                    <code>
+                      {k}={parameterText(v)}
+                    </code>{" "}
+                  </>
+                ))}
+              </dd>
+            </>
+          )}
           {run.attempt > 1 && (
             <>
               <dt>Attempt</dt>
