@@ -13,6 +13,7 @@ export {
   managedByLabel,
   managedByValue,
   odinLabels,
+  legacyPendingTimeoutAnnotation,
   pendingTimeoutAnnotation,
   pipelineAnnotation,
   runLabel,

@@ -15,6 +15,7 @@ export {
   commitAnnotation,
   managedByLabel,
   managedByValue,
+  legacyPendingTimeoutAnnotation,
   pendingTimeoutAnnotation,
   pipelineAnnotation,
   runLabel,

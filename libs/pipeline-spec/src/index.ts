@@ -40,6 +40,7 @@ export {
   managedByLabel,
   managedByValue,
   odinKeyPrefix,
+  legacyPendingTimeoutAnnotation,
   pendingTimeoutAnnotation,
   pipelineAnnotation,
   runLabel,

@@ -28,8 +28,14 @@ export const pipelineAnnotation = `${odinKeyPrefix}pipeline`;
 /** Annotation holding the commit the run is pinned to. */
 export const commitAnnotation = `${odinKeyPrefix}commit`;
 
-/** Annotation on every object and pod of an attempt whose task sets `pending_timeout`, in seconds. */
-export const pendingTimeoutAnnotation = `${odinKeyPrefix}pending-timeout-seconds`;
+/** Annotation on every object and pod of an attempt whose task sets `pending_timeout`, in milliseconds. */
+export const pendingTimeoutAnnotation = `${odinKeyPrefix}pending-timeout-ms`;
+
+/**
+ * The same annotation as earlier launchers wrote it: named in seconds but holding milliseconds.
+ * Read (as milliseconds) from objects made before the rename, never written.
+ */
+export const legacyPendingTimeoutAnnotation = `${odinKeyPrefix}pending-timeout-seconds`;
 
 /** Annotation Odin puts on an object just before deleting it (cancel, run deletion, stuck pod). */
 export const cancelledAnnotation = `${odinKeyPrefix}deleted-by-odin`;

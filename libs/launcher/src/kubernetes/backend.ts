@@ -59,6 +59,7 @@ import {
   type ObjectLike,
   ownerEnded,
   ownerOutcome,
+  legacyPendingTimeoutAnnotation,
   pendingTimeoutAnnotation,
   podEnded,
   podOutcome,
@@ -254,7 +255,10 @@ export class KubernetesBackend implements TaskBackend {
 
   /** What an object's annotations say: the task's pending_timeout, and whether Odin deleted it. */
   private noteAnnotations(a: Attempt, meta: ObjectLike["metadata"], main: boolean): void {
-    const pending = Number(meta?.annotations?.[pendingTimeoutAnnotation]);
+    const annotations = meta?.annotations ?? {};
+    const pending = Number(
+      annotations[pendingTimeoutAnnotation] ?? annotations[legacyPendingTimeoutAnnotation],
+    );
     if (Number.isFinite(pending)) this.observe(a, { kind: "pending-timeout", ms: pending });
     if (main && meta?.annotations?.[cancelledAnnotation] !== undefined) {
       this.observe(a, { kind: "deleted-by-odin" });

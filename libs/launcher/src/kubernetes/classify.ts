@@ -23,7 +23,11 @@ import type { AttemptId, Observation, Stuck } from "../attempt/core.js";
 import type { ObjectEvent } from "../backend.js";
 
 // Defined with Odin's other keys in one place; re-exported for the backend's readers.
-export { cancelledAnnotation, pendingTimeoutAnnotation } from "@odin/k8s-manifests";
+export {
+  cancelledAnnotation,
+  legacyPendingTimeoutAnnotation,
+  pendingTimeoutAnnotation,
+} from "@odin/k8s-manifests";
 
 /** Label with a training pod's role (`master` on a PyTorchJob master, MPIJob launcher, TFJob chief). */
 export const trainingJobRoleLabel = "training.kubeflow.org/job-role";

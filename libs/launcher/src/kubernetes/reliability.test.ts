@@ -4,7 +4,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { BatchV1Api } from "@kubernetes/client-node";
-import { manifestName } from "@odin/k8s-manifests";
+import {
+  legacyPendingTimeoutAnnotation,
+  manifestName,
+  pendingTimeoutAnnotation,
+} from "@odin/k8s-manifests";
 import type { KubernetesBackend } from "./backend.js";
 import { LauncherHarness, simTask, sleep, testNamespace, waitUntil } from "../testing/harness.js";
 
@@ -183,6 +187,26 @@ describe("reliability", () => {
       [...h.of(runId, "pull"), ...h.of(runId, "nowhere")].map((e) => e.stateName),
       ["ERROR", "ERROR"],
     );
+  });
+
+  test("a launcher that did not launch a stuck attempt reads its pending_timeout from the objects, also as earlier launchers wrote it", async () => {
+    // A launcher whose own default would wait ten minutes: only the annotation can end these soon.
+    const patient = await h.backend({ defaultPendingTimeoutMs: 600_000 });
+    const runId = h.runId("annotated");
+    const stuck = { imagePullError: "manifest unknown" };
+    const current = simTask("current", stuck, {
+      annotations: { [pendingTimeoutAnnotation]: "300" },
+    });
+    const legacy = simTask("legacy", stuck, {
+      annotations: { [legacyPendingTimeoutAnnotation]: "300" },
+    });
+    await h.launch(patient, runId, current);
+    await h.launch(patient, runId, legacy);
+    for (const task of ["current", "legacy"]) {
+      const e = await h.reported(runId, task, "ERROR", 1, 120_000);
+      assert.match(e.reason, /^(ErrImagePull|ImagePullBackOff)$/, task);
+    }
+    await patient.close();
   });
 
   test("objects deleted by someone else are ERROR Deleted", async () => {
