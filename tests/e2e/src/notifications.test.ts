@@ -1,13 +1,23 @@
 // Notifications through `odin server` and the real CLI: a run's end is posted once to the
 // pipeline's webhook (a real HTTP server on loopback) with the run, its failed tasks, the link and a
 // Slack text; a failing or unknown webhook shows on `odin status`, never on the run's state; the
-// webhook's URL appears in no output.
+// webhook's URL appears in no output. Then the production shape: two dag-scheduler processes on
+// NATS with the webhooks as a mounted Secret's files (one post per run end; a name added later is
+// found without a restart).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { eventually, odin, startOdinServer, tempDir, type OdinServer } from "@odin/test-stack";
+import {
+  eventually,
+  odin,
+  startOdinServer,
+  startStack,
+  tempDir,
+  type OdinServer,
+  type Stack,
+} from "@odin/test-stack";
 
 interface Post {
   path: string;
@@ -186,5 +196,109 @@ describe("notifications", () => {
     assert.match(server.output(), /webhook not posted/);
     for (const secret of ["SLACKSECRET", "FLAKYSECRET", "/services/T01", base])
       assert.ok(!everything.includes(secret), `output holds ${secret}`);
+  });
+});
+
+describe("notifications in the production shape: two dag-scheduler processes, NATS, kube-sim", () => {
+  let stack: Stack;
+  let hooks = "";
+
+  before(async () => {
+    // The layout of the odin-webhooks Secret mounted as files (deploy/): one file per name.
+    hooks = join(dir.path, "mounted-secret");
+    await mkdir(hooks, { recursive: true });
+    await writeFile(join(hooks, "team-slack"), `${base}/services/T01/B02/SLACKSECRET\n`);
+    stack = await startStack(
+      {
+        nightly: {
+          "main.yml": [
+            "name: nightly",
+            "notify: {webhook: {secret: team-slack}}",
+            "tasks:",
+            "- {name: a, image: 'busybox:1', command: 'true'}",
+            "- {name: b, image: 'busybox:1', command: 'true', depends: a}",
+            "",
+          ].join("\n"),
+        },
+        later: {
+          "main.yml": [
+            "name: later",
+            "notify: {webhook: added-later}",
+            "tasks:",
+            "- {name: a, image: 'busybox:1', command: 'true'}",
+            "",
+          ].join("\n"),
+        },
+      },
+      {
+        replicas: 1,
+        schedulers: 2,
+        env: { ODIN_WEBHOOKS_DIR: hooks, ODIN_PUBLIC_URL: "https://odin.example.com" },
+      },
+    );
+    await eventually(async () => (await stack.cli("ls")).stdout.includes("nightly"), 30_000);
+  });
+
+  after(async () => {
+    await stack?.stop();
+  });
+
+  test("each run's end is posted once although both schedulers follow it; a name added to the Secret needs no restart", async () => {
+    const runIds: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await stack.cli("run", "nightly");
+      assert.equal(r.code, 0, r.stderr);
+      runIds.push(r.stdout.trim());
+    }
+    for (const id of runIds) {
+      await eventually(
+        async () => {
+          const r = await stack.cli("-o", "json", "status", id);
+          const run = (JSON.parse(r.stdout) as { run: { notifications?: { state: string }[] } })
+            .run;
+          return run.notifications?.[0]?.state === "delivered";
+        },
+        120_000,
+        `run ${id} delivered`,
+      );
+    }
+    for (const id of runIds) {
+      const mine = posts.filter((p) => p.body.run.id === id);
+      assert.equal(mine.length, 1, `run ${id}: ${mine.length} posts`);
+      assert.equal(mine[0]!.body.url, `https://odin.example.com/runs/${id}`);
+      assert.equal(mine[0]!.body.run.state, "succeeded");
+    }
+    // Both schedulers ran: between them they logged every run's end, each end once.
+    const ends = stack.schedulers.map(
+      (s) => s.logs.filter((l) => l.includes('"msg":"run finished"')).length,
+    );
+    assert.equal(
+      ends.reduce((a, b) => a + b, 0),
+      runIds.length,
+      `run ends logged per scheduler: ${ends.join(", ")}`,
+    );
+
+    // A name the Secret did not have: recorded failed; added, the next run's end finds it.
+    const first = await stack.cli("run", "later", "-f");
+    const firstId = /^run (later-\w+)/m.exec(first.stdout)![1]!;
+    await eventually(async () => {
+      const r = await stack.cli("status", firstId);
+      return /notify added-later: failed — no webhook secret named added-later in the webhook secrets directory/.test(
+        r.stdout,
+      );
+    }, 60_000);
+    await writeFile(join(hooks, "added-later"), `${base}/later/LATERSECRET`);
+    const second = await stack.cli("run", "later", "-f");
+    const secondId = /^run (later-\w+)/m.exec(second.stdout)![1]!;
+    await eventually(
+      () =>
+        Promise.resolve(
+          posts.some((p) => p.body.run.id === secondId && p.path === "/later/LATERSECRET"),
+        ),
+      60_000,
+    );
+    const logs = stack.schedulers.flatMap((s) => s.logs).join("\n");
+    for (const secret of ["SLACKSECRET", "LATERSECRET", base])
+      assert.ok(!logs.includes(secret), `a scheduler logged ${secret}`);
   });
 });
