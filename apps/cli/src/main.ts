@@ -267,6 +267,77 @@ program
     ) => run((await runs()).rmCommand(runId, { ...globals(), ...options }, process.stdout)),
   );
 
+const schedules = () => import("./commands/schedules.js");
+const schedule = program
+  .command("schedule")
+  .description("cron schedules of pipelines: create, ls, pause, resume, rm");
+
+schedule
+  .command("create")
+  .description(
+    "run a pipeline on a cron schedule; every tick starts one run (submitted by schedule:NAME)",
+  )
+  .argument("<name>", "the schedule's name: lower-case letters, digits and -")
+  .argument("<pipeline>", "pipeline directory in the repository, e.g. alice/sst2")
+  .requiredOption(
+    "--cron <expr>",
+    'five cron fields, e.g. "0 2 * * *" (02:00 every day); six with seconds first',
+  )
+  .option("--timezone <zone>", "IANA time zone the cron fields are read in (default UTC)")
+  .option("--set <name=value>", "a parameter's value for every run (repeatable)", collect, [])
+  .option("--values <file>", "parameter values from a YAML or JSON map")
+  .option("--catchup <policy>", "ticks missed while no scheduler ran: skip (default) or once")
+  .option(
+    "--concurrency <policy>",
+    "while the last run is active: allow (default), forbid (skip the tick) or replace (cancel it)",
+  )
+  .option("--paused", "create it paused")
+  .action(
+    async (
+      name: string,
+      pipeline: string,
+      options: {
+        cron: string;
+        timezone?: string;
+        set: string[];
+        values?: string;
+        catchup?: string;
+        concurrency?: string;
+        paused?: boolean;
+      },
+    ) =>
+      run(
+        (await schedules()).createScheduleCommand(
+          name,
+          pipeline,
+          { ...globals(), ...options },
+          process.stdout,
+        ),
+      ),
+  );
+
+schedule
+  .command("ls")
+  .description("every schedule, created or declared in a pipeline, with its next tick and last run")
+  .option("-p, --pipeline <pipeline>", "only schedules of this pipeline")
+  .action(async (options: { pipeline?: string }) =>
+    run((await schedules()).listSchedulesCommand({ ...globals(), ...options }, process.stdout)),
+  );
+
+for (const [action, what] of [
+  ["pause", "stop a schedule's ticks from starting runs"],
+  ["resume", "let a paused schedule start runs again, from its next tick"],
+  ["rm", "remove a schedule made with create (its runs stay)"],
+] as const) {
+  schedule
+    .command(action)
+    .description(what)
+    .argument("<name>", "the schedule's name (odin schedule ls)")
+    .action(async (name: string) =>
+      run((await schedules()).changeScheduleCommand(action, name, globals(), process.stdout)),
+    );
+}
+
 program
   .command("server")
   .description(

@@ -14,6 +14,7 @@ import {
   RegistryPipelineSource,
   RepoSyncCheckouts,
   Scheduler,
+  ScheduleRunner,
   SchedulerStore,
 } from "@odin/scheduler";
 import {
@@ -60,10 +61,11 @@ async function main(): Promise<void> {
     onError: natsErrors.eventBus,
     log: logger,
   });
+  const pipelines = new RegistryPipelineSource(registry);
   const scheduler = new Scheduler({
     store: new SchedulerStore(kv),
     bus,
-    pipelines: new RegistryPipelineSource(registry),
+    pipelines,
     checkouts: new RepoSyncCheckouts(repoSync),
     launcher: new GrpcLauncher(launcher),
     dataPath: config.dataPath,
@@ -80,10 +82,17 @@ async function main(): Promise<void> {
     publicUrl: config.publicUrl || undefined,
   });
   await scheduler.start();
+  const schedules = new ScheduleRunner({
+    kv,
+    runs: scheduler,
+    pipelines,
+    logger,
+  });
+  await schedules.start();
   const server = await startServer({
     name: "dag-scheduler",
     ...(await serverOptionsFromConfig(config)),
-    services: [dagSchedulerService(scheduler)],
+    services: [dagSchedulerService(scheduler, schedules)],
     metricsRegistry: metrics,
     logger,
   });
@@ -93,6 +102,7 @@ async function main(): Promise<void> {
   });
   await runUntilSignal(server, logger, {
     cleanup: async () => {
+      await schedules.close();
       await scheduler.close();
       await bus.close();
       await kv.close();

@@ -12,7 +12,7 @@ import {
 import { PipelineCatalog, pipelineRegistryService } from "@odin/registry";
 import { PipelineRepository, repoSyncService } from "@odin/repository";
 import { MemoryKeyValueStore, NatsKeyValueStore, type KeyValueStore } from "@odin/run-store";
-import { dagSchedulerService, Scheduler, SchedulerStore } from "@odin/scheduler";
+import { dagSchedulerService, Scheduler, ScheduleRunner, SchedulerStore } from "@odin/scheduler";
 import {
   createMetricsRegistry,
   natsErrorMetrics,
@@ -150,10 +150,11 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   // One launcher, two callers: the scheduler in this process and the K8sLauncherService, as in a
   // deployment (same checks on every request).
   const launcher = new Launcher(backend);
+  const pipelines = new CatalogPipelines(catalog);
   const scheduler = new Scheduler({
     store: new SchedulerStore(kv),
     bus,
-    pipelines: new CatalogPipelines(catalog),
+    pipelines,
     checkouts: new RepositoryCheckouts(repo),
     launcher,
     dataPath: data,
@@ -169,12 +170,19 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     publicUrl: () => options.publicUrl ?? http?.url,
   });
   await scheduler.start();
+  const schedules = new ScheduleRunner({
+    kv,
+    runs: scheduler,
+    pipelines,
+    logger: log,
+  });
+  await schedules.start();
   if (isUrl) repo.startPeriodicSync(60_000);
 
   const services = [
     repoSyncService(repo),
     pipelineRegistryService(catalog),
-    dagSchedulerService(scheduler),
+    dagSchedulerService(scheduler, schedules),
     k8sLauncherService(launcher, { dataRoot: data }),
   ];
   const host = options.host ?? "127.0.0.1";
@@ -208,6 +216,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       });
     }
   } catch (err) {
+    await schedules.close();
     await scheduler.close();
     await backend.close();
     throw err;
@@ -222,6 +231,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     close: async () => {
       await http?.close();
       await server.close(2000);
+      await schedules.close();
       await scheduler.close();
       await backend.close();
       repo.close();

@@ -1,6 +1,7 @@
-import { runStateToProto, taskStateToProto, type common } from "@odin/proto";
-import { taskId } from "@odin/pipeline-spec";
+import { dagscheduler, runStateToProto, taskStateToProto, type common } from "@odin/proto";
+import { taskId, type CatchupPolicy, type ConcurrencyPolicy } from "@odin/pipeline-spec";
 import type { RunRecord, TaskRecord } from "./records.js";
+import type { ScheduleView } from "./schedules.js";
 
 const date = (ms: number | undefined): Date | undefined =>
   ms === undefined ? undefined : new Date(ms);
@@ -24,6 +25,7 @@ export function runToProto(r: RunRecord): common.Run {
     cancelRequested: r.cancelRequested,
     runPath: r.runPath,
     parameters: r.parameters,
+    submittedBy: r.submittedBy,
     taskCounts: r.taskCounts && {
       pending: r.taskCounts.PENDING ?? 0,
       launching: r.taskCounts.LAUNCHING ?? 0,
@@ -73,4 +75,53 @@ export function taskRunToProto(runId: string, task: string, r: TaskRecord): comm
       env: r.launched.env,
     },
   };
+}
+
+const catchupToProto = {
+  skip: dagscheduler.CatchupPolicy.CATCHUP_POLICY_SKIP,
+  once: dagscheduler.CatchupPolicy.CATCHUP_POLICY_ONCE,
+} as const;
+const concurrencyToProto = {
+  allow: dagscheduler.ConcurrencyPolicy.CONCURRENCY_POLICY_ALLOW,
+  forbid: dagscheduler.ConcurrencyPolicy.CONCURRENCY_POLICY_FORBID,
+  replace: dagscheduler.ConcurrencyPolicy.CONCURRENCY_POLICY_REPLACE,
+} as const;
+
+/** A catch-up policy from the wire (unset: skip). */
+export function catchupFromProto(p: dagscheduler.CatchupPolicy): CatchupPolicy {
+  return p === dagscheduler.CatchupPolicy.CATCHUP_POLICY_ONCE ? "once" : "skip";
+}
+
+/** A concurrency policy from the wire (unset: allow). */
+export function concurrencyFromProto(p: dagscheduler.ConcurrencyPolicy): ConcurrencyPolicy {
+  return p === dagscheduler.ConcurrencyPolicy.CONCURRENCY_POLICY_FORBID
+    ? "forbid"
+    : p === dagscheduler.ConcurrencyPolicy.CONCURRENCY_POLICY_REPLACE
+      ? "replace"
+      : "allow";
+}
+
+/** A schedule and where it stands, on the wire. */
+export function scheduleToProto(view: ScheduleView): dagscheduler.Schedule {
+  const { schedule: s, ticks, nextTick } = view;
+  const out: dagscheduler.Schedule = {
+    name: s.name,
+    pipeline: s.pipeline,
+    cron: s.cron,
+    timezone: s.timezone,
+    parameters: s.parameters,
+    catchup: catchupToProto[s.catchup],
+    concurrency: concurrencyToProto[s.concurrency],
+    paused: s.paused,
+    declared: s.source === "pipeline",
+    createdBy: s.createdBy,
+    createTime: new Date(s.createTime),
+    lastRunId: ticks?.lastRunId ?? "",
+    skippedTicks: ticks?.skipped ?? 0,
+    lastError: ticks?.lastError ?? "",
+  };
+  if (nextTick !== undefined) out.nextTick = new Date(nextTick);
+  // The first tick record holds the creation time, not a tick.
+  if (ticks && ticks.lastTick > s.createTime) out.lastTick = new Date(ticks.lastTick);
+  return out;
 }

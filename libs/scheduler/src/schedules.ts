@@ -54,6 +54,8 @@ export interface ScheduleRecord {
   source: "api" | "pipeline";
   createdBy: string;
   createTime: number;
+  /** The CreateSchedule request id that made it (a retried create returns it). */
+  requestId?: string;
   /** Notification targets of its runs, by name: a slot for notifications, not read yet. */
   notify?: string[];
 }
@@ -431,6 +433,7 @@ export class ScheduleRunner {
     concurrency?: ConcurrencyPolicy;
     paused?: boolean;
     createdBy: string;
+    requestId?: string;
   }): Promise<ScheduleRecord> {
     if (!scheduleNamePattern.test(input.name))
       throw new InvalidArgumentError(
@@ -468,9 +471,16 @@ export class ScheduleRunner {
       createdBy: input.createdBy,
       createTime: this.now(),
     };
+    if (input.requestId) record.requestId = input.requestId;
     try {
       await this.kv.create(scheduleKey(record.name), scheduleCodec.encode(record));
     } catch (err) {
+      const existing =
+        err instanceof KeyExistsError && input.requestId
+          ? await this.kv.get(scheduleKey(record.name))
+          : undefined;
+      const made = existing ? scheduleCodec.decode(existing.value) : undefined;
+      if (made && made.requestId === input.requestId) return made;
       if (err instanceof KeyExistsError)
         throw new AlreadyExistsError(
           `schedule ${record.name} exists; remove it first ("odin schedule rm ${record.name}") or pick another name`,
@@ -487,15 +497,33 @@ export class ScheduleRunner {
     return record;
   }
 
-  /** Every schedule, by name, with where it stands. */
-  async list(): Promise<ScheduleView[]> {
+  /** A created schedule as ListSchedules shows it. */
+  viewOf(record: ScheduleRecord): Promise<ScheduleView> {
+    return this.view(record, this.now());
+  }
+
+  /** Every schedule (of pipelines under `pipeline`, when given), by name, with where it stands. */
+  async list(pipeline = ""): Promise<ScheduleView[]> {
     const out: ScheduleView[] = [];
     const now = this.now();
     for await (const entry of this.kv.list("schedules.>")) {
       const schedule = scheduleCodec.decode(entry.value);
+      if (
+        pipeline &&
+        schedule.pipeline !== pipeline &&
+        !schedule.pipeline.startsWith(`${pipeline}/`)
+      )
+        continue;
       out.push(await this.view(schedule, now));
     }
     return out.sort((a, b) => a.schedule.name.localeCompare(b.schedule.name));
+  }
+
+  /** One schedule with where it stands. */
+  async get(name: string): Promise<ScheduleView> {
+    const entry = await this.kv.get(scheduleKey(name));
+    if (!entry) throw new NotFoundError(`no schedule ${name} — "odin schedule ls" lists them`);
+    return this.view(scheduleCodec.decode(entry.value), this.now());
   }
 
   private async view(schedule: ScheduleRecord, now: number): Promise<ScheduleView> {

@@ -7,6 +7,7 @@ import {
 } from "@odin/proto";
 import {
   callerOf,
+  FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
   service,
@@ -14,7 +15,14 @@ import {
   unaryHandler,
   type ServiceRegistration,
 } from "@odin/service-kit";
-import { runToProto, taskRunToProto } from "./convert.js";
+import {
+  catchupFromProto,
+  concurrencyFromProto,
+  runToProto,
+  scheduleToProto,
+  taskRunToProto,
+} from "./convert.js";
+import type { ScheduleRunner } from "./schedules.js";
 import type { RunChange, Scheduler } from "./scheduler.js";
 import { cursorToken, matches, parseCursor, type RunFilter } from "./run-index.js";
 
@@ -82,8 +90,23 @@ function listPage(
   };
 }
 
-/** DagSchedulerService over a scheduler: handlers validate, call the scheduler, map to the wire. */
-export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
+/**
+ * DagSchedulerService over a scheduler and its schedules: handlers validate, call the scheduler,
+ * map to the wire. Without `schedules` the schedule calls answer FAILED_PRECONDITION.
+ */
+export function dagSchedulerService(
+  scheduler: Scheduler,
+  schedules?: ScheduleRunner,
+): ServiceRegistration {
+  const runner = (): ScheduleRunner => {
+    if (!schedules) throw new FailedPreconditionError("this dag-scheduler does not run schedules");
+    return schedules;
+  };
+  const named = (name: string): string => {
+    if (!name)
+      throw new InvalidArgumentError('name is required ("odin schedule ls" lists the schedules)');
+    return name;
+  };
   return service(
     DagSchedulerServiceService,
     {
@@ -274,8 +297,50 @@ export function dagSchedulerService(scheduler: Scheduler): ServiceRegistration {
           dataPurged: r.dataPurged,
         };
       }),
+      createSchedule: unaryHandler(
+        async (req, call): Promise<dagscheduler.CreateScheduleResponse> => {
+          if (!req.pipeline)
+            throw new InvalidArgumentError(
+              "pipeline is required (its directory in the repository, e.g. alice/sst2)",
+            );
+          if (!req.cron)
+            throw new InvalidArgumentError('cron is required, e.g. "0 2 * * *" (02:00 every day)');
+          const s = runner();
+          const record = await s.create({
+            name: named(req.name),
+            pipeline: req.pipeline,
+            cron: req.cron,
+            timezone: req.timezone,
+            parameters: req.parameters ?? {},
+            catchup: catchupFromProto(req.catchup),
+            concurrency: concurrencyFromProto(req.concurrency),
+            paused: req.paused,
+            createdBy: callerOf(call).subject,
+            requestId: req.requestId || undefined,
+          });
+          return { schedule: scheduleToProto(await s.viewOf(record)) };
+        },
+      ),
+      listSchedules: unaryHandler(async (req): Promise<dagscheduler.ListSchedulesResponse> => ({
+        schedules: (await runner().list(req.pipeline)).map(scheduleToProto),
+      })),
+      pauseSchedule: unaryHandler(async (req): Promise<dagscheduler.PauseScheduleResponse> => ({
+        schedule: scheduleToProto(await runner().setPaused(named(req.name), true)),
+      })),
+      resumeSchedule: unaryHandler(async (req): Promise<dagscheduler.ResumeScheduleResponse> => ({
+        schedule: scheduleToProto(await runner().setPaused(named(req.name), false)),
+      })),
+      deleteSchedule: unaryHandler(async (req): Promise<dagscheduler.DeleteScheduleResponse> => {
+        await runner().remove(named(req.name));
+        return {};
+      }),
     },
     {
+      listSchedules: "viewer",
+      createSchedule: "operator",
+      pauseSchedule: "operator",
+      resumeSchedule: "operator",
+      deleteSchedule: "operator",
       getRun: "viewer",
       listRuns: "viewer",
       watchRun: "viewer",

@@ -89,7 +89,7 @@ async function getRun(
 const parameterText = (v: unknown): string => (typeof v === "string" ? v : JSON.stringify(v));
 
 /** `--values FILE`: a YAML (or JSON) map of parameter names to values. */
-async function readValues(file: string): Promise<Record<string, unknown>> {
+export async function readValues(file: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -118,7 +118,7 @@ async function readValues(file: string): Promise<Record<string, unknown>> {
 }
 
 /** `--set key=value` (repeatable): values as text; the server reads each as its declared type. */
-function parseSets(sets: readonly string[]): Record<string, string> {
+export function parseSets(sets: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const s of sets) {
     const eq = s.indexOf("=");
@@ -441,6 +441,7 @@ export async function statusCommand(
       `run ${run.id}: ${paint(stateColor(state), state)} — pipeline ${run.pipeline} at commit ${shortCommit(run.commit)}, attempt ${run.attempt}${run.reason ? `, ${run.reason}` : ""}\n`,
     );
     if (waiting) out.write(`  waiting: ${waiting}\n`);
+    if (run.submittedBy) out.write(`  submitted by: ${run.submittedBy}\n`);
     const params = Object.entries(run.parameters ?? {});
     if (params.length > 0)
       out.write(`  parameters: ${params.map(([k, v]) => `${k}=${parameterText(v)}`).join(" ")}\n`);

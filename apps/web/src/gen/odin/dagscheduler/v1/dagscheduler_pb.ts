@@ -4,9 +4,13 @@
 
 // The dag-scheduler service: runs of pipelines.
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import {
+  file_google_protobuf_struct,
+  file_google_protobuf_timestamp,
+} from "@bufbuild/protobuf/wkt";
 import type { Run, RunState, TaskRun, TaskState } from "../../common/v1/run_pb.js";
 import { file_odin_common_v1_run } from "../../common/v1/run_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -17,8 +21,8 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
 export const file_odin_dagscheduler_v1_dagscheduler: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "CidvZGluL2RhZ3NjaGVkdWxlci92MS9kYWdzY2hlZHVsZXIucHJvdG8SFG9kaW4uZGFnc2NoZWR1bGVyLnYxIugBChBTdWJtaXRSdW5SZXF1ZXN0EhAKCHBpcGVsaW5lGAEgASgJEg4KBmNvbW1pdBgCIAEoCRJCCgZsYWJlbHMYAyADKAsyMi5vZGluLmRhZ3NjaGVkdWxlci52MS5TdWJtaXRSdW5SZXF1ZXN0LkxhYmVsc0VudHJ5EhIKCnJlcXVlc3RfaWQYBCABKAkSKwoKcGFyYW1ldGVycxgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI1ChFTdWJtaXRSdW5SZXNwb25zZRIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4iUAoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSFgoOdGFza19wYWdlX3NpemUYAiABKA0SFwoPdGFza19wYWdlX3Rva2VuGAMgASgJInwKDkdldFJ1blJlc3BvbnNlEiAKA3J1bhgBIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1bhIqCgl0YXNrX3J1bnMYAiADKAsyFy5vZGluLmNvbW1vbi52MS5UYXNrUnVuEhwKFG5leHRfdGFza19wYWdlX3Rva2VuGAMgASgJIowBCg9MaXN0UnVuc1JlcXVlc3QSEAoIcGlwZWxpbmUYASABKAkSKAoGc3RhdGVzGAIgAygOMhgub2Rpbi5jb21tb24udjEuUnVuU3RhdGUSFgoObGFiZWxfc2VsZWN0b3IYAyABKAkSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiTgoQTGlzdFJ1bnNSZXNwb25zZRIhCgRydW5zGAEgAygLMhMub2Rpbi5jb21tb24udjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKNAQoQV2F0Y2hSdW5zUmVxdWVzdBIQCghwaXBlbGluZRgBIAEoCRIoCgZzdGF0ZXMYAiADKA4yGC5vZGluLmNvbW1vbi52MS5SdW5TdGF0ZRIWCg5sYWJlbF9zZWxlY3RvchgDIAEoCRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSKSAQoRV2F0Y2hSdW5zUmVzcG9uc2USNgoEcGFnZRgBIAEoCzImLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RSdW5zUmVzcG9uc2VIABIiCgNydW4YAiABKAsyEy5vZGluLmNvbW1vbi52MS5SdW5IABIYCg5yZW1vdmVkX3J1bl9pZBgDIAEoCUgAQgcKBWV2ZW50IjwKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSGQoRdGFza19zdGF0ZXNfZmlyc3QYAiABKAgiowEKEFdhdGNoUnVuUmVzcG9uc2USNQoIc25hcHNob3QYASABKAsyIS5vZGluLmRhZ3NjaGVkdWxlci52MS5SdW5TbmFwc2hvdEgAEiIKA3J1bhgCIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1bkgAEisKCHRhc2tfcnVuGAMgASgLMhcub2Rpbi5jb21tb24udjEuVGFza1J1bkgAQgcKBWV2ZW50IpkBCgtSdW5TbmFwc2hvdBIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4SKgoJdGFza19ydW5zGAIgAygLMhcub2Rpbi5jb21tb24udjEuVGFza1J1bhIMCgRsYXN0GAMgASgIEi4KC3Rhc2tfc3RhdGVzGAQgAygOMhkub2Rpbi5jb21tb24udjEuVGFza1N0YXRlIjIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI1ChFDYW5jZWxSdW5SZXNwb25zZRIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4iNQoPUmV0cnlSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJIjQKEFJldHJ5UnVuUmVzcG9uc2USIAoDcnVuGAEgASgLMhMub2Rpbi5jb21tb24udjEuUnVuIk0KEERlbGV0ZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhUKDXB1cmdlX3JlY29yZHMYAiABKAgSEgoKcHVyZ2VfZGF0YRgDIAEoCCJZChFEZWxldGVSdW5SZXNwb25zZRIXCg9kZWxldGVkX29iamVjdHMYASABKA0SFgoOcmVjb3Jkc19wdXJnZWQYAiABKAgSEwoLZGF0YV9wdXJnZWQYAyABKAgy9wUKE0RhZ1NjaGVkdWxlclNlcnZpY2USXAoJU3VibWl0UnVuEiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuU3VibWl0UnVuUmVxdWVzdBonLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlN1Ym1pdFJ1blJlc3BvbnNlElMKBkdldFJ1bhIjLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkdldFJ1blJlcXVlc3QaJC5vZGluLmRhZ3NjaGVkdWxlci52MS5HZXRSdW5SZXNwb25zZRJZCghMaXN0UnVucxIlLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RSdW5zUmVxdWVzdBomLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RSdW5zUmVzcG9uc2USWwoIV2F0Y2hSdW4SJS5vZGluLmRhZ3NjaGVkdWxlci52MS5XYXRjaFJ1blJlcXVlc3QaJi5vZGluLmRhZ3NjaGVkdWxlci52MS5XYXRjaFJ1blJlc3BvbnNlMAESXgoJV2F0Y2hSdW5zEiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuV2F0Y2hSdW5zUmVxdWVzdBonLm9kaW4uZGFnc2NoZWR1bGVyLnYxLldhdGNoUnVuc1Jlc3BvbnNlMAESXAoJQ2FuY2VsUnVuEiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuQ2FuY2VsUnVuUmVxdWVzdBonLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNhbmNlbFJ1blJlc3BvbnNlElkKCFJldHJ5UnVuEiUub2Rpbi5kYWdzY2hlZHVsZXIudjEuUmV0cnlSdW5SZXF1ZXN0GiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuUmV0cnlSdW5SZXNwb25zZRJcCglEZWxldGVSdW4SJi5vZGluLmRhZ3NjaGVkdWxlci52MS5EZWxldGVSdW5SZXF1ZXN0Gicub2Rpbi5kYWdzY2hlZHVsZXIudjEuRGVsZXRlUnVuUmVzcG9uc2ViBnByb3RvMw",
-    [file_google_protobuf_struct, file_odin_common_v1_run],
+    "CidvZGluL2RhZ3NjaGVkdWxlci92MS9kYWdzY2hlZHVsZXIucHJvdG8SFG9kaW4uZGFnc2NoZWR1bGVyLnYxIugBChBTdWJtaXRSdW5SZXF1ZXN0EhAKCHBpcGVsaW5lGAEgASgJEg4KBmNvbW1pdBgCIAEoCRJCCgZsYWJlbHMYAyADKAsyMi5vZGluLmRhZ3NjaGVkdWxlci52MS5TdWJtaXRSdW5SZXF1ZXN0LkxhYmVsc0VudHJ5EhIKCnJlcXVlc3RfaWQYBCABKAkSKwoKcGFyYW1ldGVycxgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI1ChFTdWJtaXRSdW5SZXNwb25zZRIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4iUAoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSFgoOdGFza19wYWdlX3NpemUYAiABKA0SFwoPdGFza19wYWdlX3Rva2VuGAMgASgJInwKDkdldFJ1blJlc3BvbnNlEiAKA3J1bhgBIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1bhIqCgl0YXNrX3J1bnMYAiADKAsyFy5vZGluLmNvbW1vbi52MS5UYXNrUnVuEhwKFG5leHRfdGFza19wYWdlX3Rva2VuGAMgASgJIowBCg9MaXN0UnVuc1JlcXVlc3QSEAoIcGlwZWxpbmUYASABKAkSKAoGc3RhdGVzGAIgAygOMhgub2Rpbi5jb21tb24udjEuUnVuU3RhdGUSFgoObGFiZWxfc2VsZWN0b3IYAyABKAkSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiTgoQTGlzdFJ1bnNSZXNwb25zZRIhCgRydW5zGAEgAygLMhMub2Rpbi5jb21tb24udjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKNAQoQV2F0Y2hSdW5zUmVxdWVzdBIQCghwaXBlbGluZRgBIAEoCRIoCgZzdGF0ZXMYAiADKA4yGC5vZGluLmNvbW1vbi52MS5SdW5TdGF0ZRIWCg5sYWJlbF9zZWxlY3RvchgDIAEoCRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSKSAQoRV2F0Y2hSdW5zUmVzcG9uc2USNgoEcGFnZRgBIAEoCzImLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RSdW5zUmVzcG9uc2VIABIiCgNydW4YAiABKAsyEy5vZGluLmNvbW1vbi52MS5SdW5IABIYCg5yZW1vdmVkX3J1bl9pZBgDIAEoCUgAQgcKBWV2ZW50IjwKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSGQoRdGFza19zdGF0ZXNfZmlyc3QYAiABKAgiowEKEFdhdGNoUnVuUmVzcG9uc2USNQoIc25hcHNob3QYASABKAsyIS5vZGluLmRhZ3NjaGVkdWxlci52MS5SdW5TbmFwc2hvdEgAEiIKA3J1bhgCIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1bkgAEisKCHRhc2tfcnVuGAMgASgLMhcub2Rpbi5jb21tb24udjEuVGFza1J1bkgAQgcKBWV2ZW50IpkBCgtSdW5TbmFwc2hvdBIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4SKgoJdGFza19ydW5zGAIgAygLMhcub2Rpbi5jb21tb24udjEuVGFza1J1bhIMCgRsYXN0GAMgASgIEi4KC3Rhc2tfc3RhdGVzGAQgAygOMhkub2Rpbi5jb21tb24udjEuVGFza1N0YXRlIjIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI1ChFDYW5jZWxSdW5SZXNwb25zZRIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4iNQoPUmV0cnlSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJIjQKEFJldHJ5UnVuUmVzcG9uc2USIAoDcnVuGAEgASgLMhMub2Rpbi5jb21tb24udjEuUnVuIk0KEERlbGV0ZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhUKDXB1cmdlX3JlY29yZHMYAiABKAgSEgoKcHVyZ2VfZGF0YRgDIAEoCCJZChFEZWxldGVSdW5SZXNwb25zZRIXCg9kZWxldGVkX29iamVjdHMYASABKA0SFgoOcmVjb3Jkc19wdXJnZWQYAiABKAgSEwoLZGF0YV9wdXJnZWQYAyABKAgi8AMKCFNjaGVkdWxlEgwKBG5hbWUYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSDAoEY3JvbhgDIAEoCRIQCgh0aW1lem9uZRgEIAEoCRIrCgpwYXJhbWV0ZXJzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI0CgdjYXRjaHVwGAYgASgOMiMub2Rpbi5kYWdzY2hlZHVsZXIudjEuQ2F0Y2h1cFBvbGljeRI8Cgtjb25jdXJyZW5jeRgHIAEoDjInLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNvbmN1cnJlbmN5UG9saWN5Eg4KBnBhdXNlZBgIIAEoCBIQCghkZWNsYXJlZBgJIAEoCBISCgpjcmVhdGVkX2J5GAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgluZXh0X3RpY2sYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3RfdGljaxgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLbGFzdF9ydW5faWQYDiABKAkSFQoNc2tpcHBlZF90aWNrcxgPIAEoDRISCgpsYXN0X2Vycm9yGBAgASgJIpwCChVDcmVhdGVTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghwaXBlbGluZRgCIAEoCRIMCgRjcm9uGAMgASgJEhAKCHRpbWV6b25lGAQgASgJEisKCnBhcmFtZXRlcnMYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjQKB2NhdGNodXAYBiABKA4yIy5vZGluLmRhZ3NjaGVkdWxlci52MS5DYXRjaHVwUG9saWN5EjwKC2NvbmN1cnJlbmN5GAcgASgOMicub2Rpbi5kYWdzY2hlZHVsZXIudjEuQ29uY3VycmVuY3lQb2xpY3kSDgoGcGF1c2VkGAggASgIEhIKCnJlcXVlc3RfaWQYCSABKAkiSgoWQ3JlYXRlU2NoZWR1bGVSZXNwb25zZRIwCghzY2hlZHVsZRgBIAEoCzIeLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlNjaGVkdWxlIigKFExpc3RTY2hlZHVsZXNSZXF1ZXN0EhAKCHBpcGVsaW5lGAEgASgJIkoKFUxpc3RTY2hlZHVsZXNSZXNwb25zZRIxCglzY2hlZHVsZXMYASADKAsyHi5vZGluLmRhZ3NjaGVkdWxlci52MS5TY2hlZHVsZSIkChRQYXVzZVNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkkKFVBhdXNlU2NoZWR1bGVSZXNwb25zZRIwCghzY2hlZHVsZRgBIAEoCzIeLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlNjaGVkdWxlIiUKFVJlc3VtZVNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkoKFlJlc3VtZVNjaGVkdWxlUmVzcG9uc2USMAoIc2NoZWR1bGUYASABKAsyHi5vZGluLmRhZ3NjaGVkdWxlci52MS5TY2hlZHVsZSIlChVEZWxldGVTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIYChZEZWxldGVTY2hlZHVsZVJlc3BvbnNlKmEKDUNhdGNodXBQb2xpY3kSHgoaQ0FUQ0hVUF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIXChNDQVRDSFVQX1BPTElDWV9TS0lQEAESFwoTQ0FUQ0hVUF9QT0xJQ1lfT05DRRACKpQBChFDb25jdXJyZW5jeVBvbGljeRIiCh5DT05DVVJSRU5DWV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhDT05DVVJSRU5DWV9QT0xJQ1lfQUxMT1cQARIdChlDT05DVVJSRU5DWV9QT0xJQ1lfRk9SQklEEAISHgoaQ09OQ1VSUkVOQ1lfUE9MSUNZX1JFUExBQ0UQAzKSCgoTRGFnU2NoZWR1bGVyU2VydmljZRJcCglTdWJtaXRSdW4SJi5vZGluLmRhZ3NjaGVkdWxlci52MS5TdWJtaXRSdW5SZXF1ZXN0Gicub2Rpbi5kYWdzY2hlZHVsZXIudjEuU3VibWl0UnVuUmVzcG9uc2USUwoGR2V0UnVuEiMub2Rpbi5kYWdzY2hlZHVsZXIudjEuR2V0UnVuUmVxdWVzdBokLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkdldFJ1blJlc3BvbnNlElkKCExpc3RSdW5zEiUub2Rpbi5kYWdzY2hlZHVsZXIudjEuTGlzdFJ1bnNSZXF1ZXN0GiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuTGlzdFJ1bnNSZXNwb25zZRJbCghXYXRjaFJ1bhIlLm9kaW4uZGFnc2NoZWR1bGVyLnYxLldhdGNoUnVuUmVxdWVzdBomLm9kaW4uZGFnc2NoZWR1bGVyLnYxLldhdGNoUnVuUmVzcG9uc2UwARJeCglXYXRjaFJ1bnMSJi5vZGluLmRhZ3NjaGVkdWxlci52MS5XYXRjaFJ1bnNSZXF1ZXN0Gicub2Rpbi5kYWdzY2hlZHVsZXIudjEuV2F0Y2hSdW5zUmVzcG9uc2UwARJcCglDYW5jZWxSdW4SJi5vZGluLmRhZ3NjaGVkdWxlci52MS5DYW5jZWxSdW5SZXF1ZXN0Gicub2Rpbi5kYWdzY2hlZHVsZXIudjEuQ2FuY2VsUnVuUmVzcG9uc2USWQoIUmV0cnlSdW4SJS5vZGluLmRhZ3NjaGVkdWxlci52MS5SZXRyeVJ1blJlcXVlc3QaJi5vZGluLmRhZ3NjaGVkdWxlci52MS5SZXRyeVJ1blJlc3BvbnNlElwKCURlbGV0ZVJ1bhImLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkRlbGV0ZVJ1blJlcXVlc3QaJy5vZGluLmRhZ3NjaGVkdWxlci52MS5EZWxldGVSdW5SZXNwb25zZRJrCg5DcmVhdGVTY2hlZHVsZRIrLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNyZWF0ZVNjaGVkdWxlUmVxdWVzdBosLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNyZWF0ZVNjaGVkdWxlUmVzcG9uc2USaAoNTGlzdFNjaGVkdWxlcxIqLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RTY2hlZHVsZXNSZXF1ZXN0Gisub2Rpbi5kYWdzY2hlZHVsZXIudjEuTGlzdFNjaGVkdWxlc1Jlc3BvbnNlEmgKDVBhdXNlU2NoZWR1bGUSKi5vZGluLmRhZ3NjaGVkdWxlci52MS5QYXVzZVNjaGVkdWxlUmVxdWVzdBorLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlBhdXNlU2NoZWR1bGVSZXNwb25zZRJrCg5SZXN1bWVTY2hlZHVsZRIrLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlJlc3VtZVNjaGVkdWxlUmVxdWVzdBosLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlJlc3VtZVNjaGVkdWxlUmVzcG9uc2USawoORGVsZXRlU2NoZWR1bGUSKy5vZGluLmRhZ3NjaGVkdWxlci52MS5EZWxldGVTY2hlZHVsZVJlcXVlc3QaLC5vZGluLmRhZ3NjaGVkdWxlci52MS5EZWxldGVTY2hlZHVsZVJlc3BvbnNlYgZwcm90bzM",
+    [file_google_protobuf_struct, file_google_protobuf_timestamp, file_odin_common_v1_run],
   );
 
 /**
@@ -654,6 +658,480 @@ export const DeleteRunResponseSchema: GenMessage<DeleteRunResponse> =
   messageDesc(file_odin_dagscheduler_v1_dagscheduler, 16);
 
 /**
+ * Schedule is a cron schedule of a pipeline and where it stands.
+ *
+ * @generated from message odin.dagscheduler.v1.Schedule
+ */
+export type Schedule = Message<"odin.dagscheduler.v1.Schedule"> & {
+  /**
+   * `nightly` (made with CreateSchedule) or `<pipeline path>:<name>` (declared in the pipeline).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The pipeline's directory relative to the repository root.
+   *
+   * @generated from field: string pipeline = 2;
+   */
+  pipeline: string;
+
+  /**
+   * Five cron fields (minute hour day-of-month month day-of-week), or six with seconds first.
+   *
+   * @generated from field: string cron = 3;
+   */
+  cron: string;
+
+  /**
+   * IANA time zone the cron fields are read in (e.g. `Europe/Berlin`).
+   *
+   * @generated from field: string timezone = 4;
+   */
+  timezone: string;
+
+  /**
+   * Values of the pipeline's parameters each run gets; the others take their defaults.
+   *
+   * @generated from field: google.protobuf.Struct parameters = 5;
+   */
+  parameters?: JsonObject | undefined;
+
+  /**
+   * What ticks missed during downtime do.
+   *
+   * @generated from field: odin.dagscheduler.v1.CatchupPolicy catchup = 6;
+   */
+  catchup: CatchupPolicy;
+
+  /**
+   * What a tick does while the last run is active.
+   *
+   * @generated from field: odin.dagscheduler.v1.ConcurrencyPolicy concurrency = 7;
+   */
+  concurrency: ConcurrencyPolicy;
+
+  /**
+   * Ticks start no run while set.
+   *
+   * @generated from field: bool paused = 8;
+   */
+  paused: boolean;
+
+  /**
+   * True when declared in the pipeline's `schedules:` (changed by pushing the pipeline).
+   *
+   * @generated from field: bool declared = 9;
+   */
+  declared: boolean;
+
+  /**
+   * Who made it (the pipeline's path for a declared one).
+   *
+   * @generated from field: string created_by = 10;
+   */
+  createdBy: string;
+
+  /**
+   * When it was made.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 11;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * Its next tick; unset while paused.
+   *
+   * @generated from field: google.protobuf.Timestamp next_tick = 12;
+   */
+  nextTick?: Timestamp | undefined;
+
+  /**
+   * The newest tick decided (run or skipped); unset before its first tick.
+   *
+   * @generated from field: google.protobuf.Timestamp last_tick = 13;
+   */
+  lastTick?: Timestamp | undefined;
+
+  /**
+   * The run its last tick started; empty before the first.
+   *
+   * @generated from field: string last_run_id = 14;
+   */
+  lastRunId: string;
+
+  /**
+   * Ticks that started no run (missed during downtime, or FORBID with a run active).
+   *
+   * @generated from field: uint32 skipped_ticks = 15;
+   */
+  skippedTicks: number;
+
+  /**
+   * Why the last tick started no run; empty when it started one.
+   *
+   * @generated from field: string last_error = 16;
+   */
+  lastError: string;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.Schedule.
+ * Use `create(ScheduleSchema)` to create a new message.
+ */
+export const ScheduleSchema: GenMessage<Schedule> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 17);
+
+/**
+ * CreateScheduleRequest describes the schedule to make.
+ *
+ * @generated from message odin.dagscheduler.v1.CreateScheduleRequest
+ */
+export type CreateScheduleRequest = Message<"odin.dagscheduler.v1.CreateScheduleRequest"> & {
+  /**
+   * Lower-case letters, digits and `-` (a DNS label, at most 63).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The pipeline's directory relative to the repository root (e.g. `alice/sst2`).
+   *
+   * @generated from field: string pipeline = 2;
+   */
+  pipeline: string;
+
+  /**
+   * Five cron fields, or six with seconds first.
+   *
+   * @generated from field: string cron = 3;
+   */
+  cron: string;
+
+  /**
+   * IANA time zone; empty = UTC.
+   *
+   * @generated from field: string timezone = 4;
+   */
+  timezone: string;
+
+  /**
+   * Values of the pipeline's parameters for every run (typed JSON values; text is read as the
+   * declared type), checked against the pipeline now.
+   *
+   * @generated from field: google.protobuf.Struct parameters = 5;
+   */
+  parameters?: JsonObject | undefined;
+
+  /**
+   * What ticks missed during downtime do; unset = SKIP.
+   *
+   * @generated from field: odin.dagscheduler.v1.CatchupPolicy catchup = 6;
+   */
+  catchup: CatchupPolicy;
+
+  /**
+   * What a tick does while the last run is active; unset = ALLOW.
+   *
+   * @generated from field: odin.dagscheduler.v1.ConcurrencyPolicy concurrency = 7;
+   */
+  concurrency: ConcurrencyPolicy;
+
+  /**
+   * Create it paused.
+   *
+   * @generated from field: bool paused = 8;
+   */
+  paused: boolean;
+
+  /**
+   * Client-chosen unique id of this create; a retry with the same id returns the schedule made.
+   *
+   * @generated from field: string request_id = 9;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.CreateScheduleRequest.
+ * Use `create(CreateScheduleRequestSchema)` to create a new message.
+ */
+export const CreateScheduleRequestSchema: GenMessage<CreateScheduleRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 18);
+
+/**
+ * CreateScheduleResponse is the new schedule.
+ *
+ * @generated from message odin.dagscheduler.v1.CreateScheduleResponse
+ */
+export type CreateScheduleResponse = Message<"odin.dagscheduler.v1.CreateScheduleResponse"> & {
+  /**
+   * The schedule with its next tick.
+   *
+   * @generated from field: odin.dagscheduler.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.CreateScheduleResponse.
+ * Use `create(CreateScheduleResponseSchema)` to create a new message.
+ */
+export const CreateScheduleResponseSchema: GenMessage<CreateScheduleResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 19);
+
+/**
+ * ListSchedulesRequest asks for every schedule.
+ *
+ * @generated from message odin.dagscheduler.v1.ListSchedulesRequest
+ */
+export type ListSchedulesRequest = Message<"odin.dagscheduler.v1.ListSchedulesRequest"> & {
+  /**
+   * Only schedules of pipelines whose path starts with this; empty = all.
+   *
+   * @generated from field: string pipeline = 1;
+   */
+  pipeline: string;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.ListSchedulesRequest.
+ * Use `create(ListSchedulesRequestSchema)` to create a new message.
+ */
+export const ListSchedulesRequestSchema: GenMessage<ListSchedulesRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 20);
+
+/**
+ * ListSchedulesResponse lists schedules by name.
+ *
+ * @generated from message odin.dagscheduler.v1.ListSchedulesResponse
+ */
+export type ListSchedulesResponse = Message<"odin.dagscheduler.v1.ListSchedulesResponse"> & {
+  /**
+   * Every schedule, created and declared, in name order.
+   *
+   * @generated from field: repeated odin.dagscheduler.v1.Schedule schedules = 1;
+   */
+  schedules: Schedule[];
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.ListSchedulesResponse.
+ * Use `create(ListSchedulesResponseSchema)` to create a new message.
+ */
+export const ListSchedulesResponseSchema: GenMessage<ListSchedulesResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 21);
+
+/**
+ * PauseScheduleRequest names the schedule to pause.
+ *
+ * @generated from message odin.dagscheduler.v1.PauseScheduleRequest
+ */
+export type PauseScheduleRequest = Message<"odin.dagscheduler.v1.PauseScheduleRequest"> & {
+  /**
+   * The schedule's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.PauseScheduleRequest.
+ * Use `create(PauseScheduleRequestSchema)` to create a new message.
+ */
+export const PauseScheduleRequestSchema: GenMessage<PauseScheduleRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 22);
+
+/**
+ * PauseScheduleResponse is the paused schedule.
+ *
+ * @generated from message odin.dagscheduler.v1.PauseScheduleResponse
+ */
+export type PauseScheduleResponse = Message<"odin.dagscheduler.v1.PauseScheduleResponse"> & {
+  /**
+   * The schedule, paused.
+   *
+   * @generated from field: odin.dagscheduler.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.PauseScheduleResponse.
+ * Use `create(PauseScheduleResponseSchema)` to create a new message.
+ */
+export const PauseScheduleResponseSchema: GenMessage<PauseScheduleResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 23);
+
+/**
+ * ResumeScheduleRequest names the schedule to resume.
+ *
+ * @generated from message odin.dagscheduler.v1.ResumeScheduleRequest
+ */
+export type ResumeScheduleRequest = Message<"odin.dagscheduler.v1.ResumeScheduleRequest"> & {
+  /**
+   * The schedule's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.ResumeScheduleRequest.
+ * Use `create(ResumeScheduleRequestSchema)` to create a new message.
+ */
+export const ResumeScheduleRequestSchema: GenMessage<ResumeScheduleRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 24);
+
+/**
+ * ResumeScheduleResponse is the resumed schedule.
+ *
+ * @generated from message odin.dagscheduler.v1.ResumeScheduleResponse
+ */
+export type ResumeScheduleResponse = Message<"odin.dagscheduler.v1.ResumeScheduleResponse"> & {
+  /**
+   * The schedule, with its next tick.
+   *
+   * @generated from field: odin.dagscheduler.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.ResumeScheduleResponse.
+ * Use `create(ResumeScheduleResponseSchema)` to create a new message.
+ */
+export const ResumeScheduleResponseSchema: GenMessage<ResumeScheduleResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 25);
+
+/**
+ * DeleteScheduleRequest names the schedule to remove.
+ *
+ * @generated from message odin.dagscheduler.v1.DeleteScheduleRequest
+ */
+export type DeleteScheduleRequest = Message<"odin.dagscheduler.v1.DeleteScheduleRequest"> & {
+  /**
+   * The schedule's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.DeleteScheduleRequest.
+ * Use `create(DeleteScheduleRequestSchema)` to create a new message.
+ */
+export const DeleteScheduleRequestSchema: GenMessage<DeleteScheduleRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 26);
+
+/**
+ * DeleteScheduleResponse confirms the removal.
+ *
+ * @generated from message odin.dagscheduler.v1.DeleteScheduleResponse
+ */
+export type DeleteScheduleResponse = Message<"odin.dagscheduler.v1.DeleteScheduleResponse"> & {};
+
+/**
+ * Describes the message odin.dagscheduler.v1.DeleteScheduleResponse.
+ * Use `create(DeleteScheduleResponseSchema)` to create a new message.
+ */
+export const DeleteScheduleResponseSchema: GenMessage<DeleteScheduleResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 27);
+
+/**
+ * CatchupPolicy says what a schedule does with ticks missed while no scheduler ran.
+ *
+ * @generated from enum odin.dagscheduler.v1.CatchupPolicy
+ */
+export enum CatchupPolicy {
+  /**
+   * Not set: SKIP.
+   *
+   * @generated from enum value: CATCHUP_POLICY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Missed ticks (more than a minute late) start no run; the schedule waits for its next tick.
+   *
+   * @generated from enum value: CATCHUP_POLICY_SKIP = 1;
+   */
+  SKIP = 1,
+
+  /**
+   * The ticks missed start one run, however late.
+   *
+   * @generated from enum value: CATCHUP_POLICY_ONCE = 2;
+   */
+  ONCE = 2,
+}
+
+/**
+ * Describes the enum odin.dagscheduler.v1.CatchupPolicy.
+ */
+export const CatchupPolicySchema: GenEnum<CatchupPolicy> =
+  /*@__PURE__*/
+  enumDesc(file_odin_dagscheduler_v1_dagscheduler, 0);
+
+/**
+ * ConcurrencyPolicy says what a tick does while the schedule's last run is still active.
+ *
+ * @generated from enum odin.dagscheduler.v1.ConcurrencyPolicy
+ */
+export enum ConcurrencyPolicy {
+  /**
+   * Not set: ALLOW.
+   *
+   * @generated from enum value: CONCURRENCY_POLICY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Start the tick's run anyway.
+   *
+   * @generated from enum value: CONCURRENCY_POLICY_ALLOW = 1;
+   */
+  ALLOW = 1,
+
+  /**
+   * Start nothing; the tick is counted as skipped.
+   *
+   * @generated from enum value: CONCURRENCY_POLICY_FORBID = 2;
+   */
+  FORBID = 2,
+
+  /**
+   * Cancel the active run, then start the tick's.
+   *
+   * @generated from enum value: CONCURRENCY_POLICY_REPLACE = 3;
+   */
+  REPLACE = 3,
+}
+
+/**
+ * Describes the enum odin.dagscheduler.v1.ConcurrencyPolicy.
+ */
+export const ConcurrencyPolicySchema: GenEnum<ConcurrencyPolicy> =
+  /*@__PURE__*/
+  enumDesc(file_odin_dagscheduler_v1_dagscheduler, 1);
+
+/**
  * DagSchedulerService owns runs and is the only writer of run and task state. It pins a run to a
  * commit, launches each task through k8s-launcher as soon as its own dependencies succeeded, applies
  * task events, and publishes every change as a `RunEvent`. Called by the CLI (`odin run`, `status`,
@@ -759,5 +1237,63 @@ export const DagSchedulerService: GenService<{
     methodKind: "unary";
     input: typeof DeleteRunRequestSchema;
     output: typeof DeleteRunResponseSchema;
+  };
+  /**
+   * CreateSchedule makes a cron schedule of a pipeline: every replica follows it and exactly one
+   * run starts per tick. INVALID_ARGUMENT for a bad cron expression, time zone or parameter values
+   * (checked against the pipeline's newest commit); ALREADY_EXISTS when the name is taken. Called by
+   * the CLI (`odin schedule create`). Safe to retry with the same `request_id`.
+   *
+   * @generated from rpc odin.dagscheduler.v1.DagSchedulerService.CreateSchedule
+   */
+  createSchedule: {
+    methodKind: "unary";
+    input: typeof CreateScheduleRequestSchema;
+    output: typeof CreateScheduleResponseSchema;
+  };
+  /**
+   * ListSchedules lists every schedule, created or declared in a pipeline (`schedules:`), with its
+   * next tick and its last run. Called by the CLI (`odin schedule ls`). Read-only; safe to retry.
+   *
+   * @generated from rpc odin.dagscheduler.v1.DagSchedulerService.ListSchedules
+   */
+  listSchedules: {
+    methodKind: "unary";
+    input: typeof ListSchedulesRequestSchema;
+    output: typeof ListSchedulesResponseSchema;
+  };
+  /**
+   * PauseSchedule stops a schedule's ticks from starting runs until it is resumed. Called by the CLI
+   * (`odin schedule pause`). Idempotent; safe to retry.
+   *
+   * @generated from rpc odin.dagscheduler.v1.DagSchedulerService.PauseSchedule
+   */
+  pauseSchedule: {
+    methodKind: "unary";
+    input: typeof PauseScheduleRequestSchema;
+    output: typeof PauseScheduleResponseSchema;
+  };
+  /**
+   * ResumeSchedule lets a paused schedule start runs again, from its next tick (ticks while paused
+   * are not run). Called by the CLI (`odin schedule resume`). Idempotent; safe to retry.
+   *
+   * @generated from rpc odin.dagscheduler.v1.DagSchedulerService.ResumeSchedule
+   */
+  resumeSchedule: {
+    methodKind: "unary";
+    input: typeof ResumeScheduleRequestSchema;
+    output: typeof ResumeScheduleResponseSchema;
+  };
+  /**
+   * DeleteSchedule removes a schedule made with CreateSchedule (its runs stay); FAILED_PRECONDITION
+   * for one declared in a pipeline (remove it from `main.yml`, or pause it). Called by the CLI
+   * (`odin schedule rm`). Safe to retry: NOT_FOUND once it is gone.
+   *
+   * @generated from rpc odin.dagscheduler.v1.DagSchedulerService.DeleteSchedule
+   */
+  deleteSchedule: {
+    methodKind: "unary";
+    input: typeof DeleteScheduleRequestSchema;
+    output: typeof DeleteScheduleResponseSchema;
   };
 }> = /*@__PURE__*/ serviceDesc(file_odin_dagscheduler_v1_dagscheduler, 0);

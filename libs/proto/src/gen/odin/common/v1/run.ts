@@ -210,6 +210,8 @@ export interface Run {
    * the default (for a templated pipeline, the context it was rendered with). A retry reuses them.
    */
   parameters?: { [key: string]: any } | undefined;
+  /** Who submitted it: the caller's identity, `schedule:<name>` for a schedule's tick. */
+  submittedBy: string;
   /**
    * How many of the run's tasks are in each state: live while the run is going (from the
    * scheduler's memory), kept on the run when it ends; unset for runs that ended before it was
@@ -357,6 +359,7 @@ function createBaseRun(): Run {
     cancelRequested: false,
     runPath: "",
     parameters: undefined,
+    submittedBy: "",
     taskCounts: undefined,
     notifications: [],
   };
@@ -411,6 +414,9 @@ export const Run: MessageFns<Run> = {
     }
     if (message.parameters !== undefined) {
       Struct.encode(Struct.wrap(message.parameters), writer.uint32(130).fork()).join();
+    }
+    if (message.submittedBy !== "") {
+      writer.uint32(138).string(message.submittedBy);
     }
     if (message.taskCounts !== undefined) {
       TaskCounts.encode(message.taskCounts, writer.uint32(242).fork()).join();
@@ -565,6 +571,14 @@ export const Run: MessageFns<Run> = {
             message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.submittedBy = reader.string();
+            continue;
+          }
           case 30: {
             if (tag !== 242) {
               break;
@@ -652,6 +666,11 @@ export const Run: MessageFns<Run> = {
           ? globalThis.String(object.run_path)
           : "",
       parameters: isObject(object.parameters) ? object.parameters : undefined,
+      submittedBy: isSet(object.submittedBy)
+        ? globalThis.String(object.submittedBy)
+        : isSet(object.submitted_by)
+          ? globalThis.String(object.submitted_by)
+          : "",
       taskCounts: isSet(object.taskCounts)
         ? TaskCounts.fromJSON(object.taskCounts)
         : isSet(object.task_counts)
@@ -719,6 +738,9 @@ export const Run: MessageFns<Run> = {
     if (message.parameters !== undefined) {
       obj.parameters = message.parameters;
     }
+    if (message.submittedBy !== "") {
+      obj.submittedBy = message.submittedBy;
+    }
     if (message.taskCounts !== undefined) {
       obj.taskCounts = TaskCounts.toJSON(message.taskCounts);
     }
@@ -757,6 +779,7 @@ export const Run: MessageFns<Run> = {
     message.cancelRequested = object.cancelRequested ?? false;
     message.runPath = object.runPath ?? "";
     message.parameters = object.parameters ?? undefined;
+    message.submittedBy = object.submittedBy ?? "";
     message.taskCounts =
       object.taskCounts !== undefined && object.taskCounts !== null
         ? TaskCounts.fromPartial(object.taskCounts)

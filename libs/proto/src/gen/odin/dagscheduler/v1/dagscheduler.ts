@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Struct } from "../../../google/protobuf/struct.js";
+import { Timestamp } from "../../../google/protobuf/timestamp.js";
 import {
   Run,
   RunState,
@@ -31,6 +32,99 @@ import {
   taskStateFromJSON,
   taskStateToJSON,
 } from "../../common/v1/run.js";
+
+/** CatchupPolicy says what a schedule does with ticks missed while no scheduler ran. */
+export enum CatchupPolicy {
+  /** CATCHUP_POLICY_UNSPECIFIED - Not set: SKIP. */
+  CATCHUP_POLICY_UNSPECIFIED = 0,
+  /** CATCHUP_POLICY_SKIP - Missed ticks (more than a minute late) start no run; the schedule waits for its next tick. */
+  CATCHUP_POLICY_SKIP = 1,
+  /** CATCHUP_POLICY_ONCE - The ticks missed start one run, however late. */
+  CATCHUP_POLICY_ONCE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function catchupPolicyFromJSON(object: any): CatchupPolicy {
+  switch (object) {
+    case 0:
+    case "CATCHUP_POLICY_UNSPECIFIED":
+      return CatchupPolicy.CATCHUP_POLICY_UNSPECIFIED;
+    case 1:
+    case "CATCHUP_POLICY_SKIP":
+      return CatchupPolicy.CATCHUP_POLICY_SKIP;
+    case 2:
+    case "CATCHUP_POLICY_ONCE":
+      return CatchupPolicy.CATCHUP_POLICY_ONCE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return CatchupPolicy.UNRECOGNIZED;
+  }
+}
+
+export function catchupPolicyToJSON(object: CatchupPolicy): string {
+  switch (object) {
+    case CatchupPolicy.CATCHUP_POLICY_UNSPECIFIED:
+      return "CATCHUP_POLICY_UNSPECIFIED";
+    case CatchupPolicy.CATCHUP_POLICY_SKIP:
+      return "CATCHUP_POLICY_SKIP";
+    case CatchupPolicy.CATCHUP_POLICY_ONCE:
+      return "CATCHUP_POLICY_ONCE";
+    case CatchupPolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** ConcurrencyPolicy says what a tick does while the schedule's last run is still active. */
+export enum ConcurrencyPolicy {
+  /** CONCURRENCY_POLICY_UNSPECIFIED - Not set: ALLOW. */
+  CONCURRENCY_POLICY_UNSPECIFIED = 0,
+  /** CONCURRENCY_POLICY_ALLOW - Start the tick's run anyway. */
+  CONCURRENCY_POLICY_ALLOW = 1,
+  /** CONCURRENCY_POLICY_FORBID - Start nothing; the tick is counted as skipped. */
+  CONCURRENCY_POLICY_FORBID = 2,
+  /** CONCURRENCY_POLICY_REPLACE - Cancel the active run, then start the tick's. */
+  CONCURRENCY_POLICY_REPLACE = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function concurrencyPolicyFromJSON(object: any): ConcurrencyPolicy {
+  switch (object) {
+    case 0:
+    case "CONCURRENCY_POLICY_UNSPECIFIED":
+      return ConcurrencyPolicy.CONCURRENCY_POLICY_UNSPECIFIED;
+    case 1:
+    case "CONCURRENCY_POLICY_ALLOW":
+      return ConcurrencyPolicy.CONCURRENCY_POLICY_ALLOW;
+    case 2:
+    case "CONCURRENCY_POLICY_FORBID":
+      return ConcurrencyPolicy.CONCURRENCY_POLICY_FORBID;
+    case 3:
+    case "CONCURRENCY_POLICY_REPLACE":
+      return ConcurrencyPolicy.CONCURRENCY_POLICY_REPLACE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ConcurrencyPolicy.UNRECOGNIZED;
+  }
+}
+
+export function concurrencyPolicyToJSON(object: ConcurrencyPolicy): string {
+  switch (object) {
+    case ConcurrencyPolicy.CONCURRENCY_POLICY_UNSPECIFIED:
+      return "CONCURRENCY_POLICY_UNSPECIFIED";
+    case ConcurrencyPolicy.CONCURRENCY_POLICY_ALLOW:
+      return "CONCURRENCY_POLICY_ALLOW";
+    case ConcurrencyPolicy.CONCURRENCY_POLICY_FORBID:
+      return "CONCURRENCY_POLICY_FORBID";
+    case ConcurrencyPolicy.CONCURRENCY_POLICY_REPLACE:
+      return "CONCURRENCY_POLICY_REPLACE";
+    case ConcurrencyPolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 /** SubmitRunRequest names the pipeline to run. */
 export interface SubmitRunRequest {
@@ -239,6 +333,118 @@ export interface DeleteRunResponse {
   /** Whether the `RUN_PATH` data is gone. */
   dataPurged: boolean;
 }
+
+/** Schedule is a cron schedule of a pipeline and where it stands. */
+export interface Schedule {
+  /** `nightly` (made with CreateSchedule) or `<pipeline path>:<name>` (declared in the pipeline). */
+  name: string;
+  /** The pipeline's directory relative to the repository root. */
+  pipeline: string;
+  /** Five cron fields (minute hour day-of-month month day-of-week), or six with seconds first. */
+  cron: string;
+  /** IANA time zone the cron fields are read in (e.g. `Europe/Berlin`). */
+  timezone: string;
+  /** Values of the pipeline's parameters each run gets; the others take their defaults. */
+  parameters?: { [key: string]: any } | undefined;
+  /** What ticks missed during downtime do. */
+  catchup: CatchupPolicy;
+  /** What a tick does while the last run is active. */
+  concurrency: ConcurrencyPolicy;
+  /** Ticks start no run while set. */
+  paused: boolean;
+  /** True when declared in the pipeline's `schedules:` (changed by pushing the pipeline). */
+  declared: boolean;
+  /** Who made it (the pipeline's path for a declared one). */
+  createdBy: string;
+  /** When it was made. */
+  createTime?: Date | undefined;
+  /** Its next tick; unset while paused. */
+  nextTick?: Date | undefined;
+  /** The newest tick decided (run or skipped); unset before its first tick. */
+  lastTick?: Date | undefined;
+  /** The run its last tick started; empty before the first. */
+  lastRunId: string;
+  /** Ticks that started no run (missed during downtime, or FORBID with a run active). */
+  skippedTicks: number;
+  /** Why the last tick started no run; empty when it started one. */
+  lastError: string;
+}
+
+/** CreateScheduleRequest describes the schedule to make. */
+export interface CreateScheduleRequest {
+  /** Lower-case letters, digits and `-` (a DNS label, at most 63). */
+  name: string;
+  /** The pipeline's directory relative to the repository root (e.g. `alice/sst2`). */
+  pipeline: string;
+  /** Five cron fields, or six with seconds first. */
+  cron: string;
+  /** IANA time zone; empty = UTC. */
+  timezone: string;
+  /**
+   * Values of the pipeline's parameters for every run (typed JSON values; text is read as the
+   * declared type), checked against the pipeline now.
+   */
+  parameters?: { [key: string]: any } | undefined;
+  /** What ticks missed during downtime do; unset = SKIP. */
+  catchup: CatchupPolicy;
+  /** What a tick does while the last run is active; unset = ALLOW. */
+  concurrency: ConcurrencyPolicy;
+  /** Create it paused. */
+  paused: boolean;
+  /** Client-chosen unique id of this create; a retry with the same id returns the schedule made. */
+  requestId: string;
+}
+
+/** CreateScheduleResponse is the new schedule. */
+export interface CreateScheduleResponse {
+  /** The schedule with its next tick. */
+  schedule?: Schedule | undefined;
+}
+
+/** ListSchedulesRequest asks for every schedule. */
+export interface ListSchedulesRequest {
+  /** Only schedules of pipelines whose path starts with this; empty = all. */
+  pipeline: string;
+}
+
+/** ListSchedulesResponse lists schedules by name. */
+export interface ListSchedulesResponse {
+  /** Every schedule, created and declared, in name order. */
+  schedules: Schedule[];
+}
+
+/** PauseScheduleRequest names the schedule to pause. */
+export interface PauseScheduleRequest {
+  /** The schedule's name. */
+  name: string;
+}
+
+/** PauseScheduleResponse is the paused schedule. */
+export interface PauseScheduleResponse {
+  /** The schedule, paused. */
+  schedule?: Schedule | undefined;
+}
+
+/** ResumeScheduleRequest names the schedule to resume. */
+export interface ResumeScheduleRequest {
+  /** The schedule's name. */
+  name: string;
+}
+
+/** ResumeScheduleResponse is the resumed schedule. */
+export interface ResumeScheduleResponse {
+  /** The schedule, with its next tick. */
+  schedule?: Schedule | undefined;
+}
+
+/** DeleteScheduleRequest names the schedule to remove. */
+export interface DeleteScheduleRequest {
+  /** The schedule's name. */
+  name: string;
+}
+
+/** DeleteScheduleResponse confirms the removal. */
+export interface DeleteScheduleResponse {}
 
 function createBaseSubmitRunRequest(): SubmitRunRequest {
   return { pipeline: "", commit: "", labels: {}, requestId: "", parameters: undefined };
@@ -2236,6 +2442,1172 @@ export const DeleteRunResponse: MessageFns<DeleteRunResponse> = {
   },
 };
 
+function createBaseSchedule(): Schedule {
+  return {
+    name: "",
+    pipeline: "",
+    cron: "",
+    timezone: "",
+    parameters: undefined,
+    catchup: 0,
+    concurrency: 0,
+    paused: false,
+    declared: false,
+    createdBy: "",
+    createTime: undefined,
+    nextTick: undefined,
+    lastTick: undefined,
+    lastRunId: "",
+    skippedTicks: 0,
+    lastError: "",
+  };
+}
+
+export const Schedule: MessageFns<Schedule> = {
+  encode(message: Schedule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.pipeline !== "") {
+      writer.uint32(18).string(message.pipeline);
+    }
+    if (message.cron !== "") {
+      writer.uint32(26).string(message.cron);
+    }
+    if (message.timezone !== "") {
+      writer.uint32(34).string(message.timezone);
+    }
+    if (message.parameters !== undefined) {
+      Struct.encode(Struct.wrap(message.parameters), writer.uint32(42).fork()).join();
+    }
+    if (message.catchup !== 0) {
+      writer.uint32(48).int32(message.catchup);
+    }
+    if (message.concurrency !== 0) {
+      writer.uint32(56).int32(message.concurrency);
+    }
+    if (message.paused !== false) {
+      writer.uint32(64).bool(message.paused);
+    }
+    if (message.declared !== false) {
+      writer.uint32(72).bool(message.declared);
+    }
+    if (message.createdBy !== "") {
+      writer.uint32(82).string(message.createdBy);
+    }
+    if (message.createTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(90).fork()).join();
+    }
+    if (message.nextTick !== undefined) {
+      Timestamp.encode(toTimestamp(message.nextTick), writer.uint32(98).fork()).join();
+    }
+    if (message.lastTick !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastTick), writer.uint32(106).fork()).join();
+    }
+    if (message.lastRunId !== "") {
+      writer.uint32(114).string(message.lastRunId);
+    }
+    if (message.skippedTicks !== 0) {
+      writer.uint32(120).uint32(message.skippedTicks);
+    }
+    if (message.lastError !== "") {
+      writer.uint32(130).string(message.lastError);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Schedule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSchedule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pipeline = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cron = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.timezone = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.catchup = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.concurrency = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.declared = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.createdBy = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.nextTick = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.lastTick = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.lastRunId = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.skippedTicks = reader.uint32();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Schedule {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      pipeline: isSet(object.pipeline) ? globalThis.String(object.pipeline) : "",
+      cron: isSet(object.cron) ? globalThis.String(object.cron) : "",
+      timezone: isSet(object.timezone) ? globalThis.String(object.timezone) : "",
+      parameters: isObject(object.parameters) ? object.parameters : undefined,
+      catchup: isSet(object.catchup) ? catchupPolicyFromJSON(object.catchup) : 0,
+      concurrency: isSet(object.concurrency) ? concurrencyPolicyFromJSON(object.concurrency) : 0,
+      paused: isSet(object.paused) ? globalThis.Boolean(object.paused) : false,
+      declared: isSet(object.declared) ? globalThis.Boolean(object.declared) : false,
+      createdBy: isSet(object.createdBy)
+        ? globalThis.String(object.createdBy)
+        : isSet(object.created_by)
+          ? globalThis.String(object.created_by)
+          : "",
+      createTime: isSet(object.createTime)
+        ? fromJsonTimestamp(object.createTime)
+        : isSet(object.create_time)
+          ? fromJsonTimestamp(object.create_time)
+          : undefined,
+      nextTick: isSet(object.nextTick)
+        ? fromJsonTimestamp(object.nextTick)
+        : isSet(object.next_tick)
+          ? fromJsonTimestamp(object.next_tick)
+          : undefined,
+      lastTick: isSet(object.lastTick)
+        ? fromJsonTimestamp(object.lastTick)
+        : isSet(object.last_tick)
+          ? fromJsonTimestamp(object.last_tick)
+          : undefined,
+      lastRunId: isSet(object.lastRunId)
+        ? globalThis.String(object.lastRunId)
+        : isSet(object.last_run_id)
+          ? globalThis.String(object.last_run_id)
+          : "",
+      skippedTicks: isSet(object.skippedTicks)
+        ? globalThis.Number(object.skippedTicks)
+        : isSet(object.skipped_ticks)
+          ? globalThis.Number(object.skipped_ticks)
+          : 0,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+          ? globalThis.String(object.last_error)
+          : "",
+    };
+  },
+
+  toJSON(message: Schedule): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.pipeline !== "") {
+      obj.pipeline = message.pipeline;
+    }
+    if (message.cron !== "") {
+      obj.cron = message.cron;
+    }
+    if (message.timezone !== "") {
+      obj.timezone = message.timezone;
+    }
+    if (message.parameters !== undefined) {
+      obj.parameters = message.parameters;
+    }
+    if (message.catchup !== 0) {
+      obj.catchup = catchupPolicyToJSON(message.catchup);
+    }
+    if (message.concurrency !== 0) {
+      obj.concurrency = concurrencyPolicyToJSON(message.concurrency);
+    }
+    if (message.paused !== false) {
+      obj.paused = message.paused;
+    }
+    if (message.declared !== false) {
+      obj.declared = message.declared;
+    }
+    if (message.createdBy !== "") {
+      obj.createdBy = message.createdBy;
+    }
+    if (message.createTime !== undefined) {
+      obj.createTime = message.createTime.toISOString();
+    }
+    if (message.nextTick !== undefined) {
+      obj.nextTick = message.nextTick.toISOString();
+    }
+    if (message.lastTick !== undefined) {
+      obj.lastTick = message.lastTick.toISOString();
+    }
+    if (message.lastRunId !== "") {
+      obj.lastRunId = message.lastRunId;
+    }
+    if (message.skippedTicks !== 0) {
+      obj.skippedTicks = Math.round(message.skippedTicks);
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Schedule>): Schedule {
+    return Schedule.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Schedule>): Schedule {
+    const message = createBaseSchedule();
+    message.name = object.name ?? "";
+    message.pipeline = object.pipeline ?? "";
+    message.cron = object.cron ?? "";
+    message.timezone = object.timezone ?? "";
+    message.parameters = object.parameters ?? undefined;
+    message.catchup = object.catchup ?? 0;
+    message.concurrency = object.concurrency ?? 0;
+    message.paused = object.paused ?? false;
+    message.declared = object.declared ?? false;
+    message.createdBy = object.createdBy ?? "";
+    message.createTime = object.createTime ?? undefined;
+    message.nextTick = object.nextTick ?? undefined;
+    message.lastTick = object.lastTick ?? undefined;
+    message.lastRunId = object.lastRunId ?? "";
+    message.skippedTicks = object.skippedTicks ?? 0;
+    message.lastError = object.lastError ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateScheduleRequest(): CreateScheduleRequest {
+  return {
+    name: "",
+    pipeline: "",
+    cron: "",
+    timezone: "",
+    parameters: undefined,
+    catchup: 0,
+    concurrency: 0,
+    paused: false,
+    requestId: "",
+  };
+}
+
+export const CreateScheduleRequest: MessageFns<CreateScheduleRequest> = {
+  encode(message: CreateScheduleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.pipeline !== "") {
+      writer.uint32(18).string(message.pipeline);
+    }
+    if (message.cron !== "") {
+      writer.uint32(26).string(message.cron);
+    }
+    if (message.timezone !== "") {
+      writer.uint32(34).string(message.timezone);
+    }
+    if (message.parameters !== undefined) {
+      Struct.encode(Struct.wrap(message.parameters), writer.uint32(42).fork()).join();
+    }
+    if (message.catchup !== 0) {
+      writer.uint32(48).int32(message.catchup);
+    }
+    if (message.concurrency !== 0) {
+      writer.uint32(56).int32(message.concurrency);
+    }
+    if (message.paused !== false) {
+      writer.uint32(64).bool(message.paused);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(74).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateScheduleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateScheduleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pipeline = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.cron = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.timezone = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.catchup = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.concurrency = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateScheduleRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      pipeline: isSet(object.pipeline) ? globalThis.String(object.pipeline) : "",
+      cron: isSet(object.cron) ? globalThis.String(object.cron) : "",
+      timezone: isSet(object.timezone) ? globalThis.String(object.timezone) : "",
+      parameters: isObject(object.parameters) ? object.parameters : undefined,
+      catchup: isSet(object.catchup) ? catchupPolicyFromJSON(object.catchup) : 0,
+      concurrency: isSet(object.concurrency) ? concurrencyPolicyFromJSON(object.concurrency) : 0,
+      paused: isSet(object.paused) ? globalThis.Boolean(object.paused) : false,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+          ? globalThis.String(object.request_id)
+          : "",
+    };
+  },
+
+  toJSON(message: CreateScheduleRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.pipeline !== "") {
+      obj.pipeline = message.pipeline;
+    }
+    if (message.cron !== "") {
+      obj.cron = message.cron;
+    }
+    if (message.timezone !== "") {
+      obj.timezone = message.timezone;
+    }
+    if (message.parameters !== undefined) {
+      obj.parameters = message.parameters;
+    }
+    if (message.catchup !== 0) {
+      obj.catchup = catchupPolicyToJSON(message.catchup);
+    }
+    if (message.concurrency !== 0) {
+      obj.concurrency = concurrencyPolicyToJSON(message.concurrency);
+    }
+    if (message.paused !== false) {
+      obj.paused = message.paused;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CreateScheduleRequest>): CreateScheduleRequest {
+    return CreateScheduleRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CreateScheduleRequest>): CreateScheduleRequest {
+    const message = createBaseCreateScheduleRequest();
+    message.name = object.name ?? "";
+    message.pipeline = object.pipeline ?? "";
+    message.cron = object.cron ?? "";
+    message.timezone = object.timezone ?? "";
+    message.parameters = object.parameters ?? undefined;
+    message.catchup = object.catchup ?? 0;
+    message.concurrency = object.concurrency ?? 0;
+    message.paused = object.paused ?? false;
+    message.requestId = object.requestId ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateScheduleResponse(): CreateScheduleResponse {
+  return { schedule: undefined };
+}
+
+export const CreateScheduleResponse: MessageFns<CreateScheduleResponse> = {
+  encode(message: CreateScheduleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schedule !== undefined) {
+      Schedule.encode(message.schedule, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateScheduleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateScheduleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schedule = Schedule.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateScheduleResponse {
+    return { schedule: isSet(object.schedule) ? Schedule.fromJSON(object.schedule) : undefined };
+  },
+
+  toJSON(message: CreateScheduleResponse): unknown {
+    const obj: any = {};
+    if (message.schedule !== undefined) {
+      obj.schedule = Schedule.toJSON(message.schedule);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CreateScheduleResponse>): CreateScheduleResponse {
+    return CreateScheduleResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CreateScheduleResponse>): CreateScheduleResponse {
+    const message = createBaseCreateScheduleResponse();
+    message.schedule =
+      object.schedule !== undefined && object.schedule !== null
+        ? Schedule.fromPartial(object.schedule)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseListSchedulesRequest(): ListSchedulesRequest {
+  return { pipeline: "" };
+}
+
+export const ListSchedulesRequest: MessageFns<ListSchedulesRequest> = {
+  encode(message: ListSchedulesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pipeline !== "") {
+      writer.uint32(10).string(message.pipeline);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSchedulesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSchedulesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pipeline = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSchedulesRequest {
+    return { pipeline: isSet(object.pipeline) ? globalThis.String(object.pipeline) : "" };
+  },
+
+  toJSON(message: ListSchedulesRequest): unknown {
+    const obj: any = {};
+    if (message.pipeline !== "") {
+      obj.pipeline = message.pipeline;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListSchedulesRequest>): ListSchedulesRequest {
+    return ListSchedulesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListSchedulesRequest>): ListSchedulesRequest {
+    const message = createBaseListSchedulesRequest();
+    message.pipeline = object.pipeline ?? "";
+    return message;
+  },
+};
+
+function createBaseListSchedulesResponse(): ListSchedulesResponse {
+  return { schedules: [] };
+}
+
+export const ListSchedulesResponse: MessageFns<ListSchedulesResponse> = {
+  encode(message: ListSchedulesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.schedules) {
+      Schedule.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSchedulesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSchedulesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schedules.push(Schedule.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSchedulesResponse {
+    return {
+      schedules: globalThis.Array.isArray(object?.schedules)
+        ? object.schedules.map((e: any) => Schedule.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListSchedulesResponse): unknown {
+    const obj: any = {};
+    if (message.schedules?.length) {
+      obj.schedules = message.schedules.map((e) => Schedule.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListSchedulesResponse>): ListSchedulesResponse {
+    return ListSchedulesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListSchedulesResponse>): ListSchedulesResponse {
+    const message = createBaseListSchedulesResponse();
+    message.schedules = object.schedules?.map((e) => Schedule.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePauseScheduleRequest(): PauseScheduleRequest {
+  return { name: "" };
+}
+
+export const PauseScheduleRequest: MessageFns<PauseScheduleRequest> = {
+  encode(message: PauseScheduleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseScheduleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseScheduleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PauseScheduleRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: PauseScheduleRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PauseScheduleRequest>): PauseScheduleRequest {
+    return PauseScheduleRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PauseScheduleRequest>): PauseScheduleRequest {
+    const message = createBasePauseScheduleRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBasePauseScheduleResponse(): PauseScheduleResponse {
+  return { schedule: undefined };
+}
+
+export const PauseScheduleResponse: MessageFns<PauseScheduleResponse> = {
+  encode(message: PauseScheduleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schedule !== undefined) {
+      Schedule.encode(message.schedule, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseScheduleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseScheduleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schedule = Schedule.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PauseScheduleResponse {
+    return { schedule: isSet(object.schedule) ? Schedule.fromJSON(object.schedule) : undefined };
+  },
+
+  toJSON(message: PauseScheduleResponse): unknown {
+    const obj: any = {};
+    if (message.schedule !== undefined) {
+      obj.schedule = Schedule.toJSON(message.schedule);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PauseScheduleResponse>): PauseScheduleResponse {
+    return PauseScheduleResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PauseScheduleResponse>): PauseScheduleResponse {
+    const message = createBasePauseScheduleResponse();
+    message.schedule =
+      object.schedule !== undefined && object.schedule !== null
+        ? Schedule.fromPartial(object.schedule)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseResumeScheduleRequest(): ResumeScheduleRequest {
+  return { name: "" };
+}
+
+export const ResumeScheduleRequest: MessageFns<ResumeScheduleRequest> = {
+  encode(message: ResumeScheduleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeScheduleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeScheduleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResumeScheduleRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: ResumeScheduleRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResumeScheduleRequest>): ResumeScheduleRequest {
+    return ResumeScheduleRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResumeScheduleRequest>): ResumeScheduleRequest {
+    const message = createBaseResumeScheduleRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseResumeScheduleResponse(): ResumeScheduleResponse {
+  return { schedule: undefined };
+}
+
+export const ResumeScheduleResponse: MessageFns<ResumeScheduleResponse> = {
+  encode(message: ResumeScheduleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schedule !== undefined) {
+      Schedule.encode(message.schedule, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeScheduleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeScheduleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schedule = Schedule.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResumeScheduleResponse {
+    return { schedule: isSet(object.schedule) ? Schedule.fromJSON(object.schedule) : undefined };
+  },
+
+  toJSON(message: ResumeScheduleResponse): unknown {
+    const obj: any = {};
+    if (message.schedule !== undefined) {
+      obj.schedule = Schedule.toJSON(message.schedule);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResumeScheduleResponse>): ResumeScheduleResponse {
+    return ResumeScheduleResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResumeScheduleResponse>): ResumeScheduleResponse {
+    const message = createBaseResumeScheduleResponse();
+    message.schedule =
+      object.schedule !== undefined && object.schedule !== null
+        ? Schedule.fromPartial(object.schedule)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteScheduleRequest(): DeleteScheduleRequest {
+  return { name: "" };
+}
+
+export const DeleteScheduleRequest: MessageFns<DeleteScheduleRequest> = {
+  encode(message: DeleteScheduleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteScheduleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteScheduleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteScheduleRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: DeleteScheduleRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteScheduleRequest>): DeleteScheduleRequest {
+    return DeleteScheduleRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteScheduleRequest>): DeleteScheduleRequest {
+    const message = createBaseDeleteScheduleRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteScheduleResponse(): DeleteScheduleResponse {
+  return {};
+}
+
+export const DeleteScheduleResponse: MessageFns<DeleteScheduleResponse> = {
+  encode(_: DeleteScheduleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteScheduleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteScheduleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteScheduleResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteScheduleResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteScheduleResponse>): DeleteScheduleResponse {
+    return DeleteScheduleResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<DeleteScheduleResponse>): DeleteScheduleResponse {
+    const message = createBaseDeleteScheduleResponse();
+    return message;
+  },
+};
+
 /**
  * DagSchedulerService owns runs and is the only writer of run and task state. It pins a run to a
  * commit, launches each task through k8s-launcher as soon as its own dependencies succeeded, applies
@@ -2374,6 +3746,92 @@ export const DagSchedulerServiceService = {
       Buffer.from(DeleteRunResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteRunResponse => DeleteRunResponse.decode(value),
   },
+  /**
+   * CreateSchedule makes a cron schedule of a pipeline: every replica follows it and exactly one
+   * run starts per tick. INVALID_ARGUMENT for a bad cron expression, time zone or parameter values
+   * (checked against the pipeline's newest commit); ALREADY_EXISTS when the name is taken. Called by
+   * the CLI (`odin schedule create`). Safe to retry with the same `request_id`.
+   */
+  createSchedule: {
+    path: "/odin.dagscheduler.v1.DagSchedulerService/CreateSchedule" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateScheduleRequest): Buffer =>
+      Buffer.from(CreateScheduleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateScheduleRequest =>
+      CreateScheduleRequest.decode(value),
+    responseSerialize: (value: CreateScheduleResponse): Buffer =>
+      Buffer.from(CreateScheduleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateScheduleResponse =>
+      CreateScheduleResponse.decode(value),
+  },
+  /**
+   * ListSchedules lists every schedule, created or declared in a pipeline (`schedules:`), with its
+   * next tick and its last run. Called by the CLI (`odin schedule ls`). Read-only; safe to retry.
+   */
+  listSchedules: {
+    path: "/odin.dagscheduler.v1.DagSchedulerService/ListSchedules" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListSchedulesRequest): Buffer =>
+      Buffer.from(ListSchedulesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListSchedulesRequest => ListSchedulesRequest.decode(value),
+    responseSerialize: (value: ListSchedulesResponse): Buffer =>
+      Buffer.from(ListSchedulesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListSchedulesResponse =>
+      ListSchedulesResponse.decode(value),
+  },
+  /**
+   * PauseSchedule stops a schedule's ticks from starting runs until it is resumed. Called by the CLI
+   * (`odin schedule pause`). Idempotent; safe to retry.
+   */
+  pauseSchedule: {
+    path: "/odin.dagscheduler.v1.DagSchedulerService/PauseSchedule" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PauseScheduleRequest): Buffer =>
+      Buffer.from(PauseScheduleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PauseScheduleRequest => PauseScheduleRequest.decode(value),
+    responseSerialize: (value: PauseScheduleResponse): Buffer =>
+      Buffer.from(PauseScheduleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PauseScheduleResponse =>
+      PauseScheduleResponse.decode(value),
+  },
+  /**
+   * ResumeSchedule lets a paused schedule start runs again, from its next tick (ticks while paused
+   * are not run). Called by the CLI (`odin schedule resume`). Idempotent; safe to retry.
+   */
+  resumeSchedule: {
+    path: "/odin.dagscheduler.v1.DagSchedulerService/ResumeSchedule" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResumeScheduleRequest): Buffer =>
+      Buffer.from(ResumeScheduleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResumeScheduleRequest =>
+      ResumeScheduleRequest.decode(value),
+    responseSerialize: (value: ResumeScheduleResponse): Buffer =>
+      Buffer.from(ResumeScheduleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResumeScheduleResponse =>
+      ResumeScheduleResponse.decode(value),
+  },
+  /**
+   * DeleteSchedule removes a schedule made with CreateSchedule (its runs stay); FAILED_PRECONDITION
+   * for one declared in a pipeline (remove it from `main.yml`, or pause it). Called by the CLI
+   * (`odin schedule rm`). Safe to retry: NOT_FOUND once it is gone.
+   */
+  deleteSchedule: {
+    path: "/odin.dagscheduler.v1.DagSchedulerService/DeleteSchedule" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteScheduleRequest): Buffer =>
+      Buffer.from(DeleteScheduleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteScheduleRequest =>
+      DeleteScheduleRequest.decode(value),
+    responseSerialize: (value: DeleteScheduleResponse): Buffer =>
+      Buffer.from(DeleteScheduleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteScheduleResponse =>
+      DeleteScheduleResponse.decode(value),
+  },
 } as const;
 
 export interface DagSchedulerServiceServer extends UntypedServiceImplementation {
@@ -2427,6 +3885,34 @@ export interface DagSchedulerServiceServer extends UntypedServiceImplementation 
    * already gone succeeds (NOT_FOUND only once the records are purged).
    */
   deleteRun: handleUnaryCall<DeleteRunRequest, DeleteRunResponse>;
+  /**
+   * CreateSchedule makes a cron schedule of a pipeline: every replica follows it and exactly one
+   * run starts per tick. INVALID_ARGUMENT for a bad cron expression, time zone or parameter values
+   * (checked against the pipeline's newest commit); ALREADY_EXISTS when the name is taken. Called by
+   * the CLI (`odin schedule create`). Safe to retry with the same `request_id`.
+   */
+  createSchedule: handleUnaryCall<CreateScheduleRequest, CreateScheduleResponse>;
+  /**
+   * ListSchedules lists every schedule, created or declared in a pipeline (`schedules:`), with its
+   * next tick and its last run. Called by the CLI (`odin schedule ls`). Read-only; safe to retry.
+   */
+  listSchedules: handleUnaryCall<ListSchedulesRequest, ListSchedulesResponse>;
+  /**
+   * PauseSchedule stops a schedule's ticks from starting runs until it is resumed. Called by the CLI
+   * (`odin schedule pause`). Idempotent; safe to retry.
+   */
+  pauseSchedule: handleUnaryCall<PauseScheduleRequest, PauseScheduleResponse>;
+  /**
+   * ResumeSchedule lets a paused schedule start runs again, from its next tick (ticks while paused
+   * are not run). Called by the CLI (`odin schedule resume`). Idempotent; safe to retry.
+   */
+  resumeSchedule: handleUnaryCall<ResumeScheduleRequest, ResumeScheduleResponse>;
+  /**
+   * DeleteSchedule removes a schedule made with CreateSchedule (its runs stay); FAILED_PRECONDITION
+   * for one declared in a pipeline (remove it from `main.yml`, or pause it). Called by the CLI
+   * (`odin schedule rm`). Safe to retry: NOT_FOUND once it is gone.
+   */
+  deleteSchedule: handleUnaryCall<DeleteScheduleRequest, DeleteScheduleResponse>;
 }
 
 export interface DagSchedulerServiceClient extends Client {
@@ -2580,6 +4066,104 @@ export interface DagSchedulerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteRunResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * CreateSchedule makes a cron schedule of a pipeline: every replica follows it and exactly one
+   * run starts per tick. INVALID_ARGUMENT for a bad cron expression, time zone or parameter values
+   * (checked against the pipeline's newest commit); ALREADY_EXISTS when the name is taken. Called by
+   * the CLI (`odin schedule create`). Safe to retry with the same `request_id`.
+   */
+  createSchedule(
+    request: CreateScheduleRequest,
+    callback: (error: ServiceError | null, response: CreateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  createSchedule(
+    request: CreateScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  createSchedule(
+    request: CreateScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListSchedules lists every schedule, created or declared in a pipeline (`schedules:`), with its
+   * next tick and its last run. Called by the CLI (`odin schedule ls`). Read-only; safe to retry.
+   */
+  listSchedules(
+    request: ListSchedulesRequest,
+    callback: (error: ServiceError | null, response: ListSchedulesResponse) => void,
+  ): ClientUnaryCall;
+  listSchedules(
+    request: ListSchedulesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSchedulesResponse) => void,
+  ): ClientUnaryCall;
+  listSchedules(
+    request: ListSchedulesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSchedulesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * PauseSchedule stops a schedule's ticks from starting runs until it is resumed. Called by the CLI
+   * (`odin schedule pause`). Idempotent; safe to retry.
+   */
+  pauseSchedule(
+    request: PauseScheduleRequest,
+    callback: (error: ServiceError | null, response: PauseScheduleResponse) => void,
+  ): ClientUnaryCall;
+  pauseSchedule(
+    request: PauseScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PauseScheduleResponse) => void,
+  ): ClientUnaryCall;
+  pauseSchedule(
+    request: PauseScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PauseScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ResumeSchedule lets a paused schedule start runs again, from its next tick (ticks while paused
+   * are not run). Called by the CLI (`odin schedule resume`). Idempotent; safe to retry.
+   */
+  resumeSchedule(
+    request: ResumeScheduleRequest,
+    callback: (error: ServiceError | null, response: ResumeScheduleResponse) => void,
+  ): ClientUnaryCall;
+  resumeSchedule(
+    request: ResumeScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResumeScheduleResponse) => void,
+  ): ClientUnaryCall;
+  resumeSchedule(
+    request: ResumeScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResumeScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DeleteSchedule removes a schedule made with CreateSchedule (its runs stay); FAILED_PRECONDITION
+   * for one declared in a pipeline (remove it from `main.yml`, or pause it). Called by the CLI
+   * (`odin schedule rm`). Safe to retry: NOT_FOUND once it is gone.
+   */
+  deleteSchedule(
+    request: DeleteScheduleRequest,
+    callback: (error: ServiceError | null, response: DeleteScheduleResponse) => void,
+  ): ClientUnaryCall;
+  deleteSchedule(
+    request: DeleteScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteScheduleResponse) => void,
+  ): ClientUnaryCall;
+  deleteSchedule(
+    request: DeleteScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteScheduleResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const DagSchedulerServiceClient = makeGenericClientConstructor(
@@ -2610,6 +4194,28 @@ type DeepPartial<T> = T extends bigint
           : T extends {}
             ? { [K in keyof T]?: DeepPartial<T[K]> }
             : Partial<T>;
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = BigInt(Math.trunc(date.getTime() / 1_000));
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (globalThis.Number(t.seconds.toString()) || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function isObject(value: any): boolean {
   return typeof value === "object" && value !== null;

@@ -23,7 +23,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/common/v1/run.proto',
   package='odin.common.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x18odin/common/v1/run.proto\x12\x0eodin.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\xe7\x04\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x15\n\rpipeline_name\x18\x03 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\t\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.odin.common.v1.RunState\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12/\n\x06labels\x18\x07 \x03(\x0b\x32\x1f.odin.common.v1.Run.LabelsEntry\x12\x12\n\ntask_count\x18\x08 \x01(\r\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0e \x01(\x08\x12\x10\n\x08run_path\x18\x0f \x01(\t\x12+\n\nparameters\x18\x10 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0btask_counts\x18\x1e \x01(\x0b\x32\x1a.odin.common.v1.TaskCounts\x12\x33\n\rnotifications\x18( \x03(\x0b\x32\x1c.odin.common.v1.Notification\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x84\x01\n\x0cNotification\x12\x16\n\x0ewebhook_secret\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\r\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\nTaskCounts\x12\x0f\n\x07pending\x18\x01 \x01(\r\x12\x11\n\tlaunching\x18\x02 \x01(\r\x12\x0f\n\x07running\x18\x03 \x01(\r\x12\x11\n\tsucceeded\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12\r\n\x05\x65rror\x18\x06 \x01(\r\x12\x10\n\x08retrying\x18\x07 \x01(\r\x12\x0f\n\x07skipped\x18\x08 \x01(\r\x12\x11\n\tcancelled\x18\t \x01(\r\"\xad\x04\n\x07TaskRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0blaunch_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\texit_code\x18\x0b \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x13\n\x0bobject_name\x18\x0e \x01(\t\x12\x14\n\x0coutputs_json\x18\x0f \x01(\t\x12\x30\n\x07history\x18\x1e \x03(\x0b\x32\x1f.odin.common.v1.TaskStateChange\x12\x31\n\x08launched\x18\x1f \x01(\x0b\x32\x1f.odin.common.v1.LaunchedCommandJ\x04\x08\x06\x10\x07R\x0b\x63reate_time\"v\n\x0fTaskStateChange\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x0fLaunchedCommand\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12\x0c\n\x04\x61rgs\x18\x02 \x03(\t\x12\x35\n\x03\x65nv\x18\x03 \x03(\x0b\x32(.odin.common.v1.LaunchedCommand.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9b\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_PENDING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*\x83\x02\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x18\n\x14TASK_STATE_LAUNCHING\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x14\n\x10TASK_STATE_ERROR\x10\x06\x12\x16\n\x12TASK_STATE_SKIPPED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x12\x17\n\x13TASK_STATE_RETRYING\x10\tb\x06proto3')
+  serialized_pb=_b('\n\x18odin/common/v1/run.proto\x12\x0eodin.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\xfd\x04\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x15\n\rpipeline_name\x18\x03 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\t\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.odin.common.v1.RunState\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12/\n\x06labels\x18\x07 \x03(\x0b\x32\x1f.odin.common.v1.Run.LabelsEntry\x12\x12\n\ntask_count\x18\x08 \x01(\r\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0e \x01(\x08\x12\x10\n\x08run_path\x18\x0f \x01(\t\x12+\n\nparameters\x18\x10 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0csubmitted_by\x18\x11 \x01(\t\x12/\n\x0btask_counts\x18\x1e \x01(\x0b\x32\x1a.odin.common.v1.TaskCounts\x12\x33\n\rnotifications\x18( \x03(\x0b\x32\x1c.odin.common.v1.Notification\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x84\x01\n\x0cNotification\x12\x16\n\x0ewebhook_secret\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\r\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\nTaskCounts\x12\x0f\n\x07pending\x18\x01 \x01(\r\x12\x11\n\tlaunching\x18\x02 \x01(\r\x12\x0f\n\x07running\x18\x03 \x01(\r\x12\x11\n\tsucceeded\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12\r\n\x05\x65rror\x18\x06 \x01(\r\x12\x10\n\x08retrying\x18\x07 \x01(\r\x12\x0f\n\x07skipped\x18\x08 \x01(\r\x12\x11\n\tcancelled\x18\t \x01(\r\"\xad\x04\n\x07TaskRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0blaunch_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\texit_code\x18\x0b \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x13\n\x0bobject_name\x18\x0e \x01(\t\x12\x14\n\x0coutputs_json\x18\x0f \x01(\t\x12\x30\n\x07history\x18\x1e \x03(\x0b\x32\x1f.odin.common.v1.TaskStateChange\x12\x31\n\x08launched\x18\x1f \x01(\x0b\x32\x1f.odin.common.v1.LaunchedCommandJ\x04\x08\x06\x10\x07R\x0b\x63reate_time\"v\n\x0fTaskStateChange\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x0fLaunchedCommand\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12\x0c\n\x04\x61rgs\x18\x02 \x03(\t\x12\x35\n\x03\x65nv\x18\x03 \x03(\x0b\x32(.odin.common.v1.LaunchedCommand.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9b\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_PENDING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*\x83\x02\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x18\n\x14TASK_STATE_LAUNCHING\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x14\n\x10TASK_STATE_ERROR\x10\x06\x12\x16\n\x12TASK_STATE_SKIPPED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x12\x17\n\x13TASK_STATE_RETRYING\x10\tb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,google_dot_protobuf_dot_wrappers__pb2.DESCRIPTOR,])
 
@@ -60,8 +60,8 @@ _RUNSTATE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=1895,
-  serialized_end=2050,
+  serialized_start=1917,
+  serialized_end=2072,
 )
 _sym_db.RegisterEnumDescriptor(_RUNSTATE)
 
@@ -115,8 +115,8 @@ _TASKSTATE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=2053,
-  serialized_end=2312,
+  serialized_start=2075,
+  serialized_end=2334,
 )
 _sym_db.RegisterEnumDescriptor(_TASKSTATE)
 
@@ -173,8 +173,8 @@ _RUN_LABELSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=710,
-  serialized_end=755,
+  serialized_start=732,
+  serialized_end=777,
 )
 
 _RUN = _descriptor.Descriptor(
@@ -297,14 +297,21 @@ _RUN = _descriptor.Descriptor(
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
     _descriptor.FieldDescriptor(
-      name='task_counts', full_name='odin.common.v1.Run.task_counts', index=16,
+      name='submitted_by', full_name='odin.common.v1.Run.submitted_by', index=16,
+      number=17, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='task_counts', full_name='odin.common.v1.Run.task_counts', index=17,
       number=30, type=11, cpp_type=10, label=1,
       has_default_value=False, default_value=None,
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
     _descriptor.FieldDescriptor(
-      name='notifications', full_name='odin.common.v1.Run.notifications', index=17,
+      name='notifications', full_name='odin.common.v1.Run.notifications', index=18,
       number=40, type=11, cpp_type=10, label=3,
       has_default_value=False, default_value=[],
       message_type=None, enum_type=None, containing_type=None,
@@ -323,7 +330,7 @@ _RUN = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=140,
-  serialized_end=755,
+  serialized_end=777,
 )
 
 
@@ -381,8 +388,8 @@ _NOTIFICATION = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=758,
-  serialized_end=890,
+  serialized_start=780,
+  serialized_end=912,
 )
 
 
@@ -468,8 +475,8 @@ _TASKCOUNTS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=893,
-  serialized_end=1062,
+  serialized_start=915,
+  serialized_end=1084,
 )
 
 
@@ -604,8 +611,8 @@ _TASKRUN = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1065,
-  serialized_end=1622,
+  serialized_start=1087,
+  serialized_end=1644,
 )
 
 
@@ -649,8 +656,8 @@ _TASKSTATECHANGE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1624,
-  serialized_end=1742,
+  serialized_start=1646,
+  serialized_end=1764,
 )
 
 
@@ -687,8 +694,8 @@ _LAUNCHEDCOMMAND_ENVENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1850,
-  serialized_end=1892,
+  serialized_start=1872,
+  serialized_end=1914,
 )
 
 _LAUNCHEDCOMMAND = _descriptor.Descriptor(
@@ -731,8 +738,8 @@ _LAUNCHEDCOMMAND = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1745,
-  serialized_end=1892,
+  serialized_start=1767,
+  serialized_end=1914,
 )
 
 _RUN_LABELSENTRY.containing_type = _RUN

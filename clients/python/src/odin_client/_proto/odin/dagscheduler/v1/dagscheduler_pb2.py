@@ -3,6 +3,7 @@
 
 import sys
 _b=sys.version_info[0]<3 and (lambda x:x) or (lambda x:x.encode('latin1'))
+from google.protobuf.internal import enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import reflection as _reflection
@@ -14,6 +15,7 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from odin_client._proto.odin.common.v1 import run_pb2 as odin_dot_common_dot_v1_dot_run__pb2
 
 
@@ -21,10 +23,75 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/dagscheduler/v1/dagscheduler.proto',
   package='odin.dagscheduler.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x18odin/common/v1/run.proto\"\xe8\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x10WatchRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x92\x01\n\x11WatchRunsResponse\x12\x36\n\x04page\x18\x01 \x01(\x0b\x32&.odin.dagscheduler.v1.ListRunsResponseH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12\x18\n\x0eremoved_run_id\x18\x03 \x01(\tH\x00\x42\x07\n\x05\x65vent\"<\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\x32\xf7\x05\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12^\n\tWatchRuns\x12&.odin.dagscheduler.v1.WatchRunsRequest\x1a\'.odin.dagscheduler.v1.WatchRunsResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponseb\x06proto3')
+  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18odin/common/v1/run.proto\"\xe8\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x10WatchRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x92\x01\n\x11WatchRunsResponse\x12\x36\n\x04page\x18\x01 \x01(\x0b\x32&.odin.dagscheduler.v1.ListRunsResponseH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12\x18\n\x0eremoved_run_id\x18\x03 \x01(\tH\x00\x42\x07\n\x05\x65vent\"<\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\"\xf0\x03\n\x08Schedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x10\n\x08\x64\x65\x63lared\x18\t \x01(\x08\x12\x12\n\ncreated_by\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnext_tick\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_tick\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blast_run_id\x18\x0e \x01(\t\x12\x15\n\rskipped_ticks\x18\x0f \x01(\r\x12\x12\n\nlast_error\x18\x10 \x01(\t\"\x9c\x02\n\x15\x43reateScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\"J\n\x16\x43reateScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"(\n\x14ListSchedulesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"J\n\x15ListSchedulesResponse\x12\x31\n\tschedules\x18\x01 \x03(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"$\n\x14PauseScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x15PauseScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15ResumeScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16ResumeScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15\x44\x65leteScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScheduleResponse*a\n\rCatchupPolicy\x12\x1e\n\x1a\x43\x41TCHUP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41TCHUP_POLICY_SKIP\x10\x01\x12\x17\n\x13\x43\x41TCHUP_POLICY_ONCE\x10\x02*\x94\x01\n\x11\x43oncurrencyPolicy\x12\"\n\x1e\x43ONCURRENCY_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONCURRENCY_POLICY_ALLOW\x10\x01\x12\x1d\n\x19\x43ONCURRENCY_POLICY_FORBID\x10\x02\x12\x1e\n\x1a\x43ONCURRENCY_POLICY_REPLACE\x10\x03\x32\x92\n\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12^\n\tWatchRuns\x12&.odin.dagscheduler.v1.WatchRunsRequest\x1a\'.odin.dagscheduler.v1.WatchRunsResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponse\x12k\n\x0e\x43reateSchedule\x12+.odin.dagscheduler.v1.CreateScheduleRequest\x1a,.odin.dagscheduler.v1.CreateScheduleResponse\x12h\n\rListSchedules\x12*.odin.dagscheduler.v1.ListSchedulesRequest\x1a+.odin.dagscheduler.v1.ListSchedulesResponse\x12h\n\rPauseSchedule\x12*.odin.dagscheduler.v1.PauseScheduleRequest\x1a+.odin.dagscheduler.v1.PauseScheduleResponse\x12k\n\x0eResumeSchedule\x12+.odin.dagscheduler.v1.ResumeScheduleRequest\x1a,.odin.dagscheduler.v1.ResumeScheduleResponse\x12k\n\x0e\x44\x65leteSchedule\x12+.odin.dagscheduler.v1.DeleteScheduleRequest\x1a,.odin.dagscheduler.v1.DeleteScheduleResponseb\x06proto3')
   ,
-  dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_run__pb2.DESCRIPTOR,])
+  dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_run__pb2.DESCRIPTOR,])
 
+_CATCHUPPOLICY = _descriptor.EnumDescriptor(
+  name='CatchupPolicy',
+  full_name='odin.dagscheduler.v1.CatchupPolicy',
+  filename=None,
+  file=DESCRIPTOR,
+  values=[
+    _descriptor.EnumValueDescriptor(
+      name='CATCHUP_POLICY_UNSPECIFIED', index=0, number=0,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='CATCHUP_POLICY_SKIP', index=1, number=1,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='CATCHUP_POLICY_ONCE', index=2, number=2,
+      options=None,
+      type=None),
+  ],
+  containing_type=None,
+  options=None,
+  serialized_start=3211,
+  serialized_end=3308,
+)
+_sym_db.RegisterEnumDescriptor(_CATCHUPPOLICY)
+
+CatchupPolicy = enum_type_wrapper.EnumTypeWrapper(_CATCHUPPOLICY)
+_CONCURRENCYPOLICY = _descriptor.EnumDescriptor(
+  name='ConcurrencyPolicy',
+  full_name='odin.dagscheduler.v1.ConcurrencyPolicy',
+  filename=None,
+  file=DESCRIPTOR,
+  values=[
+    _descriptor.EnumValueDescriptor(
+      name='CONCURRENCY_POLICY_UNSPECIFIED', index=0, number=0,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='CONCURRENCY_POLICY_ALLOW', index=1, number=1,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='CONCURRENCY_POLICY_FORBID', index=2, number=2,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='CONCURRENCY_POLICY_REPLACE', index=3, number=3,
+      options=None,
+      type=None),
+  ],
+  containing_type=None,
+  options=None,
+  serialized_start=3311,
+  serialized_end=3459,
+)
+_sym_db.RegisterEnumDescriptor(_CONCURRENCYPOLICY)
+
+ConcurrencyPolicy = enum_type_wrapper.EnumTypeWrapper(_CONCURRENCYPOLICY)
+CATCHUP_POLICY_UNSPECIFIED = 0
+CATCHUP_POLICY_SKIP = 1
+CATCHUP_POLICY_ONCE = 2
+CONCURRENCY_POLICY_UNSPECIFIED = 0
+CONCURRENCY_POLICY_ALLOW = 1
+CONCURRENCY_POLICY_FORBID = 2
+CONCURRENCY_POLICY_REPLACE = 3
 
 
 
@@ -61,8 +128,8 @@ _SUBMITRUNREQUEST_LABELSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=309,
-  serialized_end=354,
+  serialized_start=342,
+  serialized_end=387,
 )
 
 _SUBMITRUNREQUEST = _descriptor.Descriptor(
@@ -119,8 +186,8 @@ _SUBMITRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=122,
-  serialized_end=354,
+  serialized_start=155,
+  serialized_end=387,
 )
 
 
@@ -150,8 +217,8 @@ _SUBMITRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=356,
-  serialized_end=409,
+  serialized_start=389,
+  serialized_end=442,
 )
 
 
@@ -195,8 +262,8 @@ _GETRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=411,
-  serialized_end=491,
+  serialized_start=444,
+  serialized_end=524,
 )
 
 
@@ -240,8 +307,8 @@ _GETRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=493,
-  serialized_end=617,
+  serialized_start=526,
+  serialized_end=650,
 )
 
 
@@ -299,8 +366,8 @@ _LISTRUNSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=620,
-  serialized_end=760,
+  serialized_start=653,
+  serialized_end=793,
 )
 
 
@@ -337,8 +404,8 @@ _LISTRUNSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=762,
-  serialized_end=840,
+  serialized_start=795,
+  serialized_end=873,
 )
 
 
@@ -396,8 +463,8 @@ _WATCHRUNSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=843,
-  serialized_end=984,
+  serialized_start=876,
+  serialized_end=1017,
 )
 
 
@@ -444,8 +511,8 @@ _WATCHRUNSRESPONSE = _descriptor.Descriptor(
       name='event', full_name='odin.dagscheduler.v1.WatchRunsResponse.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=987,
-  serialized_end=1133,
+  serialized_start=1020,
+  serialized_end=1166,
 )
 
 
@@ -482,8 +549,8 @@ _WATCHRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1135,
-  serialized_end=1195,
+  serialized_start=1168,
+  serialized_end=1228,
 )
 
 
@@ -530,8 +597,8 @@ _WATCHRUNRESPONSE = _descriptor.Descriptor(
       name='event', full_name='odin.dagscheduler.v1.WatchRunResponse.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=1198,
-  serialized_end=1361,
+  serialized_start=1231,
+  serialized_end=1394,
 )
 
 
@@ -582,8 +649,8 @@ _RUNSNAPSHOT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1364,
-  serialized_end=1517,
+  serialized_start=1397,
+  serialized_end=1550,
 )
 
 
@@ -620,8 +687,8 @@ _CANCELRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1519,
-  serialized_end=1569,
+  serialized_start=1552,
+  serialized_end=1602,
 )
 
 
@@ -651,8 +718,8 @@ _CANCELRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1571,
-  serialized_end=1624,
+  serialized_start=1604,
+  serialized_end=1657,
 )
 
 
@@ -689,8 +756,8 @@ _RETRYRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1626,
-  serialized_end=1679,
+  serialized_start=1659,
+  serialized_end=1712,
 )
 
 
@@ -720,8 +787,8 @@ _RETRYRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1681,
-  serialized_end=1733,
+  serialized_start=1714,
+  serialized_end=1766,
 )
 
 
@@ -765,8 +832,8 @@ _DELETERUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1735,
-  serialized_end=1812,
+  serialized_start=1768,
+  serialized_end=1845,
 )
 
 
@@ -810,8 +877,503 @@ _DELETERUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1814,
-  serialized_end=1903,
+  serialized_start=1847,
+  serialized_end=1936,
+)
+
+
+_SCHEDULE = _descriptor.Descriptor(
+  name='Schedule',
+  full_name='odin.dagscheduler.v1.Schedule',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='odin.dagscheduler.v1.Schedule.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='pipeline', full_name='odin.dagscheduler.v1.Schedule.pipeline', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='cron', full_name='odin.dagscheduler.v1.Schedule.cron', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='timezone', full_name='odin.dagscheduler.v1.Schedule.timezone', index=3,
+      number=4, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='parameters', full_name='odin.dagscheduler.v1.Schedule.parameters', index=4,
+      number=5, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='catchup', full_name='odin.dagscheduler.v1.Schedule.catchup', index=5,
+      number=6, type=14, cpp_type=8, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='concurrency', full_name='odin.dagscheduler.v1.Schedule.concurrency', index=6,
+      number=7, type=14, cpp_type=8, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='paused', full_name='odin.dagscheduler.v1.Schedule.paused', index=7,
+      number=8, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='declared', full_name='odin.dagscheduler.v1.Schedule.declared', index=8,
+      number=9, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='created_by', full_name='odin.dagscheduler.v1.Schedule.created_by', index=9,
+      number=10, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='create_time', full_name='odin.dagscheduler.v1.Schedule.create_time', index=10,
+      number=11, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='next_tick', full_name='odin.dagscheduler.v1.Schedule.next_tick', index=11,
+      number=12, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='last_tick', full_name='odin.dagscheduler.v1.Schedule.last_tick', index=12,
+      number=13, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='last_run_id', full_name='odin.dagscheduler.v1.Schedule.last_run_id', index=13,
+      number=14, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='skipped_ticks', full_name='odin.dagscheduler.v1.Schedule.skipped_ticks', index=14,
+      number=15, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='last_error', full_name='odin.dagscheduler.v1.Schedule.last_error', index=15,
+      number=16, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=1939,
+  serialized_end=2435,
+)
+
+
+_CREATESCHEDULEREQUEST = _descriptor.Descriptor(
+  name='CreateScheduleRequest',
+  full_name='odin.dagscheduler.v1.CreateScheduleRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='odin.dagscheduler.v1.CreateScheduleRequest.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='pipeline', full_name='odin.dagscheduler.v1.CreateScheduleRequest.pipeline', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='cron', full_name='odin.dagscheduler.v1.CreateScheduleRequest.cron', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='timezone', full_name='odin.dagscheduler.v1.CreateScheduleRequest.timezone', index=3,
+      number=4, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='parameters', full_name='odin.dagscheduler.v1.CreateScheduleRequest.parameters', index=4,
+      number=5, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='catchup', full_name='odin.dagscheduler.v1.CreateScheduleRequest.catchup', index=5,
+      number=6, type=14, cpp_type=8, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='concurrency', full_name='odin.dagscheduler.v1.CreateScheduleRequest.concurrency', index=6,
+      number=7, type=14, cpp_type=8, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='paused', full_name='odin.dagscheduler.v1.CreateScheduleRequest.paused', index=7,
+      number=8, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='request_id', full_name='odin.dagscheduler.v1.CreateScheduleRequest.request_id', index=8,
+      number=9, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=2438,
+  serialized_end=2722,
+)
+
+
+_CREATESCHEDULERESPONSE = _descriptor.Descriptor(
+  name='CreateScheduleResponse',
+  full_name='odin.dagscheduler.v1.CreateScheduleResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='schedule', full_name='odin.dagscheduler.v1.CreateScheduleResponse.schedule', index=0,
+      number=1, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=2724,
+  serialized_end=2798,
+)
+
+
+_LISTSCHEDULESREQUEST = _descriptor.Descriptor(
+  name='ListSchedulesRequest',
+  full_name='odin.dagscheduler.v1.ListSchedulesRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='pipeline', full_name='odin.dagscheduler.v1.ListSchedulesRequest.pipeline', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=2800,
+  serialized_end=2840,
+)
+
+
+_LISTSCHEDULESRESPONSE = _descriptor.Descriptor(
+  name='ListSchedulesResponse',
+  full_name='odin.dagscheduler.v1.ListSchedulesResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='schedules', full_name='odin.dagscheduler.v1.ListSchedulesResponse.schedules', index=0,
+      number=1, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=2842,
+  serialized_end=2916,
+)
+
+
+_PAUSESCHEDULEREQUEST = _descriptor.Descriptor(
+  name='PauseScheduleRequest',
+  full_name='odin.dagscheduler.v1.PauseScheduleRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='odin.dagscheduler.v1.PauseScheduleRequest.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=2918,
+  serialized_end=2954,
+)
+
+
+_PAUSESCHEDULERESPONSE = _descriptor.Descriptor(
+  name='PauseScheduleResponse',
+  full_name='odin.dagscheduler.v1.PauseScheduleResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='schedule', full_name='odin.dagscheduler.v1.PauseScheduleResponse.schedule', index=0,
+      number=1, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=2956,
+  serialized_end=3029,
+)
+
+
+_RESUMESCHEDULEREQUEST = _descriptor.Descriptor(
+  name='ResumeScheduleRequest',
+  full_name='odin.dagscheduler.v1.ResumeScheduleRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='odin.dagscheduler.v1.ResumeScheduleRequest.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3031,
+  serialized_end=3068,
+)
+
+
+_RESUMESCHEDULERESPONSE = _descriptor.Descriptor(
+  name='ResumeScheduleResponse',
+  full_name='odin.dagscheduler.v1.ResumeScheduleResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='schedule', full_name='odin.dagscheduler.v1.ResumeScheduleResponse.schedule', index=0,
+      number=1, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3070,
+  serialized_end=3144,
+)
+
+
+_DELETESCHEDULEREQUEST = _descriptor.Descriptor(
+  name='DeleteScheduleRequest',
+  full_name='odin.dagscheduler.v1.DeleteScheduleRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='odin.dagscheduler.v1.DeleteScheduleRequest.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3146,
+  serialized_end=3183,
+)
+
+
+_DELETESCHEDULERESPONSE = _descriptor.Descriptor(
+  name='DeleteScheduleResponse',
+  full_name='odin.dagscheduler.v1.DeleteScheduleResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3185,
+  serialized_end=3209,
 )
 
 _SUBMITRUNREQUEST_LABELSENTRY.containing_type = _SUBMITRUNREQUEST
@@ -851,6 +1413,19 @@ _RUNSNAPSHOT.fields_by_name['task_runs'].message_type = odin_dot_common_dot_v1_d
 _RUNSNAPSHOT.fields_by_name['task_states'].enum_type = odin_dot_common_dot_v1_dot_run__pb2._TASKSTATE
 _CANCELRUNRESPONSE.fields_by_name['run'].message_type = odin_dot_common_dot_v1_dot_run__pb2._RUN
 _RETRYRUNRESPONSE.fields_by_name['run'].message_type = odin_dot_common_dot_v1_dot_run__pb2._RUN
+_SCHEDULE.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
+_SCHEDULE.fields_by_name['catchup'].enum_type = _CATCHUPPOLICY
+_SCHEDULE.fields_by_name['concurrency'].enum_type = _CONCURRENCYPOLICY
+_SCHEDULE.fields_by_name['create_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
+_SCHEDULE.fields_by_name['next_tick'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
+_SCHEDULE.fields_by_name['last_tick'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
+_CREATESCHEDULEREQUEST.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
+_CREATESCHEDULEREQUEST.fields_by_name['catchup'].enum_type = _CATCHUPPOLICY
+_CREATESCHEDULEREQUEST.fields_by_name['concurrency'].enum_type = _CONCURRENCYPOLICY
+_CREATESCHEDULERESPONSE.fields_by_name['schedule'].message_type = _SCHEDULE
+_LISTSCHEDULESRESPONSE.fields_by_name['schedules'].message_type = _SCHEDULE
+_PAUSESCHEDULERESPONSE.fields_by_name['schedule'].message_type = _SCHEDULE
+_RESUMESCHEDULERESPONSE.fields_by_name['schedule'].message_type = _SCHEDULE
 DESCRIPTOR.message_types_by_name['SubmitRunRequest'] = _SUBMITRUNREQUEST
 DESCRIPTOR.message_types_by_name['SubmitRunResponse'] = _SUBMITRUNRESPONSE
 DESCRIPTOR.message_types_by_name['GetRunRequest'] = _GETRUNREQUEST
@@ -868,6 +1443,19 @@ DESCRIPTOR.message_types_by_name['RetryRunRequest'] = _RETRYRUNREQUEST
 DESCRIPTOR.message_types_by_name['RetryRunResponse'] = _RETRYRUNRESPONSE
 DESCRIPTOR.message_types_by_name['DeleteRunRequest'] = _DELETERUNREQUEST
 DESCRIPTOR.message_types_by_name['DeleteRunResponse'] = _DELETERUNRESPONSE
+DESCRIPTOR.message_types_by_name['Schedule'] = _SCHEDULE
+DESCRIPTOR.message_types_by_name['CreateScheduleRequest'] = _CREATESCHEDULEREQUEST
+DESCRIPTOR.message_types_by_name['CreateScheduleResponse'] = _CREATESCHEDULERESPONSE
+DESCRIPTOR.message_types_by_name['ListSchedulesRequest'] = _LISTSCHEDULESREQUEST
+DESCRIPTOR.message_types_by_name['ListSchedulesResponse'] = _LISTSCHEDULESRESPONSE
+DESCRIPTOR.message_types_by_name['PauseScheduleRequest'] = _PAUSESCHEDULEREQUEST
+DESCRIPTOR.message_types_by_name['PauseScheduleResponse'] = _PAUSESCHEDULERESPONSE
+DESCRIPTOR.message_types_by_name['ResumeScheduleRequest'] = _RESUMESCHEDULEREQUEST
+DESCRIPTOR.message_types_by_name['ResumeScheduleResponse'] = _RESUMESCHEDULERESPONSE
+DESCRIPTOR.message_types_by_name['DeleteScheduleRequest'] = _DELETESCHEDULEREQUEST
+DESCRIPTOR.message_types_by_name['DeleteScheduleResponse'] = _DELETESCHEDULERESPONSE
+DESCRIPTOR.enum_types_by_name['CatchupPolicy'] = _CATCHUPPOLICY
+DESCRIPTOR.enum_types_by_name['ConcurrencyPolicy'] = _CONCURRENCYPOLICY
 _sym_db.RegisterFileDescriptor(DESCRIPTOR)
 
 SubmitRunRequest = _reflection.GeneratedProtocolMessageType('SubmitRunRequest', (_message.Message,), dict(
@@ -997,6 +1585,83 @@ DeleteRunResponse = _reflection.GeneratedProtocolMessageType('DeleteRunResponse'
   ))
 _sym_db.RegisterMessage(DeleteRunResponse)
 
+Schedule = _reflection.GeneratedProtocolMessageType('Schedule', (_message.Message,), dict(
+  DESCRIPTOR = _SCHEDULE,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.Schedule)
+  ))
+_sym_db.RegisterMessage(Schedule)
+
+CreateScheduleRequest = _reflection.GeneratedProtocolMessageType('CreateScheduleRequest', (_message.Message,), dict(
+  DESCRIPTOR = _CREATESCHEDULEREQUEST,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.CreateScheduleRequest)
+  ))
+_sym_db.RegisterMessage(CreateScheduleRequest)
+
+CreateScheduleResponse = _reflection.GeneratedProtocolMessageType('CreateScheduleResponse', (_message.Message,), dict(
+  DESCRIPTOR = _CREATESCHEDULERESPONSE,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.CreateScheduleResponse)
+  ))
+_sym_db.RegisterMessage(CreateScheduleResponse)
+
+ListSchedulesRequest = _reflection.GeneratedProtocolMessageType('ListSchedulesRequest', (_message.Message,), dict(
+  DESCRIPTOR = _LISTSCHEDULESREQUEST,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.ListSchedulesRequest)
+  ))
+_sym_db.RegisterMessage(ListSchedulesRequest)
+
+ListSchedulesResponse = _reflection.GeneratedProtocolMessageType('ListSchedulesResponse', (_message.Message,), dict(
+  DESCRIPTOR = _LISTSCHEDULESRESPONSE,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.ListSchedulesResponse)
+  ))
+_sym_db.RegisterMessage(ListSchedulesResponse)
+
+PauseScheduleRequest = _reflection.GeneratedProtocolMessageType('PauseScheduleRequest', (_message.Message,), dict(
+  DESCRIPTOR = _PAUSESCHEDULEREQUEST,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.PauseScheduleRequest)
+  ))
+_sym_db.RegisterMessage(PauseScheduleRequest)
+
+PauseScheduleResponse = _reflection.GeneratedProtocolMessageType('PauseScheduleResponse', (_message.Message,), dict(
+  DESCRIPTOR = _PAUSESCHEDULERESPONSE,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.PauseScheduleResponse)
+  ))
+_sym_db.RegisterMessage(PauseScheduleResponse)
+
+ResumeScheduleRequest = _reflection.GeneratedProtocolMessageType('ResumeScheduleRequest', (_message.Message,), dict(
+  DESCRIPTOR = _RESUMESCHEDULEREQUEST,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.ResumeScheduleRequest)
+  ))
+_sym_db.RegisterMessage(ResumeScheduleRequest)
+
+ResumeScheduleResponse = _reflection.GeneratedProtocolMessageType('ResumeScheduleResponse', (_message.Message,), dict(
+  DESCRIPTOR = _RESUMESCHEDULERESPONSE,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.ResumeScheduleResponse)
+  ))
+_sym_db.RegisterMessage(ResumeScheduleResponse)
+
+DeleteScheduleRequest = _reflection.GeneratedProtocolMessageType('DeleteScheduleRequest', (_message.Message,), dict(
+  DESCRIPTOR = _DELETESCHEDULEREQUEST,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.DeleteScheduleRequest)
+  ))
+_sym_db.RegisterMessage(DeleteScheduleRequest)
+
+DeleteScheduleResponse = _reflection.GeneratedProtocolMessageType('DeleteScheduleResponse', (_message.Message,), dict(
+  DESCRIPTOR = _DELETESCHEDULERESPONSE,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.DeleteScheduleResponse)
+  ))
+_sym_db.RegisterMessage(DeleteScheduleResponse)
+
 
 _SUBMITRUNREQUEST_LABELSENTRY.has_options = True
 _SUBMITRUNREQUEST_LABELSENTRY._options = _descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001'))
@@ -1007,8 +1672,8 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=1906,
-  serialized_end=2665,
+  serialized_start=3462,
+  serialized_end=4760,
   methods=[
   _descriptor.MethodDescriptor(
     name='SubmitRun',
@@ -1080,6 +1745,51 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
     containing_service=None,
     input_type=_DELETERUNREQUEST,
     output_type=_DELETERUNRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='CreateSchedule',
+    full_name='odin.dagscheduler.v1.DagSchedulerService.CreateSchedule',
+    index=8,
+    containing_service=None,
+    input_type=_CREATESCHEDULEREQUEST,
+    output_type=_CREATESCHEDULERESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='ListSchedules',
+    full_name='odin.dagscheduler.v1.DagSchedulerService.ListSchedules',
+    index=9,
+    containing_service=None,
+    input_type=_LISTSCHEDULESREQUEST,
+    output_type=_LISTSCHEDULESRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='PauseSchedule',
+    full_name='odin.dagscheduler.v1.DagSchedulerService.PauseSchedule',
+    index=10,
+    containing_service=None,
+    input_type=_PAUSESCHEDULEREQUEST,
+    output_type=_PAUSESCHEDULERESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='ResumeSchedule',
+    full_name='odin.dagscheduler.v1.DagSchedulerService.ResumeSchedule',
+    index=11,
+    containing_service=None,
+    input_type=_RESUMESCHEDULEREQUEST,
+    output_type=_RESUMESCHEDULERESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='DeleteSchedule',
+    full_name='odin.dagscheduler.v1.DagSchedulerService.DeleteSchedule',
+    index=12,
+    containing_service=None,
+    input_type=_DELETESCHEDULEREQUEST,
+    output_type=_DELETESCHEDULERESPONSE,
     options=None,
   ),
 ])

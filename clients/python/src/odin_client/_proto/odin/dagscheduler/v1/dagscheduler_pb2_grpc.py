@@ -57,6 +57,31 @@ class DagSchedulerServiceStub(object):
         request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteRunRequest.SerializeToString,
         response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteRunResponse.FromString,
         )
+    self.CreateSchedule = channel.unary_unary(
+        '/odin.dagscheduler.v1.DagSchedulerService/CreateSchedule',
+        request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.CreateScheduleRequest.SerializeToString,
+        response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.CreateScheduleResponse.FromString,
+        )
+    self.ListSchedules = channel.unary_unary(
+        '/odin.dagscheduler.v1.DagSchedulerService/ListSchedules',
+        request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListSchedulesRequest.SerializeToString,
+        response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListSchedulesResponse.FromString,
+        )
+    self.PauseSchedule = channel.unary_unary(
+        '/odin.dagscheduler.v1.DagSchedulerService/PauseSchedule',
+        request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.PauseScheduleRequest.SerializeToString,
+        response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.PauseScheduleResponse.FromString,
+        )
+    self.ResumeSchedule = channel.unary_unary(
+        '/odin.dagscheduler.v1.DagSchedulerService/ResumeSchedule',
+        request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ResumeScheduleRequest.SerializeToString,
+        response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ResumeScheduleResponse.FromString,
+        )
+    self.DeleteSchedule = channel.unary_unary(
+        '/odin.dagscheduler.v1.DagSchedulerService/DeleteSchedule',
+        request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteScheduleRequest.SerializeToString,
+        response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteScheduleResponse.FromString,
+        )
 
 
 class DagSchedulerServiceServicer(object):
@@ -140,6 +165,49 @@ class DagSchedulerServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def CreateSchedule(self, request, context):
+    """CreateSchedule makes a cron schedule of a pipeline: every replica follows it and exactly one
+    run starts per tick. INVALID_ARGUMENT for a bad cron expression, time zone or parameter values
+    (checked against the pipeline's newest commit); ALREADY_EXISTS when the name is taken. Called by
+    the CLI (`odin schedule create`). Safe to retry with the same `request_id`.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def ListSchedules(self, request, context):
+    """ListSchedules lists every schedule, created or declared in a pipeline (`schedules:`), with its
+    next tick and its last run. Called by the CLI (`odin schedule ls`). Read-only; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def PauseSchedule(self, request, context):
+    """PauseSchedule stops a schedule's ticks from starting runs until it is resumed. Called by the CLI
+    (`odin schedule pause`). Idempotent; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def ResumeSchedule(self, request, context):
+    """ResumeSchedule lets a paused schedule start runs again, from its next tick (ticks while paused
+    are not run). Called by the CLI (`odin schedule resume`). Idempotent; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def DeleteSchedule(self, request, context):
+    """DeleteSchedule removes a schedule made with CreateSchedule (its runs stay); FAILED_PRECONDITION
+    for one declared in a pipeline (remove it from `main.yml`, or pause it). Called by the CLI
+    (`odin schedule rm`). Safe to retry: NOT_FOUND once it is gone.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_DagSchedulerServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -182,6 +250,31 @@ def add_DagSchedulerServiceServicer_to_server(servicer, server):
           servicer.DeleteRun,
           request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteRunRequest.FromString,
           response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteRunResponse.SerializeToString,
+      ),
+      'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+          servicer.CreateSchedule,
+          request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.CreateScheduleRequest.FromString,
+          response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.CreateScheduleResponse.SerializeToString,
+      ),
+      'ListSchedules': grpc.unary_unary_rpc_method_handler(
+          servicer.ListSchedules,
+          request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListSchedulesRequest.FromString,
+          response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListSchedulesResponse.SerializeToString,
+      ),
+      'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+          servicer.PauseSchedule,
+          request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.PauseScheduleRequest.FromString,
+          response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.PauseScheduleResponse.SerializeToString,
+      ),
+      'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+          servicer.ResumeSchedule,
+          request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ResumeScheduleRequest.FromString,
+          response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ResumeScheduleResponse.SerializeToString,
+      ),
+      'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+          servicer.DeleteSchedule,
+          request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteScheduleRequest.FromString,
+          response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteScheduleResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(
