@@ -148,6 +148,21 @@ describe("web UI in a real browser", () => {
       join(repo, "wide", "main.yml"),
       JSON.stringify({ name: "wide", parallelism: 2, tasks }),
     );
+    // A task that ends its run early: the run page says why a SUCCEEDED run skipped tasks.
+    await mkdir(join(repo, "early"));
+    await writeFile(
+      join(repo, "early", "main.yml"),
+      [
+        "name: early",
+        "tasks:",
+        "- name: check",
+        "  image: busybox",
+        "  command: sh",
+        `  args: [-c, 'echo "{\\"odin\\": {\\"early_exit\\": true}}" > "$TASK_PATH/outputs.json"']`,
+        "- {name: train, image: busybox, command: echo, depends: check}",
+        "",
+      ].join("\n"),
+    );
     server = await startServer([
       "--data",
       join(dir.path, "data"),
@@ -370,6 +385,21 @@ describe("web UI in a real browser", () => {
       [],
       "accessibility violations",
     );
+  });
+
+  test("a run a task ended early shows SUCCEEDED and why", async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    await signIn(page, `${server.web}pipelines/early`, tokens.operator);
+    await page.getByRole("button", { name: "Run", exact: true }).click();
+    await page.waitForURL(/\/runs\/early-[a-z0-9]{8}$/);
+    await page
+      .getByTestId("run-state")
+      .filter({ hasText: "succeeded" })
+      .waitFor({ timeout: 60_000 });
+    await page.getByText('early exit requested by task "check"').first().waitFor();
+    await page.locator('[data-task="train"][data-state="skipped"]').waitFor();
+    await context.close();
   });
 
   test("a 10,000-task run: time to the first full render of its graph", async () => {

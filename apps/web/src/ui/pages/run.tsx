@@ -246,7 +246,8 @@ export function RunPage({
               <dd>{run.attempt}</dd>
             </>
           )}
-          {run.message && (
+          {/* A failed run, or one a task ended early, says why even without a message. */}
+          {(run.message || run.reason) && (
             <>
               <dt>Why</dt>
               <dd>
