@@ -168,13 +168,17 @@ program
   .option("-p, --pipeline <pipeline>", "only runs of this pipeline")
   .option("-a, --all", "every run, not only the newest 20")
   .option(
+    "-l, --selector <labels>",
+    "only runs whose labels match, as kubectl's -l: team=nlp,env!=dev,tier in (a,b),gpu,!gpu",
+  )
+  .option(
     "--columns <names>",
     "task table columns, comma-separated: task,state,attempt,duration,exit,object,reason,launched,started,ended,outputs",
   )
   .action(
     async (
       target: string | undefined,
-      options: { pipeline?: string; all?: boolean; columns?: string },
+      options: { pipeline?: string; all?: boolean; selector?: string; columns?: string },
     ) => run((await runs()).statusCommand(target, { ...globals(), ...options }, process.stdout)),
   );
 

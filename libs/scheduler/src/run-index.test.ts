@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { RunRecord } from "./records.js";
-import { cursorToken, parseCursor, RunIndex } from "./run-index.js";
+import { cursorToken, parseCursor, parseLabelSelector, RunIndex } from "./run-index.js";
 
 function run(id: string, createTime: number, extra: Partial<RunRecord> = {}): RunRecord {
   return {
@@ -63,7 +63,7 @@ test("filters by pipeline, state and labels; removed runs and stale revisions", 
     ["b"],
   );
   assert.deepEqual(
-    index.page({ labels: { env: "prod" } }, 10).runs.map((r) => r.id),
+    index.page({ labels: parseLabelSelector("env=prod") }, 10).runs.map((r) => r.id),
     ["a"],
   );
   // A listing read before a change must not undo it.
@@ -96,4 +96,33 @@ test("100,000 runs: the newest page is the newest 50, the next starts where it e
   assert.equal(page.runs[0]!.id, "run-099999");
   assert.equal(page.runs[49]!.id, "run-099950");
   assert.equal(index.page({}, 1, page.next).runs[0]!.id, "run-099949");
+});
+
+test("label selectors in Kubernetes' syntax: =, ==, !=, in, notin, set and not set", () => {
+  const index = new RunIndex();
+  index.apply("a", run("a", 1, { labels: { env: "prod", team: "nlp" } }), 1);
+  index.apply("b", run("b", 2, { labels: { env: "dev", team: "cv", gpu: "a100" } }), 2);
+  index.apply("c", run("c", 3, { labels: {} }), 3);
+  const ids = (selector: string) =>
+    index
+      .page({ labels: parseLabelSelector(selector) }, 10)
+      .runs.map((r) => r.id)
+      .sort()
+      .join(",");
+  assert.equal(ids(""), "a,b,c");
+  assert.equal(ids("env=prod"), "a");
+  assert.equal(ids("env==prod"), "a");
+  // As in Kubernetes, != and notin also match runs without the label.
+  assert.equal(ids("env!=dev"), "a,c");
+  assert.equal(ids("team in (nlp, cv)"), "a,b");
+  assert.equal(ids("team notin (nlp)"), "b,c");
+  assert.equal(ids("gpu"), "b");
+  assert.equal(ids("!gpu"), "a,c");
+  assert.equal(ids("team in (nlp,cv),env!=prod, gpu"), "b");
+  for (const bad of ["env=a b", "=prod", "team in nlp", "team in (a b)", "env!!=x"])
+    assert.throws(
+      () => parseLabelSelector(bad),
+      /is not a label requirement|not a label value/,
+      bad,
+    );
 });

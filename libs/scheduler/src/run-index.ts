@@ -7,7 +7,55 @@ import type { RunRecord } from "./records.js";
 export interface RunFilter {
   pipeline?: string;
   states?: readonly RunState[];
-  labels?: Readonly<Record<string, string>>;
+  /** Every requirement must hold (see {@link parseLabelSelector}). */
+  labels?: readonly LabelRequirement[];
+}
+
+/** One term of a label selector: the key's value is (not) one of `values`, or the key is (not) set. */
+export interface LabelRequirement {
+  key: string;
+  /** Undefined: the key is set (`key`) or not (`!key`), whatever its value. */
+  values?: ReadonlySet<string>;
+  negated: boolean;
+}
+
+const LABEL_KEY = String.raw`[A-Za-z0-9](?:[-A-Za-z0-9_./]*[A-Za-z0-9])?`;
+const LABEL_VALUE = String.raw`(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?`;
+const TERM = new RegExp(
+  String.raw`^(?:(!)\s*(${LABEL_KEY})|(${LABEL_KEY})\s*(?:(==?|!=)\s*(${LABEL_VALUE})|\s(in|notin)\s*\(([^()]*)\))?)$`,
+);
+const VALUE_ONLY = new RegExp(`^${LABEL_VALUE}$`);
+
+/**
+ * Reads a label selector in Kubernetes' syntax: `team=nlp,env!=dev`, `tier in (a,b)`,
+ * `tier notin (a)`, `gpu` (set), `!gpu` (not set); `==` is `=`. Empty: no requirement.
+ * Throws an Error saying which term is wrong.
+ */
+export function parseLabelSelector(selector: string): LabelRequirement[] {
+  const out: LabelRequirement[] = [];
+  // Commas separate terms except inside the parentheses of in/notin.
+  for (const term of selector.match(/(?:[^,(]|\([^)]*\))+/g) ?? []) {
+    const text = term.trim();
+    if (text === "") continue;
+    const m = TERM.exec(text);
+    if (!m) throw new Error(`"${text}" is not a label requirement`);
+    const [, not, notKey, key = notKey!, op, value, setOp, list] = m;
+    if (not) out.push({ key, negated: true });
+    else if (op !== undefined) out.push({ key, values: new Set([value!]), negated: op === "!=" });
+    else if (setOp !== undefined) {
+      const values = list!.split(",").map((v) => v.trim());
+      if (values.some((v) => !VALUE_ONLY.test(v)))
+        throw new Error(`"${text}" holds a value that is not a label value`);
+      out.push({ key, values: new Set(values), negated: setOp === "notin" });
+    } else out.push({ key, negated: false });
+  }
+  return out;
+}
+
+function labelsMatch(labels: Readonly<Record<string, string>>, r: LabelRequirement): boolean {
+  const value = Object.hasOwn(labels, r.key) ? labels[r.key] : undefined;
+  const holds = r.values === undefined ? value !== undefined : r.values.has(value ?? "\0");
+  return holds !== r.negated;
 }
 
 /** Whether a run passes a filter. */
@@ -19,7 +67,7 @@ export function matches(run: RunRecord, filter: RunFilter): boolean {
   )
     return false;
   if (filter.states?.length && !filter.states.includes(run.state)) return false;
-  for (const [k, v] of Object.entries(filter.labels ?? {})) if (run.labels[k] !== v) return false;
+  for (const r of filter.labels ?? []) if (!labelsMatch(run.labels, r)) return false;
   return true;
 }
 

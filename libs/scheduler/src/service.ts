@@ -24,28 +24,28 @@ import {
 } from "./convert.js";
 import type { ScheduleRunner } from "./schedules.js";
 import type { RunChange, Scheduler } from "./scheduler.js";
-import { cursorToken, matches, parseCursor, type RunFilter } from "./run-index.js";
+import {
+  cursorToken,
+  type LabelRequirement,
+  matches,
+  parseCursor,
+  parseLabelSelector,
+  type RunFilter,
+} from "./run-index.js";
 
 function checkRunId(id: string): string {
   checkRunIdValue(id);
   return id;
 }
 
-function parseSelector(selector: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of selector
-    .split(",")
-    .map((p) => p.trim())
-    .filter(Boolean)) {
-    const eq = part.indexOf("=");
-    if (eq <= 0)
-      throw new InvalidArgumentError(`label selector "${selector}": use key=value[,key=value]`);
-    out[part.slice(0, eq).trim()] = part
-      .slice(eq + 1)
-      .replace(/^=/, "")
-      .trim();
+function parseSelector(selector: string): LabelRequirement[] {
+  try {
+    return parseLabelSelector(selector);
+  } catch (err) {
+    throw new InvalidArgumentError(
+      `label selector "${selector}": ${(err as Error).message}; use key=value, key!=value, key in (a,b), key notin (a,b), key or !key, joined by commas`,
+    );
   }
-  return out;
 }
 
 /** Task runs per part of a WatchRun snapshot (so no message grows with the run). */

@@ -183,6 +183,29 @@ describe("exit codes and machine-readable output", () => {
     assert.match(text.stdout, /outputs:\n {2}accuracy: 0\.93\n {2}model: m1/);
   });
 
+  test("status -l selects runs by label as kubectl does; a bad selector says how to write one", async () => {
+    const labelled = async (...labels: string[]) => {
+      const r = await cli(["run", "outputs", ...labels.flatMap((l) => ["-l", l])]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    const nlp = await labelled("team=nlp", "gpu=a100");
+    const cv = await labelled("team=cv");
+    const selected = async (selector: string) => {
+      const r = await cli(["-o", "json", "status", "--all", "-l", selector]);
+      assert.equal(r.code, 0, r.stderr);
+      const ids = (JSON.parse(r.stdout) as { id: string }[]).map((x) => x.id);
+      return [nlp, cv].filter((id) => ids.includes(id));
+    };
+    assert.deepEqual(await selected("team=nlp"), [nlp]);
+    assert.deepEqual(await selected("team!=nlp,team"), [cv]);
+    assert.deepEqual(await selected("team in (nlp,cv)"), [nlp, cv]);
+    assert.deepEqual(await selected("!gpu,team"), [cv]);
+    const bad = await cli(["status", "-l", "team=a b"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /"team=a b" is not a label requirement; use key=value, key!=value/);
+  });
+
   test("a reader that closes early ends the command quietly (no EPIPE stack trace)", async () => {
     const runId = await submit("chatty");
     await eventually(async () => (await taskState(runId, "talk")) === "SUCCEEDED", 30_000);

@@ -343,7 +343,12 @@ function chooseColumns(spec: string | undefined, note: (text: string) => void): 
 /** `odin status [RUN | RUN--TASK | PATTERN]`: a table of runs, one run's tasks, or one task. */
 export async function statusCommand(
   target: string | undefined,
-  options: RunCommandOptions & { pipeline?: string; all?: boolean; columns?: string },
+  options: RunCommandOptions & {
+    pipeline?: string;
+    all?: boolean;
+    selector?: string;
+    columns?: string;
+  },
   out: NodeJS.WritableStream,
   err: NodeJS.WritableStream = process.stderr,
 ): Promise<number> {
@@ -355,7 +360,7 @@ export async function statusCommand(
         await channel.unary(Scheduler.listRuns, {
           pipeline: options.pipeline ?? "",
           states: [],
-          labelSelector: "",
+          labelSelector: options.selector ?? "",
           pageSize: options.all || target ? 10_000 : 20,
           pageToken: "",
         })
