@@ -201,6 +201,15 @@ describe("exit codes and machine-readable output", () => {
     assert.deepEqual(await selected("team!=nlp,team"), [cv]);
     assert.deepEqual(await selected("team in (nlp,cv)"), [nlp, cv]);
     assert.deepEqual(await selected("!gpu,team"), [cv]);
+    // The table's TASKS reads finished of all.
+    await eventually(
+      async () =>
+        new RegExp(`^${cv}\\s+outputs\\s+SUCCEEDED\\s+1/1\\s`, "m").test(
+          (await cli(["status", "-l", "team=cv"])).stdout,
+        ),
+      30_000,
+      "the run's row with 1/1 tasks",
+    );
     const bad = await cli(["status", "-l", "team=a b"]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /"team=a b" is not a label requirement; use key=value, key!=value/);

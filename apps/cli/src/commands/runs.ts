@@ -340,6 +340,13 @@ function chooseColumns(spec: string | undefined, note: (text: string) => void): 
   return chosen.length > 0 ? chosen : defaultColumns;
 }
 
+/** A run's TASKS cell: finished of all (`3/4`), or the count alone for a run that kept no counts. */
+function tasksDone(r: common.Run): string {
+  const c = r.taskCounts;
+  if (c === undefined) return String(r.taskCount);
+  return `${c.succeeded + c.failed + c.error + c.skipped + c.cancelled}/${r.taskCount}`;
+}
+
 /** `odin status [RUN | RUN--TASK | PATTERN]`: a table of runs, one run's tasks, or one task. */
 export async function statusCommand(
   target: string | undefined,
@@ -380,7 +387,7 @@ export async function statusCommand(
           r.id,
           r.pipeline,
           paint(stateColor(state), state),
-          String(r.taskCount),
+          tasksDone(r),
           time(r.createTime),
           took,
           runState(r).waiting,
