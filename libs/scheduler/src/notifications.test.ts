@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MemoryEventBus } from "@odin/events";
 import { FileWebhookSecrets, WebhookNotifier, type RunEndBody } from "@odin/notify";
-import { NatsKeyValueStore } from "@odin/run-store";
-import { createLogger } from "@odin/service-kit";
+import { MemoryKeyValueStore, NatsKeyValueStore } from "@odin/run-store";
+import { createLogger, silentLogger } from "@odin/service-kit";
 import { startNats, type NatsServer } from "@odin/testing";
 import type { RunRecord } from "./records.js";
 import { Scheduler } from "./scheduler.js";
@@ -285,4 +285,68 @@ describe("notifications", () => {
       ],
     );
   });
+});
+
+test("notifications a stopped replica left pending are taken over by one other replica, once", async () => {
+  const receiver = new Receiver();
+  await receiver.start();
+  const dir = await mkdtemp(join(tmpdir(), "odin-notify-"));
+  const file = join(dir, "webhooks.yml");
+  await writeFile(file, `team: ${receiver.base}/services/T0/B0/TEAMSECRET\n`);
+  const kv = new MemoryKeyValueStore();
+  const bus = new MemoryEventBus();
+  const launcher = new ScriptedLauncher(bus);
+  const source = new YamlPipelines(pipelines);
+  const replica = async (
+    secrets: ConstructorParameters<typeof WebhookNotifier>[0]["secrets"],
+    now?: () => number,
+  ) => {
+    const s = new Scheduler({
+      store: new SchedulerStore(kv),
+      bus,
+      pipelines: source,
+      checkouts,
+      launcher,
+      dataPath: "/data/odin",
+      logger: silentLogger,
+      notifier: new WebhookNotifier({ secrets, log: silentLogger }),
+      ...(now ? { now } : {}),
+    });
+    await s.start();
+    return s;
+  };
+  // This replica records the end, then never gets to post (its secret lookup never answers).
+  const stopping = await replica({ where: "nowhere", resolve: () => new Promise(() => undefined) });
+  const run = await stopping.submit({ pipeline: "fine", submittedBy: "erin" });
+  const store = new SchedulerStore(kv);
+  for (;;) {
+    const r = await store.getRun(run.id);
+    if (r?.state === "SUCCEEDED") {
+      assert.deepEqual(r.notifications, [{ webhookSecret: "team", state: "pending", attempts: 0 }]);
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await stopping.close();
+  // Two replicas start long after the end (their clocks say so): one of them takes it over.
+  const later = () => Date.now() + 11 * 60_000;
+  const secrets = new FileWebhookSecrets(file);
+  const others = await Promise.all([replica(secrets, later), replica(secrets, later)]);
+  try {
+    let ended: RunRecord | undefined;
+    for (;;) {
+      ended = await store.getRun(run.id);
+      if (ended?.notifications?.[0]?.state === "delivered") break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(ended.notifyClaim, 1);
+    // Both replicas swept at start; give a second claim the time to show if there were one.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(receiver.posts.filter((p) => p.body.run.id === run.id).length, 1);
+    assert.equal((await store.getRun(run.id))?.notifyClaim, 1);
+  } finally {
+    for (const s of others) await s.close();
+    await bus.close();
+    await receiver.stop();
+  }
 });

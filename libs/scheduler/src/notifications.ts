@@ -15,6 +15,25 @@ import type { SchedulerStore } from "./store.js";
 /** The web UI's address when none is configured: where `kubectl port-forward svc/gateway 8080` serves it. */
 export const defaultPublicUrl = "http://localhost:8080";
 
+/**
+ * How long after a run's end its notifications may stay pending before another replica takes
+ * them over: far longer than a live delivery takes (5 attempts of at most 10 s with 30 s of
+ * waits between them), so only a deliverer that stopped leaves them pending that long.
+ */
+export const notifyTakeoverMs = 10 * 60_000;
+
+/** Whether an ended run's notifications were left pending by a deliverer that went away (or stalled). */
+export function orphanedNotifications(run: RunRecord, now: number): boolean {
+  // Since its end, or since another replica last took them over.
+  const since = run.notifyClaimTime ?? run.endTime;
+  return (
+    isFinishedRun(run.state) &&
+    since !== undefined &&
+    now - since > notifyTakeoverMs &&
+    (run.notifications ?? []).some((n) => n.state === "pending")
+  );
+}
+
 /** One pending notification per webhook whose `on` holds `state` (a webhook named twice is posted once). */
 export function dueNotifications(
   pipeline: Pipeline,
@@ -89,24 +108,29 @@ export async function deliverRunEnd(options: {
   let writes = Promise.resolve();
   const record = (i: number, status: NotificationStatus): void => {
     writes = writes.then(async () => {
-      await store
-        .updateRun(run.id, (r) => {
-          const cur = r.notifications?.[i];
-          if (
-            r.attempt !== run.attempt ||
-            !isFinishedRun(r.state) ||
-            cur?.webhookSecret !== status.webhookSecret ||
-            cur.state !== "pending"
-          )
-            return undefined;
-          const notifications = [...r.notifications!];
-          notifications[i] = status;
-          return { ...r, notifications };
-        })
-        .then(
-          () => undefined,
-          () => undefined,
-        );
+      // A status left pending would be posted again by the takeover: retry a write the store
+      // could not take (NATS away for a moment) a few times.
+      for (let attempt = 0; attempt < 6; attempt++) {
+        try {
+          await store.updateRun(run.id, (r) => {
+            const cur = r.notifications?.[i];
+            if (
+              r.attempt !== run.attempt ||
+              (r.notifyClaim ?? 0) !== (run.notifyClaim ?? 0) ||
+              !isFinishedRun(r.state) ||
+              cur?.webhookSecret !== status.webhookSecret ||
+              cur.state !== "pending"
+            )
+              return undefined;
+            const notifications = [...r.notifications!];
+            notifications[i] = status;
+            return { ...r, notifications };
+          });
+          return;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt).unref());
+        }
+      }
     });
   };
   await Promise.all(

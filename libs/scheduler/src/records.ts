@@ -37,6 +37,10 @@ export interface RunRecord {
    * with the end itself (all `pending`), then by the replica that wrote the end. Absent: none.
    */
   notifications?: NotificationStatus[];
+  /** Bumped by each replica that took over pending notifications whose deliverer went away. */
+  notifyClaim?: number;
+  /** When the last such replica took them over. */
+  notifyClaimTime?: number;
 }
 
 /** A task of a run as the run store keeps it. Absent = PENDING, never launched. */

@@ -29,7 +29,12 @@ import type { RunRecord, TaskRecord } from "./records.js";
 import { resolveTask } from "./resolve.js";
 import type { RecordChange, SchedulerStore } from "./store.js";
 import { RunIndex, type Cursor, type RunFilter } from "./run-index.js";
-import { defaultPublicUrl, deliverRunEnd, dueNotifications } from "./notifications.js";
+import {
+  defaultPublicUrl,
+  deliverRunEnd,
+  dueNotifications,
+  orphanedNotifications,
+} from "./notifications.js";
 
 /** What the scheduler needs; every part is a port with a production and an embedded adapter. */
 export interface SchedulerOptions {
@@ -194,6 +199,13 @@ export class Scheduler {
     );
     this.stops.push(() => consumer.stop());
     this.pump();
+    if (this.options.notifier) {
+      // Notifications a stopped replica left pending are taken over (now, and every minute).
+      this.takeOverNotifications();
+      const sweep = setInterval(() => this.takeOverNotifications(), 60_000);
+      sweep.unref();
+      this.stops.push(() => Promise.resolve(clearInterval(sweep)));
+    }
   }
 
   /** Stops following the store and consuming events. Runs go on when a replica starts again. */
@@ -424,6 +436,8 @@ export class Scheduler {
             message: undefined,
             taskCounts: undefined,
             notifications: undefined,
+            notifyClaim: undefined,
+            notifyClaimTime: undefined,
           }
         : undefined,
     );
@@ -934,13 +948,60 @@ export class Scheduler {
     void deliverRunEnd({
       store: this.options.store,
       notifier,
-      publicUrl:
-        (typeof this.options.publicUrl === "function"
-          ? this.options.publicUrl()
-          : this.options.publicUrl) ?? defaultPublicUrl,
+      publicUrl: this.publicUrl(),
       run: ended,
       tasks,
     });
+  }
+
+  /**
+   * Delivers the notifications of ended runs that stayed pending far longer than a delivery takes
+   * (their deliverer stopped). One replica takes each run over: the claim is a compare-and-set of
+   * the run's `notifyClaim`, and the old deliverer's progress writes no longer land.
+   */
+  private takeOverNotifications(): void {
+    const now = this.now();
+    for (const seen of this.index.all()) {
+      if (!orphanedNotifications(seen, now)) continue;
+      let claimed = false;
+      void this.options.store
+        .updateRun(seen.id, (r) => {
+          claimed =
+            r.attempt === seen.attempt &&
+            (r.notifyClaim ?? 0) === (seen.notifyClaim ?? 0) &&
+            orphanedNotifications(r, now);
+          return claimed
+            ? { ...r, notifyClaim: (r.notifyClaim ?? 0) + 1, notifyClaimTime: now }
+            : undefined;
+        })
+        .then(async (run) => {
+          if (!run || !claimed || this.closed) return;
+          this.log.warn("delivering notifications another replica left pending", { run: run.id });
+          const pipeline = await this.pipelineOf(run);
+          const records = await this.options.store.listTasks(run.id);
+          await deliverRunEnd({
+            store: this.options.store,
+            notifier: this.options.notifier!,
+            publicUrl: this.publicUrl(),
+            run,
+            tasks: pipeline.tasks.map((t) => ({ name: t.name, record: records.get(t.name) })),
+          });
+        })
+        .catch((err: unknown) =>
+          this.log.warn("could not take over pending notifications; tried again in a minute", {
+            run: seen.id,
+            error: (err as Error).message,
+          }),
+        );
+    }
+  }
+
+  private publicUrl(): string {
+    return (
+      (typeof this.options.publicUrl === "function"
+        ? this.options.publicUrl()
+        : this.options.publicUrl) ?? defaultPublicUrl
+    );
   }
 
   /**
