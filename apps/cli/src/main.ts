@@ -144,6 +144,7 @@ program
     "--same-as <run>",
     "the pipeline, commit, labels and parameters of that run (what is given here wins)",
   )
+  .option("--no-cache", "run every task, even those whose earlier result could be reused")
   .action(
     async (
       pipeline: string | undefined,
@@ -154,6 +155,7 @@ program
         set: string[];
         values?: string;
         sameAs?: string;
+        cache?: boolean;
       },
     ) => run((await runs()).runCommand(pipeline, { ...globals(), ...options }, process.stdout)),
   );
@@ -341,6 +343,33 @@ for (const [action, what] of [
       run((await schedules()).changeScheduleCommand(action, name, globals(), process.stdout)),
     );
 }
+
+const cache = program
+  .command("cache")
+  .description("the task results later runs reuse (see docs/caching.md)");
+cache
+  .command("ls")
+  .description("list cached task results, newest first")
+  .argument("[pipeline]", "only this pipeline's")
+  .argument("[task]", "only this task's")
+  .option("--limit <n>", "at most this many", wholeNumber)
+  .action(
+    async (pipeline: string | undefined, task: string | undefined, options: { limit?: number }) => {
+      const { cacheLsCommand } = await import("./commands/cache.js");
+      await run(cacheLsCommand(pipeline, task, { ...globals(), ...options }, process.stdout));
+    },
+  );
+cache
+  .command("rm")
+  .description("forget cached task results, so those tasks run next time (their files stay)")
+  .argument("[key...]", "keys, or unique prefixes of 8+ digits, from odin cache ls")
+  .option("--pipeline <path>", "every result of this pipeline")
+  .option("--task <name>", "with --pipeline: only this task's")
+  .option("--all", "every result")
+  .action(async (keys: string[], options: { pipeline?: string; task?: string; all?: boolean }) => {
+    const { cacheRmCommand } = await import("./commands/cache.js");
+    await run(cacheRmCommand(keys, { ...globals(), ...options }, process.stdout));
+  });
 
 program
   .command("server")

@@ -69,6 +69,13 @@ export const k8sLauncherConfigSchema = {
     description:
       "Largest download of run files (`odin data --download`, DownloadRunFiles) in bytes; a larger one is refused before anything is sent.",
   },
+  rootPath: {
+    name: "ODIN_ROOT_PATH",
+    type: "string",
+    default: "/data/pipelines",
+    description:
+      "`ROOT_PATH` (the pipelines' checkouts) as mounted in the launcher: the cache may hash task `inputs` under it and under `ODIN_DATA_PATH`, nowhere else.",
+  },
   logDir: {
     name: "ODIN_LOG_DIR",
     type: "string",

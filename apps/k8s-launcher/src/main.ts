@@ -48,6 +48,7 @@ async function main(): Promise<void> {
       k8sLauncherService(backend, {
         dataRoot: config.dataPath,
         maxDownloadBytes: config.dataDownloadMaxBytes,
+        readRoots: [config.dataPath, config.rootPath],
       }),
     ],
     metricsRegistry: metrics,

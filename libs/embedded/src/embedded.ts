@@ -149,7 +149,8 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   await backend.start(publishStateEvents(bus));
   // One launcher, two callers: the scheduler in this process and the K8sLauncherService, as in a
   // deployment (same checks on every request).
-  const launcher = new Launcher(backend);
+  // The cache hashes inputs and outputs here, on the local filesystem (the checkouts are under it).
+  const launcher = new Launcher(backend, { readRoots: [data] });
   const pipelines = new CatalogPipelines(catalog);
   const scheduler = new Scheduler({
     store: new SchedulerStore(kv),

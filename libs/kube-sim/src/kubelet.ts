@@ -55,6 +55,8 @@ interface ContainerRuntime {
   readonly script: ResolvedScript;
   readonly fallbackToLogs: boolean;
   readonly containerID: string;
+  /** What the image resolved to when the pod was created (a later push does not change it). */
+  readonly imageID: string;
   state: ContainerStateJson;
   readonly logs: LogLine[];
 }
@@ -85,15 +87,32 @@ function nowNanos(): string {
   return new Date().toISOString().replace(/Z$/, "000000Z");
 }
 
-function imageID(image: string): string {
-  const digest = createHash("sha256").update(image).digest("hex");
-  return `${image.split(":")[0] ?? image}@sha256:${digest}`;
+/** The repository part of an image reference (`repo:tag` or `repo@sha256:…` → `repo`). */
+function repository(image: string): string {
+  const at = image.indexOf("@");
+  if (at !== -1) return image.slice(0, at);
+  const colon = image.lastIndexOf(":");
+  return colon > image.lastIndexOf("/") ? image.slice(0, colon) : image;
+}
+
+/**
+ * The `imageID` a container status reports, as containerd does: `repo@sha256:<digest>`. A pinned
+ * image reports its own digest; a tag the digest pushed for it (`sim.pushImage`), else one derived
+ * from the reference.
+ */
+function imageID(image: string, pushed?: ReadonlyMap<string, string>): string {
+  const pinned = /@(sha256:[0-9a-f]{64})$/.exec(image)?.[1];
+  const digest =
+    pinned ?? pushed?.get(image) ?? `sha256:${createHash("sha256").update(image).digest("hex")}`;
+  return `${repository(image)}@${digest}`;
 }
 
 /** Simulated scheduler + kubelet for a single node. */
 export class Kubelet {
   private readonly pods = new Map<string, PodRuntime>();
   private readonly imagesPresent = new Set<string>();
+  /** Digests pushed for image tags (`sim.pushImage`): what new pods of the tag run. */
+  readonly pushedImages = new Map<string, string>();
   private podCount = 0;
 
   constructor(
@@ -197,6 +216,7 @@ export class Kubelet {
         script: this.scripts.resolve(pod, c, annotation),
         fallbackToLogs: c.terminationMessagePolicy === "FallbackToLogsOnError",
         containerID: `containerd://${createHash("sha256").update(`${uid}/${i}`).digest("hex")}`,
+        imageID: imageID(c.image ?? "", this.pushedImages),
         state: { waiting: { reason: "ContainerCreating" } },
         logs: [],
       })),
@@ -534,7 +554,7 @@ function containerStatuses(rt: PodRuntime): ContainerStatusJson[] {
     const status: ContainerStatusJson = {
       name: c.name,
       image: c.image,
-      imageID: started ? imageID(c.image) : "",
+      imageID: started ? c.imageID : "",
       ready: c.state.running !== undefined,
       started: c.state.running !== undefined,
       restartCount: 0,

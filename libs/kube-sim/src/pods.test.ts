@@ -418,3 +418,39 @@ test("startMs keeps a pod in ContainerCreating; activeDeadlineSeconds fails it",
     (e) => codeOf(e) === 422,
   );
 });
+
+test("imageID: the digest a tag resolved to when the pod was created; a pushed tag moves for new pods only", async () => {
+  const ns = "images";
+  const digest = (pod: V1Pod) => pod.status?.containerStatuses?.[0]?.imageID ?? "";
+  const done = async (name: string) =>
+    eventually(async () => {
+      const pod = await readPod(ns, name);
+      return pod.status?.phase === "Succeeded" ? pod : undefined;
+    });
+  sim.script({ image: "registry/train:*", runMs: 50 });
+  try {
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: podBody("before", { image: "registry/train:latest" }),
+    });
+    const pushed = `sha256:${"c".repeat(64)}`;
+    sim.pushImage("registry/train:latest", pushed);
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: podBody("after", { image: "registry/train:latest" }),
+    });
+    const pinned = `sha256:${"d".repeat(64)}`;
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: podBody("pinned", { image: `registry/train@${pinned}` }),
+    });
+    const before = digest(await done("before"));
+    assert.match(before, /^registry\/train@sha256:[0-9a-f]{64}$/);
+    assert.notEqual(before, `registry/train@${pushed}`);
+    assert.equal(digest(await done("after")), `registry/train@${pushed}`);
+    assert.equal(digest(await done("pinned")), `registry/train@${pinned}`);
+    assert.throws(() => sim.pushImage("x", "latest"), /sha256:<64 hex digits>/);
+  } finally {
+    sim.clearScripts();
+  }
+});

@@ -110,6 +110,11 @@ export interface KubeSim {
   script(rule: ScriptRule): () => void;
   /** Removes every registered script rule. */
   clearScripts(): void;
+  /**
+   * Pushes a new image under a tag: pods created from now on report `digest` (`sha256:<64 hex>`)
+   * as their containers' `imageID`, as a cluster does after the tag moved in the registry.
+   */
+  pushImage(image: string, digest: string): void;
   /** Fault injection. */
   readonly faults: Faults;
   /** Current objects of a type (plural name or kind), optionally in one namespace. Read-only. */
@@ -281,6 +286,12 @@ class KubeSimServer implements KubeSim {
 
   clearScripts(): void {
     this.sim.scripts.clear();
+  }
+
+  pushImage(image: string, digest: string): void {
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+      throw new Error(`digest ${JSON.stringify(digest)} must be sha256:<64 hex digits>`);
+    this.sim.kubelet.pushedImages.set(image, digest);
   }
 
   objects(resource: string, namespace?: string): KubeObject[] {

@@ -33,6 +33,11 @@ export interface TaskStateEvent {
   message?: string;
   /** Small outputs reported by the task (termination message / `$TASK_PATH/outputs.json`), as JSON text. */
   outputsJson?: string;
+  /**
+   * The image the attempt actually ran, as a digest (`sha256:…`, from the pod's imageID); `local`
+   * from the local backend (no image runs). On RUNNING and SUCCEEDED, when known.
+   */
+  imageDigest?: string;
 }
 
 /** The deterministic id of an event: `<run>.<task>.<attempt>.<state>`. */

@@ -16,6 +16,8 @@ import type {
   ObjectEvent,
   TaskBackend,
 } from "./backend.js";
+import { CacheFiles } from "./files.js";
+import { FailedPreconditionError } from "@odin/service-kit";
 
 function checkRef(ref: AttemptRef): AttemptRef {
   checkRunId(ref.runId);
@@ -26,7 +28,34 @@ function checkRef(ref: AttemptRef): AttemptRef {
 
 /** A backend behind the launcher's request checks; it is also the scheduler's launcher port. */
 export class Launcher {
-  constructor(readonly backend: TaskBackend) {}
+  private readonly files: CacheFiles | undefined;
+
+  /**
+   * `readRoots`: where the cache may read inputs and outputs (the data root first: links for cached
+   * outputs are made only under it); none: the cache's file requests are refused.
+   */
+  constructor(
+    readonly backend: TaskBackend,
+    options: { readRoots?: readonly string[] } = {},
+  ) {
+    this.files = options.readRoots?.length ? new CacheFiles(options.readRoots) : undefined;
+  }
+
+  /**
+   * Content digests of files and directories for the scheduler's cache (in order; `missing` for
+   * what is not there), after making the requested links of a cached task's outputs.
+   */
+  async hashFiles(
+    paths: readonly string[],
+    links: readonly { target: string; path: string }[] = [],
+  ): Promise<string[]> {
+    if (!this.files)
+      throw new FailedPreconditionError(
+        "this launcher has no data volume to read for the cache (set ODIN_DATA_PATH)",
+      );
+    await this.files.link(links);
+    return this.files.digests(paths);
+  }
 
   /** Launches one attempt (idempotent per run, task and attempt). */
   launch(spec: LaunchSpec): Promise<LaunchResult> {

@@ -82,9 +82,9 @@ function logLineToProto(l: LogLine): k8slauncher.LogLine {
  */
 export function k8sLauncherService(
   backend: TaskBackend | Launcher,
-  options: RunDataOptions = {},
+  options: RunDataOptions & { readRoots?: readonly string[] } = {},
 ): ServiceRegistration {
-  const launcher = backend instanceof Launcher ? backend : new Launcher(backend);
+  const launcher = backend instanceof Launcher ? backend : new Launcher(backend, options);
   const runData = new RunData(options);
   return service(
     K8sLauncherServiceService,
@@ -125,6 +125,11 @@ export function k8sLauncherService(
           if (batch.length > 0) yield { lines: batch };
         },
       ),
+      hashFiles: unaryHandler(async (req): Promise<k8slauncher.HashFilesResponse> => {
+        if (req.paths.length + req.links.length > 10_000)
+          throw new InvalidArgumentError("HashFiles takes at most 10,000 paths and links at once");
+        return { digests: await launcher.hashFiles(req.paths, req.links) };
+      }),
       listTaskEvents: unaryHandler(async (req): Promise<k8slauncher.ListTaskEventsResponse> => {
         const list = await launcher.events({
           runId: req.runId,
@@ -177,6 +182,7 @@ export function k8sLauncherService(
     },
     {
       launchTask: "operator",
+      hashFiles: "operator",
       cancelTask: "operator",
       deleteRunObjects: "operator",
       streamLogs: "viewer",
@@ -201,6 +207,7 @@ export function taskEventOf(e: TaskStateEvent): events.TaskEvent {
     objectName: e.objectName,
     time: e.time,
     outputsJson: e.outputsJson ?? "",
+    imageDigest: e.imageDigest ?? "",
   };
 }
 

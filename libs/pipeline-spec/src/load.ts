@@ -455,6 +455,9 @@ const taskKeys = new Set([
   "retry_backoff",
   "timeout",
   "pending_timeout",
+  "cache",
+  "cache_ttl",
+  "cache_image_tag",
 ]);
 
 /** Keys the original's own HTTP tier wrote into tasks; they mean nothing and are not warned about. */
@@ -908,6 +911,11 @@ function readTask(problems: Problems, map: Json, references: Reference[]): Task 
   if (serviceAccount !== undefined) task.serviceAccount = serviceAccount;
   if (timeoutMs !== undefined) task.timeoutMs = timeoutMs;
   if (pendingTimeoutMs !== undefined) task.pendingTimeoutMs = pendingTimeoutMs;
+  // Caching (docs/caching.md): on unless `cache: false`; only tasks that declare outputs are cached.
+  if (f.bool("cache") === false) task.cache = false;
+  const cacheTtlMs = duration(f, "cache_ttl");
+  if (cacheTtlMs !== undefined) task.cacheTtlMs = cacheTtlMs;
+  if (f.bool("cache_image_tag") === true) task.cacheImageTag = true;
   return task;
 }
 

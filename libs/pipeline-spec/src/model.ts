@@ -110,6 +110,15 @@ export interface Task {
   timeoutMs?: number;
   /** How long a pod may stay unschedulable or pulling images, in milliseconds. */
   pendingTimeoutMs?: number;
+  /** `cache: false`: never skipped because of an earlier result, and never recorded for later runs. */
+  cache?: boolean;
+  /** `cache_ttl`: how old an earlier result may be to be reused, in milliseconds (default: the server's). */
+  cacheTtlMs?: number;
+  /**
+   * `cache_image_tag: true`: when no digest is known for the image's tag, key the image by its tag
+   * (the user vouches that the tag does not move). Without it, an unknown digest is never a hit.
+   */
+  cacheImageTag?: boolean;
   /** Keys Odin does not know, kept as written (JSON-safe). */
   extra: Readonly<Record<string, unknown>>;
 }

@@ -78,6 +78,9 @@ function fullTask(): common.Task {
     // Above 2^53: proves int64 seconds stay exact bigints rather than lossy numbers.
     pendingTimeout: { seconds: 9_007_199_254_740_993n, nanos: 500_000_000 },
     extraJson: '{"owner":"alice"}',
+    cacheDisabled: true,
+    cacheTtl: { seconds: 86400n, nanos: 0 },
+    cacheImageTag: true,
   };
 }
 
@@ -110,6 +113,7 @@ test("events keep presence of a zero exit code and the oneof case", () => {
     objectName: "sst2-k3x9q--train-2",
     time,
     outputsJson: '{"selected":"model-3"}',
+    imageDigest: "sha256:" + "ab".repeat(32),
   };
   const decoded = events.TaskEvent.decode(events.TaskEvent.encode(succeeded).finish());
   assert.deepEqual(decoded, succeeded);

@@ -149,6 +149,9 @@ export function taskToProto(t: SpecTask): common.Task {
     pendingTimeout:
       t.pendingTimeoutMs === undefined ? undefined : durationFromMs(t.pendingTimeoutMs),
     extraJson: Object.keys(t.extra).length === 0 ? "" : JSON.stringify(t.extra),
+    cacheDisabled: t.cache === false,
+    cacheTtl: t.cacheTtlMs === undefined ? undefined : durationFromMs(t.cacheTtlMs),
+    cacheImageTag: t.cacheImageTag === true,
   };
 }
 
@@ -221,6 +224,9 @@ export function taskFromProto(t: common.Task): SpecTask {
   if (t.serviceAccount) task.serviceAccount = t.serviceAccount;
   if (t.timeout) task.timeoutMs = durationToMs(t.timeout);
   if (t.pendingTimeout) task.pendingTimeoutMs = durationToMs(t.pendingTimeout);
+  if (t.cacheDisabled) task.cache = false;
+  if (t.cacheTtl) task.cacheTtlMs = durationToMs(t.cacheTtl);
+  if (t.cacheImageTag) task.cacheImageTag = true;
   return task;
 }
 

@@ -74,6 +74,7 @@ export function taskRunToProto(runId: string, task: string, r: TaskRecord): comm
       args: r.launched.args,
       env: r.launched.env,
     },
+    cachedFrom: r.cachedFrom && { ...r.cachedFrom },
   };
 }
 

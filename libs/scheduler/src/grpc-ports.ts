@@ -91,4 +91,18 @@ export class GrpcLauncher implements LauncherPort {
     const res = await unary(this.client, "deleteRunObjects", { runId, purgeData });
     return { deleted: res.deletedObjects, dataPurged: res.dataPurged };
   }
+
+  async hashFiles(
+    paths: readonly string[],
+    links: readonly { target: string; path: string }[] = [],
+  ): Promise<string[]> {
+    const res = await unary(
+      this.client,
+      "hashFiles",
+      { paths: [...paths], links: links.map((l) => ({ ...l })) },
+      // Hashing large inputs or outputs takes as long as reading them.
+      { deadlineMs: 3_600_000 },
+    );
+    return res.digests;
+  }
 }

@@ -35,4 +35,12 @@ export interface LauncherPort {
   cancel(runId: string, task: string, attempt?: number): Promise<unknown>;
   /** Removes a run's objects, and its RUN_PATH with `purgeData`. */
   deleteRun(runId: string, purgeData: boolean): Promise<{ deleted: number; dataPurged: boolean }>;
+  /**
+   * Content digests of files and directories where the data is (`missing` for what is not
+   * there), after making the given links. Without it, nothing is cached.
+   */
+  hashFiles?(
+    paths: readonly string[],
+    links?: readonly { target: string; path: string }[],
+  ): Promise<string[]>;
 }

@@ -41,6 +41,8 @@ export interface RunRecord {
   notifyClaim?: number;
   /** When the last such replica took them over. */
   notifyClaimTime?: number;
+  /** `odin run --no-cache`: no task of this run reuses an earlier result (its results are recorded). */
+  noCache?: boolean;
 }
 
 /** A task of a run as the run store keeps it. Absent = PENDING, never launched. */
@@ -62,6 +64,12 @@ export interface TaskRecord {
   history?: { state: TaskState; attempt: number; at: number }[];
   /** What the latest attempt was started with, after substitution; secret-looking env values hidden. */
   launched?: { command: string[]; args: string[]; env: Record<string, string> };
+  /** The image digest the attempt ran (reported by the launcher), when known. */
+  imageDigest?: string;
+  /** Digest of its reported outputs and declared output files (docs/caching.md), once hashed. */
+  resultDigest?: string;
+  /** SUCCEEDED without running: an earlier run's result was reused. */
+  cachedFrom?: { runId: string; attempt: number; key: string };
 }
 
 /** State changes kept on a task record. */

@@ -339,6 +339,7 @@ describe("Scheduler", () => {
           objectName: "x",
           time: new Date(),
           outputsJson: outputs ? JSON.stringify(outputs) : "",
+          imageDigest: "",
         }).finish(),
       );
     await until(
@@ -455,6 +456,7 @@ describe("Scheduler", () => {
       objectName: "x",
       time: new Date(),
       outputsJson: "",
+      imageDigest: "",
     }).finish();
     await w.bus.publish(subjects.task(run.id), failed);
     await w.bus.publish(subjects.task(run.id), failed);
@@ -482,6 +484,7 @@ describe("Scheduler", () => {
         objectName: "x",
         time: new Date(),
         outputsJson: "",
+        imageDigest: "",
       }).finish(),
     );
     await new Promise((r) => setTimeout(r, 50));

@@ -10,6 +10,7 @@ import {
   taskStates,
   type Pipeline,
   type Problem,
+  type Task,
   type ReportedState,
   type TaskState,
 } from "@odin/pipeline-spec";
@@ -27,6 +28,17 @@ import { type CheckoutSource, type LauncherPort, type PipelineSource } from "./p
 import { runToProto, taskRunToProto } from "./convert.js";
 import type { RunRecord, TaskRecord } from "./records.js";
 import { resolveTask } from "./resolve.js";
+import {
+  cacheKey,
+  defaultCacheTtlMs,
+  imageIdentity,
+  isCacheable,
+  pinnedDigest,
+  resultDigestOf,
+  taskFilePaths,
+  type CacheEntry,
+  type CachedFile,
+} from "./cache.js";
 import type { RecordChange, SchedulerStore } from "./store.js";
 import { RunIndex, type Cursor, type RunFilter } from "./run-index.js";
 import {
@@ -57,6 +69,22 @@ export interface SchedulerOptions {
   notifier?: WebhookNotifier;
   /** The web UI's address, for the run links notifications carry (default {@link defaultPublicUrl}). */
   publicUrl?: string | (() => string | undefined);
+  /** How old a cached result may be for a task that sets no `cache_ttl` (default 30 days). */
+  cacheTtlMs?: number;
+}
+
+/** What a launch left for the cache to do once its attempt succeeds. */
+interface CacheWork {
+  /** Digests of the task's path inputs, taken when the attempt was launched; unset: not recorded. */
+  inputs?: Promise<CachedFile[] | undefined>;
+}
+
+/** A filter of cache entries (`odin cache ls|rm`). */
+export interface CacheFilter {
+  pipeline?: string;
+  task?: string;
+  /** Keys or unique prefixes (at least 8 hex digits). */
+  keys?: readonly string[];
 }
 
 /** A change a watcher of one run is told about; `lost`: the run store lost it (NATS lost its storage). */
@@ -141,6 +169,16 @@ export class Scheduler {
   private closed = false;
   /** Bumped when the store lost everything: engines being built before that are dropped. */
   private storeGeneration = 0;
+  /** Every cache entry's key → its partial key and creation time (from the store's watch). */
+  private readonly cacheIndex = new Map<string, { partial: string; createTime: number }>();
+  /** How many entries have each partial key: a launch whose partial key is unknown misses at once. */
+  private readonly partialIndex = new Map<string, number>();
+  /** The digest each image last ran as (reported by launchers). */
+  private readonly imageDigests = new Map<string, string>();
+  /** Launches of this replica whose success the cache must record: `<run>/<task>/<attempt>`. */
+  private readonly cacheWork = new Map<string, CacheWork>();
+  /** Result digests being computed here: `<run>/<task>` → the digest (undefined on failure). */
+  private readonly results = new Map<string, Promise<string | undefined>>();
 
   constructor(private readonly options: SchedulerOptions) {
     options.store.onRunWritten = (record, revision) =>
@@ -179,6 +217,10 @@ export class Scheduler {
   async start(): Promise<void> {
     const watch: Watch = await this.options.store.watch((change) => this.onChange(change));
     this.stops.push(() => watch.stop());
+    for await (const entry of this.options.store.cacheEntries())
+      this.indexCacheEntry(entry.key, entry);
+    for (const image of await this.options.store.images())
+      this.imageDigests.set(image.image, image.digest);
     for (const { record, revision } of await this.options.store.listRuns()) {
       this.index.apply(record.id, record, revision);
     }
@@ -231,6 +273,8 @@ export class Scheduler {
      * nothing and returns the run made first. Default: a new id.
      */
     runId?: string;
+    /** Reuse no earlier result (`odin run --no-cache`). */
+    noCache?: boolean;
   }): Promise<RunRecord> {
     if (input.requestId) {
       checkRequestId(input.requestId);
@@ -282,6 +326,7 @@ export class Scheduler {
       submittedBy: input.submittedBy,
     };
     if (Object.keys(got.parameters).length > 0) record.parameters = got.parameters;
+    if (input.noCache) record.noCache = true;
     if (!(await this.options.store.createRun(record))) {
       // The id was given and another submit of it got there first: that one is the run.
       const first = await this.getRun(runId);
@@ -544,6 +589,14 @@ export class Scheduler {
       this.forgetLostRuns();
       return;
     }
+    if (change.kind === "cache") {
+      this.indexCacheEntry(change.key, change.entry);
+      return;
+    }
+    if (change.kind === "image") {
+      this.imageDigests.set(change.record.image, change.record.digest);
+      return;
+    }
     this.publish(change);
     // Runs watchers hear every change but stale ones (this replica's own writes reach the index
     // before the watch brings them, and are told when it does).
@@ -571,6 +624,7 @@ export class Scheduler {
       this.notify(change.runId, { kind: "task", task: change.task, record: change.record });
     const active = this.runs.get(change.runId);
     if (!active || !change.record) return;
+    if (change.record.state === "SUCCEEDED") this.succeeded(active, change.task, change.record);
     this.execute(active, active.engine.observe(change.task, statusOf(change.record), this.now()));
     this.pump();
   }
@@ -592,6 +646,9 @@ export class Scheduler {
    */
   private forgetLostRuns(): void {
     this.storeGeneration++;
+    this.cacheIndex.clear();
+    this.partialIndex.clear();
+    this.imageDigests.clear();
     const lost = [...this.runs.keys()];
     for (const active of this.runs.values()) active.lost = true;
     this.runs.clear();
@@ -618,7 +675,7 @@ export class Scheduler {
    * Publishes a recorded change as a RunEvent on `odin.events.run.<run>` for other consumers. Every
    * replica sees every change; the message id (`run.<run>.<revision>`) lets JetStream keep one.
    */
-  private publish(change: Exclude<RecordChange, { kind: "reset" }>): void {
+  private publish(change: Extract<RecordChange, { kind: "run" | "task" }>): void {
     if (!change.record || this.closed) return;
     const event: events.RunEvent = {
       runId: change.runId,
@@ -737,7 +794,7 @@ export class Scheduler {
     const now = this.now();
     const time = e.time ? e.time.getTime() : now;
     // The engines hear the change through the store's watch, like every other change.
-    await this.options.store.updateTask(e.runId, e.task, (cur) => {
+    const { written } = await this.options.store.updateTask(e.runId, e.task, (cur) => {
       if (
         !cur ||
         cur.attempt !== e.attempt ||
@@ -755,9 +812,26 @@ export class Scheduler {
         if (e.reason) next.reason = e.reason;
         if (e.message) next.message = e.message;
         if (e.outputsJson) next.outputsJson = e.outputsJson;
+        if (e.imageDigest) next.imageDigest = e.imageDigest;
       }
       return next;
     });
+    // The digest an image (tag) ran as: what the cache keys the next launches of it by.
+    if (state === "SUCCEEDED" && written && e.imageDigest) {
+      const active = this.runs.get(e.runId);
+      const image = active?.pipeline.tasks[active.engine.graph.indexOf(e.task) ?? -1]?.image;
+      if (image && !pinnedDigest(image) && this.imageDigests.get(image) !== e.imageDigest) {
+        this.imageDigests.set(image, e.imageDigest);
+        await this.options.store
+          .putImage({ image, digest: e.imageDigest, time: now })
+          .catch((err: unknown) =>
+            this.log.warn("could not record an image digest", {
+              image,
+              error: (err as Error).message,
+            }),
+          );
+      }
+    }
   }
 
   // -- Acting on decisions --------------------------------------------------------------------
@@ -1101,6 +1175,15 @@ export class Scheduler {
         spec,
         (upstream) => this.options.store.cachedTask(runId, upstream),
       );
+      if (this.options.launcher.hashFiles && Object.keys(spec.outputs).length > 0) {
+        if (isCacheable(spec) && !run.record.noCache && (await this.reuse(run, spec, attempt)))
+          return;
+        // Recorded once the attempt succeeds; the inputs are hashed now, alongside the launch
+        // (never before it: a miss must not wait for them).
+        const work: CacheWork = {};
+        if (isCacheable(spec)) work.inputs = this.hashInputs(run, spec);
+        this.cacheWork.set(`${runId}/${task}/${attempt}`, work);
+      }
       await this.options.launcher.launch({
         runId,
         pipeline: run.record.pipeline,
@@ -1154,6 +1237,278 @@ export class Scheduler {
     }
   }
 
+  // -- The cache (docs/caching.md) --------------------------------------------------------------
+
+  private indexCacheEntry(key: string, entry: CacheEntry | undefined): void {
+    const known = this.cacheIndex.get(key);
+    if (known) {
+      const n = (this.partialIndex.get(known.partial) ?? 1) - 1;
+      if (n > 0) this.partialIndex.set(known.partial, n);
+      else this.partialIndex.delete(known.partial);
+      this.cacheIndex.delete(key);
+    }
+    if (!entry) return;
+    this.cacheIndex.set(key, { partial: entry.partial, createTime: entry.createTime });
+    this.partialIndex.set(entry.partial, (this.partialIndex.get(entry.partial) ?? 0) + 1);
+  }
+
+  /** The cache key of a task now; `wait`: let upstream results being hashed here finish first. */
+  private async keyOf(
+    run: ActiveRun,
+    spec: Task,
+    image: string | undefined,
+    wait: boolean,
+  ): Promise<{ partial: string; key?: string } | undefined> {
+    const compute = () =>
+      cacheKey({
+        run: run.record,
+        pipeline: run.pipeline,
+        task: spec,
+        image,
+        recordOf: (t) => this.options.store.cachedTask(run.record.id, t),
+      });
+    const first = compute();
+    if (!first || first.key || !wait) return first;
+    const pending = spec.depends
+      .map((d) => this.results.get(`${run.record.id}/${d}`))
+      .filter((p) => p !== undefined);
+    if (pending.length === 0) return first;
+    await Promise.all(pending);
+    return compute();
+  }
+
+  /**
+   * Looks the task up, and when an earlier result is still valid, records it SUCCEEDED from that
+   * result instead of launching it. Costs a map lookup when nothing was recorded for this task as
+   * it is now; hashes the inputs and the recorded outputs only when something was.
+   */
+  private async reuse(run: ActiveRun, spec: Task, attempt: number): Promise<boolean> {
+    const image = imageIdentity(spec, this.imageDigests.get(spec.image));
+    const first = cacheKey({
+      run: run.record,
+      pipeline: run.pipeline,
+      task: spec,
+      image,
+      recordOf: (t) => this.options.store.cachedTask(run.record.id, t),
+    });
+    if (!first || !this.partialIndex.has(first.partial)) return false;
+    const runId = run.record.id;
+    try {
+      const keys = await this.keyOf(run, spec, image, true);
+      const key = keys?.key;
+      const known = key ? this.cacheIndex.get(key) : undefined;
+      if (!key || !known) return false;
+      const ttl = spec.cacheTtlMs ?? this.options.cacheTtlMs ?? defaultCacheTtlMs;
+      if (known.createTime + ttl < this.now()) {
+        this.log.info("cache entry expired", { run: runId, task: spec.name, key });
+        return false;
+      }
+      const entry = await this.options.store.getCacheEntry(key);
+      if (!entry) return false;
+      const paths = taskFilePaths(run.record, run.pipeline, spec);
+      const why = await this.staleReason(entry, paths);
+      if (why) {
+        this.log.info("cache miss", { run: runId, task: spec.name, key, why });
+        return false;
+      }
+      // The outputs where this run's dependents look for them: links to the earlier run's files.
+      const byName = new Map(entry.outputs.map((o) => [o.name, o.path]));
+      const links = paths.outputs
+        .filter((o) => byName.has(o.name) && byName.get(o.name) !== o.path)
+        .map((o) => ({ target: byName.get(o.name)!, path: o.path }));
+      if (links.length > 0) await this.options.launcher.hashFiles!([], links);
+      const now = this.now();
+      const recorded = await this.record(run, spec.name, (cur) =>
+        cur && cur.attempt === attempt && cur.state === "LAUNCHING"
+          ? {
+              ...cur,
+              state: "SUCCEEDED",
+              startTime: now,
+              endTime: now,
+              reason: "Cached",
+              message: `cached from run ${entry.runId} (attempt ${entry.attempt}); not run again`,
+              ...(entry.outputsJson ? { outputsJson: entry.outputsJson } : {}),
+              resultDigest: entry.resultDigest,
+              cachedFrom: { runId: entry.runId, attempt: entry.attempt, key },
+            }
+          : undefined,
+      );
+      if (!recorded) return true;
+      this.log.info("cache hit", { run: runId, task: spec.name, from: entry.runId, key });
+      void this.options.store
+        .updateCacheEntry(key, (cur) => cur && { ...cur, hits: (cur.hits ?? 0) + 1 })
+        .catch(() => undefined);
+      return true;
+    } catch (err) {
+      this.log.warn("cache lookup failed; the task is launched", {
+        run: runId,
+        task: spec.name,
+        error: (err as Error).message,
+      });
+      return false;
+    }
+  }
+
+  /** Why an entry's result cannot be reused now (an input or output changed), or undefined. */
+  private async staleReason(
+    entry: CacheEntry,
+    paths: ReturnType<typeof taskFilePaths>,
+  ): Promise<string | undefined> {
+    if (entry.inputs.length !== paths.inputs.length) return "the inputs changed";
+    const missing = entry.outputs.find((o) => o.digest === "missing");
+    if (missing) return `output ${missing.name} was missing when recorded`;
+    const digests = await this.options.launcher.hashFiles!([
+      ...paths.inputs.map((i) => i.path),
+      ...entry.outputs.map((o) => o.path),
+    ]);
+    for (const [i, input] of paths.inputs.entries()) {
+      if (entry.inputs[i]!.name !== input.name || entry.inputs[i]!.digest !== digests[i])
+        return `input ${input.name} changed`;
+    }
+    for (const [i, output] of entry.outputs.entries()) {
+      const now = digests[paths.inputs.length + i];
+      if (now === "missing") return `output ${output.name} (${output.path}) is gone`;
+      if (now !== output.digest) return `output ${output.name} (${output.path}) changed`;
+    }
+    return undefined;
+  }
+
+  /** Digests of a task's path inputs now (undefined when they cannot be read: nothing recorded). */
+  private hashInputs(run: ActiveRun, spec: Task): Promise<CachedFile[] | undefined> {
+    const inputs = taskFilePaths(run.record, run.pipeline, spec).inputs;
+    if (inputs.length === 0) return Promise.resolve([]);
+    return this.options.launcher.hashFiles!(inputs.map((i) => i.path)).then(
+      (digests) => inputs.map((i, n) => ({ ...i, digest: digests[n]! })),
+      (err: unknown) => {
+        this.log.warn("cannot hash a task's inputs; its result is not cached", {
+          run: run.record.id,
+          task: spec.name,
+          error: (err as Error).message,
+        });
+        return undefined;
+      },
+    );
+  }
+
+  /** A task launched by this replica succeeded: hash its outputs, and record its result. */
+  private succeeded(run: ActiveRun, task: string, record: TaskRecord): void {
+    const id = `${run.record.id}/${task}/${record.attempt}`;
+    const work = this.cacheWork.get(id);
+    if (!work || record.cachedFrom) return;
+    this.cacheWork.delete(id);
+    const spec = run.pipeline.tasks[run.engine.graph.indexOf(task)!];
+    if (!spec) return;
+    const result = this.recordResult(run, spec, record, work).catch((err: unknown) => {
+      this.log.warn("could not record a task's result for the cache", {
+        run: run.record.id,
+        task,
+        error: (err as Error).message,
+      });
+      return undefined;
+    });
+    const key = `${run.record.id}/${task}`;
+    this.results.set(key, result);
+    void result.finally(() => {
+      if (this.results.get(key) === result) this.results.delete(key);
+    });
+  }
+
+  private async recordResult(
+    run: ActiveRun,
+    spec: Task,
+    record: TaskRecord,
+    work: CacheWork,
+  ): Promise<string | undefined> {
+    const runId = run.record.id;
+    const paths = taskFilePaths(run.record, run.pipeline, spec);
+    const digests = await this.options.launcher.hashFiles!(paths.outputs.map((o) => o.path));
+    const outputs = paths.outputs.map((o, i) => ({ ...o, digest: digests[i]! }));
+    const resultDigest = resultDigestOf(record.outputsJson, outputs);
+    await this.options.store.updateTask(runId, spec.name, (cur) =>
+      cur && cur.attempt === record.attempt && cur.state === "SUCCEEDED" && !cur.resultDigest
+        ? { ...cur, resultDigest }
+        : undefined,
+    );
+    if (!work.inputs) return resultDigest;
+    const inputs = await work.inputs;
+    const gone = outputs.find((o) => o.digest === "missing");
+    if (!inputs || gone) {
+      if (gone)
+        this.log.warn("a declared output is missing after success; the result is not cached", {
+          run: runId,
+          task: spec.name,
+          output: gone.name,
+          path: gone.path,
+        });
+      return resultDigest;
+    }
+    const image = pinnedDigest(spec.image)
+      ? imageIdentity(spec, undefined)
+      : imageIdentity(spec, record.imageDigest);
+    const keys = await this.keyOf(run, spec, image, true);
+    if (!keys?.key) {
+      this.log.info("result not cached: its key is not known", {
+        run: runId,
+        task: spec.name,
+        why: image ? "an upstream result was not hashed" : "no image digest was reported",
+      });
+      return resultDigest;
+    }
+    const entry: CacheEntry = {
+      key: keys.key,
+      partial: keys.partial,
+      pipeline: run.record.pipeline,
+      task: spec.name,
+      runId,
+      attempt: record.attempt,
+      createTime: this.now(),
+      image: image!,
+      inputs,
+      outputs,
+      ...(record.outputsJson ? { outputsJson: record.outputsJson } : {}),
+      resultDigest,
+    };
+    await this.options.store.updateCacheEntry(keys.key, () => entry);
+    this.log.info("result cached", { run: runId, task: spec.name, key: keys.key });
+    return resultDigest;
+  }
+
+  /** Resolves once the task results being recorded for the cache now are recorded. */
+  async cacheIdle(): Promise<void> {
+    while (this.results.size > 0) await Promise.all([...this.results.values()]);
+  }
+
+  /** Cache entries, newest first, filtered. */
+  async listCache(filter: CacheFilter, limit = 1000): Promise<CacheEntry[]> {
+    const out: CacheEntry[] = [];
+    for await (const entry of this.options.store.cacheEntries()) {
+      if (matchesCacheFilter(entry, filter)) out.push(entry);
+    }
+    out.sort((a, b) => b.createTime - a.createTime);
+    return out.slice(0, limit);
+  }
+
+  /** Forgets cache entries (their files stay); returns how many. */
+  async deleteCache(filter: CacheFilter): Promise<number> {
+    for (const k of filter.keys ?? []) {
+      if (!/^[0-9a-f]{8,64}$/.test(k))
+        throw new InvalidArgumentError(
+          `cache key ${JSON.stringify(k)} must be 8 to 64 hex digits ("odin cache ls" shows them)`,
+        );
+    }
+    const matched = await this.listCache(filter, Number.POSITIVE_INFINITY);
+    for (const k of filter.keys ?? []) {
+      const n = matched.filter((e) => e.key.startsWith(k)).length;
+      if (n > 1)
+        throw new InvalidArgumentError(
+          `cache key prefix ${k} names ${n} entries; give more digits`,
+        );
+    }
+    for (const entry of matched) await this.options.store.deleteCacheEntry(entry.key);
+    if (matched.length > 0) this.log.info("cache entries removed", { count: matched.length });
+    return matched.length;
+  }
+
   // -- Launching what is ready, within the caps -------------------------------------------------
 
   /** Launches ready tasks of every run within the global cap, and arms the timer for what is due later. */
@@ -1187,6 +1542,13 @@ export class Scheduler {
     );
     this.timer.unref();
   }
+}
+
+function matchesCacheFilter(entry: CacheEntry, f: CacheFilter): boolean {
+  if (f.pipeline && entry.pipeline !== f.pipeline) return false;
+  if (f.task && entry.task !== f.task) return false;
+  if (f.keys?.length && !f.keys.some((k) => entry.key.startsWith(k))) return false;
+  return true;
 }
 
 /** A client's request id: what the store can key on. Returns it. */

@@ -122,6 +122,7 @@ export function dagSchedulerService(
           requestId: req.requestId,
           submittedBy: callerOf(call).subject,
           parameters: req.parameters,
+          noCache: req.noCache,
         });
         return { run: runToProto(scheduler.explain(run)) };
       }),
@@ -286,6 +287,49 @@ export function dagSchedulerService(
       retryRun: unaryHandler(async (req): Promise<dagscheduler.RetryRunResponse> => ({
         run: runToProto(await scheduler.retry(checkRunId(req.runId), req.requestId || undefined)),
       })),
+      listCacheEntries: unaryHandler(
+        async (req): Promise<dagscheduler.ListCacheEntriesResponse> => {
+          const entries = await scheduler.listCache(
+            { pipeline: req.pipeline || undefined, task: req.task || undefined },
+            Math.min(req.limit || 1000, 10_000),
+          );
+          return {
+            entries: entries.map((e) => ({
+              key: e.key,
+              pipeline: e.pipeline,
+              task: e.task,
+              runId: e.runId,
+              attempt: e.attempt,
+              createTime: new Date(e.createTime),
+              image: e.image,
+              outputs: e.outputs.map((o) => ({ ...o })),
+              hits: e.hits ?? 0,
+            })),
+          };
+        },
+      ),
+      deleteCacheEntries: unaryHandler(
+        async (req): Promise<dagscheduler.DeleteCacheEntriesResponse> => {
+          if (!req.all && req.keys.length === 0 && !req.pipeline)
+            throw new InvalidArgumentError(
+              "say which cache entries to remove: keys, a pipeline (and task), or all",
+            );
+          if (req.task && !req.pipeline)
+            throw new InvalidArgumentError(
+              "task needs pipeline (task names repeat across pipelines)",
+            );
+          const deleted = await scheduler.deleteCache(
+            req.all
+              ? {}
+              : {
+                  keys: req.keys,
+                  pipeline: req.pipeline || undefined,
+                  task: req.task || undefined,
+                },
+          );
+          return { deleted };
+        },
+      ),
       deleteRun: unaryHandler(async (req): Promise<dagscheduler.DeleteRunResponse> => {
         const r = await scheduler.delete(checkRunId(req.runId), {
           purgeRecords: req.purgeRecords,
@@ -349,6 +393,8 @@ export function dagSchedulerService(
       cancelRun: "operator",
       retryRun: "operator",
       deleteRun: "operator",
+      listCacheEntries: "viewer",
+      deleteCacheEntries: "operator",
     },
   );
 }

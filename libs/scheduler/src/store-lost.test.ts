@@ -107,6 +107,7 @@ test("NATS back without its store: runs in flight are dropped, nothing more is d
       objectName: `${lost.id}--b-1`,
       time: new Date(),
       outputsJson: "",
+      imageDigest: "",
     }).finish(),
   );
   await new Promise((r) => setTimeout(r, 500));

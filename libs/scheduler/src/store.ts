@@ -16,6 +16,7 @@ import {
   type RunRecord,
   type TaskRecord,
 } from "./records.js";
+import { cacheEntryKey, imageKey, type CacheEntry, type ImageRecord } from "./cache.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -26,6 +27,10 @@ const decode = <T>(b: Uint8Array): T => JSON.parse(decoder.decode(b)) as T;
 export type RecordChange =
   | { kind: "run"; runId: string; record: RunRecord | undefined; revision: number }
   | { kind: "task"; runId: string; task: string; record: TaskRecord | undefined; revision: number }
+  /** A cache entry written (`entry`) or removed. */
+  | { kind: "cache"; key: string; entry: CacheEntry | undefined }
+  /** The digest an image last ran as. */
+  | { kind: "image"; record: ImageRecord }
   /** The store lost every record at once (NATS lost its storage); what follows is the new store. */
   | { kind: "reset" };
 
@@ -193,6 +198,45 @@ export class SchedulerStore {
     await this.kv.delete(runKey(runId));
   }
 
+  /** Every cache entry. */
+  async *cacheEntries(): AsyncIterable<CacheEntry> {
+    for await (const entry of this.kv.list("cache.>")) yield decode<CacheEntry>(entry.value);
+  }
+
+  /** One cache entry. */
+  async getCacheEntry(key: string): Promise<CacheEntry | undefined> {
+    const entry = await this.kv.get(cacheEntryKey(key));
+    return entry ? decode<CacheEntry>(entry.value) : undefined;
+  }
+
+  /**
+   * Records a cache entry by compare-and-set: `mutate` sees what is stored under its key (undefined
+   * when nothing) and returns what to store, or undefined to leave it.
+   */
+  async updateCacheEntry(
+    key: string,
+    mutate: (current: CacheEntry | undefined) => CacheEntry | undefined,
+  ): Promise<void> {
+    await updateWithRetry<CacheEntry>(this.kv, cacheEntryKey(key), mutate, jsonCodec<CacheEntry>());
+  }
+
+  /** Forgets a cache entry (nothing when it is gone). */
+  async deleteCacheEntry(key: string): Promise<void> {
+    await this.kv.delete(cacheEntryKey(key));
+  }
+
+  /** Every image digest known. */
+  async images(): Promise<ImageRecord[]> {
+    const out: ImageRecord[] = [];
+    for await (const entry of this.kv.list("images.>")) out.push(decode<ImageRecord>(entry.value));
+    return out;
+  }
+
+  /** Remembers the digest an image ran as. */
+  async putImage(record: ImageRecord): Promise<void> {
+    await this.kv.put(imageKey(record.image), encode(record));
+  }
+
   /** Follows every change of run and task records made after the call, by any replica. */
   watch(handler: (change: RecordChange) => void): Promise<Watch> {
     return this.kv.watch(">", (change: Change) => {
@@ -222,6 +266,14 @@ export class SchedulerStore {
           record,
           revision: change.revision,
         });
+      } else if (key.startsWith("cache.")) {
+        handler({
+          kind: "cache",
+          key: key.slice(6),
+          entry: value ? decode<CacheEntry>(value) : undefined,
+        });
+      } else if (key.startsWith("images.") && value) {
+        handler({ kind: "image", record: decode<ImageRecord>(value) });
       }
     });
   }

@@ -83,6 +83,7 @@ describe("dag-scheduler survives SIGKILL and shares work between replicas", () =
         commit: "",
         labels: {},
         requestId: "kill-test",
+        noCache: false,
       })
     ).run!;
     c.close();
@@ -120,6 +121,7 @@ describe("dag-scheduler survives SIGKILL and shares work between replicas", () =
                 commit: "",
                 labels: {},
                 requestId: `many-${i}`,
+                noCache: false,
               })
             ).run!.id,
           );

@@ -105,6 +105,7 @@ describe("failure injection", () => {
           commit: "",
           labels: {},
           requestId: `failure-${seed}-${requestNo++}`,
+          noCache: false,
         });
         ids.push(response.run!.id);
       }

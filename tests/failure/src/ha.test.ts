@@ -115,6 +115,7 @@ describe("no single point of failure: NATS node, repo-sync leader, scheduler and
                 commit: "",
                 labels: {},
                 requestId,
+                noCache: false,
               });
               runIds.push(run.run!.id);
               return;

@@ -117,6 +117,7 @@ async function shape(n: number) {
     commit: "",
     labels: {},
     requestId: `scale-${n}`,
+    noCache: false,
   });
   let state: common.RunState;
   for (;;) {

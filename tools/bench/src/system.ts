@@ -144,6 +144,7 @@ async function runToEnd(pipeline: string, requestId: string) {
     commit: "",
     labels: {},
     requestId,
+    noCache: false,
   });
   for (;;) {
     const got = (

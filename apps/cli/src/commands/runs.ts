@@ -138,6 +138,8 @@ export async function runCommand(
     set: string[];
     values?: string;
     sameAs?: string;
+    /** false: `--no-cache`. */
+    cache?: boolean;
   },
   out: NodeJS.WritableStream,
 ): Promise<number> {
@@ -172,6 +174,7 @@ export async function runCommand(
       labels: { ...base?.labels, ...parseLabels(options.label) },
       requestId: randomUUID(),
       parameters,
+      noCache: options.cache === false,
     });
     const run = res.run!;
     if (!options.follow) {
@@ -243,7 +246,11 @@ async function follow(
     if (tty) return;
     const state = taskStateName(t.state);
     const extra = t.exitCode !== undefined && state !== "SUCCEEDED" ? ` exit ${t.exitCode}` : "";
-    const reason = t.reason && state !== "SUCCEEDED" && state !== "RUNNING" ? ` (${why(t)})` : "";
+    const reason = t.cachedFrom
+      ? ` (cached from ${t.cachedFrom.runId})`
+      : t.reason && state !== "SUCCEEDED" && state !== "RUNNING"
+        ? ` (${why(t)})`
+        : "";
     out.write(
       `${new Date().toISOString().slice(11, 19)} ${t.task} ${state}${t.attempt > 1 ? ` attempt ${t.attempt}` : ""}${extra}${reason}\n`,
     );
@@ -288,7 +295,10 @@ async function follow(
     run.startTime && run.endTime
       ? ` in ${duration(run.endTime.getTime() - run.startTime.getTime())}`
       : "";
-  const summary = summarize([...tasks.values()].map((t) => taskStateName(t.state)));
+  const cachedTasks = [...tasks.values()].filter((t) => t.cachedFrom).length;
+  const summary =
+    summarize([...tasks.values()].map((t) => taskStateName(t.state))) +
+    (cachedTasks > 0 ? ` (${cachedTasks} cached)` : "");
   out.write(
     `run ${run.id} ${paint(stateColor(state), state)}${took}: ${summary}${run.reason ? ` — ${run.reason}` : ""}\n`,
   );
@@ -505,6 +515,11 @@ function describeTask(
     ["duration", taskDuration(t, Date.now())],
   ];
   if (t.nextAttemptTime) lines.push(["next attempt", time(t.nextAttemptTime)]);
+  if (t.cachedFrom)
+    lines.push([
+      "cached from",
+      `run ${t.cachedFrom.runId} (attempt ${t.cachedFrom.attempt}), key ${t.cachedFrom.key.slice(0, 12)}`,
+    ]);
   let text = lines.map(([k, v]) => `${k.padEnd(13)}${v}`).join("\n") + "\n";
   const outputs = t.outputsJson ? (JSON.parse(t.outputsJson) as unknown) : undefined;
   if (outputs && typeof outputs === "object" && Object.keys(outputs).length > 0) {

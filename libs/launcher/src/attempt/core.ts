@@ -36,6 +36,8 @@ export interface Observation {
   reason?: string;
   message?: string;
   outputsJson?: string;
+  /** The image digest the attempt ran, when known (see TaskStateEvent.imageDigest). */
+  imageDigest?: string;
 }
 
 /** Why a unit of an attempt (a pod) cannot start by itself. */
@@ -265,6 +267,7 @@ export class AttemptCore {
       ...(o.reason ? { reason: o.reason } : {}),
       ...(o.message ? { message: o.message } : {}),
       ...(o.outputsJson ? { outputsJson: o.outputsJson } : {}),
+      ...(o.imageDigest ? { imageDigest: o.imageDigest } : {}),
     };
     return { events: [event], commands: [] };
   }

@@ -122,6 +122,15 @@ export function outputsFromTerminationMessage(message: string | undefined): stri
 
 type ContainerStatus = NonNullable<NonNullable<V1Pod["status"]>["containerStatuses"]>[number];
 
+/**
+ * The digest in a container status's `imageID` (`docker-pullable://repo@sha256:…`,
+ * `repo@sha256:…` or a bare `sha256:…`): what the cluster actually ran, whatever tag was asked for.
+ */
+export function digestOfImageId(imageId: string | undefined): string | undefined {
+  const m = /(sha256:[0-9a-f]{64})$/.exec(imageId ?? "");
+  return m?.[1];
+}
+
 /** The status of a pod's main container: the first of `spec.containers` (init containers aside). */
 export function mainContainerStatus(pod: V1Pod): ContainerStatus | undefined {
   const statuses = pod.status?.containerStatuses ?? [];
@@ -143,12 +152,14 @@ export function podOutcome(pod: V1Pod): Observation | undefined {
   const time = toDate(terminated?.finishedAt) ?? undefined;
   if (phase === "Succeeded") {
     const outputsJson = outputsFromTerminationMessage(terminated?.message);
+    const imageDigest = digestOfImageId(mainContainerStatus(pod)?.imageID);
     return {
       state: "SUCCEEDED",
       exitCode: terminated?.exitCode ?? 0,
       ...(terminated?.reason ? { reason: terminated.reason } : {}),
       ...(time ? { time } : {}),
       ...(outputsJson ? { outputsJson } : {}),
+      ...(imageDigest ? { imageDigest } : {}),
     };
   }
   const reason = pod.status?.reason || terminated?.reason || "Failed";
@@ -269,11 +280,13 @@ export function ownerOutcome(
     const pod = representativePod(pods, "SUCCEEDED");
     const terminated = pod ? mainContainerStatus(pod)?.state?.terminated : undefined;
     const outputsJson = outputsFromTerminationMessage(terminated?.message);
+    const imageDigest = pod ? digestOfImageId(mainContainerStatus(pod)?.imageID) : undefined;
     return {
       state: "SUCCEEDED",
       exitCode: terminated?.exitCode ?? 0,
       ...(time ? { time } : {}),
       ...(outputsJson ? { outputsJson } : {}),
+      ...(imageDigest ? { imageDigest } : {}),
       detailed: terminated !== undefined,
     };
   }

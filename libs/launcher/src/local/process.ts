@@ -314,6 +314,9 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
+/** What the local backend reports as the image digest of every attempt (it runs no image). */
+export const localImageDigest = "local";
+
 /**
  * How a process's exit ends its attempt: exit code 0 is SUCCEEDED, another code FAILED/`Error`,
  * a signal FAILED with the signal's name (exit code 128+n, as a shell reports it).
@@ -325,7 +328,8 @@ export function exitOutcome(
 ): Observation {
   const exitCode = code ?? (signal ? signalExitCode(signal) : undefined);
   let outcome: Observation;
-  if (code === 0) outcome = { state: "SUCCEEDED" };
+  // The local backend runs no image: `local` stands for "the host's programs" in the cache key.
+  if (code === 0) outcome = { state: "SUCCEEDED", imageDigest: localImageDigest };
   else if (code !== null) {
     outcome = { state: "FAILED", reason: "Error", message: `exited with code ${code}` };
   } else {

@@ -22,6 +22,7 @@ export interface StoredTerminal {
   reason?: string;
   message?: string;
   outputsJson?: string;
+  imageDigest?: string;
 }
 
 /** An object event, as stored (dates as ISO text). */
@@ -142,6 +143,7 @@ export function storeTerminal(event: TaskStateEvent): StoredTerminal {
   if (event.reason !== undefined) t.reason = event.reason;
   if (event.message !== undefined) t.message = event.message;
   if (event.outputsJson !== undefined) t.outputsJson = event.outputsJson;
+  if (event.imageDigest !== undefined) t.imageDigest = event.imageDigest;
   return t;
 }
 
@@ -161,6 +163,7 @@ export function terminalEvent(record: AttemptRecord): TaskStateEvent | undefined
   if (t.reason !== undefined) event.reason = t.reason;
   if (t.message !== undefined) event.message = t.message;
   if (t.outputsJson !== undefined) event.outputsJson = t.outputsJson;
+  if (t.imageDigest !== undefined) event.imageDigest = t.imageDigest;
   return event;
 }
 

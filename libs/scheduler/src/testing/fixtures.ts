@@ -1,5 +1,6 @@
 // Test doubles of the scheduler's ports: a launcher that reports task events on the bus as a real
 // one would, pipelines from YAML text, and checkouts that always succeed.
+import { createHash } from "node:crypto";
 import { subjects, type EventBus } from "@odin/events";
 import { loadPipeline, type LaunchSpec, type Pipeline } from "@odin/pipeline-spec";
 import { common, events } from "@odin/proto";
@@ -12,6 +13,8 @@ export interface Script {
   runMs?: number;
   /** Never finishes on its own. */
   hang?: boolean;
+  /** Files it writes before it succeeds (path → content; `${TASK_PATH}` is its task path). */
+  writes?: Record<string, string>;
 }
 
 /** Reports what a launcher would: RUNNING, then SUCCEEDED or FAILED, on the event bus. */
@@ -22,7 +25,32 @@ export class ScriptedLauncher implements LauncherPort {
   calls = 0;
   readonly cancels: string[] = [];
   scripts: Record<string, Script | Script[]> = {};
+  /** The data volume the cache reads: path → content (absent: missing). */
+  readonly files = new Map<string, string>();
+  /** The digest the "cluster" runs each image as (default: one derived from the image). */
+  readonly digests = new Map<string, string>();
+  /** Paths hashed so far (a miss must hash nothing before its launch). */
+  readonly hashed: string[] = [];
   constructor(private readonly bus: EventBus) {}
+
+  hashFiles(
+    paths: readonly string[],
+    links: readonly { target: string; path: string }[] = [],
+  ): Promise<string[]> {
+    for (const l of links) {
+      const target = this.files.get(l.target);
+      if (!this.files.has(l.path) && target !== undefined) this.files.set(l.path, target);
+    }
+    this.hashed.push(...paths);
+    return Promise.resolve(
+      paths.map((p) => {
+        const content = this.files.get(p);
+        return content === undefined
+          ? "missing"
+          : `sha256:${createHash("sha256").update(content).digest("hex")}`;
+      }),
+    );
+  }
 
   launch(request: LaunchSpec): Promise<{ objectName: string }> {
     this.calls++;
@@ -47,6 +75,7 @@ export class ScriptedLauncher implements LauncherPort {
             objectName,
             time: new Date(),
             outputsJson: "",
+            imageDigest: "",
             ...extra,
           }).finish(),
           { msgId: `${request.runId}.${request.task.name}.${request.attempt}.${state}` },
@@ -57,12 +86,21 @@ export class ScriptedLauncher implements LauncherPort {
         if (script.hang) return;
         setTimeout(() => {
           const code = script.exitCode ?? 0;
+          if (code === 0)
+            for (const [path, content] of Object.entries(script.writes ?? {}))
+              this.files.set(path.replace("${TASK_PATH}", request.paths.taskPath), content);
+          const image = request.task.image;
           void report(
             code === 0 ? common.TaskState.TASK_STATE_SUCCEEDED : common.TaskState.TASK_STATE_FAILED,
             {
               exitCode: code,
               reason: code === 0 ? "Completed" : "Error",
               outputsJson: script.outputs ? JSON.stringify(script.outputs) : "",
+              imageDigest:
+                code === 0
+                  ? (this.digests.get(image) ??
+                    `sha256:${createHash("sha256").update(image).digest("hex")}`)
+                  : "",
             },
           );
         }, script.runMs ?? 1);

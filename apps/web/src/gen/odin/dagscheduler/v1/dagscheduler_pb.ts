@@ -21,9 +21,248 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
 export const file_odin_dagscheduler_v1_dagscheduler: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "CidvZGluL2RhZ3NjaGVkdWxlci92MS9kYWdzY2hlZHVsZXIucHJvdG8SFG9kaW4uZGFnc2NoZWR1bGVyLnYxIugBChBTdWJtaXRSdW5SZXF1ZXN0EhAKCHBpcGVsaW5lGAEgASgJEg4KBmNvbW1pdBgCIAEoCRJCCgZsYWJlbHMYAyADKAsyMi5vZGluLmRhZ3NjaGVkdWxlci52MS5TdWJtaXRSdW5SZXF1ZXN0LkxhYmVsc0VudHJ5EhIKCnJlcXVlc3RfaWQYBCABKAkSKwoKcGFyYW1ldGVycxgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI1ChFTdWJtaXRSdW5SZXNwb25zZRIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4iUAoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSFgoOdGFza19wYWdlX3NpemUYAiABKA0SFwoPdGFza19wYWdlX3Rva2VuGAMgASgJInwKDkdldFJ1blJlc3BvbnNlEiAKA3J1bhgBIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1bhIqCgl0YXNrX3J1bnMYAiADKAsyFy5vZGluLmNvbW1vbi52MS5UYXNrUnVuEhwKFG5leHRfdGFza19wYWdlX3Rva2VuGAMgASgJIowBCg9MaXN0UnVuc1JlcXVlc3QSEAoIcGlwZWxpbmUYASABKAkSKAoGc3RhdGVzGAIgAygOMhgub2Rpbi5jb21tb24udjEuUnVuU3RhdGUSFgoObGFiZWxfc2VsZWN0b3IYAyABKAkSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiTgoQTGlzdFJ1bnNSZXNwb25zZRIhCgRydW5zGAEgAygLMhMub2Rpbi5jb21tb24udjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKNAQoQV2F0Y2hSdW5zUmVxdWVzdBIQCghwaXBlbGluZRgBIAEoCRIoCgZzdGF0ZXMYAiADKA4yGC5vZGluLmNvbW1vbi52MS5SdW5TdGF0ZRIWCg5sYWJlbF9zZWxlY3RvchgDIAEoCRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSKSAQoRV2F0Y2hSdW5zUmVzcG9uc2USNgoEcGFnZRgBIAEoCzImLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RSdW5zUmVzcG9uc2VIABIiCgNydW4YAiABKAsyEy5vZGluLmNvbW1vbi52MS5SdW5IABIYCg5yZW1vdmVkX3J1bl9pZBgDIAEoCUgAQgcKBWV2ZW50IjwKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSGQoRdGFza19zdGF0ZXNfZmlyc3QYAiABKAgiowEKEFdhdGNoUnVuUmVzcG9uc2USNQoIc25hcHNob3QYASABKAsyIS5vZGluLmRhZ3NjaGVkdWxlci52MS5SdW5TbmFwc2hvdEgAEiIKA3J1bhgCIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1bkgAEisKCHRhc2tfcnVuGAMgASgLMhcub2Rpbi5jb21tb24udjEuVGFza1J1bkgAQgcKBWV2ZW50IpkBCgtSdW5TbmFwc2hvdBIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4SKgoJdGFza19ydW5zGAIgAygLMhcub2Rpbi5jb21tb24udjEuVGFza1J1bhIMCgRsYXN0GAMgASgIEi4KC3Rhc2tfc3RhdGVzGAQgAygOMhkub2Rpbi5jb21tb24udjEuVGFza1N0YXRlIjIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI1ChFDYW5jZWxSdW5SZXNwb25zZRIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4iNQoPUmV0cnlSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJIjQKEFJldHJ5UnVuUmVzcG9uc2USIAoDcnVuGAEgASgLMhMub2Rpbi5jb21tb24udjEuUnVuIk0KEERlbGV0ZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhUKDXB1cmdlX3JlY29yZHMYAiABKAgSEgoKcHVyZ2VfZGF0YRgDIAEoCCJZChFEZWxldGVSdW5SZXNwb25zZRIXCg9kZWxldGVkX29iamVjdHMYASABKA0SFgoOcmVjb3Jkc19wdXJnZWQYAiABKAgSEwoLZGF0YV9wdXJnZWQYAyABKAgi8AMKCFNjaGVkdWxlEgwKBG5hbWUYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSDAoEY3JvbhgDIAEoCRIQCgh0aW1lem9uZRgEIAEoCRIrCgpwYXJhbWV0ZXJzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI0CgdjYXRjaHVwGAYgASgOMiMub2Rpbi5kYWdzY2hlZHVsZXIudjEuQ2F0Y2h1cFBvbGljeRI8Cgtjb25jdXJyZW5jeRgHIAEoDjInLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNvbmN1cnJlbmN5UG9saWN5Eg4KBnBhdXNlZBgIIAEoCBIQCghkZWNsYXJlZBgJIAEoCBISCgpjcmVhdGVkX2J5GAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgluZXh0X3RpY2sYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3RfdGljaxgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLbGFzdF9ydW5faWQYDiABKAkSFQoNc2tpcHBlZF90aWNrcxgPIAEoDRISCgpsYXN0X2Vycm9yGBAgASgJIpwCChVDcmVhdGVTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghwaXBlbGluZRgCIAEoCRIMCgRjcm9uGAMgASgJEhAKCHRpbWV6b25lGAQgASgJEisKCnBhcmFtZXRlcnMYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjQKB2NhdGNodXAYBiABKA4yIy5vZGluLmRhZ3NjaGVkdWxlci52MS5DYXRjaHVwUG9saWN5EjwKC2NvbmN1cnJlbmN5GAcgASgOMicub2Rpbi5kYWdzY2hlZHVsZXIudjEuQ29uY3VycmVuY3lQb2xpY3kSDgoGcGF1c2VkGAggASgIEhIKCnJlcXVlc3RfaWQYCSABKAkiSgoWQ3JlYXRlU2NoZWR1bGVSZXNwb25zZRIwCghzY2hlZHVsZRgBIAEoCzIeLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlNjaGVkdWxlIigKFExpc3RTY2hlZHVsZXNSZXF1ZXN0EhAKCHBpcGVsaW5lGAEgASgJIkoKFUxpc3RTY2hlZHVsZXNSZXNwb25zZRIxCglzY2hlZHVsZXMYASADKAsyHi5vZGluLmRhZ3NjaGVkdWxlci52MS5TY2hlZHVsZSIkChRQYXVzZVNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkkKFVBhdXNlU2NoZWR1bGVSZXNwb25zZRIwCghzY2hlZHVsZRgBIAEoCzIeLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlNjaGVkdWxlIiUKFVJlc3VtZVNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkoKFlJlc3VtZVNjaGVkdWxlUmVzcG9uc2USMAoIc2NoZWR1bGUYASABKAsyHi5vZGluLmRhZ3NjaGVkdWxlci52MS5TY2hlZHVsZSIlChVEZWxldGVTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIYChZEZWxldGVTY2hlZHVsZVJlc3BvbnNlKmEKDUNhdGNodXBQb2xpY3kSHgoaQ0FUQ0hVUF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIXChNDQVRDSFVQX1BPTElDWV9TS0lQEAESFwoTQ0FUQ0hVUF9QT0xJQ1lfT05DRRACKpQBChFDb25jdXJyZW5jeVBvbGljeRIiCh5DT05DVVJSRU5DWV9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhDT05DVVJSRU5DWV9QT0xJQ1lfQUxMT1cQARIdChlDT05DVVJSRU5DWV9QT0xJQ1lfRk9SQklEEAISHgoaQ09OQ1VSUkVOQ1lfUE9MSUNZX1JFUExBQ0UQAzKSCgoTRGFnU2NoZWR1bGVyU2VydmljZRJcCglTdWJtaXRSdW4SJi5vZGluLmRhZ3NjaGVkdWxlci52MS5TdWJtaXRSdW5SZXF1ZXN0Gicub2Rpbi5kYWdzY2hlZHVsZXIudjEuU3VibWl0UnVuUmVzcG9uc2USUwoGR2V0UnVuEiMub2Rpbi5kYWdzY2hlZHVsZXIudjEuR2V0UnVuUmVxdWVzdBokLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkdldFJ1blJlc3BvbnNlElkKCExpc3RSdW5zEiUub2Rpbi5kYWdzY2hlZHVsZXIudjEuTGlzdFJ1bnNSZXF1ZXN0GiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuTGlzdFJ1bnNSZXNwb25zZRJbCghXYXRjaFJ1bhIlLm9kaW4uZGFnc2NoZWR1bGVyLnYxLldhdGNoUnVuUmVxdWVzdBomLm9kaW4uZGFnc2NoZWR1bGVyLnYxLldhdGNoUnVuUmVzcG9uc2UwARJeCglXYXRjaFJ1bnMSJi5vZGluLmRhZ3NjaGVkdWxlci52MS5XYXRjaFJ1bnNSZXF1ZXN0Gicub2Rpbi5kYWdzY2hlZHVsZXIudjEuV2F0Y2hSdW5zUmVzcG9uc2UwARJcCglDYW5jZWxSdW4SJi5vZGluLmRhZ3NjaGVkdWxlci52MS5DYW5jZWxSdW5SZXF1ZXN0Gicub2Rpbi5kYWdzY2hlZHVsZXIudjEuQ2FuY2VsUnVuUmVzcG9uc2USWQoIUmV0cnlSdW4SJS5vZGluLmRhZ3NjaGVkdWxlci52MS5SZXRyeVJ1blJlcXVlc3QaJi5vZGluLmRhZ3NjaGVkdWxlci52MS5SZXRyeVJ1blJlc3BvbnNlElwKCURlbGV0ZVJ1bhImLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkRlbGV0ZVJ1blJlcXVlc3QaJy5vZGluLmRhZ3NjaGVkdWxlci52MS5EZWxldGVSdW5SZXNwb25zZRJrCg5DcmVhdGVTY2hlZHVsZRIrLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNyZWF0ZVNjaGVkdWxlUmVxdWVzdBosLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNyZWF0ZVNjaGVkdWxlUmVzcG9uc2USaAoNTGlzdFNjaGVkdWxlcxIqLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RTY2hlZHVsZXNSZXF1ZXN0Gisub2Rpbi5kYWdzY2hlZHVsZXIudjEuTGlzdFNjaGVkdWxlc1Jlc3BvbnNlEmgKDVBhdXNlU2NoZWR1bGUSKi5vZGluLmRhZ3NjaGVkdWxlci52MS5QYXVzZVNjaGVkdWxlUmVxdWVzdBorLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlBhdXNlU2NoZWR1bGVSZXNwb25zZRJrCg5SZXN1bWVTY2hlZHVsZRIrLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlJlc3VtZVNjaGVkdWxlUmVxdWVzdBosLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlJlc3VtZVNjaGVkdWxlUmVzcG9uc2USawoORGVsZXRlU2NoZWR1bGUSKy5vZGluLmRhZ3NjaGVkdWxlci52MS5EZWxldGVTY2hlZHVsZVJlcXVlc3QaLC5vZGluLmRhZ3NjaGVkdWxlci52MS5EZWxldGVTY2hlZHVsZVJlc3BvbnNlYgZwcm90bzM",
+    "CidvZGluL2RhZ3NjaGVkdWxlci92MS9kYWdzY2hlZHVsZXIucHJvdG8SFG9kaW4uZGFnc2NoZWR1bGVyLnYxIkgKF0xpc3RDYWNoZUVudHJpZXNSZXF1ZXN0EhAKCHBpcGVsaW5lGAEgASgJEgwKBHRhc2sYAiABKAkSDQoFbGltaXQYAyABKA0iTQoYTGlzdENhY2hlRW50cmllc1Jlc3BvbnNlEjEKB2VudHJpZXMYASADKAsyIC5vZGluLmRhZ3NjaGVkdWxlci52MS5DYWNoZUVudHJ5ItsBCgpDYWNoZUVudHJ5EgsKA2tleRgBIAEoCRIQCghwaXBlbGluZRgCIAEoCRIMCgR0YXNrGAMgASgJEg4KBnJ1bl9pZBgEIAEoCRIPCgdhdHRlbXB0GAUgASgNEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVpbWFnZRgHIAEoCRIxCgdvdXRwdXRzGAggAygLMiAub2Rpbi5kYWdzY2hlZHVsZXIudjEuQ2FjaGVkRmlsZRIMCgRoaXRzGAkgASgNIjgKCkNhY2hlZEZpbGUSDAoEbmFtZRgBIAEoCRIMCgRwYXRoGAIgASgJEg4KBmRpZ2VzdBgDIAEoCSJWChlEZWxldGVDYWNoZUVudHJpZXNSZXF1ZXN0EgwKBGtleXMYASADKAkSEAoIcGlwZWxpbmUYAiABKAkSDAoEdGFzaxgDIAEoCRILCgNhbGwYBCABKAgiLQoaRGVsZXRlQ2FjaGVFbnRyaWVzUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoDSL6AQoQU3VibWl0UnVuUmVxdWVzdBIQCghwaXBlbGluZRgBIAEoCRIOCgZjb21taXQYAiABKAkSQgoGbGFiZWxzGAMgAygLMjIub2Rpbi5kYWdzY2hlZHVsZXIudjEuU3VibWl0UnVuUmVxdWVzdC5MYWJlbHNFbnRyeRISCgpyZXF1ZXN0X2lkGAQgASgJEisKCnBhcmFtZXRlcnMYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhAKCG5vX2NhY2hlGAYgASgIGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNQoRU3VibWl0UnVuUmVzcG9uc2USIAoDcnVuGAEgASgLMhMub2Rpbi5jb21tb24udjEuUnVuIlAKDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhYKDnRhc2tfcGFnZV9zaXplGAIgASgNEhcKD3Rhc2tfcGFnZV90b2tlbhgDIAEoCSJ8Cg5HZXRSdW5SZXNwb25zZRIgCgNydW4YASABKAsyEy5vZGluLmNvbW1vbi52MS5SdW4SKgoJdGFza19ydW5zGAIgAygLMhcub2Rpbi5jb21tb24udjEuVGFza1J1bhIcChRuZXh0X3Rhc2tfcGFnZV90b2tlbhgDIAEoCSKMAQoPTGlzdFJ1bnNSZXF1ZXN0EhAKCHBpcGVsaW5lGAEgASgJEigKBnN0YXRlcxgCIAMoDjIYLm9kaW4uY29tbW9uLnYxLlJ1blN0YXRlEhYKDmxhYmVsX3NlbGVjdG9yGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJIk4KEExpc3RSdW5zUmVzcG9uc2USIQoEcnVucxgBIAMoCzITLm9kaW4uY29tbW9uLnYxLlJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkijQEKEFdhdGNoUnVuc1JlcXVlc3QSEAoIcGlwZWxpbmUYASABKAkSKAoGc3RhdGVzGAIgAygOMhgub2Rpbi5jb21tb24udjEuUnVuU3RhdGUSFgoObGFiZWxfc2VsZWN0b3IYAyABKAkSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkikgEKEVdhdGNoUnVuc1Jlc3BvbnNlEjYKBHBhZ2UYASABKAsyJi5vZGluLmRhZ3NjaGVkdWxlci52MS5MaXN0UnVuc1Jlc3BvbnNlSAASIgoDcnVuGAIgASgLMhMub2Rpbi5jb21tb24udjEuUnVuSAASGAoOcmVtb3ZlZF9ydW5faWQYAyABKAlIAEIHCgVldmVudCI8Cg9XYXRjaFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhkKEXRhc2tfc3RhdGVzX2ZpcnN0GAIgASgIIqMBChBXYXRjaFJ1blJlc3BvbnNlEjUKCHNuYXBzaG90GAEgASgLMiEub2Rpbi5kYWdzY2hlZHVsZXIudjEuUnVuU25hcHNob3RIABIiCgNydW4YAiABKAsyEy5vZGluLmNvbW1vbi52MS5SdW5IABIrCgh0YXNrX3J1bhgDIAEoCzIXLm9kaW4uY29tbW9uLnYxLlRhc2tSdW5IAEIHCgVldmVudCKZAQoLUnVuU25hcHNob3QSIAoDcnVuGAEgASgLMhMub2Rpbi5jb21tb24udjEuUnVuEioKCXRhc2tfcnVucxgCIAMoCzIXLm9kaW4uY29tbW9uLnYxLlRhc2tSdW4SDAoEbGFzdBgDIAEoCBIuCgt0YXNrX3N0YXRlcxgEIAMoDjIZLm9kaW4uY29tbW9uLnYxLlRhc2tTdGF0ZSIyChBDYW5jZWxSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiNQoRQ2FuY2VsUnVuUmVzcG9uc2USIAoDcnVuGAEgASgLMhMub2Rpbi5jb21tb24udjEuUnVuIjUKD1JldHJ5UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSI0ChBSZXRyeVJ1blJlc3BvbnNlEiAKA3J1bhgBIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1biJNChBEZWxldGVSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIVCg1wdXJnZV9yZWNvcmRzGAIgASgIEhIKCnB1cmdlX2RhdGEYAyABKAgiWQoRRGVsZXRlUnVuUmVzcG9uc2USFwoPZGVsZXRlZF9vYmplY3RzGAEgASgNEhYKDnJlY29yZHNfcHVyZ2VkGAIgASgIEhMKC2RhdGFfcHVyZ2VkGAMgASgIIvADCghTY2hlZHVsZRIMCgRuYW1lGAEgASgJEhAKCHBpcGVsaW5lGAIgASgJEgwKBGNyb24YAyABKAkSEAoIdGltZXpvbmUYBCABKAkSKwoKcGFyYW1ldGVycxgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNAoHY2F0Y2h1cBgGIAEoDjIjLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNhdGNodXBQb2xpY3kSPAoLY29uY3VycmVuY3kYByABKA4yJy5vZGluLmRhZ3NjaGVkdWxlci52MS5Db25jdXJyZW5jeVBvbGljeRIOCgZwYXVzZWQYCCABKAgSEAoIZGVjbGFyZWQYCSABKAgSEgoKY3JlYXRlZF9ieRgKIAEoCRIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJbmV4dF90aWNrGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3RpY2sYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2xhc3RfcnVuX2lkGA4gASgJEhUKDXNraXBwZWRfdGlja3MYDyABKA0SEgoKbGFzdF9lcnJvchgQIAEoCSKcAgoVQ3JlYXRlU2NoZWR1bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSDAoEY3JvbhgDIAEoCRIQCgh0aW1lem9uZRgEIAEoCRIrCgpwYXJhbWV0ZXJzGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI0CgdjYXRjaHVwGAYgASgOMiMub2Rpbi5kYWdzY2hlZHVsZXIudjEuQ2F0Y2h1cFBvbGljeRI8Cgtjb25jdXJyZW5jeRgHIAEoDjInLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNvbmN1cnJlbmN5UG9saWN5Eg4KBnBhdXNlZBgIIAEoCBISCgpyZXF1ZXN0X2lkGAkgASgJIkoKFkNyZWF0ZVNjaGVkdWxlUmVzcG9uc2USMAoIc2NoZWR1bGUYASABKAsyHi5vZGluLmRhZ3NjaGVkdWxlci52MS5TY2hlZHVsZSIoChRMaXN0U2NoZWR1bGVzUmVxdWVzdBIQCghwaXBlbGluZRgBIAEoCSJKChVMaXN0U2NoZWR1bGVzUmVzcG9uc2USMQoJc2NoZWR1bGVzGAEgAygLMh4ub2Rpbi5kYWdzY2hlZHVsZXIudjEuU2NoZWR1bGUiJAoUUGF1c2VTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJJChVQYXVzZVNjaGVkdWxlUmVzcG9uc2USMAoIc2NoZWR1bGUYASABKAsyHi5vZGluLmRhZ3NjaGVkdWxlci52MS5TY2hlZHVsZSIlChVSZXN1bWVTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJKChZSZXN1bWVTY2hlZHVsZVJlc3BvbnNlEjAKCHNjaGVkdWxlGAEgASgLMh4ub2Rpbi5kYWdzY2hlZHVsZXIudjEuU2NoZWR1bGUiJQoVRGVsZXRlU2NoZWR1bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiGAoWRGVsZXRlU2NoZWR1bGVSZXNwb25zZSphCg1DYXRjaHVwUG9saWN5Eh4KGkNBVENIVVBfUE9MSUNZX1VOU1BFQ0lGSUVEEAASFwoTQ0FUQ0hVUF9QT0xJQ1lfU0tJUBABEhcKE0NBVENIVVBfUE9MSUNZX09OQ0UQAiqUAQoRQ29uY3VycmVuY3lQb2xpY3kSIgoeQ09OQ1VSUkVOQ1lfUE9MSUNZX1VOU1BFQ0lGSUVEEAASHAoYQ09OQ1VSUkVOQ1lfUE9MSUNZX0FMTE9XEAESHQoZQ09OQ1VSUkVOQ1lfUE9MSUNZX0ZPUkJJRBACEh4KGkNPTkNVUlJFTkNZX1BPTElDWV9SRVBMQUNFEAMy/gsKE0RhZ1NjaGVkdWxlclNlcnZpY2USXAoJU3VibWl0UnVuEiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuU3VibWl0UnVuUmVxdWVzdBonLm9kaW4uZGFnc2NoZWR1bGVyLnYxLlN1Ym1pdFJ1blJlc3BvbnNlElMKBkdldFJ1bhIjLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkdldFJ1blJlcXVlc3QaJC5vZGluLmRhZ3NjaGVkdWxlci52MS5HZXRSdW5SZXNwb25zZRJZCghMaXN0UnVucxIlLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RSdW5zUmVxdWVzdBomLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RSdW5zUmVzcG9uc2USWwoIV2F0Y2hSdW4SJS5vZGluLmRhZ3NjaGVkdWxlci52MS5XYXRjaFJ1blJlcXVlc3QaJi5vZGluLmRhZ3NjaGVkdWxlci52MS5XYXRjaFJ1blJlc3BvbnNlMAESXgoJV2F0Y2hSdW5zEiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuV2F0Y2hSdW5zUmVxdWVzdBonLm9kaW4uZGFnc2NoZWR1bGVyLnYxLldhdGNoUnVuc1Jlc3BvbnNlMAESXAoJQ2FuY2VsUnVuEiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuQ2FuY2VsUnVuUmVxdWVzdBonLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkNhbmNlbFJ1blJlc3BvbnNlElkKCFJldHJ5UnVuEiUub2Rpbi5kYWdzY2hlZHVsZXIudjEuUmV0cnlSdW5SZXF1ZXN0GiYub2Rpbi5kYWdzY2hlZHVsZXIudjEuUmV0cnlSdW5SZXNwb25zZRJcCglEZWxldGVSdW4SJi5vZGluLmRhZ3NjaGVkdWxlci52MS5EZWxldGVSdW5SZXF1ZXN0Gicub2Rpbi5kYWdzY2hlZHVsZXIudjEuRGVsZXRlUnVuUmVzcG9uc2USawoOQ3JlYXRlU2NoZWR1bGUSKy5vZGluLmRhZ3NjaGVkdWxlci52MS5DcmVhdGVTY2hlZHVsZVJlcXVlc3QaLC5vZGluLmRhZ3NjaGVkdWxlci52MS5DcmVhdGVTY2hlZHVsZVJlc3BvbnNlEmgKDUxpc3RTY2hlZHVsZXMSKi5vZGluLmRhZ3NjaGVkdWxlci52MS5MaXN0U2NoZWR1bGVzUmVxdWVzdBorLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkxpc3RTY2hlZHVsZXNSZXNwb25zZRJoCg1QYXVzZVNjaGVkdWxlEioub2Rpbi5kYWdzY2hlZHVsZXIudjEuUGF1c2VTY2hlZHVsZVJlcXVlc3QaKy5vZGluLmRhZ3NjaGVkdWxlci52MS5QYXVzZVNjaGVkdWxlUmVzcG9uc2USawoOUmVzdW1lU2NoZWR1bGUSKy5vZGluLmRhZ3NjaGVkdWxlci52MS5SZXN1bWVTY2hlZHVsZVJlcXVlc3QaLC5vZGluLmRhZ3NjaGVkdWxlci52MS5SZXN1bWVTY2hlZHVsZVJlc3BvbnNlEmsKDkRlbGV0ZVNjaGVkdWxlEisub2Rpbi5kYWdzY2hlZHVsZXIudjEuRGVsZXRlU2NoZWR1bGVSZXF1ZXN0Giwub2Rpbi5kYWdzY2hlZHVsZXIudjEuRGVsZXRlU2NoZWR1bGVSZXNwb25zZRJxChBMaXN0Q2FjaGVFbnRyaWVzEi0ub2Rpbi5kYWdzY2hlZHVsZXIudjEuTGlzdENhY2hlRW50cmllc1JlcXVlc3QaLi5vZGluLmRhZ3NjaGVkdWxlci52MS5MaXN0Q2FjaGVFbnRyaWVzUmVzcG9uc2USdwoSRGVsZXRlQ2FjaGVFbnRyaWVzEi8ub2Rpbi5kYWdzY2hlZHVsZXIudjEuRGVsZXRlQ2FjaGVFbnRyaWVzUmVxdWVzdBowLm9kaW4uZGFnc2NoZWR1bGVyLnYxLkRlbGV0ZUNhY2hlRW50cmllc1Jlc3BvbnNlYgZwcm90bzM",
     [file_google_protobuf_struct, file_google_protobuf_timestamp, file_odin_common_v1_run],
   );
+
+/**
+ * ListCacheEntriesRequest filters the cache entries listed.
+ *
+ * @generated from message odin.dagscheduler.v1.ListCacheEntriesRequest
+ */
+export type ListCacheEntriesRequest = Message<"odin.dagscheduler.v1.ListCacheEntriesRequest"> & {
+  /**
+   * Only entries of this pipeline (its path); empty = all.
+   *
+   * @generated from field: string pipeline = 1;
+   */
+  pipeline: string;
+
+  /**
+   * Only entries of this task name; empty = all.
+   *
+   * @generated from field: string task = 2;
+   */
+  task: string;
+
+  /**
+   * At most this many entries; 0 = 1,000.
+   *
+   * @generated from field: uint32 limit = 3;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.ListCacheEntriesRequest.
+ * Use `create(ListCacheEntriesRequestSchema)` to create a new message.
+ */
+export const ListCacheEntriesRequestSchema: GenMessage<ListCacheEntriesRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 0);
+
+/**
+ * ListCacheEntriesResponse is the entries found, newest first.
+ *
+ * @generated from message odin.dagscheduler.v1.ListCacheEntriesResponse
+ */
+export type ListCacheEntriesResponse = Message<"odin.dagscheduler.v1.ListCacheEntriesResponse"> & {
+  /**
+   * The entries.
+   *
+   * @generated from field: repeated odin.dagscheduler.v1.CacheEntry entries = 1;
+   */
+  entries: CacheEntry[];
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.ListCacheEntriesResponse.
+ * Use `create(ListCacheEntriesResponseSchema)` to create a new message.
+ */
+export const ListCacheEntriesResponseSchema: GenMessage<ListCacheEntriesResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 1);
+
+/**
+ * CacheEntry is one recorded task result.
+ *
+ * @generated from message odin.dagscheduler.v1.CacheEntry
+ */
+export type CacheEntry = Message<"odin.dagscheduler.v1.CacheEntry"> & {
+  /**
+   * The cache key (hex SHA-256 of everything that could change the task's result).
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The pipeline's path.
+   *
+   * @generated from field: string pipeline = 2;
+   */
+  pipeline: string;
+
+  /**
+   * The task's name.
+   *
+   * @generated from field: string task = 3;
+   */
+  task: string;
+
+  /**
+   * The run whose attempt produced the result.
+   *
+   * @generated from field: string run_id = 4;
+   */
+  runId: string;
+
+  /**
+   * That attempt.
+   *
+   * @generated from field: uint32 attempt = 5;
+   */
+  attempt: number;
+
+  /**
+   * When the result was recorded.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 6;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * The image digest (or `tag:<image>` when the task opted in to keying by tag).
+   *
+   * @generated from field: string image = 7;
+   */
+  image: string;
+
+  /**
+   * The files named in the task's `outputs`, as recorded: name, path and content digest.
+   *
+   * @generated from field: repeated odin.dagscheduler.v1.CachedFile outputs = 8;
+   */
+  outputs: CachedFile[];
+
+  /**
+   * How many times a later run reused it.
+   *
+   * @generated from field: uint32 hits = 9;
+   */
+  hits: number;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.CacheEntry.
+ * Use `create(CacheEntrySchema)` to create a new message.
+ */
+export const CacheEntrySchema: GenMessage<CacheEntry> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 2);
+
+/**
+ * CachedFile is one file (or directory) and its content digest.
+ *
+ * @generated from message odin.dagscheduler.v1.CachedFile
+ */
+export type CachedFile = Message<"odin.dagscheduler.v1.CachedFile"> & {
+  /**
+   * The output's name (its key in `outputs`), or the input's path.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Its absolute path.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * `sha256:<hex>` of a file's bytes, `dir-sha256:<hex>` of a directory's tree, `missing`.
+   *
+   * @generated from field: string digest = 3;
+   */
+  digest: string;
+};
+
+/**
+ * Describes the message odin.dagscheduler.v1.CachedFile.
+ * Use `create(CachedFileSchema)` to create a new message.
+ */
+export const CachedFileSchema: GenMessage<CachedFile> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 3);
+
+/**
+ * DeleteCacheEntriesRequest says which entries to forget; at least one field must be set.
+ *
+ * @generated from message odin.dagscheduler.v1.DeleteCacheEntriesRequest
+ */
+export type DeleteCacheEntriesRequest =
+  Message<"odin.dagscheduler.v1.DeleteCacheEntriesRequest"> & {
+    /**
+     * These keys (a unique prefix of at least 8 hex digits is enough).
+     *
+     * @generated from field: repeated string keys = 1;
+     */
+    keys: string[];
+
+    /**
+     * Every entry of this pipeline (its path), or of this task of it with `task`.
+     *
+     * @generated from field: string pipeline = 2;
+     */
+    pipeline: string;
+
+    /**
+     * With `pipeline`: only this task's entries.
+     *
+     * @generated from field: string task = 3;
+     */
+    task: string;
+
+    /**
+     * Every entry.
+     *
+     * @generated from field: bool all = 4;
+     */
+    all: boolean;
+  };
+
+/**
+ * Describes the message odin.dagscheduler.v1.DeleteCacheEntriesRequest.
+ * Use `create(DeleteCacheEntriesRequestSchema)` to create a new message.
+ */
+export const DeleteCacheEntriesRequestSchema: GenMessage<DeleteCacheEntriesRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 4);
+
+/**
+ * DeleteCacheEntriesResponse says how many entries were forgotten.
+ *
+ * @generated from message odin.dagscheduler.v1.DeleteCacheEntriesResponse
+ */
+export type DeleteCacheEntriesResponse =
+  Message<"odin.dagscheduler.v1.DeleteCacheEntriesResponse"> & {
+    /**
+     * Entries removed.
+     *
+     * @generated from field: uint32 deleted = 1;
+     */
+    deleted: number;
+  };
+
+/**
+ * Describes the message odin.dagscheduler.v1.DeleteCacheEntriesResponse.
+ * Use `create(DeleteCacheEntriesResponseSchema)` to create a new message.
+ */
+export const DeleteCacheEntriesResponseSchema: GenMessage<DeleteCacheEntriesResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 5);
 
 /**
  * SubmitRunRequest names the pipeline to run.
@@ -69,6 +308,14 @@ export type SubmitRunRequest = Message<"odin.dagscheduler.v1.SubmitRunRequest"> 
    * @generated from field: google.protobuf.Struct parameters = 5;
    */
   parameters?: JsonObject | undefined;
+
+  /**
+   * Run every task even when an earlier result could be reused (`odin run --no-cache`); results of
+   * this run are still recorded for later runs.
+   *
+   * @generated from field: bool no_cache = 6;
+   */
+  noCache: boolean;
 };
 
 /**
@@ -77,7 +324,7 @@ export type SubmitRunRequest = Message<"odin.dagscheduler.v1.SubmitRunRequest"> 
  */
 export const SubmitRunRequestSchema: GenMessage<SubmitRunRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 0);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 6);
 
 /**
  * SubmitRunResponse is the new run.
@@ -99,7 +346,7 @@ export type SubmitRunResponse = Message<"odin.dagscheduler.v1.SubmitRunResponse"
  */
 export const SubmitRunResponseSchema: GenMessage<SubmitRunResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 1);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 7);
 
 /**
  * GetRunRequest names a run and the page of its task runs wanted.
@@ -135,7 +382,7 @@ export type GetRunRequest = Message<"odin.dagscheduler.v1.GetRunRequest"> & {
  */
 export const GetRunRequestSchema: GenMessage<GetRunRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 2);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 8);
 
 /**
  * GetRunResponse is a run and a page of its task runs, in pipeline file order.
@@ -171,7 +418,7 @@ export type GetRunResponse = Message<"odin.dagscheduler.v1.GetRunResponse"> & {
  */
 export const GetRunResponseSchema: GenMessage<GetRunResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 3);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 9);
 
 /**
  * ListRunsRequest filters and pages runs.
@@ -221,7 +468,7 @@ export type ListRunsRequest = Message<"odin.dagscheduler.v1.ListRunsRequest"> & 
  */
 export const ListRunsRequestSchema: GenMessage<ListRunsRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 4);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 10);
 
 /**
  * ListRunsResponse is a page of runs, newest first.
@@ -250,7 +497,7 @@ export type ListRunsResponse = Message<"odin.dagscheduler.v1.ListRunsResponse"> 
  */
 export const ListRunsResponseSchema: GenMessage<ListRunsResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 5);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 11);
 
 /**
  * WatchRunsRequest filters the runs to follow, as ListRunsRequest does.
@@ -300,7 +547,7 @@ export type WatchRunsRequest = Message<"odin.dagscheduler.v1.WatchRunsRequest"> 
  */
 export const WatchRunsRequestSchema: GenMessage<WatchRunsRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 6);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 12);
 
 /**
  * WatchRunsResponse is one message of the WatchRuns stream: the opening page, or a change after it.
@@ -351,7 +598,7 @@ export type WatchRunsResponse = Message<"odin.dagscheduler.v1.WatchRunsResponse"
  */
 export const WatchRunsResponseSchema: GenMessage<WatchRunsResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 7);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 13);
 
 /**
  * WatchRunRequest names the run to follow.
@@ -382,7 +629,7 @@ export type WatchRunRequest = Message<"odin.dagscheduler.v1.WatchRunRequest"> & 
  */
 export const WatchRunRequestSchema: GenMessage<WatchRunRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 8);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 14);
 
 /**
  * WatchRunResponse is one message of the WatchRun stream: a part of the opening snapshot, or a
@@ -434,7 +681,7 @@ export type WatchRunResponse = Message<"odin.dagscheduler.v1.WatchRunResponse"> 
  */
 export const WatchRunResponseSchema: GenMessage<WatchRunResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 9);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 15);
 
 /**
  * RunSnapshot is a part of a run's state at one moment, split so no message grows with the size of
@@ -479,7 +726,7 @@ export type RunSnapshot = Message<"odin.dagscheduler.v1.RunSnapshot"> & {
  */
 export const RunSnapshotSchema: GenMessage<RunSnapshot> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 10);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 16);
 
 /**
  * CancelRunRequest names the run to cancel.
@@ -508,7 +755,7 @@ export type CancelRunRequest = Message<"odin.dagscheduler.v1.CancelRunRequest"> 
  */
 export const CancelRunRequestSchema: GenMessage<CancelRunRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 11);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 17);
 
 /**
  * CancelRunResponse is the run after the request was recorded.
@@ -530,7 +777,7 @@ export type CancelRunResponse = Message<"odin.dagscheduler.v1.CancelRunResponse"
  */
 export const CancelRunResponseSchema: GenMessage<CancelRunResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 12);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 18);
 
 /**
  * RetryRunRequest names the run to retry.
@@ -561,7 +808,7 @@ export type RetryRunRequest = Message<"odin.dagscheduler.v1.RetryRunRequest"> & 
  */
 export const RetryRunRequestSchema: GenMessage<RetryRunRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 13);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 19);
 
 /**
  * RetryRunResponse is the run as its new attempt starts.
@@ -583,7 +830,7 @@ export type RetryRunResponse = Message<"odin.dagscheduler.v1.RetryRunResponse"> 
  */
 export const RetryRunResponseSchema: GenMessage<RetryRunResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 14);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 20);
 
 /**
  * DeleteRunRequest names the run to clean up and how far.
@@ -619,7 +866,7 @@ export type DeleteRunRequest = Message<"odin.dagscheduler.v1.DeleteRunRequest"> 
  */
 export const DeleteRunRequestSchema: GenMessage<DeleteRunRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 15);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 21);
 
 /**
  * DeleteRunResponse says what was removed.
@@ -655,7 +902,7 @@ export type DeleteRunResponse = Message<"odin.dagscheduler.v1.DeleteRunResponse"
  */
 export const DeleteRunResponseSchema: GenMessage<DeleteRunResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 16);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 22);
 
 /**
  * Schedule is a cron schedule of a pipeline and where it stands.
@@ -782,7 +1029,7 @@ export type Schedule = Message<"odin.dagscheduler.v1.Schedule"> & {
  */
 export const ScheduleSchema: GenMessage<Schedule> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 17);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 23);
 
 /**
  * CreateScheduleRequest describes the schedule to make.
@@ -861,7 +1108,7 @@ export type CreateScheduleRequest = Message<"odin.dagscheduler.v1.CreateSchedule
  */
 export const CreateScheduleRequestSchema: GenMessage<CreateScheduleRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 18);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 24);
 
 /**
  * CreateScheduleResponse is the new schedule.
@@ -883,7 +1130,7 @@ export type CreateScheduleResponse = Message<"odin.dagscheduler.v1.CreateSchedul
  */
 export const CreateScheduleResponseSchema: GenMessage<CreateScheduleResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 19);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 25);
 
 /**
  * ListSchedulesRequest asks for every schedule.
@@ -905,7 +1152,7 @@ export type ListSchedulesRequest = Message<"odin.dagscheduler.v1.ListSchedulesRe
  */
 export const ListSchedulesRequestSchema: GenMessage<ListSchedulesRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 20);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 26);
 
 /**
  * ListSchedulesResponse lists schedules by name.
@@ -927,7 +1174,7 @@ export type ListSchedulesResponse = Message<"odin.dagscheduler.v1.ListSchedulesR
  */
 export const ListSchedulesResponseSchema: GenMessage<ListSchedulesResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 21);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 27);
 
 /**
  * PauseScheduleRequest names the schedule to pause.
@@ -949,7 +1196,7 @@ export type PauseScheduleRequest = Message<"odin.dagscheduler.v1.PauseScheduleRe
  */
 export const PauseScheduleRequestSchema: GenMessage<PauseScheduleRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 22);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 28);
 
 /**
  * PauseScheduleResponse is the paused schedule.
@@ -971,7 +1218,7 @@ export type PauseScheduleResponse = Message<"odin.dagscheduler.v1.PauseScheduleR
  */
 export const PauseScheduleResponseSchema: GenMessage<PauseScheduleResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 23);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 29);
 
 /**
  * ResumeScheduleRequest names the schedule to resume.
@@ -993,7 +1240,7 @@ export type ResumeScheduleRequest = Message<"odin.dagscheduler.v1.ResumeSchedule
  */
 export const ResumeScheduleRequestSchema: GenMessage<ResumeScheduleRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 24);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 30);
 
 /**
  * ResumeScheduleResponse is the resumed schedule.
@@ -1015,7 +1262,7 @@ export type ResumeScheduleResponse = Message<"odin.dagscheduler.v1.ResumeSchedul
  */
 export const ResumeScheduleResponseSchema: GenMessage<ResumeScheduleResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 25);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 31);
 
 /**
  * DeleteScheduleRequest names the schedule to remove.
@@ -1037,7 +1284,7 @@ export type DeleteScheduleRequest = Message<"odin.dagscheduler.v1.DeleteSchedule
  */
 export const DeleteScheduleRequestSchema: GenMessage<DeleteScheduleRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 26);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 32);
 
 /**
  * DeleteScheduleResponse confirms the removal.
@@ -1052,7 +1299,7 @@ export type DeleteScheduleResponse = Message<"odin.dagscheduler.v1.DeleteSchedul
  */
 export const DeleteScheduleResponseSchema: GenMessage<DeleteScheduleResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 27);
+  messageDesc(file_odin_dagscheduler_v1_dagscheduler, 33);
 
 /**
  * CatchupPolicy says what a schedule does with ticks missed while no scheduler ran.
@@ -1295,5 +1542,27 @@ export const DagSchedulerService: GenService<{
     methodKind: "unary";
     input: typeof DeleteScheduleRequestSchema;
     output: typeof DeleteScheduleResponseSchema;
+  };
+  /**
+   * ListCacheEntries lists the recorded task results that later runs may reuse (docs/caching.md),
+   * newest first. Called by the CLI (`odin cache ls`). Read-only; safe to retry.
+   *
+   * @generated from rpc odin.dagscheduler.v1.DagSchedulerService.ListCacheEntries
+   */
+  listCacheEntries: {
+    methodKind: "unary";
+    input: typeof ListCacheEntriesRequestSchema;
+    output: typeof ListCacheEntriesResponseSchema;
+  };
+  /**
+   * DeleteCacheEntries forgets recorded task results (their files are left alone), so the next
+   * run of those tasks runs them. Called by the CLI (`odin cache rm`). Idempotent; safe to retry.
+   *
+   * @generated from rpc odin.dagscheduler.v1.DagSchedulerService.DeleteCacheEntries
+   */
+  deleteCacheEntries: {
+    methodKind: "unary";
+    input: typeof DeleteCacheEntriesRequestSchema;
+    output: typeof DeleteCacheEntriesResponseSchema;
   };
 }> = /*@__PURE__*/ serviceDesc(file_odin_dagscheduler_v1_dagscheduler, 0);

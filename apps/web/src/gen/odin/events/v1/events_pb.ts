@@ -29,7 +29,7 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_odin_events_v1_events: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "ChtvZGluL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDm9kaW4uZXZlbnRzLnYxIpoCCglUYXNrRXZlbnQSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIoCgVzdGF0ZRgFIAEoDjIZLm9kaW4uY29tbW9uLnYxLlRhc2tTdGF0ZRIuCglleGl0X2NvZGUYBiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRIOCgZyZWFzb24YByABKAkSDwoHbWVzc2FnZRgIIAEoCRITCgtvYmplY3RfbmFtZRgJIAEoCRIoCgR0aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxvdXRwdXRzX2pzb24YCyABKAlKBAgEEAVSCHNlcXVlbmNlIrEBCghSdW5FdmVudBIOCgZydW5faWQYASABKAkSEAoIcmV2aXNpb24YAiABKAQSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIgoDcnVuGAQgASgLMhMub2Rpbi5jb21tb24udjEuUnVuSAASKwoIdGFza19ydW4YBSABKAsyFy5vZGluLmNvbW1vbi52MS5UYXNrUnVuSABCCAoGY2hhbmdlIn8KClJlcG9TeW5jZWQSDgoGcmVtb3RlGAEgASgJEg4KBmJyYW5jaBgCIAEoCRIOCgZjb21taXQYAyABKAkSFwoPcHJldmlvdXNfY29tbWl0GAQgASgJEigKBHRpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM",
+    "ChtvZGluL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDm9kaW4uZXZlbnRzLnYxIrACCglUYXNrRXZlbnQSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIoCgVzdGF0ZRgFIAEoDjIZLm9kaW4uY29tbW9uLnYxLlRhc2tTdGF0ZRIuCglleGl0X2NvZGUYBiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRIOCgZyZWFzb24YByABKAkSDwoHbWVzc2FnZRgIIAEoCRITCgtvYmplY3RfbmFtZRgJIAEoCRIoCgR0aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxvdXRwdXRzX2pzb24YCyABKAkSFAoMaW1hZ2VfZGlnZXN0GAwgASgJSgQIBBAFUghzZXF1ZW5jZSKxAQoIUnVuRXZlbnQSDgoGcnVuX2lkGAEgASgJEhAKCHJldmlzaW9uGAIgASgEEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiIKA3J1bhgEIAEoCzITLm9kaW4uY29tbW9uLnYxLlJ1bkgAEisKCHRhc2tfcnVuGAUgASgLMhcub2Rpbi5jb21tb24udjEuVGFza1J1bkgAQggKBmNoYW5nZSJ/CgpSZXBvU3luY2VkEg4KBnJlbW90ZRgBIAEoCRIOCgZicmFuY2gYAiABKAkSDgoGY29tbWl0GAMgASgJEhcKD3ByZXZpb3VzX2NvbW1pdBgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z",
     [file_google_protobuf_timestamp, file_google_protobuf_wrappers, file_odin_common_v1_run],
   );
 
@@ -119,6 +119,15 @@ export type TaskEvent = Message<"odin.events.v1.TaskEvent"> & {
    * @generated from field: string outputs_json = 11;
    */
   outputsJson: string;
+
+  /**
+   * The image the task's main container actually ran, as a digest (`sha256:…`, from the pod's
+   * `status.containerStatuses[].imageID`); `local` from the local backend, which runs no image;
+   * empty when not known. On RUNNING and SUCCEEDED.
+   *
+   * @generated from field: string image_digest = 12;
+   */
+  imageDigest: string;
 };
 
 /**

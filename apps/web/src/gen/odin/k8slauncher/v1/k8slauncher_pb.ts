@@ -21,9 +21,91 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_odin_k8slauncher_v1_k8slauncher: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "CiVvZGluL2s4c2xhdW5jaGVyL3YxL2s4c2xhdW5jaGVyLnByb3RvEhNvZGluLms4c2xhdW5jaGVyLnYxIkYKE0xpc3RSdW5GaWxlc1JlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSEQoJcmVjdXJzaXZlGAMgASgIImgKFExpc3RSdW5GaWxlc1Jlc3BvbnNlEisKBWZpbGVzGAEgAygLMhwub2Rpbi5rOHNsYXVuY2hlci52MS5SdW5GaWxlEhEKCXRydW5jYXRlZBgCIAEoCBIQCghydW5fcGF0aBgDIAEoCSKGAQoHUnVuRmlsZRIMCgRwYXRoGAEgASgJEi4KBHR5cGUYAiABKA4yIC5vZGluLms4c2xhdW5jaGVyLnYxLlJ1bkZpbGVUeXBlEgwKBHNpemUYAyABKAQSLwoLbW9kaWZ5X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKF0Rvd25sb2FkUnVuRmlsZXNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgRwYXRoGAIgASgJEhEKCW1heF9ieXRlcxgDIAEoBCJUChhEb3dubG9hZFJ1bkZpbGVzUmVzcG9uc2USKgoEZmlsZRgBIAEoCzIcLm9kaW4uazhzbGF1bmNoZXIudjEuUnVuRmlsZRIMCgRkYXRhGAIgASgMIigKE0xpc3RHcHVOb2Rlc1JlcXVlc3QSEQoJYWxsX25vZGVzGAEgASgIImIKFExpc3RHcHVOb2Rlc1Jlc3BvbnNlEg8KB2JhY2tlbmQYASABKAkSDAoEbm90ZRgCIAEoCRIrCgVub2RlcxgDIAMoCzIcLm9kaW4uazhzbGF1bmNoZXIudjEuR3B1Tm9kZSLHAQoHR3B1Tm9kZRIMCgRuYW1lGAEgASgJEhAKCGNhcGFjaXR5GAIgASgNEhMKC2FsbG9jYXRhYmxlGAMgASgNEhEKCWFsbG9jYXRlZBgEIAEoDRIMCgRmcmVlGAUgASgNEhAKCGdwdV90eXBlGAYgASgJEg0KBXJlYWR5GAcgASgIEhUKDXVuc2NoZWR1bGFibGUYCCABKAgSLgoFdGFza3MYCSADKAsyHy5vZGluLms4c2xhdW5jaGVyLnYxLkdwdVRhc2tVc2UiVgoKR3B1VGFza1VzZRIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEgsKA3BvZBgEIAEoCRIMCgRncHVzGAUgASgNIs0BChFMYXVuY2hUYXNrUmVxdWVzdBIOCgZydW5faWQYASABKAkSEAoIcGlwZWxpbmUYAiABKAkSDgoGY29tbWl0GAMgASgJEiIKBHRhc2sYBCABKAsyFC5vZGluLmNvbW1vbi52MS5UYXNrEg8KB3Rhc2tfaWQYBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRItCgVwYXRocxgIIAEoCzIeLm9kaW4uazhzbGF1bmNoZXIudjEuVGFza1BhdGhzSgQIBxAIUgtvYmplY3RfbmFtZSJpCglUYXNrUGF0aHMSEQoJcm9vdF9wYXRoGAEgASgJEhEKCXdvcmtfcGF0aBgCIAEoCRIRCglkYXRhX3BhdGgYAyABKAkSEAoIcnVuX3BhdGgYBCABKAkSEQoJdGFza19wYXRoGAUgASgJIkIKEkxhdW5jaFRhc2tSZXNwb25zZRITCgtvYmplY3RfbmFtZRgBIAEoCRIXCg9hbHJlYWR5X2V4aXN0ZWQYAiABKAgiQgoRQ2FuY2VsVGFza1JlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDSItChJDYW5jZWxUYXNrUmVzcG9uc2USFwoPZGVsZXRlZF9vYmplY3RzGAEgASgNIj0KF0RlbGV0ZVJ1bk9iamVjdHNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRISCgpwdXJnZV9kYXRhGAIgASgIIkgKGERlbGV0ZVJ1bk9iamVjdHNSZXNwb25zZRIXCg9kZWxldGVkX29iamVjdHMYASABKA0SEwoLZGF0YV9wdXJnZWQYAiABKAgipAEKEVN0cmVhbUxvZ3NSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SDgoGZm9sbG93GAQgASgIEjAKCnRhaWxfbGluZXMYBSABKAsyHC5nb29nbGUucHJvdG9idWYuVUludDMyVmFsdWUSCwoDcG9kGAYgASgJEhEKCWNvbnRhaW5lchgHIAEoCSJBChJTdHJlYW1Mb2dzUmVzcG9uc2USKwoFbGluZXMYASADKAsyHC5vZGluLms4c2xhdW5jaGVyLnYxLkxvZ0xpbmUiYQoHTG9nTGluZRILCgNwb2QYASABKAkSEQoJY29udGFpbmVyGAIgASgJEgwKBGxpbmUYAyABKAkSKAoEdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoVTGlzdFRhc2tFdmVudHNSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg8KB2F0dGVtcHQYAyABKA0iSgoWTGlzdFRhc2tFdmVudHNSZXNwb25zZRIwCgZldmVudHMYASADKAsyIC5vZGluLms4c2xhdW5jaGVyLnYxLk9iamVjdEV2ZW50IsABCgtPYmplY3RFdmVudBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIPCgdtZXNzYWdlGAQgASgJEhMKC29iamVjdF9raW5kGAUgASgJEhMKC29iamVjdF9uYW1lGAYgASgJEg4KBnNvdXJjZRgHIAEoCRINCgVjb3VudBgIIAEoDRIPCgdhdHRlbXB0GAkgASgNKpUBCgtSdW5GaWxlVHlwZRIdChlSVU5fRklMRV9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSUlVOX0ZJTEVfVFlQRV9GSUxFEAESGwoXUlVOX0ZJTEVfVFlQRV9ESVJFQ1RPUlkQAhIZChVSVU5fRklMRV9UWVBFX1NZTUxJTksQAxIXChNSVU5fRklMRV9UWVBFX09USEVSEAQyzAYKEks4c0xhdW5jaGVyU2VydmljZRJdCgpMYXVuY2hUYXNrEiYub2Rpbi5rOHNsYXVuY2hlci52MS5MYXVuY2hUYXNrUmVxdWVzdBonLm9kaW4uazhzbGF1bmNoZXIudjEuTGF1bmNoVGFza1Jlc3BvbnNlEl0KCkNhbmNlbFRhc2sSJi5vZGluLms4c2xhdW5jaGVyLnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gicub2Rpbi5rOHNsYXVuY2hlci52MS5DYW5jZWxUYXNrUmVzcG9uc2USbwoQRGVsZXRlUnVuT2JqZWN0cxIsLm9kaW4uazhzbGF1bmNoZXIudjEuRGVsZXRlUnVuT2JqZWN0c1JlcXVlc3QaLS5vZGluLms4c2xhdW5jaGVyLnYxLkRlbGV0ZVJ1bk9iamVjdHNSZXNwb25zZRJfCgpTdHJlYW1Mb2dzEiYub2Rpbi5rOHNsYXVuY2hlci52MS5TdHJlYW1Mb2dzUmVxdWVzdBonLm9kaW4uazhzbGF1bmNoZXIudjEuU3RyZWFtTG9nc1Jlc3BvbnNlMAESaQoOTGlzdFRhc2tFdmVudHMSKi5vZGluLms4c2xhdW5jaGVyLnYxLkxpc3RUYXNrRXZlbnRzUmVxdWVzdBorLm9kaW4uazhzbGF1bmNoZXIudjEuTGlzdFRhc2tFdmVudHNSZXNwb25zZRJjCgxMaXN0UnVuRmlsZXMSKC5vZGluLms4c2xhdW5jaGVyLnYxLkxpc3RSdW5GaWxlc1JlcXVlc3QaKS5vZGluLms4c2xhdW5jaGVyLnYxLkxpc3RSdW5GaWxlc1Jlc3BvbnNlEnEKEERvd25sb2FkUnVuRmlsZXMSLC5vZGluLms4c2xhdW5jaGVyLnYxLkRvd25sb2FkUnVuRmlsZXNSZXF1ZXN0Gi0ub2Rpbi5rOHNsYXVuY2hlci52MS5Eb3dubG9hZFJ1bkZpbGVzUmVzcG9uc2UwARJjCgxMaXN0R3B1Tm9kZXMSKC5vZGluLms4c2xhdW5jaGVyLnYxLkxpc3RHcHVOb2Rlc1JlcXVlc3QaKS5vZGluLms4c2xhdW5jaGVyLnYxLkxpc3RHcHVOb2Rlc1Jlc3BvbnNlYgZwcm90bzM",
+    "CiVvZGluL2s4c2xhdW5jaGVyL3YxL2s4c2xhdW5jaGVyLnByb3RvEhNvZGluLms4c2xhdW5jaGVyLnYxIk8KEEhhc2hGaWxlc1JlcXVlc3QSDQoFcGF0aHMYASADKAkSLAoFbGlua3MYAiADKAsyHS5vZGluLms4c2xhdW5jaGVyLnYxLkZpbGVMaW5rIigKCEZpbGVMaW5rEg4KBnRhcmdldBgBIAEoCRIMCgRwYXRoGAIgASgJIiQKEUhhc2hGaWxlc1Jlc3BvbnNlEg8KB2RpZ2VzdHMYASADKAkiRgoTTGlzdFJ1bkZpbGVzUmVxdWVzdBIOCgZydW5faWQYASABKAkSDAoEcGF0aBgCIAEoCRIRCglyZWN1cnNpdmUYAyABKAgiaAoUTGlzdFJ1bkZpbGVzUmVzcG9uc2USKwoFZmlsZXMYASADKAsyHC5vZGluLms4c2xhdW5jaGVyLnYxLlJ1bkZpbGUSEQoJdHJ1bmNhdGVkGAIgASgIEhAKCHJ1bl9wYXRoGAMgASgJIoYBCgdSdW5GaWxlEgwKBHBhdGgYASABKAkSLgoEdHlwZRgCIAEoDjIgLm9kaW4uazhzbGF1bmNoZXIudjEuUnVuRmlsZVR5cGUSDAoEc2l6ZRgDIAEoBBIvCgttb2RpZnlfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSgoXRG93bmxvYWRSdW5GaWxlc1JlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHBhdGgYAiABKAkSEQoJbWF4X2J5dGVzGAMgASgEIlQKGERvd25sb2FkUnVuRmlsZXNSZXNwb25zZRIqCgRmaWxlGAEgASgLMhwub2Rpbi5rOHNsYXVuY2hlci52MS5SdW5GaWxlEgwKBGRhdGEYAiABKAwiKAoTTGlzdEdwdU5vZGVzUmVxdWVzdBIRCglhbGxfbm9kZXMYASABKAgiYgoUTGlzdEdwdU5vZGVzUmVzcG9uc2USDwoHYmFja2VuZBgBIAEoCRIMCgRub3RlGAIgASgJEisKBW5vZGVzGAMgAygLMhwub2Rpbi5rOHNsYXVuY2hlci52MS5HcHVOb2RlIscBCgdHcHVOb2RlEgwKBG5hbWUYASABKAkSEAoIY2FwYWNpdHkYAiABKA0SEwoLYWxsb2NhdGFibGUYAyABKA0SEQoJYWxsb2NhdGVkGAQgASgNEgwKBGZyZWUYBSABKA0SEAoIZ3B1X3R5cGUYBiABKAkSDQoFcmVhZHkYByABKAgSFQoNdW5zY2hlZHVsYWJsZRgIIAEoCBIuCgV0YXNrcxgJIAMoCzIfLm9kaW4uazhzbGF1bmNoZXIudjEuR3B1VGFza1VzZSJWCgpHcHVUYXNrVXNlEg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SCwoDcG9kGAQgASgJEgwKBGdwdXMYBSABKA0izQEKEUxhdW5jaFRhc2tSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIQCghwaXBlbGluZRgCIAEoCRIOCgZjb21taXQYAyABKAkSIgoEdGFzaxgEIAEoCzIULm9kaW4uY29tbW9uLnYxLlRhc2sSDwoHdGFza19pZBgFIAEoCRIPCgdhdHRlbXB0GAYgASgNEi0KBXBhdGhzGAggASgLMh4ub2Rpbi5rOHNsYXVuY2hlci52MS5UYXNrUGF0aHNKBAgHEAhSC29iamVjdF9uYW1lImkKCVRhc2tQYXRocxIRCglyb290X3BhdGgYASABKAkSEQoJd29ya19wYXRoGAIgASgJEhEKCWRhdGFfcGF0aBgDIAEoCRIQCghydW5fcGF0aBgEIAEoCRIRCgl0YXNrX3BhdGgYBSABKAkiQgoSTGF1bmNoVGFza1Jlc3BvbnNlEhMKC29iamVjdF9uYW1lGAEgASgJEhcKD2FscmVhZHlfZXhpc3RlZBgCIAEoCCJCChFDYW5jZWxUYXNrUmVxdWVzdBIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRIPCgdhdHRlbXB0GAMgASgNIi0KEkNhbmNlbFRhc2tSZXNwb25zZRIXCg9kZWxldGVkX29iamVjdHMYASABKA0iPQoXRGVsZXRlUnVuT2JqZWN0c1JlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhIKCnB1cmdlX2RhdGEYAiABKAgiSAoYRGVsZXRlUnVuT2JqZWN0c1Jlc3BvbnNlEhcKD2RlbGV0ZWRfb2JqZWN0cxgBIAEoDRITCgtkYXRhX3B1cmdlZBgCIAEoCCKkAQoRU3RyZWFtTG9nc1JlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIOCgZmb2xsb3cYBCABKAgSMAoKdGFpbF9saW5lcxgFIAEoCzIcLmdvb2dsZS5wcm90b2J1Zi5VSW50MzJWYWx1ZRILCgNwb2QYBiABKAkSEQoJY29udGFpbmVyGAcgASgJIkEKElN0cmVhbUxvZ3NSZXNwb25zZRIrCgVsaW5lcxgBIAMoCzIcLm9kaW4uazhzbGF1bmNoZXIudjEuTG9nTGluZSJhCgdMb2dMaW5lEgsKA3BvZBgBIAEoCRIRCgljb250YWluZXIYAiABKAkSDAoEbGluZRgDIAEoCRIoCgR0aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJGChVMaXN0VGFza0V2ZW50c1JlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDSJKChZMaXN0VGFza0V2ZW50c1Jlc3BvbnNlEjAKBmV2ZW50cxgBIAMoCzIgLm9kaW4uazhzbGF1bmNoZXIudjEuT2JqZWN0RXZlbnQiwAEKC09iamVjdEV2ZW50EigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHR5cGUYAiABKAkSDgoGcmVhc29uGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSEwoLb2JqZWN0X2tpbmQYBSABKAkSEwoLb2JqZWN0X25hbWUYBiABKAkSDgoGc291cmNlGAcgASgJEg0KBWNvdW50GAggASgNEg8KB2F0dGVtcHQYCSABKA0qlQEKC1J1bkZpbGVUeXBlEh0KGVJVTl9GSUxFX1RZUEVfVU5TUEVDSUZJRUQQABIWChJSVU5fRklMRV9UWVBFX0ZJTEUQARIbChdSVU5fRklMRV9UWVBFX0RJUkVDVE9SWRACEhkKFVJVTl9GSUxFX1RZUEVfU1lNTElOSxADEhcKE1JVTl9GSUxFX1RZUEVfT1RIRVIQBDKoBwoSSzhzTGF1bmNoZXJTZXJ2aWNlEl0KCkxhdW5jaFRhc2sSJi5vZGluLms4c2xhdW5jaGVyLnYxLkxhdW5jaFRhc2tSZXF1ZXN0Gicub2Rpbi5rOHNsYXVuY2hlci52MS5MYXVuY2hUYXNrUmVzcG9uc2USXQoKQ2FuY2VsVGFzaxImLm9kaW4uazhzbGF1bmNoZXIudjEuQ2FuY2VsVGFza1JlcXVlc3QaJy5vZGluLms4c2xhdW5jaGVyLnYxLkNhbmNlbFRhc2tSZXNwb25zZRJvChBEZWxldGVSdW5PYmplY3RzEiwub2Rpbi5rOHNsYXVuY2hlci52MS5EZWxldGVSdW5PYmplY3RzUmVxdWVzdBotLm9kaW4uazhzbGF1bmNoZXIudjEuRGVsZXRlUnVuT2JqZWN0c1Jlc3BvbnNlEl8KClN0cmVhbUxvZ3MSJi5vZGluLms4c2xhdW5jaGVyLnYxLlN0cmVhbUxvZ3NSZXF1ZXN0Gicub2Rpbi5rOHNsYXVuY2hlci52MS5TdHJlYW1Mb2dzUmVzcG9uc2UwARJpCg5MaXN0VGFza0V2ZW50cxIqLm9kaW4uazhzbGF1bmNoZXIudjEuTGlzdFRhc2tFdmVudHNSZXF1ZXN0Gisub2Rpbi5rOHNsYXVuY2hlci52MS5MaXN0VGFza0V2ZW50c1Jlc3BvbnNlEmMKDExpc3RSdW5GaWxlcxIoLm9kaW4uazhzbGF1bmNoZXIudjEuTGlzdFJ1bkZpbGVzUmVxdWVzdBopLm9kaW4uazhzbGF1bmNoZXIudjEuTGlzdFJ1bkZpbGVzUmVzcG9uc2UScQoQRG93bmxvYWRSdW5GaWxlcxIsLm9kaW4uazhzbGF1bmNoZXIudjEuRG93bmxvYWRSdW5GaWxlc1JlcXVlc3QaLS5vZGluLms4c2xhdW5jaGVyLnYxLkRvd25sb2FkUnVuRmlsZXNSZXNwb25zZTABEmMKDExpc3RHcHVOb2RlcxIoLm9kaW4uazhzbGF1bmNoZXIudjEuTGlzdEdwdU5vZGVzUmVxdWVzdBopLm9kaW4uazhzbGF1bmNoZXIudjEuTGlzdEdwdU5vZGVzUmVzcG9uc2USWgoJSGFzaEZpbGVzEiUub2Rpbi5rOHNsYXVuY2hlci52MS5IYXNoRmlsZXNSZXF1ZXN0GiYub2Rpbi5rOHNsYXVuY2hlci52MS5IYXNoRmlsZXNSZXNwb25zZWIGcHJvdG8z",
     [file_google_protobuf_timestamp, file_google_protobuf_wrappers, file_odin_common_v1_pipeline],
   );
+
+/**
+ * HashFilesRequest names the paths to hash.
+ *
+ * @generated from message odin.k8slauncher.v1.HashFilesRequest
+ */
+export type HashFilesRequest = Message<"odin.k8slauncher.v1.HashFilesRequest"> & {
+  /**
+   * Absolute paths of files or directories.
+   *
+   * @generated from field: repeated string paths = 1;
+   */
+  paths: string[];
+
+  /**
+   * Symbolic links to make first (where nothing exists yet): a cached task's outputs at the paths
+   * the new run expects them, pointing at the earlier run's files.
+   *
+   * @generated from field: repeated odin.k8slauncher.v1.FileLink links = 2;
+   */
+  links: FileLink[];
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.HashFilesRequest.
+ * Use `create(HashFilesRequestSchema)` to create a new message.
+ */
+export const HashFilesRequestSchema: GenMessage<HashFilesRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 0);
+
+/**
+ * FileLink is a symbolic link to create.
+ *
+ * @generated from message odin.k8slauncher.v1.FileLink
+ */
+export type FileLink = Message<"odin.k8slauncher.v1.FileLink"> & {
+  /**
+   * The existing file or directory.
+   *
+   * @generated from field: string target = 1;
+   */
+  target: string;
+
+  /**
+   * Where the link goes (its parent directories are made).
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.FileLink.
+ * Use `create(FileLinkSchema)` to create a new message.
+ */
+export const FileLinkSchema: GenMessage<FileLink> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 1);
+
+/**
+ * HashFilesResponse has one digest per requested path, in order.
+ *
+ * @generated from message odin.k8slauncher.v1.HashFilesResponse
+ */
+export type HashFilesResponse = Message<"odin.k8slauncher.v1.HashFilesResponse"> & {
+  /**
+   * `sha256:<hex>` of a file's bytes, `dir-sha256:<hex>` of a directory's tree (names, kinds and
+   * contents), `missing` when nothing is there.
+   *
+   * @generated from field: repeated string digests = 1;
+   */
+  digests: string[];
+};
+
+/**
+ * Describes the message odin.k8slauncher.v1.HashFilesResponse.
+ * Use `create(HashFilesResponseSchema)` to create a new message.
+ */
+export const HashFilesResponseSchema: GenMessage<HashFilesResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 2);
 
 /**
  * ListRunFilesRequest names a run and a path inside its `RUN_PATH`.
@@ -59,7 +141,7 @@ export type ListRunFilesRequest = Message<"odin.k8slauncher.v1.ListRunFilesReque
  */
 export const ListRunFilesRequestSchema: GenMessage<ListRunFilesRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 0);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 3);
 
 /**
  * ListRunFilesResponse lists the entries found, sorted by path.
@@ -95,7 +177,7 @@ export type ListRunFilesResponse = Message<"odin.k8slauncher.v1.ListRunFilesResp
  */
 export const ListRunFilesResponseSchema: GenMessage<ListRunFilesResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 1);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 4);
 
 /**
  * RunFile is one entry under `RUN_PATH`.
@@ -138,7 +220,7 @@ export type RunFile = Message<"odin.k8slauncher.v1.RunFile"> & {
  */
 export const RunFileSchema: GenMessage<RunFile> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 2);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 5);
 
 /**
  * DownloadRunFilesRequest names what to download.
@@ -175,7 +257,7 @@ export type DownloadRunFilesRequest = Message<"odin.k8slauncher.v1.DownloadRunFi
  */
 export const DownloadRunFilesRequestSchema: GenMessage<DownloadRunFilesRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 3);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 6);
 
 /**
  * DownloadRunFilesResponse is part of one file: each file starts with a message carrying `file`,
@@ -205,7 +287,7 @@ export type DownloadRunFilesResponse = Message<"odin.k8slauncher.v1.DownloadRunF
  */
 export const DownloadRunFilesResponseSchema: GenMessage<DownloadRunFilesResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 4);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 7);
 
 /**
  * ListGpuNodesRequest asks for the GPU inventory.
@@ -227,7 +309,7 @@ export type ListGpuNodesRequest = Message<"odin.k8slauncher.v1.ListGpuNodesReque
  */
 export const ListGpuNodesRequestSchema: GenMessage<ListGpuNodesRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 5);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 8);
 
 /**
  * ListGpuNodesResponse is the GPU inventory as the launcher's informers see it.
@@ -263,7 +345,7 @@ export type ListGpuNodesResponse = Message<"odin.k8slauncher.v1.ListGpuNodesResp
  */
 export const ListGpuNodesResponseSchema: GenMessage<ListGpuNodesResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 6);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 9);
 
 /**
  * GpuNode is one node's GPUs.
@@ -342,7 +424,7 @@ export type GpuNode = Message<"odin.k8slauncher.v1.GpuNode"> & {
  */
 export const GpuNodeSchema: GenMessage<GpuNode> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 7);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 10);
 
 /**
  * GpuTaskUse is one Odin pod holding GPUs on a node.
@@ -392,7 +474,7 @@ export type GpuTaskUse = Message<"odin.k8slauncher.v1.GpuTaskUse"> & {
  */
 export const GpuTaskUseSchema: GenMessage<GpuTaskUse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 8);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 11);
 
 /**
  * LaunchTaskRequest is everything needed to create one attempt of one task.
@@ -458,7 +540,7 @@ export type LaunchTaskRequest = Message<"odin.k8slauncher.v1.LaunchTaskRequest">
  */
 export const LaunchTaskRequestSchema: GenMessage<LaunchTaskRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 9);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 12);
 
 /**
  * TaskPaths are the processing variables that are paths, as seen inside the task's containers.
@@ -508,7 +590,7 @@ export type TaskPaths = Message<"odin.k8slauncher.v1.TaskPaths"> & {
  */
 export const TaskPathsSchema: GenMessage<TaskPaths> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 10);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 13);
 
 /**
  * LaunchTaskResponse says which object stands for the attempt.
@@ -539,7 +621,7 @@ export type LaunchTaskResponse = Message<"odin.k8slauncher.v1.LaunchTaskResponse
  */
 export const LaunchTaskResponseSchema: GenMessage<LaunchTaskResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 11);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 14);
 
 /**
  * CancelTaskRequest names a task attempt to stop.
@@ -575,7 +657,7 @@ export type CancelTaskRequest = Message<"odin.k8slauncher.v1.CancelTaskRequest">
  */
 export const CancelTaskRequestSchema: GenMessage<CancelTaskRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 12);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 15);
 
 /**
  * CancelTaskResponse says what was deleted.
@@ -597,7 +679,7 @@ export type CancelTaskResponse = Message<"odin.k8slauncher.v1.CancelTaskResponse
  */
 export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 13);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 16);
 
 /**
  * DeleteRunObjectsRequest names the run to clean up.
@@ -627,7 +709,7 @@ export type DeleteRunObjectsRequest = Message<"odin.k8slauncher.v1.DeleteRunObje
  */
 export const DeleteRunObjectsRequestSchema: GenMessage<DeleteRunObjectsRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 14);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 17);
 
 /**
  * DeleteRunObjectsResponse says what was deleted.
@@ -656,7 +738,7 @@ export type DeleteRunObjectsResponse = Message<"odin.k8slauncher.v1.DeleteRunObj
  */
 export const DeleteRunObjectsResponseSchema: GenMessage<DeleteRunObjectsResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 15);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 18);
 
 /**
  * StreamLogsRequest names a task attempt and how to read its logs.
@@ -721,7 +803,7 @@ export type StreamLogsRequest = Message<"odin.k8slauncher.v1.StreamLogsRequest">
  */
 export const StreamLogsRequestSchema: GenMessage<StreamLogsRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 16);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 19);
 
 /**
  * StreamLogsResponse is a batch of log lines, in order per container.
@@ -743,7 +825,7 @@ export type StreamLogsResponse = Message<"odin.k8slauncher.v1.StreamLogsResponse
  */
 export const StreamLogsResponseSchema: GenMessage<StreamLogsResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 17);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 20);
 
 /**
  * LogLine is one line a container printed.
@@ -786,7 +868,7 @@ export type LogLine = Message<"odin.k8slauncher.v1.LogLine"> & {
  */
 export const LogLineSchema: GenMessage<LogLine> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 18);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 21);
 
 /**
  * ListTaskEventsRequest names a task attempt.
@@ -822,7 +904,7 @@ export type ListTaskEventsRequest = Message<"odin.k8slauncher.v1.ListTaskEventsR
  */
 export const ListTaskEventsRequestSchema: GenMessage<ListTaskEventsRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 19);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 22);
 
 /**
  * ListTaskEventsResponse lists events, oldest first.
@@ -844,7 +926,7 @@ export type ListTaskEventsResponse = Message<"odin.k8slauncher.v1.ListTaskEvents
  */
 export const ListTaskEventsResponseSchema: GenMessage<ListTaskEventsResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 20);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 23);
 
 /**
  * ObjectEvent is one Kubernetes event (`v1 Event`) about an object of a task (the local backend
@@ -923,7 +1005,7 @@ export type ObjectEvent = Message<"odin.k8slauncher.v1.ObjectEvent"> & {
  */
 export const ObjectEventSchema: GenMessage<ObjectEvent> =
   /*@__PURE__*/
-  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 21);
+  messageDesc(file_odin_k8slauncher_v1_k8slauncher, 24);
 
 /**
  * RunFileType says what an entry under `RUN_PATH` is.
@@ -1083,5 +1165,19 @@ export const K8sLauncherService: GenService<{
     methodKind: "unary";
     input: typeof ListGpuNodesRequestSchema;
     output: typeof ListGpuNodesResponseSchema;
+  };
+  /**
+   * HashFiles reads files and directories on the launcher's data volume (where the task pods see
+   * them) and returns a content digest of each, streaming (no file is held in memory), for the
+   * scheduler's cache (docs/caching.md); on request it first links a cached task's outputs into
+   * the new run. Paths outside the launcher's readable roots are refused. Called by dag-scheduler.
+   * Read-only but for the links, which are idempotent; safe to retry.
+   *
+   * @generated from rpc odin.k8slauncher.v1.K8sLauncherService.HashFiles
+   */
+  hashFiles: {
+    methodKind: "unary";
+    input: typeof HashFilesRequestSchema;
+    output: typeof HashFilesResponseSchema;
   };
 }> = /*@__PURE__*/ serviceDesc(file_odin_k8slauncher_v1_k8slauncher, 0);

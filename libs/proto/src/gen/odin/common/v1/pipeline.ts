@@ -369,6 +369,21 @@ export interface Task {
   pendingTimeout?: Duration | undefined;
   /** Task keys Odin does not know, kept as written, as a JSON object; empty when none. */
   extraJson: string;
+  /**
+   * Extension: `cache: false` — the task is never skipped because of an earlier result, and its
+   * result is not recorded for later runs (docs/caching.md).
+   */
+  cacheDisabled: boolean;
+  /**
+   * Extension: `cache_ttl` — how old an earlier result may be to be reused; unset = the
+   * scheduler's default.
+   */
+  cacheTtl?: Duration | undefined;
+  /**
+   * Extension: `cache_image_tag: true` — when no digest is known for the image's tag, the tag
+   * itself stands for the image in the cache key (the user vouches that it does not move).
+   */
+  cacheImageTag: boolean;
 }
 
 export interface Task_NodeSelectorEntry {
@@ -918,6 +933,9 @@ function createBaseTask(): Task {
     timeout: undefined,
     pendingTimeout: undefined,
     extraJson: "",
+    cacheDisabled: false,
+    cacheTtl: undefined,
+    cacheImageTag: false,
   };
 }
 
@@ -1009,6 +1027,15 @@ export const Task: MessageFns<Task> = {
     }
     if (message.extraJson !== "") {
       writer.uint32(234).string(message.extraJson);
+    }
+    if (message.cacheDisabled !== false) {
+      writer.uint32(240).bool(message.cacheDisabled);
+    }
+    if (message.cacheTtl !== undefined) {
+      Duration.encode(message.cacheTtl, writer.uint32(250).fork()).join();
+    }
+    if (message.cacheImageTag !== false) {
+      writer.uint32(256).bool(message.cacheImageTag);
     }
     return writer;
   },
@@ -1273,6 +1300,30 @@ export const Task: MessageFns<Task> = {
             message.extraJson = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 240) {
+              break;
+            }
+
+            message.cacheDisabled = reader.bool();
+            continue;
+          }
+          case 31: {
+            if (tag !== 250) {
+              break;
+            }
+
+            message.cacheTtl = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 32: {
+            if (tag !== 256) {
+              break;
+            }
+
+            message.cacheImageTag = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1452,6 +1503,21 @@ export const Task: MessageFns<Task> = {
         : isSet(object.extra_json)
           ? globalThis.String(object.extra_json)
           : "",
+      cacheDisabled: isSet(object.cacheDisabled)
+        ? globalThis.Boolean(object.cacheDisabled)
+        : isSet(object.cache_disabled)
+          ? globalThis.Boolean(object.cache_disabled)
+          : false,
+      cacheTtl: isSet(object.cacheTtl)
+        ? Duration.fromJSON(object.cacheTtl)
+        : isSet(object.cache_ttl)
+          ? Duration.fromJSON(object.cache_ttl)
+          : undefined,
+      cacheImageTag: isSet(object.cacheImageTag)
+        ? globalThis.Boolean(object.cacheImageTag)
+        : isSet(object.cache_image_tag)
+          ? globalThis.Boolean(object.cache_image_tag)
+          : false,
     };
   },
 
@@ -1574,6 +1640,15 @@ export const Task: MessageFns<Task> = {
     if (message.extraJson !== "") {
       obj.extraJson = message.extraJson;
     }
+    if (message.cacheDisabled !== false) {
+      obj.cacheDisabled = message.cacheDisabled;
+    }
+    if (message.cacheTtl !== undefined) {
+      obj.cacheTtl = Duration.toJSON(message.cacheTtl);
+    }
+    if (message.cacheImageTag !== false) {
+      obj.cacheImageTag = message.cacheImageTag;
+    }
     return obj;
   },
 
@@ -1667,6 +1742,12 @@ export const Task: MessageFns<Task> = {
         ? Duration.fromPartial(object.pendingTimeout)
         : undefined;
     message.extraJson = object.extraJson ?? "";
+    message.cacheDisabled = object.cacheDisabled ?? false;
+    message.cacheTtl =
+      object.cacheTtl !== undefined && object.cacheTtl !== null
+        ? Duration.fromPartial(object.cacheTtl)
+        : undefined;
+    message.cacheImageTag = object.cacheImageTag ?? false;
     return message;
   },
 };

@@ -314,6 +314,21 @@ export interface TaskRun {
    * names look secret (…TOKEN, …PASSWORD, …SECRET, …KEY) are replaced by `(hidden)`.
    */
   launched?: LaunchedCommand | undefined;
+  /**
+   * Set when the task was not run because an earlier run's result was reused (docs/caching.md):
+   * the task is SUCCEEDED with reason `Cached`, and this says where the result came from.
+   */
+  cachedFrom?: CachedFrom | undefined;
+}
+
+/** CachedFrom names the earlier attempt whose result a cached task reused. */
+export interface CachedFrom {
+  /** The run whose task produced the result. */
+  runId: string;
+  /** That task's attempt. */
+  attempt: number;
+  /** The cache key (hex SHA-256) under which the result was found. */
+  key: string;
 }
 
 /** TaskStateChange is one entry of a task's state history. */
@@ -1240,6 +1255,7 @@ function createBaseTaskRun(): TaskRun {
     outputsJson: "",
     history: [],
     launched: undefined,
+    cachedFrom: undefined,
   };
 }
 
@@ -1292,6 +1308,9 @@ export const TaskRun: MessageFns<TaskRun> = {
     }
     if (message.launched !== undefined) {
       LaunchedCommand.encode(message.launched, writer.uint32(250).fork()).join();
+    }
+    if (message.cachedFrom !== undefined) {
+      CachedFrom.encode(message.cachedFrom, writer.uint32(258).fork()).join();
     }
     return writer;
   },
@@ -1437,6 +1456,14 @@ export const TaskRun: MessageFns<TaskRun> = {
             message.launched = LaunchedCommand.decode(reader, reader.uint32());
             continue;
           }
+          case 32: {
+            if (tag !== 258) {
+              break;
+            }
+
+            message.cachedFrom = CachedFrom.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1505,6 +1532,11 @@ export const TaskRun: MessageFns<TaskRun> = {
         ? object.history.map((e: any) => TaskStateChange.fromJSON(e))
         : [],
       launched: isSet(object.launched) ? LaunchedCommand.fromJSON(object.launched) : undefined,
+      cachedFrom: isSet(object.cachedFrom)
+        ? CachedFrom.fromJSON(object.cachedFrom)
+        : isSet(object.cached_from)
+          ? CachedFrom.fromJSON(object.cached_from)
+          : undefined,
     };
   },
 
@@ -1558,6 +1590,9 @@ export const TaskRun: MessageFns<TaskRun> = {
     if (message.launched !== undefined) {
       obj.launched = LaunchedCommand.toJSON(message.launched);
     }
+    if (message.cachedFrom !== undefined) {
+      obj.cachedFrom = CachedFrom.toJSON(message.cachedFrom);
+    }
     return obj;
   },
 
@@ -1585,6 +1620,115 @@ export const TaskRun: MessageFns<TaskRun> = {
       object.launched !== undefined && object.launched !== null
         ? LaunchedCommand.fromPartial(object.launched)
         : undefined;
+    message.cachedFrom =
+      object.cachedFrom !== undefined && object.cachedFrom !== null
+        ? CachedFrom.fromPartial(object.cachedFrom)
+        : undefined;
+    return message;
+  },
+};
+
+function createBaseCachedFrom(): CachedFrom {
+  return { runId: "", attempt: 0, key: "" };
+}
+
+export const CachedFrom: MessageFns<CachedFrom> = {
+  encode(message: CachedFrom, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.runId !== "") {
+      writer.uint32(10).string(message.runId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(16).uint32(message.attempt);
+    }
+    if (message.key !== "") {
+      writer.uint32(26).string(message.key);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CachedFrom {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCachedFrom();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CachedFrom {
+    return {
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+          ? globalThis.String(object.run_id)
+          : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+    };
+  },
+
+  toJSON(message: CachedFrom): unknown {
+    const obj: any = {};
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CachedFrom>): CachedFrom {
+    return CachedFrom.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CachedFrom>): CachedFrom {
+    const message = createBaseCachedFrom();
+    message.runId = object.runId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.key = object.key ?? "";
     return message;
   },
 };

@@ -126,6 +126,72 @@ export function concurrencyPolicyToJSON(object: ConcurrencyPolicy): string {
   }
 }
 
+/** ListCacheEntriesRequest filters the cache entries listed. */
+export interface ListCacheEntriesRequest {
+  /** Only entries of this pipeline (its path); empty = all. */
+  pipeline: string;
+  /** Only entries of this task name; empty = all. */
+  task: string;
+  /** At most this many entries; 0 = 1,000. */
+  limit: number;
+}
+
+/** ListCacheEntriesResponse is the entries found, newest first. */
+export interface ListCacheEntriesResponse {
+  /** The entries. */
+  entries: CacheEntry[];
+}
+
+/** CacheEntry is one recorded task result. */
+export interface CacheEntry {
+  /** The cache key (hex SHA-256 of everything that could change the task's result). */
+  key: string;
+  /** The pipeline's path. */
+  pipeline: string;
+  /** The task's name. */
+  task: string;
+  /** The run whose attempt produced the result. */
+  runId: string;
+  /** That attempt. */
+  attempt: number;
+  /** When the result was recorded. */
+  createTime?: Date | undefined;
+  /** The image digest (or `tag:<image>` when the task opted in to keying by tag). */
+  image: string;
+  /** The files named in the task's `outputs`, as recorded: name, path and content digest. */
+  outputs: CachedFile[];
+  /** How many times a later run reused it. */
+  hits: number;
+}
+
+/** CachedFile is one file (or directory) and its content digest. */
+export interface CachedFile {
+  /** The output's name (its key in `outputs`), or the input's path. */
+  name: string;
+  /** Its absolute path. */
+  path: string;
+  /** `sha256:<hex>` of a file's bytes, `dir-sha256:<hex>` of a directory's tree, `missing`. */
+  digest: string;
+}
+
+/** DeleteCacheEntriesRequest says which entries to forget; at least one field must be set. */
+export interface DeleteCacheEntriesRequest {
+  /** These keys (a unique prefix of at least 8 hex digits is enough). */
+  keys: string[];
+  /** Every entry of this pipeline (its path), or of this task of it with `task`. */
+  pipeline: string;
+  /** With `pipeline`: only this task's entries. */
+  task: string;
+  /** Every entry. */
+  all: boolean;
+}
+
+/** DeleteCacheEntriesResponse says how many entries were forgotten. */
+export interface DeleteCacheEntriesResponse {
+  /** Entries removed. */
+  deleted: number;
+}
+
 /** SubmitRunRequest names the pipeline to run. */
 export interface SubmitRunRequest {
   /** The pipeline's directory relative to the repository root (e.g. `alice/sst2`). */
@@ -146,6 +212,11 @@ export interface SubmitRunRequest {
    * the problems. For a templated pipeline (`main.yml.jinja2`) they are the template's context.
    */
   parameters?: { [key: string]: any } | undefined;
+  /**
+   * Run every task even when an earlier result could be reused (`odin run --no-cache`); results of
+   * this run are still recorded for later runs.
+   */
+  noCache: boolean;
 }
 
 export interface SubmitRunRequest_LabelsEntry {
@@ -446,8 +517,703 @@ export interface DeleteScheduleRequest {
 /** DeleteScheduleResponse confirms the removal. */
 export interface DeleteScheduleResponse {}
 
+function createBaseListCacheEntriesRequest(): ListCacheEntriesRequest {
+  return { pipeline: "", task: "", limit: 0 };
+}
+
+export const ListCacheEntriesRequest: MessageFns<ListCacheEntriesRequest> = {
+  encode(
+    message: ListCacheEntriesRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.pipeline !== "") {
+      writer.uint32(10).string(message.pipeline);
+    }
+    if (message.task !== "") {
+      writer.uint32(18).string(message.task);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(24).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListCacheEntriesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListCacheEntriesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pipeline = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.task = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListCacheEntriesRequest {
+    return {
+      pipeline: isSet(object.pipeline) ? globalThis.String(object.pipeline) : "",
+      task: isSet(object.task) ? globalThis.String(object.task) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: ListCacheEntriesRequest): unknown {
+    const obj: any = {};
+    if (message.pipeline !== "") {
+      obj.pipeline = message.pipeline;
+    }
+    if (message.task !== "") {
+      obj.task = message.task;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListCacheEntriesRequest>): ListCacheEntriesRequest {
+    return ListCacheEntriesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListCacheEntriesRequest>): ListCacheEntriesRequest {
+    const message = createBaseListCacheEntriesRequest();
+    message.pipeline = object.pipeline ?? "";
+    message.task = object.task ?? "";
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseListCacheEntriesResponse(): ListCacheEntriesResponse {
+  return { entries: [] };
+}
+
+export const ListCacheEntriesResponse: MessageFns<ListCacheEntriesResponse> = {
+  encode(
+    message: ListCacheEntriesResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    for (const v of message.entries) {
+      CacheEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListCacheEntriesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListCacheEntriesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(CacheEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListCacheEntriesResponse {
+    return {
+      entries: globalThis.Array.isArray(object?.entries)
+        ? object.entries.map((e: any) => CacheEntry.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListCacheEntriesResponse): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => CacheEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListCacheEntriesResponse>): ListCacheEntriesResponse {
+    return ListCacheEntriesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListCacheEntriesResponse>): ListCacheEntriesResponse {
+    const message = createBaseListCacheEntriesResponse();
+    message.entries = object.entries?.map((e) => CacheEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCacheEntry(): CacheEntry {
+  return {
+    key: "",
+    pipeline: "",
+    task: "",
+    runId: "",
+    attempt: 0,
+    createTime: undefined,
+    image: "",
+    outputs: [],
+    hits: 0,
+  };
+}
+
+export const CacheEntry: MessageFns<CacheEntry> = {
+  encode(message: CacheEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.pipeline !== "") {
+      writer.uint32(18).string(message.pipeline);
+    }
+    if (message.task !== "") {
+      writer.uint32(26).string(message.task);
+    }
+    if (message.runId !== "") {
+      writer.uint32(34).string(message.runId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(40).uint32(message.attempt);
+    }
+    if (message.createTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(50).fork()).join();
+    }
+    if (message.image !== "") {
+      writer.uint32(58).string(message.image);
+    }
+    for (const v of message.outputs) {
+      CachedFile.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.hits !== 0) {
+      writer.uint32(72).uint32(message.hits);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CacheEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCacheEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pipeline = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.task = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.runId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.outputs.push(CachedFile.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.hits = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CacheEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      pipeline: isSet(object.pipeline) ? globalThis.String(object.pipeline) : "",
+      task: isSet(object.task) ? globalThis.String(object.task) : "",
+      runId: isSet(object.runId)
+        ? globalThis.String(object.runId)
+        : isSet(object.run_id)
+          ? globalThis.String(object.run_id)
+          : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      createTime: isSet(object.createTime)
+        ? fromJsonTimestamp(object.createTime)
+        : isSet(object.create_time)
+          ? fromJsonTimestamp(object.create_time)
+          : undefined,
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
+      outputs: globalThis.Array.isArray(object?.outputs)
+        ? object.outputs.map((e: any) => CachedFile.fromJSON(e))
+        : [],
+      hits: isSet(object.hits) ? globalThis.Number(object.hits) : 0,
+    };
+  },
+
+  toJSON(message: CacheEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.pipeline !== "") {
+      obj.pipeline = message.pipeline;
+    }
+    if (message.task !== "") {
+      obj.task = message.task;
+    }
+    if (message.runId !== "") {
+      obj.runId = message.runId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.createTime !== undefined) {
+      obj.createTime = message.createTime.toISOString();
+    }
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
+    if (message.outputs?.length) {
+      obj.outputs = message.outputs.map((e) => CachedFile.toJSON(e));
+    }
+    if (message.hits !== 0) {
+      obj.hits = Math.round(message.hits);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CacheEntry>): CacheEntry {
+    return CacheEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CacheEntry>): CacheEntry {
+    const message = createBaseCacheEntry();
+    message.key = object.key ?? "";
+    message.pipeline = object.pipeline ?? "";
+    message.task = object.task ?? "";
+    message.runId = object.runId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.createTime = object.createTime ?? undefined;
+    message.image = object.image ?? "";
+    message.outputs = object.outputs?.map((e) => CachedFile.fromPartial(e)) || [];
+    message.hits = object.hits ?? 0;
+    return message;
+  },
+};
+
+function createBaseCachedFile(): CachedFile {
+  return { name: "", path: "", digest: "" };
+}
+
+export const CachedFile: MessageFns<CachedFile> = {
+  encode(message: CachedFile, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    if (message.digest !== "") {
+      writer.uint32(26).string(message.digest);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CachedFile {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCachedFile();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CachedFile {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+    };
+  },
+
+  toJSON(message: CachedFile): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CachedFile>): CachedFile {
+    return CachedFile.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CachedFile>): CachedFile {
+    const message = createBaseCachedFile();
+    message.name = object.name ?? "";
+    message.path = object.path ?? "";
+    message.digest = object.digest ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteCacheEntriesRequest(): DeleteCacheEntriesRequest {
+  return { keys: [], pipeline: "", task: "", all: false };
+}
+
+export const DeleteCacheEntriesRequest: MessageFns<DeleteCacheEntriesRequest> = {
+  encode(
+    message: DeleteCacheEntriesRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    for (const v of message.keys) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.pipeline !== "") {
+      writer.uint32(18).string(message.pipeline);
+    }
+    if (message.task !== "") {
+      writer.uint32(26).string(message.task);
+    }
+    if (message.all !== false) {
+      writer.uint32(32).bool(message.all);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteCacheEntriesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteCacheEntriesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keys.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pipeline = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.task = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteCacheEntriesRequest {
+    return {
+      keys: globalThis.Array.isArray(object?.keys)
+        ? object.keys.map((e: any) => globalThis.String(e))
+        : [],
+      pipeline: isSet(object.pipeline) ? globalThis.String(object.pipeline) : "",
+      task: isSet(object.task) ? globalThis.String(object.task) : "",
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+    };
+  },
+
+  toJSON(message: DeleteCacheEntriesRequest): unknown {
+    const obj: any = {};
+    if (message.keys?.length) {
+      obj.keys = message.keys;
+    }
+    if (message.pipeline !== "") {
+      obj.pipeline = message.pipeline;
+    }
+    if (message.task !== "") {
+      obj.task = message.task;
+    }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteCacheEntriesRequest>): DeleteCacheEntriesRequest {
+    return DeleteCacheEntriesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteCacheEntriesRequest>): DeleteCacheEntriesRequest {
+    const message = createBaseDeleteCacheEntriesRequest();
+    message.keys = object.keys?.map((e) => e) || [];
+    message.pipeline = object.pipeline ?? "";
+    message.task = object.task ?? "";
+    message.all = object.all ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteCacheEntriesResponse(): DeleteCacheEntriesResponse {
+  return { deleted: 0 };
+}
+
+export const DeleteCacheEntriesResponse: MessageFns<DeleteCacheEntriesResponse> = {
+  encode(
+    message: DeleteCacheEntriesResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    if (message.deleted !== 0) {
+      writer.uint32(8).uint32(message.deleted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteCacheEntriesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteCacheEntriesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.deleted = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteCacheEntriesResponse {
+    return { deleted: isSet(object.deleted) ? globalThis.Number(object.deleted) : 0 };
+  },
+
+  toJSON(message: DeleteCacheEntriesResponse): unknown {
+    const obj: any = {};
+    if (message.deleted !== 0) {
+      obj.deleted = Math.round(message.deleted);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteCacheEntriesResponse>): DeleteCacheEntriesResponse {
+    return DeleteCacheEntriesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteCacheEntriesResponse>): DeleteCacheEntriesResponse {
+    const message = createBaseDeleteCacheEntriesResponse();
+    message.deleted = object.deleted ?? 0;
+    return message;
+  },
+};
+
 function createBaseSubmitRunRequest(): SubmitRunRequest {
-  return { pipeline: "", commit: "", labels: {}, requestId: "", parameters: undefined };
+  return {
+    pipeline: "",
+    commit: "",
+    labels: {},
+    requestId: "",
+    parameters: undefined,
+    noCache: false,
+  };
 }
 
 export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
@@ -469,6 +1235,9 @@ export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
     }
     if (message.parameters !== undefined) {
       Struct.encode(Struct.wrap(message.parameters), writer.uint32(42).fork()).join();
+    }
+    if (message.noCache !== false) {
+      writer.uint32(48).bool(message.noCache);
     }
     return writer;
   },
@@ -529,6 +1298,14 @@ export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
             message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.noCache = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -565,6 +1342,11 @@ export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
           ? globalThis.String(object.request_id)
           : "",
       parameters: isObject(object.parameters) ? object.parameters : undefined,
+      noCache: isSet(object.noCache)
+        ? globalThis.Boolean(object.noCache)
+        : isSet(object.no_cache)
+          ? globalThis.Boolean(object.no_cache)
+          : false,
     };
   },
 
@@ -591,6 +1373,9 @@ export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
     if (message.parameters !== undefined) {
       obj.parameters = message.parameters;
     }
+    if (message.noCache !== false) {
+      obj.noCache = message.noCache;
+    }
     return obj;
   },
 
@@ -612,6 +1397,7 @@ export const SubmitRunRequest: MessageFns<SubmitRunRequest> = {
     );
     message.requestId = object.requestId ?? "";
     message.parameters = object.parameters ?? undefined;
+    message.noCache = object.noCache ?? false;
     return message;
   },
 };
@@ -3832,6 +4618,40 @@ export const DagSchedulerServiceService = {
     responseDeserialize: (value: Buffer): DeleteScheduleResponse =>
       DeleteScheduleResponse.decode(value),
   },
+  /**
+   * ListCacheEntries lists the recorded task results that later runs may reuse (docs/caching.md),
+   * newest first. Called by the CLI (`odin cache ls`). Read-only; safe to retry.
+   */
+  listCacheEntries: {
+    path: "/odin.dagscheduler.v1.DagSchedulerService/ListCacheEntries" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListCacheEntriesRequest): Buffer =>
+      Buffer.from(ListCacheEntriesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListCacheEntriesRequest =>
+      ListCacheEntriesRequest.decode(value),
+    responseSerialize: (value: ListCacheEntriesResponse): Buffer =>
+      Buffer.from(ListCacheEntriesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListCacheEntriesResponse =>
+      ListCacheEntriesResponse.decode(value),
+  },
+  /**
+   * DeleteCacheEntries forgets recorded task results (their files are left alone), so the next
+   * run of those tasks runs them. Called by the CLI (`odin cache rm`). Idempotent; safe to retry.
+   */
+  deleteCacheEntries: {
+    path: "/odin.dagscheduler.v1.DagSchedulerService/DeleteCacheEntries" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteCacheEntriesRequest): Buffer =>
+      Buffer.from(DeleteCacheEntriesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteCacheEntriesRequest =>
+      DeleteCacheEntriesRequest.decode(value),
+    responseSerialize: (value: DeleteCacheEntriesResponse): Buffer =>
+      Buffer.from(DeleteCacheEntriesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteCacheEntriesResponse =>
+      DeleteCacheEntriesResponse.decode(value),
+  },
 } as const;
 
 export interface DagSchedulerServiceServer extends UntypedServiceImplementation {
@@ -3913,6 +4733,16 @@ export interface DagSchedulerServiceServer extends UntypedServiceImplementation 
    * (`odin schedule rm`). Safe to retry: NOT_FOUND once it is gone.
    */
   deleteSchedule: handleUnaryCall<DeleteScheduleRequest, DeleteScheduleResponse>;
+  /**
+   * ListCacheEntries lists the recorded task results that later runs may reuse (docs/caching.md),
+   * newest first. Called by the CLI (`odin cache ls`). Read-only; safe to retry.
+   */
+  listCacheEntries: handleUnaryCall<ListCacheEntriesRequest, ListCacheEntriesResponse>;
+  /**
+   * DeleteCacheEntries forgets recorded task results (their files are left alone), so the next
+   * run of those tasks runs them. Called by the CLI (`odin cache rm`). Idempotent; safe to retry.
+   */
+  deleteCacheEntries: handleUnaryCall<DeleteCacheEntriesRequest, DeleteCacheEntriesResponse>;
 }
 
 export interface DagSchedulerServiceClient extends Client {
@@ -4163,6 +4993,44 @@ export interface DagSchedulerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListCacheEntries lists the recorded task results that later runs may reuse (docs/caching.md),
+   * newest first. Called by the CLI (`odin cache ls`). Read-only; safe to retry.
+   */
+  listCacheEntries(
+    request: ListCacheEntriesRequest,
+    callback: (error: ServiceError | null, response: ListCacheEntriesResponse) => void,
+  ): ClientUnaryCall;
+  listCacheEntries(
+    request: ListCacheEntriesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListCacheEntriesResponse) => void,
+  ): ClientUnaryCall;
+  listCacheEntries(
+    request: ListCacheEntriesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListCacheEntriesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DeleteCacheEntries forgets recorded task results (their files are left alone), so the next
+   * run of those tasks runs them. Called by the CLI (`odin cache rm`). Idempotent; safe to retry.
+   */
+  deleteCacheEntries(
+    request: DeleteCacheEntriesRequest,
+    callback: (error: ServiceError | null, response: DeleteCacheEntriesResponse) => void,
+  ): ClientUnaryCall;
+  deleteCacheEntries(
+    request: DeleteCacheEntriesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteCacheEntriesResponse) => void,
+  ): ClientUnaryCall;
+  deleteCacheEntries(
+    request: DeleteCacheEntriesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteCacheEntriesResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -55,6 +55,12 @@ export interface TaskEvent {
    * local backend), as a JSON object; empty when none. Only on SUCCEEDED.
    */
   outputsJson: string;
+  /**
+   * The image the task's main container actually ran, as a digest (`sha256:…`, from the pod's
+   * `status.containerStatuses[].imageID`); `local` from the local backend, which runs no image;
+   * empty when not known. On RUNNING and SUCCEEDED.
+   */
+  imageDigest: string;
 }
 
 /**
@@ -116,6 +122,7 @@ function createBaseTaskEvent(): TaskEvent {
     objectName: "",
     time: undefined,
     outputsJson: "",
+    imageDigest: "",
   };
 }
 
@@ -150,6 +157,9 @@ export const TaskEvent: MessageFns<TaskEvent> = {
     }
     if (message.outputsJson !== "") {
       writer.uint32(90).string(message.outputsJson);
+    }
+    if (message.imageDigest !== "") {
+      writer.uint32(98).string(message.imageDigest);
     }
     return writer;
   },
@@ -247,6 +257,14 @@ export const TaskEvent: MessageFns<TaskEvent> = {
             message.outputsJson = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.imageDigest = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -287,6 +305,11 @@ export const TaskEvent: MessageFns<TaskEvent> = {
         : isSet(object.outputs_json)
           ? globalThis.String(object.outputs_json)
           : "",
+      imageDigest: isSet(object.imageDigest)
+        ? globalThis.String(object.imageDigest)
+        : isSet(object.image_digest)
+          ? globalThis.String(object.image_digest)
+          : "",
     };
   },
 
@@ -322,6 +345,9 @@ export const TaskEvent: MessageFns<TaskEvent> = {
     if (message.outputsJson !== "") {
       obj.outputsJson = message.outputsJson;
     }
+    if (message.imageDigest !== "") {
+      obj.imageDigest = message.imageDigest;
+    }
     return obj;
   },
 
@@ -340,6 +366,7 @@ export const TaskEvent: MessageFns<TaskEvent> = {
     message.objectName = object.objectName ?? "";
     message.time = object.time ?? undefined;
     message.outputsJson = object.outputsJson ?? "";
+    message.imageDigest = object.imageDigest ?? "";
     return message;
   },
 };

@@ -81,6 +81,34 @@ export function runFileTypeToJSON(object: RunFileType): string {
   }
 }
 
+/** HashFilesRequest names the paths to hash. */
+export interface HashFilesRequest {
+  /** Absolute paths of files or directories. */
+  paths: string[];
+  /**
+   * Symbolic links to make first (where nothing exists yet): a cached task's outputs at the paths
+   * the new run expects them, pointing at the earlier run's files.
+   */
+  links: FileLink[];
+}
+
+/** FileLink is a symbolic link to create. */
+export interface FileLink {
+  /** The existing file or directory. */
+  target: string;
+  /** Where the link goes (its parent directories are made). */
+  path: string;
+}
+
+/** HashFilesResponse has one digest per requested path, in order. */
+export interface HashFilesResponse {
+  /**
+   * `sha256:<hex>` of a file's bytes, `dir-sha256:<hex>` of a directory's tree (names, kinds and
+   * contents), `missing` when nothing is there.
+   */
+  digests: string[];
+}
+
 /** ListRunFilesRequest names a run and a path inside its `RUN_PATH`. */
 export interface ListRunFilesRequest {
   /** The run's id. */
@@ -358,6 +386,251 @@ export interface ObjectEvent {
   /** The attempt the object belongs to. */
   attempt: number;
 }
+
+function createBaseHashFilesRequest(): HashFilesRequest {
+  return { paths: [], links: [] };
+}
+
+export const HashFilesRequest: MessageFns<HashFilesRequest> = {
+  encode(message: HashFilesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.paths) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.links) {
+      FileLink.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HashFilesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHashFilesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paths.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.links.push(FileLink.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HashFilesRequest {
+    return {
+      paths: globalThis.Array.isArray(object?.paths)
+        ? object.paths.map((e: any) => globalThis.String(e))
+        : [],
+      links: globalThis.Array.isArray(object?.links)
+        ? object.links.map((e: any) => FileLink.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: HashFilesRequest): unknown {
+    const obj: any = {};
+    if (message.paths?.length) {
+      obj.paths = message.paths;
+    }
+    if (message.links?.length) {
+      obj.links = message.links.map((e) => FileLink.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<HashFilesRequest>): HashFilesRequest {
+    return HashFilesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HashFilesRequest>): HashFilesRequest {
+    const message = createBaseHashFilesRequest();
+    message.paths = object.paths?.map((e) => e) || [];
+    message.links = object.links?.map((e) => FileLink.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseFileLink(): FileLink {
+  return { target: "", path: "" };
+}
+
+export const FileLink: MessageFns<FileLink> = {
+  encode(message: FileLink, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.target !== "") {
+      writer.uint32(10).string(message.target);
+    }
+    if (message.path !== "") {
+      writer.uint32(18).string(message.path);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileLink {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileLink();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileLink {
+    return {
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+    };
+  },
+
+  toJSON(message: FileLink): unknown {
+    const obj: any = {};
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FileLink>): FileLink {
+    return FileLink.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FileLink>): FileLink {
+    const message = createBaseFileLink();
+    message.target = object.target ?? "";
+    message.path = object.path ?? "";
+    return message;
+  },
+};
+
+function createBaseHashFilesResponse(): HashFilesResponse {
+  return { digests: [] };
+}
+
+export const HashFilesResponse: MessageFns<HashFilesResponse> = {
+  encode(message: HashFilesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.digests) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HashFilesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHashFilesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digests.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HashFilesResponse {
+    return {
+      digests: globalThis.Array.isArray(object?.digests)
+        ? object.digests.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: HashFilesResponse): unknown {
+    const obj: any = {};
+    if (message.digests?.length) {
+      obj.digests = message.digests;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<HashFilesResponse>): HashFilesResponse {
+    return HashFilesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HashFilesResponse>): HashFilesResponse {
+    const message = createBaseHashFilesResponse();
+    message.digests = object.digests?.map((e) => e) || [];
+    return message;
+  },
+};
 
 function createBaseListRunFilesRequest(): ListRunFilesRequest {
   return { runId: "", path: "", recursive: false };
@@ -3142,6 +3415,24 @@ export const K8sLauncherServiceService = {
     responseDeserialize: (value: Buffer): ListGpuNodesResponse =>
       ListGpuNodesResponse.decode(value),
   },
+  /**
+   * HashFiles reads files and directories on the launcher's data volume (where the task pods see
+   * them) and returns a content digest of each, streaming (no file is held in memory), for the
+   * scheduler's cache (docs/caching.md); on request it first links a cached task's outputs into
+   * the new run. Paths outside the launcher's readable roots are refused. Called by dag-scheduler.
+   * Read-only but for the links, which are idempotent; safe to retry.
+   */
+  hashFiles: {
+    path: "/odin.k8slauncher.v1.K8sLauncherService/HashFiles" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: HashFilesRequest): Buffer =>
+      Buffer.from(HashFilesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HashFilesRequest => HashFilesRequest.decode(value),
+    responseSerialize: (value: HashFilesResponse): Buffer =>
+      Buffer.from(HashFilesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HashFilesResponse => HashFilesResponse.decode(value),
+  },
 } as const;
 
 export interface K8sLauncherServiceServer extends UntypedServiceImplementation {
@@ -3197,6 +3488,14 @@ export interface K8sLauncherServiceServer extends UntypedServiceImplementation {
    * Called by the CLI (`odin gpus`). Read-only; safe to retry.
    */
   listGpuNodes: handleUnaryCall<ListGpuNodesRequest, ListGpuNodesResponse>;
+  /**
+   * HashFiles reads files and directories on the launcher's data volume (where the task pods see
+   * them) and returns a content digest of each, streaming (no file is held in memory), for the
+   * scheduler's cache (docs/caching.md); on request it first links a cached task's outputs into
+   * the new run. Paths outside the launcher's readable roots are refused. Called by dag-scheduler.
+   * Read-only but for the links, which are idempotent; safe to retry.
+   */
+  hashFiles: handleUnaryCall<HashFilesRequest, HashFilesResponse>;
 }
 
 export interface K8sLauncherServiceClient extends Client {
@@ -3351,6 +3650,28 @@ export interface K8sLauncherServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListGpuNodesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * HashFiles reads files and directories on the launcher's data volume (where the task pods see
+   * them) and returns a content digest of each, streaming (no file is held in memory), for the
+   * scheduler's cache (docs/caching.md); on request it first links a cached task's outputs into
+   * the new run. Paths outside the launcher's readable roots are refused. Called by dag-scheduler.
+   * Read-only but for the links, which are idempotent; safe to retry.
+   */
+  hashFiles(
+    request: HashFilesRequest,
+    callback: (error: ServiceError | null, response: HashFilesResponse) => void,
+  ): ClientUnaryCall;
+  hashFiles(
+    request: HashFilesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: HashFilesResponse) => void,
+  ): ClientUnaryCall;
+  hashFiles(
+    request: HashFilesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: HashFilesResponse) => void,
   ): ClientUnaryCall;
 }
 

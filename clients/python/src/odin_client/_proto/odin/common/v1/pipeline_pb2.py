@@ -23,7 +23,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/common/v1/pipeline.proto',
   package='odin.common.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x1dodin/common/v1/pipeline.proto\x12\x0eodin.common.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\xda\x01\n\x08Pipeline\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\x11\n\tfail_fast\x18\x04 \x01(\x08\x12\x13\n\x0bparallelism\x18\x05 \x01(\r\x12#\n\x05tasks\x18\x06 \x03(\x0b\x32\x14.odin.common.v1.Task\x12-\n\nparameters\x18\x07 \x03(\x0b\x32\x19.odin.common.v1.Parameter\x12&\n\x06notify\x18\x08 \x03(\x0b\x32\x16.odin.common.v1.Notify\",\n\x06Notify\x12\x16\n\x0ewebhook_secret\x18\x01 \x01(\t\x12\n\n\x02on\x18\x02 \x03(\t\"k\n\tParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12-\n\rdefault_value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xdc\n\n\x04Task\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x03(\t\x12\x0c\n\x04\x61rgs\x18\x04 \x03(\t\x12\x0f\n\x07\x64\x65pends\x18\x05 \x03(\t\x12%\n\x06mounts\x18\x06 \x03(\x0b\x32\x15.odin.common.v1.Mount\x12:\n\x11\x65phemeral_volumes\x18\x07 \x03(\x0b\x32\x1f.odin.common.v1.EphemeralVolume\x12,\n\x07secrets\x18\x08 \x03(\x0b\x32\x1b.odin.common.v1.SecretMount\x12\x33\n\x0b\x63onfig_maps\x18\t \x03(\x0b\x32\x1e.odin.common.v1.ConfigMapMount\x12\x10\n\x08num_gpus\x18\n \x01(\r\x12\x31\n\x03\x63pu\x18\x0b \x01(\x0b\x32$.odin.common.v1.ResourceRequirements\x12\x34\n\x06memory\x18\x0c \x01(\x0b\x32$.odin.common.v1.ResourceRequirements\x12\x39\n\x10security_context\x18\r \x01(\x0b\x32\x1f.odin.common.v1.SecurityContext\x12/\n\x0bpull_policy\x18\x0e \x01(\x0e\x32\x1a.odin.common.v1.PullPolicy\x12=\n\rnode_selector\x18\x0f \x03(\x0b\x32&.odin.common.v1.Task.NodeSelectorEntry\x12\x33\n\rresource_type\x18\x10 \x01(\x0e\x32\x1c.odin.common.v1.ResourceType\x12\x13\n\x0bnum_workers\x18\x11 \x01(\r\x12\x0e\n\x06inputs\x18\x12 \x03(\t\x12\x32\n\x07outputs\x18\x13 \x03(\x0b\x32!.odin.common.v1.Task.OutputsEntry\x12*\n\x03\x65nv\x18\x14 \x03(\x0b\x32\x1d.odin.common.v1.Task.EnvEntry\x12/\n\x0btolerations\x18\x15 \x03(\x0b\x32\x1a.odin.common.v1.Toleration\x12\x30\n\x06labels\x18\x16 \x03(\x0b\x32 .odin.common.v1.Task.LabelsEntry\x12:\n\x0b\x61nnotations\x18\x17 \x03(\x0b\x32%.odin.common.v1.Task.AnnotationsEntry\x12\x17\n\x0fservice_account\x18\x18 \x01(\t\x12\x0f\n\x07retries\x18\x19 \x01(\r\x12\x30\n\rretry_backoff\x18\x1a \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07timeout\x18\x1b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0fpending_timeout\x18\x1c \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nextra_json\x18\x1d \x01(\t\x1a\x33\n\x11NodeSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\x05Mount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05\x63laim\x18\x03 \x01(\t\"Q\n\x0f\x45phemeralVolume\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06medium\x18\x03 \x01(\t\x12\x12\n\nsize_limit\x18\x04 \x01(\t\"I\n\x0bSecretMount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x10\n\x08sub_path\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\r\">\n\x0e\x43onfigMapMount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x10\n\x08sub_path\x18\x03 \x01(\t\"8\n\x14ResourceRequirements\x12\x0e\n\x06limits\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\t\"\xa5\x01\n\x0fSecurityContext\x12-\n\x08\x66s_group\x18\x01 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x30\n\x0brun_as_user\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x31\n\x0crun_as_group\x18\x03 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\"\xc9\x01\n\nToleration\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x34\n\x08operator\x18\x02 \x01(\x0e\x32\".odin.common.v1.TolerationOperator\x12\r\n\x05value\x18\x03 \x01(\t\x12\x30\n\x06\x65\x66\x66\x65\x63t\x18\x04 \x01(\x0e\x32 .odin.common.v1.TolerationEffect\x12\x37\n\x12toleration_seconds\x18\x05 \x01(\x0b\x32\x1b.google.protobuf.Int64Value*x\n\x12TolerationOperator\x12#\n\x1fTOLERATION_OPERATOR_UNSPECIFIED\x10\x00\x12\x1d\n\x19TOLERATION_OPERATOR_EQUAL\x10\x01\x12\x1e\n\x1aTOLERATION_OPERATOR_EXISTS\x10\x02*\xa4\x01\n\x10TolerationEffect\x12!\n\x1dTOLERATION_EFFECT_UNSPECIFIED\x10\x00\x12!\n\x1dTOLERATION_EFFECT_NO_SCHEDULE\x10\x01\x12(\n$TOLERATION_EFFECT_PREFER_NO_SCHEDULE\x10\x02\x12 \n\x1cTOLERATION_EFFECT_NO_EXECUTE\x10\x03*x\n\nPullPolicy\x12\x1b\n\x17PULL_POLICY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPULL_POLICY_IF_NOT_PRESENT\x10\x01\x12\x16\n\x12PULL_POLICY_ALWAYS\x10\x02\x12\x15\n\x11PULL_POLICY_NEVER\x10\x03*\xce\x01\n\x0cResourceType\x12\x1d\n\x19RESOURCE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11RESOURCE_TYPE_POD\x10\x01\x12\x15\n\x11RESOURCE_TYPE_JOB\x10\x02\x12\x18\n\x14RESOURCE_TYPE_TF_JOB\x10\x03\x12\x1d\n\x19RESOURCE_TYPE_PYTORCH_JOB\x10\x04\x12\x19\n\x15RESOURCE_TYPE_MPI_JOB\x10\x05\x12\x1d\n\x19RESOURCE_TYPE_ELASTIC_JOB\x10\x06\x62\x06proto3')
+  serialized_pb=_b('\n\x1dodin/common/v1/pipeline.proto\x12\x0eodin.common.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\xda\x01\n\x08Pipeline\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\x11\n\tfail_fast\x18\x04 \x01(\x08\x12\x13\n\x0bparallelism\x18\x05 \x01(\r\x12#\n\x05tasks\x18\x06 \x03(\x0b\x32\x14.odin.common.v1.Task\x12-\n\nparameters\x18\x07 \x03(\x0b\x32\x19.odin.common.v1.Parameter\x12&\n\x06notify\x18\x08 \x03(\x0b\x32\x16.odin.common.v1.Notify\",\n\x06Notify\x12\x16\n\x0ewebhook_secret\x18\x01 \x01(\t\x12\n\n\x02on\x18\x02 \x03(\t\"k\n\tParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12-\n\rdefault_value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"\xbb\x0b\n\x04Task\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x03(\t\x12\x0c\n\x04\x61rgs\x18\x04 \x03(\t\x12\x0f\n\x07\x64\x65pends\x18\x05 \x03(\t\x12%\n\x06mounts\x18\x06 \x03(\x0b\x32\x15.odin.common.v1.Mount\x12:\n\x11\x65phemeral_volumes\x18\x07 \x03(\x0b\x32\x1f.odin.common.v1.EphemeralVolume\x12,\n\x07secrets\x18\x08 \x03(\x0b\x32\x1b.odin.common.v1.SecretMount\x12\x33\n\x0b\x63onfig_maps\x18\t \x03(\x0b\x32\x1e.odin.common.v1.ConfigMapMount\x12\x10\n\x08num_gpus\x18\n \x01(\r\x12\x31\n\x03\x63pu\x18\x0b \x01(\x0b\x32$.odin.common.v1.ResourceRequirements\x12\x34\n\x06memory\x18\x0c \x01(\x0b\x32$.odin.common.v1.ResourceRequirements\x12\x39\n\x10security_context\x18\r \x01(\x0b\x32\x1f.odin.common.v1.SecurityContext\x12/\n\x0bpull_policy\x18\x0e \x01(\x0e\x32\x1a.odin.common.v1.PullPolicy\x12=\n\rnode_selector\x18\x0f \x03(\x0b\x32&.odin.common.v1.Task.NodeSelectorEntry\x12\x33\n\rresource_type\x18\x10 \x01(\x0e\x32\x1c.odin.common.v1.ResourceType\x12\x13\n\x0bnum_workers\x18\x11 \x01(\r\x12\x0e\n\x06inputs\x18\x12 \x03(\t\x12\x32\n\x07outputs\x18\x13 \x03(\x0b\x32!.odin.common.v1.Task.OutputsEntry\x12*\n\x03\x65nv\x18\x14 \x03(\x0b\x32\x1d.odin.common.v1.Task.EnvEntry\x12/\n\x0btolerations\x18\x15 \x03(\x0b\x32\x1a.odin.common.v1.Toleration\x12\x30\n\x06labels\x18\x16 \x03(\x0b\x32 .odin.common.v1.Task.LabelsEntry\x12:\n\x0b\x61nnotations\x18\x17 \x03(\x0b\x32%.odin.common.v1.Task.AnnotationsEntry\x12\x17\n\x0fservice_account\x18\x18 \x01(\t\x12\x0f\n\x07retries\x18\x19 \x01(\r\x12\x30\n\rretry_backoff\x18\x1a \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07timeout\x18\x1b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0fpending_timeout\x18\x1c \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nextra_json\x18\x1d \x01(\t\x12\x16\n\x0e\x63\x61\x63he_disabled\x18\x1e \x01(\x08\x12,\n\tcache_ttl\x18\x1f \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x17\n\x0f\x63\x61\x63he_image_tag\x18  \x01(\x08\x1a\x33\n\x11NodeSelectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\x05Mount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05\x63laim\x18\x03 \x01(\t\"Q\n\x0f\x45phemeralVolume\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06medium\x18\x03 \x01(\t\x12\x12\n\nsize_limit\x18\x04 \x01(\t\"I\n\x0bSecretMount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x10\n\x08sub_path\x18\x03 \x01(\t\x12\x0c\n\x04mode\x18\x04 \x01(\r\">\n\x0e\x43onfigMapMount\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x10\n\x08sub_path\x18\x03 \x01(\t\"8\n\x14ResourceRequirements\x12\x0e\n\x06limits\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\t\"\xa5\x01\n\x0fSecurityContext\x12-\n\x08\x66s_group\x18\x01 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x30\n\x0brun_as_user\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x31\n\x0crun_as_group\x18\x03 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\"\xc9\x01\n\nToleration\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x34\n\x08operator\x18\x02 \x01(\x0e\x32\".odin.common.v1.TolerationOperator\x12\r\n\x05value\x18\x03 \x01(\t\x12\x30\n\x06\x65\x66\x66\x65\x63t\x18\x04 \x01(\x0e\x32 .odin.common.v1.TolerationEffect\x12\x37\n\x12toleration_seconds\x18\x05 \x01(\x0b\x32\x1b.google.protobuf.Int64Value*x\n\x12TolerationOperator\x12#\n\x1fTOLERATION_OPERATOR_UNSPECIFIED\x10\x00\x12\x1d\n\x19TOLERATION_OPERATOR_EQUAL\x10\x01\x12\x1e\n\x1aTOLERATION_OPERATOR_EXISTS\x10\x02*\xa4\x01\n\x10TolerationEffect\x12!\n\x1dTOLERATION_EFFECT_UNSPECIFIED\x10\x00\x12!\n\x1dTOLERATION_EFFECT_NO_SCHEDULE\x10\x01\x12(\n$TOLERATION_EFFECT_PREFER_NO_SCHEDULE\x10\x02\x12 \n\x1cTOLERATION_EFFECT_NO_EXECUTE\x10\x03*x\n\nPullPolicy\x12\x1b\n\x17PULL_POLICY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPULL_POLICY_IF_NOT_PRESENT\x10\x01\x12\x16\n\x12PULL_POLICY_ALWAYS\x10\x02\x12\x15\n\x11PULL_POLICY_NEVER\x10\x03*\xce\x01\n\x0cResourceType\x12\x1d\n\x19RESOURCE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11RESOURCE_TYPE_POD\x10\x01\x12\x15\n\x11RESOURCE_TYPE_JOB\x10\x02\x12\x18\n\x14RESOURCE_TYPE_TF_JOB\x10\x03\x12\x1d\n\x19RESOURCE_TYPE_PYTORCH_JOB\x10\x04\x12\x19\n\x15RESOURCE_TYPE_MPI_JOB\x10\x05\x12\x1d\n\x19RESOURCE_TYPE_ELASTIC_JOB\x10\x06\x62\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_duration__pb2.DESCRIPTOR,google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_wrappers__pb2.DESCRIPTOR,])
 
@@ -48,8 +48,8 @@ _TOLERATIONOPERATOR = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=2598,
-  serialized_end=2718,
+  serialized_start=2693,
+  serialized_end=2813,
 )
 _sym_db.RegisterEnumDescriptor(_TOLERATIONOPERATOR)
 
@@ -79,8 +79,8 @@ _TOLERATIONEFFECT = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=2721,
-  serialized_end=2885,
+  serialized_start=2816,
+  serialized_end=2980,
 )
 _sym_db.RegisterEnumDescriptor(_TOLERATIONEFFECT)
 
@@ -110,8 +110,8 @@ _PULLPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=2887,
-  serialized_end=3007,
+  serialized_start=2982,
+  serialized_end=3102,
 )
 _sym_db.RegisterEnumDescriptor(_PULLPOLICY)
 
@@ -153,8 +153,8 @@ _RESOURCETYPE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3010,
-  serialized_end=3216,
+  serialized_start=3105,
+  serialized_end=3311,
 )
 _sym_db.RegisterEnumDescriptor(_RESOURCETYPE)
 
@@ -383,8 +383,8 @@ _TASK_NODESELECTORENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1650,
-  serialized_end=1701,
+  serialized_start=1745,
+  serialized_end=1796,
 )
 
 _TASK_OUTPUTSENTRY = _descriptor.Descriptor(
@@ -420,8 +420,8 @@ _TASK_OUTPUTSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1703,
-  serialized_end=1749,
+  serialized_start=1798,
+  serialized_end=1844,
 )
 
 _TASK_ENVENTRY = _descriptor.Descriptor(
@@ -457,8 +457,8 @@ _TASK_ENVENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1751,
-  serialized_end=1793,
+  serialized_start=1846,
+  serialized_end=1888,
 )
 
 _TASK_LABELSENTRY = _descriptor.Descriptor(
@@ -494,8 +494,8 @@ _TASK_LABELSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1795,
-  serialized_end=1840,
+  serialized_start=1890,
+  serialized_end=1935,
 )
 
 _TASK_ANNOTATIONSENTRY = _descriptor.Descriptor(
@@ -531,8 +531,8 @@ _TASK_ANNOTATIONSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1842,
-  serialized_end=1892,
+  serialized_start=1937,
+  serialized_end=1987,
 )
 
 _TASK = _descriptor.Descriptor(
@@ -745,6 +745,27 @@ _TASK = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='cache_disabled', full_name='odin.common.v1.Task.cache_disabled', index=29,
+      number=30, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='cache_ttl', full_name='odin.common.v1.Task.cache_ttl', index=30,
+      number=31, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='cache_image_tag', full_name='odin.common.v1.Task.cache_image_tag', index=31,
+      number=32, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -758,7 +779,7 @@ _TASK = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=520,
-  serialized_end=1892,
+  serialized_end=1987,
 )
 
 
@@ -802,8 +823,8 @@ _MOUNT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1894,
-  serialized_end=1944,
+  serialized_start=1989,
+  serialized_end=2039,
 )
 
 
@@ -854,8 +875,8 @@ _EPHEMERALVOLUME = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1946,
-  serialized_end=2027,
+  serialized_start=2041,
+  serialized_end=2122,
 )
 
 
@@ -906,8 +927,8 @@ _SECRETMOUNT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2029,
-  serialized_end=2102,
+  serialized_start=2124,
+  serialized_end=2197,
 )
 
 
@@ -951,8 +972,8 @@ _CONFIGMAPMOUNT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2104,
-  serialized_end=2166,
+  serialized_start=2199,
+  serialized_end=2261,
 )
 
 
@@ -989,8 +1010,8 @@ _RESOURCEREQUIREMENTS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2168,
-  serialized_end=2224,
+  serialized_start=2263,
+  serialized_end=2319,
 )
 
 
@@ -1034,8 +1055,8 @@ _SECURITYCONTEXT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2227,
-  serialized_end=2392,
+  serialized_start=2322,
+  serialized_end=2487,
 )
 
 
@@ -1093,8 +1114,8 @@ _TOLERATION = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2395,
-  serialized_end=2596,
+  serialized_start=2490,
+  serialized_end=2691,
 )
 
 _PIPELINE.fields_by_name['tasks'].message_type = _TASK
@@ -1124,6 +1145,7 @@ _TASK.fields_by_name['annotations'].message_type = _TASK_ANNOTATIONSENTRY
 _TASK.fields_by_name['retry_backoff'].message_type = google_dot_protobuf_dot_duration__pb2._DURATION
 _TASK.fields_by_name['timeout'].message_type = google_dot_protobuf_dot_duration__pb2._DURATION
 _TASK.fields_by_name['pending_timeout'].message_type = google_dot_protobuf_dot_duration__pb2._DURATION
+_TASK.fields_by_name['cache_ttl'].message_type = google_dot_protobuf_dot_duration__pb2._DURATION
 _SECURITYCONTEXT.fields_by_name['fs_group'].message_type = google_dot_protobuf_dot_wrappers__pb2._INT64VALUE
 _SECURITYCONTEXT.fields_by_name['run_as_user'].message_type = google_dot_protobuf_dot_wrappers__pb2._INT64VALUE
 _SECURITYCONTEXT.fields_by_name['run_as_group'].message_type = google_dot_protobuf_dot_wrappers__pb2._INT64VALUE

@@ -23,7 +23,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/common/v1/run.proto',
   package='odin.common.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x18odin/common/v1/run.proto\x12\x0eodin.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\xfd\x04\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x15\n\rpipeline_name\x18\x03 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\t\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.odin.common.v1.RunState\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12/\n\x06labels\x18\x07 \x03(\x0b\x32\x1f.odin.common.v1.Run.LabelsEntry\x12\x12\n\ntask_count\x18\x08 \x01(\r\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0e \x01(\x08\x12\x10\n\x08run_path\x18\x0f \x01(\t\x12+\n\nparameters\x18\x10 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0csubmitted_by\x18\x11 \x01(\t\x12/\n\x0btask_counts\x18\x1e \x01(\x0b\x32\x1a.odin.common.v1.TaskCounts\x12\x33\n\rnotifications\x18( \x03(\x0b\x32\x1c.odin.common.v1.Notification\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x84\x01\n\x0cNotification\x12\x16\n\x0ewebhook_secret\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\r\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\nTaskCounts\x12\x0f\n\x07pending\x18\x01 \x01(\r\x12\x11\n\tlaunching\x18\x02 \x01(\r\x12\x0f\n\x07running\x18\x03 \x01(\r\x12\x11\n\tsucceeded\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12\r\n\x05\x65rror\x18\x06 \x01(\r\x12\x10\n\x08retrying\x18\x07 \x01(\r\x12\x0f\n\x07skipped\x18\x08 \x01(\r\x12\x11\n\tcancelled\x18\t \x01(\r\"\xad\x04\n\x07TaskRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0blaunch_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\texit_code\x18\x0b \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x13\n\x0bobject_name\x18\x0e \x01(\t\x12\x14\n\x0coutputs_json\x18\x0f \x01(\t\x12\x30\n\x07history\x18\x1e \x03(\x0b\x32\x1f.odin.common.v1.TaskStateChange\x12\x31\n\x08launched\x18\x1f \x01(\x0b\x32\x1f.odin.common.v1.LaunchedCommandJ\x04\x08\x06\x10\x07R\x0b\x63reate_time\"v\n\x0fTaskStateChange\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x0fLaunchedCommand\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12\x0c\n\x04\x61rgs\x18\x02 \x03(\t\x12\x35\n\x03\x65nv\x18\x03 \x03(\x0b\x32(.odin.common.v1.LaunchedCommand.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9b\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_PENDING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*\x83\x02\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x18\n\x14TASK_STATE_LAUNCHING\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x14\n\x10TASK_STATE_ERROR\x10\x06\x12\x16\n\x12TASK_STATE_SKIPPED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x12\x17\n\x13TASK_STATE_RETRYING\x10\tb\x06proto3')
+  serialized_pb=_b('\n\x18odin/common/v1/run.proto\x12\x0eodin.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\xfd\x04\n\x03Run\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x15\n\rpipeline_name\x18\x03 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x04 \x01(\t\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.odin.common.v1.RunState\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12/\n\x06labels\x18\x07 \x03(\x0b\x32\x1f.odin.common.v1.Run.LabelsEntry\x12\x12\n\ntask_count\x18\x08 \x01(\r\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x0e \x01(\x08\x12\x10\n\x08run_path\x18\x0f \x01(\t\x12+\n\nparameters\x18\x10 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0csubmitted_by\x18\x11 \x01(\t\x12/\n\x0btask_counts\x18\x1e \x01(\x0b\x32\x1a.odin.common.v1.TaskCounts\x12\x33\n\rnotifications\x18( \x03(\x0b\x32\x1c.odin.common.v1.Notification\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x84\x01\n\x0cNotification\x12\x16\n\x0ewebhook_secret\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\r\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa9\x01\n\nTaskCounts\x12\x0f\n\x07pending\x18\x01 \x01(\r\x12\x11\n\tlaunching\x18\x02 \x01(\r\x12\x0f\n\x07running\x18\x03 \x01(\r\x12\x11\n\tsucceeded\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12\r\n\x05\x65rror\x18\x06 \x01(\r\x12\x10\n\x08retrying\x18\x07 \x01(\r\x12\x0f\n\x07skipped\x18\x08 \x01(\r\x12\x11\n\tcancelled\x18\t \x01(\r\"\xde\x04\n\x07TaskRun\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0blaunch_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\texit_code\x18\x0b \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x0f\n\x07message\x18\r \x01(\t\x12\x13\n\x0bobject_name\x18\x0e \x01(\t\x12\x14\n\x0coutputs_json\x18\x0f \x01(\t\x12\x30\n\x07history\x18\x1e \x03(\x0b\x32\x1f.odin.common.v1.TaskStateChange\x12\x31\n\x08launched\x18\x1f \x01(\x0b\x32\x1f.odin.common.v1.LaunchedCommand\x12/\n\x0b\x63\x61\x63hed_from\x18  \x01(\x0b\x32\x1a.odin.common.v1.CachedFromJ\x04\x08\x06\x10\x07R\x0b\x63reate_time\":\n\nCachedFrom\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0b\n\x03key\x18\x03 \x01(\t\"v\n\x0fTaskStateChange\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x0fLaunchedCommand\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12\x0c\n\x04\x61rgs\x18\x02 \x03(\t\x12\x35\n\x03\x65nv\x18\x03 \x03(\x0b\x32(.odin.common.v1.LaunchedCommand.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9b\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11RUN_STATE_PENDING\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x12\x17\n\x13RUN_STATE_CANCELLED\x10\x05*\x83\x02\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x18\n\x14TASK_STATE_LAUNCHING\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x14\n\x10TASK_STATE_ERROR\x10\x06\x12\x16\n\x12TASK_STATE_SKIPPED\x10\x07\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x08\x12\x17\n\x13TASK_STATE_RETRYING\x10\tb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,google_dot_protobuf_dot_wrappers__pb2.DESCRIPTOR,])
 
@@ -60,8 +60,8 @@ _RUNSTATE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=1917,
-  serialized_end=2072,
+  serialized_start=2026,
+  serialized_end=2181,
 )
 _sym_db.RegisterEnumDescriptor(_RUNSTATE)
 
@@ -115,8 +115,8 @@ _TASKSTATE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=2075,
-  serialized_end=2334,
+  serialized_start=2184,
+  serialized_end=2443,
 )
 _sym_db.RegisterEnumDescriptor(_TASKSTATE)
 
@@ -599,6 +599,13 @@ _TASKRUN = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='cached_from', full_name='odin.common.v1.TaskRun.cached_from', index=16,
+      number=32, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -612,7 +619,52 @@ _TASKRUN = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=1087,
-  serialized_end=1644,
+  serialized_end=1693,
+)
+
+
+_CACHEDFROM = _descriptor.Descriptor(
+  name='CachedFrom',
+  full_name='odin.common.v1.CachedFrom',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='run_id', full_name='odin.common.v1.CachedFrom.run_id', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='attempt', full_name='odin.common.v1.CachedFrom.attempt', index=1,
+      number=2, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='key', full_name='odin.common.v1.CachedFrom.key', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=1695,
+  serialized_end=1753,
 )
 
 
@@ -656,8 +708,8 @@ _TASKSTATECHANGE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1646,
-  serialized_end=1764,
+  serialized_start=1755,
+  serialized_end=1873,
 )
 
 
@@ -694,8 +746,8 @@ _LAUNCHEDCOMMAND_ENVENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1872,
-  serialized_end=1914,
+  serialized_start=1981,
+  serialized_end=2023,
 )
 
 _LAUNCHEDCOMMAND = _descriptor.Descriptor(
@@ -738,8 +790,8 @@ _LAUNCHEDCOMMAND = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1767,
-  serialized_end=1914,
+  serialized_start=1876,
+  serialized_end=2023,
 )
 
 _RUN_LABELSENTRY.containing_type = _RUN
@@ -760,6 +812,7 @@ _TASKRUN.fields_by_name['next_attempt_time'].message_type = google_dot_protobuf_
 _TASKRUN.fields_by_name['exit_code'].message_type = google_dot_protobuf_dot_wrappers__pb2._INT32VALUE
 _TASKRUN.fields_by_name['history'].message_type = _TASKSTATECHANGE
 _TASKRUN.fields_by_name['launched'].message_type = _LAUNCHEDCOMMAND
+_TASKRUN.fields_by_name['cached_from'].message_type = _CACHEDFROM
 _TASKSTATECHANGE.fields_by_name['state'].enum_type = _TASKSTATE
 _TASKSTATECHANGE.fields_by_name['time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _LAUNCHEDCOMMAND_ENVENTRY.containing_type = _LAUNCHEDCOMMAND
@@ -768,6 +821,7 @@ DESCRIPTOR.message_types_by_name['Run'] = _RUN
 DESCRIPTOR.message_types_by_name['Notification'] = _NOTIFICATION
 DESCRIPTOR.message_types_by_name['TaskCounts'] = _TASKCOUNTS
 DESCRIPTOR.message_types_by_name['TaskRun'] = _TASKRUN
+DESCRIPTOR.message_types_by_name['CachedFrom'] = _CACHEDFROM
 DESCRIPTOR.message_types_by_name['TaskStateChange'] = _TASKSTATECHANGE
 DESCRIPTOR.message_types_by_name['LaunchedCommand'] = _LAUNCHEDCOMMAND
 DESCRIPTOR.enum_types_by_name['RunState'] = _RUNSTATE
@@ -809,6 +863,13 @@ TaskRun = _reflection.GeneratedProtocolMessageType('TaskRun', (_message.Message,
   # @@protoc_insertion_point(class_scope:odin.common.v1.TaskRun)
   ))
 _sym_db.RegisterMessage(TaskRun)
+
+CachedFrom = _reflection.GeneratedProtocolMessageType('CachedFrom', (_message.Message,), dict(
+  DESCRIPTOR = _CACHEDFROM,
+  __module__ = 'odin.common.v1.run_pb2'
+  # @@protoc_insertion_point(class_scope:odin.common.v1.CachedFrom)
+  ))
+_sym_db.RegisterMessage(CachedFrom)
 
 TaskStateChange = _reflection.GeneratedProtocolMessageType('TaskStateChange', (_message.Message,), dict(
   DESCRIPTOR = _TASKSTATECHANGE,

@@ -23,7 +23,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/dagscheduler/v1/dagscheduler.proto',
   package='odin.dagscheduler.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18odin/common/v1/run.proto\"\xe8\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x10WatchRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x92\x01\n\x11WatchRunsResponse\x12\x36\n\x04page\x18\x01 \x01(\x0b\x32&.odin.dagscheduler.v1.ListRunsResponseH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12\x18\n\x0eremoved_run_id\x18\x03 \x01(\tH\x00\x42\x07\n\x05\x65vent\"<\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\"\xf0\x03\n\x08Schedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x10\n\x08\x64\x65\x63lared\x18\t \x01(\x08\x12\x12\n\ncreated_by\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnext_tick\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_tick\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blast_run_id\x18\x0e \x01(\t\x12\x15\n\rskipped_ticks\x18\x0f \x01(\r\x12\x12\n\nlast_error\x18\x10 \x01(\t\"\x9c\x02\n\x15\x43reateScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\"J\n\x16\x43reateScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"(\n\x14ListSchedulesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"J\n\x15ListSchedulesResponse\x12\x31\n\tschedules\x18\x01 \x03(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"$\n\x14PauseScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x15PauseScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15ResumeScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16ResumeScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15\x44\x65leteScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScheduleResponse*a\n\rCatchupPolicy\x12\x1e\n\x1a\x43\x41TCHUP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41TCHUP_POLICY_SKIP\x10\x01\x12\x17\n\x13\x43\x41TCHUP_POLICY_ONCE\x10\x02*\x94\x01\n\x11\x43oncurrencyPolicy\x12\"\n\x1e\x43ONCURRENCY_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONCURRENCY_POLICY_ALLOW\x10\x01\x12\x1d\n\x19\x43ONCURRENCY_POLICY_FORBID\x10\x02\x12\x1e\n\x1a\x43ONCURRENCY_POLICY_REPLACE\x10\x03\x32\x92\n\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12^\n\tWatchRuns\x12&.odin.dagscheduler.v1.WatchRunsRequest\x1a\'.odin.dagscheduler.v1.WatchRunsResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponse\x12k\n\x0e\x43reateSchedule\x12+.odin.dagscheduler.v1.CreateScheduleRequest\x1a,.odin.dagscheduler.v1.CreateScheduleResponse\x12h\n\rListSchedules\x12*.odin.dagscheduler.v1.ListSchedulesRequest\x1a+.odin.dagscheduler.v1.ListSchedulesResponse\x12h\n\rPauseSchedule\x12*.odin.dagscheduler.v1.PauseScheduleRequest\x1a+.odin.dagscheduler.v1.PauseScheduleResponse\x12k\n\x0eResumeSchedule\x12+.odin.dagscheduler.v1.ResumeScheduleRequest\x1a,.odin.dagscheduler.v1.ResumeScheduleResponse\x12k\n\x0e\x44\x65leteSchedule\x12+.odin.dagscheduler.v1.DeleteScheduleRequest\x1a,.odin.dagscheduler.v1.DeleteScheduleResponseb\x06proto3')
+  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18odin/common/v1/run.proto\"H\n\x17ListCacheEntriesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"M\n\x18ListCacheEntriesResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .odin.dagscheduler.v1.CacheEntry\"\xdb\x01\n\nCacheEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05image\x18\x07 \x01(\t\x12\x31\n\x07outputs\x18\x08 \x03(\x0b\x32 .odin.dagscheduler.v1.CachedFile\x12\x0c\n\x04hits\x18\t \x01(\r\"8\n\nCachedFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"V\n\x19\x44\x65leteCacheEntriesRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\"-\n\x1a\x44\x65leteCacheEntriesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"\xfa\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08no_cache\x18\x06 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x10WatchRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x92\x01\n\x11WatchRunsResponse\x12\x36\n\x04page\x18\x01 \x01(\x0b\x32&.odin.dagscheduler.v1.ListRunsResponseH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12\x18\n\x0eremoved_run_id\x18\x03 \x01(\tH\x00\x42\x07\n\x05\x65vent\"<\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\"\xf0\x03\n\x08Schedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x10\n\x08\x64\x65\x63lared\x18\t \x01(\x08\x12\x12\n\ncreated_by\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnext_tick\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_tick\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blast_run_id\x18\x0e \x01(\t\x12\x15\n\rskipped_ticks\x18\x0f \x01(\r\x12\x12\n\nlast_error\x18\x10 \x01(\t\"\x9c\x02\n\x15\x43reateScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\"J\n\x16\x43reateScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"(\n\x14ListSchedulesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"J\n\x15ListSchedulesResponse\x12\x31\n\tschedules\x18\x01 \x03(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"$\n\x14PauseScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x15PauseScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15ResumeScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16ResumeScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15\x44\x65leteScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScheduleResponse*a\n\rCatchupPolicy\x12\x1e\n\x1a\x43\x41TCHUP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41TCHUP_POLICY_SKIP\x10\x01\x12\x17\n\x13\x43\x41TCHUP_POLICY_ONCE\x10\x02*\x94\x01\n\x11\x43oncurrencyPolicy\x12\"\n\x1e\x43ONCURRENCY_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONCURRENCY_POLICY_ALLOW\x10\x01\x12\x1d\n\x19\x43ONCURRENCY_POLICY_FORBID\x10\x02\x12\x1e\n\x1a\x43ONCURRENCY_POLICY_REPLACE\x10\x03\x32\xfe\x0b\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12^\n\tWatchRuns\x12&.odin.dagscheduler.v1.WatchRunsRequest\x1a\'.odin.dagscheduler.v1.WatchRunsResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponse\x12k\n\x0e\x43reateSchedule\x12+.odin.dagscheduler.v1.CreateScheduleRequest\x1a,.odin.dagscheduler.v1.CreateScheduleResponse\x12h\n\rListSchedules\x12*.odin.dagscheduler.v1.ListSchedulesRequest\x1a+.odin.dagscheduler.v1.ListSchedulesResponse\x12h\n\rPauseSchedule\x12*.odin.dagscheduler.v1.PauseScheduleRequest\x1a+.odin.dagscheduler.v1.PauseScheduleResponse\x12k\n\x0eResumeSchedule\x12+.odin.dagscheduler.v1.ResumeScheduleRequest\x1a,.odin.dagscheduler.v1.ResumeScheduleResponse\x12k\n\x0e\x44\x65leteSchedule\x12+.odin.dagscheduler.v1.DeleteScheduleRequest\x1a,.odin.dagscheduler.v1.DeleteScheduleResponse\x12q\n\x10ListCacheEntries\x12-.odin.dagscheduler.v1.ListCacheEntriesRequest\x1a..odin.dagscheduler.v1.ListCacheEntriesResponse\x12w\n\x12\x44\x65leteCacheEntries\x12/.odin.dagscheduler.v1.DeleteCacheEntriesRequest\x1a\x30.odin.dagscheduler.v1.DeleteCacheEntriesResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_run__pb2.DESCRIPTOR,])
 
@@ -48,8 +48,8 @@ _CATCHUPPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3211,
-  serialized_end=3308,
+  serialized_start=3797,
+  serialized_end=3894,
 )
 _sym_db.RegisterEnumDescriptor(_CATCHUPPOLICY)
 
@@ -79,8 +79,8 @@ _CONCURRENCYPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3311,
-  serialized_end=3459,
+  serialized_start=3897,
+  serialized_end=4045,
 )
 _sym_db.RegisterEnumDescriptor(_CONCURRENCYPOLICY)
 
@@ -93,6 +93,297 @@ CONCURRENCY_POLICY_ALLOW = 1
 CONCURRENCY_POLICY_FORBID = 2
 CONCURRENCY_POLICY_REPLACE = 3
 
+
+
+_LISTCACHEENTRIESREQUEST = _descriptor.Descriptor(
+  name='ListCacheEntriesRequest',
+  full_name='odin.dagscheduler.v1.ListCacheEntriesRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='pipeline', full_name='odin.dagscheduler.v1.ListCacheEntriesRequest.pipeline', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='task', full_name='odin.dagscheduler.v1.ListCacheEntriesRequest.task', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='limit', full_name='odin.dagscheduler.v1.ListCacheEntriesRequest.limit', index=2,
+      number=3, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=154,
+  serialized_end=226,
+)
+
+
+_LISTCACHEENTRIESRESPONSE = _descriptor.Descriptor(
+  name='ListCacheEntriesResponse',
+  full_name='odin.dagscheduler.v1.ListCacheEntriesResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='entries', full_name='odin.dagscheduler.v1.ListCacheEntriesResponse.entries', index=0,
+      number=1, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=228,
+  serialized_end=305,
+)
+
+
+_CACHEENTRY = _descriptor.Descriptor(
+  name='CacheEntry',
+  full_name='odin.dagscheduler.v1.CacheEntry',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='key', full_name='odin.dagscheduler.v1.CacheEntry.key', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='pipeline', full_name='odin.dagscheduler.v1.CacheEntry.pipeline', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='task', full_name='odin.dagscheduler.v1.CacheEntry.task', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='run_id', full_name='odin.dagscheduler.v1.CacheEntry.run_id', index=3,
+      number=4, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='attempt', full_name='odin.dagscheduler.v1.CacheEntry.attempt', index=4,
+      number=5, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='create_time', full_name='odin.dagscheduler.v1.CacheEntry.create_time', index=5,
+      number=6, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='image', full_name='odin.dagscheduler.v1.CacheEntry.image', index=6,
+      number=7, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='outputs', full_name='odin.dagscheduler.v1.CacheEntry.outputs', index=7,
+      number=8, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='hits', full_name='odin.dagscheduler.v1.CacheEntry.hits', index=8,
+      number=9, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=308,
+  serialized_end=527,
+)
+
+
+_CACHEDFILE = _descriptor.Descriptor(
+  name='CachedFile',
+  full_name='odin.dagscheduler.v1.CachedFile',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='odin.dagscheduler.v1.CachedFile.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='path', full_name='odin.dagscheduler.v1.CachedFile.path', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='digest', full_name='odin.dagscheduler.v1.CachedFile.digest', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=529,
+  serialized_end=585,
+)
+
+
+_DELETECACHEENTRIESREQUEST = _descriptor.Descriptor(
+  name='DeleteCacheEntriesRequest',
+  full_name='odin.dagscheduler.v1.DeleteCacheEntriesRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='keys', full_name='odin.dagscheduler.v1.DeleteCacheEntriesRequest.keys', index=0,
+      number=1, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='pipeline', full_name='odin.dagscheduler.v1.DeleteCacheEntriesRequest.pipeline', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='task', full_name='odin.dagscheduler.v1.DeleteCacheEntriesRequest.task', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='all', full_name='odin.dagscheduler.v1.DeleteCacheEntriesRequest.all', index=3,
+      number=4, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=587,
+  serialized_end=673,
+)
+
+
+_DELETECACHEENTRIESRESPONSE = _descriptor.Descriptor(
+  name='DeleteCacheEntriesResponse',
+  full_name='odin.dagscheduler.v1.DeleteCacheEntriesResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='deleted', full_name='odin.dagscheduler.v1.DeleteCacheEntriesResponse.deleted', index=0,
+      number=1, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=675,
+  serialized_end=720,
+)
 
 
 _SUBMITRUNREQUEST_LABELSENTRY = _descriptor.Descriptor(
@@ -128,8 +419,8 @@ _SUBMITRUNREQUEST_LABELSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=342,
-  serialized_end=387,
+  serialized_start=928,
+  serialized_end=973,
 )
 
 _SUBMITRUNREQUEST = _descriptor.Descriptor(
@@ -174,6 +465,13 @@ _SUBMITRUNREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='no_cache', full_name='odin.dagscheduler.v1.SubmitRunRequest.no_cache', index=5,
+      number=6, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -186,8 +484,8 @@ _SUBMITRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=155,
-  serialized_end=387,
+  serialized_start=723,
+  serialized_end=973,
 )
 
 
@@ -217,8 +515,8 @@ _SUBMITRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=389,
-  serialized_end=442,
+  serialized_start=975,
+  serialized_end=1028,
 )
 
 
@@ -262,8 +560,8 @@ _GETRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=444,
-  serialized_end=524,
+  serialized_start=1030,
+  serialized_end=1110,
 )
 
 
@@ -307,8 +605,8 @@ _GETRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=526,
-  serialized_end=650,
+  serialized_start=1112,
+  serialized_end=1236,
 )
 
 
@@ -366,8 +664,8 @@ _LISTRUNSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=653,
-  serialized_end=793,
+  serialized_start=1239,
+  serialized_end=1379,
 )
 
 
@@ -404,8 +702,8 @@ _LISTRUNSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=795,
-  serialized_end=873,
+  serialized_start=1381,
+  serialized_end=1459,
 )
 
 
@@ -463,8 +761,8 @@ _WATCHRUNSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=876,
-  serialized_end=1017,
+  serialized_start=1462,
+  serialized_end=1603,
 )
 
 
@@ -511,8 +809,8 @@ _WATCHRUNSRESPONSE = _descriptor.Descriptor(
       name='event', full_name='odin.dagscheduler.v1.WatchRunsResponse.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=1020,
-  serialized_end=1166,
+  serialized_start=1606,
+  serialized_end=1752,
 )
 
 
@@ -549,8 +847,8 @@ _WATCHRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1168,
-  serialized_end=1228,
+  serialized_start=1754,
+  serialized_end=1814,
 )
 
 
@@ -597,8 +895,8 @@ _WATCHRUNRESPONSE = _descriptor.Descriptor(
       name='event', full_name='odin.dagscheduler.v1.WatchRunResponse.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=1231,
-  serialized_end=1394,
+  serialized_start=1817,
+  serialized_end=1980,
 )
 
 
@@ -649,8 +947,8 @@ _RUNSNAPSHOT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1397,
-  serialized_end=1550,
+  serialized_start=1983,
+  serialized_end=2136,
 )
 
 
@@ -687,8 +985,8 @@ _CANCELRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1552,
-  serialized_end=1602,
+  serialized_start=2138,
+  serialized_end=2188,
 )
 
 
@@ -718,8 +1016,8 @@ _CANCELRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1604,
-  serialized_end=1657,
+  serialized_start=2190,
+  serialized_end=2243,
 )
 
 
@@ -756,8 +1054,8 @@ _RETRYRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1659,
-  serialized_end=1712,
+  serialized_start=2245,
+  serialized_end=2298,
 )
 
 
@@ -787,8 +1085,8 @@ _RETRYRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1714,
-  serialized_end=1766,
+  serialized_start=2300,
+  serialized_end=2352,
 )
 
 
@@ -832,8 +1130,8 @@ _DELETERUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1768,
-  serialized_end=1845,
+  serialized_start=2354,
+  serialized_end=2431,
 )
 
 
@@ -877,8 +1175,8 @@ _DELETERUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1847,
-  serialized_end=1936,
+  serialized_start=2433,
+  serialized_end=2522,
 )
 
 
@@ -1013,8 +1311,8 @@ _SCHEDULE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1939,
-  serialized_end=2435,
+  serialized_start=2525,
+  serialized_end=3021,
 )
 
 
@@ -1100,8 +1398,8 @@ _CREATESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2438,
-  serialized_end=2722,
+  serialized_start=3024,
+  serialized_end=3308,
 )
 
 
@@ -1131,8 +1429,8 @@ _CREATESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2724,
-  serialized_end=2798,
+  serialized_start=3310,
+  serialized_end=3384,
 )
 
 
@@ -1162,8 +1460,8 @@ _LISTSCHEDULESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2800,
-  serialized_end=2840,
+  serialized_start=3386,
+  serialized_end=3426,
 )
 
 
@@ -1193,8 +1491,8 @@ _LISTSCHEDULESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2842,
-  serialized_end=2916,
+  serialized_start=3428,
+  serialized_end=3502,
 )
 
 
@@ -1224,8 +1522,8 @@ _PAUSESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2918,
-  serialized_end=2954,
+  serialized_start=3504,
+  serialized_end=3540,
 )
 
 
@@ -1255,8 +1553,8 @@ _PAUSESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2956,
-  serialized_end=3029,
+  serialized_start=3542,
+  serialized_end=3615,
 )
 
 
@@ -1286,8 +1584,8 @@ _RESUMESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3031,
-  serialized_end=3068,
+  serialized_start=3617,
+  serialized_end=3654,
 )
 
 
@@ -1317,8 +1615,8 @@ _RESUMESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3070,
-  serialized_end=3144,
+  serialized_start=3656,
+  serialized_end=3730,
 )
 
 
@@ -1348,8 +1646,8 @@ _DELETESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3146,
-  serialized_end=3183,
+  serialized_start=3732,
+  serialized_end=3769,
 )
 
 
@@ -1372,10 +1670,13 @@ _DELETESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3185,
-  serialized_end=3209,
+  serialized_start=3771,
+  serialized_end=3795,
 )
 
+_LISTCACHEENTRIESRESPONSE.fields_by_name['entries'].message_type = _CACHEENTRY
+_CACHEENTRY.fields_by_name['create_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
+_CACHEENTRY.fields_by_name['outputs'].message_type = _CACHEDFILE
 _SUBMITRUNREQUEST_LABELSENTRY.containing_type = _SUBMITRUNREQUEST
 _SUBMITRUNREQUEST.fields_by_name['labels'].message_type = _SUBMITRUNREQUEST_LABELSENTRY
 _SUBMITRUNREQUEST.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
@@ -1426,6 +1727,12 @@ _CREATESCHEDULERESPONSE.fields_by_name['schedule'].message_type = _SCHEDULE
 _LISTSCHEDULESRESPONSE.fields_by_name['schedules'].message_type = _SCHEDULE
 _PAUSESCHEDULERESPONSE.fields_by_name['schedule'].message_type = _SCHEDULE
 _RESUMESCHEDULERESPONSE.fields_by_name['schedule'].message_type = _SCHEDULE
+DESCRIPTOR.message_types_by_name['ListCacheEntriesRequest'] = _LISTCACHEENTRIESREQUEST
+DESCRIPTOR.message_types_by_name['ListCacheEntriesResponse'] = _LISTCACHEENTRIESRESPONSE
+DESCRIPTOR.message_types_by_name['CacheEntry'] = _CACHEENTRY
+DESCRIPTOR.message_types_by_name['CachedFile'] = _CACHEDFILE
+DESCRIPTOR.message_types_by_name['DeleteCacheEntriesRequest'] = _DELETECACHEENTRIESREQUEST
+DESCRIPTOR.message_types_by_name['DeleteCacheEntriesResponse'] = _DELETECACHEENTRIESRESPONSE
 DESCRIPTOR.message_types_by_name['SubmitRunRequest'] = _SUBMITRUNREQUEST
 DESCRIPTOR.message_types_by_name['SubmitRunResponse'] = _SUBMITRUNRESPONSE
 DESCRIPTOR.message_types_by_name['GetRunRequest'] = _GETRUNREQUEST
@@ -1457,6 +1764,48 @@ DESCRIPTOR.message_types_by_name['DeleteScheduleResponse'] = _DELETESCHEDULERESP
 DESCRIPTOR.enum_types_by_name['CatchupPolicy'] = _CATCHUPPOLICY
 DESCRIPTOR.enum_types_by_name['ConcurrencyPolicy'] = _CONCURRENCYPOLICY
 _sym_db.RegisterFileDescriptor(DESCRIPTOR)
+
+ListCacheEntriesRequest = _reflection.GeneratedProtocolMessageType('ListCacheEntriesRequest', (_message.Message,), dict(
+  DESCRIPTOR = _LISTCACHEENTRIESREQUEST,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.ListCacheEntriesRequest)
+  ))
+_sym_db.RegisterMessage(ListCacheEntriesRequest)
+
+ListCacheEntriesResponse = _reflection.GeneratedProtocolMessageType('ListCacheEntriesResponse', (_message.Message,), dict(
+  DESCRIPTOR = _LISTCACHEENTRIESRESPONSE,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.ListCacheEntriesResponse)
+  ))
+_sym_db.RegisterMessage(ListCacheEntriesResponse)
+
+CacheEntry = _reflection.GeneratedProtocolMessageType('CacheEntry', (_message.Message,), dict(
+  DESCRIPTOR = _CACHEENTRY,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.CacheEntry)
+  ))
+_sym_db.RegisterMessage(CacheEntry)
+
+CachedFile = _reflection.GeneratedProtocolMessageType('CachedFile', (_message.Message,), dict(
+  DESCRIPTOR = _CACHEDFILE,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.CachedFile)
+  ))
+_sym_db.RegisterMessage(CachedFile)
+
+DeleteCacheEntriesRequest = _reflection.GeneratedProtocolMessageType('DeleteCacheEntriesRequest', (_message.Message,), dict(
+  DESCRIPTOR = _DELETECACHEENTRIESREQUEST,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.DeleteCacheEntriesRequest)
+  ))
+_sym_db.RegisterMessage(DeleteCacheEntriesRequest)
+
+DeleteCacheEntriesResponse = _reflection.GeneratedProtocolMessageType('DeleteCacheEntriesResponse', (_message.Message,), dict(
+  DESCRIPTOR = _DELETECACHEENTRIESRESPONSE,
+  __module__ = 'odin.dagscheduler.v1.dagscheduler_pb2'
+  # @@protoc_insertion_point(class_scope:odin.dagscheduler.v1.DeleteCacheEntriesResponse)
+  ))
+_sym_db.RegisterMessage(DeleteCacheEntriesResponse)
 
 SubmitRunRequest = _reflection.GeneratedProtocolMessageType('SubmitRunRequest', (_message.Message,), dict(
 
@@ -1672,8 +2021,8 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=3462,
-  serialized_end=4760,
+  serialized_start=4048,
+  serialized_end=5582,
   methods=[
   _descriptor.MethodDescriptor(
     name='SubmitRun',
@@ -1790,6 +2139,24 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
     containing_service=None,
     input_type=_DELETESCHEDULEREQUEST,
     output_type=_DELETESCHEDULERESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='ListCacheEntries',
+    full_name='odin.dagscheduler.v1.DagSchedulerService.ListCacheEntries',
+    index=13,
+    containing_service=None,
+    input_type=_LISTCACHEENTRIESREQUEST,
+    output_type=_LISTCACHEENTRIESRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='DeleteCacheEntries',
+    full_name='odin.dagscheduler.v1.DagSchedulerService.DeleteCacheEntries',
+    index=14,
+    containing_service=None,
+    input_type=_DELETECACHEENTRIESREQUEST,
+    output_type=_DELETECACHEENTRIESRESPONSE,
     options=None,
   ),
 ])

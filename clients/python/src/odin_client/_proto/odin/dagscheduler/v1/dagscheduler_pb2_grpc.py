@@ -82,6 +82,16 @@ class DagSchedulerServiceStub(object):
         request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteScheduleRequest.SerializeToString,
         response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteScheduleResponse.FromString,
         )
+    self.ListCacheEntries = channel.unary_unary(
+        '/odin.dagscheduler.v1.DagSchedulerService/ListCacheEntries',
+        request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListCacheEntriesRequest.SerializeToString,
+        response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListCacheEntriesResponse.FromString,
+        )
+    self.DeleteCacheEntries = channel.unary_unary(
+        '/odin.dagscheduler.v1.DagSchedulerService/DeleteCacheEntries',
+        request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteCacheEntriesRequest.SerializeToString,
+        response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteCacheEntriesResponse.FromString,
+        )
 
 
 class DagSchedulerServiceServicer(object):
@@ -208,6 +218,22 @@ class DagSchedulerServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def ListCacheEntries(self, request, context):
+    """ListCacheEntries lists the recorded task results that later runs may reuse (docs/caching.md),
+    newest first. Called by the CLI (`odin cache ls`). Read-only; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def DeleteCacheEntries(self, request, context):
+    """DeleteCacheEntries forgets recorded task results (their files are left alone), so the next
+    run of those tasks runs them. Called by the CLI (`odin cache rm`). Idempotent; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_DagSchedulerServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -275,6 +301,16 @@ def add_DagSchedulerServiceServicer_to_server(servicer, server):
           servicer.DeleteSchedule,
           request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteScheduleRequest.FromString,
           response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteScheduleResponse.SerializeToString,
+      ),
+      'ListCacheEntries': grpc.unary_unary_rpc_method_handler(
+          servicer.ListCacheEntries,
+          request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListCacheEntriesRequest.FromString,
+          response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListCacheEntriesResponse.SerializeToString,
+      ),
+      'DeleteCacheEntries': grpc.unary_unary_rpc_method_handler(
+          servicer.DeleteCacheEntries,
+          request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteCacheEntriesRequest.FromString,
+          response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteCacheEntriesResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(

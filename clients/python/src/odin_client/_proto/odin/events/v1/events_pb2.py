@@ -22,7 +22,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/events/v1/events.proto',
   package='odin.events.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x1bodin/events/v1/events.proto\x12\x0eodin.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x18odin/common/v1/run.proto\"\x9a\x02\n\tTaskEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12.\n\texit_code\x18\x06 \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x13\n\x0bobject_name\x18\t \x01(\t\x12(\n\x04time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0coutputs_json\x18\x0b \x01(\tJ\x04\x08\x04\x10\x05R\x08sequence\"\xb1\x01\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x03run\x18\x04 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x05 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x08\n\x06\x63hange\"\x7f\n\nRepoSynced\x12\x0e\n\x06remote\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\x17\n\x0fprevious_commit\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+  serialized_pb=_b('\n\x1bodin/events/v1/events.proto\x12\x0eodin.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x18odin/common/v1/run.proto\"\xb0\x02\n\tTaskEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12(\n\x05state\x18\x05 \x01(\x0e\x32\x19.odin.common.v1.TaskState\x12.\n\texit_code\x18\x06 \x01(\x0b\x32\x1b.google.protobuf.Int32Value\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x13\n\x0bobject_name\x18\t \x01(\t\x12(\n\x04time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0coutputs_json\x18\x0b \x01(\t\x12\x14\n\x0cimage_digest\x18\x0c \x01(\tJ\x04\x08\x04\x10\x05R\x08sequence\"\xb1\x01\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x03run\x18\x04 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x05 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x08\n\x06\x63hange\"\x7f\n\nRepoSynced\x12\x0e\n\x06remote\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\x17\n\x0fprevious_commit\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,google_dot_protobuf_dot_wrappers__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_run__pb2.DESCRIPTOR,])
 
@@ -106,6 +106,13 @@ _TASKEVENT = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='image_digest', full_name='odin.events.v1.TaskEvent.image_digest', index=10,
+      number=12, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -119,7 +126,7 @@ _TASKEVENT = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=139,
-  serialized_end=421,
+  serialized_end=443,
 )
 
 
@@ -180,8 +187,8 @@ _RUNEVENT = _descriptor.Descriptor(
       name='change', full_name='odin.events.v1.RunEvent.change',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=424,
-  serialized_end=601,
+  serialized_start=446,
+  serialized_end=623,
 )
 
 
@@ -239,8 +246,8 @@ _REPOSYNCED = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=603,
-  serialized_end=730,
+  serialized_start=625,
+  serialized_end=752,
 )
 
 _TASKEVENT.fields_by_name['state'].enum_type = odin_dot_common_dot_v1_dot_run__pb2._TASKSTATE

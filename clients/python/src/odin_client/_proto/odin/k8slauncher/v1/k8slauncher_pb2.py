@@ -23,7 +23,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/k8slauncher/v1/k8slauncher.proto',
   package='odin.k8slauncher.v1',
   syntax='proto3',
-  serialized_pb=_b('\n%odin/k8slauncher/v1/k8slauncher.proto\x12\x13odin.k8slauncher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x1dodin/common/v1/pipeline.proto\"F\n\x13ListRunFilesRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\"h\n\x14ListRunFilesResponse\x12+\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.RunFile\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x10\n\x08run_path\x18\x03 \x01(\t\"\x86\x01\n\x07RunFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12.\n\x04type\x18\x02 \x01(\x0e\x32 .odin.k8slauncher.v1.RunFileType\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12/\n\x0bmodify_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"J\n\x17\x44ownloadRunFilesRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\"T\n\x18\x44ownloadRunFilesResponse\x12*\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x1c.odin.k8slauncher.v1.RunFile\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"(\n\x13ListGpuNodesRequest\x12\x11\n\tall_nodes\x18\x01 \x01(\x08\"b\n\x14ListGpuNodesResponse\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\x12+\n\x05nodes\x18\x03 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.GpuNode\"\xc7\x01\n\x07GpuNode\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x13\n\x0b\x61llocatable\x18\x03 \x01(\r\x12\x11\n\tallocated\x18\x04 \x01(\r\x12\x0c\n\x04\x66ree\x18\x05 \x01(\r\x12\x10\n\x08gpu_type\x18\x06 \x01(\t\x12\r\n\x05ready\x18\x07 \x01(\x08\x12\x15\n\runschedulable\x18\x08 \x01(\x08\x12.\n\x05tasks\x18\t \x03(\x0b\x32\x1f.odin.k8slauncher.v1.GpuTaskUse\"V\n\nGpuTaskUse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0b\n\x03pod\x18\x04 \x01(\t\x12\x0c\n\x04gpus\x18\x05 \x01(\r\"\xcd\x01\n\x11LaunchTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\"\n\x04task\x18\x04 \x01(\x0b\x32\x14.odin.common.v1.Task\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12-\n\x05paths\x18\x08 \x01(\x0b\x32\x1e.odin.k8slauncher.v1.TaskPathsJ\x04\x08\x07\x10\x08R\x0bobject_name\"i\n\tTaskPaths\x12\x11\n\troot_path\x18\x01 \x01(\t\x12\x11\n\twork_path\x18\x02 \x01(\t\x12\x11\n\tdata_path\x18\x03 \x01(\t\x12\x10\n\x08run_path\x18\x04 \x01(\t\x12\x11\n\ttask_path\x18\x05 \x01(\t\"B\n\x12LaunchTaskResponse\x12\x13\n\x0bobject_name\x18\x01 \x01(\t\x12\x17\n\x0f\x61lready_existed\x18\x02 \x01(\x08\"B\n\x11\x43\x61ncelTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"-\n\x12\x43\x61ncelTaskResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\"=\n\x17\x44\x65leteRunObjectsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\npurge_data\x18\x02 \x01(\x08\"H\n\x18\x44\x65leteRunObjectsResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x13\n\x0b\x64\x61ta_purged\x18\x02 \x01(\x08\"\xa4\x01\n\x11StreamLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x30\n\ntail_lines\x18\x05 \x01(\x0b\x32\x1c.google.protobuf.UInt32Value\x12\x0b\n\x03pod\x18\x06 \x01(\t\x12\x11\n\tcontainer\x18\x07 \x01(\t\"A\n\x12StreamLogsResponse\x12+\n\x05lines\x18\x01 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.LogLine\"a\n\x07LogLine\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x15ListTaskEventsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"J\n\x16ListTaskEventsResponse\x12\x30\n\x06\x65vents\x18\x01 \x03(\x0b\x32 .odin.k8slauncher.v1.ObjectEvent\"\xc0\x01\n\x0bObjectEvent\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0bobject_kind\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\r\n\x05\x63ount\x18\x08 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\t \x01(\r*\x95\x01\n\x0bRunFileType\x12\x1d\n\x19RUN_FILE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_FILE_TYPE_FILE\x10\x01\x12\x1b\n\x17RUN_FILE_TYPE_DIRECTORY\x10\x02\x12\x19\n\x15RUN_FILE_TYPE_SYMLINK\x10\x03\x12\x17\n\x13RUN_FILE_TYPE_OTHER\x10\x04\x32\xcc\x06\n\x12K8sLauncherService\x12]\n\nLaunchTask\x12&.odin.k8slauncher.v1.LaunchTaskRequest\x1a\'.odin.k8slauncher.v1.LaunchTaskResponse\x12]\n\nCancelTask\x12&.odin.k8slauncher.v1.CancelTaskRequest\x1a\'.odin.k8slauncher.v1.CancelTaskResponse\x12o\n\x10\x44\x65leteRunObjects\x12,.odin.k8slauncher.v1.DeleteRunObjectsRequest\x1a-.odin.k8slauncher.v1.DeleteRunObjectsResponse\x12_\n\nStreamLogs\x12&.odin.k8slauncher.v1.StreamLogsRequest\x1a\'.odin.k8slauncher.v1.StreamLogsResponse0\x01\x12i\n\x0eListTaskEvents\x12*.odin.k8slauncher.v1.ListTaskEventsRequest\x1a+.odin.k8slauncher.v1.ListTaskEventsResponse\x12\x63\n\x0cListRunFiles\x12(.odin.k8slauncher.v1.ListRunFilesRequest\x1a).odin.k8slauncher.v1.ListRunFilesResponse\x12q\n\x10\x44ownloadRunFiles\x12,.odin.k8slauncher.v1.DownloadRunFilesRequest\x1a-.odin.k8slauncher.v1.DownloadRunFilesResponse0\x01\x12\x63\n\x0cListGpuNodes\x12(.odin.k8slauncher.v1.ListGpuNodesRequest\x1a).odin.k8slauncher.v1.ListGpuNodesResponseb\x06proto3')
+  serialized_pb=_b('\n%odin/k8slauncher/v1/k8slauncher.proto\x12\x13odin.k8slauncher.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x1dodin/common/v1/pipeline.proto\"O\n\x10HashFilesRequest\x12\r\n\x05paths\x18\x01 \x03(\t\x12,\n\x05links\x18\x02 \x03(\x0b\x32\x1d.odin.k8slauncher.v1.FileLink\"(\n\x08\x46ileLink\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"$\n\x11HashFilesResponse\x12\x0f\n\x07\x64igests\x18\x01 \x03(\t\"F\n\x13ListRunFilesRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\"h\n\x14ListRunFilesResponse\x12+\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.RunFile\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x10\n\x08run_path\x18\x03 \x01(\t\"\x86\x01\n\x07RunFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12.\n\x04type\x18\x02 \x01(\x0e\x32 .odin.k8slauncher.v1.RunFileType\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12/\n\x0bmodify_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"J\n\x17\x44ownloadRunFilesRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\"T\n\x18\x44ownloadRunFilesResponse\x12*\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x1c.odin.k8slauncher.v1.RunFile\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"(\n\x13ListGpuNodesRequest\x12\x11\n\tall_nodes\x18\x01 \x01(\x08\"b\n\x14ListGpuNodesResponse\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\x12+\n\x05nodes\x18\x03 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.GpuNode\"\xc7\x01\n\x07GpuNode\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x13\n\x0b\x61llocatable\x18\x03 \x01(\r\x12\x11\n\tallocated\x18\x04 \x01(\r\x12\x0c\n\x04\x66ree\x18\x05 \x01(\r\x12\x10\n\x08gpu_type\x18\x06 \x01(\t\x12\r\n\x05ready\x18\x07 \x01(\x08\x12\x15\n\runschedulable\x18\x08 \x01(\x08\x12.\n\x05tasks\x18\t \x03(\x0b\x32\x1f.odin.k8slauncher.v1.GpuTaskUse\"V\n\nGpuTaskUse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0b\n\x03pod\x18\x04 \x01(\t\x12\x0c\n\x04gpus\x18\x05 \x01(\r\"\xcd\x01\n\x11LaunchTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\"\n\x04task\x18\x04 \x01(\x0b\x32\x14.odin.common.v1.Task\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12-\n\x05paths\x18\x08 \x01(\x0b\x32\x1e.odin.k8slauncher.v1.TaskPathsJ\x04\x08\x07\x10\x08R\x0bobject_name\"i\n\tTaskPaths\x12\x11\n\troot_path\x18\x01 \x01(\t\x12\x11\n\twork_path\x18\x02 \x01(\t\x12\x11\n\tdata_path\x18\x03 \x01(\t\x12\x10\n\x08run_path\x18\x04 \x01(\t\x12\x11\n\ttask_path\x18\x05 \x01(\t\"B\n\x12LaunchTaskResponse\x12\x13\n\x0bobject_name\x18\x01 \x01(\t\x12\x17\n\x0f\x61lready_existed\x18\x02 \x01(\x08\"B\n\x11\x43\x61ncelTaskRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"-\n\x12\x43\x61ncelTaskResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\"=\n\x17\x44\x65leteRunObjectsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\npurge_data\x18\x02 \x01(\x08\"H\n\x18\x44\x65leteRunObjectsResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x13\n\x0b\x64\x61ta_purged\x18\x02 \x01(\x08\"\xa4\x01\n\x11StreamLogsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x30\n\ntail_lines\x18\x05 \x01(\x0b\x32\x1c.google.protobuf.UInt32Value\x12\x0b\n\x03pod\x18\x06 \x01(\t\x12\x11\n\tcontainer\x18\x07 \x01(\t\"A\n\x12StreamLogsResponse\x12+\n\x05lines\x18\x01 \x03(\x0b\x32\x1c.odin.k8slauncher.v1.LogLine\"a\n\x07LogLine\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0c\n\x04line\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x15ListTaskEventsRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"J\n\x16ListTaskEventsResponse\x12\x30\n\x06\x65vents\x18\x01 \x03(\x0b\x32 .odin.k8slauncher.v1.ObjectEvent\"\xc0\x01\n\x0bObjectEvent\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x13\n\x0bobject_kind\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\r\n\x05\x63ount\x18\x08 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\t \x01(\r*\x95\x01\n\x0bRunFileType\x12\x1d\n\x19RUN_FILE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_FILE_TYPE_FILE\x10\x01\x12\x1b\n\x17RUN_FILE_TYPE_DIRECTORY\x10\x02\x12\x19\n\x15RUN_FILE_TYPE_SYMLINK\x10\x03\x12\x17\n\x13RUN_FILE_TYPE_OTHER\x10\x04\x32\xa8\x07\n\x12K8sLauncherService\x12]\n\nLaunchTask\x12&.odin.k8slauncher.v1.LaunchTaskRequest\x1a\'.odin.k8slauncher.v1.LaunchTaskResponse\x12]\n\nCancelTask\x12&.odin.k8slauncher.v1.CancelTaskRequest\x1a\'.odin.k8slauncher.v1.CancelTaskResponse\x12o\n\x10\x44\x65leteRunObjects\x12,.odin.k8slauncher.v1.DeleteRunObjectsRequest\x1a-.odin.k8slauncher.v1.DeleteRunObjectsResponse\x12_\n\nStreamLogs\x12&.odin.k8slauncher.v1.StreamLogsRequest\x1a\'.odin.k8slauncher.v1.StreamLogsResponse0\x01\x12i\n\x0eListTaskEvents\x12*.odin.k8slauncher.v1.ListTaskEventsRequest\x1a+.odin.k8slauncher.v1.ListTaskEventsResponse\x12\x63\n\x0cListRunFiles\x12(.odin.k8slauncher.v1.ListRunFilesRequest\x1a).odin.k8slauncher.v1.ListRunFilesResponse\x12q\n\x10\x44ownloadRunFiles\x12,.odin.k8slauncher.v1.DownloadRunFilesRequest\x1a-.odin.k8slauncher.v1.DownloadRunFilesResponse0\x01\x12\x63\n\x0cListGpuNodes\x12(.odin.k8slauncher.v1.ListGpuNodesRequest\x1a).odin.k8slauncher.v1.ListGpuNodesResponse\x12Z\n\tHashFiles\x12%.odin.k8slauncher.v1.HashFilesRequest\x1a&.odin.k8slauncher.v1.HashFilesResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,google_dot_protobuf_dot_wrappers__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_pipeline__pb2.DESCRIPTOR,])
 
@@ -56,8 +56,8 @@ _RUNFILETYPE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=2379,
-  serialized_end=2528,
+  serialized_start=2540,
+  serialized_end=2689,
 )
 _sym_db.RegisterEnumDescriptor(_RUNFILETYPE)
 
@@ -68,6 +68,113 @@ RUN_FILE_TYPE_DIRECTORY = 2
 RUN_FILE_TYPE_SYMLINK = 3
 RUN_FILE_TYPE_OTHER = 4
 
+
+
+_HASHFILESREQUEST = _descriptor.Descriptor(
+  name='HashFilesRequest',
+  full_name='odin.k8slauncher.v1.HashFilesRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='paths', full_name='odin.k8slauncher.v1.HashFilesRequest.paths', index=0,
+      number=1, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='links', full_name='odin.k8slauncher.v1.HashFilesRequest.links', index=1,
+      number=2, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=158,
+  serialized_end=237,
+)
+
+
+_FILELINK = _descriptor.Descriptor(
+  name='FileLink',
+  full_name='odin.k8slauncher.v1.FileLink',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='target', full_name='odin.k8slauncher.v1.FileLink.target', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='path', full_name='odin.k8slauncher.v1.FileLink.path', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=239,
+  serialized_end=279,
+)
+
+
+_HASHFILESRESPONSE = _descriptor.Descriptor(
+  name='HashFilesResponse',
+  full_name='odin.k8slauncher.v1.HashFilesResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='digests', full_name='odin.k8slauncher.v1.HashFilesResponse.digests', index=0,
+      number=1, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=281,
+  serialized_end=317,
+)
 
 
 _LISTRUNFILESREQUEST = _descriptor.Descriptor(
@@ -110,8 +217,8 @@ _LISTRUNFILESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=158,
-  serialized_end=228,
+  serialized_start=319,
+  serialized_end=389,
 )
 
 
@@ -155,8 +262,8 @@ _LISTRUNFILESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=230,
-  serialized_end=334,
+  serialized_start=391,
+  serialized_end=495,
 )
 
 
@@ -207,8 +314,8 @@ _RUNFILE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=337,
-  serialized_end=471,
+  serialized_start=498,
+  serialized_end=632,
 )
 
 
@@ -252,8 +359,8 @@ _DOWNLOADRUNFILESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=473,
-  serialized_end=547,
+  serialized_start=634,
+  serialized_end=708,
 )
 
 
@@ -290,8 +397,8 @@ _DOWNLOADRUNFILESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=549,
-  serialized_end=633,
+  serialized_start=710,
+  serialized_end=794,
 )
 
 
@@ -321,8 +428,8 @@ _LISTGPUNODESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=635,
-  serialized_end=675,
+  serialized_start=796,
+  serialized_end=836,
 )
 
 
@@ -366,8 +473,8 @@ _LISTGPUNODESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=677,
-  serialized_end=775,
+  serialized_start=838,
+  serialized_end=936,
 )
 
 
@@ -453,8 +560,8 @@ _GPUNODE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=778,
-  serialized_end=977,
+  serialized_start=939,
+  serialized_end=1138,
 )
 
 
@@ -512,8 +619,8 @@ _GPUTASKUSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=979,
-  serialized_end=1065,
+  serialized_start=1140,
+  serialized_end=1226,
 )
 
 
@@ -585,8 +692,8 @@ _LAUNCHTASKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1068,
-  serialized_end=1273,
+  serialized_start=1229,
+  serialized_end=1434,
 )
 
 
@@ -644,8 +751,8 @@ _TASKPATHS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1275,
-  serialized_end=1380,
+  serialized_start=1436,
+  serialized_end=1541,
 )
 
 
@@ -682,8 +789,8 @@ _LAUNCHTASKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1382,
-  serialized_end=1448,
+  serialized_start=1543,
+  serialized_end=1609,
 )
 
 
@@ -727,8 +834,8 @@ _CANCELTASKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1450,
-  serialized_end=1516,
+  serialized_start=1611,
+  serialized_end=1677,
 )
 
 
@@ -758,8 +865,8 @@ _CANCELTASKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1518,
-  serialized_end=1563,
+  serialized_start=1679,
+  serialized_end=1724,
 )
 
 
@@ -796,8 +903,8 @@ _DELETERUNOBJECTSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1565,
-  serialized_end=1626,
+  serialized_start=1726,
+  serialized_end=1787,
 )
 
 
@@ -834,8 +941,8 @@ _DELETERUNOBJECTSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1628,
-  serialized_end=1700,
+  serialized_start=1789,
+  serialized_end=1861,
 )
 
 
@@ -907,8 +1014,8 @@ _STREAMLOGSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1703,
-  serialized_end=1867,
+  serialized_start=1864,
+  serialized_end=2028,
 )
 
 
@@ -938,8 +1045,8 @@ _STREAMLOGSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1869,
-  serialized_end=1934,
+  serialized_start=2030,
+  serialized_end=2095,
 )
 
 
@@ -990,8 +1097,8 @@ _LOGLINE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1936,
-  serialized_end=2033,
+  serialized_start=2097,
+  serialized_end=2194,
 )
 
 
@@ -1035,8 +1142,8 @@ _LISTTASKEVENTSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2035,
-  serialized_end=2105,
+  serialized_start=2196,
+  serialized_end=2266,
 )
 
 
@@ -1066,8 +1173,8 @@ _LISTTASKEVENTSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2107,
-  serialized_end=2181,
+  serialized_start=2268,
+  serialized_end=2342,
 )
 
 
@@ -1153,10 +1260,11 @@ _OBJECTEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2184,
-  serialized_end=2376,
+  serialized_start=2345,
+  serialized_end=2537,
 )
 
+_HASHFILESREQUEST.fields_by_name['links'].message_type = _FILELINK
 _LISTRUNFILESRESPONSE.fields_by_name['files'].message_type = _RUNFILE
 _RUNFILE.fields_by_name['type'].enum_type = _RUNFILETYPE
 _RUNFILE.fields_by_name['modify_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
@@ -1170,6 +1278,9 @@ _STREAMLOGSRESPONSE.fields_by_name['lines'].message_type = _LOGLINE
 _LOGLINE.fields_by_name['time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _LISTTASKEVENTSRESPONSE.fields_by_name['events'].message_type = _OBJECTEVENT
 _OBJECTEVENT.fields_by_name['time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
+DESCRIPTOR.message_types_by_name['HashFilesRequest'] = _HASHFILESREQUEST
+DESCRIPTOR.message_types_by_name['FileLink'] = _FILELINK
+DESCRIPTOR.message_types_by_name['HashFilesResponse'] = _HASHFILESRESPONSE
 DESCRIPTOR.message_types_by_name['ListRunFilesRequest'] = _LISTRUNFILESREQUEST
 DESCRIPTOR.message_types_by_name['ListRunFilesResponse'] = _LISTRUNFILESRESPONSE
 DESCRIPTOR.message_types_by_name['RunFile'] = _RUNFILE
@@ -1194,6 +1305,27 @@ DESCRIPTOR.message_types_by_name['ListTaskEventsResponse'] = _LISTTASKEVENTSRESP
 DESCRIPTOR.message_types_by_name['ObjectEvent'] = _OBJECTEVENT
 DESCRIPTOR.enum_types_by_name['RunFileType'] = _RUNFILETYPE
 _sym_db.RegisterFileDescriptor(DESCRIPTOR)
+
+HashFilesRequest = _reflection.GeneratedProtocolMessageType('HashFilesRequest', (_message.Message,), dict(
+  DESCRIPTOR = _HASHFILESREQUEST,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.HashFilesRequest)
+  ))
+_sym_db.RegisterMessage(HashFilesRequest)
+
+FileLink = _reflection.GeneratedProtocolMessageType('FileLink', (_message.Message,), dict(
+  DESCRIPTOR = _FILELINK,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.FileLink)
+  ))
+_sym_db.RegisterMessage(FileLink)
+
+HashFilesResponse = _reflection.GeneratedProtocolMessageType('HashFilesResponse', (_message.Message,), dict(
+  DESCRIPTOR = _HASHFILESRESPONSE,
+  __module__ = 'odin.k8slauncher.v1.k8slauncher_pb2'
+  # @@protoc_insertion_point(class_scope:odin.k8slauncher.v1.HashFilesResponse)
+  ))
+_sym_db.RegisterMessage(HashFilesResponse)
 
 ListRunFilesRequest = _reflection.GeneratedProtocolMessageType('ListRunFilesRequest', (_message.Message,), dict(
   DESCRIPTOR = _LISTRUNFILESREQUEST,
@@ -1357,8 +1489,8 @@ _K8SLAUNCHERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=2531,
-  serialized_end=3375,
+  serialized_start=2692,
+  serialized_end=3628,
   methods=[
   _descriptor.MethodDescriptor(
     name='LaunchTask',
@@ -1430,6 +1562,15 @@ _K8SLAUNCHERSERVICE = _descriptor.ServiceDescriptor(
     containing_service=None,
     input_type=_LISTGPUNODESREQUEST,
     output_type=_LISTGPUNODESRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='HashFiles',
+    full_name='odin.k8slauncher.v1.K8sLauncherService.HashFiles',
+    index=8,
+    containing_service=None,
+    input_type=_HASHFILESREQUEST,
+    output_type=_HASHFILESRESPONSE,
     options=None,
   ),
 ])

@@ -58,6 +58,11 @@ class K8sLauncherServiceStub(object):
         request_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListGpuNodesRequest.SerializeToString,
         response_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListGpuNodesResponse.FromString,
         )
+    self.HashFiles = channel.unary_unary(
+        '/odin.k8slauncher.v1.K8sLauncherService/HashFiles',
+        request_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.HashFilesRequest.SerializeToString,
+        response_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.HashFilesResponse.FromString,
+        )
 
 
 class K8sLauncherServiceServicer(object):
@@ -144,6 +149,17 @@ class K8sLauncherServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def HashFiles(self, request, context):
+    """HashFiles reads files and directories on the launcher's data volume (where the task pods see
+    them) and returns a content digest of each, streaming (no file is held in memory), for the
+    scheduler's cache (docs/caching.md); on request it first links a cached task's outputs into
+    the new run. Paths outside the launcher's readable roots are refused. Called by dag-scheduler.
+    Read-only but for the links, which are idempotent; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_K8sLauncherServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -186,6 +202,11 @@ def add_K8sLauncherServiceServicer_to_server(servicer, server):
           servicer.ListGpuNodes,
           request_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListGpuNodesRequest.FromString,
           response_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.ListGpuNodesResponse.SerializeToString,
+      ),
+      'HashFiles': grpc.unary_unary_rpc_method_handler(
+          servicer.HashFiles,
+          request_deserializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.HashFilesRequest.FromString,
+          response_serializer=odin_dot_k8slauncher_dot_v1_dot_k8slauncher__pb2.HashFilesResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(
