@@ -109,7 +109,9 @@ export class WebhookSecretChain implements WebhookSecrets {
   readonly where: string;
   constructor(private readonly sources: readonly WebhookSecrets[]) {
     this.where =
-      sources.length === 0 ? "no webhook secrets" : sources.map((s) => s.where).join(" or ");
+      sources.length === 0
+        ? "the server's webhook secrets (none are configured: set ODIN_WEBHOOKS_DIR or ODIN_WEBHOOKS_FILE, or odin server --webhooks FILE)"
+        : sources.map((s) => s.where).join(" or ");
   }
 
   async resolve(name: string): Promise<string | undefined> {

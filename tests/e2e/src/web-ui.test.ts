@@ -135,6 +135,7 @@ describe("web UI in a real browser", () => {
         "  epochs: 3",
         "  fp16: {type: bool, default: false}",
         "  layers: {type: list, default: [64, 32]}",
+        "notify: {webhook: {secret: nobody-set-this}}",
         "tasks:",
         "- name: train",
         "  image: busybox:1.36",
@@ -349,6 +350,15 @@ describe("web UI in a real browser", () => {
       { id: sweepRunId, token: tokens.operator },
     );
     assert.deepEqual(got, { model: "bert", lr: 0.01, epochs: 3, fp16: true, layers: [128, 64] });
+    // Its notification (a name this server has no URL for) is shown once it has been tried.
+    await page
+      .getByTestId("notifications")
+      .filter({ hasText: "nobody-set-this failed" })
+      .waitFor({ timeout: 60_000 });
+    assert.match(
+      (await page.getByTestId("notifications").textContent()) ?? "",
+      /no webhook secret named nobody-set-this in the server's webhook secrets \(none are configured/,
+    );
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -1,7 +1,7 @@
 // Run: the pipeline's DAG coloured by each task's state, live from WatchRun; the task list; the
 // run's actions; the task panel of the task in the URL.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { RunState, TaskState } from "../../gen/odin/common/v1/run_pb.js";
+import { RunState, TaskState, type Notification } from "../../gen/odin/common/v1/run_pb.js";
 import { errorText, registry, requestId, scheduler, type Session } from "../api.js";
 import { DagView } from "../dag-view.js";
 import { runStateClass, runStateName, span, taskColors, taskStateName, when } from "../format.js";
@@ -33,6 +33,8 @@ export function RunPage({
   const [selectedNode, setSelectedNode] = useState(-1);
   const [busy, setBusy] = useState(false);
   const [watchGeneration, setWatchGeneration] = useState(0);
+  // Notifications change after the run ends (when the stream has closed): read while pending.
+  const [notifications, setNotifications] = useState<Notification[]>();
 
   // The DAG's shape comes from the pipeline at the run's commit: only the graph (GetPipelineGraph:
   // names and dependencies as positions), asked for as soon as the stream's first part names the
@@ -63,6 +65,7 @@ export function RunPage({
   // after a retry).
   useEffect(() => {
     const abort = new AbortController();
+    setNotifications(undefined);
     let frame = 0;
     let shownStates = false;
     const unsubscribe = model.subscribe(() => {
@@ -94,7 +97,20 @@ export function RunPage({
             if (!knewStates && model.statesKnown) performance.mark("odin:states-known");
             if (!wasComplete && model.complete) performance.mark("odin:snapshot-complete");
           }
-          if (model.run && ENDED.has(model.run.state)) return;
+          if (model.run && ENDED.has(model.run.state)) {
+            let shown = model.run.notifications;
+            for (let i = 0; i < 90 && shown.some((n) => n.state === "pending"); i++) {
+              await new Promise((r) => setTimeout(r, 2000));
+              if (abort.signal.aborted) return;
+              const res = await scheduler.getRun(
+                { runId, taskPageSize: 1 },
+                { signal: abort.signal },
+              );
+              shown = res.run?.notifications ?? [];
+              setNotifications(shown);
+            }
+            return;
+          }
         } catch (err) {
           if (abort.signal.aborted) return;
           setError(errorText(err));
@@ -236,6 +252,20 @@ export function RunPage({
                       {k}={parameterText(v)}
                     </code>{" "}
                   </>
+                ))}
+              </dd>
+            </>
+          )}
+          {(notifications ?? run.notifications).length > 0 && (
+            <>
+              <dt>Notified</dt>
+              <dd data-testid="notifications">
+                {(notifications ?? run.notifications).map((n) => (
+                  <div>
+                    <code>{n.webhookSecret}</code> {n.state}
+                    {n.attempts > 0 && ` after ${n.attempts} attempt${n.attempts === 1 ? "" : "s"}`}
+                    {n.error && <span class="muted"> — {n.error}</span>}
+                  </div>
                 ))}
               </dd>
             </>
