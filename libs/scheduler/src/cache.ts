@@ -92,18 +92,19 @@ export function imageIdentity(task: Task, knownDigest: string | undefined): stri
 /** Variables that name the run itself: kept as their names in the key, so runs can share results. */
 const runVariables = ["PIPE_ID", "RUN_PATH", "TASK_ID", "TASK_PATH", "TASK_IDS"] as const;
 
-function variablesOf(run: RunRecord, task: Task, pipeline: Pipeline): Record<string, string> {
-  const v: Record<string, string> = taskVariables(
+function variablesOf(run: RunRecord, task: Task): Record<string, string> {
+  // TASK_IDS (every task's id) is left out: it is one of the run variables kept by name in the
+  // key, and computing it per task would make a run's lookups quadratic in its size.
+  return taskVariables(
     {
       rootPath: run.rootPath,
       dataPath: run.dataPath,
       pipelinePath: run.pipeline,
       runId: run.id,
-      taskNames: pipeline.tasks.map((t) => t.name),
+      taskNames: [],
     },
     task.name,
   );
-  return v;
 }
 
 /** A declared input that is a path (not a `^task.field` reference, which the upstream part covers). */
@@ -120,7 +121,7 @@ export function taskFilePaths(
   pipeline: Pipeline,
   task: Task,
 ): { inputs: { name: string; path: string }[]; outputs: { name: string; path: string }[] } {
-  const v = variablesOf(run, task, pipeline);
+  const v = variablesOf(run, task);
   const abs = (p: string): string => {
     const s = substituteVariables(p, v);
     return posix.normalize(posix.isAbsolute(s) ? s : posix.join(v.WORK_PATH!, s));
@@ -171,15 +172,17 @@ export function cacheKey(input: {
   image: string | undefined;
   /** Each upstream task's record in this run. */
   recordOf: (task: string) => TaskRecord | undefined;
+  /** A task of the pipeline by name (default: a search of `pipeline.tasks`). */
+  taskOf?: (task: string) => Task | undefined;
 }): { partial: string; key?: string } | undefined {
   const { run, pipeline, task, image, recordOf } = input;
   if (image === undefined) return undefined;
-  const v = variablesOf(run, task, pipeline);
+  const v = variablesOf(run, task);
   for (const name of runVariables) v[name] = `\${${name}}`;
   const sub = (s: string): string => substituteVariables(s, v);
   const upstream: [string, string][] = [];
   for (const dep of task.depends) {
-    const spec = pipeline.tasks.find((t) => t.name === dep);
+    const spec = input.taskOf ? input.taskOf(dep) : pipeline.tasks.find((t) => t.name === dep);
     if (!spec) return undefined;
     const result = upstreamResult(spec, recordOf(dep));
     if (result !== undefined) upstream.push([dep, result]);

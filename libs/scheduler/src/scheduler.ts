@@ -170,7 +170,12 @@ export class Scheduler {
   /** Bumped when the store lost everything: engines being built before that are dropped. */
   private storeGeneration = 0;
   /** Every cache entry's key → its partial key and creation time (from the store's watch). */
-  private readonly cacheIndex = new Map<string, { partial: string; createTime: number }>();
+  private readonly cacheIndex = new Map<
+    string,
+    { partial: string; createTime: number; task: string }
+  >();
+  /** How many entries each task has (`<pipeline>\0<task>`): a task with none misses at once. */
+  private readonly taskIndex = new Map<string, number>();
   /** How many entries have each partial key: a launch whose partial key is unknown misses at once. */
   private readonly partialIndex = new Map<string, number>();
   /** The digest each image last ran as (reported by launchers). */
@@ -648,6 +653,7 @@ export class Scheduler {
     this.storeGeneration++;
     this.cacheIndex.clear();
     this.partialIndex.clear();
+    this.taskIndex.clear();
     this.imageDigests.clear();
     const lost = [...this.runs.keys()];
     for (const active of this.runs.values()) active.lost = true;
@@ -1175,16 +1181,20 @@ export class Scheduler {
         spec,
         (upstream) => this.options.store.cachedTask(runId, upstream),
       );
+      let hashInputs: (() => void) | undefined;
       if (this.options.launcher.hashFiles && Object.keys(spec.outputs).length > 0) {
         if (isCacheable(spec) && !run.record.noCache && (await this.reuse(run, spec, attempt)))
           return;
-        // Recorded once the attempt succeeds; the inputs are hashed now, alongside the launch
-        // (never before it: a miss must not wait for them).
+        // Recorded once the attempt succeeds; the inputs are hashed alongside the launch, once it
+        // has been asked for (a miss must not wait for them).
         const work: CacheWork = {};
-        if (isCacheable(spec)) work.inputs = this.hashInputs(run, spec);
         this.cacheWork.set(`${runId}/${task}/${attempt}`, work);
+        if (isCacheable(spec))
+          hashInputs = () => {
+            work.inputs = this.hashInputs(run, spec);
+          };
       }
-      await this.options.launcher.launch({
+      const launching = this.options.launcher.launch({
         runId,
         pipeline: run.record.pipeline,
         commit: run.record.commit,
@@ -1198,6 +1208,8 @@ export class Scheduler {
           taskPath: variables.TASK_PATH!,
         },
       });
+      hashInputs?.();
+      await launching;
       if (readyAt !== undefined)
         this.options.metrics?.launched(Math.max(0, this.now() - readyAt) / 1000);
     } catch (err) {
@@ -1240,16 +1252,22 @@ export class Scheduler {
   // -- The cache (docs/caching.md) --------------------------------------------------------------
 
   private indexCacheEntry(key: string, entry: CacheEntry | undefined): void {
+    const count = (index: Map<string, number>, k: string, by: number): void => {
+      const n = (index.get(k) ?? 0) + by;
+      if (n > 0) index.set(k, n);
+      else index.delete(k);
+    };
     const known = this.cacheIndex.get(key);
     if (known) {
-      const n = (this.partialIndex.get(known.partial) ?? 1) - 1;
-      if (n > 0) this.partialIndex.set(known.partial, n);
-      else this.partialIndex.delete(known.partial);
+      count(this.partialIndex, known.partial, -1);
+      count(this.taskIndex, known.task, -1);
       this.cacheIndex.delete(key);
     }
     if (!entry) return;
-    this.cacheIndex.set(key, { partial: entry.partial, createTime: entry.createTime });
-    this.partialIndex.set(entry.partial, (this.partialIndex.get(entry.partial) ?? 0) + 1);
+    const task = `${entry.pipeline}\0${entry.task}`;
+    this.cacheIndex.set(key, { partial: entry.partial, createTime: entry.createTime, task });
+    count(this.partialIndex, entry.partial, 1);
+    count(this.taskIndex, task, 1);
   }
 
   /** The cache key of a task now; `wait`: let upstream results being hashed here finish first. */
@@ -1266,6 +1284,7 @@ export class Scheduler {
         task: spec,
         image,
         recordOf: (t) => this.options.store.cachedTask(run.record.id, t),
+        taskOf: (t) => run.pipeline.tasks[run.engine.graph.indexOf(t) ?? -1],
       });
     const first = compute();
     if (!first || first.key || !wait) return first;
@@ -1283,6 +1302,7 @@ export class Scheduler {
    * it is now; hashes the inputs and the recorded outputs only when something was.
    */
   private async reuse(run: ActiveRun, spec: Task, attempt: number): Promise<boolean> {
+    if (!this.taskIndex.has(`${run.record.pipeline}\0${spec.name}`)) return false;
     const image = imageIdentity(spec, this.imageDigests.get(spec.image));
     const first = cacheKey({
       run: run.record,
@@ -1290,6 +1310,7 @@ export class Scheduler {
       task: spec,
       image,
       recordOf: (t) => this.options.store.cachedTask(run.record.id, t),
+      taskOf: (t) => run.pipeline.tasks[run.engine.graph.indexOf(t) ?? -1],
     });
     if (!first || !this.partialIndex.has(first.partial)) return false;
     const runId = run.record.id;
@@ -1375,7 +1396,12 @@ export class Scheduler {
 
   /** Digests of a task's path inputs now (undefined when they cannot be read: nothing recorded). */
   private hashInputs(run: ActiveRun, spec: Task): Promise<CachedFile[] | undefined> {
-    const inputs = taskFilePaths(run.record, run.pipeline, spec).inputs;
+    let inputs: { name: string; path: string }[];
+    try {
+      inputs = taskFilePaths(run.record, run.pipeline, spec).inputs;
+    } catch {
+      return Promise.resolve(undefined);
+    }
     if (inputs.length === 0) return Promise.resolve([]);
     return this.options.launcher.hashFiles!(inputs.map((i) => i.path)).then(
       (digests) => inputs.map((i, n) => ({ ...i, digest: digests[n]! })),
