@@ -436,6 +436,7 @@ function TaskList({
                   <span class="name">{name}</span>
                   <span class="muted">
                     {taskStateName(state)}
+                    {t?.cachedFrom ? ` · cached from ${t.cachedFrom.runId}` : ""}
                     {t && t.attempt > 1 ? ` · attempt ${t.attempt}` : ""}
                     {t ? ` ${span(t.startTime ?? t.launchTime, t.endTime, Date.now())}` : ""}
                   </span>

@@ -7,6 +7,7 @@ import type { LogLine, ObjectEvent } from "../../gen/odin/k8slauncher/v1/k8slaun
 import { errorText, launcher, registry } from "../api.js";
 import { ms, span, taskStateName, when } from "../format.js";
 import type { RunModel } from "../run-model.js";
+import { onLinkClick, paths } from "../router.js";
 
 const MAX_LINES = 5000;
 
@@ -65,6 +66,19 @@ export function TaskPanel({
               {taskStateName(t.state)}
               {t.attempt > 0 && ` · attempt ${t.attempt}`}
             </dd>
+            {t.cachedFrom && (
+              <>
+                <dt>Cached from</dt>
+                <dd data-testid="cached-from">
+                  run{" "}
+                  <a href={paths.task(t.cachedFrom.runId, task)} onClick={onLinkClick}>
+                    {t.cachedFrom.runId}
+                  </a>
+                  {t.cachedFrom.attempt > 1 && ` · attempt ${t.cachedFrom.attempt}`} (not run again;
+                  its result was reused)
+                </dd>
+              </>
+            )}
             {t.reason && (
               <>
                 <dt>Reason</dt>
