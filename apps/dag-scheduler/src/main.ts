@@ -86,6 +86,7 @@ async function main(): Promise<void> {
     kv,
     runs: scheduler,
     pipelines,
+    declared: pipelines,
     logger,
   });
   await schedules.start();

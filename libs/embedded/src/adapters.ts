@@ -2,7 +2,7 @@
 // themselves instead of gRPC clients (embedded mode runs every service in one process).
 import type { FileSource, ListedFile, PipelineCatalog } from "@odin/registry";
 import type { PipelineRepository } from "@odin/repository";
-import type { CheckoutSource, PipelineSource } from "@odin/scheduler";
+import type { CheckoutSource, DeclaredScheduleSource, PipelineSource } from "@odin/scheduler";
 import { NotFoundError } from "@odin/service-kit";
 
 /** The registry's file source over the repository in the same process. */
@@ -28,8 +28,19 @@ export class RepositoryFiles implements FileSource {
 }
 
 /** The scheduler's pipelines from the catalog in the same process. */
-export class CatalogPipelines implements PipelineSource {
+export class CatalogPipelines implements PipelineSource, DeclaredScheduleSource {
   constructor(private readonly catalog: PipelineCatalog) {}
+
+  async declaredSchedules(): ReturnType<DeclaredScheduleSource["declaredSchedules"]> {
+    const snap = await this.catalog.snapshot();
+    return [...snap.pipelines.values()].map((p) => ({
+      pipeline: p.path,
+      pipelineName: p.name,
+      valid: p.valid,
+      schedules: p.valid ? (p.result.pipeline?.schedules ?? []) : [],
+    }));
+  }
+
   async getPipeline(
     path: string,
     commit: string | undefined,

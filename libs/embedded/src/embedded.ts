@@ -175,6 +175,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     kv,
     runs: scheduler,
     pipelines,
+    declared: pipelines,
     logger: log,
   });
   await schedules.start();

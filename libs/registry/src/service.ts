@@ -96,6 +96,10 @@ export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegist
             taskCount: p.taskCount,
             valid: p.valid,
             problems: p.problems.map(problemToProto),
+            schedules: (p.valid ? (p.result.pipeline?.schedules ?? []) : []).map((d) => ({
+              ...d,
+              parameters: d.parameters,
+            })),
           });
         }
         return { commit: snap.commit, pipelines };

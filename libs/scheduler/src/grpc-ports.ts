@@ -1,5 +1,11 @@
 // The scheduler's ports over gRPC: pipeline-registry, repo-sync and k8s-launcher clients.
-import { taskId, type LaunchSpec, type ParameterValue } from "@odin/pipeline-spec";
+import {
+  taskId,
+  type CatchupPolicy,
+  type ConcurrencyPolicy,
+  type LaunchSpec,
+  type ParameterValue,
+} from "@odin/pipeline-spec";
 import {
   pipelineFromProto,
   problemFromProto,
@@ -9,10 +15,15 @@ import {
   type RepoSyncServiceClient,
 } from "@odin/proto";
 import { unary } from "@odin/service-kit";
-import type { CheckoutSource, LauncherPort, PipelineSource } from "./ports.js";
+import type {
+  CheckoutSource,
+  DeclaredScheduleSource,
+  LauncherPort,
+  PipelineSource,
+} from "./ports.js";
 
 /** Pipelines from pipeline-registry, remembered per (path, commit) — a commit's pipeline never changes. */
-export class RegistryPipelineSource implements PipelineSource {
+export class RegistryPipelineSource implements PipelineSource, DeclaredScheduleSource {
   private readonly cache = new Map<string, Awaited<ReturnType<PipelineSource["getPipeline"]>>>();
   constructor(private readonly client: PipelineRegistryServiceClient) {}
 
@@ -41,6 +52,28 @@ export class RegistryPipelineSource implements PipelineSource {
       if (this.cache.size > 64) this.cache.delete(this.cache.keys().next().value!);
     }
     return result;
+  }
+
+  async declaredSchedules(): ReturnType<DeclaredScheduleSource["declaredSchedules"]> {
+    const res = await unary(
+      this.client,
+      "listPipelines",
+      { commit: "", pathPrefix: "" },
+      { deadlineMs: 120_000 },
+    );
+    return res.pipelines.map((p) => ({
+      pipeline: p.path,
+      pipelineName: p.name,
+      valid: p.valid,
+      schedules: p.schedules.map((d) => ({
+        name: d.name,
+        cron: d.cron,
+        timezone: d.timezone,
+        parameters: d.parameters ?? {},
+        catchup: d.catchup as CatchupPolicy,
+        concurrency: d.concurrency as ConcurrencyPolicy,
+      })),
+    }));
   }
 }
 

@@ -1,5 +1,10 @@
 export { runToProto, taskRunToProto } from "./convert.js";
-export { type CheckoutSource, type LauncherPort, type PipelineSource } from "./ports.js";
+export {
+  type CheckoutSource,
+  type DeclaredScheduleSource,
+  type LauncherPort,
+  type PipelineSource,
+} from "./ports.js";
 export {
   requestKey,
   runKey,

@@ -1,4 +1,10 @@
-import type { LaunchSpec, ParameterValue, Pipeline, Problem } from "@odin/pipeline-spec";
+import type {
+  LaunchSpec,
+  ParameterValue,
+  Pipeline,
+  Problem,
+  ScheduleSpec,
+} from "@odin/pipeline-spec";
 
 /** Where pipelines come from: pipeline-registry (over gRPC, or in-process in embedded mode). */
 export interface PipelineSource {
@@ -43,4 +49,15 @@ export interface LauncherPort {
     paths: readonly string[],
     links?: readonly { target: string; path: string }[],
   ): Promise<string[]>;
+}
+
+/** The schedules pipelines declare (`schedules:`) at the newest commit: pipeline-registry's listing. */
+export interface DeclaredScheduleSource {
+  /**
+   * Every pipeline of the newest commit with the schedules it declares; `valid: false` for one that
+   * does not load now (its schedules are kept as they were).
+   */
+  declaredSchedules(): Promise<
+    { pipeline: string; pipelineName: string; valid: boolean; schedules: ScheduleSpec[] }[]
+  >;
 }

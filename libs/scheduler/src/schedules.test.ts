@@ -26,7 +26,7 @@ async function until(cond: () => boolean | Promise<boolean>, what: string): Prom
   }
 }
 
-const pipelines = {
+const pipelineTexts = {
   quick: `name: quick
 parameters:
   lr: {type: number, default: 0.1}
@@ -69,7 +69,7 @@ async function replica(
     wrapRuns?: (runs: RunStarter) => RunStarter;
   } = {},
 ): Promise<Replica> {
-  const source = new YamlPipelines(pipelines);
+  const source = new YamlPipelines(pipelineTexts);
   const scheduler = new Scheduler({
     store: new SchedulerStore(kv),
     bus,
@@ -361,6 +361,53 @@ describe("schedule policies", () => {
       async () => (await r.scheduler.getRun(first!.id)).state === "CANCELLED",
       "the replaced run to be cancelled",
     );
+  });
+
+  test("declared schedules follow the pipelines: added, changed, kept while invalid, removed", async () => {
+    const kv = new MemoryKeyValueStore();
+    const bus = new MemoryEventBus();
+    cleanups.push(() => bus.close());
+    const clock = new Clock();
+    const spec = {
+      name: "nightly",
+      cron: "0 2 * * *",
+      timezone: "Europe/Berlin",
+      parameters: { lr: 0.5 },
+      catchup: "skip" as const,
+      concurrency: "forbid" as const,
+    };
+    let pipelines = [
+      { pipeline: "team/quick", pipelineName: "quick", valid: true, schedules: [spec] },
+    ];
+    const runner = new ScheduleRunner({
+      kv,
+      runs: undefined as unknown as RunStarter,
+      pipelines: new YamlPipelines(pipelineTexts),
+      declared: { declaredSchedules: () => Promise.resolve(pipelines) },
+      logger: silentLogger,
+      now: clock.now,
+      timers: false,
+    });
+    await runner.start();
+    cleanups.push(() => runner.close());
+    const names = async () =>
+      (await runner.list()).map((v) => `${v.schedule.name} ${v.schedule.cron}`);
+    assert.deepEqual(await names(), ["team/quick:nightly 0 2 * * *"]);
+    const [view] = await runner.list();
+    assert.equal(view?.schedule.source, "pipeline");
+    assert.equal(view?.schedule.pipelineName, "quick");
+    await assert.rejects(runner.remove("team/quick:nightly"), /declared in team\/quick\/main.yml/);
+    await runner.setPaused("team/quick:nightly", true);
+    pipelines = [{ ...pipelines[0]!, schedules: [{ ...spec, cron: "0 3 * * *" }] }];
+    await runner.syncDeclared();
+    assert.deepEqual(await names(), ["team/quick:nightly 0 3 * * *"]);
+    assert.equal((await runner.list())[0]?.schedule.paused, true, "a pause outlives a change");
+    pipelines = [{ ...pipelines[0]!, valid: false, schedules: [] }];
+    await runner.syncDeclared();
+    assert.deepEqual(await names(), ["team/quick:nightly 0 3 * * *"]);
+    pipelines = [];
+    await runner.syncDeclared();
+    assert.deepEqual(await names(), []);
   });
 
   test("paused ticks are not run, resuming counts from then; bad schedules are refused with what is wrong", async () => {

@@ -32,7 +32,7 @@ import {
   NotFoundError,
   type Logger,
 } from "@odin/service-kit";
-import type { PipelineSource } from "./ports.js";
+import type { DeclaredScheduleSource, PipelineSource } from "./ports.js";
 import type { RunRecord } from "./records.js";
 
 /** A schedule as the run store keeps it (`schedules.<name>`). */
@@ -133,6 +133,8 @@ export interface ScheduleRunnerOptions {
   kv: KeyValueStore;
   runs: RunStarter;
   pipelines: PipelineSource;
+  /** The schedules pipelines declare; without it only schedules made with the API run. */
+  declared?: DeclaredScheduleSource;
   logger: Logger;
   now?: () => number;
   /** How long a claim by another replica is left to it before this one finishes it (default 10 s). */
@@ -164,6 +166,8 @@ export class ScheduleRunner {
   private watch: Watch | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** When the declared schedules were last read from the pipelines. */
+  private lastSync = 0;
 
   constructor(private readonly options: ScheduleRunnerOptions) {}
 
@@ -182,7 +186,91 @@ export class ScheduleRunner {
       const record = scheduleCodec.decode(entry.value);
       if (!this.schedules.has(record.name)) this.remember(record);
     }
+    await this.syncDeclared().catch((err: unknown) =>
+      this.options.logger.warn("cannot read the schedules pipelines declare; trying again soon", {
+        error: (err as Error).message,
+      }),
+    );
     this.arm();
+  }
+
+  /**
+   * Makes the declared schedules in the store match the pipelines' `schedules:` at the newest
+   * commit: new ones created, changed ones updated (paused stays as set), removed ones deleted.
+   * A pipeline that does not load now keeps its schedules. Every replica does it; the writes are
+   * compare-and-set and converge.
+   */
+  async syncDeclared(): Promise<void> {
+    if (!this.options.declared) return;
+    this.lastSync = this.now();
+    const pipelines = await this.options.declared.declaredSchedules();
+    const desired = new Map<string, ScheduleRecord>();
+    const invalid = new Set<string>();
+    const now = this.now();
+    for (const p of pipelines) {
+      if (!p.valid) invalid.add(p.pipeline);
+      for (const spec of p.schedules) {
+        const name = `${p.pipeline}:${spec.name}`;
+        desired.set(name, {
+          name,
+          pipeline: p.pipeline,
+          pipelineName: p.pipelineName,
+          cron: spec.cron,
+          timezone: spec.timezone,
+          parameters: spec.parameters,
+          catchup: spec.catchup,
+          concurrency: spec.concurrency,
+          paused: false,
+          source: "pipeline",
+          createdBy: `${p.pipeline}/main.yml`,
+          createTime: now,
+        });
+      }
+    }
+    const same = (a: ScheduleRecord, b: ScheduleRecord): boolean =>
+      a.pipelineName === b.pipelineName &&
+      a.cron === b.cron &&
+      a.timezone === b.timezone &&
+      a.catchup === b.catchup &&
+      a.concurrency === b.concurrency &&
+      JSON.stringify(a.parameters) === JSON.stringify(b.parameters);
+    const existing = new Map<string, ScheduleRecord>();
+    for await (const entry of this.kv.list("schedules.>")) {
+      const record = scheduleCodec.decode(entry.value);
+      if (record.source === "pipeline") existing.set(record.name, record);
+    }
+    for (const [name, want] of desired) {
+      const have = existing.get(name);
+      if (have && same(have, want)) continue;
+      if (!have) {
+        await this.kv
+          .create(scheduleKey(name), scheduleCodec.encode(want))
+          .catch((err: unknown) => {
+            if (!(err instanceof KeyExistsError)) throw err;
+          });
+      } else {
+        await updateWithRetry<ScheduleRecord>(
+          this.kv,
+          scheduleKey(name),
+          (current) =>
+            current && current.source === "pipeline" && !same(current, want)
+              ? { ...want, paused: current.paused, createTime: current.createTime }
+              : undefined,
+          scheduleCodec,
+        );
+      }
+      this.options.logger.info(have ? "declared schedule changed" : "declared schedule added", {
+        schedule: name,
+        cron: want.cron,
+        timezone: want.timezone,
+      });
+    }
+    for (const [name, have] of existing) {
+      if (desired.has(name) || invalid.has(have.pipeline)) continue;
+      await this.kv.delete(scheduleKey(name)).catch(() => undefined);
+      await this.kv.delete(ticksKey(name)).catch(() => undefined);
+      this.options.logger.info("declared schedule removed from its pipeline", { schedule: name });
+    }
   }
 
   /** Stops following and waking; a claim in flight is finished by another replica. */
@@ -241,6 +329,12 @@ export class ScheduleRunner {
       () => {
         this.timer = undefined;
         const now = this.now();
+        if (now - this.lastSync >= sweepMs)
+          void this.syncDeclared().catch((err: unknown) =>
+            this.options.logger.warn("cannot read the schedules pipelines declare", {
+              error: (err as Error).message,
+            }),
+          );
         const due = [...this.schedules.keys()].filter((name) => this.dueAt(name) <= now);
         for (const name of due) this.wakeAt.delete(name);
         void Promise.allSettled(due.map((name) => this.evaluate(name))).then(() => this.arm());

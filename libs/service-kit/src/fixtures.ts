@@ -151,7 +151,16 @@ export function registryFake(): ServiceRegistration {
             return Promise.reject(new TypeError("cannot read x of undefined"));
           return {
             commit: `${caller.subject}/${caller.role}`,
-            pipelines: [{ path: "sst2", name: "sst2", taskCount: 3, valid: true, problems: [] }],
+            pipelines: [
+              {
+                path: "sst2",
+                name: "sst2",
+                taskCount: 3,
+                valid: true,
+                problems: [],
+                schedules: [],
+              },
+            ],
           };
         },
       ),

@@ -8,6 +8,14 @@ import { join } from "node:path";
 import { eventually, odin, startOdinServer, tempDir, type OdinServer } from "@odin/test-stack";
 
 const pipelines: Record<string, string> = {
+  "ticking/main.yml": `name: ticking
+parameters:
+  who: {type: string}
+schedules:
+  every-second: {cron: "* * * * * *", timezone: Europe/Berlin, parameters: {who: pipeline}, concurrency: forbid}
+tasks:
+- {name: a, image: busybox, command: sh, args: [-c, 'echo \${{ params.who }}']}
+`,
   "nightly/main.yml": `name: nightly
 parameters:
   slice: {type: string}
@@ -34,8 +42,8 @@ interface ScheduleJson {
   concurrency: string;
 }
 
-async function ls(): Promise<ScheduleJson[]> {
-  const r = await cli(["-o", "json", "schedule", "ls"]);
+async function ls(pipeline = "nightly"): Promise<ScheduleJson[]> {
+  const r = await cli(["-o", "json", "schedule", "ls", "-p", pipeline]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as ScheduleJson[];
 }
@@ -56,6 +64,24 @@ after(async () => {
 });
 
 describe("schedules (odin server)", () => {
+  test("a schedule declared in main.yml runs from the start, can be paused, not removed", async () => {
+    let declared: ScheduleJson | undefined;
+    await eventually(
+      async () => Boolean((declared = (await ls("ticking"))[0])?.lastRunId),
+      60_000,
+      "the declared schedule's first run",
+    );
+    assert.equal(declared?.name, "ticking:every-second");
+    const status = await cli(["status", declared?.lastRunId ?? ""]);
+    assert.match(status.stdout, /submitted by: schedule:ticking:every-second/);
+    assert.match(status.stdout, /parameters: who=pipeline/);
+    const rm = await cli(["schedule", "rm", "ticking:every-second"]);
+    assert.equal(rm.code, 1);
+    assert.match(rm.stderr, /declared in ticking\/main\.yml; remove it there/);
+    const paused = await cli(["schedule", "pause", "ticking:every-second"]);
+    assert.equal(paused.code, 0, paused.stderr);
+  });
+
   test("bad schedules are refused with what is wrong", async () => {
     const noParam = await cli(["schedule", "create", "s", "nightly", "--cron", "* * * * *"]);
     assert.equal(noParam.code, 1);

@@ -21,7 +21,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
 export const file_odin_pipelineregistry_v1_pipelineregistry: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "Ci9vZGluL3BpcGVsaW5lcmVnaXN0cnkvdjEvcGlwZWxpbmVyZWdpc3RyeS5wcm90bxIYb2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxIjsKFExpc3RQaXBlbGluZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJlChVMaXN0UGlwZWxpbmVzUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEjwKCXBpcGVsaW5lcxgCIAMoCzIpLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5QaXBlbGluZVN1bW1hcnkiewoPUGlwZWxpbmVTdW1tYXJ5EgwKBHBhdGgYASABKAkSDAoEbmFtZRgCIAEoCRISCgp0YXNrX2NvdW50GAMgASgNEg0KBXZhbGlkGAQgASgIEikKCHByb2JsZW1zGAUgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbSJuChJHZXRQaXBlbGluZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIOCgZjb21taXQYAiABKAkSDQoFdGFza3MYAyADKAkSKwoKcGFyYW1ldGVycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiqQEKE0dldFBpcGVsaW5lUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEioKCHBpcGVsaW5lGAIgASgLMhgub2Rpbi5jb21tb24udjEuUGlwZWxpbmUSKQoIcHJvYmxlbXMYAyADKAsyFy5vZGluLmNvbW1vbi52MS5Qcm9ibGVtEisKCnBhcmFtZXRlcnMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0InkKF1ZhbGlkYXRlUGlwZWxpbmVSZXF1ZXN0EgwKBHBhdGgYASABKAkSIwoFZmlsZXMYAiADKAsyFC5vZGluLmNvbW1vbi52MS5GaWxlEisKCnBhcmFtZXRlcnMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IoABChhWYWxpZGF0ZVBpcGVsaW5lUmVzcG9uc2USDQoFdmFsaWQYASABKAgSKgoIcGlwZWxpbmUYAiABKAsyGC5vZGluLmNvbW1vbi52MS5QaXBlbGluZRIpCghwcm9ibGVtcxgDIAMoCzIXLm9kaW4uY29tbW9uLnYxLlByb2JsZW0iNwoXR2V0UGlwZWxpbmVHcmFwaFJlcXVlc3QSDAoEcGF0aBgBIAEoCRIOCgZjb21taXQYAiABKAkijQEKGEdldFBpcGVsaW5lR3JhcGhSZXNwb25zZRIOCgZjb21taXQYASABKAkSDQoFdGFza3MYAiADKAkSFgoOZGVwZW5kc19jb3VudHMYAyADKA0SDwoHZGVwZW5kcxgEIAMoDRIpCghwcm9ibGVtcxgFIAMoCzIXLm9kaW4uY29tbW9uLnYxLlByb2JsZW0y7QMKF1BpcGVsaW5lUmVnaXN0cnlTZXJ2aWNlEnAKDUxpc3RQaXBlbGluZXMSLi5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuTGlzdFBpcGVsaW5lc1JlcXVlc3QaLy5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuTGlzdFBpcGVsaW5lc1Jlc3BvbnNlEmoKC0dldFBpcGVsaW5lEiwub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkdldFBpcGVsaW5lUmVxdWVzdBotLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5HZXRQaXBlbGluZVJlc3BvbnNlEnkKEFZhbGlkYXRlUGlwZWxpbmUSMS5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuVmFsaWRhdGVQaXBlbGluZVJlcXVlc3QaMi5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuVmFsaWRhdGVQaXBlbGluZVJlc3BvbnNlEnkKEEdldFBpcGVsaW5lR3JhcGgSMS5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuR2V0UGlwZWxpbmVHcmFwaFJlcXVlc3QaMi5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuR2V0UGlwZWxpbmVHcmFwaFJlc3BvbnNlYgZwcm90bzM",
+    "Ci9vZGluL3BpcGVsaW5lcmVnaXN0cnkvdjEvcGlwZWxpbmVyZWdpc3RyeS5wcm90bxIYb2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxIjsKFExpc3RQaXBlbGluZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJlChVMaXN0UGlwZWxpbmVzUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEjwKCXBpcGVsaW5lcxgCIAMoCzIpLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5QaXBlbGluZVN1bW1hcnkiugEKD1BpcGVsaW5lU3VtbWFyeRIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKdGFza19jb3VudBgDIAEoDRINCgV2YWxpZBgEIAEoCBIpCghwcm9ibGVtcxgFIAMoCzIXLm9kaW4uY29tbW9uLnYxLlByb2JsZW0SPQoJc2NoZWR1bGVzGAYgAygLMioub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkRlY2xhcmVkU2NoZWR1bGUikwEKEERlY2xhcmVkU2NoZWR1bGUSDAoEbmFtZRgBIAEoCRIMCgRjcm9uGAIgASgJEhAKCHRpbWV6b25lGAMgASgJEisKCnBhcmFtZXRlcnMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB2NhdGNodXAYBSABKAkSEwoLY29uY3VycmVuY3kYBiABKAkibgoSR2V0UGlwZWxpbmVSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGY29tbWl0GAIgASgJEg0KBXRhc2tzGAMgAygJEisKCnBhcmFtZXRlcnMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IqkBChNHZXRQaXBlbGluZVJlc3BvbnNlEg4KBmNvbW1pdBgBIAEoCRIqCghwaXBlbGluZRgCIAEoCzIYLm9kaW4uY29tbW9uLnYxLlBpcGVsaW5lEikKCHByb2JsZW1zGAMgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbRIrCgpwYXJhbWV0ZXJzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJ5ChdWYWxpZGF0ZVBpcGVsaW5lUmVxdWVzdBIMCgRwYXRoGAEgASgJEiMKBWZpbGVzGAIgAygLMhQub2Rpbi5jb21tb24udjEuRmlsZRIrCgpwYXJhbWV0ZXJzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKAAQoYVmFsaWRhdGVQaXBlbGluZVJlc3BvbnNlEg0KBXZhbGlkGAEgASgIEioKCHBpcGVsaW5lGAIgASgLMhgub2Rpbi5jb21tb24udjEuUGlwZWxpbmUSKQoIcHJvYmxlbXMYAyADKAsyFy5vZGluLmNvbW1vbi52MS5Qcm9ibGVtIjcKF0dldFBpcGVsaW5lR3JhcGhSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGY29tbWl0GAIgASgJIo0BChhHZXRQaXBlbGluZUdyYXBoUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEg0KBXRhc2tzGAIgAygJEhYKDmRlcGVuZHNfY291bnRzGAMgAygNEg8KB2RlcGVuZHMYBCADKA0SKQoIcHJvYmxlbXMYBSADKAsyFy5vZGluLmNvbW1vbi52MS5Qcm9ibGVtMu0DChdQaXBlbGluZVJlZ2lzdHJ5U2VydmljZRJwCg1MaXN0UGlwZWxpbmVzEi4ub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkxpc3RQaXBlbGluZXNSZXF1ZXN0Gi8ub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkxpc3RQaXBlbGluZXNSZXNwb25zZRJqCgtHZXRQaXBlbGluZRIsLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5HZXRQaXBlbGluZVJlcXVlc3QaLS5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuR2V0UGlwZWxpbmVSZXNwb25zZRJ5ChBWYWxpZGF0ZVBpcGVsaW5lEjEub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLlZhbGlkYXRlUGlwZWxpbmVSZXF1ZXN0GjIub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLlZhbGlkYXRlUGlwZWxpbmVSZXNwb25zZRJ5ChBHZXRQaXBlbGluZUdyYXBoEjEub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkdldFBpcGVsaW5lR3JhcGhSZXF1ZXN0GjIub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkdldFBpcGVsaW5lR3JhcGhSZXNwb25zZWIGcHJvdG8z",
     [
       file_google_protobuf_struct,
       file_odin_common_v1_file,
@@ -128,6 +128,14 @@ export type PipelineSummary = Message<"odin.pipelineregistry.v1.PipelineSummary"
    * @generated from field: repeated odin.common.v1.Problem problems = 5;
    */
   problems: Problem[];
+
+  /**
+   * The cron schedules the pipeline declares (`schedules:`), in file order; empty when invalid.
+   * dag-scheduler follows them.
+   *
+   * @generated from field: repeated odin.pipelineregistry.v1.DeclaredSchedule schedules = 6;
+   */
+  schedules: DeclaredSchedule[];
 };
 
 /**
@@ -137,6 +145,63 @@ export type PipelineSummary = Message<"odin.pipelineregistry.v1.PipelineSummary"
 export const PipelineSummarySchema: GenMessage<PipelineSummary> =
   /*@__PURE__*/
   messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 2);
+
+/**
+ * DeclaredSchedule is one entry of a pipeline's `schedules:`.
+ *
+ * @generated from message odin.pipelineregistry.v1.DeclaredSchedule
+ */
+export type DeclaredSchedule = Message<"odin.pipelineregistry.v1.DeclaredSchedule"> & {
+  /**
+   * The schedule's name within the pipeline.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Five cron fields, or six with seconds first.
+   *
+   * @generated from field: string cron = 2;
+   */
+  cron: string;
+
+  /**
+   * IANA time zone the fields are read in.
+   *
+   * @generated from field: string timezone = 3;
+   */
+  timezone: string;
+
+  /**
+   * Values of the pipeline's parameters for each run (typed).
+   *
+   * @generated from field: google.protobuf.Struct parameters = 4;
+   */
+  parameters?: JsonObject | undefined;
+
+  /**
+   * `skip` or `once`: what ticks missed during downtime do.
+   *
+   * @generated from field: string catchup = 5;
+   */
+  catchup: string;
+
+  /**
+   * `allow`, `forbid` or `replace`: what a tick does while the last run is active.
+   *
+   * @generated from field: string concurrency = 6;
+   */
+  concurrency: string;
+};
+
+/**
+ * Describes the message odin.pipelineregistry.v1.DeclaredSchedule.
+ * Use `create(DeclaredScheduleSchema)` to create a new message.
+ */
+export const DeclaredScheduleSchema: GenMessage<DeclaredSchedule> =
+  /*@__PURE__*/
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 3);
 
 /**
  * GetPipelineRequest names a pipeline at a commit.
@@ -183,7 +248,7 @@ export type GetPipelineRequest = Message<"odin.pipelineregistry.v1.GetPipelineRe
  */
 export const GetPipelineRequestSchema: GenMessage<GetPipelineRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 3);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 4);
 
 /**
  * GetPipelineResponse is a pipeline and what is wrong with it.
@@ -227,7 +292,7 @@ export type GetPipelineResponse = Message<"odin.pipelineregistry.v1.GetPipelineR
  */
 export const GetPipelineResponseSchema: GenMessage<GetPipelineResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 4);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 5);
 
 /**
  * ValidatePipelineRequest carries a pipeline directory's files.
@@ -266,7 +331,7 @@ export type ValidatePipelineRequest =
  */
 export const ValidatePipelineRequestSchema: GenMessage<ValidatePipelineRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 5);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 6);
 
 /**
  * ValidatePipelineResponse is the verdict on the files.
@@ -303,7 +368,7 @@ export type ValidatePipelineResponse =
  */
 export const ValidatePipelineResponseSchema: GenMessage<ValidatePipelineResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 6);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 7);
 
 /**
  * GetPipelineGraphRequest names a pipeline at a commit.
@@ -333,7 +398,7 @@ export type GetPipelineGraphRequest =
  */
 export const GetPipelineGraphRequestSchema: GenMessage<GetPipelineGraphRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 7);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 8);
 
 /**
  * GetPipelineGraphResponse is a pipeline's DAG: task i is named `tasks[i]` and depends on the
@@ -386,7 +451,7 @@ export type GetPipelineGraphResponse =
  */
 export const GetPipelineGraphResponseSchema: GenMessage<GetPipelineGraphResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 8);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 9);
 
 /**
  * PipelineRegistryService parses and validates the pipelines of the repository (files from

@@ -51,6 +51,27 @@ export interface PipelineSummary {
   valid: boolean;
   /** Every problem found, errors and warnings. */
   problems: Problem[];
+  /**
+   * The cron schedules the pipeline declares (`schedules:`), in file order; empty when invalid.
+   * dag-scheduler follows them.
+   */
+  schedules: DeclaredSchedule[];
+}
+
+/** DeclaredSchedule is one entry of a pipeline's `schedules:`. */
+export interface DeclaredSchedule {
+  /** The schedule's name within the pipeline. */
+  name: string;
+  /** Five cron fields, or six with seconds first. */
+  cron: string;
+  /** IANA time zone the fields are read in. */
+  timezone: string;
+  /** Values of the pipeline's parameters for each run (typed). */
+  parameters?: { [key: string]: any } | undefined;
+  /** `skip` or `once`: what ticks missed during downtime do. */
+  catchup: string;
+  /** `allow`, `forbid` or `replace`: what a tick does while the last run is active. */
+  concurrency: string;
 }
 
 /** GetPipelineRequest names a pipeline at a commit. */
@@ -317,7 +338,7 @@ export const ListPipelinesResponse: MessageFns<ListPipelinesResponse> = {
 };
 
 function createBasePipelineSummary(): PipelineSummary {
-  return { path: "", name: "", taskCount: 0, valid: false, problems: [] };
+  return { path: "", name: "", taskCount: 0, valid: false, problems: [], schedules: [] };
 }
 
 export const PipelineSummary: MessageFns<PipelineSummary> = {
@@ -336,6 +357,9 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
     }
     for (const v of message.problems) {
       Problem.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.schedules) {
+      DeclaredSchedule.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -393,6 +417,14 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
             message.problems.push(Problem.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.schedules.push(DeclaredSchedule.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -418,6 +450,9 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
       problems: globalThis.Array.isArray(object?.problems)
         ? object.problems.map((e: any) => Problem.fromJSON(e))
         : [],
+      schedules: globalThis.Array.isArray(object?.schedules)
+        ? object.schedules.map((e: any) => DeclaredSchedule.fromJSON(e))
+        : [],
     };
   },
 
@@ -438,6 +473,9 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
     if (message.problems?.length) {
       obj.problems = message.problems.map((e) => Problem.toJSON(e));
     }
+    if (message.schedules?.length) {
+      obj.schedules = message.schedules.map((e) => DeclaredSchedule.toJSON(e));
+    }
     return obj;
   },
 
@@ -451,6 +489,156 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
     message.taskCount = object.taskCount ?? 0;
     message.valid = object.valid ?? false;
     message.problems = object.problems?.map((e) => Problem.fromPartial(e)) || [];
+    message.schedules = object.schedules?.map((e) => DeclaredSchedule.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDeclaredSchedule(): DeclaredSchedule {
+  return { name: "", cron: "", timezone: "", parameters: undefined, catchup: "", concurrency: "" };
+}
+
+export const DeclaredSchedule: MessageFns<DeclaredSchedule> = {
+  encode(message: DeclaredSchedule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.cron !== "") {
+      writer.uint32(18).string(message.cron);
+    }
+    if (message.timezone !== "") {
+      writer.uint32(26).string(message.timezone);
+    }
+    if (message.parameters !== undefined) {
+      Struct.encode(Struct.wrap(message.parameters), writer.uint32(34).fork()).join();
+    }
+    if (message.catchup !== "") {
+      writer.uint32(42).string(message.catchup);
+    }
+    if (message.concurrency !== "") {
+      writer.uint32(50).string(message.concurrency);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeclaredSchedule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeclaredSchedule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.cron = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.timezone = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.catchup = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.concurrency = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeclaredSchedule {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      cron: isSet(object.cron) ? globalThis.String(object.cron) : "",
+      timezone: isSet(object.timezone) ? globalThis.String(object.timezone) : "",
+      parameters: isObject(object.parameters) ? object.parameters : undefined,
+      catchup: isSet(object.catchup) ? globalThis.String(object.catchup) : "",
+      concurrency: isSet(object.concurrency) ? globalThis.String(object.concurrency) : "",
+    };
+  },
+
+  toJSON(message: DeclaredSchedule): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.cron !== "") {
+      obj.cron = message.cron;
+    }
+    if (message.timezone !== "") {
+      obj.timezone = message.timezone;
+    }
+    if (message.parameters !== undefined) {
+      obj.parameters = message.parameters;
+    }
+    if (message.catchup !== "") {
+      obj.catchup = message.catchup;
+    }
+    if (message.concurrency !== "") {
+      obj.concurrency = message.concurrency;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeclaredSchedule>): DeclaredSchedule {
+    return DeclaredSchedule.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeclaredSchedule>): DeclaredSchedule {
+    const message = createBaseDeclaredSchedule();
+    message.name = object.name ?? "";
+    message.cron = object.cron ?? "";
+    message.timezone = object.timezone ?? "";
+    message.parameters = object.parameters ?? undefined;
+    message.catchup = object.catchup ?? "";
+    message.concurrency = object.concurrency ?? "";
     return message;
   },
 };

@@ -23,7 +23,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/pipelineregistry/v1/pipelineregistry.proto',
   package='odin.pipelineregistry.v1',
   syntax='proto3',
-  serialized_pb=_b('\n/odin/pipelineregistry/v1/pipelineregistry.proto\x12\x18odin.pipelineregistry.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x19odin/common/v1/file.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x1codin/common/v1/problem.proto\";\n\x14ListPipelinesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"e\n\x15ListPipelinesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12<\n\tpipelines\x18\x02 \x03(\x0b\x32).odin.pipelineregistry.v1.PipelineSummary\"{\n\x0fPipelineSummary\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ntask_count\x18\x03 \x01(\r\x12\r\n\x05valid\x18\x04 \x01(\x08\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem\"n\n\x12GetPipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\r\n\x05tasks\x18\x03 \x03(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xa9\x01\n\x13GetPipelineResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"y\n\x17ValidatePipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x80\x01\n\x18ValidatePipelineResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\"7\n\x17GetPipelineGraphRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\"\x8d\x01\n\x18GetPipelineGraphResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\r\n\x05tasks\x18\x02 \x03(\t\x12\x16\n\x0e\x64\x65pends_counts\x18\x03 \x03(\r\x12\x0f\n\x07\x64\x65pends\x18\x04 \x03(\r\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem2\xed\x03\n\x17PipelineRegistryService\x12p\n\rListPipelines\x12..odin.pipelineregistry.v1.ListPipelinesRequest\x1a/.odin.pipelineregistry.v1.ListPipelinesResponse\x12j\n\x0bGetPipeline\x12,.odin.pipelineregistry.v1.GetPipelineRequest\x1a-.odin.pipelineregistry.v1.GetPipelineResponse\x12y\n\x10ValidatePipeline\x12\x31.odin.pipelineregistry.v1.ValidatePipelineRequest\x1a\x32.odin.pipelineregistry.v1.ValidatePipelineResponse\x12y\n\x10GetPipelineGraph\x12\x31.odin.pipelineregistry.v1.GetPipelineGraphRequest\x1a\x32.odin.pipelineregistry.v1.GetPipelineGraphResponseb\x06proto3')
+  serialized_pb=_b('\n/odin/pipelineregistry/v1/pipelineregistry.proto\x12\x18odin.pipelineregistry.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x19odin/common/v1/file.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x1codin/common/v1/problem.proto\";\n\x14ListPipelinesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"e\n\x15ListPipelinesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12<\n\tpipelines\x18\x02 \x03(\x0b\x32).odin.pipelineregistry.v1.PipelineSummary\"\xba\x01\n\x0fPipelineSummary\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ntask_count\x18\x03 \x01(\r\x12\r\n\x05valid\x18\x04 \x01(\x08\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem\x12=\n\tschedules\x18\x06 \x03(\x0b\x32*.odin.pipelineregistry.v1.DeclaredSchedule\"\x93\x01\n\x10\x44\x65\x63laredSchedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x63ron\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x63\x61tchup\x18\x05 \x01(\t\x12\x13\n\x0b\x63oncurrency\x18\x06 \x01(\t\"n\n\x12GetPipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\r\n\x05tasks\x18\x03 \x03(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xa9\x01\n\x13GetPipelineResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"y\n\x17ValidatePipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x80\x01\n\x18ValidatePipelineResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\"7\n\x17GetPipelineGraphRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\"\x8d\x01\n\x18GetPipelineGraphResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\r\n\x05tasks\x18\x02 \x03(\t\x12\x16\n\x0e\x64\x65pends_counts\x18\x03 \x03(\r\x12\x0f\n\x07\x64\x65pends\x18\x04 \x03(\r\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem2\xed\x03\n\x17PipelineRegistryService\x12p\n\rListPipelines\x12..odin.pipelineregistry.v1.ListPipelinesRequest\x1a/.odin.pipelineregistry.v1.ListPipelinesResponse\x12j\n\x0bGetPipeline\x12,.odin.pipelineregistry.v1.GetPipelineRequest\x1a-.odin.pipelineregistry.v1.GetPipelineResponse\x12y\n\x10ValidatePipeline\x12\x31.odin.pipelineregistry.v1.ValidatePipelineRequest\x1a\x32.odin.pipelineregistry.v1.ValidatePipelineResponse\x12y\n\x10GetPipelineGraph\x12\x31.odin.pipelineregistry.v1.GetPipelineGraphRequest\x1a\x32.odin.pipelineregistry.v1.GetPipelineGraphResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_file__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_pipeline__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_problem__pb2.DESCRIPTOR,])
 
@@ -148,6 +148,13 @@ _PIPELINESUMMARY = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='schedules', full_name='odin.pipelineregistry.v1.PipelineSummary.schedules', index=5,
+      number=6, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -160,8 +167,74 @@ _PIPELINESUMMARY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=359,
-  serialized_end=482,
+  serialized_start=360,
+  serialized_end=546,
+)
+
+
+_DECLAREDSCHEDULE = _descriptor.Descriptor(
+  name='DeclaredSchedule',
+  full_name='odin.pipelineregistry.v1.DeclaredSchedule',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='odin.pipelineregistry.v1.DeclaredSchedule.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='cron', full_name='odin.pipelineregistry.v1.DeclaredSchedule.cron', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='timezone', full_name='odin.pipelineregistry.v1.DeclaredSchedule.timezone', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='parameters', full_name='odin.pipelineregistry.v1.DeclaredSchedule.parameters', index=3,
+      number=4, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='catchup', full_name='odin.pipelineregistry.v1.DeclaredSchedule.catchup', index=4,
+      number=5, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='concurrency', full_name='odin.pipelineregistry.v1.DeclaredSchedule.concurrency', index=5,
+      number=6, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=549,
+  serialized_end=696,
 )
 
 
@@ -212,8 +285,8 @@ _GETPIPELINEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=484,
-  serialized_end=594,
+  serialized_start=698,
+  serialized_end=808,
 )
 
 
@@ -264,8 +337,8 @@ _GETPIPELINERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=597,
-  serialized_end=766,
+  serialized_start=811,
+  serialized_end=980,
 )
 
 
@@ -309,8 +382,8 @@ _VALIDATEPIPELINEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=768,
-  serialized_end=889,
+  serialized_start=982,
+  serialized_end=1103,
 )
 
 
@@ -354,8 +427,8 @@ _VALIDATEPIPELINERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=892,
-  serialized_end=1020,
+  serialized_start=1106,
+  serialized_end=1234,
 )
 
 
@@ -392,8 +465,8 @@ _GETPIPELINEGRAPHREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1022,
-  serialized_end=1077,
+  serialized_start=1236,
+  serialized_end=1291,
 )
 
 
@@ -451,12 +524,14 @@ _GETPIPELINEGRAPHRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1080,
-  serialized_end=1221,
+  serialized_start=1294,
+  serialized_end=1435,
 )
 
 _LISTPIPELINESRESPONSE.fields_by_name['pipelines'].message_type = _PIPELINESUMMARY
 _PIPELINESUMMARY.fields_by_name['problems'].message_type = odin_dot_common_dot_v1_dot_problem__pb2._PROBLEM
+_PIPELINESUMMARY.fields_by_name['schedules'].message_type = _DECLAREDSCHEDULE
+_DECLAREDSCHEDULE.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
 _GETPIPELINEREQUEST.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
 _GETPIPELINERESPONSE.fields_by_name['pipeline'].message_type = odin_dot_common_dot_v1_dot_pipeline__pb2._PIPELINE
 _GETPIPELINERESPONSE.fields_by_name['problems'].message_type = odin_dot_common_dot_v1_dot_problem__pb2._PROBLEM
@@ -469,6 +544,7 @@ _GETPIPELINEGRAPHRESPONSE.fields_by_name['problems'].message_type = odin_dot_com
 DESCRIPTOR.message_types_by_name['ListPipelinesRequest'] = _LISTPIPELINESREQUEST
 DESCRIPTOR.message_types_by_name['ListPipelinesResponse'] = _LISTPIPELINESRESPONSE
 DESCRIPTOR.message_types_by_name['PipelineSummary'] = _PIPELINESUMMARY
+DESCRIPTOR.message_types_by_name['DeclaredSchedule'] = _DECLAREDSCHEDULE
 DESCRIPTOR.message_types_by_name['GetPipelineRequest'] = _GETPIPELINEREQUEST
 DESCRIPTOR.message_types_by_name['GetPipelineResponse'] = _GETPIPELINERESPONSE
 DESCRIPTOR.message_types_by_name['ValidatePipelineRequest'] = _VALIDATEPIPELINEREQUEST
@@ -497,6 +573,13 @@ PipelineSummary = _reflection.GeneratedProtocolMessageType('PipelineSummary', (_
   # @@protoc_insertion_point(class_scope:odin.pipelineregistry.v1.PipelineSummary)
   ))
 _sym_db.RegisterMessage(PipelineSummary)
+
+DeclaredSchedule = _reflection.GeneratedProtocolMessageType('DeclaredSchedule', (_message.Message,), dict(
+  DESCRIPTOR = _DECLAREDSCHEDULE,
+  __module__ = 'odin.pipelineregistry.v1.pipelineregistry_pb2'
+  # @@protoc_insertion_point(class_scope:odin.pipelineregistry.v1.DeclaredSchedule)
+  ))
+_sym_db.RegisterMessage(DeclaredSchedule)
 
 GetPipelineRequest = _reflection.GeneratedProtocolMessageType('GetPipelineRequest', (_message.Message,), dict(
   DESCRIPTOR = _GETPIPELINEREQUEST,
@@ -548,8 +631,8 @@ _PIPELINEREGISTRYSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=1224,
-  serialized_end=1717,
+  serialized_start=1438,
+  serialized_end=1931,
   methods=[
   _descriptor.MethodDescriptor(
     name='ListPipelines',
