@@ -39,10 +39,16 @@ export class InvalidIdError extends Error {
   override readonly name = "InvalidArgumentError";
 }
 
+/** A value as an error message quotes it: JSON, cut after 80 characters (ids can be huge). */
+function quoted(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 80)}… (${text.length} characters)` : text;
+}
+
 function checkLabel(value: unknown, what: string): void {
   if (typeof value !== "string" || !isDnsLabel(value)) {
     throw new InvalidIdError(
-      `${what} ${JSON.stringify(value)} is not a DNS-1123 label (lower-case letters, digits and "-", at most 63 characters)`,
+      `${what} ${quoted(value)} is not a DNS-1123 label (lower-case letters, digits and "-", at most 63 characters)`,
     );
   }
 }

@@ -1010,8 +1010,13 @@ export class Scheduler {
           this.log.info("run finished", { run: runId, state: d.state, reason: d.reason });
           this.notifyEnd(run, finished);
         }
-        if (finished)
+        if (finished && isFinished(finished.state)) {
+          // Ended: this replica forgets the run now, not when the store's watch brings the end
+          // back, so a watcher who read the end from the store does not get the run from memory.
+          run.record = finished;
+          if (this.runs.get(runId) === run) this.deactivate(runId);
           await this.options.checkouts.release(run.record.commit, runId).catch(() => undefined);
+        }
         return;
       }
     }

@@ -12,6 +12,7 @@ import {
   fromKubernetesError,
   InvalidArgumentError,
   isRetryable,
+  MAX_STATUS_DETAILS,
   NotFoundError,
   PermissionDeniedError,
   problemsOf,
@@ -228,4 +229,20 @@ test("describeGrpcError gives one line a user can act on", () => {
     "run r1 not found",
   );
   assert.equal(describeGrpcError(new Error("plain failure")), "plain failure");
+});
+
+test("a status message is cut to MAX_STATUS_DETAILS: one quoting a huge input still reaches the client", () => {
+  const huge = new NotFoundError(`no run ${"x".repeat(1 << 20)}`);
+  const mapped = toGrpcStatus(huge, "r1");
+  assert.equal(mapped.code, status.NOT_FOUND);
+  assert.ok(mapped.details.length <= MAX_STATUS_DETAILS, String(mapped.details.length));
+  assert.match(mapped.details, /^no run x+… \(1048583 characters; cut\)$/);
+});
+
+test("control characters a message quotes are sent as escapes, never raw", () => {
+  const mapped = toGrpcStatus(
+    new NotFoundError('no pipeline "a\u0000b\u001b[2J" here\nsee odin ls'),
+    "r1",
+  );
+  assert.equal(mapped.details, 'no pipeline "a\\u0000b\\u001b[2J" here\nsee odin ls');
 });

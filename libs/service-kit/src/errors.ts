@@ -228,8 +228,29 @@ export interface MappedStatus extends StatusObject {
   unexpected: boolean;
 }
 
+/**
+ * The longest status message sent. It travels in an HTTP/2 header: one that quotes a huge input
+ * back (a 9 MiB id) would exceed the peer's header limit, and the client would hear nothing until
+ * its deadline. Longer messages are cut, saying so.
+ */
+export const MAX_STATUS_DETAILS = 4000;
+
 /** Maps an error thrown (or passed to a callback) by a handler to the status the client receives. */
 export function toGrpcStatus(err: unknown, requestId: string): MappedStatus {
+  const mapped = mapError(err, requestId);
+  // Messages quote what the caller sent: control characters (a NUL, a terminal escape) are
+  // written out as escapes, never sent raw to a terminal.
+  mapped.details = mapped.details.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u0008\u000b-\u001f\u007f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  if (mapped.details.length > MAX_STATUS_DETAILS)
+    mapped.details = `${mapped.details.slice(0, MAX_STATUS_DETAILS - 60)}… (${mapped.details.length} characters; cut)`;
+  return mapped;
+}
+
+function mapError(err: unknown, requestId: string): MappedStatus {
   const metadata = new Metadata();
   const plain = { metadata, unexpected: false };
   // A status error from a downstream Odin call keeps its code, message and problems; a downstream
