@@ -164,6 +164,22 @@ describe("web UI in a real browser", () => {
         "",
       ].join("\n"),
     );
+    // A task whose result the second run reuses: the page marks it cached and links the first.
+    await mkdir(join(repo, "cached"));
+    await writeFile(
+      join(repo, "cached", "main.yml"),
+      [
+        "name: cached",
+        "tasks:",
+        "- name: build",
+        "  image: busybox",
+        "  command: sh",
+        `  args: [-c, 'echo built > "$RUN_PATH/model.txt"']`,
+        "  outputs:",
+        '    model: "${RUN_PATH}/model.txt"',
+        "",
+      ].join("\n"),
+    );
     server = await startServer([
       "--data",
       join(dir.path, "data"),
@@ -409,6 +425,30 @@ describe("web UI in a real browser", () => {
       .waitFor({ timeout: 60_000 });
     await page.getByText('early exit requested by task "check"').first().waitFor();
     await page.locator('[data-task="train"][data-state="skipped"]').waitFor();
+    await context.close();
+  });
+
+  test("a task reused from an earlier run reads 'cached from RUN' and its panel links that run", async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    await signIn(page, `${server.web}pipelines/cached`, tokens.operator);
+    const runOnce = async (): Promise<string> => {
+      await page.goto(`${server.web}pipelines/cached`);
+      await page.getByRole("button", { name: "Run", exact: true }).click();
+      await page.waitForURL(/\/runs\/cached-[a-z0-9]{8}$/);
+      await page
+        .getByTestId("run-state")
+        .filter({ hasText: "succeeded" })
+        .waitFor({ timeout: 60_000 });
+      return /cached-[a-z0-9]{8}$/.exec(page.url())![0];
+    };
+    const first = await runOnce();
+    const second = await runOnce();
+    assert.notEqual(first, second);
+    await page.getByText(`cached from ${first}`).first().waitFor();
+    await page.locator('[data-task="build"]').first().click();
+    const link = page.getByTestId("cached-from").getByRole("link", { name: first });
+    await link.waitFor();
     await context.close();
   });
 
