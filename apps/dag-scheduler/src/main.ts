@@ -87,6 +87,7 @@ async function main(): Promise<void> {
     runs: scheduler,
     pipelines,
     declared: pipelines,
+    bus,
     logger,
   });
   await schedules.start();

@@ -31,8 +31,10 @@ export class RepositoryFiles implements FileSource {
 export class CatalogPipelines implements PipelineSource, DeclaredScheduleSource {
   constructor(private readonly catalog: PipelineCatalog) {}
 
-  async declaredSchedules(): ReturnType<DeclaredScheduleSource["declaredSchedules"]> {
-    const snap = await this.catalog.snapshot();
+  async declaredSchedules(
+    commit?: string,
+  ): ReturnType<DeclaredScheduleSource["declaredSchedules"]> {
+    const snap = await this.catalog.snapshot(commit);
     return [...snap.pipelines.values()].map((p) => ({
       pipeline: p.path,
       pipelineName: p.name,

@@ -176,6 +176,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     runs: scheduler,
     pipelines,
     declared: pipelines,
+    bus,
     logger: log,
   });
   await schedules.start();

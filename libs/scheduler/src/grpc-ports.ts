@@ -54,11 +54,13 @@ export class RegistryPipelineSource implements PipelineSource, DeclaredScheduleS
     return result;
   }
 
-  async declaredSchedules(): ReturnType<DeclaredScheduleSource["declaredSchedules"]> {
+  async declaredSchedules(
+    commit?: string,
+  ): ReturnType<DeclaredScheduleSource["declaredSchedules"]> {
     const res = await unary(
       this.client,
       "listPipelines",
-      { commit: "", pathPrefix: "" },
+      { commit: commit ?? "", pathPrefix: "" },
       { deadlineMs: 120_000 },
     );
     return res.pipelines.map((p) => ({

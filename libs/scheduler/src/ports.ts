@@ -54,10 +54,12 @@ export interface LauncherPort {
 /** The schedules pipelines declare (`schedules:`) at the newest commit: pipeline-registry's listing. */
 export interface DeclaredScheduleSource {
   /**
-   * Every pipeline of the newest commit with the schedules it declares; `valid: false` for one that
-   * does not load now (its schedules are kept as they were).
+   * Every pipeline of a commit (default: the newest) with the schedules it declares; `valid:
+   * false` for one that does not load now (its schedules are kept as they were).
    */
-  declaredSchedules(): Promise<
+  declaredSchedules(
+    commit?: string,
+  ): Promise<
     { pipeline: string; pipelineName: string; valid: boolean; schedules: ScheduleSpec[] }[]
   >;
 }

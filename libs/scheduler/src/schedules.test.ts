@@ -3,7 +3,8 @@
 // clock: a tick is "now" when the test says so, never when the wall clock does.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { MemoryEventBus } from "@odin/events";
+import { MemoryEventBus, subjects } from "@odin/events";
+import { events } from "@odin/proto";
 import { MemoryKeyValueStore, NatsKeyValueStore, type KeyValueStore } from "@odin/run-store";
 import { createLogger, silentLogger } from "@odin/service-kit";
 import { startNats } from "@odin/testing";
@@ -408,6 +409,56 @@ describe("schedule policies", () => {
     pipelines = [];
     await runner.syncDeclared();
     assert.deepEqual(await names(), []);
+  });
+
+  test("a repo.synced event reads the declared schedules at once, at the synced commit", async () => {
+    const kv = new MemoryKeyValueStore();
+    const bus = new MemoryEventBus();
+    cleanups.push(() => bus.close());
+    const asked: (string | undefined)[] = [];
+    const byCommit: Record<string, string> = { c1: "0 2 * * *", c2: "0 4 * * *" };
+    const runner = new ScheduleRunner({
+      kv,
+      runs: undefined as unknown as RunStarter,
+      pipelines: new YamlPipelines(pipelineTexts),
+      declared: {
+        declaredSchedules: (commit) => {
+          asked.push(commit);
+          const cron = byCommit[commit ?? "c1"]!;
+          return Promise.resolve([
+            {
+              pipeline: "team/quick",
+              pipelineName: "quick",
+              valid: true,
+              schedules: [
+                {
+                  name: "nightly",
+                  cron,
+                  timezone: "UTC",
+                  parameters: {},
+                  catchup: "skip",
+                  concurrency: "allow",
+                },
+              ],
+            },
+          ]);
+        },
+      },
+      bus,
+      logger: silentLogger,
+      now: new Clock().now,
+      timers: false,
+    });
+    await runner.start();
+    cleanups.push(() => runner.close());
+    const cron = async () => (await runner.list())[0]?.schedule.cron;
+    assert.equal(await cron(), "0 2 * * *");
+    await bus.publish(
+      subjects.repoSynced,
+      events.RepoSynced.encode(events.RepoSynced.fromPartial({ commit: "c2" })).finish(),
+    );
+    await until(async () => (await cron()) === "0 4 * * *", "the schedule of the synced commit");
+    assert.deepEqual(asked, [undefined, "c2"]);
   });
 
   test("paused ticks are not run, resuming counts from then; bad schedules are refused with what is wrong", async () => {

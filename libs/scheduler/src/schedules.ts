@@ -16,6 +16,8 @@ import {
   type ParameterValue,
   type Problem,
 } from "@odin/pipeline-spec";
+import { subjects, type EventBus, type Subscription } from "@odin/events";
+import { events } from "@odin/proto";
 import {
   jsonCodec,
   KeyExistsError,
@@ -135,6 +137,8 @@ export interface ScheduleRunnerOptions {
   pipelines: PipelineSource;
   /** The schedules pipelines declare; without it only schedules made with the API run. */
   declared?: DeclaredScheduleSource;
+  /** With `declared`: a `repo.synced` event reads them again at once, at the synced commit. */
+  bus?: EventBus;
   logger: Logger;
   now?: () => number;
   /** How long a claim by another replica is left to it before this one finishes it (default 10 s). */
@@ -164,6 +168,7 @@ export class ScheduleRunner {
   private readonly evaluating = new Map<string, Promise<void>>();
   private readonly replica = Math.random().toString(36).slice(2, 10);
   private watch: Watch | undefined;
+  private synced: Subscription | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   /** When the declared schedules were last read from the pipelines. */
@@ -191,6 +196,19 @@ export class ScheduleRunner {
         error: (err as Error).message,
       }),
     );
+    // A push or sync that changes a pipeline's schedules: read them now, not at the next sweep.
+    if (this.options.declared && this.options.bus) {
+      this.synced = await this.options.bus.subscribe(subjects.repoSynced, (m) => {
+        if (this.closed) return;
+        const { commit } = events.RepoSynced.decode(m.data);
+        void this.syncDeclared(commit || undefined).catch((err: unknown) =>
+          this.options.logger.warn("cannot read the schedules pipelines declare", {
+            commit,
+            error: (err as Error).message,
+          }),
+        );
+      });
+    }
     this.arm();
   }
 
@@ -200,10 +218,10 @@ export class ScheduleRunner {
    * A pipeline that does not load now keeps its schedules. Every replica does it; the writes are
    * compare-and-set and converge.
    */
-  async syncDeclared(): Promise<void> {
+  async syncDeclared(commit?: string): Promise<void> {
     if (!this.options.declared) return;
     this.lastSync = this.now();
-    const pipelines = await this.options.declared.declaredSchedules();
+    const pipelines = await this.options.declared.declaredSchedules(commit);
     const desired = new Map<string, ScheduleRecord>();
     const invalid = new Set<string>();
     const now = this.now();
@@ -277,6 +295,7 @@ export class ScheduleRunner {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    await this.synced?.stop();
     await this.watch?.stop();
     await Promise.allSettled([...this.evaluating.values()]);
   }
