@@ -9,11 +9,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type KubeConfig, Log, type V1Pod } from "@kubernetes/client-node";
 import {
-  attemptLabel,
   buildManifest,
   defaultManifestConfig,
-  runLabel,
-  taskLabel,
   ManifestError,
   selectorFor,
   type Manifest,
@@ -42,6 +39,7 @@ import {
   type AttemptStep,
 } from "../attempt/core.js";
 import { EventDelivery } from "../attempt/delivery.js";
+import { gpuInventory } from "./gpus.js";
 import type {
   AttemptRef,
   GpuNode,
@@ -586,58 +584,7 @@ export class KubernetesBackend implements TaskBackend {
         ),
       );
     }
-    const gpus = (v: unknown): number => Number(v ?? 0) || 0;
-    const podGpus = (p: V1Pod): number =>
-      (p.spec?.containers ?? []).reduce(
-        (n, c) =>
-          n +
-          gpus(
-            c.resources?.limits?.["nvidia.com/gpu"] ?? c.resources?.requests?.["nvidia.com/gpu"],
-          ),
-        0,
-      );
-    const byNode = new Map<string, GpuNode["tasks"]>();
-    const allocated = new Map<string, number>();
-    for (const p of this.watches.pods()) {
-      const node = p.spec?.nodeName;
-      const phase = p.status?.phase;
-      if (!node || phase === "Succeeded" || phase === "Failed") continue;
-      const n = podGpus(p);
-      if (n === 0) continue;
-      allocated.set(node, (allocated.get(node) ?? 0) + n);
-      const labels = p.metadata?.labels ?? {};
-      const uses = byNode.get(node) ?? [];
-      uses.push({
-        runId: labels[runLabel] ?? "",
-        task: labels[taskLabel] ?? "",
-        attempt: Number(labels[attemptLabel] ?? 0),
-        pod: p.metadata?.name ?? "",
-        gpus: n,
-      });
-      byNode.set(node, uses);
-    }
-    const out: GpuNode[] = [];
-    for (const node of this.watches.nodes()) {
-      const name = node.metadata?.name ?? "";
-      const capacity = gpus(node.status?.capacity?.["nvidia.com/gpu"]);
-      if (capacity === 0 && !options.allNodes) continue;
-      const allocatable = gpus(node.status?.allocatable?.["nvidia.com/gpu"] ?? capacity);
-      const used = allocated.get(name) ?? 0;
-      out.push({
-        name,
-        capacity,
-        allocatable,
-        allocated: used,
-        free: Math.max(0, allocatable - used),
-        gpuType: node.metadata?.labels?.["nvidia.com/gpu.product"] ?? "",
-        ready: (node.status?.conditions ?? []).some(
-          (c) => c.type === "Ready" && c.status === "True",
-        ),
-        unschedulable: node.spec?.unschedulable === true,
-        tasks: (byNode.get(name) ?? []).sort((a, b) => a.pod.localeCompare(b.pod)),
-      });
-    }
-    return Promise.resolve(out.sort((a, b) => a.name.localeCompare(b.name)));
+    return Promise.resolve(gpuInventory(this.watches.nodes(), this.watches.pods(), options));
   }
 
   // ---------------------------------------------------------------- lifecycle
