@@ -12,20 +12,12 @@ import type { RunRecord } from "./records.js";
 import { Scheduler } from "./scheduler.js";
 import { ScheduleRunner, ticksKey, type RunStarter, type TickRecord } from "./schedules.js";
 import { SchedulerStore } from "./store.js";
-import { checkouts, ScriptedLauncher, YamlPipelines } from "./testing/fixtures.js";
+import { checkouts, ScriptedLauncher, until, YamlPipelines } from "./testing/fixtures.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
 });
-
-async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const pipelineTexts = {
   quick: `name: quick

@@ -10,20 +10,12 @@ import { createLogger, NotFoundError } from "@odin/service-kit";
 import { startNats } from "@odin/testing";
 import { Scheduler, type RunChange } from "./scheduler.js";
 import { SchedulerStore } from "./store.js";
-import { checkouts, ScriptedLauncher, YamlPipelines } from "./testing/fixtures.js";
+import { checkouts, ScriptedLauncher, until, YamlPipelines } from "./testing/fixtures.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
-
-async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  while (!(await cond())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const chain = `name: chain
 tasks:

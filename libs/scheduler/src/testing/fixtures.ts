@@ -151,3 +151,16 @@ export const checkouts = {
     Promise.resolve({ commit, path: `/data/pipelines/commits/${commit}` }),
   release: () => Promise.resolve(),
 };
+
+/** Waits until `cond` holds, checking every 10 ms; fails the test after `timeoutMs` naming `what`. */
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 90_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
