@@ -96,7 +96,7 @@ print(f"best: lr={best} (accuracy {best_accuracy:.3f})" if best else "no run rep
 for lr, message in errors.items():
     print(f"lr={lr}: {message}", file=sys.stderr)
 
-# %% (Clean up: remove the runs' objects and data; the pushed variants stay in the repository's history.)
+# %% (Clean up: remove the runs' objects and data; the pushed pipeline stays in the repository's history.)
 for run in runs.values():
     try:
         run.delete(purge=True)

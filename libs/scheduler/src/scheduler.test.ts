@@ -45,8 +45,10 @@ class FlakyKeyValueStore extends CountingKeyValueStore {
     return this.flaky(key, value, () => super.update(key, value, expectedRevision));
   }
   private async flaky(key: string, value: Uint8Array, write: () => Promise<number>) {
+    const rules = this.rules.filter((r) => !r.fired && r.key.test(key));
+    if (!rules.length) return write(); // not every value is JSON (a request id's claim is not)
     const state = (JSON.parse(Buffer.from(value).toString()) as { state?: string }).state;
-    const rule = this.rules.find((r) => !r.fired && r.key.test(key) && r.state === state);
+    const rule = rules.find((r) => r.state === state);
     if (!rule) return write();
     rule.fired = true;
     if (rule.landed) await write();
@@ -374,6 +376,32 @@ describe("Scheduler", () => {
     assert.equal(b.id, a.id);
     // Listing is from memory; this replica's own writes are in it at once.
     assert.equal(w.scheduler.list({}, 100).runs.length, 1);
+  });
+
+  test("a request id claimed by a submit that never wrote its run: the repeat writes it", async () => {
+    const kv = new FlakyKeyValueStore();
+    const w = await world({ p: diamond }, kv);
+    // The first call claims the request id, then its run's write fails without landing (the
+    // process could as well have died there).
+    kv.rules.push({ key: /^runs\./, state: "PENDING", landed: false });
+    await assert.rejects(
+      w.scheduler.submit({ pipeline: "p", submittedBy: "a", requestId: "req-2" }),
+      /NATS did not answer/,
+    );
+    const claimed = Buffer.from((await w.kv.get("requests.req-2"))!.value).toString();
+    const [a, b] = await Promise.all([
+      w.scheduler.submit({ pipeline: "p", submittedBy: "a", requestId: "req-2" }),
+      w.scheduler.submit({ pipeline: "p", submittedBy: "a", requestId: "req-2" }),
+    ]);
+    assert.equal(a.id, claimed, "the run gets the id the claim names");
+    assert.equal(b.id, claimed);
+    assert.equal((await finished(w.scheduler, claimed)).state, "SUCCEEDED");
+    assert.equal(w.scheduler.list({}, 100).runs.length, 1, "one run");
+    assert.deepEqual(
+      w.launcher.launches.map((l) => `${l.task.name}#${l.attempt}`).sort(),
+      ["goodbye-python#1", "hello-python#1", "train-sst2-1#1", "train-sst2-2#1"],
+      "each task launched once",
+    );
   });
 
   test("a repeated retry with the same request id starts one attempt, after the run ends too", async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { requestsEarlyExit, RunEngine, type Decision, type TaskStatus } from "@odin/dag";
 import { subjects, type EventBus, type Subscription } from "@odin/events";
 import type { WebhookNotifier } from "@odin/notify";
@@ -281,10 +282,16 @@ export class Scheduler {
     /** Reuse no earlier result (`odin run --no-cache`). */
     noCache?: boolean;
   }): Promise<RunRecord> {
+    // A request id's claim names its run id before the run is written. A repeated request finds
+    // the run, or, when the first call never wrote it (its process died between the two writes, or
+    // it is still on its way), writes it itself under the claimed id: the run store creates a run
+    // once, so whichever call gets there second returns the first one's run.
+    let claimedRunId: string | undefined;
     if (input.requestId) {
       checkRequestId(input.requestId);
-      const existing = await this.options.store.runOfRequest(input.requestId);
-      if (existing) return this.waitForRun(existing);
+      claimedRunId = await this.options.store.runOfRequest(input.requestId);
+      const existing = claimedRunId && (await this.options.store.getRun(claimedRunId));
+      if (existing) return existing;
     }
     for (const [k, v] of Object.entries(input.labels ?? {})) {
       if (!/^[A-Za-z0-9][-A-Za-z0-9_./]{0,62}$/.test(k) || v.length > 63) {
@@ -307,10 +314,11 @@ export class Scheduler {
       );
     }
     const pipeline = got.pipeline;
-    const runId = input.runId ?? newRunId(pipeline.name);
-    if (input.requestId) {
-      const claimed = await this.options.store.claimRequest(input.requestId, runId);
-      if (claimed !== runId) return this.waitForRun(claimed);
+    let runId = claimedRunId ?? input.runId ?? newRunId(pipeline.name);
+    if (input.requestId && !claimedRunId) {
+      runId = await this.options.store.claimRequest(input.requestId, runId);
+      const first = await this.options.store.getRun(runId);
+      if (first) return first;
     }
     const checkout = await this.options.checkouts.acquire(got.commit, runId);
     const dataPath = this.options.dataPath.replace(/\/+$/, "") || "/";
@@ -442,7 +450,7 @@ export class Scheduler {
   async retry(runId: string, requestId?: string): Promise<RunRecord> {
     // A repeated request id names the retry already made: it returns the run, starting nothing.
     const key = requestId ? `${checkRequestId(requestId)}.retry` : undefined;
-    if (key && (await this.options.store.runOfRequest(key))) return this.waitForRun(runId);
+    if (key && (await this.options.store.runOfRequest(key))) return this.getRun(runId);
     const run = await this.options.store.getRun(runId);
     if (!run) throw new NotFoundError(`no run ${runId}`);
     if (!isFinished(run.state))
@@ -451,8 +459,11 @@ export class Scheduler {
       );
     if (run.state === "SUCCEEDED")
       throw new FailedPreconditionError(`run ${runId} succeeded; there is nothing to retry`);
-    if (key && (await this.options.store.claimRequest(key, runId)) !== runId)
-      return this.waitForRun(runId);
+    // The claim holds a value of this call's own, so that of two calls with the same request id
+    // only the one whose value landed retries.
+    const claim = `${runId} ${randomUUID()}`;
+    if (key && (await this.options.store.claimRequest(key, claim)) !== claim)
+      return this.getRun(runId);
     const pipeline = await this.pipelineOf(run);
     const records = await this.options.store.listTasks(runId);
     // Tasks first, while the run is finished and no replica acts on it; then the run itself.
@@ -779,17 +790,6 @@ export class Scheduler {
 
   private deactivate(runId: string): void {
     this.runs.delete(runId);
-  }
-
-  private async waitForRun(runId: string): Promise<RunRecord> {
-    for (let i = 0; i < 50; i++) {
-      const run = await this.options.store.getRun(runId);
-      if (run) return run;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new NotFoundError(
-      `run ${runId} of this request id was never created; submit again with a new request id`,
-    );
   }
 
   // -- Task events from launchers ------------------------------------------------------------
