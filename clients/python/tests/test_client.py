@@ -61,7 +61,7 @@ def write_pipeline(directory: Path, text: str, **files: str) -> Path:
 
 class ConnectionTest(unittest.TestCase):
     def test_reads_server_and_token_from_the_environment_like_the_cli(self) -> None:
-        saved = {k: os.environ.get(k) for k in ("ODIN_SERVER", "ODIN_TOKEN")}
+        saved = {k: os.environ.get(k) for k in ("ODIN_SERVER", "ODIN_TOKEN", "ODIN_URL", "ODIN_PORT")}
         try:
             os.environ["ODIN_SERVER"] = SERVER
             os.environ["ODIN_TOKEN"] = TOKENS["viewer"]
@@ -71,6 +71,14 @@ class ConnectionTest(unittest.TestCase):
             del os.environ["ODIN_SERVER"]
             self.assertEqual(Client().server, odin_client.DEFAULT_SERVER)
             self.assertEqual(Client(server="example:1").server, "example:1")
+            # The original Odin's variables, as the CLI reads them.
+            os.environ["ODIN_URL"] = "https://odin.example:9003/api"
+            os.environ["ODIN_PORT"] = "7"
+            self.assertEqual(Client().server, "odin.example:7")
+            host, port = SERVER.rsplit(":", 1)
+            os.environ["ODIN_URL"], os.environ["ODIN_PORT"] = host, port
+            with Client() as odin:
+                self.assertIn("diamond", [p.path for p in odin.pipelines()])
         finally:
             for k, v in saved.items():
                 if v is None:

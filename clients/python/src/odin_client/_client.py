@@ -54,11 +54,23 @@ def _pem(value: Union[None, str, bytes, "os.PathLike[str]"]) -> Optional[bytes]:
     return Path(text).read_bytes()
 
 
+def _server_from_env(env: Mapping[str, str]) -> str:
+    """``ODIN_SERVER``, else ``ODIN_URL:ODIN_PORT`` (ODIN_URL a host name or a URL), as the CLI."""
+    server = env.get("ODIN_SERVER")
+    if server:
+        return server
+    url, port = env.get("ODIN_URL", ""), env.get("ODIN_PORT", "")
+    if url or port:
+        host = re.sub(r"[:/].*$", "", re.sub(r"^[a-z][a-z0-9+.-]*://", "", url, flags=re.I))
+        return f"{host or 'localhost'}:{port or '50051'}"
+    return DEFAULT_SERVER
+
+
 class Client:
     """A connection to Odin.
 
-    ``server`` is ``host:port`` (default: ``ODIN_SERVER``, else ``localhost:50051``, as the
-    ``odin`` CLI); ``token`` is sent as ``authorization: Bearer …`` on every call (default:
+    ``server`` is ``host:port`` (default: ``ODIN_SERVER``, else the original Odin's
+    ``ODIN_URL``/``ODIN_PORT``, else ``localhost:50051``, as the ``odin`` CLI); ``token`` is sent as ``authorization: Bearer …`` on every call (default:
     ``ODIN_TOKEN``; none when empty). TLS is off unless ``tls=True`` (system roots) or one of
     ``ca`` (the CA that signed the server's certificate), ``cert``/``key`` (a client certificate,
     for servers that require one) is given — each as PEM bytes, PEM text or a file path.
@@ -87,7 +99,7 @@ class Client:
         timeout: float = 60.0,
         retries: int = 4,
     ) -> None:
-        self.server: str = (server or os.environ.get("ODIN_SERVER") or DEFAULT_SERVER).strip()
+        self.server: str = (server or _server_from_env(os.environ)).strip()
         """The address dialled."""
         if self.server.startswith(("http://", "https://")):
             raise ValueError(
