@@ -341,6 +341,34 @@ class RunsTest(unittest.TestCase):
         with self.assertRaises(NotFound):
             run.outputs("nope")
 
+    def test_a_runs_files_listed_read_and_downloaded(self) -> None:
+        run = self.odin.run("diamond", labels={"suite": "python", "case": "files"})
+        run.wait(timeout=WAIT)
+        top = {f.path: f.type for f in run.files()}
+        self.assertEqual(top.get("shared"), "directory")
+        tree = {f.path: f for f in run.files("shared", recursive=True)}
+        self.assertEqual(sorted(tree), ["shared/count", "shared/left", "shared/right"])
+        self.assertEqual(tree["shared/count"].size, 2)
+        self.assertIsNotNone(tree["shared/count"].modify_time)
+        self.assertEqual(run.read("shared/count"), b"7\n")
+        self.assertEqual(run.read("shared/left"), b"left: 7 words\n")
+        with self.assertRaises(odin_client.InvalidArgument):
+            run.read("shared")  # a directory
+        with self.assertRaises(NotFound):
+            run.read("shared/nope")
+        with self.assertRaises(odin_client.InvalidArgument):
+            run.files("../../etc")
+        with tempfile.TemporaryDirectory() as to:
+            written = run.download("shared", to)
+            self.assertEqual(sorted(p.relative_to(to).as_posix() for p in written),
+                             ["shared/count", "shared/left", "shared/right"])
+            self.assertEqual((Path(to) / "shared" / "right").read_text(), "right: prepare reported 7 words\n")
+            everything = run.download(to=Path(to) / "all")
+            self.assertIn(f"{run.id}/shared/count",
+                          [p.relative_to(Path(to) / "all").as_posix() for p in everything])
+        with self.assertRaises(odin_client.ResourceExhausted):
+            run.download("shared", tempfile.gettempdir(), max_bytes=3)
+
     def test_a_failing_run_raises_naming_its_failed_tasks(self) -> None:
         run = self.odin.run("failing")
         with self.assertRaises(RunFailed) as caught:

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from google.protobuf import json_format, struct_pb2
 
 from ._proto.odin.common.v1 import pipeline_pb2, problem_pb2, run_pb2
+from ._proto.odin.k8slauncher.v1 import k8slauncher_pb2
 from .errors import Problem
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Pipeline",
     "PipelineSummary",
     "PushResult",
+    "RunFile",
     "RunState",
     "RunStatus",
     "SyncResult",
@@ -275,6 +277,35 @@ class LogLine(str):
         self.container = container
         self.time = time
         return self
+
+
+_FILE_TYPES = {
+    k8slauncher_pb2.RUN_FILE_TYPE_FILE: "file",
+    k8slauncher_pb2.RUN_FILE_TYPE_DIRECTORY: "directory",
+    k8slauncher_pb2.RUN_FILE_TYPE_SYMLINK: "symlink",
+}
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """A file or directory under a run's ``RUN_PATH``, as :meth:`Run.files` lists it."""
+
+    path: str
+    """Its path relative to ``RUN_PATH``, with ``/`` separators (``train/model.bin``)."""
+    type: str
+    """``file``, ``directory``, ``symlink`` (listed, not followed) or ``other``."""
+    size: int
+    """Size in bytes (files; 0 otherwise)."""
+    modify_time: Optional[datetime]
+    """When it was last modified."""
+    proto: k8slauncher_pb2.RunFile = field(repr=False, compare=False)
+    """The ``RunFile`` message it was made from."""
+
+    @classmethod
+    def from_proto(cls, f: k8slauncher_pb2.RunFile) -> "RunFile":
+        """Makes one from a ``odin.k8slauncher.v1.RunFile``."""
+        return cls(path=f.path, type=_FILE_TYPES.get(f.type, "other"), size=int(f.size),
+                   modify_time=_time(f, "modify_time"), proto=f)
 
 
 @dataclass(frozen=True)

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import posixpath
 import queue
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 import grpc
 
-from ._models import LogLine, RunState, RunStatus, TaskRun, TaskState, _time
+from ._models import LogLine, RunFile, RunState, RunStatus, TaskRun, TaskState, _time
 from ._proto.odin.common.v1 import run_pb2
 from ._proto.odin.dagscheduler.v1 import dagscheduler_pb2
 from ._proto.odin.k8slauncher.v1 import k8slauncher_pb2
 from .errors import (
     DeadlineExceeded,
+    InvalidArgument,
     NotFound,
     RunCancelled,
     RunFailed,
@@ -319,6 +323,67 @@ class Run:
             with lock:
                 for call in calls:
                     call.cancel()
+
+    # -- data -------------------------------------------------------------------------------------
+
+    def files(self, path: str = "", *, recursive: bool = False) -> List[RunFile]:
+        """Lists the run's files under its ``RUN_PATH`` (each task writes under ``<RUN_PATH>/<task>``),
+        or under ``path`` inside it; ``recursive`` lists a directory's whole tree. A file named by
+        ``path`` is listed alone. Paths leading out of ``RUN_PATH`` raise
+        :class:`~odin_client.errors.InvalidArgument`."""
+        res = self._client._unary(
+            self._client._launcher.ListRunFiles,
+            k8slauncher_pb2.ListRunFilesRequest(run_id=self.id, path=path, recursive=recursive),
+        )
+        return [RunFile.from_proto(f) for f in res.files]
+
+    def _download(self, path: str, max_bytes: Optional[int]) -> Iterator[Tuple[RunFile, bytes]]:
+        req = k8slauncher_pb2.DownloadRunFilesRequest(run_id=self.id, path=path, max_bytes=max_bytes or 0)
+        current: Optional[RunFile] = None
+        chunks: List[bytes] = []
+        for msg in self._client._stream(self._client._launcher.DownloadRunFiles, req):
+            if msg.HasField("file"):
+                if current is not None:
+                    yield current, b"".join(chunks)
+                current, chunks = RunFile.from_proto(msg.file), []
+            if msg.data:
+                chunks.append(msg.data)
+        if current is not None:
+            yield current, b"".join(chunks)
+
+    def read(self, path: str, *, max_bytes: Optional[int] = None) -> bytes:
+        """The content of one file under the run's ``RUN_PATH`` (``"train/metrics.json"``).
+        A directory raises :class:`~odin_client.errors.InvalidArgument` (use :meth:`download`); more
+        than ``max_bytes`` (default: the server's limit, 1 GiB) raises
+        :class:`~odin_client.errors.ResourceExhausted` before anything is sent."""
+        got = list(self._download(path, max_bytes))
+        if len(got) != 1 or got[0][0].path != posixpath.normpath(path.strip("/")):
+            raise InvalidArgument(f"{path or 'RUN_PATH'} of run {self.id} is a directory; use run.download()")
+        return got[0][1]
+
+    def download(self, path: str = "", to: Union[str, "os.PathLike[str]"] = ".", *,
+                 max_bytes: Optional[int] = None) -> List[Path]:
+        """Downloads a file or a directory under the run's ``RUN_PATH`` (default: all of it) into the
+        directory ``to``, as ``odin data --download`` does: each file at its path relative to the
+        parent of ``path`` (``"train"`` → ``to/train/…``; all of ``RUN_PATH`` → ``to/<run id>/…``).
+        Returns the files written. More than ``max_bytes`` (default: the server's limit, 1 GiB)
+        raises :class:`~odin_client.errors.ResourceExhausted` before anything is written."""
+        asked = posixpath.normpath(path.replace("\\", "/")).strip("/")
+        asked = "" if asked == "." else asked
+        base = posixpath.dirname(asked)
+        dest = Path(to)
+        written: List[Path] = []
+        for f, data in self._download(path, max_bytes):
+            rel = posixpath.join(self.id, f.path) if asked == "" else f.path
+            local = posixpath.relpath(rel, base) if base else rel
+            # The server's paths are checked again here: nothing is written outside ``to``.
+            if posixpath.isabs(local) or ".." in local.split("/") or local in ("", "."):
+                raise InvalidArgument(f"refusing to write {f.path!r} outside {dest}")
+            target = dest.joinpath(*local.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            written.append(target)
+        return written
 
     # -- acting -----------------------------------------------------------------------------------
 
