@@ -297,6 +297,12 @@ schedule
     "--concurrency <policy>",
     "while the last run is active: allow (default), forbid (skip the tick) or replace (cancel it)",
   )
+  .option(
+    "--notify <name[:states]>",
+    "post each run's end to this webhook (its secret's name), besides the pipeline's notify:; states: succeeded,failed,cancelled (default all); repeatable",
+    collect,
+    [],
+  )
   .option("--paused", "create it paused")
   .action(
     async (
@@ -309,6 +315,7 @@ schedule
         values?: string;
         catchup?: string;
         concurrency?: string;
+        notify: string[];
         paused?: boolean;
       },
     ) =>

@@ -98,6 +98,12 @@ export {
   type ConcurrencyPolicy,
   type ScheduleSpec,
 } from "./schedules.js";
+export {
+  mergeNotifyTargets,
+  notifyTarget,
+  parseNotifyTarget,
+  webhookSecretProblem,
+} from "./notify.js";
 export { formatProblem, type Problem, type Severity } from "./problems.js";
 export { defaultSourceLimits, type Position, type SourceLimits } from "./source.js";
 export {

@@ -4,7 +4,6 @@ import {
   multiWorkerTypes,
   notifyStates,
   resourceTypes,
-  webhookSecretNamePattern,
   type ConfigMapMount,
   type EphemeralVolume,
   type Mount,
@@ -51,6 +50,7 @@ import {
   scheduleNamePattern,
   type ScheduleSpec,
 } from "./schedules.js";
+import { notifyStateProblem, webhookSecretProblem } from "./notify.js";
 import type { Problem, Severity } from "./problems.js";
 import { findReferences, unresolvableReason, type TaskReference } from "./references.js";
 import { defaultSourceLimits, parseSource, type SourceIndex, type SourceLimits } from "./source.js";
@@ -1189,28 +1189,28 @@ function readNotify(top: Fields): NotifyTarget[] {
     if (typeof secret !== "string") continue;
     const at = w ?? f;
     const key = w ? "secret" : "webhook";
-    if (!webhookSecretNamePattern.test(secret)) {
-      // Never echo what looks like a URL: someone pasted the secret itself.
-      at.error(
-        key,
-        /:\/\/|^hooks\./.test(secret)
-          ? `"${at.prefix}${key}" must name a secret, not hold a URL: put the URL in the odin-webhooks Secret (or the server's webhooks file) under a name and write webhook: {secret: NAME}`
-          : `webhook secret name "${secret.slice(0, 80)}" must be letters, digits, "-", "_" and ".", starting and ending with a letter or digit (at most 63)`,
-      );
+    const badName = webhookSecretProblem(
+      secret,
+      `"${at.prefix}${key}"`,
+      "write webhook: {secret: NAME}",
+    );
+    if (badName !== undefined) {
+      at.error(key, badName);
       continue;
     }
     const on: NotifyState[] = [];
     for (const [i, word] of f.stringList("on").entries()) {
-      const state = word.toUpperCase();
-      if (!(notifyStates as readonly string[]).includes(state)) {
+      const problem = notifyStateProblem(word);
+      if (problem !== undefined) {
         const raw = f.get("on");
         f.problems.error(
           Array.isArray(raw)
             ? { container: raw, key: i, field: `${f.prefix}on[${i}]` }
             : { container: f.map, key: "on", field: `${f.prefix}on` },
-          `"${word}" is not a state a run ends in; "on" takes ${notifyStates.map((s) => s.toLowerCase()).join(", ")}`,
+          problem,
         );
-      } else if (!on.includes(state as NotifyState)) on.push(state as NotifyState);
+      } else if (!on.includes(word.toUpperCase() as NotifyState))
+        on.push(word.toUpperCase() as NotifyState);
     }
     out.push({ webhookSecret: secret, on: on.length > 0 ? on : notifyStates });
   }
@@ -1324,11 +1324,19 @@ function readParameterSpec(
 
 // -- Schedules -------------------------------------------------------------------------------
 
-const scheduleKeys = new Set(["cron", "timezone", "parameters", "catchup", "concurrency"]);
+const scheduleKeys = new Set([
+  "cron",
+  "timezone",
+  "parameters",
+  "catchup",
+  "concurrency",
+  "notify",
+]);
 
 /**
- * The `schedules:` map: a name to `{cron, timezone, parameters, catchup, concurrency}`, or to a bare
- * cron expression. Each schedule's parameter values are checked against the declared parameters.
+ * The `schedules:` map: a name to `{cron, timezone, parameters, catchup, concurrency, notify}`, or to
+ * a bare cron expression. Each schedule's parameter values are checked against the declared
+ * parameters; its `notify` is read as the pipeline's.
  */
 function readSchedules(
   problems: Problems,
@@ -1410,6 +1418,10 @@ function readSchedules(
     };
     spec.catchup = policy("catchup", catchupPolicies) ?? spec.catchup;
     spec.concurrency = policy("concurrency", concurrencyPolicies) ?? spec.concurrency;
+    const errorsBefore = problems.list.filter((p) => p.severity === "error").length;
+    const notify = readNotify(f);
+    if (problems.list.filter((p) => p.severity === "error").length > errorsBefore) ok = false;
+    if (notify.length > 0) spec.notify = notify;
     const values = f.get("parameters");
     if (values !== undefined && !isMap(values)) {
       f.error("parameters", `schedule "${name}": parameters must be a map of names to values`);

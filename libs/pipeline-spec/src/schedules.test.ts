@@ -4,6 +4,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { loadPipeline } from "./load.js";
 import { checkCron, checkTimezone, CronTicks } from "./schedules.js";
+import { mergeNotifyTargets, notifyTarget, parseNotifyTarget } from "./notify.js";
 
 const base = `name: nightly
 parameters:
@@ -90,6 +91,92 @@ describe("schedules", () => {
     assert.match(at[7]!, /schedule name "Upper" must be lower-case/);
     assert.match(at[8]!, /schedule "typed": parameter lr is a number; a list is not/);
     assert.equal(r.pipeline?.schedules, undefined);
+  });
+
+  test("a schedule's notify is read as the pipeline's: by secret name, with its end states", () => {
+    const r = loadPipeline(
+      `${base}schedules:
+  nightly:
+    cron: "0 2 * * *"
+    parameters: {slice: eu}
+    notify:
+    - webhook: {secret: team-slack}
+    - webhook: oncall
+      on: [failed, Cancelled]
+  single: {cron: "0 3 * * *", parameters: {slice: us}, notify: {webhook: ops, on: succeeded}}
+`,
+      { parameters: { slice: "x" } },
+    );
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(r.pipeline?.schedules?.[0]?.notify, [
+      { webhookSecret: "team-slack", on: ["SUCCEEDED", "FAILED", "CANCELLED"] },
+      { webhookSecret: "oncall", on: ["FAILED", "CANCELLED"] },
+    ]);
+    assert.deepEqual(r.pipeline?.schedules?.[1]?.notify, [
+      { webhookSecret: "ops", on: ["SUCCEEDED"] },
+    ]);
+  });
+
+  test("a schedule's notify mistakes point at their line, and a URL is not repeated", () => {
+    const r = loadPipeline(
+      `${base}schedules:
+  nightly:
+    cron: "0 2 * * *"
+    parameters: {slice: eu}
+    notify:
+    - webhook: {secret: "https://hooks.slack.com/services/T0/B0/SECRET"}
+    - webhook: ok
+      on: [finished]
+`,
+      { parameters: { slice: "x" } },
+    );
+    assert.equal(r.valid, false);
+    assert.deepEqual(
+      r.problems.map((p) => [p.line, p.column, p.field]),
+      [
+        [12, 25, "schedules.nightly.notify[0].webhook.secret"],
+        [14, 12, "schedules.nightly.notify[1].on[0]"],
+      ],
+    );
+    assert.match(r.problems[0]!.message, /must name a secret, not hold a URL/);
+    assert.doesNotMatch(JSON.stringify(r.problems), /SECRET|hooks\.slack/);
+    assert.match(r.problems[1]!.message, /"finished" is not a state a run ends in/);
+    assert.equal(r.pipeline?.schedules, undefined);
+  });
+
+  test("--notify NAME[:states], checked as notify: entries are", () => {
+    assert.deepEqual(parseNotifyTarget("team-slack"), {
+      target: { webhookSecret: "team-slack", on: ["SUCCEEDED", "FAILED", "CANCELLED"] },
+    });
+    assert.deepEqual(parseNotifyTarget("oncall:failed,Cancelled,failed"), {
+      target: { webhookSecret: "oncall", on: ["FAILED", "CANCELLED"] },
+    });
+    const url = parseNotifyTarget("https://hooks.slack.com/services/T0/B0/SECRET");
+    assert.ok("error" in url);
+    assert.match(url.error, /must name a secret, not hold a URL/);
+    assert.doesNotMatch(url.error, /SECRET/);
+    const state = parseNotifyTarget("oncall:finished");
+    assert.ok("error" in state);
+    assert.match(state.error, /webhook oncall: "finished" is not a state a run ends in/);
+    const empty = parseNotifyTarget("oncall:");
+    assert.ok("error" in empty);
+    assert.match(empty.error, /give the states after ":"/);
+    const name = notifyTarget("bad/name", []);
+    assert.ok("error" in name);
+    assert.match(name.error, /webhook secret name "bad\/name" must be letters/);
+  });
+
+  test("targets named twice merge into one, posted for the union of their states", () => {
+    assert.deepEqual(
+      mergeNotifyTargets([{ webhookSecret: "a", on: ["FAILED"] }], undefined, [
+        { webhookSecret: "b", on: ["SUCCEEDED"] },
+        { webhookSecret: "a", on: ["CANCELLED", "FAILED"] },
+      ]),
+      [
+        { webhookSecret: "a", on: ["FAILED", "CANCELLED"] },
+        { webhookSecret: "b", on: ["SUCCEEDED"] },
+      ],
+    );
   });
 
   test("cron and time zone checks", () => {

@@ -3,6 +3,7 @@
 // (a maintained parser without dependencies; time zones through the runtime's Intl data, so
 // daylight-saving changes follow the IANA database Node ships with).
 import { Cron } from "croner";
+import type { NotifyTarget } from "./model.js";
 import type { ParameterValue } from "./parameters.js";
 
 /** After downtime: `skip` the ticks missed, or run `once` for all of them. */
@@ -30,6 +31,8 @@ export interface ScheduleSpec {
   parameters: Record<string, ParameterValue>;
   catchup: CatchupPolicy;
   concurrency: ConcurrencyPolicy;
+  /** Webhooks its runs post to when they end, besides the pipeline's `notify:`; absent when none. */
+  notify?: NotifyTarget[];
 }
 
 /** Why a time zone is not one, or undefined when it is an IANA zone the runtime knows. */

@@ -5,6 +5,7 @@ import {
   runStates,
   taskStates,
   type NotifyState,
+  type NotifyTarget as SpecNotifyTarget,
   type ParameterSpec as SpecParameter,
   type Pipeline as SpecPipeline,
   type Problem as SpecProblem,
@@ -245,10 +246,22 @@ export function pipelineToProto(p: SpecPipeline, commit: string): common.Pipelin
       defaultValue: d.default,
       description: d.description ?? "",
     })),
-    notify: (p.notify ?? []).map((n) => ({
-      webhookSecret: n.webhookSecret,
-      on: n.on.map((state) => state.toLowerCase()),
-    })),
+    notify: (p.notify ?? []).map(notifyToProto),
+  };
+}
+
+/** A notification target on the wire: its states lower case. */
+export function notifyToProto(n: SpecNotifyTarget): common.Notify {
+  return { webhookSecret: n.webhookSecret, on: n.on.map((state) => state.toLowerCase()) };
+}
+
+/** A notification target from the wire (already checked); states it does not know are left out. */
+export function notifyFromProto(n: common.Notify): SpecNotifyTarget {
+  return {
+    webhookSecret: n.webhookSecret,
+    on: n.on
+      .map((state) => state.toUpperCase())
+      .filter((state): state is NotifyState => (notifyStates as readonly string[]).includes(state)),
   };
 }
 
@@ -269,15 +282,7 @@ export function pipelineFromProto(p: common.Pipeline): SpecPipeline {
       if (d.description) spec.description = d.description;
       return spec;
     });
-  if (p.notify.length > 0)
-    pipeline.notify = p.notify.map((n) => ({
-      webhookSecret: n.webhookSecret,
-      on: n.on
-        .map((state) => state.toUpperCase())
-        .filter((state): state is NotifyState =>
-          (notifyStates as readonly string[]).includes(state),
-        ),
-    }));
+  if (p.notify.length > 0) pipeline.notify = p.notify.map(notifyFromProto);
   return pipeline;
 }
 

@@ -60,6 +60,8 @@ export {
   taskStateToProto,
   durationFromMs,
   durationToMs,
+  notifyFromProto,
+  notifyToProto,
   pipelineFromProto,
   pipelineToProto,
   problemFromProto,

@@ -1,5 +1,5 @@
-// GetPipeline's chosen few tasks (what the web UI's task panel shows) and GetPipelineGraph (what it
-// draws a large run from), over real gRPC.
+// GetPipeline's chosen few tasks (what the web UI's task panel shows), GetPipelineGraph (what it
+// draws a large run from) and the schedules ListPipelines gives the schedulers, over real gRPC.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
@@ -16,6 +16,22 @@ const mainYml = `tasks:
 - {name: report, image: busybox, command: [true], depends: [left, right]}
 `;
 
+const scheduledYml = `name: scheduled
+notify: {webhook: team}
+schedules:
+  nightly:
+    cron: "0 2 * * *"
+    notify:
+    - {webhook: {secret: oncall}, on: [failed, cancelled]}
+    - webhook: team
+tasks:
+- {name: a, image: busybox, command: [true]}
+`;
+const files: Record<string, string> = {
+  "diamond/main.yml": mainYml,
+  "scheduled/main.yml": scheduledYml,
+};
+
 class OneCommit implements FileSource {
   currentCommit(): Promise<string> {
     return Promise.resolve(head);
@@ -23,11 +39,17 @@ class OneCommit implements FileSource {
   listFiles(): Promise<{ commit: string; files: ListedFile[] }> {
     return Promise.resolve({
       commit: head,
-      files: [{ path: "diamond/main.yml", size: mainYml.length, symlink: false }],
+      files: Object.entries(files).map(([path, text]) => ({
+        path,
+        size: text.length,
+        symlink: false,
+      })),
     });
   }
   readFiles(_commit: string, paths: readonly string[]) {
-    return Promise.resolve(paths.map((path) => ({ path, content: Buffer.from(mainYml) })));
+    return Promise.resolve(
+      paths.map((path) => ({ path, content: Buffer.from(files[path] ?? "") })),
+    );
   }
 }
 
@@ -90,4 +112,22 @@ test("tasks names the tasks wanted, in pipeline order; unknown names are left ou
     ["prepare", "report"],
   );
   assert.deepEqual(pipeline?.tasks[0]?.command, ["sh", "-c", "echo hi"]);
+});
+
+test("ListPipelines gives each declared schedule's own webhooks, states lower case", async () => {
+  const { pipelines } = await unary(client, "listPipelines", { commit: head, pathPrefix: "" });
+  const scheduled = pipelines.find((p) => p.path === "scheduled");
+  assert.equal(scheduled?.valid, true, JSON.stringify(scheduled?.problems));
+  assert.deepEqual(
+    scheduled?.schedules.map((d) => [d.name, d.notify]),
+    [
+      [
+        "nightly",
+        [
+          { webhookSecret: "oncall", on: ["failed", "cancelled"] },
+          { webhookSecret: "team", on: ["succeeded", "failed", "cancelled"] },
+        ],
+      ],
+    ],
+  );
 });

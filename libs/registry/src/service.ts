@@ -1,5 +1,6 @@
 import type { Pipeline } from "@odin/pipeline-spec";
 import {
+  notifyToProto,
   PipelineRegistryServiceService,
   pipelineToProto,
   problemToProto,
@@ -99,6 +100,7 @@ export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegist
             schedules: (p.valid ? (p.result.pipeline?.schedules ?? []) : []).map((d) => ({
               ...d,
               parameters: d.parameters,
+              notify: (d.notify ?? []).map(notifyToProto),
             })),
           });
         }

@@ -1,4 +1,10 @@
-import { dagscheduler, runStateToProto, taskStateToProto, type common } from "@odin/proto";
+import {
+  dagscheduler,
+  notifyToProto,
+  runStateToProto,
+  taskStateToProto,
+  type common,
+} from "@odin/proto";
 import { taskId, type CatchupPolicy, type ConcurrencyPolicy } from "@odin/pipeline-spec";
 import type { RunRecord, TaskRecord } from "./records.js";
 import type { ScheduleView } from "./schedules.js";
@@ -120,6 +126,7 @@ export function scheduleToProto(view: ScheduleView): dagscheduler.Schedule {
     lastRunId: ticks?.lastRunId ?? "",
     skippedTicks: ticks?.skipped ?? 0,
     lastError: ticks?.lastError ?? "",
+    notify: (s.notify ?? []).map(notifyToProto),
   };
   if (nextTick !== undefined) out.nextTick = new Date(nextTick);
   // The first tick record holds the creation time, not a tick.

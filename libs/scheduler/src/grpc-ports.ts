@@ -7,6 +7,7 @@ import {
   type ParameterValue,
 } from "@odin/pipeline-spec";
 import {
+  notifyFromProto,
   pipelineFromProto,
   problemFromProto,
   taskToProto,
@@ -74,6 +75,7 @@ export class RegistryPipelineSource implements PipelineSource, DeclaredScheduleS
         parameters: d.parameters ?? {},
         catchup: d.catchup as CatchupPolicy,
         concurrency: d.concurrency as ConcurrencyPolicy,
+        ...(d.notify.length > 0 ? { notify: d.notify.map(notifyFromProto) } : {}),
       })),
     }));
   }

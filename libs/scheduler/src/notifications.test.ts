@@ -9,13 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MemoryEventBus } from "@odin/events";
 import { FileWebhookSecrets, WebhookNotifier, type RunEndBody } from "@odin/notify";
-import { MemoryKeyValueStore, NatsKeyValueStore } from "@odin/run-store";
+import { MemoryKeyValueStore, NatsKeyValueStore, type KeyValueStore } from "@odin/run-store";
 import { createLogger, silentLogger } from "@odin/service-kit";
 import { startNats, type NatsServer } from "@odin/testing";
 import type { RunRecord } from "./records.js";
 import { Scheduler } from "./scheduler.js";
+import { ScheduleRunner } from "./schedules.js";
 import { SchedulerStore } from "./store.js";
-import { checkouts, ScriptedLauncher, YamlPipelines } from "./testing/fixtures.js";
+import { checkouts, ScriptedLauncher, until, YamlPipelines } from "./testing/fixtures.js";
 
 /** Receives webhook posts; answers each with the next of `answers` (then 200). */
 class Receiver {
@@ -81,6 +82,7 @@ describe("notifications", () => {
   const cleanups: (() => Promise<void>)[] = [];
   let replicas: Scheduler[] = [];
   let stores: SchedulerStore[] = [];
+  let kvs: KeyValueStore[] = [];
   let launcher: ScriptedLauncher;
   /** Waits each replica's notifier asked for, by replica. */
   const waits: number[][] = [[], []];
@@ -93,7 +95,7 @@ describe("notifications", () => {
     const file = join(dir, "webhooks.yml");
     await writeFile(
       file,
-      `team: ${receiver.base}/services/T0/B0/TEAMSECRET\nbroken: ${receiver.base}/broken/BROKENSECRET\n`,
+      `team: ${receiver.base}/services/T0/B0/TEAMSECRET\nbroken: ${receiver.base}/broken/BROKENSECRET\noncall: ${receiver.base}/oncall/ONCALLSECRET\n`,
     );
     const bus = new MemoryEventBus();
     cleanups.push(() => bus.close());
@@ -131,6 +133,7 @@ describe("notifications", () => {
       cleanups.push(() => scheduler.close());
       replicas.push(scheduler);
       stores.push(store);
+      kvs.push(kv);
     }
   });
   after(async () => {
@@ -138,6 +141,7 @@ describe("notifications", () => {
     await receiver.stop();
     replicas = [];
     stores = [];
+    kvs = [];
   });
 
   /** The run once it ended and no notification of it is pending. */
@@ -258,6 +262,101 @@ describe("notifications", () => {
       receiver.posts.map((p) => [p.body.run.id, p.body.run.state]),
       [[run.id, "cancelled"]],
     );
+  });
+
+  test("a schedule's runs post to its own webhooks and the pipeline's, a webhook named by both once", async () => {
+    receiver.posts.length = 0;
+    launcher.scripts = {};
+    // A test clock: ticks happen when the test says so; both replicas follow the schedule.
+    let now = Date.parse("2026-01-01T00:00:00.500Z");
+    const runners = kvs.map(
+      (kv, i) =>
+        new ScheduleRunner({
+          kv,
+          runs: replicas[i]!,
+          pipelines: new YamlPipelines(pipelines),
+          logger: silentLogger,
+          now: () => now,
+          timers: false,
+        }),
+    );
+    for (const r of runners) await r.start();
+    try {
+      // fine's pipeline posts every end to team; the schedule adds team (failures only: merged
+      // with the pipeline's, still one post) and oncall.
+      await runners[0]!.create({
+        name: "notifying",
+        pipeline: "fine",
+        cron: "* * * * * *",
+        notify: [
+          { webhookSecret: "team", on: ["failed"] },
+          { webhookSecret: "oncall", on: [] },
+        ],
+        createdBy: "alice",
+      });
+      await until(() => runners[1]!.knows("notifying"), "replica 1 to see the schedule");
+      const [view] = await runners[1]!.list();
+      assert.deepEqual(view?.schedule.notify, [
+        { webhookSecret: "team", on: ["FAILED"] },
+        { webhookSecret: "oncall", on: ["SUCCEEDED", "FAILED", "CANCELLED"] },
+      ]);
+      await assert.rejects(
+        runners[0]!.create({
+          name: "bad",
+          pipeline: "fine",
+          cron: "* * * * *",
+          notify: [{ webhookSecret: "https://hooks.slack.com/services/T0/B0/XSECRET", on: [] }],
+          createdBy: "alice",
+        }),
+        (err: Error) =>
+          /notify\[0\]: .*must name a secret, not hold a URL/.test(err.message) &&
+          !err.message.includes("XSECRET"),
+      );
+      await assert.rejects(
+        runners[0]!.create({
+          name: "bad",
+          pipeline: "fine",
+          cron: "* * * * *",
+          notify: [{ webhookSecret: "oncall", on: ["done"] }],
+          createdBy: "alice",
+        }),
+        /notify\[0\]: webhook oncall: "done" is not a state a run ends in/,
+      );
+      for (let tick = 0; tick < 3; tick++) {
+        now += 1000;
+        await Promise.all(runners.map((r) => r.evaluateAll()));
+      }
+      // A NATS KV listing may miss a key rewritten while it lists: gather runs until all three show.
+      const byId = new Map<string, RunRecord>();
+      await until(async () => {
+        for (const { record } of await stores[0]!.listRuns())
+          if (record.submittedBy === "schedule:notifying") byId.set(record.id, record);
+        return byId.size >= 3;
+      }, "the schedule's three runs");
+      const started = [...byId.values()];
+      assert.equal(started.length, 3);
+      for (const run of started) {
+        const ended = await settled(run.id);
+        assert.equal(ended.state, "SUCCEEDED");
+        assert.deepEqual(
+          ended.notifications?.map((n) => [n.webhookSecret, n.state]),
+          [
+            ["team", "delivered"],
+            ["oncall", "delivered"],
+          ],
+        );
+      }
+      const posted = (secret: string) =>
+        receiver.posts
+          .filter((p) => p.path.includes(secret))
+          .map((p) => p.body.run.id)
+          .sort();
+      const ids = started.map((r) => r.id).sort();
+      assert.deepEqual(posted("TEAMSECRET"), ids, "one post per run end to team");
+      assert.deepEqual(posted("ONCALLSECRET"), ids, "one post per run end to oncall");
+    } finally {
+      for (const r of runners) await r.close();
+    }
   });
 
   test("a retried run posts its new end; the first end's statuses are gone from it", async () => {

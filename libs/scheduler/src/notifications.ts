@@ -8,7 +8,13 @@ import {
   type RunEndBody,
   type WebhookNotifier,
 } from "@odin/notify";
-import { isFinishedRun, type Pipeline, type RunState } from "@odin/pipeline-spec";
+import {
+  isFinishedRun,
+  mergeNotifyTargets,
+  type NotifyTarget,
+  type Pipeline,
+  type RunState,
+} from "@odin/pipeline-spec";
 import type { RunRecord, TaskRecord } from "./records.js";
 import type { SchedulerStore } from "./store.js";
 
@@ -34,16 +40,20 @@ export function orphanedNotifications(run: RunRecord, now: number): boolean {
   );
 }
 
-/** One pending notification per webhook whose `on` holds `state` (a webhook named twice is posted once). */
+/**
+ * One pending notification per webhook whose `on` holds `state`, of the pipeline's `notify:` and
+ * the run's own targets (a schedule's): a webhook named twice, or by both, is posted once.
+ */
 export function dueNotifications(
   pipeline: Pipeline,
   state: RunState,
+  runTargets?: readonly NotifyTarget[],
 ): NotificationStatus[] | undefined {
-  const secrets = new Set<string>();
-  for (const target of pipeline.notify ?? [])
-    if ((target.on as readonly string[]).includes(state)) secrets.add(target.webhookSecret);
-  if (secrets.size === 0) return undefined;
-  return [...secrets].map((webhookSecret) => ({ webhookSecret, state: "pending", attempts: 0 }));
+  const secrets = mergeNotifyTargets(pipeline.notify, runTargets)
+    .filter((target) => (target.on as readonly string[]).includes(state))
+    .map((target) => target.webhookSecret);
+  if (secrets.length === 0) return undefined;
+  return secrets.map((webhookSecret) => ({ webhookSecret, state: "pending", attempts: 0 }));
 }
 
 const iso = (ms: number | undefined): string | undefined =>

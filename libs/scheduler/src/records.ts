@@ -1,6 +1,6 @@
 import type { RunState, TaskState } from "@odin/dag";
 import type { NotificationStatus } from "@odin/notify";
-import type { ParameterValue } from "@odin/pipeline-spec";
+import type { NotifyTarget, ParameterValue } from "@odin/pipeline-spec";
 
 /** A run as the run store keeps it (one small value per run, whatever the pipeline's size). */
 export interface RunRecord {
@@ -41,6 +41,11 @@ export interface RunRecord {
   notifyClaim?: number;
   /** When the last such replica took them over. */
   notifyClaimTime?: number;
+  /**
+   * Webhooks its end is posted to besides its pipeline's `notify:` — those of the schedule that
+   * started it; absent when none. Kept across retries.
+   */
+  notify?: NotifyTarget[];
   /** `odin run --no-cache`: no task of this run reuses an earlier result (its results are recorded). */
   noCache?: boolean;
 }

@@ -5,10 +5,12 @@ import type { WebhookNotifier } from "@odin/notify";
 import {
   isFinishedRun as isFinished,
   isTerminalState,
+  mergeNotifyTargets,
   MissingOutputError,
   newRunId,
   reportedStates,
   taskStates,
+  type NotifyTarget,
   type Pipeline,
   type Problem,
   type Task,
@@ -281,6 +283,8 @@ export class Scheduler {
     runId?: string;
     /** Reuse no earlier result (`odin run --no-cache`). */
     noCache?: boolean;
+    /** Webhooks its end is posted to besides the pipeline's (a schedule's `notify`). */
+    notify?: readonly NotifyTarget[];
   }): Promise<RunRecord> {
     // A request id's claim names its run id before the run is written. A repeated request finds
     // the run, or, when the first call never wrote it (its process died between the two writes, or
@@ -340,6 +344,7 @@ export class Scheduler {
     };
     if (Object.keys(got.parameters).length > 0) record.parameters = got.parameters;
     if (input.noCache) record.noCache = true;
+    if (input.notify && input.notify.length > 0) record.notify = mergeNotifyTargets(input.notify);
     if (!(await this.options.store.createRun(record))) {
       // The id was given and another submit of it got there first: that one is the run.
       const first = await this.getRun(runId);
@@ -1001,7 +1006,7 @@ export class Scheduler {
             taskCounts: run.engine.counts(),
           };
           // Written with the end, so the posts due are known even if this replica stops now.
-          const due = this.options.notifier && dueNotifications(run.pipeline, d.state);
+          const due = this.options.notifier && dueNotifications(run.pipeline, d.state, r.notify);
           if (due) next.notifications = due;
           return next;
         });

@@ -4,6 +4,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { MemoryEventBus, subjects } from "@odin/events";
+import type { ScheduleSpec } from "@odin/pipeline-spec";
 import { events } from "@odin/proto";
 import { MemoryKeyValueStore, NatsKeyValueStore, type KeyValueStore } from "@odin/run-store";
 import { createLogger, silentLogger } from "@odin/service-kit";
@@ -361,13 +362,13 @@ describe("schedule policies", () => {
     const bus = new MemoryEventBus();
     cleanups.push(() => bus.close());
     const clock = new Clock();
-    const spec = {
+    const spec: ScheduleSpec = {
       name: "nightly",
       cron: "0 2 * * *",
       timezone: "Europe/Berlin",
       parameters: { lr: 0.5 },
-      catchup: "skip" as const,
-      concurrency: "forbid" as const,
+      catchup: "skip",
+      concurrency: "forbid",
     };
     let pipelines = [
       { pipeline: "team/quick", pipelineName: "quick", valid: true, schedules: [spec] },
@@ -395,6 +396,26 @@ describe("schedule policies", () => {
     await runner.syncDeclared();
     assert.deepEqual(await names(), ["team/quick:nightly 0 3 * * *"]);
     assert.equal((await runner.list())[0]?.schedule.paused, true, "a pause outlives a change");
+    // Its notify targets are part of it: a change is applied (each webhook once).
+    pipelines = [
+      {
+        ...pipelines[0]!,
+        schedules: [
+          {
+            ...spec,
+            cron: "0 3 * * *",
+            notify: [
+              { webhookSecret: "team", on: ["FAILED"] },
+              { webhookSecret: "team", on: ["CANCELLED"] },
+            ],
+          },
+        ],
+      },
+    ];
+    await runner.syncDeclared();
+    assert.deepEqual((await runner.list())[0]?.schedule.notify, [
+      { webhookSecret: "team", on: ["FAILED", "CANCELLED"] },
+    ]);
     pipelines = [{ ...pipelines[0]!, valid: false, schedules: [] }];
     await runner.syncDeclared();
     assert.deepEqual(await names(), ["team/quick:nightly 0 3 * * *"]);

@@ -8,11 +8,14 @@ import {
   checkCron,
   checkTimezone,
   isFinishedRun,
+  mergeNotifyTargets,
   newRunId,
+  notifyTarget,
   scheduleNamePattern,
   tickGraceMs,
   type CatchupPolicy,
   type ConcurrencyPolicy,
+  type NotifyTarget,
   type ParameterValue,
   type Problem,
 } from "@odin/pipeline-spec";
@@ -58,8 +61,11 @@ export interface ScheduleRecord {
   createTime: number;
   /** The CreateSchedule request id that made it (a retried create returns it). */
   requestId?: string;
-  /** Notification targets of its runs, by name: a slot for notifications, not read yet. */
-  notify?: string[];
+  /**
+   * Webhooks its runs post to when they end, besides their pipeline's `notify:` (each named once);
+   * absent when none.
+   */
+  notify?: NotifyTarget[];
 }
 
 /**
@@ -125,6 +131,7 @@ export interface RunStarter {
     labels?: Record<string, string>;
     submittedBy: string;
     runId?: string;
+    notify?: readonly NotifyTarget[];
   }): Promise<RunRecord>;
   cancel(runId: string, reason?: string): Promise<RunRecord>;
   getRun(runId: string): Promise<RunRecord>;
@@ -229,6 +236,7 @@ export class ScheduleRunner {
       if (!p.valid) invalid.add(p.pipeline);
       for (const spec of p.schedules) {
         const name = `${p.pipeline}:${spec.name}`;
+        const notify = mergeNotifyTargets(spec.notify);
         desired.set(name, {
           name,
           pipeline: p.pipeline,
@@ -242,6 +250,7 @@ export class ScheduleRunner {
           source: "pipeline",
           createdBy: `${p.pipeline}/main.yml`,
           createTime: now,
+          ...(notify.length > 0 ? { notify } : {}),
         });
       }
     }
@@ -251,7 +260,8 @@ export class ScheduleRunner {
       a.timezone === b.timezone &&
       a.catchup === b.catchup &&
       a.concurrency === b.concurrency &&
-      JSON.stringify(a.parameters) === JSON.stringify(b.parameters);
+      JSON.stringify(a.parameters) === JSON.stringify(b.parameters) &&
+      JSON.stringify(a.notify ?? []) === JSON.stringify(b.notify ?? []);
     const existing = new Map<string, ScheduleRecord>();
     for await (const entry of this.kv.list("schedules.>")) {
       const record = scheduleCodec.decode(entry.value);
@@ -500,6 +510,7 @@ export class ScheduleRunner {
         labels,
         submittedBy: scheduleSubmitter(schedule.name),
         runId: claim.runId,
+        ...(schedule.notify ? { notify: schedule.notify } : {}),
       });
       this.options.logger.info("schedule started a run", {
         schedule: schedule.name,
@@ -545,6 +556,8 @@ export class ScheduleRunner {
     catchup?: CatchupPolicy;
     concurrency?: ConcurrencyPolicy;
     paused?: boolean;
+    /** Webhooks its runs post to, besides the pipeline's: secret names, states in any case (none = every end). */
+    notify?: readonly { webhookSecret: string; on: readonly string[] }[];
     createdBy: string;
     requestId?: string;
   }): Promise<ScheduleRecord> {
@@ -555,6 +568,13 @@ export class ScheduleRunner {
     const timezone = input.timezone || "UTC";
     const bad = checkCron(input.cron) ?? checkTimezone(timezone);
     if (bad !== undefined) throw new InvalidArgumentError(bad);
+    const targets: NotifyTarget[] = [];
+    for (const [i, n] of (input.notify ?? []).entries()) {
+      const got = notifyTarget(n.webhookSecret, n.on);
+      if ("error" in got) throw new InvalidArgumentError(`notify[${i}]: ${got.error}`);
+      targets.push(got.target);
+    }
+    const notify = mergeNotifyTargets(targets);
     const got = await this.options.pipelines.getPipeline(
       input.pipeline,
       undefined,
@@ -585,6 +605,7 @@ export class ScheduleRunner {
       createTime: this.now(),
     };
     if (input.requestId) record.requestId = input.requestId;
+    if (notify.length > 0) record.notify = notify;
     try {
       await this.kv.create(scheduleKey(record.name), scheduleCodec.encode(record));
     } catch (err) {

@@ -359,6 +359,7 @@ export function dagSchedulerService(
             catchup: catchupFromProto(req.catchup),
             concurrency: concurrencyFromProto(req.concurrency),
             paused: req.paused,
+            notify: req.notify,
             createdBy: callerOf(call).subject,
             requestId: req.requestId || undefined,
           });

@@ -1,6 +1,7 @@
 // odin schedule create, ls, pause, resume, rm: cron schedules over gRPC.
 import { randomUUID } from "node:crypto";
-import { dagscheduler, DagSchedulerServiceService as Scheduler } from "@odin/proto";
+import { notifyStates, parseNotifyTarget } from "@odin/pipeline-spec";
+import { dagscheduler, notifyToProto, DagSchedulerServiceService as Scheduler } from "@odin/proto";
 import { connect } from "../connection.js";
 import { CommandError, ExitCode } from "../exit.js";
 import { printData, table } from "../output.js";
@@ -30,6 +31,17 @@ function scheduleJson(s: dagscheduler.Schedule): Record<string, unknown> {
   };
 }
 
+/** Notification targets as `--notify` spells them: `team-slack, oncall:failed`. */
+function notifyText(targets: readonly { webhookSecret: string; on: readonly string[] }[]): string {
+  return targets
+    .map((t) =>
+      t.on.length === notifyStates.length || t.on.length === 0
+        ? t.webhookSecret
+        : `${t.webhookSecret}:${t.on.join(",")}`,
+    )
+    .join(", ");
+}
+
 function choose<T>(what: string, value: string | undefined, allowed: Record<string, T>): T | 0 {
   if (value === undefined) return 0;
   const got = allowed[value];
@@ -52,12 +64,19 @@ export async function createScheduleCommand(
     values?: string;
     catchup?: string;
     concurrency?: string;
+    /** `NAME` or `NAME:state,state`, as `--notify` gives them. */
+    notify?: string[];
     paused?: boolean;
   },
   out: NodeJS.WritableStream,
 ): Promise<number> {
   const catchup = choose("catchup", options.catchup, catchups);
   const concurrency = choose("concurrency", options.concurrency, concurrencies);
+  const notify = (options.notify ?? []).map((text) => {
+    const got = parseNotifyTarget(text);
+    if ("error" in got) throw new CommandError(got.error, ExitCode.usage);
+    return notifyToProto(got.target);
+  });
   const parameters = {
     ...(options.values ? await readValues(options.values) : {}),
     ...parseSets(options.set),
@@ -73,12 +92,13 @@ export async function createScheduleCommand(
       catchup,
       concurrency,
       paused: options.paused ?? false,
+      notify,
       requestId: randomUUID(),
     });
     if (options.output !== "text") await printData(out, options.output, scheduleJson(schedule!));
     else
       out.write(
-        `schedule ${schedule!.name}: ${schedule!.pipeline} at "${schedule!.cron}" (${schedule!.timezone})${schedule!.nextTick ? `, next ${schedule!.nextTick.toISOString()}` : ", paused"}\n`,
+        `schedule ${schedule!.name}: ${schedule!.pipeline} at "${schedule!.cron}" (${schedule!.timezone})${schedule!.nextTick ? `, next ${schedule!.nextTick.toISOString()}` : ", paused"}${schedule!.notify.length > 0 ? `; notifies ${notifyText(schedule!.notify)}` : ""}\n`,
       );
     return ExitCode.ok;
   } finally {

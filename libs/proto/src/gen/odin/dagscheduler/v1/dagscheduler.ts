@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { Struct } from "../../../google/protobuf/struct.js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { Notify } from "../../common/v1/pipeline.js";
 import {
   Run,
   RunState,
@@ -439,6 +440,11 @@ export interface Schedule {
   skippedTicks: number;
   /** Why the last tick started no run; empty when it started one. */
   lastError: string;
+  /**
+   * Extension: the webhooks its runs post to when they end, besides the pipeline's `notify:` (a
+   * webhook named by both is posted once per run end, for the states either asks for).
+   */
+  notify: Notify[];
 }
 
 /** CreateScheduleRequest describes the schedule to make. */
@@ -464,6 +470,11 @@ export interface CreateScheduleRequest {
   paused: boolean;
   /** Client-chosen unique id of this create; a retry with the same id returns the schedule made. */
   requestId: string;
+  /**
+   * Webhooks its runs post to when they end, besides the pipeline's `notify:`, by secret name
+   * (never a URL); `on` empty = every end state. INVALID_ARGUMENT for a bad name or state.
+   */
+  notify: Notify[];
 }
 
 /** CreateScheduleResponse is the new schedule. */
@@ -3246,6 +3257,7 @@ function createBaseSchedule(): Schedule {
     lastRunId: "",
     skippedTicks: 0,
     lastError: "",
+    notify: [],
   };
 }
 
@@ -3298,6 +3310,9 @@ export const Schedule: MessageFns<Schedule> = {
     }
     if (message.lastError !== "") {
       writer.uint32(130).string(message.lastError);
+    }
+    for (const v of message.notify) {
+      Notify.encode(v!, writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -3443,6 +3458,14 @@ export const Schedule: MessageFns<Schedule> = {
             message.lastError = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.notify.push(Notify.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3501,6 +3524,9 @@ export const Schedule: MessageFns<Schedule> = {
         : isSet(object.last_error)
           ? globalThis.String(object.last_error)
           : "",
+      notify: globalThis.Array.isArray(object?.notify)
+        ? object.notify.map((e: any) => Notify.fromJSON(e))
+        : [],
     };
   },
 
@@ -3554,6 +3580,9 @@ export const Schedule: MessageFns<Schedule> = {
     if (message.lastError !== "") {
       obj.lastError = message.lastError;
     }
+    if (message.notify?.length) {
+      obj.notify = message.notify.map((e) => Notify.toJSON(e));
+    }
     return obj;
   },
 
@@ -3578,6 +3607,7 @@ export const Schedule: MessageFns<Schedule> = {
     message.lastRunId = object.lastRunId ?? "";
     message.skippedTicks = object.skippedTicks ?? 0;
     message.lastError = object.lastError ?? "";
+    message.notify = object.notify?.map((e) => Notify.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3593,6 +3623,7 @@ function createBaseCreateScheduleRequest(): CreateScheduleRequest {
     concurrency: 0,
     paused: false,
     requestId: "",
+    notify: [],
   };
 }
 
@@ -3624,6 +3655,9 @@ export const CreateScheduleRequest: MessageFns<CreateScheduleRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(74).string(message.requestId);
+    }
+    for (const v of message.notify) {
+      Notify.encode(v!, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -3713,6 +3747,14 @@ export const CreateScheduleRequest: MessageFns<CreateScheduleRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.notify.push(Notify.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3740,6 +3782,9 @@ export const CreateScheduleRequest: MessageFns<CreateScheduleRequest> = {
         : isSet(object.request_id)
           ? globalThis.String(object.request_id)
           : "",
+      notify: globalThis.Array.isArray(object?.notify)
+        ? object.notify.map((e: any) => Notify.fromJSON(e))
+        : [],
     };
   },
 
@@ -3772,6 +3817,9 @@ export const CreateScheduleRequest: MessageFns<CreateScheduleRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.notify?.length) {
+      obj.notify = message.notify.map((e) => Notify.toJSON(e));
+    }
     return obj;
   },
 
@@ -3789,6 +3837,7 @@ export const CreateScheduleRequest: MessageFns<CreateScheduleRequest> = {
     message.concurrency = object.concurrency ?? 0;
     message.paused = object.paused ?? false;
     message.requestId = object.requestId ?? "";
+    message.notify = object.notify?.map((e) => Notify.fromPartial(e)) || [];
     return message;
   },
 };

@@ -20,7 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { Struct } from "../../../google/protobuf/struct.js";
 import { File } from "../../common/v1/file.js";
-import { Pipeline } from "../../common/v1/pipeline.js";
+import { Notify, Pipeline } from "../../common/v1/pipeline.js";
 import { Problem } from "../../common/v1/problem.js";
 
 /** ListPipelinesRequest names the commit to list. */
@@ -72,6 +72,8 @@ export interface DeclaredSchedule {
   catchup: string;
   /** `allow`, `forbid` or `replace`: what a tick does while the last run is active. */
   concurrency: string;
+  /** The webhooks its runs post to when they end (its `notify:`), besides the pipeline's. */
+  notify: Notify[];
 }
 
 /** GetPipelineRequest names a pipeline at a commit. */
@@ -495,7 +497,15 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
 };
 
 function createBaseDeclaredSchedule(): DeclaredSchedule {
-  return { name: "", cron: "", timezone: "", parameters: undefined, catchup: "", concurrency: "" };
+  return {
+    name: "",
+    cron: "",
+    timezone: "",
+    parameters: undefined,
+    catchup: "",
+    concurrency: "",
+    notify: [],
+  };
 }
 
 export const DeclaredSchedule: MessageFns<DeclaredSchedule> = {
@@ -517,6 +527,9 @@ export const DeclaredSchedule: MessageFns<DeclaredSchedule> = {
     }
     if (message.concurrency !== "") {
       writer.uint32(50).string(message.concurrency);
+    }
+    for (const v of message.notify) {
+      Notify.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -582,6 +595,14 @@ export const DeclaredSchedule: MessageFns<DeclaredSchedule> = {
             message.concurrency = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.notify.push(Notify.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -602,6 +623,9 @@ export const DeclaredSchedule: MessageFns<DeclaredSchedule> = {
       parameters: isObject(object.parameters) ? object.parameters : undefined,
       catchup: isSet(object.catchup) ? globalThis.String(object.catchup) : "",
       concurrency: isSet(object.concurrency) ? globalThis.String(object.concurrency) : "",
+      notify: globalThis.Array.isArray(object?.notify)
+        ? object.notify.map((e: any) => Notify.fromJSON(e))
+        : [],
     };
   },
 
@@ -625,6 +649,9 @@ export const DeclaredSchedule: MessageFns<DeclaredSchedule> = {
     if (message.concurrency !== "") {
       obj.concurrency = message.concurrency;
     }
+    if (message.notify?.length) {
+      obj.notify = message.notify.map((e) => Notify.toJSON(e));
+    }
     return obj;
   },
 
@@ -639,6 +666,7 @@ export const DeclaredSchedule: MessageFns<DeclaredSchedule> = {
     message.parameters = object.parameters ?? undefined;
     message.catchup = object.catchup ?? "";
     message.concurrency = object.concurrency ?? "";
+    message.notify = object.notify?.map((e) => Notify.fromPartial(e)) || [];
     return message;
   },
 };

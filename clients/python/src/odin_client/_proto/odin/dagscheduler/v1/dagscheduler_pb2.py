@@ -16,6 +16,7 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from odin_client._proto.odin.common.v1 import pipeline_pb2 as odin_dot_common_dot_v1_dot_pipeline__pb2
 from odin_client._proto.odin.common.v1 import run_pb2 as odin_dot_common_dot_v1_dot_run__pb2
 
 
@@ -23,9 +24,9 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/dagscheduler/v1/dagscheduler.proto',
   package='odin.dagscheduler.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18odin/common/v1/run.proto\"H\n\x17ListCacheEntriesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"M\n\x18ListCacheEntriesResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .odin.dagscheduler.v1.CacheEntry\"\xdb\x01\n\nCacheEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05image\x18\x07 \x01(\t\x12\x31\n\x07outputs\x18\x08 \x03(\x0b\x32 .odin.dagscheduler.v1.CachedFile\x12\x0c\n\x04hits\x18\t \x01(\r\"8\n\nCachedFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"V\n\x19\x44\x65leteCacheEntriesRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\"-\n\x1a\x44\x65leteCacheEntriesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"\xfa\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08no_cache\x18\x06 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x10WatchRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x92\x01\n\x11WatchRunsResponse\x12\x36\n\x04page\x18\x01 \x01(\x0b\x32&.odin.dagscheduler.v1.ListRunsResponseH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12\x18\n\x0eremoved_run_id\x18\x03 \x01(\tH\x00\x42\x07\n\x05\x65vent\"<\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\"\xf0\x03\n\x08Schedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x10\n\x08\x64\x65\x63lared\x18\t \x01(\x08\x12\x12\n\ncreated_by\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnext_tick\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_tick\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blast_run_id\x18\x0e \x01(\t\x12\x15\n\rskipped_ticks\x18\x0f \x01(\r\x12\x12\n\nlast_error\x18\x10 \x01(\t\"\x9c\x02\n\x15\x43reateScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\"J\n\x16\x43reateScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"(\n\x14ListSchedulesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"J\n\x15ListSchedulesResponse\x12\x31\n\tschedules\x18\x01 \x03(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"$\n\x14PauseScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x15PauseScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15ResumeScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16ResumeScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15\x44\x65leteScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScheduleResponse*a\n\rCatchupPolicy\x12\x1e\n\x1a\x43\x41TCHUP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41TCHUP_POLICY_SKIP\x10\x01\x12\x17\n\x13\x43\x41TCHUP_POLICY_ONCE\x10\x02*\x94\x01\n\x11\x43oncurrencyPolicy\x12\"\n\x1e\x43ONCURRENCY_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONCURRENCY_POLICY_ALLOW\x10\x01\x12\x1d\n\x19\x43ONCURRENCY_POLICY_FORBID\x10\x02\x12\x1e\n\x1a\x43ONCURRENCY_POLICY_REPLACE\x10\x03\x32\xfe\x0b\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12^\n\tWatchRuns\x12&.odin.dagscheduler.v1.WatchRunsRequest\x1a\'.odin.dagscheduler.v1.WatchRunsResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponse\x12k\n\x0e\x43reateSchedule\x12+.odin.dagscheduler.v1.CreateScheduleRequest\x1a,.odin.dagscheduler.v1.CreateScheduleResponse\x12h\n\rListSchedules\x12*.odin.dagscheduler.v1.ListSchedulesRequest\x1a+.odin.dagscheduler.v1.ListSchedulesResponse\x12h\n\rPauseSchedule\x12*.odin.dagscheduler.v1.PauseScheduleRequest\x1a+.odin.dagscheduler.v1.PauseScheduleResponse\x12k\n\x0eResumeSchedule\x12+.odin.dagscheduler.v1.ResumeScheduleRequest\x1a,.odin.dagscheduler.v1.ResumeScheduleResponse\x12k\n\x0e\x44\x65leteSchedule\x12+.odin.dagscheduler.v1.DeleteScheduleRequest\x1a,.odin.dagscheduler.v1.DeleteScheduleResponse\x12q\n\x10ListCacheEntries\x12-.odin.dagscheduler.v1.ListCacheEntriesRequest\x1a..odin.dagscheduler.v1.ListCacheEntriesResponse\x12w\n\x12\x44\x65leteCacheEntries\x12/.odin.dagscheduler.v1.DeleteCacheEntriesRequest\x1a\x30.odin.dagscheduler.v1.DeleteCacheEntriesResponseb\x06proto3')
+  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x18odin/common/v1/run.proto\"H\n\x17ListCacheEntriesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"M\n\x18ListCacheEntriesResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .odin.dagscheduler.v1.CacheEntry\"\xdb\x01\n\nCacheEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05image\x18\x07 \x01(\t\x12\x31\n\x07outputs\x18\x08 \x03(\x0b\x32 .odin.dagscheduler.v1.CachedFile\x12\x0c\n\x04hits\x18\t \x01(\r\"8\n\nCachedFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"V\n\x19\x44\x65leteCacheEntriesRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\"-\n\x1a\x44\x65leteCacheEntriesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"\xfa\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08no_cache\x18\x06 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x10WatchRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x92\x01\n\x11WatchRunsResponse\x12\x36\n\x04page\x18\x01 \x01(\x0b\x32&.odin.dagscheduler.v1.ListRunsResponseH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12\x18\n\x0eremoved_run_id\x18\x03 \x01(\tH\x00\x42\x07\n\x05\x65vent\"<\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\"\x98\x04\n\x08Schedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x10\n\x08\x64\x65\x63lared\x18\t \x01(\x08\x12\x12\n\ncreated_by\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnext_tick\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_tick\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blast_run_id\x18\x0e \x01(\t\x12\x15\n\rskipped_ticks\x18\x0f \x01(\r\x12\x12\n\nlast_error\x18\x10 \x01(\t\x12&\n\x06notify\x18\x11 \x03(\x0b\x32\x16.odin.common.v1.Notify\"\xc4\x02\n\x15\x43reateScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12&\n\x06notify\x18\n \x03(\x0b\x32\x16.odin.common.v1.Notify\"J\n\x16\x43reateScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"(\n\x14ListSchedulesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"J\n\x15ListSchedulesResponse\x12\x31\n\tschedules\x18\x01 \x03(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"$\n\x14PauseScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x15PauseScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15ResumeScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16ResumeScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15\x44\x65leteScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScheduleResponse*a\n\rCatchupPolicy\x12\x1e\n\x1a\x43\x41TCHUP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41TCHUP_POLICY_SKIP\x10\x01\x12\x17\n\x13\x43\x41TCHUP_POLICY_ONCE\x10\x02*\x94\x01\n\x11\x43oncurrencyPolicy\x12\"\n\x1e\x43ONCURRENCY_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONCURRENCY_POLICY_ALLOW\x10\x01\x12\x1d\n\x19\x43ONCURRENCY_POLICY_FORBID\x10\x02\x12\x1e\n\x1a\x43ONCURRENCY_POLICY_REPLACE\x10\x03\x32\xfe\x0b\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12^\n\tWatchRuns\x12&.odin.dagscheduler.v1.WatchRunsRequest\x1a\'.odin.dagscheduler.v1.WatchRunsResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponse\x12k\n\x0e\x43reateSchedule\x12+.odin.dagscheduler.v1.CreateScheduleRequest\x1a,.odin.dagscheduler.v1.CreateScheduleResponse\x12h\n\rListSchedules\x12*.odin.dagscheduler.v1.ListSchedulesRequest\x1a+.odin.dagscheduler.v1.ListSchedulesResponse\x12h\n\rPauseSchedule\x12*.odin.dagscheduler.v1.PauseScheduleRequest\x1a+.odin.dagscheduler.v1.PauseScheduleResponse\x12k\n\x0eResumeSchedule\x12+.odin.dagscheduler.v1.ResumeScheduleRequest\x1a,.odin.dagscheduler.v1.ResumeScheduleResponse\x12k\n\x0e\x44\x65leteSchedule\x12+.odin.dagscheduler.v1.DeleteScheduleRequest\x1a,.odin.dagscheduler.v1.DeleteScheduleResponse\x12q\n\x10ListCacheEntries\x12-.odin.dagscheduler.v1.ListCacheEntriesRequest\x1a..odin.dagscheduler.v1.ListCacheEntriesResponse\x12w\n\x12\x44\x65leteCacheEntries\x12/.odin.dagscheduler.v1.DeleteCacheEntriesRequest\x1a\x30.odin.dagscheduler.v1.DeleteCacheEntriesResponseb\x06proto3')
   ,
-  dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_run__pb2.DESCRIPTOR,])
+  dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_pipeline__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_run__pb2.DESCRIPTOR,])
 
 _CATCHUPPOLICY = _descriptor.EnumDescriptor(
   name='CatchupPolicy',
@@ -48,8 +49,8 @@ _CATCHUPPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3797,
-  serialized_end=3894,
+  serialized_start=3908,
+  serialized_end=4005,
 )
 _sym_db.RegisterEnumDescriptor(_CATCHUPPOLICY)
 
@@ -79,8 +80,8 @@ _CONCURRENCYPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3897,
-  serialized_end=4045,
+  serialized_start=4008,
+  serialized_end=4156,
 )
 _sym_db.RegisterEnumDescriptor(_CONCURRENCYPOLICY)
 
@@ -135,8 +136,8 @@ _LISTCACHEENTRIESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=154,
-  serialized_end=226,
+  serialized_start=185,
+  serialized_end=257,
 )
 
 
@@ -166,8 +167,8 @@ _LISTCACHEENTRIESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=228,
-  serialized_end=305,
+  serialized_start=259,
+  serialized_end=336,
 )
 
 
@@ -253,8 +254,8 @@ _CACHEENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=308,
-  serialized_end=527,
+  serialized_start=339,
+  serialized_end=558,
 )
 
 
@@ -298,8 +299,8 @@ _CACHEDFILE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=529,
-  serialized_end=585,
+  serialized_start=560,
+  serialized_end=616,
 )
 
 
@@ -350,8 +351,8 @@ _DELETECACHEENTRIESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=587,
-  serialized_end=673,
+  serialized_start=618,
+  serialized_end=704,
 )
 
 
@@ -381,8 +382,8 @@ _DELETECACHEENTRIESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=675,
-  serialized_end=720,
+  serialized_start=706,
+  serialized_end=751,
 )
 
 
@@ -419,8 +420,8 @@ _SUBMITRUNREQUEST_LABELSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=928,
-  serialized_end=973,
+  serialized_start=959,
+  serialized_end=1004,
 )
 
 _SUBMITRUNREQUEST = _descriptor.Descriptor(
@@ -484,8 +485,8 @@ _SUBMITRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=723,
-  serialized_end=973,
+  serialized_start=754,
+  serialized_end=1004,
 )
 
 
@@ -515,8 +516,8 @@ _SUBMITRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=975,
-  serialized_end=1028,
+  serialized_start=1006,
+  serialized_end=1059,
 )
 
 
@@ -560,8 +561,8 @@ _GETRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1030,
-  serialized_end=1110,
+  serialized_start=1061,
+  serialized_end=1141,
 )
 
 
@@ -605,8 +606,8 @@ _GETRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1112,
-  serialized_end=1236,
+  serialized_start=1143,
+  serialized_end=1267,
 )
 
 
@@ -664,8 +665,8 @@ _LISTRUNSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1239,
-  serialized_end=1379,
+  serialized_start=1270,
+  serialized_end=1410,
 )
 
 
@@ -702,8 +703,8 @@ _LISTRUNSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1381,
-  serialized_end=1459,
+  serialized_start=1412,
+  serialized_end=1490,
 )
 
 
@@ -761,8 +762,8 @@ _WATCHRUNSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1462,
-  serialized_end=1603,
+  serialized_start=1493,
+  serialized_end=1634,
 )
 
 
@@ -809,8 +810,8 @@ _WATCHRUNSRESPONSE = _descriptor.Descriptor(
       name='event', full_name='odin.dagscheduler.v1.WatchRunsResponse.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=1606,
-  serialized_end=1752,
+  serialized_start=1637,
+  serialized_end=1783,
 )
 
 
@@ -847,8 +848,8 @@ _WATCHRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1754,
-  serialized_end=1814,
+  serialized_start=1785,
+  serialized_end=1845,
 )
 
 
@@ -895,8 +896,8 @@ _WATCHRUNRESPONSE = _descriptor.Descriptor(
       name='event', full_name='odin.dagscheduler.v1.WatchRunResponse.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=1817,
-  serialized_end=1980,
+  serialized_start=1848,
+  serialized_end=2011,
 )
 
 
@@ -947,8 +948,8 @@ _RUNSNAPSHOT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1983,
-  serialized_end=2136,
+  serialized_start=2014,
+  serialized_end=2167,
 )
 
 
@@ -985,8 +986,8 @@ _CANCELRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2138,
-  serialized_end=2188,
+  serialized_start=2169,
+  serialized_end=2219,
 )
 
 
@@ -1016,8 +1017,8 @@ _CANCELRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2190,
-  serialized_end=2243,
+  serialized_start=2221,
+  serialized_end=2274,
 )
 
 
@@ -1054,8 +1055,8 @@ _RETRYRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2245,
-  serialized_end=2298,
+  serialized_start=2276,
+  serialized_end=2329,
 )
 
 
@@ -1085,8 +1086,8 @@ _RETRYRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2300,
-  serialized_end=2352,
+  serialized_start=2331,
+  serialized_end=2383,
 )
 
 
@@ -1130,8 +1131,8 @@ _DELETERUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2354,
-  serialized_end=2431,
+  serialized_start=2385,
+  serialized_end=2462,
 )
 
 
@@ -1175,8 +1176,8 @@ _DELETERUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2433,
-  serialized_end=2522,
+  serialized_start=2464,
+  serialized_end=2553,
 )
 
 
@@ -1299,6 +1300,13 @@ _SCHEDULE = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='notify', full_name='odin.dagscheduler.v1.Schedule.notify', index=16,
+      number=17, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -1311,8 +1319,8 @@ _SCHEDULE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2525,
-  serialized_end=3021,
+  serialized_start=2556,
+  serialized_end=3092,
 )
 
 
@@ -1386,6 +1394,13 @@ _CREATESCHEDULEREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='notify', full_name='odin.dagscheduler.v1.CreateScheduleRequest.notify', index=9,
+      number=10, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -1398,8 +1413,8 @@ _CREATESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3024,
-  serialized_end=3308,
+  serialized_start=3095,
+  serialized_end=3419,
 )
 
 
@@ -1429,8 +1444,8 @@ _CREATESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3310,
-  serialized_end=3384,
+  serialized_start=3421,
+  serialized_end=3495,
 )
 
 
@@ -1460,8 +1475,8 @@ _LISTSCHEDULESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3386,
-  serialized_end=3426,
+  serialized_start=3497,
+  serialized_end=3537,
 )
 
 
@@ -1491,8 +1506,8 @@ _LISTSCHEDULESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3428,
-  serialized_end=3502,
+  serialized_start=3539,
+  serialized_end=3613,
 )
 
 
@@ -1522,8 +1537,8 @@ _PAUSESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3504,
-  serialized_end=3540,
+  serialized_start=3615,
+  serialized_end=3651,
 )
 
 
@@ -1553,8 +1568,8 @@ _PAUSESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3542,
-  serialized_end=3615,
+  serialized_start=3653,
+  serialized_end=3726,
 )
 
 
@@ -1584,8 +1599,8 @@ _RESUMESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3617,
-  serialized_end=3654,
+  serialized_start=3728,
+  serialized_end=3765,
 )
 
 
@@ -1615,8 +1630,8 @@ _RESUMESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3656,
-  serialized_end=3730,
+  serialized_start=3767,
+  serialized_end=3841,
 )
 
 
@@ -1646,8 +1661,8 @@ _DELETESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3732,
-  serialized_end=3769,
+  serialized_start=3843,
+  serialized_end=3880,
 )
 
 
@@ -1670,8 +1685,8 @@ _DELETESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3771,
-  serialized_end=3795,
+  serialized_start=3882,
+  serialized_end=3906,
 )
 
 _LISTCACHEENTRIESRESPONSE.fields_by_name['entries'].message_type = _CACHEENTRY
@@ -1720,9 +1735,11 @@ _SCHEDULE.fields_by_name['concurrency'].enum_type = _CONCURRENCYPOLICY
 _SCHEDULE.fields_by_name['create_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _SCHEDULE.fields_by_name['next_tick'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _SCHEDULE.fields_by_name['last_tick'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
+_SCHEDULE.fields_by_name['notify'].message_type = odin_dot_common_dot_v1_dot_pipeline__pb2._NOTIFY
 _CREATESCHEDULEREQUEST.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
 _CREATESCHEDULEREQUEST.fields_by_name['catchup'].enum_type = _CATCHUPPOLICY
 _CREATESCHEDULEREQUEST.fields_by_name['concurrency'].enum_type = _CONCURRENCYPOLICY
+_CREATESCHEDULEREQUEST.fields_by_name['notify'].message_type = odin_dot_common_dot_v1_dot_pipeline__pb2._NOTIFY
 _CREATESCHEDULERESPONSE.fields_by_name['schedule'].message_type = _SCHEDULE
 _LISTSCHEDULESRESPONSE.fields_by_name['schedules'].message_type = _SCHEDULE
 _PAUSESCHEDULERESPONSE.fields_by_name['schedule'].message_type = _SCHEDULE
@@ -2021,8 +2038,8 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=4048,
-  serialized_end=5582,
+  serialized_start=4159,
+  serialized_end=5693,
   methods=[
   _descriptor.MethodDescriptor(
     name='SubmitRun',
