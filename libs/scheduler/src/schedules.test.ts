@@ -229,6 +229,39 @@ describe("schedules across replicas (real NATS)", () => {
     assert.equal((await ticks(b.kv, "s")).claim, undefined);
   });
 
+  test("the ticks a dead replica's claim held up run after the takeover, one run each", async (t) => {
+    const { connect, bus, launcher } = await natsWorld();
+    const clock = new Clock();
+    const killedTick = Date.parse("2026-01-01T00:00:03.000Z");
+    const kvA = await connect();
+    const a = await replica(kvA, clock, bus, launcher, {
+      afterClaim: async (tick) => {
+        if (tick !== killedTick) return;
+        await kvA.close();
+        throw new Error("killed");
+      },
+    });
+    // b leaves a's claim to it for 3.5 s: the ticks of 00:04, 00:05 and 00:06 fall due meanwhile.
+    const b = await replica(await connect(), clock, bus, launcher, { takeoverMs: 3500 });
+    await a.runner.create({ name: "s", pipeline: "quick", cron: "* * * * * *", createdBy: "x" });
+    await until(() => b.runner.knows("s"), "replica b to see the schedule");
+    for (let i = 0; i < 10; i++) {
+      clock.t += 1000;
+      if (clock.t - 500 <= killedTick) await a.runner.evaluateAll();
+      // A timer would look again at once while ticks are due; the test looks as often.
+      for (let look = 0; look < 5; look++) await b.runner.evaluateAll();
+      if (clock.t - 500 === killedTick) await a.close();
+    }
+    const runs = await runsOf(b.kv, "s");
+    t.diagnostic(`runs: ${runs.length}; claims: a ${a.claims}, b ${b.claims}`);
+    assert.equal(runs.length, 10, warned.join("\n"));
+    assert.equal(new Set(runs.map((r) => r.id)).size, 10);
+    const state = await ticks(b.kv, "s");
+    assert.equal(state.claim, undefined);
+    assert.equal(state.lastTick, Date.parse("2026-01-01T00:00:10.000Z"));
+    assert.equal(state.skipped, 0);
+  });
+
   test("a replica dies after submitting, before recording it: the run is not started twice", async (t) => {
     const { connect, bus, launcher } = await natsWorld();
     const clock = new Clock();

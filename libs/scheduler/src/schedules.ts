@@ -173,6 +173,8 @@ export class ScheduleRunner {
   /** When each schedule next needs a look (its next tick, or a claim to take over). */
   private readonly wakeAt = new Map<string, number>();
   private readonly evaluating = new Map<string, Promise<void>>();
+  /** Schedules with another replica's claim to finish if it does not (looked at even when paused). */
+  private readonly takeovers = new Set<string>();
   private readonly replica = Math.random().toString(36).slice(2, 10);
   private watch: Watch | undefined;
   private synced: Subscription | undefined;
@@ -315,6 +317,7 @@ export class ScheduleRunner {
       this.schedules.clear();
       this.ticks.clear();
       this.wakeAt.clear();
+      this.takeovers.clear();
       return;
     }
     if (change.op === "delete") {
@@ -335,6 +338,7 @@ export class ScheduleRunner {
     this.schedules.delete(name);
     this.ticks.delete(name);
     this.wakeAt.delete(name);
+    this.takeovers.delete(name);
   }
 
   /** When a schedule should next be looked at. */
@@ -353,7 +357,7 @@ export class ScheduleRunner {
     if (this.timer) clearTimeout(this.timer);
     let at = this.now() + sweepMs;
     for (const [name, record] of this.schedules)
-      if (!record.paused) at = Math.min(at, this.dueAt(name));
+      if (!record.paused || this.takeovers.has(name)) at = Math.min(at, this.dueAt(name));
     this.timer = setTimeout(
       () => {
         this.timer = undefined;
@@ -407,10 +411,11 @@ export class ScheduleRunner {
   private async decide(name: string): Promise<void> {
     for (let attempt = 0; attempt < 10 && !this.closed; attempt++) {
       const schedule = this.schedules.get(name);
-      if (!schedule || schedule.paused) return;
+      if (!schedule) return;
       const key = ticksKey(name);
       const entry = await this.kv.get(key);
       if (!entry) {
+        if (schedule.paused) return;
         // First look at this schedule: ticks count from its creation.
         const first: TickRecord = { lastTick: schedule.createTime, skipped: 0 };
         await this.kv.create(key, ticksCodec.encode(first)).catch((err: unknown) => {
@@ -423,8 +428,10 @@ export class ScheduleRunner {
       if (state.claim) {
         const takeoverAt = state.claim.at + (this.options.takeoverMs ?? defaultTakeoverMs);
         if (state.claim.by !== this.replica && now < takeoverAt) {
-          // Its claimer is starting the run; look again in case it died doing so.
+          // Its claimer is starting the run; look again in case it died doing so (also when
+          // the schedule has been paused since: the tick was decided before).
           this.lookAgainAt(name, takeoverAt);
+          this.takeovers.add(name);
           return;
         }
         if (state.claim.by !== this.replica)
@@ -436,7 +443,15 @@ export class ScheduleRunner {
         await this.finish(schedule, state.claim);
         continue;
       }
-      const tick = this.ticks.get(name)?.newestDue(state.lastTick, now);
+      this.takeovers.delete(name);
+      if (schedule.paused) return;
+      const cron = this.ticks.get(name);
+      const oldest = cron?.next(state.lastTick);
+      if (cron === undefined || oldest === undefined || oldest > now) return;
+      // Ticks less than the grace late are decided one at a time, oldest first: a replica that died
+      // holding a claim delays the ticks after it by the takeover wait, and they must still run.
+      // Older ones (no scheduler ran) are decided together, by the catch-up policy.
+      const tick = now - oldest <= tickGraceMs ? oldest : cron.newestDue(state.lastTick, now);
       if (tick === undefined) return;
       const skip = (why: string): TickRecord => ({
         ...state,
@@ -479,6 +494,9 @@ export class ScheduleRunner {
         if (err instanceof RevisionMismatchError) continue;
         throw err;
       }
+      // A backlog (ticks delayed by a claim taken over): the next one is decided at once.
+      const following = cron.next(tick);
+      if (following !== undefined && following <= now) this.lookAgainAt(name, now);
       if (!next.claim) {
         this.options.logger.info("schedule tick skipped", { schedule: name, why: next.lastError });
         return;
