@@ -24,8 +24,10 @@ from typing import Any, Dict, List
 
 import odin_client
 from odin_client import (
+    AlreadyExists,
     Client,
     FailedPrecondition,
+    InvalidArgument,
     InvalidPipeline,
     NotFound,
     PermissionDenied,
@@ -38,6 +40,7 @@ from odin_client import (
     Unauthenticated,
     Unavailable,
     WaitTimeout,
+    Webhook,
 )
 
 TOKENS: Dict[str, str] = json.loads(os.environ.get("ODIN_TEST_TOKENS", "{}"))
@@ -506,6 +509,86 @@ class RunsTest(unittest.TestCase):
         self.assertIn('parameter "batch" was given, but the pipeline does not declare it', messages)
         with self.assertRaises(TypeError):
             self.odin.run("params", params={"lr": {"nested": 1}})
+
+
+class SchedulesTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.odin = operator()
+
+    def test_a_schedule_made_listed_paused_resumed_and_deleted(self) -> None:
+        made = self.odin.create_schedule(
+            "py-every-second",
+            "params",
+            "* * * * * *",
+            params={"epochs": "2"},
+            concurrency="forbid",
+            notify=["team", "oncall:failed"],
+        )
+        self.addCleanup(lambda: self._delete("py-every-second"))
+        self.assertEqual((made.name, made.pipeline, made.cron, made.timezone), ("py-every-second", "params", "* * * * * *", "UTC"))
+        self.assertEqual(made.parameters, {"epochs": 2})
+        self.assertEqual((made.catchup, made.concurrency, made.paused, made.declared), ("skip", "forbid", False, False))
+        self.assertEqual(
+            made.notify,
+            (Webhook("team", ("succeeded", "failed", "cancelled")), Webhook("oncall", ("failed",))),
+        )
+        self.assertEqual([str(w) for w in made.notify], ["team", "oncall:failed"])
+        self.assertIsNotNone(made.next_tick)
+        self.assertIn("py-every-second", [s.name for s in self.odin.schedules("params")])
+
+        # Its first tick starts a run with its parameters, labelled with its name.
+        deadline = time.monotonic() + WAIT
+        listed = made
+        while not listed.last_run_id:
+            self.assertLess(time.monotonic(), deadline, "the schedule started no run")
+            time.sleep(0.2)
+            listed = next(s for s in self.odin.schedules() if s.name == "py-every-second")
+        run = self.odin.get_run(listed.last_run_id)
+        self.assertEqual(run.parameters["epochs"], 2)
+        self.assertEqual(run.labels.get("schedule"), "py-every-second")
+        self.assertIsNotNone(listed.last_tick)
+
+        paused = self.odin.pause_schedule("py-every-second")
+        self.assertTrue(paused.paused)
+        self.assertIsNone(paused.next_tick)
+        resumed = self.odin.resume_schedule("py-every-second")
+        self.assertFalse(resumed.paused)
+        self.assertIsNotNone(resumed.next_tick)
+        self.odin.pause_schedule("py-every-second")
+        self.odin.delete_schedule("py-every-second")
+        self.assertNotIn("py-every-second", [s.name for s in self.odin.schedules()])
+        with self.assertRaises(NotFound):
+            self.odin.pause_schedule("py-every-second")
+
+    def test_bad_schedules_are_refused_with_what_is_wrong(self) -> None:
+        with self.assertRaises(InvalidArgument) as caught:
+            self.odin.create_schedule("py-bad", "params", "61 * * * *")
+        self.assertIn('cron "61 * * * *" is not valid', str(caught.exception))
+        with self.assertRaises(InvalidPipeline) as bad_params:
+            self.odin.create_schedule("py-bad", "params", "0 2 * * *", params={"lr": "fast"})
+        self.assertIn("parameter lr is a number", str(bad_params.exception))
+        with self.assertRaises(InvalidArgument) as bad_state:
+            self.odin.create_schedule("py-bad", "params", "0 2 * * *", notify=["team:finished"])
+        self.assertIn('"finished" is not a state a run ends in', str(bad_state.exception))
+        with self.assertRaises(ValueError) as url:
+            self.odin.create_schedule("py-bad", "params", "0 2 * * *", notify=["https://hooks.example/T0/SECRET"])
+        self.assertNotIn("SECRET", str(url.exception))
+        with self.assertRaises(ValueError):
+            self.odin.create_schedule("py-bad", "params", "0 2 * * *", concurrency="never")
+        self.odin.create_schedule("py-twice", "params", "0 2 * * *", paused=True)
+        self.addCleanup(lambda: self._delete("py-twice"))
+        with self.assertRaises(AlreadyExists):
+            self.odin.create_schedule("py-twice", "params", "0 3 * * *")
+        with self.assertRaises(PermissionDenied):
+            Client(SERVER, TOKENS["viewer"]).create_schedule("py-viewer", "params", "0 2 * * *")
+        with self.assertRaises(NotFound):
+            self.odin.delete_schedule("py-no-such-schedule")
+
+    def _delete(self, name: str) -> None:
+        try:
+            self.odin.delete_schedule(name)
+        except NotFound:
+            pass
 
 
 def free_port() -> int:

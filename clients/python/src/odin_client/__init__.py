@@ -34,11 +34,13 @@ from ._models import (
     RunFile,
     RunState,
     RunStatus,
+    Schedule,
     SyncResult,
     Task,
     TaskRun,
     TaskState,
     Validation,
+    Webhook,
 )
 from ._run import Run
 from .errors import (
@@ -88,6 +90,7 @@ __all__ = [
     "RunFailed",
     "RunState",
     "RunStatus",
+    "Schedule",
     "SyncResult",
     "Task",
     "TaskRun",
@@ -96,5 +99,6 @@ __all__ = [
     "Unavailable",
     "Unsupported",
     "Validation",
+    "Webhook",
     "WaitTimeout",
 ]

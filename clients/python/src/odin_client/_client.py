@@ -17,12 +17,13 @@ from ._models import (
     PipelineSummary,
     PushResult,
     RunState,
+    Schedule,
     SyncResult,
     Validation,
     pipeline_summaries,
     problem_from_proto,
 )
-from ._proto.odin.common.v1 import file_pb2, run_pb2
+from ._proto.odin.common.v1 import file_pb2, pipeline_pb2, run_pb2
 from ._proto.odin.dagscheduler.v1 import dagscheduler_pb2, dagscheduler_pb2_grpc
 from ._proto.odin.k8slauncher.v1 import k8slauncher_pb2_grpc
 from ._proto.odin.pipelineregistry.v1 import pipelineregistry_pb2, pipelineregistry_pb2_grpc
@@ -353,6 +354,102 @@ class Client:
             token = res.next_page_token
             if not token:
                 return
+
+    # -- schedules --------------------------------------------------------------------------------
+
+    def schedules(self, pipeline: str = "") -> List[Schedule]:
+        """Every schedule, made with :meth:`create_schedule` or declared in a pipeline's
+        ``schedules:``, by name, with its next tick and last run; only those of pipelines in
+        ``pipeline`` (a path or a directory above it) when given."""
+        res = self._unary(
+            self._scheduler.ListSchedules, dagscheduler_pb2.ListSchedulesRequest(pipeline=pipeline)
+        )
+        return [Schedule.from_proto(s) for s in res.schedules]
+
+    def create_schedule(
+        self,
+        name: str,
+        pipeline: str,
+        cron: str,
+        *,
+        timezone: str = "",
+        params: Optional[Mapping[str, Any]] = None,
+        catchup: str = "skip",
+        concurrency: str = "allow",
+        notify: Sequence[str] = (),
+        paused: bool = False,
+    ) -> Schedule:
+        """Makes a cron schedule of ``pipeline``: from then on every tick starts one run (submitted
+        by ``schedule:NAME``, labelled ``schedule=NAME``), however many schedulers run.
+
+        ``name`` is lower-case letters, digits and ``-``; ``cron`` five fields (``"0 2 * * *"``) or
+        six with seconds first, read in ``timezone`` (an IANA zone; default UTC). ``params`` are the
+        values of the pipeline's parameters for every run, checked against the pipeline now.
+        ``catchup`` (``skip``/``once``) says what ticks missed while no scheduler ran do;
+        ``concurrency`` (``allow``/``forbid``/``replace``) what a tick does while the last run is
+        active. ``notify`` names webhooks (``"slack-ml"``, ``"oncall:failed,cancelled"``, as
+        ``odin schedule create --notify``) its runs post to when they end, besides the pipeline's.
+        Bad values raise :class:`~odin_client.errors.InvalidArgument` (an invalid pipeline
+        :class:`~odin_client.errors.InvalidPipeline`), a taken name
+        :class:`~odin_client.errors.AlreadyExists`. Safe to retry: the create carries a request id.
+        """
+        catchups = {"skip": dagscheduler_pb2.CATCHUP_POLICY_SKIP, "once": dagscheduler_pb2.CATCHUP_POLICY_ONCE}
+        concurrencies = {
+            "allow": dagscheduler_pb2.CONCURRENCY_POLICY_ALLOW,
+            "forbid": dagscheduler_pb2.CONCURRENCY_POLICY_FORBID,
+            "replace": dagscheduler_pb2.CONCURRENCY_POLICY_REPLACE,
+        }
+        if catchup not in catchups:
+            raise ValueError(f"catchup: {catchup!r} is not a policy; use {', '.join(catchups)}")
+        if concurrency not in concurrencies:
+            raise ValueError(f"concurrency: {concurrency!r} is not a policy; use {', '.join(concurrencies)}")
+        if isinstance(notify, str):
+            notify = [notify]
+        targets = []
+        for text in notify:
+            if "://" in text or text.startswith("hooks."):
+                # Never repeated: a webhook URL is a secret.
+                raise ValueError("notify must name a webhook secret, not hold a URL: put the URL in the server's webhooks under a name")
+            secret, _, states = text.partition(":")
+            targets.append(
+                pipeline_pb2.Notify(
+                    webhook_secret=secret.strip(), on=[x.strip() for x in states.split(",") if x.strip()]
+                )
+            )
+        res = self._unary(
+            self._scheduler.CreateSchedule,
+            dagscheduler_pb2.CreateScheduleRequest(
+                name=name,
+                pipeline=pipeline,
+                cron=cron,
+                timezone=timezone,
+                parameters=dict_to_struct(params or {}),
+                catchup=catchups[catchup],
+                concurrency=concurrencies[concurrency],
+                paused=paused,
+                request_id=str(uuid.uuid4()),
+                notify=targets,
+            ),
+        )
+        return Schedule.from_proto(res.schedule)
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """Stops a schedule's ticks from starting runs (declared ones too) until resumed;
+        NotFound when there is none of that name."""
+        res = self._unary(self._scheduler.PauseSchedule, dagscheduler_pb2.PauseScheduleRequest(name=name))
+        return Schedule.from_proto(res.schedule)
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """Lets a paused schedule start runs again, from its next tick (ticks while paused are not
+        run)."""
+        res = self._unary(self._scheduler.ResumeSchedule, dagscheduler_pb2.ResumeScheduleRequest(name=name))
+        return Schedule.from_proto(res.schedule)
+
+    def delete_schedule(self, name: str) -> None:
+        """Removes a schedule made with :meth:`create_schedule`; its runs stay. A declared schedule
+        raises :class:`~odin_client.errors.FailedPrecondition` (remove it from its ``main.yml``, or
+        pause it)."""
+        self._unary(self._scheduler.DeleteSchedule, dagscheduler_pb2.DeleteScheduleRequest(name=name))
 
 
 def _read_pipeline_dir(directory: PathLike, path: Optional[str]) -> "tuple[List[file_pb2.File], str]":

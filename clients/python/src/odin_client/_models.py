@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from google.protobuf import json_format, struct_pb2
 
 from ._proto.odin.common.v1 import pipeline_pb2, problem_pb2, run_pb2
+from ._proto.odin.dagscheduler.v1 import dagscheduler_pb2
 from ._proto.odin.k8slauncher.v1 import k8slauncher_pb2
 from .errors import Problem
 
@@ -26,11 +27,13 @@ __all__ = [
     "RunFile",
     "RunState",
     "RunStatus",
+    "Schedule",
     "SyncResult",
     "Task",
     "TaskRun",
     "TaskState",
     "Validation",
+    "Webhook",
 ]
 
 
@@ -472,6 +475,89 @@ class SyncResult:
     """The commit served before it."""
     changed: bool
     """Whether the commit changed."""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook a run's end is posted to, named by its secret (the URL stays with the server)."""
+
+    secret: str
+    """The webhook secret's name (a key of the server's webhooks file or Secret)."""
+    on: Tuple[str, ...]
+    """The end states it is posted for, lower case: ``succeeded``, ``failed``, ``cancelled``."""
+
+    def __str__(self) -> str:
+        """As ``odin schedule create --notify`` takes it: ``NAME`` or ``NAME:failed,cancelled``."""
+        return self.secret if len(self.on) in (0, 3) else f"{self.secret}:{','.join(self.on)}"
+
+
+def _policy(name: str, prefix: str) -> str:
+    return name.replace(prefix, "").lower()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A cron schedule of a pipeline (declared in its ``main.yml`` or made with
+    :meth:`Client.create_schedule`) and where it stands."""
+
+    name: str
+    """``nightly`` (made with the API) or ``<pipeline path>:<name>`` (declared)."""
+    pipeline: str
+    """The pipeline's path in the repository."""
+    cron: str
+    """Five cron fields (six with seconds first)."""
+    timezone: str
+    """The IANA time zone the fields are read in."""
+    parameters: Dict[str, Any]
+    """The parameter values each run gets (the others take their defaults)."""
+    catchup: str
+    """``skip`` or ``once``: what ticks missed while no scheduler ran do."""
+    concurrency: str
+    """``allow``, ``forbid`` or ``replace``: what a tick does while the last run is active."""
+    paused: bool
+    """Ticks start no run while set."""
+    declared: bool
+    """True when declared in the pipeline's ``schedules:`` (changed by pushing the pipeline)."""
+    created_by: str
+    """Who made it (the pipeline's ``main.yml`` for a declared one)."""
+    create_time: Optional[datetime]
+    next_tick: Optional[datetime]
+    """Its next tick; None while paused."""
+    last_tick: Optional[datetime]
+    """The newest tick decided (run or skipped); None before the first."""
+    last_run_id: str
+    """The run its last tick started; empty before the first."""
+    skipped_ticks: int
+    """Ticks that started no run."""
+    last_error: str
+    """Why the last tick started no run; empty when it started one."""
+    notify: Tuple[Webhook, ...]
+    """Webhooks its runs post to when they end, besides the pipeline's ``notify:``."""
+    proto: Any = field(repr=False, compare=False)
+
+    @staticmethod
+    def from_proto(s: Any) -> "Schedule":
+        """A ``dagscheduler.v1.Schedule`` as a :class:`Schedule`."""
+        return Schedule(
+            name=s.name,
+            pipeline=s.pipeline,
+            cron=s.cron,
+            timezone=s.timezone,
+            parameters=struct_to_dict(s.parameters),
+            catchup=_policy(dagscheduler_pb2.CatchupPolicy.Name(s.catchup), "CATCHUP_POLICY_"),
+            concurrency=_policy(dagscheduler_pb2.ConcurrencyPolicy.Name(s.concurrency), "CONCURRENCY_POLICY_"),
+            paused=s.paused,
+            declared=s.declared,
+            created_by=s.created_by,
+            create_time=_time(s, "create_time"),
+            next_tick=_time(s, "next_tick"),
+            last_tick=_time(s, "last_tick"),
+            last_run_id=s.last_run_id,
+            skipped_ticks=s.skipped_ticks,
+            last_error=s.last_error,
+            notify=tuple(Webhook(secret=n.webhook_secret, on=tuple(n.on)) for n in s.notify),
+            proto=s,
+        )
 
 
 def pipeline_summaries(res: Any) -> List[PipelineSummary]:
