@@ -351,6 +351,21 @@ for (const [action, what] of [
     );
 }
 
+program
+  .command("triggers")
+  .description(
+    "the commit triggers pipelines declare (triggers: in main.yml) and the last commit each started a run for",
+  )
+  .option("-p, --pipeline <pipeline>", "only triggers of this pipeline")
+  .action(async (options: { pipeline?: string }) =>
+    run(
+      (await import("./commands/triggers.js")).listTriggersCommand(
+        { ...globals(), ...options },
+        process.stdout,
+      ),
+    ),
+  );
+
 const cache = program
   .command("cache")
   .description("the task results later runs reuse (see docs/caching.md)");

@@ -13,9 +13,11 @@ import {
   GrpcLauncher,
   RegistryPipelineSource,
   RepoSyncCheckouts,
+  RepoSyncCommits,
   Scheduler,
   ScheduleRunner,
   SchedulerStore,
+  TriggerRunner,
 } from "@odin/scheduler";
 import {
   createClient,
@@ -91,10 +93,19 @@ async function main(): Promise<void> {
     logger,
   });
   await schedules.start();
+  const triggers = new TriggerRunner({
+    kv,
+    runs: scheduler,
+    declared: pipelines,
+    commits: new RepoSyncCommits(repoSync),
+    bus,
+    logger,
+  });
+  await triggers.start();
   const server = await startServer({
     name: "dag-scheduler",
     ...(await serverOptionsFromConfig(config)),
-    services: [dagSchedulerService(scheduler, schedules)],
+    services: [dagSchedulerService(scheduler, schedules, triggers)],
     metricsRegistry: metrics,
     logger,
   });
@@ -104,6 +115,7 @@ async function main(): Promise<void> {
   });
   await runUntilSignal(server, logger, {
     cleanup: async () => {
+      await triggers.close();
       await schedules.close();
       await scheduler.close();
       await bus.close();

@@ -2,7 +2,13 @@
 // themselves instead of gRPC clients (embedded mode runs every service in one process).
 import type { FileSource, ListedFile, PipelineCatalog } from "@odin/registry";
 import type { PipelineRepository } from "@odin/repository";
-import type { CheckoutSource, DeclaredScheduleSource, PipelineSource } from "@odin/scheduler";
+import type {
+  CheckoutSource,
+  CommitSource,
+  DeclaredScheduleSource,
+  DeclaredTriggerSource,
+  PipelineSource,
+} from "@odin/scheduler";
 import { NotFoundError } from "@odin/service-kit";
 
 /** The registry's file source over the repository in the same process. */
@@ -28,8 +34,21 @@ export class RepositoryFiles implements FileSource {
 }
 
 /** The scheduler's pipelines from the catalog in the same process. */
-export class CatalogPipelines implements PipelineSource, DeclaredScheduleSource {
+export class CatalogPipelines
+  implements PipelineSource, DeclaredScheduleSource, DeclaredTriggerSource
+{
   constructor(private readonly catalog: PipelineCatalog) {}
+
+  async declaredTriggers(commit?: string): ReturnType<DeclaredTriggerSource["declaredTriggers"]> {
+    const snap = await this.catalog.snapshot(commit);
+    return [...snap.pipelines.values()]
+      .filter((p) => p.valid)
+      .map((p) => ({
+        pipeline: p.path,
+        pipelineName: p.name,
+        triggers: p.result.pipeline?.triggers ?? [],
+      }));
+  }
 
   async declaredSchedules(
     commit?: string,
@@ -70,5 +89,17 @@ export class RepositoryCheckouts implements CheckoutSource {
   }
   async release(commit: string, holder: string): Promise<void> {
     await this.repo.releaseCheckout(commit, holder);
+  }
+}
+
+/** The commits a sync brought, from the repository in the same process. */
+export class RepositoryCommits implements CommitSource {
+  constructor(private readonly repo: PipelineRepository) {}
+  listCommits(
+    since: string,
+    until: string | undefined,
+    max: number,
+  ): ReturnType<CommitSource["listCommits"]> {
+    return this.repo.listCommits(since, until, max);
   }
 }

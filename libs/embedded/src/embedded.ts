@@ -12,7 +12,15 @@ import {
 import { PipelineCatalog, pipelineRegistryService } from "@odin/registry";
 import { PipelineRepository, repoSyncService } from "@odin/repository";
 import { MemoryKeyValueStore, NatsKeyValueStore, type KeyValueStore } from "@odin/run-store";
-import { dagSchedulerService, Scheduler, ScheduleRunner, SchedulerStore } from "@odin/scheduler";
+import { subjects } from "@odin/events";
+import { events } from "@odin/proto";
+import {
+  dagSchedulerService,
+  Scheduler,
+  ScheduleRunner,
+  SchedulerStore,
+  TriggerRunner,
+} from "@odin/scheduler";
 import {
   createMetricsRegistry,
   natsErrorMetrics,
@@ -25,7 +33,12 @@ import {
   type OdinServer,
   type TokenStore,
 } from "@odin/service-kit";
-import { CatalogPipelines, RepositoryCheckouts, RepositoryFiles } from "./adapters.js";
+import {
+  CatalogPipelines,
+  RepositoryCheckouts,
+  RepositoryCommits,
+  RepositoryFiles,
+} from "./adapters.js";
 import { gitCheckoutAt, LocalDirectoryRemote, type GitCheckout } from "./local-remote.js";
 
 /** How to run Odin in one process. */
@@ -58,6 +71,8 @@ export interface EmbeddedOptions {
   webhooks?: { directory?: string; file?: string };
   /** How webhook posts are retried (tests count waits instead of sleeping); default: 5 attempts from 2 s. */
   webhookDelivery?: DeliveryOptions;
+  /** How often a git work tree given as `repo` is looked at for new commits (default 5 s). */
+  syncIntervalMs?: number;
   /** The web UI's address as people reach it, for notification links; default: the web UI's own. */
   publicUrl?: string;
   logger: Logger;
@@ -130,6 +145,14 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
             log.warn("could not write pushed files back", { error: (err as Error).message }),
           );
       await follow.catalog?.noteSynced(e.commit);
+      // As repo-sync announces it: schedules and commit triggers follow at once.
+      await bus
+        .publish(subjects.repoSynced, events.RepoSynced.encode(e).finish(), {
+          msgId: `repo.synced.${e.commit}`,
+        })
+        .catch((err: unknown) =>
+          log.warn("could not announce the new commit", { error: (err as Error).message }),
+        );
     },
   });
   const status = repo.status();
@@ -180,12 +203,25 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     logger: log,
   });
   await schedules.start();
+  const triggers = new TriggerRunner({
+    kv,
+    runs: scheduler,
+    declared: pipelines,
+    commits: new RepositoryCommits(repo),
+    bus,
+    logger: log,
+  });
+  await triggers.start();
+  // A remote is fetched every minute; a work tree on this machine more often, so a `git commit`
+  // there starts its commit triggers within seconds (`odin sync`: at once). A plain directory is
+  // snapshotted whenever it is read (and by the schedules' sweep every minute).
   if (isUrl) repo.startPeriodicSync(60_000);
+  else if (checkout) repo.startPeriodicSync(options.syncIntervalMs ?? 5_000);
 
   const services = [
     repoSyncService(repo),
     pipelineRegistryService(catalog),
-    dagSchedulerService(scheduler, schedules),
+    dagSchedulerService(scheduler, schedules, triggers),
     k8sLauncherService(launcher, { dataRoot: data }),
   ];
   const host = options.host ?? "127.0.0.1";
@@ -219,6 +255,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       });
     }
   } catch (err) {
+    await triggers.close();
     await schedules.close();
     await scheduler.close();
     await backend.close();
@@ -234,6 +271,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     close: async () => {
       await http?.close();
       await server.close(2000);
+      await triggers.close();
       await schedules.close();
       await scheduler.close();
       await backend.close();

@@ -104,6 +104,17 @@ export {
   parseNotifyTarget,
   webhookSecretProblem,
 } from "./notify.js";
+export {
+  commitMatches,
+  pathMatches,
+  resolveTriggerPath,
+  triggeredCommits,
+  triggerNamePattern,
+  triggerPolicies,
+  type ChangedCommit,
+  type TriggerPolicy,
+  type TriggerSpec,
+} from "./triggers.js";
 export { formatProblem, type Problem, type Severity } from "./problems.js";
 export { defaultSourceLimits, type Position, type SourceLimits } from "./source.js";
 export {

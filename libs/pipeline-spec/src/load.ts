@@ -51,6 +51,13 @@ import {
   type ScheduleSpec,
 } from "./schedules.js";
 import { notifyStateProblem, webhookSecretProblem } from "./notify.js";
+import {
+  resolveTriggerPath,
+  triggerNamePattern,
+  triggerPolicies,
+  type TriggerPolicy,
+  type TriggerSpec,
+} from "./triggers.js";
 import type { Problem, Severity } from "./problems.js";
 import { findReferences, unresolvableReason, type TaskReference } from "./references.js";
 import { defaultSourceLimits, parseSource, type SourceIndex, type SourceLimits } from "./source.js";
@@ -1005,6 +1012,7 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
 
   const declared = readParameters(problems, doc);
   const schedules = readSchedules(problems, doc, declared);
+  const triggers = readTriggers(problems, doc, declared, options.path ?? ".");
   const parameters = resolveParameters(problems, doc, declared, options);
   substituteParameters(problems, doc, declared, parameters);
 
@@ -1156,6 +1164,7 @@ export function loadPipeline(text: string, options: LoadOptions = {}): LoadResul
   if (parallelism !== undefined) pipeline.parallelism = parallelism;
   if (declared.length > 0) pipeline.parameters = declared;
   if (schedules.length > 0) pipeline.schedules = schedules;
+  if (triggers.length > 0) pipeline.triggers = triggers;
   if (notify.length > 0) pipeline.notify = notify;
   const valid = !problems.list.some((p) => p.severity === "error");
   return { valid, problems: problems.list, pipeline, graph, parameters };
@@ -1465,6 +1474,143 @@ function readSchedules(
   return out;
 }
 
+// -- Triggers --------------------------------------------------------------------------------
+
+const triggerKeys = new Set(["paths", "policy", "parameters"]);
+
+/**
+ * The `triggers:` map: a name to `{paths, policy, parameters}`, to a list of paths, or to nothing
+ * (every default: the pipeline's directory, `newest`). Paths are resolved against the pipeline's
+ * directory; parameter values are checked against the declared parameters.
+ */
+function readTriggers(
+  problems: Problems,
+  doc: Json,
+  declared: readonly ParameterSpec[],
+  pipelineDir: string,
+): TriggerSpec[] {
+  const raw = doc.triggers;
+  if (raw === undefined || raw === null) return [];
+  if (!isMap(raw)) {
+    problems.error(
+      { container: doc, key: "triggers" },
+      `"triggers" must be a map of trigger names to triggers, e.g. {code: {paths: [src/], policy: each}}, not ${typeName(raw)}`,
+    );
+    return [];
+  }
+  const out: TriggerSpec[] = [];
+  for (const [name, value] of Object.entries(raw)) {
+    const where: Where = { container: raw, key: name, field: `triggers.${name}` };
+    if (!triggerNamePattern.test(name)) {
+      problems.error(
+        { ...where, atKey: true },
+        `trigger name "${name}" must be lower-case letters, digits and "-", starting and ending with a letter or digit (at most 63)`,
+      );
+      continue;
+    }
+    const spec: TriggerSpec = { name, paths: [], policy: "newest", parameters: {} };
+    let ok = true;
+    let f: Fields | undefined;
+    if (value === null) {
+      // `code:` alone: every default.
+    } else if (Array.isArray(value)) {
+      f = new Fields(problems, raw, undefined, "triggers.");
+    } else if (isMap(value)) {
+      f = new Fields(problems, value, undefined, `triggers.${name}.`);
+      f.unknownKeys(triggerKeys, `trigger "${name}"`);
+    } else {
+      problems.error(
+        where,
+        `trigger "${name}" must be a map with "paths", "policy" and "parameters", or a list of paths, not ${typeName(value)}`,
+      );
+      continue;
+    }
+    // The paths as written: the map's `paths`, or the list given as the trigger itself.
+    const pathsKey = Array.isArray(value) ? name : "paths";
+    const written = f ? f.stringList(pathsKey, "path") : [];
+    const pathsValue = f?.get(pathsKey);
+    if (f && Array.isArray(pathsValue) && pathsValue.length === 0) {
+      f.error(
+        pathsKey,
+        `trigger "${name}": paths is empty; leave it out to mean the pipeline's directory`,
+      );
+      ok = false;
+    }
+    written.forEach((path, i) => {
+      const got = resolveTriggerPath(pipelineDir, path);
+      if ("error" in got) {
+        problems.error(
+          Array.isArray(pathsValue)
+            ? { container: pathsValue, key: i, field: `triggers.${name}.paths[${i}]` }
+            : f!.where(pathsKey),
+          `trigger "${name}": ${got.error}`,
+        );
+        ok = false;
+      } else spec.paths.push(got.pattern);
+    });
+    if (spec.paths.length > 0 && spec.paths.every((p) => p.startsWith("!"))) {
+      f!.error(
+        pathsKey,
+        `trigger "${name}": every path excludes ("!"); add one that includes, e.g. "." for the pipeline's directory`,
+      );
+      ok = false;
+    }
+    if (spec.paths.length === 0 && ok) spec.paths.push(pipelineDir === "." ? "" : pipelineDir);
+    if (f && !Array.isArray(value)) {
+      const policy = f.string("policy");
+      if (policy !== undefined) {
+        if (!(triggerPolicies as readonly string[]).includes(policy)) {
+          f.error(
+            "policy",
+            `trigger "${name}": policy must be one of ${triggerPolicies.join(", ")}, not "${policy}"`,
+          );
+          ok = false;
+        } else spec.policy = policy as TriggerPolicy;
+      }
+      const values = f.get("parameters");
+      if (values !== undefined && !isMap(values)) {
+        f.error("parameters", `trigger "${name}": parameters must be a map of names to values`);
+        ok = false;
+      } else {
+        const byName = new Map(declared.map((p) => [p.name, p]));
+        for (const [p, v] of Object.entries(values ?? {})) {
+          const at: Where = {
+            container: values!,
+            key: p,
+            field: `triggers.${name}.parameters.${p}`,
+          };
+          const pspec = byName.get(p);
+          if (pspec === undefined) {
+            const near = closest(p, byName.keys());
+            problems.error(
+              at,
+              `trigger "${name}" gives parameter "${p}", which the pipeline does not declare${near ? ` (did you mean "${near}"?)` : ""}`,
+            );
+            ok = false;
+            continue;
+          }
+          const got = coerceParameter(pspec, v);
+          if ("error" in got) {
+            problems.error(at, `trigger "${name}": ${got.error}`);
+            ok = false;
+          } else spec.parameters[p] = got.value;
+        }
+      }
+    }
+    for (const pspec of declared) {
+      if (pspec.default === undefined && !Object.hasOwn(spec.parameters, pspec.name)) {
+        problems.error(
+          where,
+          `trigger "${name}" gives no value for parameter "${pspec.name}", which has no default; add it under triggers.${name}.parameters`,
+        );
+        ok = false;
+      }
+    }
+    if (ok) out.push(spec);
+  }
+  return out;
+}
+
 /** The run's values: each given value as its declared type, else the default. */
 function resolveParameters(
   problems: Problems,
@@ -1544,7 +1690,8 @@ function substituteParameters(
     const taskName = task && typeof task.name === "string" ? task.name : undefined;
     const keys = Array.isArray(container) ? container.keys() : Object.keys(container);
     for (const key of keys) {
-      if (container === doc && (key === "parameters" || key === "schedules")) continue;
+      if (container === doc && (key === "parameters" || key === "schedules" || key === "triggers"))
+        continue;
       const v = (container as Record<string | number, unknown>)[key];
       const inLiteral = literal || (container === task && substitutedFields.has(String(key)));
       if (typeof v === "object" && v !== null && !(v instanceof Date)) {

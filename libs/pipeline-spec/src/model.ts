@@ -1,5 +1,6 @@
 import type { ParameterSpec } from "./parameters.js";
 import type { ScheduleSpec } from "./schedules.js";
+import type { TriggerSpec } from "./triggers.js";
 
 /** The Kubernetes shapes a task can run as. */
 export type ResourceType = "Pod" | "Job" | "TFJob" | "PyTorchJob" | "MPIJob" | "ElasticJob";
@@ -140,6 +141,8 @@ export interface Pipeline {
   parameters?: ParameterSpec[];
   /** The cron schedules it declares (`schedules:`), in file order; absent when none. */
   schedules?: ScheduleSpec[];
+  /** The commit triggers it declares (`triggers:`), in file order; absent when none. */
+  triggers?: TriggerSpec[];
   /** Where to post when a run ends (`notify:`), in file order; absent when none. */
   notify?: NotifyTarget[];
   tasks: Task[];

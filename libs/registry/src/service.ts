@@ -102,6 +102,7 @@ export function pipelineRegistryService(catalog: PipelineCatalog): ServiceRegist
               parameters: d.parameters,
               notify: (d.notify ?? []).map(notifyToProto),
             })),
+            triggers: p.valid ? (p.result.pipeline?.triggers ?? []) : [],
           });
         }
         return { commit: snap.commit, pipelines };

@@ -2,6 +2,8 @@ export {
   NotLeadingError,
   PipelineRepository,
   type WriteLease,
+  type CommitInfo,
+  type CommitRange,
   type FileEntry,
   type PushInput,
   type RepositoryOptions,

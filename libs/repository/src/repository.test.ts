@@ -267,6 +267,74 @@ describe("PipelineRepository", () => {
     b.close();
   });
 
+  test("listCommits gives the commits a sync brought, oldest first, with author and changed files; a force-push is flagged", async () => {
+    const repo = await fx.open();
+    const base = repo.currentCommit();
+    const seed = join(fx.dir, "seed");
+    sh(seed, "pull", "--quiet", "--rebase", "origin", "main");
+    const commitAs = (author: string, files: Record<string, string>, message: string): string => {
+      for (const [path, text] of Object.entries(files)) {
+        execFileSync("mkdir", ["-p", join(seed, path, "..")]);
+        execFileSync("tee", [join(seed, path)], {
+          input: text,
+          stdio: ["pipe", "ignore", "inherit"],
+        });
+      }
+      sh(seed, "add", "-A");
+      sh(seed, "commit", "--quiet", `--author=${author}`, "-m", message);
+      return sh(seed, "rev-parse", "HEAD");
+    };
+    const one = commitAs("Ada Lovelace <ada@example.com>", { "a/x.py": "1", "b/y.py": "1" }, "one");
+    // A side branch merged: the merge is one commit carrying the branch's changes.
+    sh(seed, "checkout", "--quiet", "-b", "side");
+    commitAs("Grace <grace@example.com>", { "c/side file.txt": "1" }, "side");
+    sh(seed, "checkout", "--quiet", "main");
+    const two = commitAs("Ada Lovelace <ada@example.com>", { "a/z.py": "2" }, "two");
+    sh(seed, "merge", "--quiet", "--no-ff", "side", "-m", "merge side");
+    const merge = sh(seed, "rev-parse", "HEAD");
+    sh(seed, "push", "--quiet", "origin", "HEAD:main");
+    await repo.sync();
+    const range = await repo.listCommits(base, undefined);
+    assert.equal(range.until, merge);
+    assert.deepEqual(
+      range.commits.map((c) => [c.sha, c.author.name, c.author.email, c.subject, c.changedPaths]),
+      [
+        [one, "Ada Lovelace", "ada@example.com", "one", ["a/x.py", "b/y.py"]],
+        [two, "Ada Lovelace", "ada@example.com", "two", ["a/z.py"]],
+        [merge, "Seed", "seed@example.com", "merge side", ["c/side file.txt"]],
+      ],
+    );
+    assert.deepEqual([range.truncated, range.rewritten, range.sinceUnknown], [false, false, false]);
+    const limited = await repo.listCommits(base, merge, 2);
+    assert.deepEqual(
+      limited.commits.map((c) => c.sha),
+      [two, merge],
+      "the newest within the limit",
+    );
+    assert.equal(limited.truncated, true);
+    assert.deepEqual(
+      (await repo.listCommits("", one)).commits.map((c) => c.sha),
+      [one],
+      "no since: the commit itself",
+    );
+    assert.deepEqual((await repo.listCommits(merge, merge)).commits, [], "nothing after the head");
+    const unknown = await repo.listCommits("0".repeat(40), undefined);
+    assert.deepEqual([unknown.sinceUnknown, unknown.commits.map((c) => c.sha)], [true, [merge]]);
+    // History rewritten: the branch reset to `one` and a new commit pushed over it.
+    sh(seed, "reset", "--quiet", "--hard", one);
+    const fresh = commitAs("Ada Lovelace <ada@example.com>", { "a/x.py": "3" }, "rewritten");
+    sh(seed, "push", "--quiet", "--force", "origin", "HEAD:main");
+    await repo.sync();
+    const forced = await repo.listCommits(merge, undefined);
+    assert.equal(forced.rewritten, true);
+    assert.deepEqual(
+      forced.commits.map((c) => c.sha),
+      [fresh],
+    );
+    await assert.rejects(repo.listCommits("HEAD~1", undefined), /not a full commit id/);
+    repo.close();
+  });
+
   test("a run-pinned checkout survives newer syncs and is pruned once released", async () => {
     const repo = await fx.open({ keepCheckouts: 0 });
     const pinned = repo.currentCommit();

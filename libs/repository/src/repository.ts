@@ -97,6 +97,31 @@ export interface FileEntry {
   symlink: boolean;
 }
 
+/** A commit of the followed branch, as ListCommits gives it. */
+export interface CommitInfo {
+  sha: string;
+  author: Author;
+  authorTime: Date;
+  /** The first line of its message. */
+  subject: string;
+  /** Files it added, changed or deleted against its first parent, repository-relative. */
+  changedPaths: string[];
+}
+
+/** The commits of a range of the branch's history (`ListCommits`). */
+export interface CommitRange {
+  /** The newest commit of the range, resolved. */
+  until: string;
+  /** Oldest first. */
+  commits: CommitInfo[];
+  /** Older commits were left out to keep to the limit. */
+  truncated: boolean;
+  /** `since` is not an ancestor of `until` (a force-push rewrote the history). */
+  rewritten: boolean;
+  /** `since` is not in the repository; only `until` is listed. */
+  sinceUnknown: boolean;
+}
+
 /** A caller of Push, recorded as the commit's author. */
 export interface Author {
   name: string;
@@ -401,6 +426,72 @@ export class PipelineRepository {
         return { commit, changed: true };
       }
     });
+  }
+
+  /**
+   * The commits after `since` up to `until` (default: the served commit), oldest first, along the
+   * first parents (a merge is one commit, its changes against its first parent), each with its
+   * author and the files it changed. At most `max` of them: the newest.
+   */
+  async listCommits(since: string, until: string | undefined, max = 1000): Promise<CommitRange> {
+    if (since !== "" && !isCommitId(since))
+      throw new InvalidArgumentError(`since "${since}" is not a full commit id (40 hex digits)`);
+    if (!Number.isSafeInteger(max) || max < 1 || max > 100_000)
+      throw new InvalidArgumentError(`max_commits must be from 1 to 100000, not ${max}`);
+    const head = await this.resolveCommit(until);
+    let sinceUnknown = false;
+    let rewritten = false;
+    if (since !== "") {
+      const type = await git(["cat-file", "-t", since], { cwd: this.repoDir }).catch(() => "");
+      sinceUnknown = type !== "commit";
+      if (!sinceUnknown)
+        rewritten = !(await git(["merge-base", "--is-ancestor", since, head], {
+          cwd: this.repoDir,
+        }).then(
+          () => true,
+          () => false,
+        ));
+    }
+    const range = since === "" || sinceUnknown ? ["-n", "1", head] : [head, `^${since}`];
+    // One record per commit: \x01 sha \0 author \0 email \0 time \0 subject \0 \n path \0 path \0 …
+    const out = await gitRaw(
+      [
+        "log",
+        "-z",
+        "--first-parent",
+        "--diff-merges=first-parent",
+        "--name-only",
+        "--no-renames",
+        "--format=%x01%H%x00%an%x00%ae%x00%at%x00%s",
+        `--max-count=${max + 1}`,
+        ...range,
+        "--",
+      ],
+      { cwd: this.repoDir },
+    );
+    const commits: CommitInfo[] = [];
+    // \x01 starts a record only before a commit id: a subject holding one does not split it.
+    // eslint-disable-next-line no-control-regex
+    for (const record of out.toString("utf8").split(/\x01(?=[0-9a-f]{40}\0)/)) {
+      if (record === "") continue;
+      const [sha, name, email, time, subject, ...rest] = record.split("\0");
+      commits.push({
+        sha: sha!,
+        author: { name: name ?? "", email: email ?? "" },
+        authorTime: new Date(Number(time) * 1000),
+        subject: subject ?? "",
+        changedPaths: rest.map((p) => p.replace(/^\n/, "")).filter((p) => p !== ""),
+      });
+    }
+    const truncated = commits.length > max;
+    // git lists newest first; the oldest beyond the limit is the one left out.
+    return {
+      until: head,
+      commits: commits.slice(0, max).reverse(),
+      truncated,
+      rewritten,
+      sinceUnknown,
+    };
   }
 
   /** Makes sure a commit's checkout exists and records `holder` as using it (so it is kept). */

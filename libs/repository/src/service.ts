@@ -84,6 +84,27 @@ export function repoSyncService(
         const { commit, path } = await repo.acquireCheckout(req.commit || undefined, req.holder);
         return { commit, checkoutPath: path };
       }),
+      listCommits: unaryHandler(async (req): Promise<reposync.ListCommitsResponse> => {
+        const range = await repo.listCommits(
+          req.since,
+          req.until || undefined,
+          req.maxCommits || 1000,
+        );
+        return {
+          until: range.until,
+          commits: range.commits.map((c) => ({
+            sha: c.sha,
+            authorName: c.author.name,
+            authorEmail: c.author.email,
+            authorTime: c.authorTime,
+            subject: c.subject,
+            changedPaths: c.changedPaths,
+          })),
+          truncated: range.truncated,
+          rewritten: range.rewritten,
+          sinceUnknown: range.sinceUnknown,
+        };
+      }),
       releaseCheckout: unaryHandler(async (req): Promise<reposync.ReleaseCheckoutResponse> => ({
         released: await repo.releaseCheckout(req.commit, req.holder),
       })),
@@ -96,6 +117,7 @@ export function repoSyncService(
       push: "operator",
       acquireCheckout: "operator",
       releaseCheckout: "operator",
+      listCommits: "viewer",
     },
   );
 }

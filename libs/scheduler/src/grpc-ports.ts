@@ -5,6 +5,7 @@ import {
   type ConcurrencyPolicy,
   type LaunchSpec,
   type ParameterValue,
+  type TriggerPolicy,
 } from "@odin/pipeline-spec";
 import {
   notifyFromProto,
@@ -18,13 +19,17 @@ import {
 import { unary } from "@odin/service-kit";
 import type {
   CheckoutSource,
+  CommitSource,
   DeclaredScheduleSource,
+  DeclaredTriggerSource,
   LauncherPort,
   PipelineSource,
 } from "./ports.js";
 
 /** Pipelines from pipeline-registry, remembered per (path, commit) — a commit's pipeline never changes. */
-export class RegistryPipelineSource implements PipelineSource, DeclaredScheduleSource {
+export class RegistryPipelineSource
+  implements PipelineSource, DeclaredScheduleSource, DeclaredTriggerSource
+{
   private readonly cache = new Map<string, Awaited<ReturnType<PipelineSource["getPipeline"]>>>();
   constructor(private readonly client: PipelineRegistryServiceClient) {}
 
@@ -78,6 +83,58 @@ export class RegistryPipelineSource implements PipelineSource, DeclaredScheduleS
         ...(d.notify.length > 0 ? { notify: d.notify.map(notifyFromProto) } : {}),
       })),
     }));
+  }
+
+  async declaredTriggers(commit?: string): ReturnType<DeclaredTriggerSource["declaredTriggers"]> {
+    const res = await unary(
+      this.client,
+      "listPipelines",
+      { commit: commit ?? "", pathPrefix: "" },
+      { deadlineMs: 120_000 },
+    );
+    return res.pipelines
+      .filter((p) => p.valid)
+      .map((p) => ({
+        pipeline: p.path,
+        pipelineName: p.name,
+        triggers: p.triggers.map((t) => ({
+          name: t.name,
+          paths: t.paths,
+          policy: t.policy as TriggerPolicy,
+          parameters: t.parameters ?? {},
+        })),
+      }));
+  }
+}
+
+/** The commits a sync brought, from repo-sync. */
+export class RepoSyncCommits implements CommitSource {
+  constructor(private readonly client: RepoSyncServiceClient) {}
+
+  async listCommits(
+    since: string,
+    until: string | undefined,
+    max: number,
+  ): ReturnType<CommitSource["listCommits"]> {
+    const res = await unary(
+      this.client,
+      "listCommits",
+      { since, until: until ?? "", maxCommits: max },
+      { deadlineMs: 120_000 },
+    );
+    return {
+      until: res.until,
+      commits: res.commits.map((c) => ({
+        sha: c.sha,
+        author: { name: c.authorName, email: c.authorEmail },
+        authorTime: c.authorTime ?? new Date(0),
+        subject: c.subject,
+        changedPaths: c.changedPaths,
+      })),
+      truncated: res.truncated,
+      rewritten: res.rewritten,
+      sinceUnknown: res.sinceUnknown,
+    };
   }
 }
 

@@ -1,9 +1,12 @@
 export { runToProto, taskRunToProto } from "./convert.js";
 export {
   type CheckoutSource,
+  type CommitSource,
   type DeclaredScheduleSource,
+  type DeclaredTriggerSource,
   type LauncherPort,
   type PipelineSource,
+  type RepoCommit,
 } from "./ports.js";
 export {
   requestKey,
@@ -18,7 +21,12 @@ export { resolveTask } from "./resolve.js";
 export { Scheduler, type RunChange, type RunView, type SchedulerOptions } from "./scheduler.js";
 export { dagSchedulerService } from "./service.js";
 export { SchedulerStore, type RecordChange } from "./store.js";
-export { GrpcLauncher, RegistryPipelineSource, RepoSyncCheckouts } from "./grpc-ports.js";
+export {
+  GrpcLauncher,
+  RegistryPipelineSource,
+  RepoSyncCheckouts,
+  RepoSyncCommits,
+} from "./grpc-ports.js";
 export {
   scheduleKey,
   scheduleLabel,
@@ -31,3 +39,18 @@ export {
   type ScheduleView,
   type TickRecord,
 } from "./schedules.js";
+export {
+  commitLabel,
+  triggerClaimKey,
+  triggerCursorKey,
+  triggerLabel,
+  TriggerRunner,
+  triggerStateKey,
+  triggerSubmitter,
+  type TriggerClaim,
+  type TriggerCursor,
+  type TriggerRunnerOptions,
+  type TriggerRunStarter,
+  type TriggerState,
+  type TriggerView,
+} from "./triggers.js";

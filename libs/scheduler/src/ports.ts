@@ -4,6 +4,7 @@ import type {
   Pipeline,
   Problem,
   ScheduleSpec,
+  TriggerSpec,
 } from "@odin/pipeline-spec";
 
 /** Where pipelines come from: pipeline-registry (over gRPC, or in-process in embedded mode). */
@@ -62,4 +63,40 @@ export interface DeclaredScheduleSource {
   ): Promise<
     { pipeline: string; pipelineName: string; valid: boolean; schedules: ScheduleSpec[] }[]
   >;
+}
+
+/** The commit triggers pipelines declare (`triggers:`) at a commit: pipeline-registry's listing. */
+export interface DeclaredTriggerSource {
+  /** Every valid pipeline of a commit (default: the newest) with the triggers it declares. */
+  declaredTriggers(
+    commit?: string,
+  ): Promise<{ pipeline: string; pipelineName: string; triggers: TriggerSpec[] }[]>;
+}
+
+/** A commit of the pipelines repository as commit triggers see it. */
+export interface RepoCommit {
+  sha: string;
+  author: { name: string; email: string };
+  authorTime: Date;
+  subject: string;
+  changedPaths: string[];
+}
+
+/** The commits a sync or push brought: repo-sync's ListCommits (over gRPC, or in-process). */
+export interface CommitSource {
+  /**
+   * The commits after `since` up to `until` (default: the served commit), oldest first, at most
+   * `max` (the newest). `since` "" lists `until` alone.
+   */
+  listCommits(
+    since: string,
+    until: string | undefined,
+    max: number,
+  ): Promise<{
+    until: string;
+    commits: RepoCommit[];
+    truncated: boolean;
+    rewritten: boolean;
+    sinceUnknown: boolean;
+  }>;
 }

@@ -23,6 +23,7 @@ import {
   taskRunToProto,
 } from "./convert.js";
 import type { ScheduleRunner } from "./schedules.js";
+import { triggerToProto, type TriggerRunner } from "./triggers.js";
 import type { RunChange, Scheduler } from "./scheduler.js";
 import {
   cursorToken,
@@ -92,11 +93,13 @@ function listPage(
 
 /**
  * DagSchedulerService over a scheduler and its schedules: handlers validate, call the scheduler,
- * map to the wire. Without `schedules` the schedule calls answer FAILED_PRECONDITION.
+ * map to the wire. Without `schedules` the schedule calls answer FAILED_PRECONDITION, and without
+ * `triggers` ListTriggers does.
  */
 export function dagSchedulerService(
   scheduler: Scheduler,
   schedules?: ScheduleRunner,
+  triggers?: TriggerRunner,
 ): ServiceRegistration {
   const runner = (): ScheduleRunner => {
     if (!schedules) throw new FailedPreconditionError("this dag-scheduler does not run schedules");
@@ -379,6 +382,12 @@ export function dagSchedulerService(
         await runner().remove(named(req.name));
         return {};
       }),
+      listTriggers: unaryHandler(async (req): Promise<dagscheduler.ListTriggersResponse> => {
+        if (!triggers)
+          throw new FailedPreconditionError("this dag-scheduler does not run commit triggers");
+        const { triggers: views, checkedCommit } = await triggers.list(req.pipeline);
+        return { triggers: views.map(triggerToProto), checkedCommit };
+      }),
     },
     {
       listSchedules: "viewer",
@@ -396,6 +405,7 @@ export function dagSchedulerService(
       deleteRun: "operator",
       listCacheEntries: "viewer",
       deleteCacheEntries: "operator",
+      listTriggers: "viewer",
     },
   );
 }

@@ -159,6 +159,7 @@ export function registryFake(): ServiceRegistration {
                 valid: true,
                 problems: [],
                 schedules: [],
+                triggers: [],
               },
             ],
           };

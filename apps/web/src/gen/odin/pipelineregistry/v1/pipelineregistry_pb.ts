@@ -21,7 +21,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
 export const file_odin_pipelineregistry_v1_pipelineregistry: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "Ci9vZGluL3BpcGVsaW5lcmVnaXN0cnkvdjEvcGlwZWxpbmVyZWdpc3RyeS5wcm90bxIYb2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxIjsKFExpc3RQaXBlbGluZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJlChVMaXN0UGlwZWxpbmVzUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEjwKCXBpcGVsaW5lcxgCIAMoCzIpLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5QaXBlbGluZVN1bW1hcnkiugEKD1BpcGVsaW5lU3VtbWFyeRIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKdGFza19jb3VudBgDIAEoDRINCgV2YWxpZBgEIAEoCBIpCghwcm9ibGVtcxgFIAMoCzIXLm9kaW4uY29tbW9uLnYxLlByb2JsZW0SPQoJc2NoZWR1bGVzGAYgAygLMioub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkRlY2xhcmVkU2NoZWR1bGUiuwEKEERlY2xhcmVkU2NoZWR1bGUSDAoEbmFtZRgBIAEoCRIMCgRjcm9uGAIgASgJEhAKCHRpbWV6b25lGAMgASgJEisKCnBhcmFtZXRlcnMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB2NhdGNodXAYBSABKAkSEwoLY29uY3VycmVuY3kYBiABKAkSJgoGbm90aWZ5GAcgAygLMhYub2Rpbi5jb21tb24udjEuTm90aWZ5Im4KEkdldFBpcGVsaW5lUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBmNvbW1pdBgCIAEoCRINCgV0YXNrcxgDIAMoCRIrCgpwYXJhbWV0ZXJzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKpAQoTR2V0UGlwZWxpbmVSZXNwb25zZRIOCgZjb21taXQYASABKAkSKgoIcGlwZWxpbmUYAiABKAsyGC5vZGluLmNvbW1vbi52MS5QaXBlbGluZRIpCghwcm9ibGVtcxgDIAMoCzIXLm9kaW4uY29tbW9uLnYxLlByb2JsZW0SKwoKcGFyYW1ldGVycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QieQoXVmFsaWRhdGVQaXBlbGluZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIjCgVmaWxlcxgCIAMoCzIULm9kaW4uY29tbW9uLnYxLkZpbGUSKwoKcGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QigAEKGFZhbGlkYXRlUGlwZWxpbmVSZXNwb25zZRINCgV2YWxpZBgBIAEoCBIqCghwaXBlbGluZRgCIAEoCzIYLm9kaW4uY29tbW9uLnYxLlBpcGVsaW5lEikKCHByb2JsZW1zGAMgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbSI3ChdHZXRQaXBlbGluZUdyYXBoUmVxdWVzdBIMCgRwYXRoGAEgASgJEg4KBmNvbW1pdBgCIAEoCSKNAQoYR2V0UGlwZWxpbmVHcmFwaFJlc3BvbnNlEg4KBmNvbW1pdBgBIAEoCRINCgV0YXNrcxgCIAMoCRIWCg5kZXBlbmRzX2NvdW50cxgDIAMoDRIPCgdkZXBlbmRzGAQgAygNEikKCHByb2JsZW1zGAUgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbTLtAwoXUGlwZWxpbmVSZWdpc3RyeVNlcnZpY2UScAoNTGlzdFBpcGVsaW5lcxIuLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5MaXN0UGlwZWxpbmVzUmVxdWVzdBovLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5MaXN0UGlwZWxpbmVzUmVzcG9uc2USagoLR2V0UGlwZWxpbmUSLC5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuR2V0UGlwZWxpbmVSZXF1ZXN0Gi0ub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkdldFBpcGVsaW5lUmVzcG9uc2USeQoQVmFsaWRhdGVQaXBlbGluZRIxLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5WYWxpZGF0ZVBpcGVsaW5lUmVxdWVzdBoyLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5WYWxpZGF0ZVBpcGVsaW5lUmVzcG9uc2USeQoQR2V0UGlwZWxpbmVHcmFwaBIxLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5HZXRQaXBlbGluZUdyYXBoUmVxdWVzdBoyLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5HZXRQaXBlbGluZUdyYXBoUmVzcG9uc2ViBnByb3RvMw",
+    "Ci9vZGluL3BpcGVsaW5lcmVnaXN0cnkvdjEvcGlwZWxpbmVyZWdpc3RyeS5wcm90bxIYb2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxIjsKFExpc3RQaXBlbGluZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJlChVMaXN0UGlwZWxpbmVzUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEjwKCXBpcGVsaW5lcxgCIAMoCzIpLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5QaXBlbGluZVN1bW1hcnki9wEKD1BpcGVsaW5lU3VtbWFyeRIMCgRwYXRoGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKdGFza19jb3VudBgDIAEoDRINCgV2YWxpZBgEIAEoCBIpCghwcm9ibGVtcxgFIAMoCzIXLm9kaW4uY29tbW9uLnYxLlByb2JsZW0SPQoJc2NoZWR1bGVzGAYgAygLMioub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkRlY2xhcmVkU2NoZWR1bGUSOwoIdHJpZ2dlcnMYByADKAsyKS5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuRGVjbGFyZWRUcmlnZ2VyImsKD0RlY2xhcmVkVHJpZ2dlchIMCgRuYW1lGAEgASgJEg0KBXBhdGhzGAIgAygJEg4KBnBvbGljeRgDIAEoCRIrCgpwYXJhbWV0ZXJzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCK7AQoQRGVjbGFyZWRTY2hlZHVsZRIMCgRuYW1lGAEgASgJEgwKBGNyb24YAiABKAkSEAoIdGltZXpvbmUYAyABKAkSKwoKcGFyYW1ldGVycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHY2F0Y2h1cBgFIAEoCRITCgtjb25jdXJyZW5jeRgGIAEoCRImCgZub3RpZnkYByADKAsyFi5vZGluLmNvbW1vbi52MS5Ob3RpZnkibgoSR2V0UGlwZWxpbmVSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGY29tbWl0GAIgASgJEg0KBXRhc2tzGAMgAygJEisKCnBhcmFtZXRlcnMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IqkBChNHZXRQaXBlbGluZVJlc3BvbnNlEg4KBmNvbW1pdBgBIAEoCRIqCghwaXBlbGluZRgCIAEoCzIYLm9kaW4uY29tbW9uLnYxLlBpcGVsaW5lEikKCHByb2JsZW1zGAMgAygLMhcub2Rpbi5jb21tb24udjEuUHJvYmxlbRIrCgpwYXJhbWV0ZXJzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJ5ChdWYWxpZGF0ZVBpcGVsaW5lUmVxdWVzdBIMCgRwYXRoGAEgASgJEiMKBWZpbGVzGAIgAygLMhQub2Rpbi5jb21tb24udjEuRmlsZRIrCgpwYXJhbWV0ZXJzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKAAQoYVmFsaWRhdGVQaXBlbGluZVJlc3BvbnNlEg0KBXZhbGlkGAEgASgIEioKCHBpcGVsaW5lGAIgASgLMhgub2Rpbi5jb21tb24udjEuUGlwZWxpbmUSKQoIcHJvYmxlbXMYAyADKAsyFy5vZGluLmNvbW1vbi52MS5Qcm9ibGVtIjcKF0dldFBpcGVsaW5lR3JhcGhSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGY29tbWl0GAIgASgJIo0BChhHZXRQaXBlbGluZUdyYXBoUmVzcG9uc2USDgoGY29tbWl0GAEgASgJEg0KBXRhc2tzGAIgAygJEhYKDmRlcGVuZHNfY291bnRzGAMgAygNEg8KB2RlcGVuZHMYBCADKA0SKQoIcHJvYmxlbXMYBSADKAsyFy5vZGluLmNvbW1vbi52MS5Qcm9ibGVtMu0DChdQaXBlbGluZVJlZ2lzdHJ5U2VydmljZRJwCg1MaXN0UGlwZWxpbmVzEi4ub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkxpc3RQaXBlbGluZXNSZXF1ZXN0Gi8ub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkxpc3RQaXBlbGluZXNSZXNwb25zZRJqCgtHZXRQaXBlbGluZRIsLm9kaW4ucGlwZWxpbmVyZWdpc3RyeS52MS5HZXRQaXBlbGluZVJlcXVlc3QaLS5vZGluLnBpcGVsaW5lcmVnaXN0cnkudjEuR2V0UGlwZWxpbmVSZXNwb25zZRJ5ChBWYWxpZGF0ZVBpcGVsaW5lEjEub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLlZhbGlkYXRlUGlwZWxpbmVSZXF1ZXN0GjIub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLlZhbGlkYXRlUGlwZWxpbmVSZXNwb25zZRJ5ChBHZXRQaXBlbGluZUdyYXBoEjEub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkdldFBpcGVsaW5lR3JhcGhSZXF1ZXN0GjIub2Rpbi5waXBlbGluZXJlZ2lzdHJ5LnYxLkdldFBpcGVsaW5lR3JhcGhSZXNwb25zZWIGcHJvdG8z",
     [
       file_google_protobuf_struct,
       file_odin_common_v1_file,
@@ -136,6 +136,14 @@ export type PipelineSummary = Message<"odin.pipelineregistry.v1.PipelineSummary"
    * @generated from field: repeated odin.pipelineregistry.v1.DeclaredSchedule schedules = 6;
    */
   schedules: DeclaredSchedule[];
+
+  /**
+   * The commit triggers the pipeline declares (`triggers:`), in file order; empty when invalid.
+   * dag-scheduler follows them.
+   *
+   * @generated from field: repeated odin.pipelineregistry.v1.DeclaredTrigger triggers = 7;
+   */
+  triggers: DeclaredTrigger[];
 };
 
 /**
@@ -145,6 +153,52 @@ export type PipelineSummary = Message<"odin.pipelineregistry.v1.PipelineSummary"
 export const PipelineSummarySchema: GenMessage<PipelineSummary> =
   /*@__PURE__*/
   messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 2);
+
+/**
+ * DeclaredTrigger is one entry of a pipeline's `triggers:`: run the pipeline for a commit that
+ * changes files under some paths.
+ *
+ * @generated from message odin.pipelineregistry.v1.DeclaredTrigger
+ */
+export type DeclaredTrigger = Message<"odin.pipelineregistry.v1.DeclaredTrigger"> & {
+  /**
+   * The trigger's name within the pipeline.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Patterns of repository paths, relative to the repository root (the pipeline's own directory
+   * already joined to the relative ones): `dir/**`, `*` within one path segment, `?` one character.
+   *
+   * @generated from field: repeated string paths = 2;
+   */
+  paths: string[];
+
+  /**
+   * `each` (one run per matching commit) or `newest` (one run for the newest matching commit of
+   * what a sync or push brought).
+   *
+   * @generated from field: string policy = 3;
+   */
+  policy: string;
+
+  /**
+   * Values of the pipeline's parameters for each run (typed).
+   *
+   * @generated from field: google.protobuf.Struct parameters = 4;
+   */
+  parameters?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message odin.pipelineregistry.v1.DeclaredTrigger.
+ * Use `create(DeclaredTriggerSchema)` to create a new message.
+ */
+export const DeclaredTriggerSchema: GenMessage<DeclaredTrigger> =
+  /*@__PURE__*/
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 3);
 
 /**
  * DeclaredSchedule is one entry of a pipeline's `schedules:`.
@@ -208,7 +262,7 @@ export type DeclaredSchedule = Message<"odin.pipelineregistry.v1.DeclaredSchedul
  */
 export const DeclaredScheduleSchema: GenMessage<DeclaredSchedule> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 3);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 4);
 
 /**
  * GetPipelineRequest names a pipeline at a commit.
@@ -255,7 +309,7 @@ export type GetPipelineRequest = Message<"odin.pipelineregistry.v1.GetPipelineRe
  */
 export const GetPipelineRequestSchema: GenMessage<GetPipelineRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 4);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 5);
 
 /**
  * GetPipelineResponse is a pipeline and what is wrong with it.
@@ -299,7 +353,7 @@ export type GetPipelineResponse = Message<"odin.pipelineregistry.v1.GetPipelineR
  */
 export const GetPipelineResponseSchema: GenMessage<GetPipelineResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 5);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 6);
 
 /**
  * ValidatePipelineRequest carries a pipeline directory's files.
@@ -338,7 +392,7 @@ export type ValidatePipelineRequest =
  */
 export const ValidatePipelineRequestSchema: GenMessage<ValidatePipelineRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 6);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 7);
 
 /**
  * ValidatePipelineResponse is the verdict on the files.
@@ -375,7 +429,7 @@ export type ValidatePipelineResponse =
  */
 export const ValidatePipelineResponseSchema: GenMessage<ValidatePipelineResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 7);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 8);
 
 /**
  * GetPipelineGraphRequest names a pipeline at a commit.
@@ -405,7 +459,7 @@ export type GetPipelineGraphRequest =
  */
 export const GetPipelineGraphRequestSchema: GenMessage<GetPipelineGraphRequest> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 8);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 9);
 
 /**
  * GetPipelineGraphResponse is a pipeline's DAG: task i is named `tasks[i]` and depends on the
@@ -458,7 +512,7 @@ export type GetPipelineGraphResponse =
  */
 export const GetPipelineGraphResponseSchema: GenMessage<GetPipelineGraphResponse> =
   /*@__PURE__*/
-  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 9);
+  messageDesc(file_odin_pipelineregistry_v1_pipelineregistry, 10);
 
 /**
  * PipelineRegistryService parses and validates the pipelines of the repository (files from

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_odin_reposync_v1_reposync: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "Ch9vZGluL3JlcG9zeW5jL3YxL3JlcG9zeW5jLnByb3RvEhBvZGluLnJlcG9zeW5jLnYxIg0KC1N5bmNSZXF1ZXN0IkgKDFN5bmNSZXNwb25zZRIOCgZjb21taXQYASABKAkSFwoPcHJldmlvdXNfY29tbWl0GAIgASgJEg8KB2NoYW5nZWQYAyABKAgiEgoQR2V0U3RhdHVzUmVxdWVzdCLAAQoRR2V0U3RhdHVzUmVzcG9uc2USDgoGcmVtb3RlGAEgASgJEg4KBmJyYW5jaBgCIAEoCRIOCgZjb21taXQYAyABKAkSMgoObGFzdF9zeW5jX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmxhc3RfZXJyb3IYBSABKAkSMwoPbGFzdF9lcnJvcl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI3ChBMaXN0RmlsZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJOChFMaXN0RmlsZXNSZXNwb25zZRIOCgZjb21taXQYASABKAkSKQoFZmlsZXMYAiADKAsyGi5vZGluLnJlcG9zeW5jLnYxLkZpbGVJbmZvIjcKCEZpbGVJbmZvEgwKBHBhdGgYASABKAkSDAoEc2l6ZRgCIAEoBBIPCgdzeW1saW5rGAMgASgIIjEKEFJlYWRGaWxlc1JlcXVlc3QSDgoGY29tbWl0GAEgASgJEg0KBXBhdGhzGAIgAygJIkgKEVJlYWRGaWxlc1Jlc3BvbnNlEg4KBmNvbW1pdBgBIAEoCRIjCgVmaWxlcxgCIAMoCzIULm9kaW4uY29tbW9uLnYxLkZpbGUiegoLUHVzaFJlcXVlc3QSEAoIcGlwZWxpbmUYASABKAkSIwoFZmlsZXMYAiADKAsyFC5vZGluLmNvbW1vbi52MS5GaWxlEg8KB3JlcGxhY2UYAyABKAgSDwoHbWVzc2FnZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIi8KDFB1c2hSZXNwb25zZRIOCgZjb21taXQYASABKAkSDwoHY2hhbmdlZBgCIAEoCCI4ChZBY3F1aXJlQ2hlY2tvdXRSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRIOCgZob2xkZXIYAiABKAkiQAoXQWNxdWlyZUNoZWNrb3V0UmVzcG9uc2USDgoGY29tbWl0GAEgASgJEhUKDWNoZWNrb3V0X3BhdGgYAiABKAkiOAoWUmVsZWFzZUNoZWNrb3V0UmVxdWVzdBIOCgZjb21taXQYASABKAkSDgoGaG9sZGVyGAIgASgJIisKF1JlbGVhc2VDaGVja291dFJlc3BvbnNlEhAKCHJlbGVhc2VkGAEgASgIMvEECg9SZXBvU3luY1NlcnZpY2USRQoEU3luYxIdLm9kaW4ucmVwb3N5bmMudjEuU3luY1JlcXVlc3QaHi5vZGluLnJlcG9zeW5jLnYxLlN5bmNSZXNwb25zZRJUCglHZXRTdGF0dXMSIi5vZGluLnJlcG9zeW5jLnYxLkdldFN0YXR1c1JlcXVlc3QaIy5vZGluLnJlcG9zeW5jLnYxLkdldFN0YXR1c1Jlc3BvbnNlElQKCUxpc3RGaWxlcxIiLm9kaW4ucmVwb3N5bmMudjEuTGlzdEZpbGVzUmVxdWVzdBojLm9kaW4ucmVwb3N5bmMudjEuTGlzdEZpbGVzUmVzcG9uc2USVAoJUmVhZEZpbGVzEiIub2Rpbi5yZXBvc3luYy52MS5SZWFkRmlsZXNSZXF1ZXN0GiMub2Rpbi5yZXBvc3luYy52MS5SZWFkRmlsZXNSZXNwb25zZRJFCgRQdXNoEh0ub2Rpbi5yZXBvc3luYy52MS5QdXNoUmVxdWVzdBoeLm9kaW4ucmVwb3N5bmMudjEuUHVzaFJlc3BvbnNlEmYKD0FjcXVpcmVDaGVja291dBIoLm9kaW4ucmVwb3N5bmMudjEuQWNxdWlyZUNoZWNrb3V0UmVxdWVzdBopLm9kaW4ucmVwb3N5bmMudjEuQWNxdWlyZUNoZWNrb3V0UmVzcG9uc2USZgoPUmVsZWFzZUNoZWNrb3V0Eigub2Rpbi5yZXBvc3luYy52MS5SZWxlYXNlQ2hlY2tvdXRSZXF1ZXN0Gikub2Rpbi5yZXBvc3luYy52MS5SZWxlYXNlQ2hlY2tvdXRSZXNwb25zZWIGcHJvdG8z",
+    "Ch9vZGluL3JlcG9zeW5jL3YxL3JlcG9zeW5jLnByb3RvEhBvZGluLnJlcG9zeW5jLnYxIg0KC1N5bmNSZXF1ZXN0IkgKDFN5bmNSZXNwb25zZRIOCgZjb21taXQYASABKAkSFwoPcHJldmlvdXNfY29tbWl0GAIgASgJEg8KB2NoYW5nZWQYAyABKAgiEgoQR2V0U3RhdHVzUmVxdWVzdCLAAQoRR2V0U3RhdHVzUmVzcG9uc2USDgoGcmVtb3RlGAEgASgJEg4KBmJyYW5jaBgCIAEoCRIOCgZjb21taXQYAyABKAkSMgoObGFzdF9zeW5jX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmxhc3RfZXJyb3IYBSABKAkSMwoPbGFzdF9lcnJvcl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI3ChBMaXN0RmlsZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJOChFMaXN0RmlsZXNSZXNwb25zZRIOCgZjb21taXQYASABKAkSKQoFZmlsZXMYAiADKAsyGi5vZGluLnJlcG9zeW5jLnYxLkZpbGVJbmZvIjcKCEZpbGVJbmZvEgwKBHBhdGgYASABKAkSDAoEc2l6ZRgCIAEoBBIPCgdzeW1saW5rGAMgASgIIjEKEFJlYWRGaWxlc1JlcXVlc3QSDgoGY29tbWl0GAEgASgJEg0KBXBhdGhzGAIgAygJIkgKEVJlYWRGaWxlc1Jlc3BvbnNlEg4KBmNvbW1pdBgBIAEoCRIjCgVmaWxlcxgCIAMoCzIULm9kaW4uY29tbW9uLnYxLkZpbGUiegoLUHVzaFJlcXVlc3QSEAoIcGlwZWxpbmUYASABKAkSIwoFZmlsZXMYAiADKAsyFC5vZGluLmNvbW1vbi52MS5GaWxlEg8KB3JlcGxhY2UYAyABKAgSDwoHbWVzc2FnZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIi8KDFB1c2hSZXNwb25zZRIOCgZjb21taXQYASABKAkSDwoHY2hhbmdlZBgCIAEoCCI4ChZBY3F1aXJlQ2hlY2tvdXRSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRIOCgZob2xkZXIYAiABKAkiQAoXQWNxdWlyZUNoZWNrb3V0UmVzcG9uc2USDgoGY29tbWl0GAEgASgJEhUKDWNoZWNrb3V0X3BhdGgYAiABKAkiOAoWUmVsZWFzZUNoZWNrb3V0UmVxdWVzdBIOCgZjb21taXQYASABKAkSDgoGaG9sZGVyGAIgASgJIisKF1JlbGVhc2VDaGVja291dFJlc3BvbnNlEhAKCHJlbGVhc2VkGAEgASgIIkcKEkxpc3RDb21taXRzUmVxdWVzdBINCgVzaW5jZRgBIAEoCRINCgV1bnRpbBgCIAEoCRITCgttYXhfY29tbWl0cxgDIAEoDSKMAQoTTGlzdENvbW1pdHNSZXNwb25zZRINCgV1bnRpbBgBIAEoCRIpCgdjb21taXRzGAIgAygLMhgub2Rpbi5yZXBvc3luYy52MS5Db21taXQSEQoJdHJ1bmNhdGVkGAMgASgIEhEKCXJld3JpdHRlbhgEIAEoCBIVCg1zaW5jZV91bmtub3duGAUgASgIIpkBCgZDb21taXQSCwoDc2hhGAEgASgJEhMKC2F1dGhvcl9uYW1lGAIgASgJEhQKDGF1dGhvcl9lbWFpbBgDIAEoCRIvCgthdXRob3JfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc3ViamVjdBgFIAEoCRIVCg1jaGFuZ2VkX3BhdGhzGAYgAygJMs0FCg9SZXBvU3luY1NlcnZpY2USRQoEU3luYxIdLm9kaW4ucmVwb3N5bmMudjEuU3luY1JlcXVlc3QaHi5vZGluLnJlcG9zeW5jLnYxLlN5bmNSZXNwb25zZRJUCglHZXRTdGF0dXMSIi5vZGluLnJlcG9zeW5jLnYxLkdldFN0YXR1c1JlcXVlc3QaIy5vZGluLnJlcG9zeW5jLnYxLkdldFN0YXR1c1Jlc3BvbnNlElQKCUxpc3RGaWxlcxIiLm9kaW4ucmVwb3N5bmMudjEuTGlzdEZpbGVzUmVxdWVzdBojLm9kaW4ucmVwb3N5bmMudjEuTGlzdEZpbGVzUmVzcG9uc2USVAoJUmVhZEZpbGVzEiIub2Rpbi5yZXBvc3luYy52MS5SZWFkRmlsZXNSZXF1ZXN0GiMub2Rpbi5yZXBvc3luYy52MS5SZWFkRmlsZXNSZXNwb25zZRJFCgRQdXNoEh0ub2Rpbi5yZXBvc3luYy52MS5QdXNoUmVxdWVzdBoeLm9kaW4ucmVwb3N5bmMudjEuUHVzaFJlc3BvbnNlEmYKD0FjcXVpcmVDaGVja291dBIoLm9kaW4ucmVwb3N5bmMudjEuQWNxdWlyZUNoZWNrb3V0UmVxdWVzdBopLm9kaW4ucmVwb3N5bmMudjEuQWNxdWlyZUNoZWNrb3V0UmVzcG9uc2USZgoPUmVsZWFzZUNoZWNrb3V0Eigub2Rpbi5yZXBvc3luYy52MS5SZWxlYXNlQ2hlY2tvdXRSZXF1ZXN0Gikub2Rpbi5yZXBvc3luYy52MS5SZWxlYXNlQ2hlY2tvdXRSZXNwb25zZRJaCgtMaXN0Q29tbWl0cxIkLm9kaW4ucmVwb3N5bmMudjEuTGlzdENvbW1pdHNSZXF1ZXN0GiUub2Rpbi5yZXBvc3luYy52MS5MaXN0Q29tbWl0c1Jlc3BvbnNlYgZwcm90bzM",
     [file_google_protobuf_timestamp, file_odin_common_v1_file],
   );
 
@@ -496,6 +496,153 @@ export const ReleaseCheckoutResponseSchema: GenMessage<ReleaseCheckoutResponse> 
   messageDesc(file_odin_reposync_v1_reposync, 14);
 
 /**
+ * ListCommitsRequest names a range of the followed branch's history.
+ *
+ * @generated from message odin.reposync.v1.ListCommitsRequest
+ */
+export type ListCommitsRequest = Message<"odin.reposync.v1.ListCommitsRequest"> & {
+  /**
+   * Full commit id of the last commit already seen; the commits after it are listed. Empty = only
+   * `until` itself.
+   *
+   * @generated from field: string since = 1;
+   */
+  since: string;
+
+  /**
+   * Full commit id of the newest commit to list; empty = the commit currently served.
+   *
+   * @generated from field: string until = 2;
+   */
+  until: string;
+
+  /**
+   * At most this many commits, the newest of the range; 0 = 1,000.
+   *
+   * @generated from field: uint32 max_commits = 3;
+   */
+  maxCommits: number;
+};
+
+/**
+ * Describes the message odin.reposync.v1.ListCommitsRequest.
+ * Use `create(ListCommitsRequestSchema)` to create a new message.
+ */
+export const ListCommitsRequestSchema: GenMessage<ListCommitsRequest> =
+  /*@__PURE__*/
+  messageDesc(file_odin_reposync_v1_reposync, 15);
+
+/**
+ * ListCommitsResponse lists the commits of the range along the branch's first parents: a merge is
+ * one commit (its changes against its first parent); the commits it merged are not listed.
+ *
+ * @generated from message odin.reposync.v1.ListCommitsResponse
+ */
+export type ListCommitsResponse = Message<"odin.reposync.v1.ListCommitsResponse"> & {
+  /**
+   * The newest commit of the range (resolved when the request left it empty).
+   *
+   * @generated from field: string until = 1;
+   */
+  until: string;
+
+  /**
+   * The commits reachable from `until` and not from `since`, oldest first.
+   *
+   * @generated from field: repeated odin.reposync.v1.Commit commits = 2;
+   */
+  commits: Commit[];
+
+  /**
+   * True when older commits of the range were left out to keep to `max_commits`.
+   *
+   * @generated from field: bool truncated = 3;
+   */
+  truncated: boolean;
+
+  /**
+   * True when `since` is not an ancestor of `until`: the branch's history was rewritten (a
+   * force-push). The commits listed are still those `since` cannot reach.
+   *
+   * @generated from field: bool rewritten = 4;
+   */
+  rewritten: boolean;
+
+  /**
+   * True when `since` is not in the repository (never fetched, or pruned); only `until` is listed.
+   *
+   * @generated from field: bool since_unknown = 5;
+   */
+  sinceUnknown: boolean;
+};
+
+/**
+ * Describes the message odin.reposync.v1.ListCommitsResponse.
+ * Use `create(ListCommitsResponseSchema)` to create a new message.
+ */
+export const ListCommitsResponseSchema: GenMessage<ListCommitsResponse> =
+  /*@__PURE__*/
+  messageDesc(file_odin_reposync_v1_reposync, 16);
+
+/**
+ * Commit is one commit of the pipelines repository.
+ *
+ * @generated from message odin.reposync.v1.Commit
+ */
+export type Commit = Message<"odin.reposync.v1.Commit"> & {
+  /**
+   * Full commit id.
+   *
+   * @generated from field: string sha = 1;
+   */
+  sha: string;
+
+  /**
+   * The author's name, as the commit records it.
+   *
+   * @generated from field: string author_name = 2;
+   */
+  authorName: string;
+
+  /**
+   * The author's e-mail address, as the commit records it.
+   *
+   * @generated from field: string author_email = 3;
+   */
+  authorEmail: string;
+
+  /**
+   * When it was authored.
+   *
+   * @generated from field: google.protobuf.Timestamp author_time = 4;
+   */
+  authorTime?: Timestamp | undefined;
+
+  /**
+   * The first line of its message.
+   *
+   * @generated from field: string subject = 5;
+   */
+  subject: string;
+
+  /**
+   * Every file it added, changed or deleted (a rename as both paths), relative to the repository
+   * root, `/`-separated, against its first parent (every file for the first commit).
+   *
+   * @generated from field: repeated string changed_paths = 6;
+   */
+  changedPaths: string[];
+};
+
+/**
+ * Describes the message odin.reposync.v1.Commit.
+ * Use `create(CommitSchema)` to create a new message.
+ */
+export const CommitSchema: GenMessage<Commit> =
+  /*@__PURE__*/
+  messageDesc(file_odin_reposync_v1_reposync, 17);
+
+/**
  * RepoSyncService owns the clone of the pipelines repository: it follows one branch of one remote,
  * keeps an immutable checkout per commit under `ROOT_PATH`, serves files at any commit it has, and
  * commits and pushes pipelines users send (`odin push`). Called by pipeline-registry (files), by
@@ -586,5 +733,18 @@ export const RepoSyncService: GenService<{
     methodKind: "unary";
     input: typeof ReleaseCheckoutRequestSchema;
     output: typeof ReleaseCheckoutResponseSchema;
+  };
+  /**
+   * ListCommits lists the commits of the followed branch that came after one commit up to another,
+   * oldest first, each with its author and the files it changed: what a sync or a push brought.
+   * Called by dag-scheduler after `RepoSynced` (and when it starts) to run the pipelines whose
+   * commit triggers (`triggers:`) match. Read-only; safe to retry.
+   *
+   * @generated from rpc odin.reposync.v1.RepoSyncService.ListCommits
+   */
+  listCommits: {
+    methodKind: "unary";
+    input: typeof ListCommitsRequestSchema;
+    output: typeof ListCommitsResponseSchema;
   };
 }> = /*@__PURE__*/ serviceDesc(file_odin_reposync_v1_reposync, 0);

@@ -127,6 +127,49 @@ export function concurrencyPolicyToJSON(object: ConcurrencyPolicy): string {
   }
 }
 
+/** TriggerPolicy says which commits of a sync or push a commit trigger starts runs for. */
+export enum TriggerPolicy {
+  /** TRIGGER_POLICY_UNSPECIFIED - Not set: NEWEST. */
+  TRIGGER_POLICY_UNSPECIFIED = 0,
+  /** TRIGGER_POLICY_EACH - One run per matching commit, oldest first. */
+  TRIGGER_POLICY_EACH = 1,
+  /** TRIGGER_POLICY_NEWEST - One run, for the newest matching commit. */
+  TRIGGER_POLICY_NEWEST = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function triggerPolicyFromJSON(object: any): TriggerPolicy {
+  switch (object) {
+    case 0:
+    case "TRIGGER_POLICY_UNSPECIFIED":
+      return TriggerPolicy.TRIGGER_POLICY_UNSPECIFIED;
+    case 1:
+    case "TRIGGER_POLICY_EACH":
+      return TriggerPolicy.TRIGGER_POLICY_EACH;
+    case 2:
+    case "TRIGGER_POLICY_NEWEST":
+      return TriggerPolicy.TRIGGER_POLICY_NEWEST;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return TriggerPolicy.UNRECOGNIZED;
+  }
+}
+
+export function triggerPolicyToJSON(object: TriggerPolicy): string {
+  switch (object) {
+    case TriggerPolicy.TRIGGER_POLICY_UNSPECIFIED:
+      return "TRIGGER_POLICY_UNSPECIFIED";
+    case TriggerPolicy.TRIGGER_POLICY_EACH:
+      return "TRIGGER_POLICY_EACH";
+    case TriggerPolicy.TRIGGER_POLICY_NEWEST:
+      return "TRIGGER_POLICY_NEWEST";
+    case TriggerPolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** ListCacheEntriesRequest filters the cache entries listed. */
 export interface ListCacheEntriesRequest {
   /** Only entries of this pipeline (its path); empty = all. */
@@ -527,6 +570,49 @@ export interface DeleteScheduleRequest {
 
 /** DeleteScheduleResponse confirms the removal. */
 export interface DeleteScheduleResponse {}
+
+/** ListTriggersRequest asks for the declared commit triggers. */
+export interface ListTriggersRequest {
+  /** Only triggers of pipelines whose path starts with this; empty = all. */
+  pipeline: string;
+}
+
+/** ListTriggersResponse lists the commit triggers by name. */
+export interface ListTriggersResponse {
+  /** Every trigger the pipelines declare at the newest commit, in name order. */
+  triggers: Trigger[];
+  /**
+   * The newest commit the triggers have been checked against (every commit up to it was looked
+   * at); empty before the first check.
+   */
+  checkedCommit: string;
+}
+
+/** Trigger is a commit trigger of a pipeline and what it last did. */
+export interface Trigger {
+  /** `<pipeline path>:<name>`, e.g. `sst2:code`. */
+  name: string;
+  /** The pipeline's directory relative to the repository root. */
+  pipeline: string;
+  /** Patterns of repository paths whose change starts a run (relative to the repository root). */
+  paths: string[];
+  /** Which matching commits start runs. */
+  policy: TriggerPolicy;
+  /** Values of the pipeline's parameters each run gets; the others take their defaults. */
+  parameters?: { [key: string]: any } | undefined;
+  /** The newest commit it started a run for (or tried to); empty before the first. */
+  lastCommit: string;
+  /** That commit's author, `Name <email>`. */
+  lastAuthor: string;
+  /** The run started for it; empty when it started none (see `last_error`). */
+  lastRunId: string;
+  /** When that run was started. */
+  lastRunTime?: Date | undefined;
+  /** Runs it has started. */
+  runsStarted: number;
+  /** Why its last matching commit started no run; empty when it started one. */
+  lastError: string;
+}
 
 function createBaseListCacheEntriesRequest(): ListCacheEntriesRequest {
   return { pipeline: "", task: "", limit: 0 };
@@ -4443,6 +4529,431 @@ export const DeleteScheduleResponse: MessageFns<DeleteScheduleResponse> = {
   },
 };
 
+function createBaseListTriggersRequest(): ListTriggersRequest {
+  return { pipeline: "" };
+}
+
+export const ListTriggersRequest: MessageFns<ListTriggersRequest> = {
+  encode(message: ListTriggersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pipeline !== "") {
+      writer.uint32(10).string(message.pipeline);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTriggersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTriggersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pipeline = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTriggersRequest {
+    return { pipeline: isSet(object.pipeline) ? globalThis.String(object.pipeline) : "" };
+  },
+
+  toJSON(message: ListTriggersRequest): unknown {
+    const obj: any = {};
+    if (message.pipeline !== "") {
+      obj.pipeline = message.pipeline;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListTriggersRequest>): ListTriggersRequest {
+    return ListTriggersRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListTriggersRequest>): ListTriggersRequest {
+    const message = createBaseListTriggersRequest();
+    message.pipeline = object.pipeline ?? "";
+    return message;
+  },
+};
+
+function createBaseListTriggersResponse(): ListTriggersResponse {
+  return { triggers: [], checkedCommit: "" };
+}
+
+export const ListTriggersResponse: MessageFns<ListTriggersResponse> = {
+  encode(message: ListTriggersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.triggers) {
+      Trigger.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.checkedCommit !== "") {
+      writer.uint32(18).string(message.checkedCommit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTriggersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTriggersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.triggers.push(Trigger.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.checkedCommit = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTriggersResponse {
+    return {
+      triggers: globalThis.Array.isArray(object?.triggers)
+        ? object.triggers.map((e: any) => Trigger.fromJSON(e))
+        : [],
+      checkedCommit: isSet(object.checkedCommit)
+        ? globalThis.String(object.checkedCommit)
+        : isSet(object.checked_commit)
+          ? globalThis.String(object.checked_commit)
+          : "",
+    };
+  },
+
+  toJSON(message: ListTriggersResponse): unknown {
+    const obj: any = {};
+    if (message.triggers?.length) {
+      obj.triggers = message.triggers.map((e) => Trigger.toJSON(e));
+    }
+    if (message.checkedCommit !== "") {
+      obj.checkedCommit = message.checkedCommit;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListTriggersResponse>): ListTriggersResponse {
+    return ListTriggersResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListTriggersResponse>): ListTriggersResponse {
+    const message = createBaseListTriggersResponse();
+    message.triggers = object.triggers?.map((e) => Trigger.fromPartial(e)) || [];
+    message.checkedCommit = object.checkedCommit ?? "";
+    return message;
+  },
+};
+
+function createBaseTrigger(): Trigger {
+  return {
+    name: "",
+    pipeline: "",
+    paths: [],
+    policy: 0,
+    parameters: undefined,
+    lastCommit: "",
+    lastAuthor: "",
+    lastRunId: "",
+    lastRunTime: undefined,
+    runsStarted: 0,
+    lastError: "",
+  };
+}
+
+export const Trigger: MessageFns<Trigger> = {
+  encode(message: Trigger, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.pipeline !== "") {
+      writer.uint32(18).string(message.pipeline);
+    }
+    for (const v of message.paths) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.policy !== 0) {
+      writer.uint32(32).int32(message.policy);
+    }
+    if (message.parameters !== undefined) {
+      Struct.encode(Struct.wrap(message.parameters), writer.uint32(42).fork()).join();
+    }
+    if (message.lastCommit !== "") {
+      writer.uint32(50).string(message.lastCommit);
+    }
+    if (message.lastAuthor !== "") {
+      writer.uint32(58).string(message.lastAuthor);
+    }
+    if (message.lastRunId !== "") {
+      writer.uint32(66).string(message.lastRunId);
+    }
+    if (message.lastRunTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastRunTime), writer.uint32(74).fork()).join();
+    }
+    if (message.runsStarted !== 0) {
+      writer.uint32(80).uint32(message.runsStarted);
+    }
+    if (message.lastError !== "") {
+      writer.uint32(90).string(message.lastError);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Trigger {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrigger();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pipeline = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.paths.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.policy = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.lastCommit = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.lastAuthor = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.lastRunId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.lastRunTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.runsStarted = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Trigger {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      pipeline: isSet(object.pipeline) ? globalThis.String(object.pipeline) : "",
+      paths: globalThis.Array.isArray(object?.paths)
+        ? object.paths.map((e: any) => globalThis.String(e))
+        : [],
+      policy: isSet(object.policy) ? triggerPolicyFromJSON(object.policy) : 0,
+      parameters: isObject(object.parameters) ? object.parameters : undefined,
+      lastCommit: isSet(object.lastCommit)
+        ? globalThis.String(object.lastCommit)
+        : isSet(object.last_commit)
+          ? globalThis.String(object.last_commit)
+          : "",
+      lastAuthor: isSet(object.lastAuthor)
+        ? globalThis.String(object.lastAuthor)
+        : isSet(object.last_author)
+          ? globalThis.String(object.last_author)
+          : "",
+      lastRunId: isSet(object.lastRunId)
+        ? globalThis.String(object.lastRunId)
+        : isSet(object.last_run_id)
+          ? globalThis.String(object.last_run_id)
+          : "",
+      lastRunTime: isSet(object.lastRunTime)
+        ? fromJsonTimestamp(object.lastRunTime)
+        : isSet(object.last_run_time)
+          ? fromJsonTimestamp(object.last_run_time)
+          : undefined,
+      runsStarted: isSet(object.runsStarted)
+        ? globalThis.Number(object.runsStarted)
+        : isSet(object.runs_started)
+          ? globalThis.Number(object.runs_started)
+          : 0,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+          ? globalThis.String(object.last_error)
+          : "",
+    };
+  },
+
+  toJSON(message: Trigger): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.pipeline !== "") {
+      obj.pipeline = message.pipeline;
+    }
+    if (message.paths?.length) {
+      obj.paths = message.paths;
+    }
+    if (message.policy !== 0) {
+      obj.policy = triggerPolicyToJSON(message.policy);
+    }
+    if (message.parameters !== undefined) {
+      obj.parameters = message.parameters;
+    }
+    if (message.lastCommit !== "") {
+      obj.lastCommit = message.lastCommit;
+    }
+    if (message.lastAuthor !== "") {
+      obj.lastAuthor = message.lastAuthor;
+    }
+    if (message.lastRunId !== "") {
+      obj.lastRunId = message.lastRunId;
+    }
+    if (message.lastRunTime !== undefined) {
+      obj.lastRunTime = message.lastRunTime.toISOString();
+    }
+    if (message.runsStarted !== 0) {
+      obj.runsStarted = Math.round(message.runsStarted);
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Trigger>): Trigger {
+    return Trigger.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Trigger>): Trigger {
+    const message = createBaseTrigger();
+    message.name = object.name ?? "";
+    message.pipeline = object.pipeline ?? "";
+    message.paths = object.paths?.map((e) => e) || [];
+    message.policy = object.policy ?? 0;
+    message.parameters = object.parameters ?? undefined;
+    message.lastCommit = object.lastCommit ?? "";
+    message.lastAuthor = object.lastAuthor ?? "";
+    message.lastRunId = object.lastRunId ?? "";
+    message.lastRunTime = object.lastRunTime ?? undefined;
+    message.runsStarted = object.runsStarted ?? 0;
+    message.lastError = object.lastError ?? "";
+    return message;
+  },
+};
+
 /**
  * DagSchedulerService owns runs and is the only writer of run and task state. It pins a run to a
  * commit, launches each task through k8s-launcher as soon as its own dependencies succeeded, applies
@@ -4701,6 +5212,23 @@ export const DagSchedulerServiceService = {
     responseDeserialize: (value: Buffer): DeleteCacheEntriesResponse =>
       DeleteCacheEntriesResponse.decode(value),
   },
+  /**
+   * ListTriggers lists the commit triggers pipelines declare (`triggers:`, docs/triggers.md), each
+   * with the last commit it started a run for. Called by the CLI (`odin triggers`) and the web UI.
+   * Read-only; safe to retry.
+   */
+  listTriggers: {
+    path: "/odin.dagscheduler.v1.DagSchedulerService/ListTriggers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListTriggersRequest): Buffer =>
+      Buffer.from(ListTriggersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListTriggersRequest => ListTriggersRequest.decode(value),
+    responseSerialize: (value: ListTriggersResponse): Buffer =>
+      Buffer.from(ListTriggersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListTriggersResponse =>
+      ListTriggersResponse.decode(value),
+  },
 } as const;
 
 export interface DagSchedulerServiceServer extends UntypedServiceImplementation {
@@ -4792,6 +5320,12 @@ export interface DagSchedulerServiceServer extends UntypedServiceImplementation 
    * run of those tasks runs them. Called by the CLI (`odin cache rm`). Idempotent; safe to retry.
    */
   deleteCacheEntries: handleUnaryCall<DeleteCacheEntriesRequest, DeleteCacheEntriesResponse>;
+  /**
+   * ListTriggers lists the commit triggers pipelines declare (`triggers:`, docs/triggers.md), each
+   * with the last commit it started a run for. Called by the CLI (`odin triggers`) and the web UI.
+   * Read-only; safe to retry.
+   */
+  listTriggers: handleUnaryCall<ListTriggersRequest, ListTriggersResponse>;
 }
 
 export interface DagSchedulerServiceClient extends Client {
@@ -5080,6 +5614,26 @@ export interface DagSchedulerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteCacheEntriesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListTriggers lists the commit triggers pipelines declare (`triggers:`, docs/triggers.md), each
+   * with the last commit it started a run for. Called by the CLI (`odin triggers`) and the web UI.
+   * Read-only; safe to retry.
+   */
+  listTriggers(
+    request: ListTriggersRequest,
+    callback: (error: ServiceError | null, response: ListTriggersResponse) => void,
+  ): ClientUnaryCall;
+  listTriggers(
+    request: ListTriggersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListTriggersResponse) => void,
+  ): ClientUnaryCall;
+  listTriggers(
+    request: ListTriggersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListTriggersResponse) => void,
   ): ClientUnaryCall;
 }
 

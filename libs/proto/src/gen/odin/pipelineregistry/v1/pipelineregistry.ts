@@ -56,6 +56,32 @@ export interface PipelineSummary {
    * dag-scheduler follows them.
    */
   schedules: DeclaredSchedule[];
+  /**
+   * The commit triggers the pipeline declares (`triggers:`), in file order; empty when invalid.
+   * dag-scheduler follows them.
+   */
+  triggers: DeclaredTrigger[];
+}
+
+/**
+ * DeclaredTrigger is one entry of a pipeline's `triggers:`: run the pipeline for a commit that
+ * changes files under some paths.
+ */
+export interface DeclaredTrigger {
+  /** The trigger's name within the pipeline. */
+  name: string;
+  /**
+   * Patterns of repository paths, relative to the repository root (the pipeline's own directory
+   * already joined to the relative ones): `dir/**`, `*` within one path segment, `?` one character.
+   */
+  paths: string[];
+  /**
+   * `each` (one run per matching commit) or `newest` (one run for the newest matching commit of
+   * what a sync or push brought).
+   */
+  policy: string;
+  /** Values of the pipeline's parameters for each run (typed). */
+  parameters?: { [key: string]: any } | undefined;
 }
 
 /** DeclaredSchedule is one entry of a pipeline's `schedules:`. */
@@ -340,7 +366,15 @@ export const ListPipelinesResponse: MessageFns<ListPipelinesResponse> = {
 };
 
 function createBasePipelineSummary(): PipelineSummary {
-  return { path: "", name: "", taskCount: 0, valid: false, problems: [], schedules: [] };
+  return {
+    path: "",
+    name: "",
+    taskCount: 0,
+    valid: false,
+    problems: [],
+    schedules: [],
+    triggers: [],
+  };
 }
 
 export const PipelineSummary: MessageFns<PipelineSummary> = {
@@ -362,6 +396,9 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
     }
     for (const v of message.schedules) {
       DeclaredSchedule.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.triggers) {
+      DeclaredTrigger.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -427,6 +464,14 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
             message.schedules.push(DeclaredSchedule.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.triggers.push(DeclaredTrigger.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -455,6 +500,9 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
       schedules: globalThis.Array.isArray(object?.schedules)
         ? object.schedules.map((e: any) => DeclaredSchedule.fromJSON(e))
         : [],
+      triggers: globalThis.Array.isArray(object?.triggers)
+        ? object.triggers.map((e: any) => DeclaredTrigger.fromJSON(e))
+        : [],
     };
   },
 
@@ -478,6 +526,9 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
     if (message.schedules?.length) {
       obj.schedules = message.schedules.map((e) => DeclaredSchedule.toJSON(e));
     }
+    if (message.triggers?.length) {
+      obj.triggers = message.triggers.map((e) => DeclaredTrigger.toJSON(e));
+    }
     return obj;
   },
 
@@ -492,6 +543,126 @@ export const PipelineSummary: MessageFns<PipelineSummary> = {
     message.valid = object.valid ?? false;
     message.problems = object.problems?.map((e) => Problem.fromPartial(e)) || [];
     message.schedules = object.schedules?.map((e) => DeclaredSchedule.fromPartial(e)) || [];
+    message.triggers = object.triggers?.map((e) => DeclaredTrigger.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDeclaredTrigger(): DeclaredTrigger {
+  return { name: "", paths: [], policy: "", parameters: undefined };
+}
+
+export const DeclaredTrigger: MessageFns<DeclaredTrigger> = {
+  encode(message: DeclaredTrigger, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    for (const v of message.paths) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.policy !== "") {
+      writer.uint32(26).string(message.policy);
+    }
+    if (message.parameters !== undefined) {
+      Struct.encode(Struct.wrap(message.parameters), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeclaredTrigger {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeclaredTrigger();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.paths.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.parameters = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeclaredTrigger {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      paths: globalThis.Array.isArray(object?.paths)
+        ? object.paths.map((e: any) => globalThis.String(e))
+        : [],
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      parameters: isObject(object.parameters) ? object.parameters : undefined,
+    };
+  },
+
+  toJSON(message: DeclaredTrigger): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.paths?.length) {
+      obj.paths = message.paths;
+    }
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.parameters !== undefined) {
+      obj.parameters = message.parameters;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeclaredTrigger>): DeclaredTrigger {
+    return DeclaredTrigger.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeclaredTrigger>): DeclaredTrigger {
+    const message = createBaseDeclaredTrigger();
+    message.name = object.name ?? "";
+    message.paths = object.paths?.map((e) => e) || [];
+    message.policy = object.policy ?? "";
+    message.parameters = object.parameters ?? undefined;
     return message;
   },
 };

@@ -175,6 +175,58 @@ export interface ReleaseCheckoutResponse {
   released: boolean;
 }
 
+/** ListCommitsRequest names a range of the followed branch's history. */
+export interface ListCommitsRequest {
+  /**
+   * Full commit id of the last commit already seen; the commits after it are listed. Empty = only
+   * `until` itself.
+   */
+  since: string;
+  /** Full commit id of the newest commit to list; empty = the commit currently served. */
+  until: string;
+  /** At most this many commits, the newest of the range; 0 = 1,000. */
+  maxCommits: number;
+}
+
+/**
+ * ListCommitsResponse lists the commits of the range along the branch's first parents: a merge is
+ * one commit (its changes against its first parent); the commits it merged are not listed.
+ */
+export interface ListCommitsResponse {
+  /** The newest commit of the range (resolved when the request left it empty). */
+  until: string;
+  /** The commits reachable from `until` and not from `since`, oldest first. */
+  commits: Commit[];
+  /** True when older commits of the range were left out to keep to `max_commits`. */
+  truncated: boolean;
+  /**
+   * True when `since` is not an ancestor of `until`: the branch's history was rewritten (a
+   * force-push). The commits listed are still those `since` cannot reach.
+   */
+  rewritten: boolean;
+  /** True when `since` is not in the repository (never fetched, or pruned); only `until` is listed. */
+  sinceUnknown: boolean;
+}
+
+/** Commit is one commit of the pipelines repository. */
+export interface Commit {
+  /** Full commit id. */
+  sha: string;
+  /** The author's name, as the commit records it. */
+  authorName: string;
+  /** The author's e-mail address, as the commit records it. */
+  authorEmail: string;
+  /** When it was authored. */
+  authorTime?: Date | undefined;
+  /** The first line of its message. */
+  subject: string;
+  /**
+   * Every file it added, changed or deleted (a rename as both paths), relative to the repository
+   * root, `/`-separated, against its first parent (every file for the first commit).
+   */
+  changedPaths: string[];
+}
+
 function createBaseSyncRequest(): SyncRequest {
   return {};
 }
@@ -1564,6 +1616,422 @@ export const ReleaseCheckoutResponse: MessageFns<ReleaseCheckoutResponse> = {
   },
 };
 
+function createBaseListCommitsRequest(): ListCommitsRequest {
+  return { since: "", until: "", maxCommits: 0 };
+}
+
+export const ListCommitsRequest: MessageFns<ListCommitsRequest> = {
+  encode(message: ListCommitsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.since !== "") {
+      writer.uint32(10).string(message.since);
+    }
+    if (message.until !== "") {
+      writer.uint32(18).string(message.until);
+    }
+    if (message.maxCommits !== 0) {
+      writer.uint32(24).uint32(message.maxCommits);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListCommitsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListCommitsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.since = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.until = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxCommits = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListCommitsRequest {
+    return {
+      since: isSet(object.since) ? globalThis.String(object.since) : "",
+      until: isSet(object.until) ? globalThis.String(object.until) : "",
+      maxCommits: isSet(object.maxCommits)
+        ? globalThis.Number(object.maxCommits)
+        : isSet(object.max_commits)
+          ? globalThis.Number(object.max_commits)
+          : 0,
+    };
+  },
+
+  toJSON(message: ListCommitsRequest): unknown {
+    const obj: any = {};
+    if (message.since !== "") {
+      obj.since = message.since;
+    }
+    if (message.until !== "") {
+      obj.until = message.until;
+    }
+    if (message.maxCommits !== 0) {
+      obj.maxCommits = Math.round(message.maxCommits);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListCommitsRequest>): ListCommitsRequest {
+    return ListCommitsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListCommitsRequest>): ListCommitsRequest {
+    const message = createBaseListCommitsRequest();
+    message.since = object.since ?? "";
+    message.until = object.until ?? "";
+    message.maxCommits = object.maxCommits ?? 0;
+    return message;
+  },
+};
+
+function createBaseListCommitsResponse(): ListCommitsResponse {
+  return { until: "", commits: [], truncated: false, rewritten: false, sinceUnknown: false };
+}
+
+export const ListCommitsResponse: MessageFns<ListCommitsResponse> = {
+  encode(message: ListCommitsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.until !== "") {
+      writer.uint32(10).string(message.until);
+    }
+    for (const v of message.commits) {
+      Commit.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.truncated !== false) {
+      writer.uint32(24).bool(message.truncated);
+    }
+    if (message.rewritten !== false) {
+      writer.uint32(32).bool(message.rewritten);
+    }
+    if (message.sinceUnknown !== false) {
+      writer.uint32(40).bool(message.sinceUnknown);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListCommitsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListCommitsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.until = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.commits.push(Commit.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.truncated = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.rewritten = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.sinceUnknown = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListCommitsResponse {
+    return {
+      until: isSet(object.until) ? globalThis.String(object.until) : "",
+      commits: globalThis.Array.isArray(object?.commits)
+        ? object.commits.map((e: any) => Commit.fromJSON(e))
+        : [],
+      truncated: isSet(object.truncated) ? globalThis.Boolean(object.truncated) : false,
+      rewritten: isSet(object.rewritten) ? globalThis.Boolean(object.rewritten) : false,
+      sinceUnknown: isSet(object.sinceUnknown)
+        ? globalThis.Boolean(object.sinceUnknown)
+        : isSet(object.since_unknown)
+          ? globalThis.Boolean(object.since_unknown)
+          : false,
+    };
+  },
+
+  toJSON(message: ListCommitsResponse): unknown {
+    const obj: any = {};
+    if (message.until !== "") {
+      obj.until = message.until;
+    }
+    if (message.commits?.length) {
+      obj.commits = message.commits.map((e) => Commit.toJSON(e));
+    }
+    if (message.truncated !== false) {
+      obj.truncated = message.truncated;
+    }
+    if (message.rewritten !== false) {
+      obj.rewritten = message.rewritten;
+    }
+    if (message.sinceUnknown !== false) {
+      obj.sinceUnknown = message.sinceUnknown;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListCommitsResponse>): ListCommitsResponse {
+    return ListCommitsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListCommitsResponse>): ListCommitsResponse {
+    const message = createBaseListCommitsResponse();
+    message.until = object.until ?? "";
+    message.commits = object.commits?.map((e) => Commit.fromPartial(e)) || [];
+    message.truncated = object.truncated ?? false;
+    message.rewritten = object.rewritten ?? false;
+    message.sinceUnknown = object.sinceUnknown ?? false;
+    return message;
+  },
+};
+
+function createBaseCommit(): Commit {
+  return {
+    sha: "",
+    authorName: "",
+    authorEmail: "",
+    authorTime: undefined,
+    subject: "",
+    changedPaths: [],
+  };
+}
+
+export const Commit: MessageFns<Commit> = {
+  encode(message: Commit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sha !== "") {
+      writer.uint32(10).string(message.sha);
+    }
+    if (message.authorName !== "") {
+      writer.uint32(18).string(message.authorName);
+    }
+    if (message.authorEmail !== "") {
+      writer.uint32(26).string(message.authorEmail);
+    }
+    if (message.authorTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.authorTime), writer.uint32(34).fork()).join();
+    }
+    if (message.subject !== "") {
+      writer.uint32(42).string(message.subject);
+    }
+    for (const v of message.changedPaths) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Commit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCommit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sha = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.authorName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.authorEmail = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.authorTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.subject = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.changedPaths.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Commit {
+    return {
+      sha: isSet(object.sha) ? globalThis.String(object.sha) : "",
+      authorName: isSet(object.authorName)
+        ? globalThis.String(object.authorName)
+        : isSet(object.author_name)
+          ? globalThis.String(object.author_name)
+          : "",
+      authorEmail: isSet(object.authorEmail)
+        ? globalThis.String(object.authorEmail)
+        : isSet(object.author_email)
+          ? globalThis.String(object.author_email)
+          : "",
+      authorTime: isSet(object.authorTime)
+        ? fromJsonTimestamp(object.authorTime)
+        : isSet(object.author_time)
+          ? fromJsonTimestamp(object.author_time)
+          : undefined,
+      subject: isSet(object.subject) ? globalThis.String(object.subject) : "",
+      changedPaths: globalThis.Array.isArray(object?.changedPaths)
+        ? object.changedPaths.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.changed_paths)
+          ? object.changed_paths.map((e: any) => globalThis.String(e))
+          : [],
+    };
+  },
+
+  toJSON(message: Commit): unknown {
+    const obj: any = {};
+    if (message.sha !== "") {
+      obj.sha = message.sha;
+    }
+    if (message.authorName !== "") {
+      obj.authorName = message.authorName;
+    }
+    if (message.authorEmail !== "") {
+      obj.authorEmail = message.authorEmail;
+    }
+    if (message.authorTime !== undefined) {
+      obj.authorTime = message.authorTime.toISOString();
+    }
+    if (message.subject !== "") {
+      obj.subject = message.subject;
+    }
+    if (message.changedPaths?.length) {
+      obj.changedPaths = message.changedPaths;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Commit>): Commit {
+    return Commit.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Commit>): Commit {
+    const message = createBaseCommit();
+    message.sha = object.sha ?? "";
+    message.authorName = object.authorName ?? "";
+    message.authorEmail = object.authorEmail ?? "";
+    message.authorTime = object.authorTime ?? undefined;
+    message.subject = object.subject ?? "";
+    message.changedPaths = object.changedPaths?.map((e) => e) || [];
+    return message;
+  },
+};
+
 /**
  * RepoSyncService owns the clone of the pipelines repository: it follows one branch of one remote,
  * keeps an immutable checkout per commit under `ROOT_PATH`, serves files at any commit it has, and
@@ -1687,6 +2155,23 @@ export const RepoSyncServiceService = {
     responseDeserialize: (value: Buffer): ReleaseCheckoutResponse =>
       ReleaseCheckoutResponse.decode(value),
   },
+  /**
+   * ListCommits lists the commits of the followed branch that came after one commit up to another,
+   * oldest first, each with its author and the files it changed: what a sync or a push brought.
+   * Called by dag-scheduler after `RepoSynced` (and when it starts) to run the pipelines whose
+   * commit triggers (`triggers:`) match. Read-only; safe to retry.
+   */
+  listCommits: {
+    path: "/odin.reposync.v1.RepoSyncService/ListCommits" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListCommitsRequest): Buffer =>
+      Buffer.from(ListCommitsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListCommitsRequest => ListCommitsRequest.decode(value),
+    responseSerialize: (value: ListCommitsResponse): Buffer =>
+      Buffer.from(ListCommitsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListCommitsResponse => ListCommitsResponse.decode(value),
+  },
 } as const;
 
 export interface RepoSyncServiceServer extends UntypedServiceImplementation {
@@ -1730,6 +2215,13 @@ export interface RepoSyncServiceServer extends UntypedServiceImplementation {
    * acquires it again). Idempotent; releasing something not held succeeds. Safe to retry.
    */
   releaseCheckout: handleUnaryCall<ReleaseCheckoutRequest, ReleaseCheckoutResponse>;
+  /**
+   * ListCommits lists the commits of the followed branch that came after one commit up to another,
+   * oldest first, each with its author and the files it changed: what a sync or a push brought.
+   * Called by dag-scheduler after `RepoSynced` (and when it starts) to run the pipelines whose
+   * commit triggers (`triggers:`) match. Read-only; safe to retry.
+   */
+  listCommits: handleUnaryCall<ListCommitsRequest, ListCommitsResponse>;
 }
 
 export interface RepoSyncServiceClient extends Client {
@@ -1870,6 +2362,27 @@ export interface RepoSyncServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReleaseCheckoutResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListCommits lists the commits of the followed branch that came after one commit up to another,
+   * oldest first, each with its author and the files it changed: what a sync or a push brought.
+   * Called by dag-scheduler after `RepoSynced` (and when it starts) to run the pipelines whose
+   * commit triggers (`triggers:`) match. Read-only; safe to retry.
+   */
+  listCommits(
+    request: ListCommitsRequest,
+    callback: (error: ServiceError | null, response: ListCommitsResponse) => void,
+  ): ClientUnaryCall;
+  listCommits(
+    request: ListCommitsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListCommitsResponse) => void,
+  ): ClientUnaryCall;
+  listCommits(
+    request: ListCommitsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListCommitsResponse) => void,
   ): ClientUnaryCall;
 }
 

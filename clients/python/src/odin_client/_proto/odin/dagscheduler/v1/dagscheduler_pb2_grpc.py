@@ -92,6 +92,11 @@ class DagSchedulerServiceStub(object):
         request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteCacheEntriesRequest.SerializeToString,
         response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteCacheEntriesResponse.FromString,
         )
+    self.ListTriggers = channel.unary_unary(
+        '/odin.dagscheduler.v1.DagSchedulerService/ListTriggers',
+        request_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListTriggersRequest.SerializeToString,
+        response_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListTriggersResponse.FromString,
+        )
 
 
 class DagSchedulerServiceServicer(object):
@@ -234,6 +239,15 @@ class DagSchedulerServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def ListTriggers(self, request, context):
+    """ListTriggers lists the commit triggers pipelines declare (`triggers:`, docs/triggers.md), each
+    with the last commit it started a run for. Called by the CLI (`odin triggers`) and the web UI.
+    Read-only; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_DagSchedulerServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -311,6 +325,11 @@ def add_DagSchedulerServiceServicer_to_server(servicer, server):
           servicer.DeleteCacheEntries,
           request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteCacheEntriesRequest.FromString,
           response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.DeleteCacheEntriesResponse.SerializeToString,
+      ),
+      'ListTriggers': grpc.unary_unary_rpc_method_handler(
+          servicer.ListTriggers,
+          request_deserializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListTriggersRequest.FromString,
+          response_serializer=odin_dot_dagscheduler_dot_v1_dot_dagscheduler__pb2.ListTriggersResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(

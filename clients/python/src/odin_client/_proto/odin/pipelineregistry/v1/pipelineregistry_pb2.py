@@ -23,7 +23,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/pipelineregistry/v1/pipelineregistry.proto',
   package='odin.pipelineregistry.v1',
   syntax='proto3',
-  serialized_pb=_b('\n/odin/pipelineregistry/v1/pipelineregistry.proto\x12\x18odin.pipelineregistry.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x19odin/common/v1/file.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x1codin/common/v1/problem.proto\";\n\x14ListPipelinesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"e\n\x15ListPipelinesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12<\n\tpipelines\x18\x02 \x03(\x0b\x32).odin.pipelineregistry.v1.PipelineSummary\"\xba\x01\n\x0fPipelineSummary\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ntask_count\x18\x03 \x01(\r\x12\r\n\x05valid\x18\x04 \x01(\x08\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem\x12=\n\tschedules\x18\x06 \x03(\x0b\x32*.odin.pipelineregistry.v1.DeclaredSchedule\"\xbb\x01\n\x10\x44\x65\x63laredSchedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x63ron\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x63\x61tchup\x18\x05 \x01(\t\x12\x13\n\x0b\x63oncurrency\x18\x06 \x01(\t\x12&\n\x06notify\x18\x07 \x03(\x0b\x32\x16.odin.common.v1.Notify\"n\n\x12GetPipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\r\n\x05tasks\x18\x03 \x03(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xa9\x01\n\x13GetPipelineResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"y\n\x17ValidatePipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x80\x01\n\x18ValidatePipelineResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\"7\n\x17GetPipelineGraphRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\"\x8d\x01\n\x18GetPipelineGraphResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\r\n\x05tasks\x18\x02 \x03(\t\x12\x16\n\x0e\x64\x65pends_counts\x18\x03 \x03(\r\x12\x0f\n\x07\x64\x65pends\x18\x04 \x03(\r\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem2\xed\x03\n\x17PipelineRegistryService\x12p\n\rListPipelines\x12..odin.pipelineregistry.v1.ListPipelinesRequest\x1a/.odin.pipelineregistry.v1.ListPipelinesResponse\x12j\n\x0bGetPipeline\x12,.odin.pipelineregistry.v1.GetPipelineRequest\x1a-.odin.pipelineregistry.v1.GetPipelineResponse\x12y\n\x10ValidatePipeline\x12\x31.odin.pipelineregistry.v1.ValidatePipelineRequest\x1a\x32.odin.pipelineregistry.v1.ValidatePipelineResponse\x12y\n\x10GetPipelineGraph\x12\x31.odin.pipelineregistry.v1.GetPipelineGraphRequest\x1a\x32.odin.pipelineregistry.v1.GetPipelineGraphResponseb\x06proto3')
+  serialized_pb=_b('\n/odin/pipelineregistry/v1/pipelineregistry.proto\x12\x18odin.pipelineregistry.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x19odin/common/v1/file.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x1codin/common/v1/problem.proto\";\n\x14ListPipelinesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"e\n\x15ListPipelinesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12<\n\tpipelines\x18\x02 \x03(\x0b\x32).odin.pipelineregistry.v1.PipelineSummary\"\xf7\x01\n\x0fPipelineSummary\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\ntask_count\x18\x03 \x01(\r\x12\r\n\x05valid\x18\x04 \x01(\x08\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem\x12=\n\tschedules\x18\x06 \x03(\x0b\x32*.odin.pipelineregistry.v1.DeclaredSchedule\x12;\n\x08triggers\x18\x07 \x03(\x0b\x32).odin.pipelineregistry.v1.DeclaredTrigger\"k\n\x0f\x44\x65\x63laredTrigger\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05paths\x18\x02 \x03(\t\x12\x0e\n\x06policy\x18\x03 \x01(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xbb\x01\n\x10\x44\x65\x63laredSchedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x63ron\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x63\x61tchup\x18\x05 \x01(\t\x12\x13\n\x0b\x63oncurrency\x18\x06 \x01(\t\x12&\n\x06notify\x18\x07 \x03(\x0b\x32\x16.odin.common.v1.Notify\"n\n\x12GetPipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\r\n\x05tasks\x18\x03 \x03(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xa9\x01\n\x13GetPipelineResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"y\n\x17ValidatePipelineRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\x80\x01\n\x18ValidatePipelineResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12*\n\x08pipeline\x18\x02 \x01(\x0b\x32\x18.odin.common.v1.Pipeline\x12)\n\x08problems\x18\x03 \x03(\x0b\x32\x17.odin.common.v1.Problem\"7\n\x17GetPipelineGraphRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\"\x8d\x01\n\x18GetPipelineGraphResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\r\n\x05tasks\x18\x02 \x03(\t\x12\x16\n\x0e\x64\x65pends_counts\x18\x03 \x03(\r\x12\x0f\n\x07\x64\x65pends\x18\x04 \x03(\r\x12)\n\x08problems\x18\x05 \x03(\x0b\x32\x17.odin.common.v1.Problem2\xed\x03\n\x17PipelineRegistryService\x12p\n\rListPipelines\x12..odin.pipelineregistry.v1.ListPipelinesRequest\x1a/.odin.pipelineregistry.v1.ListPipelinesResponse\x12j\n\x0bGetPipeline\x12,.odin.pipelineregistry.v1.GetPipelineRequest\x1a-.odin.pipelineregistry.v1.GetPipelineResponse\x12y\n\x10ValidatePipeline\x12\x31.odin.pipelineregistry.v1.ValidatePipelineRequest\x1a\x32.odin.pipelineregistry.v1.ValidatePipelineResponse\x12y\n\x10GetPipelineGraph\x12\x31.odin.pipelineregistry.v1.GetPipelineGraphRequest\x1a\x32.odin.pipelineregistry.v1.GetPipelineGraphResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_file__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_pipeline__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_problem__pb2.DESCRIPTOR,])
 
@@ -155,6 +155,13 @@ _PIPELINESUMMARY = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='triggers', full_name='odin.pipelineregistry.v1.PipelineSummary.triggers', index=6,
+      number=7, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -168,7 +175,59 @@ _PIPELINESUMMARY = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=360,
-  serialized_end=546,
+  serialized_end=607,
+)
+
+
+_DECLAREDTRIGGER = _descriptor.Descriptor(
+  name='DeclaredTrigger',
+  full_name='odin.pipelineregistry.v1.DeclaredTrigger',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='odin.pipelineregistry.v1.DeclaredTrigger.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='paths', full_name='odin.pipelineregistry.v1.DeclaredTrigger.paths', index=1,
+      number=2, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='policy', full_name='odin.pipelineregistry.v1.DeclaredTrigger.policy', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='parameters', full_name='odin.pipelineregistry.v1.DeclaredTrigger.parameters', index=3,
+      number=4, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=609,
+  serialized_end=716,
 )
 
 
@@ -240,8 +299,8 @@ _DECLAREDSCHEDULE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=549,
-  serialized_end=736,
+  serialized_start=719,
+  serialized_end=906,
 )
 
 
@@ -292,8 +351,8 @@ _GETPIPELINEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=738,
-  serialized_end=848,
+  serialized_start=908,
+  serialized_end=1018,
 )
 
 
@@ -344,8 +403,8 @@ _GETPIPELINERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=851,
-  serialized_end=1020,
+  serialized_start=1021,
+  serialized_end=1190,
 )
 
 
@@ -389,8 +448,8 @@ _VALIDATEPIPELINEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1022,
-  serialized_end=1143,
+  serialized_start=1192,
+  serialized_end=1313,
 )
 
 
@@ -434,8 +493,8 @@ _VALIDATEPIPELINERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1146,
-  serialized_end=1274,
+  serialized_start=1316,
+  serialized_end=1444,
 )
 
 
@@ -472,8 +531,8 @@ _GETPIPELINEGRAPHREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1276,
-  serialized_end=1331,
+  serialized_start=1446,
+  serialized_end=1501,
 )
 
 
@@ -531,13 +590,15 @@ _GETPIPELINEGRAPHRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1334,
-  serialized_end=1475,
+  serialized_start=1504,
+  serialized_end=1645,
 )
 
 _LISTPIPELINESRESPONSE.fields_by_name['pipelines'].message_type = _PIPELINESUMMARY
 _PIPELINESUMMARY.fields_by_name['problems'].message_type = odin_dot_common_dot_v1_dot_problem__pb2._PROBLEM
 _PIPELINESUMMARY.fields_by_name['schedules'].message_type = _DECLAREDSCHEDULE
+_PIPELINESUMMARY.fields_by_name['triggers'].message_type = _DECLAREDTRIGGER
+_DECLAREDTRIGGER.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
 _DECLAREDSCHEDULE.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
 _DECLAREDSCHEDULE.fields_by_name['notify'].message_type = odin_dot_common_dot_v1_dot_pipeline__pb2._NOTIFY
 _GETPIPELINEREQUEST.fields_by_name['parameters'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
@@ -552,6 +613,7 @@ _GETPIPELINEGRAPHRESPONSE.fields_by_name['problems'].message_type = odin_dot_com
 DESCRIPTOR.message_types_by_name['ListPipelinesRequest'] = _LISTPIPELINESREQUEST
 DESCRIPTOR.message_types_by_name['ListPipelinesResponse'] = _LISTPIPELINESRESPONSE
 DESCRIPTOR.message_types_by_name['PipelineSummary'] = _PIPELINESUMMARY
+DESCRIPTOR.message_types_by_name['DeclaredTrigger'] = _DECLAREDTRIGGER
 DESCRIPTOR.message_types_by_name['DeclaredSchedule'] = _DECLAREDSCHEDULE
 DESCRIPTOR.message_types_by_name['GetPipelineRequest'] = _GETPIPELINEREQUEST
 DESCRIPTOR.message_types_by_name['GetPipelineResponse'] = _GETPIPELINERESPONSE
@@ -581,6 +643,13 @@ PipelineSummary = _reflection.GeneratedProtocolMessageType('PipelineSummary', (_
   # @@protoc_insertion_point(class_scope:odin.pipelineregistry.v1.PipelineSummary)
   ))
 _sym_db.RegisterMessage(PipelineSummary)
+
+DeclaredTrigger = _reflection.GeneratedProtocolMessageType('DeclaredTrigger', (_message.Message,), dict(
+  DESCRIPTOR = _DECLAREDTRIGGER,
+  __module__ = 'odin.pipelineregistry.v1.pipelineregistry_pb2'
+  # @@protoc_insertion_point(class_scope:odin.pipelineregistry.v1.DeclaredTrigger)
+  ))
+_sym_db.RegisterMessage(DeclaredTrigger)
 
 DeclaredSchedule = _reflection.GeneratedProtocolMessageType('DeclaredSchedule', (_message.Message,), dict(
   DESCRIPTOR = _DECLAREDSCHEDULE,
@@ -639,8 +708,8 @@ _PIPELINEREGISTRYSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=1478,
-  serialized_end=1971,
+  serialized_start=1648,
+  serialized_end=2141,
   methods=[
   _descriptor.MethodDescriptor(
     name='ListPipelines',

@@ -21,7 +21,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/reposync/v1/reposync.proto',
   package='odin.reposync.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x1fodin/reposync/v1/reposync.proto\x12\x10odin.reposync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19odin/common/v1/file.proto\"\r\n\x0bSyncRequest\"H\n\x0cSyncResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x17\n\x0fprevious_commit\x18\x02 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\"\x12\n\x10GetStatusRequest\"\xc0\x01\n\x11GetStatusResponse\x12\x0e\n\x06remote\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\x32\n\x0elast_sync_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x33\n\x0flast_error_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\x10ListFilesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"N\n\x11ListFilesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12)\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x1a.odin.reposync.v1.FileInfo\"7\n\x08\x46ileInfo\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0f\n\x07symlink\x18\x03 \x01(\x08\"1\n\x10ReadFilesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\r\n\x05paths\x18\x02 \x03(\t\"H\n\x11ReadFilesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\"z\n\x0bPushRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\x12\x0f\n\x07replace\x18\x03 \x01(\x08\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"/\n\x0cPushResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"8\n\x16\x41\x63quireCheckoutRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\"@\n\x17\x41\x63quireCheckoutResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x15\n\rcheckout_path\x18\x02 \x01(\t\"8\n\x16ReleaseCheckoutRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\"+\n\x17ReleaseCheckoutResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x32\xf1\x04\n\x0fRepoSyncService\x12\x45\n\x04Sync\x12\x1d.odin.reposync.v1.SyncRequest\x1a\x1e.odin.reposync.v1.SyncResponse\x12T\n\tGetStatus\x12\".odin.reposync.v1.GetStatusRequest\x1a#.odin.reposync.v1.GetStatusResponse\x12T\n\tListFiles\x12\".odin.reposync.v1.ListFilesRequest\x1a#.odin.reposync.v1.ListFilesResponse\x12T\n\tReadFiles\x12\".odin.reposync.v1.ReadFilesRequest\x1a#.odin.reposync.v1.ReadFilesResponse\x12\x45\n\x04Push\x12\x1d.odin.reposync.v1.PushRequest\x1a\x1e.odin.reposync.v1.PushResponse\x12\x66\n\x0f\x41\x63quireCheckout\x12(.odin.reposync.v1.AcquireCheckoutRequest\x1a).odin.reposync.v1.AcquireCheckoutResponse\x12\x66\n\x0fReleaseCheckout\x12(.odin.reposync.v1.ReleaseCheckoutRequest\x1a).odin.reposync.v1.ReleaseCheckoutResponseb\x06proto3')
+  serialized_pb=_b('\n\x1fodin/reposync/v1/reposync.proto\x12\x10odin.reposync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19odin/common/v1/file.proto\"\r\n\x0bSyncRequest\"H\n\x0cSyncResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x17\n\x0fprevious_commit\x18\x02 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\"\x12\n\x10GetStatusRequest\"\xc0\x01\n\x11GetStatusResponse\x12\x0e\n\x06remote\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\x32\n\x0elast_sync_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x33\n\x0flast_error_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\x10ListFilesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"N\n\x11ListFilesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12)\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x1a.odin.reposync.v1.FileInfo\"7\n\x08\x46ileInfo\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0f\n\x07symlink\x18\x03 \x01(\x08\"1\n\x10ReadFilesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\r\n\x05paths\x18\x02 \x03(\t\"H\n\x11ReadFilesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\"z\n\x0bPushRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\x12\x0f\n\x07replace\x18\x03 \x01(\x08\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"/\n\x0cPushResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"8\n\x16\x41\x63quireCheckoutRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\"@\n\x17\x41\x63quireCheckoutResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x15\n\rcheckout_path\x18\x02 \x01(\t\"8\n\x16ReleaseCheckoutRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\"+\n\x17ReleaseCheckoutResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\"G\n\x12ListCommitsRequest\x12\r\n\x05since\x18\x01 \x01(\t\x12\r\n\x05until\x18\x02 \x01(\t\x12\x13\n\x0bmax_commits\x18\x03 \x01(\r\"\x8c\x01\n\x13ListCommitsResponse\x12\r\n\x05until\x18\x01 \x01(\t\x12)\n\x07\x63ommits\x18\x02 \x03(\x0b\x32\x18.odin.reposync.v1.Commit\x12\x11\n\ttruncated\x18\x03 \x01(\x08\x12\x11\n\trewritten\x18\x04 \x01(\x08\x12\x15\n\rsince_unknown\x18\x05 \x01(\x08\"\x99\x01\n\x06\x43ommit\x12\x0b\n\x03sha\x18\x01 \x01(\t\x12\x13\n\x0b\x61uthor_name\x18\x02 \x01(\t\x12\x14\n\x0c\x61uthor_email\x18\x03 \x01(\t\x12/\n\x0b\x61uthor_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x15\n\rchanged_paths\x18\x06 \x03(\t2\xcd\x05\n\x0fRepoSyncService\x12\x45\n\x04Sync\x12\x1d.odin.reposync.v1.SyncRequest\x1a\x1e.odin.reposync.v1.SyncResponse\x12T\n\tGetStatus\x12\".odin.reposync.v1.GetStatusRequest\x1a#.odin.reposync.v1.GetStatusResponse\x12T\n\tListFiles\x12\".odin.reposync.v1.ListFilesRequest\x1a#.odin.reposync.v1.ListFilesResponse\x12T\n\tReadFiles\x12\".odin.reposync.v1.ReadFilesRequest\x1a#.odin.reposync.v1.ReadFilesResponse\x12\x45\n\x04Push\x12\x1d.odin.reposync.v1.PushRequest\x1a\x1e.odin.reposync.v1.PushResponse\x12\x66\n\x0f\x41\x63quireCheckout\x12(.odin.reposync.v1.AcquireCheckoutRequest\x1a).odin.reposync.v1.AcquireCheckoutResponse\x12\x66\n\x0fReleaseCheckout\x12(.odin.reposync.v1.ReleaseCheckoutRequest\x1a).odin.reposync.v1.ReleaseCheckoutResponse\x12Z\n\x0bListCommits\x12$.odin.reposync.v1.ListCommitsRequest\x1a%.odin.reposync.v1.ListCommitsResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_file__pb2.DESCRIPTOR,])
 
@@ -625,11 +625,183 @@ _RELEASECHECKOUTRESPONSE = _descriptor.Descriptor(
   serialized_end=1134,
 )
 
+
+_LISTCOMMITSREQUEST = _descriptor.Descriptor(
+  name='ListCommitsRequest',
+  full_name='odin.reposync.v1.ListCommitsRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='since', full_name='odin.reposync.v1.ListCommitsRequest.since', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='until', full_name='odin.reposync.v1.ListCommitsRequest.until', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='max_commits', full_name='odin.reposync.v1.ListCommitsRequest.max_commits', index=2,
+      number=3, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=1136,
+  serialized_end=1207,
+)
+
+
+_LISTCOMMITSRESPONSE = _descriptor.Descriptor(
+  name='ListCommitsResponse',
+  full_name='odin.reposync.v1.ListCommitsResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='until', full_name='odin.reposync.v1.ListCommitsResponse.until', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='commits', full_name='odin.reposync.v1.ListCommitsResponse.commits', index=1,
+      number=2, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='truncated', full_name='odin.reposync.v1.ListCommitsResponse.truncated', index=2,
+      number=3, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='rewritten', full_name='odin.reposync.v1.ListCommitsResponse.rewritten', index=3,
+      number=4, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='since_unknown', full_name='odin.reposync.v1.ListCommitsResponse.since_unknown', index=4,
+      number=5, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=1210,
+  serialized_end=1350,
+)
+
+
+_COMMIT = _descriptor.Descriptor(
+  name='Commit',
+  full_name='odin.reposync.v1.Commit',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='sha', full_name='odin.reposync.v1.Commit.sha', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='author_name', full_name='odin.reposync.v1.Commit.author_name', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='author_email', full_name='odin.reposync.v1.Commit.author_email', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='author_time', full_name='odin.reposync.v1.Commit.author_time', index=3,
+      number=4, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='subject', full_name='odin.reposync.v1.Commit.subject', index=4,
+      number=5, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='changed_paths', full_name='odin.reposync.v1.Commit.changed_paths', index=5,
+      number=6, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=1353,
+  serialized_end=1506,
+)
+
 _GETSTATUSRESPONSE.fields_by_name['last_sync_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _GETSTATUSRESPONSE.fields_by_name['last_error_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 _LISTFILESRESPONSE.fields_by_name['files'].message_type = _FILEINFO
 _READFILESRESPONSE.fields_by_name['files'].message_type = odin_dot_common_dot_v1_dot_file__pb2._FILE
 _PUSHREQUEST.fields_by_name['files'].message_type = odin_dot_common_dot_v1_dot_file__pb2._FILE
+_LISTCOMMITSRESPONSE.fields_by_name['commits'].message_type = _COMMIT
+_COMMIT.fields_by_name['author_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 DESCRIPTOR.message_types_by_name['SyncRequest'] = _SYNCREQUEST
 DESCRIPTOR.message_types_by_name['SyncResponse'] = _SYNCRESPONSE
 DESCRIPTOR.message_types_by_name['GetStatusRequest'] = _GETSTATUSREQUEST
@@ -645,6 +817,9 @@ DESCRIPTOR.message_types_by_name['AcquireCheckoutRequest'] = _ACQUIRECHECKOUTREQ
 DESCRIPTOR.message_types_by_name['AcquireCheckoutResponse'] = _ACQUIRECHECKOUTRESPONSE
 DESCRIPTOR.message_types_by_name['ReleaseCheckoutRequest'] = _RELEASECHECKOUTREQUEST
 DESCRIPTOR.message_types_by_name['ReleaseCheckoutResponse'] = _RELEASECHECKOUTRESPONSE
+DESCRIPTOR.message_types_by_name['ListCommitsRequest'] = _LISTCOMMITSREQUEST
+DESCRIPTOR.message_types_by_name['ListCommitsResponse'] = _LISTCOMMITSRESPONSE
+DESCRIPTOR.message_types_by_name['Commit'] = _COMMIT
 _sym_db.RegisterFileDescriptor(DESCRIPTOR)
 
 SyncRequest = _reflection.GeneratedProtocolMessageType('SyncRequest', (_message.Message,), dict(
@@ -752,6 +927,27 @@ ReleaseCheckoutResponse = _reflection.GeneratedProtocolMessageType('ReleaseCheck
   ))
 _sym_db.RegisterMessage(ReleaseCheckoutResponse)
 
+ListCommitsRequest = _reflection.GeneratedProtocolMessageType('ListCommitsRequest', (_message.Message,), dict(
+  DESCRIPTOR = _LISTCOMMITSREQUEST,
+  __module__ = 'odin.reposync.v1.reposync_pb2'
+  # @@protoc_insertion_point(class_scope:odin.reposync.v1.ListCommitsRequest)
+  ))
+_sym_db.RegisterMessage(ListCommitsRequest)
+
+ListCommitsResponse = _reflection.GeneratedProtocolMessageType('ListCommitsResponse', (_message.Message,), dict(
+  DESCRIPTOR = _LISTCOMMITSRESPONSE,
+  __module__ = 'odin.reposync.v1.reposync_pb2'
+  # @@protoc_insertion_point(class_scope:odin.reposync.v1.ListCommitsResponse)
+  ))
+_sym_db.RegisterMessage(ListCommitsResponse)
+
+Commit = _reflection.GeneratedProtocolMessageType('Commit', (_message.Message,), dict(
+  DESCRIPTOR = _COMMIT,
+  __module__ = 'odin.reposync.v1.reposync_pb2'
+  # @@protoc_insertion_point(class_scope:odin.reposync.v1.Commit)
+  ))
+_sym_db.RegisterMessage(Commit)
+
 
 
 _REPOSYNCSERVICE = _descriptor.ServiceDescriptor(
@@ -760,8 +956,8 @@ _REPOSYNCSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=1137,
-  serialized_end=1762,
+  serialized_start=1509,
+  serialized_end=2226,
   methods=[
   _descriptor.MethodDescriptor(
     name='Sync',
@@ -824,6 +1020,15 @@ _REPOSYNCSERVICE = _descriptor.ServiceDescriptor(
     containing_service=None,
     input_type=_RELEASECHECKOUTREQUEST,
     output_type=_RELEASECHECKOUTRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='ListCommits',
+    full_name='odin.reposync.v1.RepoSyncService.ListCommits',
+    index=7,
+    containing_service=None,
+    input_type=_LISTCOMMITSREQUEST,
+    output_type=_LISTCOMMITSRESPONSE,
     options=None,
   ),
 ])

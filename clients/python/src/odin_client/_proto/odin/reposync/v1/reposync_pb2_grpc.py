@@ -53,6 +53,11 @@ class RepoSyncServiceStub(object):
         request_serializer=odin_dot_reposync_dot_v1_dot_reposync__pb2.ReleaseCheckoutRequest.SerializeToString,
         response_deserializer=odin_dot_reposync_dot_v1_dot_reposync__pb2.ReleaseCheckoutResponse.FromString,
         )
+    self.ListCommits = channel.unary_unary(
+        '/odin.reposync.v1.RepoSyncService/ListCommits',
+        request_serializer=odin_dot_reposync_dot_v1_dot_reposync__pb2.ListCommitsRequest.SerializeToString,
+        response_deserializer=odin_dot_reposync_dot_v1_dot_reposync__pb2.ListCommitsResponse.FromString,
+        )
 
 
 class RepoSyncServiceServicer(object):
@@ -124,6 +129,16 @@ class RepoSyncServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def ListCommits(self, request, context):
+    """ListCommits lists the commits of the followed branch that came after one commit up to another,
+    oldest first, each with its author and the files it changed: what a sync or a push brought.
+    Called by dag-scheduler after `RepoSynced` (and when it starts) to run the pipelines whose
+    commit triggers (`triggers:`) match. Read-only; safe to retry.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_RepoSyncServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -161,6 +176,11 @@ def add_RepoSyncServiceServicer_to_server(servicer, server):
           servicer.ReleaseCheckout,
           request_deserializer=odin_dot_reposync_dot_v1_dot_reposync__pb2.ReleaseCheckoutRequest.FromString,
           response_serializer=odin_dot_reposync_dot_v1_dot_reposync__pb2.ReleaseCheckoutResponse.SerializeToString,
+      ),
+      'ListCommits': grpc.unary_unary_rpc_method_handler(
+          servicer.ListCommits,
+          request_deserializer=odin_dot_reposync_dot_v1_dot_reposync__pb2.ListCommitsRequest.FromString,
+          response_serializer=odin_dot_reposync_dot_v1_dot_reposync__pb2.ListCommitsResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(
