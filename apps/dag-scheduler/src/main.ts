@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // dag-scheduler: composition root. Reads configuration once, wires store, events, clients, server.
-import { NatsEventBus } from "@odin/events";
+import { Membership, NatsEventBus } from "@odin/events";
 import { configuredWebhookSecrets, WebhookNotifier } from "@odin/notify";
 import {
   K8sLauncherServiceClient,
@@ -63,6 +63,11 @@ async function main(): Promise<void> {
     onError: natsErrors.eventBus,
     log: logger,
   });
+  // The schedulers sharing a run store split its runs between them.
+  const share = await Membership.join(bus, {
+    group: `dag-scheduler-${config.kvBucket}`,
+    log: logger,
+  });
   const pipelines = new RegistryPipelineSource(registry);
   const scheduler = new Scheduler({
     store: new SchedulerStore(kv),
@@ -82,6 +87,7 @@ async function main(): Promise<void> {
       log: logger,
     }),
     publicUrl: config.publicUrl || undefined,
+    share,
   });
   await scheduler.start();
   const schedules = new ScheduleRunner({
@@ -115,6 +121,8 @@ async function main(): Promise<void> {
   });
   await runUntilSignal(server, logger, {
     cleanup: async () => {
+      // Said first, so the other schedulers take this one's runs over at once.
+      await share.close();
       await triggers.close();
       await schedules.close();
       await scheduler.close();

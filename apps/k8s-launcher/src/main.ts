@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // k8s-launcher: composition root. Reads configuration once, wires Kubernetes, NATS and the server.
-import { NatsEventBus } from "@odin/events";
+import { Membership, NatsEventBus } from "@odin/events";
 import { k8sLauncherService, KubernetesBackend, publishStateEvents } from "@odin/launcher";
 import {
   createLogger,
@@ -33,11 +33,17 @@ async function main(): Promise<void> {
     onError: natsErrorMetrics(metrics).eventBus,
     log: logger,
   });
-  const backend = new KubernetesBackend(options);
+  // The launchers of one namespace split the reporting of attempts and the saving of logs.
+  const share = await Membership.join(bus, {
+    group: `k8s-launcher-${config.namespace}`,
+    log: logger,
+  });
+  const backend = new KubernetesBackend({ ...options, share });
   try {
     // Lists Odin's objects and reports what happened while no launcher ran.
     await backend.start(publishStateEvents(bus));
   } catch (err) {
+    await share.close();
     await bus.close();
     throw err;
   }
@@ -63,6 +69,8 @@ async function main(): Promise<void> {
   });
   await runUntilSignal(server, logger, {
     cleanup: async () => {
+      // Said first, so the other launchers take this one's attempts over at once.
+      await share.close();
       await backend.close();
       await bus.close();
     },

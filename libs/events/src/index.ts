@@ -28,3 +28,10 @@ export {
   type NatsLog,
   type StreamKeeperOptions,
 } from "./keeper.js";
+export {
+  Membership,
+  membershipSubject,
+  ownerOf,
+  type MembershipOptions,
+  type WorkShare,
+} from "./membership.js";

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { requestsEarlyExit, RunEngine, type Decision, type TaskStatus } from "@odin/dag";
-import { subjects, type EventBus, type Subscription } from "@odin/events";
+import { subjects, type EventBus, type Subscription, type WorkShare } from "@odin/events";
 import type { WebhookNotifier } from "@odin/notify";
 import {
   isFinishedRun as isFinished,
@@ -74,7 +74,18 @@ export interface SchedulerOptions {
   publicUrl?: string | (() => string | undefined);
   /** How old a cached result may be for a task that sets no `cache_ttl` (default 30 days). */
   cacheTtlMs?: number;
+  /**
+   * Which runs this replica drives, among the live replicas (`Membership` over the event bus).
+   * Unset: every run (one replica, embedded mode).
+   */
+  share?: WorkShare;
 }
+
+/** Pages of GetRun up to this many tasks read their records one by one rather than the whole run. */
+const pagedReadsUpTo = 100;
+
+/** How often at most the replica driving a run records its task counts in the run's record. */
+const countsEveryMs = 1000;
 
 /** What a launch left for the cache to do once its attempt succeeds. */
 interface CacheWork {
@@ -108,6 +119,9 @@ interface ActiveRun {
   engine: RunEngine;
   /** Set when the store lost the run: nothing more is done for it. */
   lost?: boolean;
+  /** The counts last recorded in the run's record (JSON), and the pending write's timer. */
+  countsRecorded?: string;
+  countsTimer?: NodeJS.Timeout;
 }
 
 /** The state a task event reports, if it is one a launcher may report. */
@@ -152,10 +166,12 @@ const maxDecisionsInFlight = 256;
 
 /**
  * The dag-scheduler: the only writer of runs. Every replica follows every change of the run store
- * (its watch) and keeps a RunEngine per unfinished run; decisions are recorded by compare-and-set,
- * so when two replicas decide the same thing only one records it — and only the one that recorded
- * a launch performs it. Task events from launchers arrive on a durable consumer shared by all
- * replicas (each event to one of them) and are applied to the store idempotently.
+ * (its watch); the live replicas split the unfinished runs between them (`share`), and each keeps
+ * a RunEngine for the runs it drives. Decisions are recorded by compare-and-set, so while two
+ * replicas both drive a run (a moment around a replica joining or dying) only one records each
+ * decision — and only the one that recorded a launch performs it. Task events from launchers
+ * arrive on a durable consumer shared by all replicas (each event to one of them) and are applied
+ * to the store idempotently, whichever replica drives the run.
  */
 export class Scheduler {
   private readonly runs = new Map<string, ActiveRun>();
@@ -187,10 +203,15 @@ export class Scheduler {
   private readonly cacheWork = new Map<string, CacheWork>();
   /** Result digests being computed here: `<run>/<task>` → the digest (undefined on failure). */
   private readonly results = new Map<string, Promise<string | undefined>>();
+  /** Tasks launching or running in each run another replica drives (from its record's counts). */
+  private readonly elsewhere = new Map<string, number>();
+  private elsewhereTotal = 0;
 
   constructor(private readonly options: SchedulerOptions) {
     options.store.onRunWritten = (record, revision) =>
       this.index.apply(record.id, record, revision);
+    // Each change is published by the replica that recorded it, once.
+    options.store.onRecordWritten = (change) => this.publish(change);
     options.metrics?.follow({
       runs: () => {
         const counts: Record<string, number> = { PENDING: 0, RUNNING: 0 };
@@ -232,9 +253,15 @@ export class Scheduler {
     for (const { record, revision } of await this.options.store.listRuns()) {
       this.index.apply(record.id, record, revision);
     }
+    for (const record of this.index.all()) this.noteElsewhere(record.id, record);
     // The index may hold newer records than the listing (from the watch): activate those.
     for (const record of this.index.all()) {
-      if (!isFinished(record.state)) await this.activate(record);
+      if (!isFinished(record.state) && this.owns(record.id)) await this.activate(record);
+    }
+    const share = this.options.share;
+    if (share) {
+      const stop = share.onChange(() => this.rebalance());
+      this.stops.push(() => Promise.resolve(void stop()));
     }
     const consumer: Subscription = await this.options.bus.consume(
       {
@@ -262,6 +289,7 @@ export class Scheduler {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    for (const run of this.runs.values()) if (run.countsTimer) clearTimeout(run.countsTimer);
     for (const stop of this.stops.reverse()) await stop().catch(() => undefined);
   }
 
@@ -358,7 +386,8 @@ export class Scheduler {
       commit: checkout.commit,
       tasks: pipeline.tasks.length,
     });
-    await this.activate(record, pipeline);
+    // The replica that drives it starts it (here, or from its watch).
+    if (this.owns(runId)) await this.activate(record, pipeline);
     this.pump();
     return record;
   }
@@ -374,6 +403,36 @@ export class Scheduler {
     const run = await this.options.store.getRun(runId);
     if (!run) throw new NotFoundError(`no run ${runId} — "odin status" lists the runs`);
     return run;
+  }
+
+  /**
+   * A run and one page of its tasks in pipeline order, with the number of tasks. A small page
+   * reads only its own tasks' records: a client polling a 10,000-task run for its state with a
+   * page of one must not make the store list 10,000 keys each time.
+   */
+  async getPage(
+    runId: string,
+    start: number,
+    size: number,
+  ): Promise<RunView & { taskCount: number }> {
+    const run = await this.getRun(runId);
+    const pipeline = this.runs.get(run.id)?.pipeline ?? (await this.pipelineOf(run));
+    const names = pipeline.tasks.slice(start, start + size).map((t) => t.name);
+    const records =
+      names.length <= pagedReadsUpTo
+        ? new Map(
+            await Promise.all(
+              names.map(
+                async (name) => [name, await this.options.store.getTask(run.id, name)] as const,
+              ),
+            ),
+          )
+        : await this.options.store.listTasks(run.id);
+    return {
+      run,
+      tasks: names.map((name) => ({ name, record: records.get(name) ?? pendingRecord })),
+      taskCount: pipeline.tasks.length,
+    };
   }
 
   /** A run's tasks in pipeline order (absent records filled in as PENDING). */
@@ -416,7 +475,7 @@ export class Scheduler {
     return this.index.page(filter, size, after);
   }
 
-  /** The runs this replica is running (every replica runs every unfinished run). */
+  /** The unfinished runs this replica drives (the live replicas split them). */
   *activeRuns(): IterableIterator<RunRecord> {
     for (const active of this.runs.values()) yield active.record;
   }
@@ -509,7 +568,7 @@ export class Scheduler {
     );
     if (!updated) throw new NotFoundError(`no run ${runId}`);
     this.log.info("run retried", { run: runId, attempt: updated.attempt });
-    await this.activate(updated, pipeline);
+    if (this.owns(runId)) await this.activate(updated, pipeline);
     this.pump();
     return updated;
   }
@@ -550,6 +609,7 @@ export class Scheduler {
     if (run.state !== "PENDING" || run.cancelRequested || run.reason) return run;
     const max = this.options.maxRunningTasks ?? defaultMaxRunningTasks;
     let running = 0;
+    running += this.runningElsewhere();
     for (const active of this.runs.values()) running += active.engine.activeTasks;
     if (running < max) return run;
     return {
@@ -618,11 +678,11 @@ export class Scheduler {
       this.imageDigests.set(change.record.image, change.record.digest);
       return;
     }
-    this.publish(change);
     // Runs watchers hear every change but stale ones (this replica's own writes reach the index
     // before the watch brings them, and are told when it does).
     if (change.kind === "run" && (this.index.revisionOf(change.runId) ?? 0) <= change.revision) {
       this.index.apply(change.runId, change.record, change.revision);
+      this.noteElsewhere(change.runId, change.record);
       this.tellRunListeners(change.runId, change.record);
     }
     if (change.kind === "run") {
@@ -633,7 +693,8 @@ export class Scheduler {
       this.notify(change.runId, { kind: "run", record: change.record });
       const active = this.runs.get(change.runId);
       if (!active) {
-        if (!isFinished(change.record.state)) void this.activate(change.record);
+        if (!isFinished(change.record.state) && this.owns(change.runId))
+          void this.activate(change.record);
         return;
       }
       active.record = change.record;
@@ -647,7 +708,66 @@ export class Scheduler {
     if (!active || !change.record) return;
     if (change.record.state === "SUCCEEDED") this.succeeded(active, change.task, change.record);
     this.execute(active, active.engine.observe(change.task, statusOf(change.record), this.now()));
+    this.countsChanged(active);
     this.pump();
+  }
+
+  /** Whether this replica drives a run (among the live replicas). */
+  private owns(runId: string): boolean {
+    return this.options.share?.owns(runId) ?? true;
+  }
+
+  /**
+   * The live replicas changed: runs now another's are dropped (their engines only; what is in
+   * flight finishes, by compare-and-set), and unfinished runs now this one's are picked up from
+   * the store as after a restart — launches recorded and maybe never sent are sent again.
+   */
+  private rebalance(): void {
+    if (this.closed) return;
+    let dropped = 0;
+    for (const [runId, run] of [...this.runs]) {
+      if (this.owns(runId)) continue;
+      if (run.countsTimer) clearTimeout(run.countsTimer);
+      this.deactivate(runId);
+      dropped++;
+    }
+    let taken = 0;
+    for (const record of this.index.all()) {
+      if (isFinished(record.state) || this.runs.has(record.id) || !this.owns(record.id)) continue;
+      void this.activate(record);
+      taken++;
+    }
+    if (dropped > 0 || taken > 0)
+      this.log.info("runs moved between scheduler replicas", { dropped, taken });
+    this.pump();
+  }
+
+  /**
+   * Records a driven run's task counts in its record, at most every {@link countsEveryMs}: so
+   * every replica lists them, and counts the run's running tasks against the global cap.
+   */
+  private countsChanged(run: ActiveRun): void {
+    if (run.countsTimer !== undefined || this.closed || !this.options.share) return;
+    run.countsTimer = setTimeout(() => {
+      run.countsTimer = undefined;
+      if (this.runs.get(run.record.id) !== run || run.lost || this.closed) return;
+      const counts = run.engine.counts();
+      const json = JSON.stringify(counts);
+      if (json === run.countsRecorded) return;
+      run.countsRecorded = json;
+      this.options.store
+        .updateRun(run.record.id, (r) =>
+          isFinished(r.state) ? undefined : { ...r, taskCounts: counts },
+        )
+        .catch((err: unknown) => {
+          run.countsRecorded = undefined;
+          this.log.warn("could not record a run's task counts", {
+            run: run.record.id,
+            error: (err as Error).message,
+          });
+        });
+    }, countsEveryMs);
+    run.countsTimer.unref();
   }
 
   private tellRunListeners(id: string, run: RunRecord | undefined): void {
@@ -680,6 +800,8 @@ export class Scheduler {
       action:
         "runs in flight are gone (GetRun answers NOT_FOUND) and must be submitted again; their Kubernetes objects are left: delete them by label (kubectl delete pods,jobs -l odin.dev/run=<id>); see deploy/README.md, 'NATS lost its store'",
     });
+    this.elsewhere.clear();
+    this.elsewhereTotal = 0;
     // Listings forget every run of the old store, and runs watchers hear each one removed.
     for (const id of this.index.clear()) this.tellRunListeners(id, undefined);
     // Followers of a run the new store does not have hear that it is gone.
@@ -694,8 +816,8 @@ export class Scheduler {
   }
 
   /**
-   * Publishes a recorded change as a RunEvent on `odin.events.run.<run>` for other consumers. Every
-   * replica sees every change; the message id (`run.<run>.<revision>`) lets JetStream keep one.
+   * Publishes a change this replica recorded as a RunEvent on `odin.events.run.<run>` for other
+   * consumers; the message id (`run.<run>.<revision>`) makes a repeat a no-op.
    */
   private publish(change: Extract<RecordChange, { kind: "run" | "task" }>): void {
     if (!change.record || this.closed) return;
@@ -772,8 +894,10 @@ export class Scheduler {
           },
         );
         const active: ActiveRun = { record, pipeline, engine };
-        if (this.closed || generation !== this.storeGeneration) return undefined;
+        if (this.closed || generation !== this.storeGeneration || !this.owns(record.id))
+          return undefined;
         this.runs.set(record.id, active);
+        this.noteElsewhere(record.id, record);
         this.execute(active, engine.resume());
         for (const { task, attempt } of engine.relaunches())
           void this.launchRecorded(active, task, attempt);
@@ -795,6 +919,7 @@ export class Scheduler {
 
   private deactivate(runId: string): void {
     this.runs.delete(runId);
+    this.noteElsewhere(runId, this.index.get(runId));
   }
 
   // -- Task events from launchers ------------------------------------------------------------
@@ -1551,7 +1676,7 @@ export class Scheduler {
   private pump(): void {
     if (this.closed) return;
     const now = this.now();
-    let running = 0;
+    let running = this.runningElsewhere();
     for (const run of this.runs.values()) running += run.engine.activeTasks;
     let slots = (this.options.maxRunningTasks ?? defaultMaxRunningTasks) - running;
     let wake = Number.POSITIVE_INFINITY;
@@ -1562,6 +1687,26 @@ export class Scheduler {
       wake = Math.min(wake, run.engine.nextWakeAt() ?? Number.POSITIVE_INFINITY);
     }
     this.armTimer(wake);
+  }
+
+  /**
+   * Tasks launching or running in the runs other replicas drive, as their records last counted
+   * them (up to a second old): the global cap holds across replicas within that.
+   */
+  private runningElsewhere(): number {
+    return this.elsewhereTotal;
+  }
+
+  /** Keeps {@link runningElsewhere} in step with a run's latest record (undefined: removed). */
+  private noteElsewhere(runId: string, record: RunRecord | undefined): void {
+    if (!this.options.share) return;
+    const n =
+      record && !isFinished(record.state) && !this.runs.has(runId)
+        ? (record.taskCounts?.LAUNCHING ?? 0) + (record.taskCounts?.RUNNING ?? 0)
+        : 0;
+    this.elsewhereTotal += n - (this.elsewhere.get(runId) ?? 0);
+    if (n === 0) this.elsewhere.delete(runId);
+    else this.elsewhere.set(runId, n);
   }
 
   private armTimer(at: number): void {

@@ -130,14 +130,13 @@ export function dagSchedulerService(
         return { run: runToProto(scheduler.explain(run)) };
       }),
       getRun: unaryHandler(async (req): Promise<dagscheduler.GetRunResponse> => {
-        const view = await scheduler.get(checkRunId(req.runId));
         const size = req.taskPageSize || 10_000;
         const start = pageOf(req.taskPageToken);
-        const page = view.tasks.slice(start, start + size);
+        const view = await scheduler.getPage(checkRunId(req.runId), start, size);
         return {
           run: runToProto(scheduler.explain(view.run)),
-          taskRuns: page.map((t) => taskRunToProto(view.run.id, t.name, t.record)),
-          nextTaskPageToken: start + size < view.tasks.length ? String(start + size) : "",
+          taskRuns: view.tasks.map((t) => taskRunToProto(view.run.id, t.name, t.record)),
+          nextTaskPageToken: start + size < view.taskCount ? String(start + size) : "",
         };
       }),
       listRuns: unaryHandler(

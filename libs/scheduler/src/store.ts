@@ -60,11 +60,15 @@ export class SchedulerStore {
    */
   onRunWritten: ((record: RunRecord, revision: number) => void) | undefined;
 
+  /** Called with every run and task record this store writes, once written (by this process only). */
+  onRecordWritten: ((change: Extract<RecordChange, { kind: "run" | "task" }>) => void) | undefined;
+
   /** Creates a run's record; false when one exists already. */
   async createRun(record: RunRecord): Promise<boolean> {
     try {
       const revision = await this.kv.create(runKey(record.id), encode(record));
       this.onRunWritten?.(record, revision);
+      this.onRecordWritten?.({ kind: "run", runId: record.id, record, revision });
       return true;
     } catch (err) {
       if (err instanceof KeyExistsError) return false;
@@ -83,7 +87,15 @@ export class SchedulerStore {
       (current) => (current ? mutate(current) : undefined),
       jsonCodec<RunRecord>(),
     );
-    if (outcome.written && outcome.value) this.onRunWritten?.(outcome.value, outcome.revision);
+    if (outcome.written && outcome.value) {
+      this.onRunWritten?.(outcome.value, outcome.revision);
+      this.onRecordWritten?.({
+        kind: "run",
+        runId,
+        record: outcome.value,
+        revision: outcome.revision,
+      });
+    }
     return outcome.value;
   }
 
@@ -130,6 +142,7 @@ export class SchedulerStore {
           ? await this.kv.update(key, encode(next), known.revision)
           : await this.kv.create(key, encode(next));
         this.remember(key, revision, next);
+        this.onRecordWritten?.({ kind: "task", runId, task, record: next, revision });
         return { record: next, written: true };
       } catch (err) {
         if (!(err instanceof RevisionMismatchError)) throw err;
@@ -142,6 +155,14 @@ export class SchedulerStore {
       jsonCodec<TaskRecord>(),
     );
     this.remember(key, outcome.revision, outcome.value);
+    if (outcome.written)
+      this.onRecordWritten?.({
+        kind: "task",
+        runId,
+        task,
+        record: outcome.value,
+        revision: outcome.revision,
+      });
     return { record: outcome.value, written: outcome.written };
   }
 

@@ -92,7 +92,7 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
   let counts: SchedulerCounts | undefined;
   new Gauge({
     name: "odin_runs",
-    help: "Unfinished runs by state (every scheduler replica follows every run: aggregate with max, not sum).",
+    help: "Unfinished runs by state, of the runs this replica drives (the replicas split them: aggregate with sum).",
     labelNames: ["state"],
     registers: [registry],
     collect() {
@@ -102,7 +102,7 @@ export function schedulerMetrics(registry: Registry): SchedulerMetrics {
   });
   new Gauge({
     name: "odin_tasks",
-    help: "Tasks of unfinished runs by state (every scheduler replica follows every run: aggregate with max).",
+    help: "Tasks of unfinished runs by state, of the runs this replica drives (aggregate with sum).",
     labelNames: ["state"],
     registers: [registry],
     collect() {

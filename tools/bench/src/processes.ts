@@ -1,8 +1,10 @@
 // The child processes a benchmark starts (Odin's apps, kube-sim): started with a minimal
 // environment, ready when a line of their output matches, killed when the benchmark exits however
-// it exits, and their CPU time read from /proc.
+// it exits, and their CPU time read from /proc. With BENCH_CPU_PROF=<dir>, each child writes a V8
+// CPU profile there when it exits (named after `label`), to see where a benchmark's CPU goes.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 
 /** Every process started by {@link startChild}, in start order. */
 export const children: ChildProcess[] = [];
@@ -15,8 +17,17 @@ export function startChild(
   args: string[],
   env: Record<string, string>,
   ready: RegExp,
+  label = basename(args[0] ?? "child"),
 ): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
-  const proc = spawn(process.execPath, args, {
+  const profileDir = process.env.BENCH_CPU_PROF;
+  const profile = profileDir
+    ? [
+        "--cpu-prof",
+        `--cpu-prof-dir=${profileDir}`,
+        `--cpu-prof-name=${label}.${children.length}.cpuprofile`,
+      ]
+    : [];
+  const proc = spawn(process.execPath, [...profile, ...args], {
     env: { PATH: process.env.PATH ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -49,4 +60,14 @@ export function cpuMs(pid: number | undefined): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** Stops a child with SIGTERM and waits (up to `ms`) until it has exited. */
+export async function stopChild(proc: ChildProcess, ms = 10_000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  proc.kill("SIGTERM");
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }

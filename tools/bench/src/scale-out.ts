@@ -2,8 +2,9 @@
 // the same BENCH_TASKS (10,000)-task fan-out/fan-in run through 1 scheduler + 1 launcher, then
 // through 2 + 2 — every part its own process as deployed (kube-sim, repo-sync, pipeline-registry,
 // the schedulers and launchers as the real apps, NATS JetStream). Prints JSON: tasks/s and CPU ms
-// per task (user + system of the scheduler and launcher processes while the run went through),
-// and the ratios between the shapes. On a machine with few cores the wall throughput cannot double;
+// per task (user + system of the scheduler and launcher processes from the submit until the work
+// the run caused is done: the run has ended and the launchers have stopped calling the API, e.g.
+// to save finished pods' logs), and the ratios between the shapes. On a machine with few cores the wall throughput cannot double;
 // what must hold is that CPU per task does not grow with replicas (coordination overhead ≤ 10%).
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -13,10 +14,12 @@ import { fileURLToPath } from "node:url";
 import { common, DagSchedulerServiceClient } from "@odin/proto";
 import { createClient, unary } from "@odin/service-kit";
 import { startKubeSim, startNats } from "@odin/testing";
-import { children, cpuMs, startChild as start } from "./processes.js";
+import { children, cpuMs, startChild as start, stopChild } from "./processes.js";
 
 const tasks = Number(process.env.BENCH_TASKS ?? 10_000);
 const round = (x: number) => Math.round(x * 100) / 100;
+/** How long without a Kubernetes API request counts as the launchers being done. */
+const quietMs = 3000;
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 const app = (name: string) => join(repoRoot, "apps", name, "dist", "main.js");
 const readyLine = (name: string) => new RegExp(`"msg":"${name} ready"[^\\n]*"address":"([^"]+)"`);
@@ -85,6 +88,7 @@ async function shape(n: number) {
           ODIN_DATA_PATH: join(dir, "data"),
         },
         readyLine("k8s-launcher"),
+        `launcher-${n}-${i}`,
       ),
     );
   }
@@ -104,6 +108,7 @@ async function shape(n: number) {
           ODIN_MAX_RUNNING_TASKS: "100000",
         },
         readyLine("dag-scheduler"),
+        `scheduler-${n}-${i}`,
       ),
     );
   }
@@ -138,6 +143,13 @@ async function shape(n: number) {
     await new Promise((r) => setTimeout(r, 50));
   }
   const ms = performance.now() - t0;
+  // Work the run left behind (saving finished pods' logs) is the run's too: wait until the
+  // launchers have made no API request for a while.
+  for (let seen = -1; seen !== sim.requests.length;) {
+    seen = sim.requests.length;
+    await new Promise((r) => setTimeout(r, quietMs));
+  }
+  const settled = performance.now() - t0;
   const cpu = procs.map((p, i) => cpuMs(p.pid) - cpuBefore[i]!);
   const byVerb: Record<string, number> = {};
   for (const r of sim.requests.slice(requestsBefore)) {
@@ -145,7 +157,7 @@ async function shape(n: number) {
     byVerb[verb] = (byVerb[verb] ?? 0) + 1;
   }
   client.close();
-  for (const p of procs) p.kill("SIGTERM");
+  await Promise.all(procs.map((p) => stopChild(p)));
   const schedulerCpu = cpu.slice(0, n).reduce((a, b) => a + b, 0);
   const launcherCpu = cpu.slice(n).reduce((a, b) => a + b, 0);
   return {
@@ -154,6 +166,7 @@ async function shape(n: number) {
     state: common.RunState[state],
     tasks,
     seconds: round(ms / 1000),
+    settledSeconds: round(settled / 1000),
     tasksPerSecond: Math.round((tasks * 1000) / ms),
     cpuMsPerTask: round((schedulerCpu + launcherCpu) / tasks),
     schedulerCpuMsPerTask: round(schedulerCpu / tasks),

@@ -17,6 +17,7 @@ import {
   type ManifestConfig,
   type SelectorScope,
 } from "@odin/k8s-manifests";
+import type { WorkShare } from "@odin/events";
 import { resourceTypes, type ResourceType } from "@odin/pipeline-spec";
 import {
   AlreadyExistsError,
@@ -116,8 +117,17 @@ export interface KubernetesBackendOptions {
   logSaveConcurrency?: number;
   /** Records each API request's verb, status and latency, and rate-limit waits. */
   metrics?: KubernetesApiMetrics;
+  /**
+   * Which attempts this replica reports and saves the logs of, among the live launchers
+   * (`Membership` over the event bus); every replica still watches every object, and takes an
+   * attempt over (reporting what it saw of it) when its launcher goes. Unset: every attempt.
+   */
+  share?: WorkShare;
   logger?: Logger;
 }
+
+/** A launcher taking attempts over reports again what ended this recently (ms). */
+const reportAgainMs = 10 * 60_000;
 
 /** Default `pending_timeout`: 5 minutes. */
 export const defaultPendingTimeoutMs = 5 * 60_000;
@@ -131,6 +141,12 @@ class Attempt implements AttemptView {
   /** Log followers to wake on any change. */
   readonly listeners = new Set<() => void>();
   removeTimer?: NodeJS.Timeout;
+  /** Every event the core gave, in order: what a launcher taking the attempt over reports. */
+  readonly events: TaskStateEvent[] = [];
+  /** When the core last gave an event (ms since the epoch). */
+  lastEventAt = 0;
+  /** Whether this replica reports the attempt (and saves its pods' logs). */
+  reporting = true;
 
   constructor(
     readonly core: AttemptCore,
@@ -169,6 +185,7 @@ export class KubernetesBackend implements TaskBackend {
   private readonly attempts = new Map<string, Attempt>();
   private started = false;
   private closed = false;
+  private unshare: (() => void) | undefined;
 
   constructor(private readonly options: KubernetesBackendOptions) {
     this.manifestConfig = { ...defaultManifestConfig, ...options.manifest };
@@ -221,6 +238,8 @@ export class KubernetesBackend implements TaskBackend {
     this.started = true;
     this.coreOptions.startedAt = Date.now();
     this.delivery.start(report);
+    const share = this.options.share;
+    if (share) this.unshare = share.onChange(() => this.rebalance());
     try {
       await this.watches.start({
         pod: (pod, deleted) => this.onPod(pod, deleted),
@@ -243,6 +262,7 @@ export class KubernetesBackend implements TaskBackend {
     let a = this.attempts.get(key);
     if (a === undefined) {
       a = new Attempt(new AttemptCore(id, this.coreOptions), namespace ?? this.namespace);
+      a.reporting = this.options.share?.owns(key) ?? true;
       this.attempts.set(key, a);
     } else if (a.removeTimer) {
       clearTimeout(a.removeTimer);
@@ -284,7 +304,7 @@ export class KubernetesBackend implements TaskBackend {
       this.notify(a);
       return;
     }
-    if (podEnded(pod)) this.podLogs.podFinished(a.id, a.namespace, pod);
+    if (podEnded(pod) && a.reporting) this.podLogs.podFinished(a.id, a.namespace, pod);
     const stuck = podStuck(pod);
     if (stuck === undefined) this.observe(a, { kind: "unstuck", unit: name });
     else {
@@ -359,6 +379,31 @@ export class KubernetesBackend implements TaskBackend {
     a.removeTimer.unref();
   }
 
+  /**
+   * The live launchers changed: attempts now this replica's are reported from their first event
+   * (repeats are dropped by the bus's message ids and change nothing in the scheduler) and the
+   * logs of their finished pods saved; attempts now another's are left to it.
+   */
+  private rebalance(): void {
+    if (this.closed) return;
+    let taken = 0;
+    // What a launcher that went could have left unreported: events of attempts still going, and
+    // of attempts that ended lately (it reports within seconds unless NATS is away).
+    const since = Date.now() - reportAgainMs;
+    for (const a of this.attempts.values()) {
+      const owned = this.options.share?.owns(a.key) ?? true;
+      if (owned === a.reporting) continue;
+      a.reporting = owned;
+      if (!owned || (a.done && a.lastEventAt < since)) continue;
+      taken++;
+      for (const event of a.events) this.delivery.send(a.key, event);
+      for (const pod of a.pods.values())
+        if (podEnded(pod) && this.watches.hasPod(a.namespace, pod.metadata?.name ?? ""))
+          this.podLogs.podFinished(a.id, a.namespace, pod);
+    }
+    if (taken > 0) this.logger.info("attempts reported again after taking them over", { taken });
+  }
+
   // ---------------------------------------------------------------- the core's steps
 
   private observe(a: Attempt, fact: AttemptFact): void {
@@ -367,7 +412,11 @@ export class KubernetesBackend implements TaskBackend {
 
   /** Delivers a step's events, then carries out its commands; re-arms the attempt's timer. */
   private apply(a: Attempt, step: AttemptStep): void {
-    for (const event of step.events) this.delivery.send(a.key, event);
+    for (const event of step.events) {
+      a.events.push(event);
+      a.lastEventAt = Date.now();
+      if (a.reporting) this.delivery.send(a.key, event);
+    }
     for (const command of step.commands) {
       // Once the ERROR is delivered, so the object cannot start later beside a retry.
       this.delivery.then(a.key, () => this.deleteAttemptObject(a, command.why));
@@ -592,6 +641,7 @@ export class KubernetesBackend implements TaskBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.unshare?.();
     await this.watches.stop();
     this.alarms.clear();
     for (const a of this.attempts.values()) if (a.removeTimer) clearTimeout(a.removeTimer);

@@ -9,6 +9,9 @@ import {
   manifestName,
   pendingTimeoutAnnotation,
 } from "@odin/k8s-manifests";
+import { Membership } from "@odin/events";
+import type { TaskStateEvent } from "../backend.js";
+import { publishStateEvents } from "../service.js";
 import type { KubernetesBackend } from "./backend.js";
 import { LauncherHarness, simTask, sleep, testNamespace, waitUntil } from "../testing/harness.js";
 
@@ -274,5 +277,88 @@ describe("reliability", () => {
       () => states.includes("SUCCEEDED"),
       () => `SUCCEEDED reported by the launcher whose cancel failed (${states.join(",")})`,
     );
+  });
+});
+
+describe("launchers sharing the attempts", () => {
+  let h: LauncherHarness;
+  before(async () => {
+    h = await LauncherHarness.start();
+  });
+  after(async () => {
+    await h.close();
+  });
+
+  test("two launchers split the attempts: each reported and its log read by one; the other takes over when one goes", async () => {
+    const group = `share-${Date.now()}`;
+    const shares = await Promise.all([
+      Membership.join(h.bus, { group, heartbeatMs: 50 }),
+      Membership.join(h.bus, { group, heartbeatMs: 50 }),
+    ]);
+    await waitUntil(
+      () => shares.every((m) => m.members().length === 2),
+      () => "both launchers see each other",
+    );
+    const reportedBy = [new Map<string, string[]>(), new Map<string, string[]>()];
+    const reporter = (i: number) => {
+      const publish = publishStateEvents(h.bus);
+      return (e: TaskStateEvent): Promise<void> => {
+        const key = `${e.runId}/${e.task}/${e.attempt}`;
+        reportedBy[i]!.set(key, [...(reportedBy[i]!.get(key) ?? []), e.state]);
+        return publish(e);
+      };
+    };
+    const launchers = [
+      await h.backend({ share: shares[0] }, reporter(0)),
+      await h.backend({ share: shares[1] }, reporter(1)),
+    ];
+    const runId = h.runId("share");
+    const tasks = Array.from({ length: 20 }, (_, i) => simTask(`t${i}`, { runMs: 50 }));
+    // Every launch goes to the first launcher, as when one scheduler drives the run.
+    await Promise.all(tasks.map((t) => h.launch(launchers[0]!, runId, t)));
+    for (const t of tasks) await h.reported(runId, t.name, "SUCCEEDED");
+    const keys = tasks.map((t) => `${runId}/${t.name}/1`);
+    for (const key of keys) {
+      const by = reportedBy.map((m) => m.has(key));
+      assert.equal(
+        by.filter(Boolean).length,
+        1,
+        `${key} reported by one launcher: ${by.join(",")}`,
+      );
+      assert.equal(by[0], shares[0].owns(key));
+    }
+    assert.ok(
+      reportedBy.every((m) => m.size > 0),
+      "both launchers report a share",
+    );
+    // Each finished pod's log is read once, by the launcher that reports it.
+    const pods = new Set(tasks.map((t) => manifestName(runId, t, 1)));
+    await waitUntil(
+      () => [...pods].every((p) => h.sim.requests.some((r) => r.path.includes(`/pods/${p}/log`))),
+      () => "every pod's log saved",
+    );
+    await sleep(300);
+    for (const p of pods) {
+      const reads = h.sim.requests.filter((r) => r.path.includes(`/pods/${p}/log`)).length;
+      assert.equal(reads, 1, `log of ${p} read ${reads} times`);
+    }
+
+    // The second launcher stops while an attempt it reports runs: the first takes it over.
+    let long = simTask("long0", { runMs: 1500 });
+    for (let i = 1; !shares[1].owns(`${runId}/${long.name}/1`); i++)
+      long = simTask(`long${i}`, { runMs: 1500 });
+    await h.launch(launchers[0]!, runId, long);
+    await h.reported(runId, long.name, "RUNNING");
+    const key = `${runId}/${long.name}/1`;
+    assert.deepEqual(reportedBy[1]!.get(key), ["RUNNING"]);
+    await launchers[1]!.close();
+    await shares[1].close();
+    await h.reported(runId, long.name, "SUCCEEDED");
+    assert.equal(reportedBy[0]!.get(key)?.at(-1), "SUCCEEDED");
+    assert.deepEqual(
+      h.of(runId, long.name).map((e) => e.stateName),
+      ["RUNNING", "SUCCEEDED"],
+    );
+    await shares[0].close();
   });
 });

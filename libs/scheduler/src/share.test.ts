@@ -1,0 +1,91 @@
+// Scheduler replicas splitting the runs between them (a Membership each, over one event bus): a
+// run is driven by one replica, whose launcher alone is called for it; when a replica leaves, the
+// other picks its runs up from the store and finishes them, launching each task once.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Membership, MemoryEventBus } from "@odin/events";
+import { MemoryKeyValueStore } from "@odin/run-store";
+import { silentLogger } from "@odin/service-kit";
+import { Scheduler } from "./scheduler.js";
+import { SchedulerStore } from "./store.js";
+import { checkouts, ScriptedLauncher, until, YamlPipelines } from "./testing/fixtures.js";
+
+const twoSteps = `name: p
+tasks:
+- {name: first, image: i, command: c}
+- {name: second, image: i, command: c, depends: first}
+`;
+
+test("two replicas split the runs; when one leaves, the other finishes its runs", async () => {
+  const kv = new MemoryKeyValueStore();
+  const bus = new MemoryEventBus();
+  const pipelines = new YamlPipelines({ p: twoSteps });
+  const launchers = [new ScriptedLauncher(bus), new ScriptedLauncher(bus)];
+  for (const l of launchers) l.scripts = { first: { runMs: 300 } };
+  const shares = [
+    await Membership.join(bus, { group: "runs", heartbeatMs: 50 }),
+    await Membership.join(bus, { group: "runs", heartbeatMs: 50 }),
+  ];
+  await until(() => shares.every((m) => m.members().length === 2), "both replicas see each other");
+  const store = new SchedulerStore(kv);
+  const replicas = launchers.map(
+    (launcher, i) =>
+      new Scheduler({
+        store: new SchedulerStore(kv),
+        bus,
+        pipelines,
+        checkouts,
+        launcher,
+        dataPath: "/data/odin",
+        logger: silentLogger,
+        share: shares[i]!,
+      }),
+  );
+  for (const r of replicas) await r.start();
+  try {
+    const runs: string[] = [];
+    for (let i = 0; i < 16; i++)
+      runs.push((await replicas[i % 2]!.submit({ pipeline: "p", submittedBy: "t" })).id);
+    const owner = (run: string) => (shares[0]!.owns(run) ? 0 : 1);
+    assert.ok(
+      runs.some((r) => owner(r) === 0) && runs.some((r) => owner(r) === 1),
+      "each replica drives some runs",
+    );
+    // Every first task is running, launched through its run's replica alone.
+    await until(async () => {
+      for (const run of runs)
+        if ((await store.getTask(run, "first"))?.state !== "RUNNING") return false;
+      return true;
+    }, "every first task running");
+    for (const run of runs) {
+      const by = launchers.map((l) => l.launches.filter((x) => x.runId === run).length);
+      assert.deepEqual(
+        by,
+        owner(run) === 0 ? [1, 0] : [0, 1],
+        `${run}: launched through its replica`,
+      );
+    }
+
+    // The second replica stops (saying so first, as the app does): the first finishes its runs.
+    await shares[1]!.close();
+    await replicas[1]!.close();
+    await until(async () => {
+      for (const run of runs) if ((await store.getRun(run))?.state !== "SUCCEEDED") return false;
+      return true;
+    }, "every run SUCCEEDED");
+    for (const run of runs) {
+      const launched = launchers.flatMap((l) =>
+        l.launches.filter((x) => x.runId === run).map((x) => `${x.task.name}#${x.attempt}`),
+      );
+      assert.deepEqual(launched.sort(), ["first#1", "second#1"], `${run}: each task launched once`);
+      const second = launchers[0]!.launches.some(
+        (x) => x.runId === run && x.task.name === "second",
+      );
+      assert.ok(second, `${run}: its second task launched by the replica left`);
+    }
+  } finally {
+    for (const s of shares) await s.close();
+    for (const r of replicas) await r.close();
+    await bus.close();
+  }
+});
