@@ -84,6 +84,9 @@ export interface SchedulerOptions {
 /** Pages of GetRun up to this many tasks read their records one by one rather than the whole run. */
 const pagedReadsUpTo = 100;
 
+/** Pipelines of runs driven by other replicas kept for reading their tasks. */
+const readPipelinesKept = 16;
+
 /** How often at most the replica driving a run records its task counts in the run's record. */
 const countsEveryMs = 1000;
 
@@ -206,6 +209,8 @@ export class Scheduler {
   /** Tasks launching or running in each run another replica drives (from its record's counts). */
   private readonly elsewhere = new Map<string, number>();
   private elsewhereTotal = 0;
+  /** Pipelines of runs read here but driven elsewhere (`<run>@<commit>`), the last few. */
+  private readonly readPipelines = new Map<string, Promise<Pipeline>>();
 
   constructor(private readonly options: SchedulerOptions) {
     options.store.onRunWritten = (record, revision) =>
@@ -416,7 +421,7 @@ export class Scheduler {
     size: number,
   ): Promise<RunView & { taskCount: number }> {
     const run = await this.getRun(runId);
-    const pipeline = this.runs.get(run.id)?.pipeline ?? (await this.pipelineOf(run));
+    const pipeline = await this.pipelineForReading(run);
     const names = pipeline.tasks.slice(start, start + size).map((t) => t.name);
     const records =
       names.length <= pagedReadsUpTo
@@ -435,9 +440,32 @@ export class Scheduler {
     };
   }
 
+  /**
+   * The pipeline of a run, to read its tasks in order: the engine's when this replica drives the
+   * run, else asked of the registry once and kept for the last few runs read here — a client
+   * polling a run another replica drives must not fetch its 10,000-task pipeline each time.
+   */
+  private pipelineForReading(run: RunRecord): Promise<Pipeline> {
+    const driven = this.runs.get(run.id)?.pipeline;
+    if (driven) return Promise.resolve(driven);
+    const key = `${run.id}@${run.commit}`;
+    let got = this.readPipelines.get(key);
+    if (got === undefined) {
+      got = this.pipelineOf(run);
+      void got.catch(() => this.readPipelines.delete(key));
+      this.readPipelines.set(key, got);
+      // Oldest first in a Map: forget the oldest beyond the few kept.
+      for (const k of this.readPipelines.keys()) {
+        if (this.readPipelines.size <= readPipelinesKept) break;
+        this.readPipelines.delete(k);
+      }
+    }
+    return got;
+  }
+
   /** A run's tasks in pipeline order (absent records filled in as PENDING). */
   async tasksOf(run: RunRecord): Promise<RunView["tasks"]> {
-    const pipeline = this.runs.get(run.id)?.pipeline ?? (await this.pipelineOf(run));
+    const pipeline = await this.pipelineForReading(run);
     const records = await this.options.store.listTasks(run.id);
     return pipeline.tasks.map((t) => ({
       name: t.name,
