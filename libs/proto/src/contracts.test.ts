@@ -335,7 +335,11 @@ test("DagSchedulerService.WatchRun streams a snapshot, then changes, then ends",
   const client = new DagSchedulerServiceClient(address, credentials.createInsecure());
   try {
     const received: dagscheduler.WatchRunResponse[] = [];
-    const stream = client.watchRun({ runId: "sst2-k3x9q", taskStatesFirst: false });
+    const stream = client.watchRun({
+      runId: "sst2-k3x9q",
+      taskStatesFirst: false,
+      maxSnapshotTaskRuns: 0,
+    });
     for await (const message of stream as AsyncIterable<dagscheduler.WatchRunResponse>) {
       received.push(message);
     }

@@ -100,5 +100,5 @@ async function rejected(promise: Promise<unknown>): Promise<ServiceError> {
 }
 
 function getRunRequest(runId: string) {
-  return { runId, taskPageSize: 0, taskPageToken: "" };
+  return { runId, taskPageSize: 0, taskPageToken: "", tasks: [] };
 }

@@ -474,6 +474,33 @@ export class Scheduler {
   }
 
   /**
+   * Some of a run's tasks, in pipeline order, each with its record (PENDING when it has none), and
+   * the names its pipeline does not have. A run this replica is running answers from memory; for
+   * any other only the named tasks' keys are read, not the run's every task.
+   */
+  async tasksNamed(
+    runId: string,
+    names: readonly string[],
+  ): Promise<RunView & { unknown: string[] }> {
+    const active = this.runs.get(runId);
+    const run = active?.record ?? (await this.getRun(runId));
+    const pipeline = active?.pipeline ?? (await this.pipelineForReading(run));
+    const wanted = new Set(names);
+    const tasks = pipeline.tasks.filter((t) => wanted.has(t.name)).map((t) => t.name);
+    const known = new Set(tasks);
+    const unknown = [...wanted].filter((n) => !known.has(n));
+    const store = this.options.store;
+    const records = active
+      ? tasks.map((t) => store.cachedTask(runId, t))
+      : await Promise.all(tasks.map((t) => store.getTask(runId, t)));
+    return {
+      run,
+      tasks: tasks.map((name, i) => ({ name, record: records[i] ?? pendingRecord })),
+      unknown,
+    };
+  }
+
+  /**
    * A run as a watcher that has just called {@link follow} should start from: its record, and its
    * tasks when asked. For a run this replica is running both come from memory, as of the store
    * changes it has applied — the same changes `follow` reports after them — so opening a

@@ -88,7 +88,7 @@ async function snapshot(
 
 test("WatchRun's snapshot of a small run is one part: the run and every task run", async () => {
   const { client, runId } = await setUp();
-  const parts = await snapshot(client, { runId, taskStatesFirst: false });
+  const parts = await snapshot(client, { runId, taskStatesFirst: false, maxSnapshotTaskRuns: 0 });
   assert.equal(parts.length, 1);
   assert.equal(parts[0]!.run?.id, runId);
   assert.deepEqual(
@@ -101,7 +101,7 @@ test("WatchRun's snapshot of a small run is one part: the run and every task run
 
 test("with task_states_first: the run, then every task's state in pipeline order, then the task runs", async () => {
   const { client, runId } = await setUp();
-  const parts = await snapshot(client, { runId, taskStatesFirst: true });
+  const parts = await snapshot(client, { runId, taskStatesFirst: true, maxSnapshotTaskRuns: 0 });
   assert.equal(parts.length, 3);
   assert.equal(parts[0]!.run?.id, runId);
   assert.deepEqual(parts[0]!.taskRuns, []);
@@ -117,6 +117,75 @@ test("with task_states_first: the run, then every task's state in pipeline order
     ["first", "second", "third"],
   );
   assert.equal(parts[2]!.last, true);
+});
+
+test("with max_snapshot_task_runs below the run's size: the run, then every state as the last part; changes still carry task runs", async () => {
+  const { client, runId, scheduler } = await setUp();
+  const stream = serverStream(client, "watchRun", {
+    runId,
+    taskStatesFirst: true,
+    maxSnapshotTaskRuns: 2,
+  })[Symbol.asyncIterator]();
+  const next = async (): Promise<dagscheduler.WatchRunResponse["event"]> =>
+    ((await stream.next()).value as dagscheduler.WatchRunResponse).event;
+  const first = await next();
+  assert.equal(first?.$case === "snapshot" && first.value.run?.id, runId);
+  const states = await next();
+  assert.ok(states?.$case === "snapshot");
+  assert.deepEqual(states.value.taskStates, [
+    common.TaskState.TASK_STATE_LAUNCHING,
+    common.TaskState.TASK_STATE_PENDING,
+    common.TaskState.TASK_STATE_PENDING,
+  ]);
+  assert.deepEqual(states.value.taskRuns, []);
+  assert.equal(states.value.last, true);
+  // After the snapshot a change is a whole task run, as without the limit.
+  await scheduler.cancel(runId);
+  let change = await next();
+  while (change?.$case !== "taskRun") change = await next();
+  assert.equal(change.value.runId, runId);
+  assert.ok(["first", "second", "third"].includes(change.value.task));
+  await stream.return?.(undefined);
+
+  // A run no larger than the limit is sent whole.
+  const whole = await snapshot(client, { runId, taskStatesFirst: true, maxSnapshotTaskRuns: 3 });
+  assert.deepEqual(
+    whole.at(-1)!.taskRuns.map((t) => t.task),
+    ["first", "second", "third"],
+  );
+});
+
+test("GetRun naming tasks: just those task runs, in pipeline order, while the run runs and after it ended", async () => {
+  const { client, runId, scheduler } = await setUp();
+  const named = (tasks: string[]) =>
+    unary(client, "getRun", { runId, taskPageSize: 0, taskPageToken: "", tasks });
+  const running = await named(["third", "first"]);
+  assert.equal(running.run?.id, runId);
+  assert.deepEqual(
+    running.taskRuns.map((t) => [t.task, t.state]),
+    [
+      ["first", common.TaskState.TASK_STATE_LAUNCHING],
+      ["third", common.TaskState.TASK_STATE_PENDING],
+    ],
+  );
+  assert.equal(running.taskRuns[0]!.taskId, `${runId}--first`);
+
+  await scheduler.cancel(runId);
+  for (let i = 0; (await scheduler.getRun(runId)).state !== "CANCELLED"; i++) {
+    if (i > 1000) throw new Error("the run was never cancelled");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const ended = await named(["second"]);
+  assert.deepEqual(
+    ended.taskRuns.map((t) => [t.task, t.state]),
+    [["second", common.TaskState.TASK_STATE_CANCELLED]],
+  );
+
+  await assert.rejects(named(["first", "fourth"]), /INVALID_ARGUMENT.*no task "fourth"/);
+  await assert.rejects(
+    named(Array.from({ length: 1001 }, (_, i) => `t${i}`)),
+    /INVALID_ARGUMENT.*at most 1000/,
+  );
 });
 
 test("WatchRuns: the newest page with each run's task counts, then runs as they are created and change", async () => {

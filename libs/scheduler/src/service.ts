@@ -49,6 +49,9 @@ function parseSelector(selector: string): LabelRequirement[] {
   }
 }
 
+/** The most tasks one GetRun may name. */
+const maxTasksNamed = 1000;
+
 /** Task runs per part of a WatchRun snapshot (so no message grows with the run). */
 const snapshotPartSize = 1000;
 
@@ -130,9 +133,31 @@ export function dagSchedulerService(
         return { run: runToProto(scheduler.explain(run)) };
       }),
       getRun: unaryHandler(async (req): Promise<dagscheduler.GetRunResponse> => {
+        const runId = checkRunId(req.runId);
+        if (req.tasks.length > 0) {
+          if (req.tasks.length > maxTasksNamed)
+            throw new InvalidArgumentError(
+              `${req.tasks.length} tasks named; name at most ${maxTasksNamed} at once`,
+            );
+          const view = await scheduler.tasksNamed(runId, req.tasks);
+          if (view.unknown.length > 0)
+            throw new InvalidArgumentError(
+              `run ${runId} has no task ${view.unknown
+                .slice(0, 3)
+                .map((n) => JSON.stringify(n.slice(0, 80)))
+                .join(
+                  ", ",
+                )}${view.unknown.length > 3 ? ` (and ${view.unknown.length - 3} more)` : ""} — its pipeline ${view.run.pipeline} does not declare it`,
+            );
+          return {
+            run: runToProto(scheduler.explain(view.run)),
+            taskRuns: view.tasks.map((t) => taskRunToProto(runId, t.name, t.record)),
+            nextTaskPageToken: "",
+          };
+        }
         const size = req.taskPageSize || 10_000;
         const start = pageOf(req.taskPageToken);
-        const view = await scheduler.getPage(checkRunId(req.runId), start, size);
+        const view = await scheduler.getPage(runId, start, size);
         return {
           run: runToProto(scheduler.explain(view.run)),
           taskRuns: view.tasks.map((t) => taskRunToProto(view.run.id, t.name, t.record)),
@@ -220,6 +245,11 @@ export function dagSchedulerService(
                 },
               };
             const tasks = await view.tasks();
+            // A client that reads task runs as it shows them gets a large run's states alone.
+            const statesOnly =
+              req.taskStatesFirst &&
+              req.maxSnapshotTaskRuns > 0 &&
+              tasks.length > req.maxSnapshotTaskRuns;
             if (req.taskStatesFirst)
               yield {
                 event: {
@@ -227,12 +257,12 @@ export function dagSchedulerService(
                   value: {
                     run: undefined,
                     taskRuns: [],
-                    last: false,
+                    last: statesOnly,
                     taskStates: tasks.map((t) => taskStateToProto(t.record.state)),
                   },
                 },
               };
-            const parts = Math.max(1, Math.ceil(tasks.length / snapshotPartSize));
+            const parts = statesOnly ? 0 : Math.max(1, Math.ceil(tasks.length / snapshotPartSize));
             for (let p = 0; p < parts; p++) {
               // Other calls (the client's request for the graph it will draw) are served between
               // the parts of a large snapshot, not after all of them.

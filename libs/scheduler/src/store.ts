@@ -41,6 +41,18 @@ export type RecordChange =
 export class SchedulerStore {
   /** The last value and revision seen of each task key (from our writes, reads and the watch). */
   private readonly tasks = new Map<string, { revision: number; record: TaskRecord }>();
+  /** The names of each run's tasks in `tasks`. */
+  private readonly tasksOfRun = new Map<string, Set<string>>();
+  /**
+   * Runs whose every task record is in `tasks`: listed once while the watch ran, which keeps them
+   * current since. Their listings (opening an ended 10,000-task run) read nothing from the store.
+   */
+  private readonly listed = new Set<string>();
+  private watching = false;
+  /** The newest store revision the watch has delivered. */
+  private delivered = 0;
+  /** The revision of each run record as last read, so a listing from memory is no older. */
+  private readonly runRead = new Map<string, number>();
 
   constructor(
     readonly kv: KeyValueStore,
@@ -51,6 +63,7 @@ export class SchedulerStore {
   async getRun(runId: string): Promise<RunRecord | undefined> {
     const entry = await this.kv.get(runKey(runId));
     if (!entry) return undefined;
+    this.runRead.set(runId, entry.revision);
     return decode<RunRecord>(entry.value);
   }
 
@@ -111,8 +124,19 @@ export class SchedulerStore {
   private remember(key: string, revision: number, record: TaskRecord | undefined): void {
     const known = this.tasks.get(key);
     if (known && known.revision > revision) return;
-    if (record) this.tasks.set(key, { revision, record });
-    else this.tasks.delete(key);
+    const rest = key.slice("tasks.".length);
+    const dot = rest.indexOf(".");
+    const runId = rest.slice(0, dot);
+    const task = rest.slice(dot + 1);
+    let names = this.tasksOfRun.get(runId);
+    if (record) {
+      this.tasks.set(key, { revision, record });
+      if (!names) this.tasksOfRun.set(runId, (names = new Set()));
+      names.add(task);
+    } else {
+      this.tasks.delete(key);
+      names?.delete(task);
+    }
   }
 
   /**
@@ -175,11 +199,27 @@ export class SchedulerStore {
   async listTasks(runId: string): Promise<Map<string, TaskRecord>> {
     const out = new Map<string, TaskRecord>();
     const prefix = `tasks.${runId}.`;
+    // From memory once the watch has brought every change up to the run record last read: a
+    // run's tasks are written before the run that ends it.
+    if (
+      this.watching &&
+      this.listed.has(runId) &&
+      this.delivered >= (this.runRead.get(runId) ?? 0)
+    ) {
+      for (const task of this.tasksOfRun.get(runId) ?? []) {
+        const known = this.tasks.get(prefix + task);
+        if (known) out.set(task, known.record);
+      }
+      return out;
+    }
+    const watched = this.watching;
     for await (const entry of this.kv.list(runTasksFilter(runId))) {
       const record = decode<TaskRecord>(entry.value);
       this.remember(entry.key, entry.revision, record);
       out.set(entry.key.slice(prefix.length), record);
     }
+    // What changed during the listing came through the watch too (remember keeps the newer).
+    if (watched && this.watching) this.listed.add(runId);
     return out;
   }
 
@@ -212,9 +252,10 @@ export class SchedulerStore {
   async deleteRun(runId: string): Promise<void> {
     const keys: string[] = [];
     for await (const key of this.kv.keys(runTasksFilter(runId))) keys.push(key);
+    this.listed.delete(runId);
     for (const key of keys) {
       await this.kv.delete(key);
-      this.tasks.delete(key);
+      this.remember(key, Number.MAX_SAFE_INTEGER, undefined);
     }
     await this.kv.delete(runKey(runId));
   }
@@ -259,15 +300,20 @@ export class SchedulerStore {
   }
 
   /** Follows every change of run and task records made after the call, by any replica. */
-  watch(handler: (change: RecordChange) => void): Promise<Watch> {
-    return this.kv.watch(">", (change: Change) => {
+  async watch(handler: (change: RecordChange) => void): Promise<Watch> {
+    const watch = await this.kv.watch(">", (change: Change) => {
       if (change.op === "reset") {
         this.tasks.clear();
+        this.tasksOfRun.clear();
+        this.listed.clear();
+        this.runRead.clear();
+        this.delivered = 0;
         handler({ kind: "reset" });
         return;
       }
       const key = change.key;
       const value = change.op === "put" ? change.value : undefined;
+      this.delivered = Math.max(this.delivered, change.revision);
       if (key.startsWith("runs.")) {
         handler({
           kind: "run",
@@ -297,5 +343,12 @@ export class SchedulerStore {
         handler({ kind: "image", record: decode<ImageRecord>(value) });
       }
     });
+    this.watching = true;
+    return {
+      stop: async () => {
+        this.watching = false;
+        await watch.stop();
+      },
+    };
   }
 }

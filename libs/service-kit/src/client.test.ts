@@ -160,6 +160,7 @@ test("a stream outlives the unary deadline; leaving the loop cancels it on the s
   for await (const _event of serverStream(client, "watchRun", {
     runId: "forever",
     taskStatesFirst: false,
+    maxSnapshotTaskRuns: 0,
   })) {
     received++;
     if (Date.now() - t0 > 400 && received >= 5) break;

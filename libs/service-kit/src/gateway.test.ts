@@ -102,6 +102,7 @@ describe("gateway: one address for every service", () => {
       for await (const m of serverStream(client, "watchRun", {
         runId: "count:5",
         taskStatesFirst: false,
+        maxSnapshotTaskRuns: 0,
       })) {
         if (m.event?.$case === "taskRun") tasks.push(m.event.value.task);
       }
@@ -110,6 +111,7 @@ describe("gateway: one address for every service", () => {
       for await (const m of serverStream(client, "watchRun", {
         runId: "whoami",
         taskStatesFirst: false,
+        maxSnapshotTaskRuns: 0,
       })) {
         if (m.event?.$case === "taskRun") who.push(m.event.value.task);
       }
@@ -119,6 +121,7 @@ describe("gateway: one address for every service", () => {
           for await (const _ of serverStream(client, "watchRun", {
             runId: "fail",
             taskStatesFirst: false,
+            maxSnapshotTaskRuns: 0,
           }))
             void _;
         })(),

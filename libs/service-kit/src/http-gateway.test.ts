@@ -146,6 +146,7 @@ describe("HTTP gateway: every RPC over HTTP, and the web UI's files", () => {
     const request = dagscheduler.WatchRunRequest.encode({
       runId: "count:3",
       taskStatesFirst: false,
+      maxSnapshotTaskRuns: 0,
     }).finish();
     const head = Buffer.alloc(5);
     head.writeUInt32BE(request.length, 1);

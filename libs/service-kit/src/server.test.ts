@@ -253,6 +253,7 @@ test("server-streaming calls stream, and their errors map like unary ones", asyn
   for await (const event of serverStream(scheduler, "watchRun", {
     runId: "count:3",
     taskStatesFirst: false,
+    maxSnapshotTaskRuns: 0,
   })) {
     if (event.event?.$case === "taskRun") tasks.push(event.event.value.task);
   }
@@ -260,6 +261,7 @@ test("server-streaming calls stream, and their errors map like unary ones", asyn
   for await (const event of serverStream(scheduler, "watchRun", {
     runId: "whoami",
     taskStatesFirst: false,
+    maxSnapshotTaskRuns: 0,
   })) {
     assert.equal(event.event?.$case === "taskRun" && event.event.value.task, "vera/viewer");
   }
@@ -270,6 +272,7 @@ test("server-streaming calls stream, and their errors map like unary ones", asyn
       for await (const event of serverStream(scheduler, "watchRun", {
         runId: "fail",
         taskStatesFirst: false,
+        maxSnapshotTaskRuns: 0,
       })) {
         received.push(event);
       }
@@ -285,6 +288,7 @@ test("server-streaming calls stream, and their errors map like unary ones", asyn
       for await (const _ of serverStream(anonymous, "watchRun", {
         runId: "count:1",
         taskStatesFirst: false,
+        maxSnapshotTaskRuns: 0,
       })) {
         /* nothing arrives */
       }

@@ -55,7 +55,8 @@ describe("dag-scheduler survives SIGKILL and shares work between replicas", () =
   async function state(s: ServiceProcess, runId: string): Promise<common.RunState> {
     const c = client(s);
     try {
-      return (await unary(c, "getRun", { runId, taskPageSize: 1, taskPageToken: "" })).run!.state;
+      return (await unary(c, "getRun", { runId, taskPageSize: 1, taskPageToken: "", tasks: [] }))
+        .run!.state;
     } finally {
       c.close();
     }

@@ -118,7 +118,7 @@ describe("failure injection", () => {
   async function getRun(runId: string) {
     const c = scheduler();
     try {
-      return await unary(c, "getRun", { runId, taskPageSize: 1000, taskPageToken: "" });
+      return await unary(c, "getRun", { runId, taskPageSize: 1000, taskPageToken: "", tasks: [] });
     } finally {
       c.close();
     }

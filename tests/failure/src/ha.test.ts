@@ -240,6 +240,7 @@ describe("no single point of failure: NATS node, repo-sync leader, scheduler and
               runId,
               taskPageSize: 1,
               taskPageToken: "",
+              tasks: [],
             }).catch(() => undefined);
             if (got?.run?.state !== common.RunState.RUN_STATE_SUCCEEDED) return false;
           }
@@ -255,6 +256,7 @@ describe("no single point of failure: NATS node, repo-sync leader, scheduler and
             runId,
             taskPageSize: 100,
             taskPageToken: "",
+            tasks: [],
           }).catch((e: Error) => e);
           if (got instanceof Error) stuck.push(`${runId}: ${got.message}`);
           else if (got.run?.state !== common.RunState.RUN_STATE_SUCCEEDED)

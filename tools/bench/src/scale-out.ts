@@ -130,6 +130,7 @@ async function shape(n: number) {
       runId: run!.id,
       taskPageSize: 1,
       taskPageToken: "",
+      tasks: [],
     });
     state = got.run!.state;
     if (

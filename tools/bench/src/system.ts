@@ -148,7 +148,12 @@ async function runToEnd(pipeline: string, requestId: string) {
   });
   for (;;) {
     const got = (
-      await unary(scheduler, "getRun", { runId: run!.id, taskPageSize: 1, taskPageToken: "" })
+      await unary(scheduler, "getRun", {
+        runId: run!.id,
+        taskPageSize: 1,
+        taskPageToken: "",
+        tasks: [],
+      })
     ).run!;
     if (
       got.state === common.RunState.RUN_STATE_SUCCEEDED ||

@@ -5,7 +5,11 @@
 // browser does): the WatchRun snapshot (to its last part) and the pipeline's graph at the run's
 // commit — time to the last byte, bytes on the wire and decompressed — and, where Chromium is
 // installed, the page itself: navigation to the first paint of the whole graph with every task's
-// state, and the server's CPU time per round.
+// state, and the server's CPU time per round. Then, on the open page, how responsive it stays: a
+// click on a task in the list until its panel shows the task's state history, and — on a run
+// submitted for the purpose ("cancelling") — a cancel until the page shows it asked for (one run
+// update) and until it shows every one of the run's tasks ended (10,000 task updates).
+// BENCH_WEB_PROFILE=DIR writes a CPU profile of the page's opening per scenario (last round).
 //
 // BENCH_WEB_ROOTS (comma-separated checkouts of this repository, built) measures several builds
 // side by side, round by round (A B A B …), so a before/after ratio is taken on the same machine
@@ -61,10 +65,12 @@ interface Server {
   pid: number | undefined;
   runs: Record<Scenario, Run>;
   dir: string;
+  /** Calls a DagSchedulerService method with JSON. */
+  call(method: string, body: unknown): Promise<{ run: Run & { state: string } }>;
 }
 
-type Scenario = "running" | "cancelled";
-const scenarios: Scenario[] = (process.env.BENCH_WEB_SCENARIOS ?? "running,cancelled")
+type Scenario = "running" | "cancelled" | "cancelling";
+const scenarios: Scenario[] = (process.env.BENCH_WEB_SCENARIOS ?? "running,cancelled,cancelling")
   .split(",")
   .map((x) => x.trim() as Scenario);
 
@@ -168,10 +174,20 @@ async function watchSnapshot(s: Server, run: Run) {
     }
     return complete;
   };
+  // As the Run page asks (a build without max_snapshot_task_runs ignores it and sends all).
   const res = await post(
     `${s.web}odin.dagscheduler.v1.DagSchedulerService/WatchRun`,
     "application/connect+proto",
-    envelope(toBinary(WatchRunRequest, create(WatchRunRequest, { runId: run.id }))),
+    envelope(
+      toBinary(
+        WatchRunRequest,
+        create(WatchRunRequest, {
+          runId: run.id,
+          taskStatesFirst: true,
+          maxSnapshotTaskRuns: 300,
+        }),
+      ),
+    ),
     check,
   );
   if (!complete) check(res.body);
@@ -205,14 +221,91 @@ async function getGraph(s: Server, run: Run) {
   return { ms: res.ms, wireBytes: res.wireBytes, bytes: res.body.length };
 }
 
-/** The Run page in Chromium: navigation to the first full render, and its own marks. */
-async function openPage(browser: Browser, s: Server, run: Run) {
+/**
+ * In the page: clicks the link of a task in the task list and resolves with the ms until a frame
+ * shows its panel with the task's state history (read from the server for a large run).
+ */
+function clickTask(task: string): Promise<number> {
+  const link = document.querySelector<HTMLAnchorElement>(`.task-list li[data-task="${task}"] a`);
+  if (!link) throw new Error(`no row of ${task} in the task list`);
+  const started = performance.now();
+  link.click();
+  return new Promise((done) => {
+    const check = (): void => {
+      const panel = document.querySelector('[data-testid="task-panel"]');
+      if (
+        panel?.querySelector("#task-title")?.textContent === task &&
+        panel.querySelector('[data-testid="history"]')
+      )
+        done(performance.now() - started);
+      else requestAnimationFrame(check);
+    };
+    check();
+  });
+}
+
+/**
+ * In the page: cancels the open run with the API and resolves with the ms until a frame shows the
+ * cancel asked for (the Cancel button disabled: one run update), and until one shows every task
+ * ended and the run cancelled (all its task updates).
+ */
+async function cancelFromPage(
+  runId: string,
+): Promise<{ cancelShownMs: number; cancelAppliedMs: number }> {
+  const started = performance.now();
+  const res = await fetch("/odin.dagscheduler.v1.DagSchedulerService/CancelRun", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ runId }),
+  });
+  if (!res.ok) throw new Error(`CancelRun: ${res.status}`);
+  const when = (ok: () => boolean): Promise<number> =>
+    new Promise((done) => {
+      const check = (): void =>
+        ok() ? done(performance.now() - started) : void requestAnimationFrame(check);
+      check();
+    });
+  const button = Array.from(document.querySelectorAll("button")).find(
+    (b) => b.textContent === "Cancel",
+  );
+  const progress = (): string =>
+    document.querySelector('[data-testid="progress"]')?.textContent ?? "";
+  const shown = when(() => button?.disabled === true);
+  const applied = when(() => {
+    const m = /^(\d+)\/(\d+)/.exec(progress());
+    return (
+      m !== null &&
+      m[1] === m[2] &&
+      document.querySelector('[data-testid="run-state"]')?.textContent === "cancelled"
+    );
+  });
+  return { cancelShownMs: await shown, cancelAppliedMs: await applied };
+}
+
+/** The Run page in Chromium: navigation to the first full render, its own marks, and responsiveness. */
+async function openPage(
+  browser: Browser,
+  s: Server,
+  run: Run,
+  scenario: Scenario,
+  profile?: string,
+) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
+  const cdp = profile ? await context.newCDPSession(page) : undefined;
+  if (cdp) {
+    await cdp.send("Profiler.enable");
+    await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
+    await cdp.send("Profiler.start");
+  }
   const started = performance.now();
   await page.goto(`${s.web}runs/${run.id}`);
   await page.locator('[data-testid="dag"][data-complete]').waitFor({ timeout: 120_000 });
   const wallMs = performance.now() - started;
+  if (cdp && profile) {
+    const { profile: cpu } = await cdp.send("Profiler.stop");
+    await writeFile(profile, JSON.stringify(cpu));
+  }
   const marks = await page.evaluate(() => {
     const at = (name: string): number =>
       Math.round(performance.getEntriesByName(name)[0]?.startTime ?? -1);
@@ -224,8 +317,12 @@ async function openPage(browser: Browser, s: Server, run: Run) {
       layoutMs: Math.round(performance.getEntriesByName("odin:layout")[0]?.duration ?? -1),
     };
   });
+  const responsive: Record<string, number> = {};
+  if (scenario === "cancelling")
+    Object.assign(responsive, await page.evaluate(cancelFromPage, run.id));
+  else responsive["clickToPanelMs"] = await page.evaluate(clickTask, "shard-3");
   await context.close();
-  return { wallMs, ...marks };
+  return { wallMs, ...marks, ...responsive };
 }
 
 async function startServer(root: string): Promise<Server> {
@@ -294,7 +391,7 @@ async function startServer(root: string): Promise<Server> {
     if (i > 600) throw new Error(`run ${cancelled.id} was not cancelled within a minute`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { root, web, pid: proc.pid, runs: { running, cancelled }, dir };
+  return { root, web, pid: proc.pid, runs: { running, cancelled, cancelling: running }, dir, call };
 }
 
 const median = (xs: number[]): number => {
@@ -318,6 +415,14 @@ try {
   for (let r = -1; r < rounds; r++) {
     for (const scenario of scenarios) {
       for (const s of servers) {
+        // A run to cancel is submitted for each round.
+        if (scenario === "cancelling")
+          s.runs.cancelling = (
+            await s.call("SubmitRun", {
+              pipeline: "wide",
+              requestId: `bench-cancelling-${r}`,
+            })
+          ).run;
         const run = s.runs[scenario];
         const cpu0 = cpuMs(s.pid);
         const watch = await watchSnapshot(s, run);
@@ -329,7 +434,12 @@ try {
           graphWireKiB: graph.wireBytes / 1024,
           graphKiB: graph.bytes / 1024,
         };
-        if (browser) Object.assign(sample, await openPage(browser, s, run));
+        const profileDir = process.env.BENCH_WEB_PROFILE;
+        const profile =
+          profileDir && r === rounds - 1
+            ? join(profileDir, `${scenario}-${servers.indexOf(s)}.cpuprofile`)
+            : undefined;
+        if (browser) Object.assign(sample, await openPage(browser, s, run, scenario, profile));
         sample["serverCpuMs"] = cpuMs(s.pid) - cpu0;
         const key = `${scenario} ${s.root}`;
         if (r >= 0) samples.set(key, [...(samples.get(key) ?? []), sample]);

@@ -77,6 +77,7 @@ async function getRun(
       runId,
       taskPageSize: 5000,
       taskPageToken: token,
+      tasks: [],
     });
     run = res.run;
     tasks.push(...res.taskRuns);
@@ -153,6 +154,7 @@ export async function runCommand(
           runId: options.sameAs,
           taskPageSize: 1,
           taskPageToken: "",
+          tasks: [],
         })
       ).run!;
       if (pipeline && pipeline !== base.pipeline)
@@ -263,7 +265,11 @@ async function follow(
   };
   const timer = tty ? setInterval(render, 1000) : undefined;
   try {
-    for await (const msg of channel.stream(Scheduler.watchRun, { runId, taskStatesFirst: false })) {
+    for await (const msg of channel.stream(Scheduler.watchRun, {
+      runId,
+      taskStatesFirst: false,
+      maxSnapshotTaskRuns: 0,
+    })) {
       const e = msg.event;
       if (!e) continue;
       if (e.$case === "snapshot") {
@@ -603,7 +609,11 @@ async function untilStarted(
   task: string,
 ): Promise<common.TaskRun | undefined> {
   let current: common.TaskRun | undefined;
-  for await (const msg of channel.stream(Scheduler.watchRun, { runId, taskStatesFirst: false })) {
+  for await (const msg of channel.stream(Scheduler.watchRun, {
+    runId,
+    taskStatesFirst: false,
+    maxSnapshotTaskRuns: 0,
+  })) {
     const e = msg.event;
     if (e?.$case === "snapshot") current = e.value.taskRuns.find((t) => t.task === task) ?? current;
     else if (e?.$case === "taskRun" && e.value.task === task) current = e.value;

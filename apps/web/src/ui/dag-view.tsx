@@ -75,7 +75,7 @@ export function DagView({ layout, model, taskRunOf, selected, onSelect, label }:
         view.current,
         p.layout,
         p.model ? p.taskRunOf : undefined,
-        p.model?.snapshotStates,
+        p.model?.states,
         p.selected,
       );
       canvas.dataset["rendered"] = String(p.model?.version ?? 0);
@@ -252,7 +252,7 @@ function paint(
   v: View,
   layout: GraphLayout,
   taskRunOf: ((task: number) => TaskRun | undefined) | undefined,
-  /** The snapshot's states by task index, for tasks whose task run has not arrived. */
+  /** Every task's state by task index (kept current by the run's model), when known. */
   states: readonly TaskState[] | undefined,
   selected: number,
 ): void {
@@ -292,7 +292,7 @@ function paint(
     if (n.x > x1 || n.x + n.width < x0 || n.y > y1 || n.y + n.height < y0) return;
     if (n.members.length === 1) {
       const task = taskRunOf?.(n.members[0]!);
-      const state = task?.state ?? states?.[n.members[0]!] ?? TaskState.PENDING;
+      const state = states?.[n.members[0]!] ?? task?.state ?? TaskState.PENDING;
       const color = taskColors[state];
       ctx.fillStyle = color.fill;
       roundRect(ctx, n.x, n.y, n.width, n.height);
@@ -312,7 +312,7 @@ function paint(
       // A group: a bar of its members' states, widths by count.
       const counts = new Map<TaskState, number>();
       for (const m of n.members) {
-        const s = taskRunOf?.(m)?.state ?? states?.[m] ?? TaskState.PENDING;
+        const s = states?.[m] ?? taskRunOf?.(m)?.state ?? TaskState.PENDING;
         counts.set(s, (counts.get(s) ?? 0) + 1);
       }
       ctx.fillStyle = "#ffffff";

@@ -39,7 +39,7 @@ export interface GraphLayout {
 }
 
 /** Pipelines up to this many tasks show every task as its own node. */
-const SHOW_EVERY_TASK = 300;
+export const SHOW_EVERY_TASK = 300;
 /** Past this many nodes after grouping by neighbours, group by depth instead. */
 const MAX_NODES = 600;
 const NODE_W = 180;

@@ -5,7 +5,7 @@ import { RunState, TaskState, type Notification } from "../../gen/odin/common/v1
 import { errorText, registry, requestId, scheduler, type Session } from "../api.js";
 import { DagView } from "../dag-view.js";
 import { runStateClass, runStateName, span, taskColors, taskStateName, when } from "../format.js";
-import { layoutTasks, type GraphLayout } from "../graph.js";
+import { layoutTasks, SHOW_EVERY_TASK, type GraphLayout } from "../graph.js";
 import { parameterText } from "../parameters.js";
 import { navigate, onLinkClick, paths } from "../router.js";
 import { RunModel } from "../run-model.js";
@@ -23,7 +23,15 @@ export function RunPage({
   task: string | undefined;
   session: Session;
 }) {
-  const model = useMemo(() => new RunModel(), [runId]);
+  // A large run's task runs are read as they are shown (see RunModel).
+  const model = useMemo(
+    () =>
+      new RunModel((tasks) =>
+        scheduler.getRun({ runId, tasks }).then((res) => res.taskRuns),
+      ),
+    [runId],
+  );
+  useEffect(() => () => model.close(), [model]);
   const [, setVersion] = useState(0);
   // The pipeline's task names in file order (the graph's node indices refer to them).
   const [names, setNames] = useState<string[]>();
@@ -51,6 +59,7 @@ export function RunPage({
         const started = performance.now();
         const laidOut = layoutTasks(res.tasks, res.dependsCounts, res.depends);
         performance.measure("odin:layout", { start: started });
+        model.setPipeline(res.tasks);
         setNames(res.tasks);
         setLayout(laidOut);
       },
@@ -86,7 +95,9 @@ export function RunPage({
       while (!abort.signal.aborted) {
         try {
           for await (const message of scheduler.watchRun(
-            { runId, taskStatesFirst: true },
+            // A run too large to draw task by task is sent as its states: the graph and the
+            // counts need no more, and the page reads the task runs it shows.
+            { runId, taskStatesFirst: true, maxSnapshotTaskRuns: SHOW_EVERY_TASK },
             { signal: abort.signal },
           )) {
             attempt = 0;
@@ -137,11 +148,15 @@ export function RunPage({
   }, [names]);
   // The graph indexes tasks in pipeline order; the model by name.
   const taskRunOf = useMemo(() => {
-    return (i: number) => {
-      const m = model.indexOf(names?.[i] ?? "");
-      return m === undefined ? undefined : model.taskRuns[m];
-    };
+    return (i: number) => model.taskRun(names?.[i] ?? "");
   }, [model, names]);
+  // The graph's one-task nodes show attempt and duration: read those tasks' task runs.
+  useEffect(() => {
+    if (!layout || !names || !model.partial) return;
+    model.want(
+      layout.nodes.filter((n) => n.members.length === 1).map((n) => names[n.members[0]!]!),
+    );
+  }, [layout, names, model, model.partial]);
   useEffect(() => {
     if (!layout || task === undefined) return;
     const i = graphIndex.get(task);
@@ -321,6 +336,7 @@ export function RunPage({
           }
           runId={runId}
           current={openTask}
+          version={model.version}
         />
         {openTask && (
           <TaskPanel
@@ -328,6 +344,7 @@ export function RunPage({
             runId={runId}
             task={openTask}
             model={model}
+            inPipeline={names ? graphIndex.has(openTask) : undefined}
             pipeline={run?.pipeline}
             commit={run?.commit}
             onClose={() => {
@@ -375,6 +392,7 @@ function TaskList({
   only,
   runId,
   current,
+  version,
 }: {
   model: RunModel;
   /** The pipeline's task names in file order, once the graph is read. */
@@ -384,6 +402,8 @@ function TaskList({
   only: string[] | undefined;
   runId: string;
   current: string | undefined;
+  /** The model's version: the rows on screen are read again when it changes. */
+  version: number;
 }) {
   const [filter, setFilter] = useState("");
   const [top, setTop] = useState(0);
@@ -393,6 +413,9 @@ function TaskList({
   const height = 420;
   const first = Math.max(0, Math.floor(top / ROW) - 5);
   const last = Math.min(names.length, first + Math.ceil(height / ROW) + 10);
+  const shown = names.slice(first, last);
+  // The task runs of the rows on screen (a large run's are read as they are shown).
+  useEffect(() => model.want(shown), [model, version, first, last, names]);
   return (
     <section class="task-list" aria-label="Tasks">
       <h2>
@@ -415,11 +438,9 @@ function TaskList({
         onScroll={(e) => setTop(e.currentTarget.scrollTop)}
       >
         <ul style={{ height: `${names.length * ROW}px` }} role="list">
-          {names.slice(first, last).map((name, k) => {
-            const i = model.indexOf(name);
-            const t = i === undefined ? undefined : model.taskRuns[i];
-            const state =
-              t?.state ?? model.snapshotStates?.[indexOf.get(name) ?? -1] ?? TaskState.PENDING;
+          {shown.map((name, k) => {
+            const t = model.taskRun(name);
+            const state = model.stateOf(name, indexOf.get(name));
             return (
               <li
                 key={name}

@@ -16,6 +16,7 @@ export function TaskPanel({
   runId,
   task,
   model,
+  inPipeline,
   pipeline,
   commit,
   onClose,
@@ -23,6 +24,8 @@ export function TaskPanel({
   runId: string;
   task: string;
   model: RunModel;
+  /** Whether the run's pipeline has this task; undefined until its graph is read. */
+  inPipeline: boolean | undefined;
   /** The run's pipeline path and commit, to read this task's spec from. */
   pipeline: string | undefined;
   commit: string | undefined;
@@ -40,8 +43,9 @@ export function TaskPanel({
       stopped = true;
     };
   }, [pipeline, commit, task]);
-  const i = model.indexOf(task);
-  const t = i === undefined ? undefined : model.taskRuns[i];
+  const t = model.taskRun(task);
+  // A large run's task run is read when its panel opens.
+  useEffect(() => model.want([task]), [model, task, model.partial]);
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => heading.current?.focus(), [task]);
   const outputs = parseOutputs(t?.outputsJson ?? "");
@@ -57,7 +61,11 @@ export function TaskPanel({
         </button>
       </div>
       {!t ? (
-        <p>Not a task of this run.</p>
+        inPipeline === false || (model.complete && !model.partial && inPipeline !== true) ? (
+          <p>Not a task of this run.</p>
+        ) : (
+          <p aria-live="polite">Loading…</p>
+        )
       ) : (
         <>
           <dl class="facts">

@@ -282,6 +282,12 @@ export interface GetRunRequest {
   taskPageSize: number;
   /** `next_task_page_token` of the previous response; empty for the first page. */
   taskPageToken: string;
+  /**
+   * Only these tasks' task runs (at most 1,000 names, each a task of the run's pipeline), in
+   * pipeline file order; the page fields are then ignored. Empty = the page of every task. For a
+   * client that reads the task runs of the tasks it shows (the web UI's task list and panel).
+   */
+  tasks: string[];
 }
 
 /** GetRunResponse is a run and a page of its task runs, in pipeline file order. */
@@ -357,6 +363,14 @@ export interface WatchRunRequest {
    * as it knows each task's state (the web UI), without waiting for thousands of task runs.
    */
   taskStatesFirst: boolean;
+  /**
+   * With `task_states_first`: a run of more tasks than this sends no task runs in its snapshot —
+   * its parts are the run, then `task_states` with `last` set — and the client reads the task runs
+   * it shows with GetRun's `tasks`. Changes after the snapshot carry full task runs as always.
+   * 0 = every task run is sent. For a client that shows a large run's tasks a few at a time (the
+   * web UI), so opening it neither builds nor decodes thousands of task runs.
+   */
+  maxSnapshotTaskRuns: number;
 }
 
 /**
@@ -1656,7 +1670,7 @@ export const SubmitRunResponse: MessageFns<SubmitRunResponse> = {
 };
 
 function createBaseGetRunRequest(): GetRunRequest {
-  return { runId: "", taskPageSize: 0, taskPageToken: "" };
+  return { runId: "", taskPageSize: 0, taskPageToken: "", tasks: [] };
 }
 
 export const GetRunRequest: MessageFns<GetRunRequest> = {
@@ -1669,6 +1683,9 @@ export const GetRunRequest: MessageFns<GetRunRequest> = {
     }
     if (message.taskPageToken !== "") {
       writer.uint32(26).string(message.taskPageToken);
+    }
+    for (const v of message.tasks) {
+      writer.uint32(34).string(v!);
     }
     return writer;
   },
@@ -1710,6 +1727,14 @@ export const GetRunRequest: MessageFns<GetRunRequest> = {
             message.taskPageToken = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tasks.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1739,6 +1764,9 @@ export const GetRunRequest: MessageFns<GetRunRequest> = {
         : isSet(object.task_page_token)
           ? globalThis.String(object.task_page_token)
           : "",
+      tasks: globalThis.Array.isArray(object?.tasks)
+        ? object.tasks.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1753,6 +1781,9 @@ export const GetRunRequest: MessageFns<GetRunRequest> = {
     if (message.taskPageToken !== "") {
       obj.taskPageToken = message.taskPageToken;
     }
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks;
+    }
     return obj;
   },
 
@@ -1764,6 +1795,7 @@ export const GetRunRequest: MessageFns<GetRunRequest> = {
     message.runId = object.runId ?? "";
     message.taskPageSize = object.taskPageSize ?? 0;
     message.taskPageToken = object.taskPageToken ?? "";
+    message.tasks = object.tasks?.map((e) => e) || [];
     return message;
   },
 };
@@ -2422,7 +2454,7 @@ export const WatchRunsResponse: MessageFns<WatchRunsResponse> = {
 };
 
 function createBaseWatchRunRequest(): WatchRunRequest {
-  return { runId: "", taskStatesFirst: false };
+  return { runId: "", taskStatesFirst: false, maxSnapshotTaskRuns: 0 };
 }
 
 export const WatchRunRequest: MessageFns<WatchRunRequest> = {
@@ -2432,6 +2464,9 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
     }
     if (message.taskStatesFirst !== false) {
       writer.uint32(16).bool(message.taskStatesFirst);
+    }
+    if (message.maxSnapshotTaskRuns !== 0) {
+      writer.uint32(24).uint32(message.maxSnapshotTaskRuns);
     }
     return writer;
   },
@@ -2465,6 +2500,14 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
             message.taskStatesFirst = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxSnapshotTaskRuns = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2489,6 +2532,11 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
         : isSet(object.task_states_first)
           ? globalThis.Boolean(object.task_states_first)
           : false,
+      maxSnapshotTaskRuns: isSet(object.maxSnapshotTaskRuns)
+        ? globalThis.Number(object.maxSnapshotTaskRuns)
+        : isSet(object.max_snapshot_task_runs)
+          ? globalThis.Number(object.max_snapshot_task_runs)
+          : 0,
     };
   },
 
@@ -2500,6 +2548,9 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
     if (message.taskStatesFirst !== false) {
       obj.taskStatesFirst = message.taskStatesFirst;
     }
+    if (message.maxSnapshotTaskRuns !== 0) {
+      obj.maxSnapshotTaskRuns = Math.round(message.maxSnapshotTaskRuns);
+    }
     return obj;
   },
 
@@ -2510,6 +2561,7 @@ export const WatchRunRequest: MessageFns<WatchRunRequest> = {
     const message = createBaseWatchRunRequest();
     message.runId = object.runId ?? "";
     message.taskStatesFirst = object.taskStatesFirst ?? false;
+    message.maxSnapshotTaskRuns = object.maxSnapshotTaskRuns ?? 0;
     return message;
   },
 };

@@ -24,7 +24,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/dagscheduler/v1/dagscheduler.proto',
   package='odin.dagscheduler.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x18odin/common/v1/run.proto\"H\n\x17ListCacheEntriesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"M\n\x18ListCacheEntriesResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .odin.dagscheduler.v1.CacheEntry\"\xdb\x01\n\nCacheEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05image\x18\x07 \x01(\t\x12\x31\n\x07outputs\x18\x08 \x03(\x0b\x32 .odin.dagscheduler.v1.CachedFile\x12\x0c\n\x04hits\x18\t \x01(\r\"8\n\nCachedFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"V\n\x19\x44\x65leteCacheEntriesRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\"-\n\x1a\x44\x65leteCacheEntriesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"\xfa\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08no_cache\x18\x06 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"P\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x10WatchRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x92\x01\n\x11WatchRunsResponse\x12\x36\n\x04page\x18\x01 \x01(\x0b\x32&.odin.dagscheduler.v1.ListRunsResponseH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12\x18\n\x0eremoved_run_id\x18\x03 \x01(\tH\x00\x42\x07\n\x05\x65vent\"<\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\"\x98\x04\n\x08Schedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x10\n\x08\x64\x65\x63lared\x18\t \x01(\x08\x12\x12\n\ncreated_by\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnext_tick\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_tick\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blast_run_id\x18\x0e \x01(\t\x12\x15\n\rskipped_ticks\x18\x0f \x01(\r\x12\x12\n\nlast_error\x18\x10 \x01(\t\x12&\n\x06notify\x18\x11 \x03(\x0b\x32\x16.odin.common.v1.Notify\"\xc4\x02\n\x15\x43reateScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12&\n\x06notify\x18\n \x03(\x0b\x32\x16.odin.common.v1.Notify\"J\n\x16\x43reateScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"(\n\x14ListSchedulesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"J\n\x15ListSchedulesResponse\x12\x31\n\tschedules\x18\x01 \x03(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"$\n\x14PauseScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x15PauseScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15ResumeScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16ResumeScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15\x44\x65leteScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScheduleResponse\"\'\n\x13ListTriggersRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"_\n\x14ListTriggersResponse\x12/\n\x08triggers\x18\x01 \x03(\x0b\x32\x1d.odin.dagscheduler.v1.Trigger\x12\x16\n\x0e\x63hecked_commit\x18\x02 \x01(\t\"\xb6\x02\n\x07Trigger\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\r\n\x05paths\x18\x03 \x03(\t\x12\x33\n\x06policy\x18\x04 \x01(\x0e\x32#.odin.dagscheduler.v1.TriggerPolicy\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0blast_commit\x18\x06 \x01(\t\x12\x13\n\x0blast_author\x18\x07 \x01(\t\x12\x13\n\x0blast_run_id\x18\x08 \x01(\t\x12\x31\n\rlast_run_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cruns_started\x18\n \x01(\r\x12\x12\n\nlast_error\x18\x0b \x01(\t*a\n\rCatchupPolicy\x12\x1e\n\x1a\x43\x41TCHUP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41TCHUP_POLICY_SKIP\x10\x01\x12\x17\n\x13\x43\x41TCHUP_POLICY_ONCE\x10\x02*\x94\x01\n\x11\x43oncurrencyPolicy\x12\"\n\x1e\x43ONCURRENCY_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONCURRENCY_POLICY_ALLOW\x10\x01\x12\x1d\n\x19\x43ONCURRENCY_POLICY_FORBID\x10\x02\x12\x1e\n\x1a\x43ONCURRENCY_POLICY_REPLACE\x10\x03*c\n\rTriggerPolicy\x12\x1e\n\x1aTRIGGER_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13TRIGGER_POLICY_EACH\x10\x01\x12\x19\n\x15TRIGGER_POLICY_NEWEST\x10\x02\x32\xe5\x0c\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12^\n\tWatchRuns\x12&.odin.dagscheduler.v1.WatchRunsRequest\x1a\'.odin.dagscheduler.v1.WatchRunsResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponse\x12k\n\x0e\x43reateSchedule\x12+.odin.dagscheduler.v1.CreateScheduleRequest\x1a,.odin.dagscheduler.v1.CreateScheduleResponse\x12h\n\rListSchedules\x12*.odin.dagscheduler.v1.ListSchedulesRequest\x1a+.odin.dagscheduler.v1.ListSchedulesResponse\x12h\n\rPauseSchedule\x12*.odin.dagscheduler.v1.PauseScheduleRequest\x1a+.odin.dagscheduler.v1.PauseScheduleResponse\x12k\n\x0eResumeSchedule\x12+.odin.dagscheduler.v1.ResumeScheduleRequest\x1a,.odin.dagscheduler.v1.ResumeScheduleResponse\x12k\n\x0e\x44\x65leteSchedule\x12+.odin.dagscheduler.v1.DeleteScheduleRequest\x1a,.odin.dagscheduler.v1.DeleteScheduleResponse\x12q\n\x10ListCacheEntries\x12-.odin.dagscheduler.v1.ListCacheEntriesRequest\x1a..odin.dagscheduler.v1.ListCacheEntriesResponse\x12w\n\x12\x44\x65leteCacheEntries\x12/.odin.dagscheduler.v1.DeleteCacheEntriesRequest\x1a\x30.odin.dagscheduler.v1.DeleteCacheEntriesResponse\x12\x65\n\x0cListTriggers\x12).odin.dagscheduler.v1.ListTriggersRequest\x1a*.odin.dagscheduler.v1.ListTriggersResponseb\x06proto3')
+  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x18odin/common/v1/run.proto\"H\n\x17ListCacheEntriesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"M\n\x18ListCacheEntriesResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .odin.dagscheduler.v1.CacheEntry\"\xdb\x01\n\nCacheEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05image\x18\x07 \x01(\t\x12\x31\n\x07outputs\x18\x08 \x03(\x0b\x32 .odin.dagscheduler.v1.CachedFile\x12\x0c\n\x04hits\x18\t \x01(\r\"8\n\nCachedFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"V\n\x19\x44\x65leteCacheEntriesRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\"-\n\x1a\x44\x65leteCacheEntriesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"\xfa\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08no_cache\x18\x06 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"_\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\x12\r\n\x05tasks\x18\x04 \x03(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x10WatchRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x92\x01\n\x11WatchRunsResponse\x12\x36\n\x04page\x18\x01 \x01(\x0b\x32&.odin.dagscheduler.v1.ListRunsResponseH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12\x18\n\x0eremoved_run_id\x18\x03 \x01(\tH\x00\x42\x07\n\x05\x65vent\"\\\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\x12\x1e\n\x16max_snapshot_task_runs\x18\x03 \x01(\r\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\"\x98\x04\n\x08Schedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x10\n\x08\x64\x65\x63lared\x18\t \x01(\x08\x12\x12\n\ncreated_by\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnext_tick\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_tick\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blast_run_id\x18\x0e \x01(\t\x12\x15\n\rskipped_ticks\x18\x0f \x01(\r\x12\x12\n\nlast_error\x18\x10 \x01(\t\x12&\n\x06notify\x18\x11 \x03(\x0b\x32\x16.odin.common.v1.Notify\"\xc4\x02\n\x15\x43reateScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12&\n\x06notify\x18\n \x03(\x0b\x32\x16.odin.common.v1.Notify\"J\n\x16\x43reateScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"(\n\x14ListSchedulesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"J\n\x15ListSchedulesResponse\x12\x31\n\tschedules\x18\x01 \x03(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"$\n\x14PauseScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x15PauseScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15ResumeScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16ResumeScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15\x44\x65leteScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScheduleResponse\"\'\n\x13ListTriggersRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"_\n\x14ListTriggersResponse\x12/\n\x08triggers\x18\x01 \x03(\x0b\x32\x1d.odin.dagscheduler.v1.Trigger\x12\x16\n\x0e\x63hecked_commit\x18\x02 \x01(\t\"\xb6\x02\n\x07Trigger\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\r\n\x05paths\x18\x03 \x03(\t\x12\x33\n\x06policy\x18\x04 \x01(\x0e\x32#.odin.dagscheduler.v1.TriggerPolicy\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0blast_commit\x18\x06 \x01(\t\x12\x13\n\x0blast_author\x18\x07 \x01(\t\x12\x13\n\x0blast_run_id\x18\x08 \x01(\t\x12\x31\n\rlast_run_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cruns_started\x18\n \x01(\r\x12\x12\n\nlast_error\x18\x0b \x01(\t*a\n\rCatchupPolicy\x12\x1e\n\x1a\x43\x41TCHUP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41TCHUP_POLICY_SKIP\x10\x01\x12\x17\n\x13\x43\x41TCHUP_POLICY_ONCE\x10\x02*\x94\x01\n\x11\x43oncurrencyPolicy\x12\"\n\x1e\x43ONCURRENCY_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONCURRENCY_POLICY_ALLOW\x10\x01\x12\x1d\n\x19\x43ONCURRENCY_POLICY_FORBID\x10\x02\x12\x1e\n\x1a\x43ONCURRENCY_POLICY_REPLACE\x10\x03*c\n\rTriggerPolicy\x12\x1e\n\x1aTRIGGER_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13TRIGGER_POLICY_EACH\x10\x01\x12\x19\n\x15TRIGGER_POLICY_NEWEST\x10\x02\x32\xe5\x0c\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12^\n\tWatchRuns\x12&.odin.dagscheduler.v1.WatchRunsRequest\x1a\'.odin.dagscheduler.v1.WatchRunsResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponse\x12k\n\x0e\x43reateSchedule\x12+.odin.dagscheduler.v1.CreateScheduleRequest\x1a,.odin.dagscheduler.v1.CreateScheduleResponse\x12h\n\rListSchedules\x12*.odin.dagscheduler.v1.ListSchedulesRequest\x1a+.odin.dagscheduler.v1.ListSchedulesResponse\x12h\n\rPauseSchedule\x12*.odin.dagscheduler.v1.PauseScheduleRequest\x1a+.odin.dagscheduler.v1.PauseScheduleResponse\x12k\n\x0eResumeSchedule\x12+.odin.dagscheduler.v1.ResumeScheduleRequest\x1a,.odin.dagscheduler.v1.ResumeScheduleResponse\x12k\n\x0e\x44\x65leteSchedule\x12+.odin.dagscheduler.v1.DeleteScheduleRequest\x1a,.odin.dagscheduler.v1.DeleteScheduleResponse\x12q\n\x10ListCacheEntries\x12-.odin.dagscheduler.v1.ListCacheEntriesRequest\x1a..odin.dagscheduler.v1.ListCacheEntriesResponse\x12w\n\x12\x44\x65leteCacheEntries\x12/.odin.dagscheduler.v1.DeleteCacheEntriesRequest\x1a\x30.odin.dagscheduler.v1.DeleteCacheEntriesResponse\x12\x65\n\x0cListTriggers\x12).odin.dagscheduler.v1.ListTriggersRequest\x1a*.odin.dagscheduler.v1.ListTriggersResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_pipeline__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_run__pb2.DESCRIPTOR,])
 
@@ -49,8 +49,8 @@ _CATCHUPPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=4359,
-  serialized_end=4456,
+  serialized_start=4406,
+  serialized_end=4503,
 )
 _sym_db.RegisterEnumDescriptor(_CATCHUPPOLICY)
 
@@ -80,8 +80,8 @@ _CONCURRENCYPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=4459,
-  serialized_end=4607,
+  serialized_start=4506,
+  serialized_end=4654,
 )
 _sym_db.RegisterEnumDescriptor(_CONCURRENCYPOLICY)
 
@@ -107,8 +107,8 @@ _TRIGGERPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=4609,
-  serialized_end=4708,
+  serialized_start=4656,
+  serialized_end=4755,
 )
 _sym_db.RegisterEnumDescriptor(_TRIGGERPOLICY)
 
@@ -579,6 +579,13 @@ _GETRUNREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='tasks', full_name='odin.dagscheduler.v1.GetRunRequest.tasks', index=3,
+      number=4, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -592,7 +599,7 @@ _GETRUNREQUEST = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=1061,
-  serialized_end=1141,
+  serialized_end=1156,
 )
 
 
@@ -636,8 +643,8 @@ _GETRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1143,
-  serialized_end=1267,
+  serialized_start=1158,
+  serialized_end=1282,
 )
 
 
@@ -695,8 +702,8 @@ _LISTRUNSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1270,
-  serialized_end=1410,
+  serialized_start=1285,
+  serialized_end=1425,
 )
 
 
@@ -733,8 +740,8 @@ _LISTRUNSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1412,
-  serialized_end=1490,
+  serialized_start=1427,
+  serialized_end=1505,
 )
 
 
@@ -792,8 +799,8 @@ _WATCHRUNSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1493,
-  serialized_end=1634,
+  serialized_start=1508,
+  serialized_end=1649,
 )
 
 
@@ -840,8 +847,8 @@ _WATCHRUNSRESPONSE = _descriptor.Descriptor(
       name='event', full_name='odin.dagscheduler.v1.WatchRunsResponse.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=1637,
-  serialized_end=1783,
+  serialized_start=1652,
+  serialized_end=1798,
 )
 
 
@@ -866,6 +873,13 @@ _WATCHRUNREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='max_snapshot_task_runs', full_name='odin.dagscheduler.v1.WatchRunRequest.max_snapshot_task_runs', index=2,
+      number=3, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -878,8 +892,8 @@ _WATCHRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1785,
-  serialized_end=1845,
+  serialized_start=1800,
+  serialized_end=1892,
 )
 
 
@@ -926,8 +940,8 @@ _WATCHRUNRESPONSE = _descriptor.Descriptor(
       name='event', full_name='odin.dagscheduler.v1.WatchRunResponse.event',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=1848,
-  serialized_end=2011,
+  serialized_start=1895,
+  serialized_end=2058,
 )
 
 
@@ -978,8 +992,8 @@ _RUNSNAPSHOT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2014,
-  serialized_end=2167,
+  serialized_start=2061,
+  serialized_end=2214,
 )
 
 
@@ -1016,8 +1030,8 @@ _CANCELRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2169,
-  serialized_end=2219,
+  serialized_start=2216,
+  serialized_end=2266,
 )
 
 
@@ -1047,8 +1061,8 @@ _CANCELRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2221,
-  serialized_end=2274,
+  serialized_start=2268,
+  serialized_end=2321,
 )
 
 
@@ -1085,8 +1099,8 @@ _RETRYRUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2276,
-  serialized_end=2329,
+  serialized_start=2323,
+  serialized_end=2376,
 )
 
 
@@ -1116,8 +1130,8 @@ _RETRYRUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2331,
-  serialized_end=2383,
+  serialized_start=2378,
+  serialized_end=2430,
 )
 
 
@@ -1161,8 +1175,8 @@ _DELETERUNREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2385,
-  serialized_end=2462,
+  serialized_start=2432,
+  serialized_end=2509,
 )
 
 
@@ -1206,8 +1220,8 @@ _DELETERUNRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2464,
-  serialized_end=2553,
+  serialized_start=2511,
+  serialized_end=2600,
 )
 
 
@@ -1349,8 +1363,8 @@ _SCHEDULE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2556,
-  serialized_end=3092,
+  serialized_start=2603,
+  serialized_end=3139,
 )
 
 
@@ -1443,8 +1457,8 @@ _CREATESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3095,
-  serialized_end=3419,
+  serialized_start=3142,
+  serialized_end=3466,
 )
 
 
@@ -1474,8 +1488,8 @@ _CREATESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3421,
-  serialized_end=3495,
+  serialized_start=3468,
+  serialized_end=3542,
 )
 
 
@@ -1505,8 +1519,8 @@ _LISTSCHEDULESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3497,
-  serialized_end=3537,
+  serialized_start=3544,
+  serialized_end=3584,
 )
 
 
@@ -1536,8 +1550,8 @@ _LISTSCHEDULESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3539,
-  serialized_end=3613,
+  serialized_start=3586,
+  serialized_end=3660,
 )
 
 
@@ -1567,8 +1581,8 @@ _PAUSESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3615,
-  serialized_end=3651,
+  serialized_start=3662,
+  serialized_end=3698,
 )
 
 
@@ -1598,8 +1612,8 @@ _PAUSESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3653,
-  serialized_end=3726,
+  serialized_start=3700,
+  serialized_end=3773,
 )
 
 
@@ -1629,8 +1643,8 @@ _RESUMESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3728,
-  serialized_end=3765,
+  serialized_start=3775,
+  serialized_end=3812,
 )
 
 
@@ -1660,8 +1674,8 @@ _RESUMESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3767,
-  serialized_end=3841,
+  serialized_start=3814,
+  serialized_end=3888,
 )
 
 
@@ -1691,8 +1705,8 @@ _DELETESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3843,
-  serialized_end=3880,
+  serialized_start=3890,
+  serialized_end=3927,
 )
 
 
@@ -1715,8 +1729,8 @@ _DELETESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3882,
-  serialized_end=3906,
+  serialized_start=3929,
+  serialized_end=3953,
 )
 
 
@@ -1746,8 +1760,8 @@ _LISTTRIGGERSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3908,
-  serialized_end=3947,
+  serialized_start=3955,
+  serialized_end=3994,
 )
 
 
@@ -1784,8 +1798,8 @@ _LISTTRIGGERSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3949,
-  serialized_end=4044,
+  serialized_start=3996,
+  serialized_end=4091,
 )
 
 
@@ -1885,8 +1899,8 @@ _TRIGGER = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4047,
-  serialized_end=4357,
+  serialized_start=4094,
+  serialized_end=4404,
 )
 
 _LISTCACHEENTRIESRESPONSE.fields_by_name['entries'].message_type = _CACHEENTRY
@@ -2267,8 +2281,8 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=4711,
-  serialized_end=6348,
+  serialized_start=4758,
+  serialized_end=6395,
   methods=[
   _descriptor.MethodDescriptor(
     name='SubmitRun',

@@ -1,0 +1,70 @@
+// Listing a run's tasks: read from the store once, then from memory while the store's watch keeps
+// it current — never older than the run record last read, with another replica writing.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { MemoryKeyValueStore } from "@odin/run-store";
+import type { RunRecord, TaskRecord } from "./records.js";
+import { SchedulerStore } from "./store.js";
+import { until } from "./testing/fixtures.js";
+
+/** A memory store that counts listings. */
+class CountingStore extends MemoryKeyValueStore {
+  lists = 0;
+  override list(filter: string) {
+    this.lists++;
+    return super.list(filter);
+  }
+}
+
+const run = (state: RunRecord["state"]) => ({ id: "r-1", state }) as unknown as RunRecord;
+const states = (m: Map<string, TaskRecord>) =>
+  Object.fromEntries([...m].map(([k, v]) => [k, v.state]));
+
+test("a run's tasks are listed from the store once, then from memory kept current by the watch", async () => {
+  const kv = new CountingStore();
+  const reader = new SchedulerStore(kv);
+  const writer = new SchedulerStore(kv); // another replica
+  // What the reader's watch has brought, as `task:NAME=STATE` and `run=STATE`.
+  const seen = new Set<string>();
+  const watch = await reader.watch((c) => {
+    if (c.kind === "task") seen.add(`task:${c.task}=${c.record?.state ?? "deleted"}`);
+    if (c.kind === "run") seen.add(`run=${c.record?.state ?? "deleted"}`);
+  });
+  await writer.createRun(run("RUNNING"));
+  await writer.updateTask("r-1", "a", () => ({ state: "SUCCEEDED", attempt: 1 }));
+  await writer.updateTask("r-1", "b", () => ({ state: "RUNNING", attempt: 1 }));
+
+  await reader.getRun("r-1");
+  assert.deepEqual(states(await reader.listTasks("r-1")), { a: "SUCCEEDED", b: "RUNNING" });
+  assert.equal(kv.lists, 1);
+  await until(() => seen.has("task:b=RUNNING"), "the watch to bring b");
+  assert.deepEqual(states(await reader.listTasks("r-1")), { a: "SUCCEEDED", b: "RUNNING" });
+  assert.equal(kv.lists, 1, "the second listing reads no key");
+
+  // The other replica ends the run: a listing right after reading the ended run is never older
+  // than it, whether or not the watch has brought the changes yet.
+  await writer.updateTask("r-1", "b", () => ({ state: "FAILED", attempt: 1 }));
+  await writer.updateTask("r-1", "c", () => ({ state: "SKIPPED", attempt: 0 }));
+  await writer.updateRun("r-1", (r) => ({ ...r, state: "FAILED" }));
+  await reader.getRun("r-1");
+  const expected = { a: "SUCCEEDED", b: "FAILED", c: "SKIPPED" };
+  assert.deepEqual(states(await reader.listTasks("r-1")), expected);
+  await until(() => seen.has("run=FAILED"), "the watch to bring the run's end");
+  const lists = kv.lists;
+  assert.deepEqual(states(await reader.listTasks("r-1")), expected);
+  assert.equal(kv.lists, lists, "caught up: from memory again");
+
+  // Removed by the other replica: nothing is listed from memory.
+  await writer.deleteRun("r-1");
+  await until(() => seen.has("task:a=deleted"), "the watch to bring the delete");
+  assert.deepEqual(states(await reader.listTasks("r-1")), {});
+
+  // Without a watch nothing is kept: every listing reads the store.
+  await watch.stop();
+  await writer.createRun(run("RUNNING"));
+  await writer.updateTask("r-1", "a", () => ({ state: "RUNNING", attempt: 1 }));
+  const before = kv.lists;
+  assert.deepEqual(states(await reader.listTasks("r-1")), { a: "RUNNING" });
+  assert.deepEqual(states(await reader.listTasks("r-1")), { a: "RUNNING" });
+  assert.equal(kv.lists, before + 2);
+});
