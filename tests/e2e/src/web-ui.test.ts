@@ -518,11 +518,37 @@ describe("web UI in a real browser", () => {
     );
     assert.equal(tasks, (10_000).toLocaleString("en-US"));
     if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, "web-run-10000.png") });
+
+    // The snapshot of so large a run carries states, not task runs: a task's row and panel read
+    // its task run when shown.
+    await page.getByLabel("Filter tasks by name").fill("shard-9990");
+    const row = page.locator('.task-list li[data-task="shard-9990"]');
+    await row.locator("a").click();
+    const panel = page.getByTestId("task-panel");
+    await panel.getByRole("heading", { name: "shard-9990" }).waitFor();
+    await panel.getByTestId("history").waitFor();
+    assert.match((await panel.textContent()) ?? "", /State\s*pending/);
+    // Still live: cancelling the run ends every task on the open page.
+    const cancelled = await fetch(
+      `${server.web}odin.dagscheduler.v1.DagSchedulerService/CancelRun`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${tokens.operator}` },
+        body: JSON.stringify({ runId }),
+      },
+    );
+    assert.equal(cancelled.status, 200);
+    await page
+      .getByTestId("progress")
+      .filter({ hasText: "10000/10000 tasks finished" })
+      .waitFor({ timeout: 120_000 });
+    await page.getByTestId("run-state").filter({ hasText: "cancelled" }).waitFor();
+    assert.equal(await row.getAttribute("data-state"), "cancelled");
+    await panel
+      .locator("dt", { hasText: /^State$/ })
+      .locator("xpath=following-sibling::dd[1]")
+      .filter({ hasText: "cancelled" })
+      .waitFor();
     await context.close();
-    await fetch(`${server.web}odin.dagscheduler.v1.DagSchedulerService/CancelRun`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${tokens.operator}` },
-      body: JSON.stringify({ runId }),
-    });
   });
 });

@@ -1,6 +1,6 @@
 // The DAG on a canvas: pan (drag, arrow keys), zoom (wheel, + and -), fit (0), click or Enter to
 // open a node. Draws only the nodes on screen, once per animation frame, when something changed.
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef } from "preact/hooks";
 import { TaskState, type TaskRun } from "../gen/odin/common/v1/run_pb.js";
 import { duration, ms, taskColors, taskStateName } from "./format.js";
 import type { GraphLayout } from "./graph.js";
@@ -47,8 +47,9 @@ export function DagView({ layout, model, taskRunOf, selected, onSelect, label }:
   const props = useRef({ layout, model, taskRunOf, selected, onSelect });
   props.current = { layout, model, taskRunOf, selected, onSelect };
 
-  // Fit the whole graph when a new layout arrives.
-  useEffect(() => {
+  // Fit the whole graph when a new layout arrives. Layout effects run as soon as the canvas is in
+  // the page, so the first paint is asked for in the frame that shows it, not one later.
+  useLayoutEffect(() => {
     const canvas = canvasRef.current;
     if (!canvas) return;
     fit(view.current, layout, canvas.clientWidth, canvas.clientHeight);
@@ -60,7 +61,7 @@ export function DagView({ layout, model, taskRunOf, selected, onSelect, label }:
     dirty.current = true;
   }, [selected, taskRunOf]);
 
-  useEffect(() => {
+  useLayoutEffect(() => {
     const canvas = canvasRef.current;
     if (!canvas) return;
     let frame = 0;

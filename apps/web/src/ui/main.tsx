@@ -11,7 +11,7 @@ import {
   type Session,
 } from "./api.js";
 import { PipelinePage, PipelinesPage } from "./pages/pipelines.js";
-import { RunPage } from "./pages/run.js";
+import { openRunEarly, RunPage } from "./pages/run.js";
 import { RunsPage } from "./pages/runs.js";
 import { onLinkClick, useLocation } from "./router.js";
 
@@ -143,4 +143,7 @@ function SignIn({ onDone }: { onDone: () => void }) {
   );
 }
 
+// A run's address: its stream is asked for now, while the app is drawn for the first time.
+const opened = /^\/runs\/([^/]+)/.exec(location.pathname);
+if (opened) openRunEarly(decodeURIComponent(opened[1]!));
 render(<App />, document.getElementById("app")!);

@@ -111,7 +111,7 @@ export class RunModel {
 
   /**
    * Asks for the task runs of these tasks (rows on screen, an open panel): those not read yet are
-   * read together a moment later, so scrolling or several views asking at once make one call.
+   * read together once the current task ends, so several views asking at once make one call.
    */
   want(names: Iterable<string>): void {
     if (!this.partial || !this.read) return;
@@ -121,7 +121,7 @@ export class RunModel {
       if (!this.taskRuns.has(n) && !this.reading.has(n)) this.wanted.add(n);
     }
     if (this.wanted.size > 0 && this.readTimer === undefined)
-      this.readTimer = setTimeout(() => this.readWanted(), 30);
+      this.readTimer = setTimeout(() => this.readWanted(), 0);
   }
 
   /** How many tasks are in each state. */

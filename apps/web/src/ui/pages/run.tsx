@@ -13,6 +13,45 @@ import { TaskPanel } from "./task-panel.js";
 
 const ENDED = new Set([RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED]);
 
+/** What the Run page asks WatchRun. */
+const watchRequest = (runId: string) => ({
+  runId,
+  taskStatesFirst: true,
+  // A run too large to draw task by task is sent as its states: the graph and the counts need
+  // no more, and the page reads the task runs it shows.
+  maxSnapshotTaskRuns: SHOW_EVERY_TASK,
+});
+
+let early:
+  | { runId: string; stream: ReturnType<typeof scheduler.watchRun>; abort: AbortController }
+  | undefined;
+
+/**
+ * Opens the Run page's stream before the app first renders (when the address is a run's), so the
+ * request is on its way while the page is drawn; the page takes it over.
+ */
+export function openRunEarly(runId: string): void {
+  const abort = new AbortController();
+  early = {
+    runId,
+    stream: scheduler.watchRun(watchRequest(runId), { signal: abort.signal }),
+    abort,
+  };
+}
+
+/** The early stream of `runId`, once, aborted with `signal`. */
+function takeEarly(runId: string, signal: AbortSignal) {
+  const taken = early;
+  early = undefined;
+  if (!taken) return undefined;
+  if (taken.runId !== runId) {
+    taken.abort.abort();
+    return undefined;
+  }
+  signal.addEventListener("abort", () => taken.abort.abort(), { once: true });
+  return taken.stream;
+}
+
 /** The Run page; `task` (from the URL) opens that task's panel. */
 export function RunPage({
   runId,
@@ -25,10 +64,7 @@ export function RunPage({
 }) {
   // A large run's task runs are read as they are shown (see RunModel).
   const model = useMemo(
-    () =>
-      new RunModel((tasks) =>
-        scheduler.getRun({ runId, tasks }).then((res) => res.taskRuns),
-      ),
+    () => new RunModel((tasks) => scheduler.getRun({ runId, tasks }).then((res) => res.taskRuns)),
     [runId],
   );
   useEffect(() => () => model.close(), [model]);
@@ -94,12 +130,10 @@ export function RunPage({
       let attempt = 0;
       while (!abort.signal.aborted) {
         try {
-          for await (const message of scheduler.watchRun(
-            // A run too large to draw task by task is sent as its states: the graph and the
-            // counts need no more, and the page reads the task runs it shows.
-            { runId, taskStatesFirst: true, maxSnapshotTaskRuns: SHOW_EVERY_TASK },
-            { signal: abort.signal },
-          )) {
+          const stream =
+            takeEarly(runId, abort.signal) ??
+            scheduler.watchRun(watchRequest(runId), { signal: abort.signal });
+          for await (const message of stream) {
             attempt = 0;
             const wasComplete = model.complete;
             const knewStates = model.statesKnown;
@@ -344,6 +378,7 @@ export function RunPage({
             runId={runId}
             task={openTask}
             model={model}
+            index={graphIndex.get(openTask)}
             inPipeline={names ? graphIndex.has(openTask) : undefined}
             pipeline={run?.pipeline}
             commit={run?.commit}

@@ -16,6 +16,7 @@ export function TaskPanel({
   runId,
   task,
   model,
+  index,
   inPipeline,
   pipeline,
   commit,
@@ -24,6 +25,8 @@ export function TaskPanel({
   runId: string;
   task: string;
   model: RunModel;
+  /** The task's position in the pipeline; undefined until its graph is read or when it has none. */
+  index: number | undefined;
   /** Whether the run's pipeline has this task; undefined until its graph is read. */
   inPipeline: boolean | undefined;
   /** The run's pipeline path and commit, to read this task's spec from. */
@@ -44,6 +47,8 @@ export function TaskPanel({
     };
   }, [pipeline, commit, task]);
   const t = model.taskRun(task);
+  // Known before the task run is read: every task's state came with the snapshot.
+  const state = model.stateOf(task, index);
   // A large run's task run is read when its panel opens.
   useEffect(() => model.want([task]), [model, task, model.partial]);
   const heading = useRef<HTMLHeadingElement>(null);
@@ -64,7 +69,7 @@ export function TaskPanel({
         inPipeline === false || (model.complete && !model.partial && inPipeline !== true) ? (
           <p>Not a task of this run.</p>
         ) : (
-          <p aria-live="polite">Loading…</p>
+          <p aria-live="polite">{taskStateName(state)} · loading the details…</p>
         )
       ) : (
         <>
