@@ -236,6 +236,8 @@ describe("web UI in a real browser", () => {
     const painted = await page.getByTestId("dag").getAttribute("data-rendered");
     assert.ok(Number(painted) > 0);
     assert.equal(await page.getByTestId("progress").textContent(), "4/4 tasks finished");
+    // Who started it: the operator token's subject.
+    assert.equal(await page.getByTestId("submitted-by").textContent(), "alice@example.com");
 
     if (SCREENSHOTS) {
       await page.locator('[data-task="report"] a').click();

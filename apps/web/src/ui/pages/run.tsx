@@ -287,6 +287,12 @@ export function RunPage({
           <dd data-testid="progress">
             {finished}/{run.taskCount} tasks finished
           </dd>
+          {run.submittedBy && (
+            <>
+              <dt>Submitted by</dt>
+              <dd data-testid="submitted-by">{run.submittedBy}</dd>
+            </>
+          )}
           <dt>Started</dt>
           <dd>{when(run.startTime ?? run.createTime)}</dd>
           <dt>Duration</dt>
