@@ -4,7 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { lstat, mkdtemp, readFile, rm } from "node:fs/promises";
+import { lstat, mkdtemp, readFile, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MemoryKeyValueStore } from "@odin/run-store";
@@ -84,15 +84,48 @@ describe("the leader lease", () => {
     await assert.rejects(c.fence(), NotLeaderError);
   });
 
+  test("a deposed leader's publish is refused by the store, even when its own clock says it leads", async () => {
+    const clock = { t: 0 };
+    const store = new MemoryKeyValueStore();
+    const { b } = replicas(store, clock);
+    // a's clock stands still: paused, it has not noticed that its lease ran out.
+    const a = new Lease({
+      store,
+      self: { id: "a", address: "a:50051" },
+      ttlMs: 3000,
+      now: () => 0,
+    });
+    await a.renew();
+    await a.publish("1".repeat(40));
+    await b.renew();
+    assert.equal(await b.servedCommit(), "1".repeat(40), "followers read the served commit");
+    clock.t += 3000;
+    await b.renew();
+    assert.equal(b.isLeader(), true);
+    assert.equal(await b.servedCommit(), "1".repeat(40), "carried over by the takeover");
+    await b.publish("2".repeat(40));
+    // a wakes up: its local check passes, the store's compare-and-set does not.
+    assert.equal(a.isLeader(), true, "a's own clock still says it leads");
+    await assert.rejects(a.publish("3".repeat(40)), NotLeaderError);
+    assert.equal(a.isLeader(), false, "refused, it follows");
+    assert.equal(await a.servedCommit(), "2".repeat(40));
+    const entry = await store.get("repo-sync.leader");
+    assert.equal(entry?.revision, b.fencingToken(), "the key is b's last write");
+  });
+
   test("closing gives the lease up: a follower leads at its next renewal, without waiting", async () => {
     const clock = { t: 0 };
     const store = new MemoryKeyValueStore();
     const { a, b } = replicas(store, clock);
     await a.renew();
     await b.renew();
+    await a.publish("1".repeat(40));
     await a.close();
+    assert.equal(await b.servedCommit(), "1".repeat(40), "the served commit outlives the release");
+    assert.equal(b.leader(), undefined, "a released lease names no leader to forward to");
     await b.renew();
     assert.equal(b.isLeader(), true);
+    assert.equal(await b.servedCommit(), "1".repeat(40));
   });
 });
 
@@ -182,6 +215,78 @@ describe("two repo-sync replicas on one shared volume", () => {
     assert.equal(git(dir, "--git-dir", remote, "rev-parse", "main"), second.commit);
     // The checkout run-1 holds survives the new leader's pruning.
     assert.ok(await lstat(checkout.path));
+    leader.close();
+    follower.close();
+  });
+
+  test("a leader paused between its check and its switch of the served commit cannot switch it after losing the lease", async () => {
+    const clock = { t: 0 };
+    const store = new MemoryKeyValueStore();
+    // a's clock stands still while it is paused; b's moves on.
+    const a = new Lease({
+      store,
+      self: { id: "a", address: "a:50051" },
+      ttlMs: 3000,
+      now: () => 0,
+    });
+    const b = new Lease({
+      store,
+      self: { id: "b", address: "b:50051" },
+      ttlMs: 3000,
+      now: () => clock.t,
+    });
+    await a.renew();
+    await b.renew();
+    let resume: () => void = () => undefined;
+    let paused: Promise<void> = Promise.resolve();
+    let reached: () => void = () => undefined;
+    const atPause = new Promise<void>((r) => (reached = r));
+    // a's lease as its repository sees it: the check passes, then the process stands still.
+    const pausedLease = {
+      isLeader: () => a.isLeader(),
+      fence: () => a.fence(),
+      servedCommit: () => a.servedCommit(),
+      publish: async (commit: string) => {
+        await a.fence();
+        reached();
+        await paused;
+        await a.publish(commit);
+      },
+    };
+    const root = join(dir, "root-paused");
+    const leader = await PipelineRepository.open({ remote, rootPath: root, lease: pausedLease });
+    const follower = await PipelineRepository.open({ remote, rootPath: root, lease: b });
+    const seedHead = leader.currentCommit();
+    assert.notEqual(seedHead, "");
+    paused = new Promise<void>((r) => (resume = r));
+    const late = leader.sync();
+    await atPause;
+    // While a stands still, b sees the key unchanged for a TTL, takes the lease over and serves
+    // a new commit.
+    await b.renew();
+    clock.t += 3000;
+    await b.renew();
+    assert.equal(b.isLeader(), true);
+    const pushed = await follower.push({
+      pipeline: "newer",
+      files: [{ path: "main.yml", content: pipeline("newer") }],
+      replace: true,
+      requestId: "r-newer",
+      author: { name: "bob", email: "bob@example.com" },
+    });
+    assert.equal(follower.currentCommit(), pushed.commit);
+    // a wakes up and goes on with its sync: the switch to the commit it fetched is refused.
+    resume();
+    await assert.rejects(late, /lost its lease/);
+    assert.equal(await b.servedCommit(), pushed.commit, "the store still serves b's commit");
+    assert.equal(
+      await readlink(join(root, "current")),
+      `commits/${pushed.commit}`,
+      "the current link was not switched back",
+    );
+    // a follows now, and serves what b serves.
+    await leader.refresh();
+    assert.equal(leader.currentCommit(), pushed.commit);
     leader.close();
     follower.close();
   });

@@ -1,8 +1,10 @@
 // Leadership of repo-sync replicas: a lease held in a key-value store (NATS KV in production),
-// renewed by compare-and-set. The revision the holder last wrote is its fencing token: before each
-// write to the remote or the working clone the leader checks that the key still has exactly that
-// revision, so a leader that was paused (GC, SIGSTOP, a frozen VM) and lost the lease meanwhile
-// cannot write after another replica took over.
+// renewed by compare-and-set. The revision the holder last wrote is its fencing token. The commit
+// the replicas serve is kept in the lease key itself and changed only by a compare-and-set on that
+// revision (`publish`), so a leader that was paused (GC, SIGSTOP, a frozen VM) and lost the lease
+// meanwhile cannot change what is served: the store refuses its write, whenever it wakes up.
+// Writes outside the store (the remote, the working clone) are checked first (`fence`): that
+// check and the write are two steps, see deploy/README.md for what a paused leader can still do.
 import { RevisionMismatchError, type Entry, type KeyValueStore } from "@odin/run-store";
 import { UnavailableError } from "@odin/service-kit";
 
@@ -12,6 +14,14 @@ export interface LeaseHolder {
   id: string;
   /** `host:port` where the holder serves gRPC, for forwarding pushes and syncs to it. */
   address: string;
+}
+
+/** What the lease key holds: the holder, and the commit served (set by the leader, carried over). */
+interface LeaseValue extends LeaseHolder {
+  /** The commit the replicas serve ("" before the first sync). */
+  commit?: string;
+  /** Given up by its holder (`close`): the next replica to look takes it at once. */
+  released?: boolean;
 }
 
 /** How the lease behaves. */
@@ -49,9 +59,15 @@ export class Lease {
   /** Until when (local monotonic clock) this replica may act as leader without renewing. */
   private validUntil = 0;
   /** The last revision seen on the key while following, and when it was first seen. */
-  private seen: { revision: number; at: number; holder: LeaseHolder | undefined } | undefined;
+  private seen:
+    | { revision: number; at: number; holder: LeaseHolder | undefined; released: boolean }
+    | undefined;
+  /** The served commit as last written or read in the key. */
+  private served = "";
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  /** Writes of the key, one at a time: a renewal racing a publish would make this replica lose its own compare-and-set. */
+  private writes: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   constructor(private readonly options: LeaseOptions) {
@@ -80,19 +96,21 @@ export class Lease {
   /** The leader as last seen (this replica when it leads), or undefined when none is known. */
   leader(): LeaseHolder | undefined {
     if (this.isLeader()) return this.options.self;
-    return this.seen?.holder;
+    return this.seen?.released ? undefined : this.seen?.holder;
   }
 
   /**
    * Throws `NotLeaderError` unless this replica still holds the lease: locally unexpired, and the
-   * key's revision in the store still the one it wrote. Call it right before every write.
+   * key's revision in the store still the one it wrote. Call it right before every write outside
+   * the store (a check: the write after it is not conditioned on it; see `publish`).
    */
   async fence(): Promise<void> {
     const token = this.token;
     if (token === undefined || !this.isLeader())
       throw new NotLeaderError("this repo-sync replica does not lead; the write was not made");
     const entry = await this.options.store.get(this.key);
-    if (entry?.revision !== token) {
+    // A renewal may have landed meanwhile: the token it wrote counts as well.
+    if (entry?.revision !== token && (this.token === undefined || entry?.revision !== this.token)) {
       this.step(false);
       throw new NotLeaderError(
         "this repo-sync replica lost its lease to another one; the write was not made",
@@ -100,21 +118,65 @@ export class Lease {
     }
   }
 
+  /**
+   * Makes `commit` the served commit, atomically fenced: written into the lease key by
+   * compare-and-set on this replica's lease revision, so the store refuses it (`NotLeaderError`)
+   * once another replica has taken the lease — however long this one was paused before the call
+   * reached the store. Renews the lease too.
+   */
+  async publish(commit: string): Promise<void> {
+    await this.exclusive(async () => {
+      const token = this.token;
+      if (token === undefined || !this.isLeader())
+        throw new NotLeaderError("this repo-sync replica does not lead; the commit was not served");
+      const sentAt = this.now();
+      let revision: number;
+      try {
+        revision = await this.options.store.update(this.key, this.value(commit), token);
+      } catch (err) {
+        if (!(err instanceof RevisionMismatchError)) throw err;
+        this.step(false);
+        throw new NotLeaderError(
+          "this repo-sync replica lost its lease to another one; the commit was not served",
+          { cause: err },
+        );
+      }
+      this.served = commit;
+      this.hold(revision, sentAt);
+    });
+  }
+
+  /**
+   * The commit the leader serves, read from the store ("" when none was served yet): what a
+   * follower serves. Reads the key each time, so it is never older than the leader's last publish.
+   */
+  async servedCommit(): Promise<string> {
+    if (this.isLeader()) return this.served;
+    const entry = await this.options.store.get(this.key);
+    if (entry !== undefined) this.observe(entry);
+    return this.served;
+  }
+
   /** Stops renewing and gives the lease up at once, so a follower takes over without waiting. */
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.ticking;
-    const token = this.token;
-    this.step(false);
-    if (token !== undefined)
-      await this.options.store.delete(this.key, token).catch(() => undefined);
+    await this.exclusive(async () => {
+      const token = this.token;
+      this.step(false);
+      // Marked released rather than deleted: the served commit stays in the key.
+      if (token !== undefined)
+        await this.options.store
+          .update(this.key, this.value(this.served, true), token)
+          .catch(() => undefined);
+    });
   }
 
   /** Takes or renews the lease once (`start` does this every third of the TTL). */
   renew(): Promise<void> {
     // One at a time: a slow store must not stack renewals.
-    this.ticking ??= this.renewOrAcquire()
+    this.ticking ??= this.exclusive(() => this.renewOrAcquire())
       .catch((err: unknown) => {
         if (!(err instanceof RevisionMismatchError)) this.options.onError?.(err);
         if (this.token !== undefined && !this.isLeader()) this.step(false);
@@ -125,14 +187,30 @@ export class Lease {
     return this.ticking;
   }
 
+  /** Runs `fn` after every write of the key already started (renewals, publishes, the release). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.writes.then(fn, fn);
+    this.writes = run.catch(() => undefined);
+    return run;
+  }
+
+  /** What this replica writes into the key. */
+  private value(commit: string, released = false): Uint8Array {
+    const { id, address } = this.options.self;
+    const v: LeaseValue = { id, address, commit, ...(released ? { released } : {}) };
+    return encoder.encode(JSON.stringify(v));
+  }
+
   private async renewOrAcquire(): Promise<void> {
     if (this.closed) return;
-    const value = encoder.encode(JSON.stringify(this.options.self));
     // The lease counts from before the request: the store may have applied it late.
     const sentAt = this.now();
     if (this.token !== undefined) {
       try {
-        this.hold(await this.options.store.update(this.key, value, this.token), sentAt);
+        this.hold(
+          await this.options.store.update(this.key, this.value(this.served), this.token),
+          sentAt,
+        );
         return;
       } catch (err) {
         if (!(err instanceof RevisionMismatchError)) throw err;
@@ -142,32 +220,40 @@ export class Lease {
     }
     const entry = await this.options.store.get(this.key);
     if (entry === undefined) {
-      this.hold(await this.options.store.create(this.key, value), sentAt);
+      this.hold(await this.options.store.create(this.key, this.value(this.served)), sentAt);
       return;
     }
     this.observe(entry);
     const seen = this.seen;
-    if (seen !== undefined && this.now() - seen.at >= this.ttlMs) {
-      // Unchanged for a whole TTL: its holder is gone. Compare-and-set, so one follower wins.
-      this.hold(await this.options.store.update(this.key, value, entry.revision), sentAt);
+    if (seen !== undefined && (seen.released || this.now() - seen.at >= this.ttlMs)) {
+      // Given up, or unchanged for a whole TTL (its holder is gone). Compare-and-set, so one
+      // follower wins; the served commit is carried over.
+      this.hold(
+        await this.options.store.update(this.key, this.value(this.served), entry.revision),
+        sentAt,
+      );
     }
   }
 
   private observe(entry: Entry): void {
     if (this.seen?.revision === entry.revision) return;
     let holder: LeaseHolder | undefined;
+    let released = false;
     try {
-      holder = JSON.parse(decoder.decode(entry.value)) as LeaseHolder;
+      const v = JSON.parse(decoder.decode(entry.value)) as LeaseValue;
+      holder = { id: String(v.id), address: String(v.address) };
+      released = v.released === true;
+      if (typeof v.commit === "string" && v.commit !== "") this.served = v.commit;
     } catch {
       holder = undefined;
     }
-    this.seen = { revision: entry.revision, at: this.now(), holder };
+    this.seen = { revision: entry.revision, at: this.now(), holder, released };
   }
 
   private hold(revision: number, sentAt: number): void {
     this.token = revision;
     this.validUntil = sentAt + this.ttlMs;
-    this.seen = { revision, at: this.now(), holder: this.options.self };
+    this.seen = { revision, at: this.now(), holder: this.options.self, released: false };
     this.step(true);
   }
 

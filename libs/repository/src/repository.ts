@@ -57,14 +57,23 @@ export interface RepositoryOptions {
 }
 
 /**
- * Leadership as the repository sees it. Only the leader fetches, pushes, switches `current` and
- * prunes; `fence` runs right before each of those writes and throws when the lease was lost.
+ * Leadership as the repository sees it. Only the leader fetches, pushes, switches the served
+ * commit and prunes. The served commit is switched by `publish`, a write the store itself refuses
+ * once the lease is lost; `fence` runs right before each write outside the store (fetch, push,
+ * prune) and throws when the lease was lost.
  */
 export interface WriteLease {
   /** Whether this replica leads now. */
   isLeader(): boolean;
   /** Throws (an UnavailableError) unless this replica still holds the lease in the store. */
   fence(): Promise<void>;
+  /**
+   * Records `commit` as the served one, conditioned on this replica still holding the lease (a
+   * compare-and-set in the store): throws an UnavailableError, and records nothing, otherwise.
+   */
+  publish?(commit: string): Promise<void>;
+  /** The served commit as the leader last recorded it ("" when none): what a follower serves. */
+  servedCommit?(): Promise<string>;
 }
 
 /** A write was asked of a replica that does not lead; the caller forwards it to the leader. */
@@ -213,7 +222,11 @@ export class PipelineRepository {
   /** A follower catches up with the commit the leader serves (the `current` link); a no-op when leading. */
   async refresh(): Promise<void> {
     if (this.leads()) return;
-    const sha = await this.readCurrentLink();
+    // With a lease, the commit recorded in it: a deposed leader's late switch of the `current`
+    // link never reaches followers.
+    const lease = this.options.lease;
+    const sha =
+      (lease?.servedCommit ? await lease.servedCommit() : "") || (await this.readCurrentLink());
     if (sha !== "") this.commit = sha;
   }
 
@@ -667,7 +680,10 @@ export class PipelineRepository {
   private async serve(commit: string): Promise<void> {
     const previousCommit = this.commit || (await this.readCurrentLink());
     await this.materialize(commit);
-    await this.fence();
+    // The switch itself is recorded by compare-and-set on the lease: refused once it is lost.
+    const lease = this.options.lease;
+    if (lease?.publish) await lease.publish(commit);
+    else await this.fence();
     const link = join(dirname(this.commitsDir), "current");
     const tmp = `${link}.tmp-${process.pid}`;
     await rm(tmp, { force: true });
