@@ -3,11 +3,13 @@
 import type { FileSource, ListedFile, PipelineCatalog } from "@odin/registry";
 import type { PipelineRepository } from "@odin/repository";
 import type {
+  CheckoutRequest,
   CheckoutSource,
   CommitSource,
   DeclaredScheduleSource,
   DeclaredTriggerSource,
   PipelineSource,
+  RunCheckout,
 } from "@odin/scheduler";
 import { NotFoundError } from "@odin/service-kit";
 
@@ -84,11 +86,11 @@ export class CatalogPipelines
 /** The scheduler's checkouts from the repository in the same process. */
 export class RepositoryCheckouts implements CheckoutSource {
   constructor(private readonly repo: PipelineRepository) {}
-  acquire(commit: string, holder: string): Promise<{ commit: string; path: string }> {
-    return this.repo.acquireCheckout(commit, holder);
+  acquire(commit: string, holder: string, request?: CheckoutRequest): Promise<RunCheckout> {
+    return this.repo.acquireCheckout(commit, holder, request ?? {});
   }
-  async release(commit: string, holder: string): Promise<void> {
-    await this.repo.releaseCheckout(commit, holder);
+  async release(commit: string, holder: string, attempt?: number): Promise<void> {
+    await this.repo.releaseCheckout(commit, holder, attempt);
   }
 }
 

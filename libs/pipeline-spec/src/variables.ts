@@ -27,6 +27,11 @@ export interface RunContext {
   dataPath?: string;
   /** Pipeline directory relative to the repository root (`sst2`, `alice/sst2`). */
   pipelinePath: string;
+  /**
+   * `WORK_PATH` when it is not the pipeline directory under `rootPath`: a templated pipeline's
+   * directory rendered for the run.
+   */
+  workPath?: string;
   /** The run id (`PIPE_ID`). */
   runId: string;
   /** Short names of all the run's tasks, for `TASK_IDS`. */
@@ -43,7 +48,7 @@ export function taskVariables(
   const runPath = posix.join(data, ctx.runId);
   return {
     ROOT_PATH: root,
-    WORK_PATH: directory(posix.join(root, ctx.pipelinePath)),
+    WORK_PATH: directory(ctx.workPath ?? posix.join(root, ctx.pipelinePath)),
     DATA_PATH: data,
     PIPE_ID: ctx.runId,
     RUN_PATH: runPath,

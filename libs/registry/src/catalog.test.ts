@@ -219,3 +219,84 @@ test("validateFiles checks a template and parameters the way a run would read th
   assert.equal(t.valid, true, JSON.stringify(t.problems));
   assert.equal(t.pipeline!.tasks[0]!.name, "hello");
 });
+
+test("a pipeline's other templates are checked, with the run's context, at their line and column", async () => {
+  const main = "tasks:\n- {name: a, image: i, command: cat, args: ['${WORK_PATH}/conf.yml']}\n";
+  const repo = new MemoryRepo(
+    {
+      c1: {
+        "ok/main.yml": main,
+        "ok/conf.yml.jinja2": "lr: {{ lr }}\nname: {{ name }}\n",
+        "ok/sub/main.yml.jinja2": "tasks:\n- {name: b, image: i, command: c}\n",
+        "syntax/main.yml": main,
+        "syntax/conf.yml.jinja2": "a: 1\nb: {{ lr }\n",
+        "yaml/main.yml.jinja2": main,
+        "yaml/conf.yml.jinja2": "a: 1\nb: [{{ lr }}\n",
+        "linked/main.yml": main,
+        "linked/conf.yml.jinja2": "a: 1\n",
+      },
+    },
+    "c1",
+    ["linked/conf.yml.jinja2"],
+  );
+  const catalog = new PipelineCatalog(repo);
+  const ok = (await catalog.pipeline("ok")).entry!;
+  assert.equal(ok.valid, true, JSON.stringify(ok.problems));
+  assert.deepEqual(
+    ok.templates?.map((t) => t.path),
+    ["conf.yml.jinja2", "sub/main.yml.jinja2"],
+    "at any depth; its own main.yml.jinja2 is the pipeline",
+  );
+  const sub = (await catalog.pipeline("ok/sub")).entry!;
+  assert.equal(sub.valid, true);
+  assert.equal(sub.templates, undefined);
+
+  const syntax = (await catalog.pipeline("syntax")).entry!;
+  assert.equal(syntax.valid, false);
+  assert.equal(syntax.problems[0]!.file, "syntax/conf.yml.jinja2");
+  assert.equal(syntax.problems[0]!.line, 2);
+  assert.match(syntax.problems[0]!.message, /^the template cannot be rendered: /);
+  // A run is refused the same way (SubmitRun's error), whatever its values.
+  const run = (await catalog.forRun("syntax", undefined, {})).result!;
+  assert.equal(run.valid, false);
+  assert.equal(run.problems[0]!.file, "syntax/conf.yml.jinja2");
+
+  // The rendered YAML is read with the run's values: an empty value is YAML, "1" with a missing
+  // bracket is not.
+  const yaml = (await catalog.pipeline("yaml")).entry!;
+  assert.equal(yaml.valid, false);
+  assert.match(yaml.problems[0]!.message, /the rendered conf\.yml is not valid YAML/);
+
+  const linked = (await catalog.pipeline("linked")).entry!;
+  assert.equal(linked.valid, false);
+  assert.match(linked.problems[0]!.message, /symbolic link/);
+});
+
+test("a template that renders only with some values is refused for the run that gives them", async () => {
+  const repo = new MemoryRepo(
+    {
+      c1: {
+        "p/main.yml":
+          "parameters: {mode: {default: a}}\ntasks:\n- {name: a, image: i, command: c}\n",
+        "p/conf.yml.jinja2": "{% if mode == 'broken' %}x: [{% endif %}\nok: 1\n",
+      },
+    },
+    "c1",
+  );
+  const catalog = new PipelineCatalog(repo);
+  assert.equal((await catalog.pipeline("p")).entry!.valid, true);
+  assert.equal((await catalog.forRun("p", undefined, { mode: "a" })).result!.valid, true);
+  const broken = (await catalog.forRun("p", undefined, { mode: "broken" })).result!;
+  assert.equal(broken.valid, false);
+  assert.equal(broken.problems[0]!.file, "p/conf.yml.jinja2");
+});
+
+test("validateFiles checks the other templates among the files", () => {
+  const r = validateFiles("p", [
+    { path: "main.yml", content: Buffer.from("tasks:\n- {name: a, image: i, command: c}\n") },
+    { path: "conf/x.yml.jinja2", content: Buffer.from("a: {% for %}\n") },
+  ]);
+  assert.equal(r.valid, false);
+  assert.equal(r.problems[0]!.file, "p/conf/x.yml.jinja2");
+  assert.equal(r.problems[0]!.line, 1);
+});

@@ -1,5 +1,15 @@
 import { loadPipeline, type LoadResult, type Problem } from "@odin/pipeline-spec";
-import { renderTemplate, templateSuffix } from "./templates.js";
+import {
+  maxTemplateBytes,
+  relativeToPipeline,
+  renderTemplate,
+  renderTemplates,
+  repoPathOf,
+  templateContext,
+  templatesUnder,
+  templateSuffix,
+  type TemplateSource,
+} from "@odin/templates";
 
 /** A file of a commit, as repo-sync lists it. */
 export interface ListedFile {
@@ -33,6 +43,13 @@ export interface PipelineEntry {
   result: LoadResult;
   /** Its `main.yml` (or `main.yml.jinja2` template), to read again for a run's parameters. */
   source?: { file: string; text: string; template: boolean };
+  /**
+   * The directory's other `*.jinja2` files (paths relative to it), rendered again with a run's
+   * context to check them: repo-sync writes them for the run.
+   */
+  templates?: TemplateSource[];
+  /** Problems of those templates that no context changes (a symbolic link, too large). */
+  templateProblems?: Problem[];
 }
 
 /** Every pipeline of one commit. */
@@ -115,12 +132,22 @@ export class PipelineCatalog {
     const { entry } = got;
     if (!entry?.source) return { ...got, result: entry?.result };
     const required = (entry.result.pipeline?.parameters ?? []).some((p) => p.default === undefined);
-    if (!entry.source.template && !required && Object.keys(parameters).length === 0)
+    if (
+      !entry.source.template &&
+      !entry.templates?.length &&
+      !required &&
+      Object.keys(parameters).length === 0
+    )
       return { ...got, result: entry.result };
     const key = `${got.commit}:${entry.path}:${JSON.stringify(Object.entries(parameters).sort())}`;
     let result = this.runReads.get(key);
     if (!result) {
-      result = loadSource(entry.source, entry.path, parameters);
+      result = checkTemplates(
+        loadSource(entry.source, entry.path, parameters, Boolean(entry.templates?.length)),
+        entry.path,
+        entry.templates,
+        entry.templateProblems,
+      );
       this.runReads.set(key, result);
       if (this.runReads.size > 16) this.runReads.delete(this.runReads.keys().next().value!);
     }
@@ -182,9 +209,47 @@ export class PipelineCatalog {
         toRead.push(f.path);
       }
     }
+    // Each pipeline's other templates (at any depth under its directory): read once per commit.
+    const others = new Map<string, { templates: ListedFile[]; problems: Problem[] }>();
+    const allTemplates = templatesUnder(files, ".");
+    const mainReads = new Set(toRead);
+    const templateReads = new Set<string>();
+    if (allTemplates.length > 0) {
+      for (const path of mainReads.size > 0 ? new Set(toRead.map(pipelineDir)) : []) {
+        const mine = { templates: [] as ListedFile[], problems: [] as Problem[] };
+        // Its own main.yml.jinja2 is read as the pipeline; every other template is checked.
+        const own = repoPathOf(path, `main.yml${templateSuffix}`);
+        for (const f of templatesUnder(allTemplates, path)) {
+          if (f.path === own) continue;
+          if (f.symlink) {
+            mine.problems.push(
+              templateProblem(
+                f.path,
+                "the template is a symbolic link; templates must be regular files",
+              ),
+            );
+          } else if (f.size > maxTemplateBytes) {
+            mine.problems.push(
+              templateProblem(
+                f.path,
+                `the template is ${f.size} bytes; the limit is ${maxTemplateBytes}`,
+              ),
+            );
+          } else {
+            mine.templates.push(f);
+            if (!mainReads.has(f.path)) templateReads.add(f.path);
+          }
+        }
+        if (mine.templates.length + mine.problems.length > 0) others.set(path, mine);
+      }
+    }
     const decoder = new TextDecoder("utf-8", { fatal: true });
-    const read = toRead.length > 0 ? await this.source.readFiles(commit, toRead) : [];
-    for (const file of read) {
+    const read =
+      toRead.length + templateReads.size > 0
+        ? await this.source.readFiles(commit, [...toRead, ...templateReads])
+        : [];
+    const contents = new Map(read.map((f) => [f.path, f.content]));
+    for (const file of read.slice(0, toRead.length)) {
       const path = pipelineDir(file.path);
       let text: string;
       try {
@@ -194,7 +259,17 @@ export class PipelineCatalog {
         continue;
       }
       const source = { file: file.path, text, template: file.path.endsWith(templateSuffix) };
-      const result = loadSource(source, path, undefined);
+      const mine = others.get(path);
+      const templates = mine?.templates.map((f) => ({
+        path: relativeToPipeline(path, f.path)!,
+        content: contents.get(f.path) ?? new Uint8Array(),
+      }));
+      const result = checkTemplates(
+        loadSource(source, path, undefined, Boolean(templates?.length)),
+        path,
+        templates,
+        mine?.problems,
+      );
       pipelines.set(path, {
         path,
         name: result.pipeline?.name ?? "",
@@ -203,6 +278,8 @@ export class PipelineCatalog {
         problems: result.problems,
         result,
         source,
+        ...(templates?.length ? { templates } : {}),
+        ...(mine?.problems.length ? { templateProblems: mine.problems } : {}),
       });
     }
     const sorted = new Map([...pipelines.entries()].sort(([a], [b]) => a.localeCompare(b)));
@@ -222,6 +299,32 @@ function invalid(path: string, file: string, message: string): PipelineEntry {
   };
 }
 
+function templateProblem(file: string, message: string): Problem {
+  return { severity: "error", file, line: 0, column: 0, message };
+}
+
+/**
+ * A pipeline's read with its directory's other templates checked: rendered with the run's context
+ * (its parameters, `name` defaulting to the directory's name) as repo-sync will render them, so a
+ * template that does not render refuses the run before it starts, at its line and column.
+ */
+function checkTemplates(
+  result: LoadResult,
+  path: string,
+  templates: readonly TemplateSource[] | undefined,
+  fixed: readonly Problem[] | undefined,
+): LoadResult {
+  if (!templates?.length && !fixed?.length) return result;
+  const { problems } = renderTemplates(
+    templates ?? [],
+    templateContext(path, result.parameters),
+    (p) => repoPathOf(path, p),
+  );
+  const all = [...(fixed ?? []), ...problems];
+  if (all.length === 0) return result;
+  return { ...result, valid: false, problems: [...result.problems, ...all] };
+}
+
 /** Whether a repository path is a pipeline's `main.yml` (suffix "") or its template. */
 function isMainFile(path: string, suffix: string): boolean {
   const name = `main.yml${suffix}`;
@@ -239,17 +342,30 @@ const baseName = (file: string): string => file.slice(file.lastIndexOf("/") + 1)
 /**
  * Reads a pipeline's source for a run with `parameters` (undefined: on its own). A template is
  * rendered first with the parameters as its context — `name` defaults to the directory's name, as
- * in the original — and its problems point into the template.
+ * in the original — and its problems point into the template. `templated`: the directory holds
+ * other templates, so values it does not declare are still their context.
  */
 export function loadSource(
   source: { file: string; text: string; template: boolean },
   path: string,
   parameters: Readonly<Record<string, unknown>> | undefined,
+  templated = false,
 ): LoadResult {
-  if (!source.template) return loadPipeline(source.text, { file: source.file, path, parameters });
-  const dir = path === "." ? "" : baseName(path);
-  const context = { ...(dir ? { name: dir } : {}), ...parameters };
-  const rendered = renderTemplate(source.text, context, source.file);
+  if (!source.template && !templated)
+    return loadPipeline(source.text, { file: source.file, path, parameters });
+  if (!source.template) {
+    const result = loadPipeline(source.text, {
+      file: source.file,
+      path,
+      parameters: parameters ?? {},
+      allowUndeclared: true,
+    });
+    return {
+      ...result,
+      parameters: { ...(parameters as Record<string, never>), ...result.parameters },
+    };
+  }
+  const rendered = renderTemplate(source.text, templateContext(path, parameters), source.file);
   if (!rendered.ok) return { valid: false, problems: [rendered.problem], parameters: {} };
   const result = loadPipeline(rendered.text, {
     file: source.file,
@@ -300,5 +416,19 @@ export function validateFiles(
       parameters: {},
     };
   }
-  return loadSource({ file, text, template: template !== undefined }, pipelinePath, parameters);
+  const others = templatesUnder(
+    files.filter((f) => f !== template),
+    ".",
+  );
+  return checkTemplates(
+    loadSource(
+      { file, text, template: template !== undefined },
+      pipelinePath,
+      parameters,
+      others.length > 0,
+    ),
+    pipelinePath,
+    others,
+    undefined,
+  );
 }

@@ -1,6 +1,8 @@
 export {
   NotLeadingError,
   PipelineRepository,
+  type AcquiredCheckout,
+  type AcquireOptions,
   type WriteLease,
   type CommitInfo,
   type CommitRange,
@@ -13,3 +15,4 @@ export {
 export { authorOf, repoSyncService } from "./service.js";
 export { Lease, NotLeaderError, type LeaseHolder, type LeaseOptions } from "./lease.js";
 export { LeaderForwarder, type Leadership, type LeaderForwarderOptions } from "./forward.js";
+export { maxRenderCopyBytes, maxRenderEntries } from "./render.js";

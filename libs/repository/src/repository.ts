@@ -3,9 +3,11 @@ import {
   lstat,
   mkdir,
   readdir,
+  readFile,
   readlink,
   rename,
   rm,
+  rmdir,
   symlink,
   unlink,
   writeFile,
@@ -20,6 +22,7 @@ import {
 } from "@odin/service-kit";
 import { extractCommit, git, gitRaw, GitError, Mutex, redactUrl } from "./git.js";
 import { isCommitId, pipelinePath, safeRelativePath, UnsafePathError } from "./paths.js";
+import { planRender, writeRender, type RenderPlan, type TreeEntry } from "./render.js";
 
 /** How to reach and lay out the pipelines repository. */
 export interface RepositoryOptions {
@@ -131,6 +134,29 @@ export interface CommitRange {
   sinceUnknown: boolean;
 }
 
+/** What a holder of a checkout asks for besides the checkout (AcquireCheckout). */
+export interface AcquireOptions {
+  /**
+   * The holder's pipeline directory: when it holds `*.jinja2` files, it is laid out for the
+   * holder with the templates rendered (`workPath`).
+   */
+  pipeline?: string;
+  /** The templates' context: the run's parameters (`name` defaults to the directory's name). */
+  parameters?: Readonly<Record<string, unknown>>;
+  /** The holder's attempt: a release for an earlier one leaves the hold. */
+  attempt?: number;
+}
+
+/** A held checkout, and the holder's rendered pipeline directory when its pipeline has templates. */
+export interface AcquiredCheckout {
+  commit: string;
+  path: string;
+  /** The rendered pipeline directory (the run's `WORK_PATH`). */
+  workPath?: string;
+  /** `sha256:` of the rendered directory's content. */
+  workDigest?: string;
+}
+
 /** A caller of Push, recorded as the commit's author. */
 export interface Author {
   name: string;
@@ -160,6 +186,7 @@ export class PipelineRepository {
   private readonly repoDir: string;
   private readonly commitsDir: string;
   private readonly holdsDir: string;
+  private readonly rendersDir: string;
   private branch: string;
   private commit = "";
   private lastSyncTime: Date | undefined;
@@ -172,6 +199,7 @@ export class PipelineRepository {
     this.repoDir = join(root, ".odin", "repo");
     this.commitsDir = join(root, "commits");
     this.holdsDir = join(root, ".odin", "holds");
+    this.rendersDir = join(root, "renders");
     this.branch = options.branch ?? "";
   }
 
@@ -507,35 +535,72 @@ export class PipelineRepository {
     };
   }
 
-  /** Makes sure a commit's checkout exists and records `holder` as using it (so it is kept). */
+  /**
+   * Makes sure a commit's checkout exists and records `holder` as using it (so it is kept). With
+   * a pipeline whose directory holds templates, also lays out the holder's rendered directory
+   * (kept as it is when it exists: a retry sees the files its run saw). A template that does not
+   * render is refused before anything is held.
+   */
   async acquireCheckout(
     commit: string | undefined,
     holder: string,
-  ): Promise<{ commit: string; path: string }> {
+    options: AcquireOptions = {},
+  ): Promise<AcquiredCheckout> {
     const sha = await this.resolveCommit(commit);
     const name = this.safe(() => {
       if (!/^[A-Za-z0-9._-]{1,200}$/.test(holder))
         throw new UnsafePathError(`holder "${holder}" must be letters, digits, ".", "_" or "-"`);
       return holder;
     });
+    const attempt = options.attempt ?? 0;
+    if (!Number.isSafeInteger(attempt) || attempt < 0)
+      throw new InvalidArgumentError(`attempt must be a whole number, not ${attempt}`);
+    // Planned from git objects, before any hold: a refusal leaves nothing behind.
+    const plan =
+      options.pipeline !== undefined && options.pipeline !== ""
+        ? await this.renderPlanOf(sha, options.pipeline, options.parameters ?? {})
+        : undefined;
     return this.lock.run(async () => {
       // The hold first: the leader's prune checks holds again after setting a checkout aside.
       await mkdir(join(this.holdsDir, sha), { recursive: true });
-      await writeFile(join(this.holdsDir, sha, name), "");
+      await writeFile(join(this.holdsDir, sha, name), String(attempt));
       await this.materialize(sha);
-      return { commit: sha, path: this.checkoutPath(sha) };
+      const acquired: AcquiredCheckout = { commit: sha, path: this.checkoutPath(sha) };
+      if (plan) {
+        const dest = this.renderPath(sha, name);
+        if (!(await exists(dest)))
+          await writeRender(plan, this.checkoutPath(sha), dest, setReadOnly, makeWritable);
+        acquired.workPath = dest;
+        acquired.workDigest = plan.digest;
+      }
+      return acquired;
     });
   }
 
-  /** Forgets that `holder` uses a commit's checkout; unheld old checkouts are pruned later. */
-  async releaseCheckout(commit: string, holder: string): Promise<boolean> {
+  /** Where a holder's rendered pipeline directory of a commit lives. */
+  renderPath(commit: string, holder: string): string {
+    return join(this.rendersDir, commit, holder);
+  }
+
+  /**
+   * Forgets that `holder` uses a commit's checkout and removes its rendered directory; unheld old
+   * checkouts are pruned later. With `attempt`, a hold acquired for a later attempt (a retry that
+   * came before this release) is left as it is.
+   */
+  async releaseCheckout(commit: string, holder: string, attempt = 0): Promise<boolean> {
     if (!isCommitId(commit) || !/^[A-Za-z0-9._-]{1,200}$/.test(holder)) return false;
     return this.lock.run(async () => {
+      const hold = join(this.holdsDir, commit, holder);
+      if (attempt > 0) {
+        const held = Number(await readFile(hold, "utf8").catch(() => "0")) || 0;
+        if (held > attempt) return false;
+      }
       try {
-        await unlink(join(this.holdsDir, commit, holder));
+        await unlink(hold);
       } catch {
         return false;
       }
+      await this.removeRender(commit, holder);
       // Followers leave pruning to the leader (its next sync or release).
       if (this.leads()) await this.prune().catch(() => undefined);
       return true;
@@ -801,6 +866,85 @@ export class PipelineRepository {
       await rm(aside, { recursive: true, force: true });
       await rm(join(this.holdsDir, sha), { recursive: true, force: true });
     }
+    await this.pruneRenders();
+  }
+
+  /**
+   * Removes rendered directories no hold keeps (their holder released while this process was
+   * down, or a checkout was pruned), and temporaries older than any render in progress.
+   */
+  private async pruneRenders(): Promise<void> {
+    const staleBefore = this.now().getTime() - 10 * 60_000;
+    for (const sha of await readdir(this.rendersDir).catch(() => [] as string[])) {
+      const dir = join(this.rendersDir, sha);
+      // Entries before holds: a holder writes its hold before its directory, so a directory
+      // listed here whose hold is not listed next is one no hold keeps.
+      const entries = await readdir(dir).catch(() => [] as string[]);
+      const holders = new Set(await readdir(join(this.holdsDir, sha)).catch(() => [] as string[]));
+      for (const entry of entries) {
+        const tmp = /^(.+)\.tmp-\d+-(\d+)$/.exec(entry);
+        if (tmp ? Number(tmp[2]) < staleBefore : !holders.has(entry)) {
+          await this.fence();
+          await makeWritable(join(dir, entry)).catch(() => undefined);
+          await rm(join(dir, entry), { recursive: true, force: true });
+        }
+      }
+      // Only when empty (a holder may be writing into it): rmdir refuses otherwise.
+      await rmdir(dir).catch(() => undefined);
+    }
+  }
+
+  private async removeRender(commit: string, holder: string): Promise<void> {
+    const dir = this.renderPath(commit, holder);
+    if (!(await exists(dir))) return;
+    await makeWritable(dir).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  /** The rendering of a pipeline directory at a commit (see render.ts), read from git. */
+  private async renderPlanOf(
+    sha: string,
+    pipeline: string,
+    parameters: Readonly<Record<string, unknown>>,
+  ): Promise<RenderPlan | undefined> {
+    const dir = pipeline === "." ? "." : this.safe(() => pipelinePath(pipeline));
+    const out = await gitRaw(
+      ["ls-tree", "-r", "-l", "-z", "--full-tree", sha, ...(dir === "." ? [] : ["--", `${dir}/`])],
+      { cwd: this.repoDir },
+    );
+    const tree: TreeEntry[] = [];
+    for (const record of out.toString("utf8").split("\0")) {
+      const tab = record.indexOf("\t");
+      if (tab === -1) continue;
+      const [mode, type, oid, size] = record.slice(0, tab).split(/\s+/);
+      if (type !== "blob") continue;
+      tree.push({ path: record.slice(tab + 1), mode: mode!, oid: oid!, size: Number(size) });
+    }
+    return planRender({
+      pipeline: dir,
+      commit: sha,
+      tree,
+      parameters,
+      read: (oids) => this.readBlobs(oids),
+    });
+  }
+
+  /** Blobs' contents by object id, in order (one `git cat-file --batch`). */
+  private async readBlobs(oids: readonly string[]): Promise<Buffer[]> {
+    if (oids.length === 0) return [];
+    const batch = await gitRaw(["cat-file", "--batch"], {
+      cwd: this.repoDir,
+      input: oids.join("\n") + "\n",
+    });
+    const blobs: Buffer[] = [];
+    let at = 0;
+    for (let i = 0; i < oids.length; i++) {
+      const eol = batch.indexOf(10, at);
+      const size = Number(batch.subarray(at, eol).toString("utf8").split(" ")[2]);
+      blobs.push(Buffer.from(batch.subarray(eol + 1, eol + 1 + size)));
+      at = eol + 1 + size + 1;
+    }
+    return blobs;
   }
 
   private async findRequest(requestId: string): Promise<string | undefined> {

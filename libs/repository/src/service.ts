@@ -81,8 +81,17 @@ export function repoSyncService(
           : local();
       }),
       acquireCheckout: unaryHandler(async (req): Promise<reposync.AcquireCheckoutResponse> => {
-        const { commit, path } = await repo.acquireCheckout(req.commit || undefined, req.holder);
-        return { commit, checkoutPath: path };
+        const acquired = await repo.acquireCheckout(req.commit || undefined, req.holder, {
+          pipeline: req.pipeline,
+          parameters: req.context ?? {},
+          attempt: req.attempt,
+        });
+        return {
+          commit: acquired.commit,
+          checkoutPath: acquired.path,
+          workPath: acquired.workPath ?? "",
+          workDigest: acquired.workDigest ?? "",
+        };
       }),
       listCommits: unaryHandler(async (req): Promise<reposync.ListCommitsResponse> => {
         const range = await repo.listCommits(
@@ -106,7 +115,7 @@ export function repoSyncService(
         };
       }),
       releaseCheckout: unaryHandler(async (req): Promise<reposync.ReleaseCheckoutResponse> => ({
-        released: await repo.releaseCheckout(req.commit, req.holder),
+        released: await repo.releaseCheckout(req.commit, req.holder, req.attempt),
       })),
     },
     {

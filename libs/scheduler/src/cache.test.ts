@@ -4,8 +4,10 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { MemoryEventBus } from "@odin/events";
 import { MemoryKeyValueStore } from "@odin/run-store";
+import { loadPipeline } from "@odin/pipeline-spec";
 import { silentLogger } from "@odin/service-kit";
-import type { TaskRecord } from "./records.js";
+import { cacheKey } from "./cache.js";
+import type { RunRecord, TaskRecord } from "./records.js";
 import { Scheduler } from "./scheduler.js";
 import { SchedulerStore } from "./store.js";
 import { checkouts, ScriptedLauncher, YamlPipelines } from "./testing/fixtures.js";
@@ -273,4 +275,38 @@ test("odin cache rm: a removed entry is not reused", async () => {
   assert.equal(cached(second.get("train")), undefined);
   assert.equal(await w.scheduler.deleteCache({ pipeline: "p" }), 2);
   assert.equal((await w.scheduler.listCache({})).length, 0);
+});
+
+test("a rendered WORK_PATH is keyed by its content's digest, not by its path", () => {
+  const loaded = loadPipeline(
+    'name: t\ntasks:\n- {name: a, image: i, command: c, args: ["${WORK_PATH}/conf.yml"]}\n',
+    { file: "t/main.yml", path: "t" },
+  );
+  const pipeline = loaded.pipeline!;
+  const task = pipeline.tasks[0]!;
+  const run = (id: string, work?: { path: string; digest: string }): RunRecord => ({
+    id,
+    pipeline: "t",
+    pipelineName: "t",
+    commit: "c",
+    rootPath: "/r/commits/c",
+    dataPath: "/d",
+    runPath: `/d/${id}`,
+    state: "RUNNING",
+    attempt: 1,
+    labels: {},
+    taskCount: 1,
+    createTime: 0,
+    cancelRequested: false,
+    submittedBy: "x",
+    ...(work ? { workPath: work.path, workDigest: work.digest } : {}),
+  });
+  const key = (r: RunRecord) =>
+    cacheKey({ run: r, pipeline, task, image: "img", recordOf: () => undefined })!.key;
+  const a = key(run("a", { path: "/r/renders/c/a", digest: digestA }));
+  assert.equal(a, key(run("b", { path: "/r/renders/c/b", digest: digestA })), "same content");
+  assert.notEqual(a, key(run("b", { path: "/r/renders/c/b", digest: digestB })), "other content");
+  assert.notEqual(a, key(run("a")));
+  // Without a rendering the key is what it was: the checkout's path, the same for both runs.
+  assert.equal(key(run("a")), key(run("b")));
 });

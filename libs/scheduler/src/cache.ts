@@ -100,6 +100,7 @@ function variablesOf(run: RunRecord, task: Task): Record<string, string> {
       rootPath: run.rootPath,
       dataPath: run.dataPath,
       pipelinePath: run.pipeline,
+      ...(run.workPath ? { workPath: run.workPath } : {}),
       runId: run.id,
       taskNames: [],
     },
@@ -179,6 +180,8 @@ export function cacheKey(input: {
   if (image === undefined) return undefined;
   const v = variablesOf(run, task);
   for (const name of runVariables) v[name] = `\${${name}}`;
+  // A rendered WORK_PATH is the run's own directory: the key names it by its content instead.
+  if (run.workPath && run.workDigest) v.WORK_PATH = `\${WORK_PATH}`;
   const sub = (s: string): string => substituteVariables(s, v);
   const upstream: [string, string][] = [];
   for (const dep of task.depends) {
@@ -213,6 +216,7 @@ export function cacheKey(input: {
     inputs: task.inputs.map(sub),
     outputs: sorted(task.outputs).map(([k, p]) => [k, sub(p)]),
     upstream: task.depends,
+    ...(run.workPath && run.workDigest ? { work: run.workDigest } : {}),
   };
   const partial = sha256(JSON.stringify(partialMaterial));
   if (upstream.length < task.depends.length) return { partial };

@@ -18,12 +18,14 @@ import {
 } from "@odin/proto";
 import { unary } from "@odin/service-kit";
 import type {
+  CheckoutRequest,
   CheckoutSource,
   CommitSource,
   DeclaredScheduleSource,
   DeclaredTriggerSource,
   LauncherPort,
   PipelineSource,
+  RunCheckout,
 } from "./ports.js";
 
 /** Pipelines from pipeline-registry, remembered per (path, commit) — a commit's pipeline never changes. */
@@ -142,18 +144,29 @@ export class RepoSyncCommits implements CommitSource {
 export class RepoSyncCheckouts implements CheckoutSource {
   constructor(private readonly client: RepoSyncServiceClient) {}
 
-  async acquire(commit: string, holder: string): Promise<{ commit: string; path: string }> {
+  async acquire(commit: string, holder: string, request?: CheckoutRequest): Promise<RunCheckout> {
     const res = await unary(
       this.client,
       "acquireCheckout",
-      { commit, holder },
+      {
+        commit,
+        holder,
+        pipeline: request?.pipeline ?? "",
+        context: request ? { ...request.parameters } : undefined,
+        attempt: request?.attempt ?? 0,
+      },
       { deadlineMs: 120_000 },
     );
-    return { commit: res.commit, path: res.checkoutPath };
+    const checkout: RunCheckout = { commit: res.commit, path: res.checkoutPath };
+    if (res.workPath) {
+      checkout.workPath = res.workPath;
+      checkout.workDigest = res.workDigest;
+    }
+    return checkout;
   }
 
-  async release(commit: string, holder: string): Promise<void> {
-    await unary(this.client, "releaseCheckout", { commit, holder });
+  async release(commit: string, holder: string, attempt = 0): Promise<void> {
+    await unary(this.client, "releaseCheckout", { commit, holder, attempt });
   }
 }
 

@@ -1,5 +1,6 @@
 export { runToProto, taskRunToProto } from "./convert.js";
 export {
+  type CheckoutRequest,
   type CheckoutSource,
   type CommitSource,
   type DeclaredScheduleSource,
@@ -7,6 +8,7 @@ export {
   type LauncherPort,
   type PipelineSource,
   type RepoCommit,
+  type RunCheckout,
 } from "./ports.js";
 export {
   requestKey,

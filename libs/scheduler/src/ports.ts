@@ -26,12 +26,37 @@ export interface PipelineSource {
   }>;
 }
 
+/** What a run asks of its checkout besides the checkout itself. */
+export interface CheckoutRequest {
+  /** The run's pipeline directory: one holding `*.jinja2` files is rendered for the run. */
+  pipeline: string;
+  /** The templates' context: the run's parameters. */
+  parameters: Readonly<Record<string, unknown>>;
+  /** The run's attempt: a release for an earlier attempt leaves this one's hold. */
+  attempt: number;
+}
+
+/** A run's checkout and, for a templated pipeline, its rendered pipeline directory. */
+export interface RunCheckout {
+  commit: string;
+  /** The run's `ROOT_PATH`. */
+  path: string;
+  /** The run's `WORK_PATH` when its pipeline directory has templates. */
+  workPath?: string;
+  /** `sha256:` of that directory's content, what the task cache keys on instead of its path. */
+  workDigest?: string;
+}
+
 /** Run-pinned checkouts: repo-sync (over gRPC, or in-process). */
 export interface CheckoutSource {
-  /** Makes sure the commit's checkout exists and keeps it while `holder` (a run id) uses it. */
-  acquire(commit: string, holder: string): Promise<{ commit: string; path: string }>;
-  /** The run no longer needs it. */
-  release(commit: string, holder: string): Promise<void>;
+  /**
+   * Makes sure the commit's checkout exists and keeps it while `holder` (a run id) uses it; with
+   * `request`, renders the run's templated pipeline directory (refusing a template that does not
+   * render, with its problems).
+   */
+  acquire(commit: string, holder: string, request?: CheckoutRequest): Promise<RunCheckout>;
+  /** The run (at `attempt`; 0 = any) no longer needs it. */
+  release(commit: string, holder: string, attempt?: number): Promise<void>;
 }
 
 /** k8s-launcher (over gRPC), or a local backend in embedded mode. */

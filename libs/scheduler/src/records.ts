@@ -11,6 +11,13 @@ export interface RunRecord {
   commit: string;
   /** The immutable checkout of `commit` (the run's `ROOT_PATH`). */
   rootPath: string;
+  /**
+   * A templated pipeline's directory rendered for the run (its `WORK_PATH`); absent: the pipeline
+   * directory in the checkout.
+   */
+  workPath?: string;
+  /** `sha256:` of the rendered directory's content (the task cache's stand-in for `workPath`). */
+  workDigest?: string;
   /** `DATA_PATH` of the run. */
   dataPath: string;
   /** `RUN_PATH`: `DATA_PATH/<run id>`. */

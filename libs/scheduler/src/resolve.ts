@@ -23,6 +23,7 @@ export function resolveTask(
       rootPath: run.rootPath,
       dataPath: run.dataPath,
       pipelinePath: run.pipeline,
+      ...(run.workPath ? { workPath: run.workPath } : {}),
       runId: run.id,
       taskNames: [],
     },

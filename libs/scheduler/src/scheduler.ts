@@ -357,7 +357,13 @@ export class Scheduler {
       const first = await this.options.store.getRun(runId);
       if (first) return first;
     }
-    const checkout = await this.options.checkouts.acquire(got.commit, runId);
+    // A templated pipeline's directory is rendered for the run with its parameters; a template
+    // that does not render refuses the run here, before anything is written.
+    const checkout = await this.options.checkouts.acquire(got.commit, runId, {
+      pipeline: pipeline.path,
+      parameters: got.parameters,
+      attempt: 1,
+    });
     const dataPath = this.options.dataPath.replace(/\/+$/, "") || "/";
     const record: RunRecord = {
       id: runId,
@@ -365,6 +371,9 @@ export class Scheduler {
       pipelineName: pipeline.name,
       commit: checkout.commit,
       rootPath: checkout.path,
+      ...(checkout.workPath
+        ? { workPath: checkout.workPath, workDigest: checkout.workDigest ?? "" }
+        : {}),
       dataPath,
       runPath: `${dataPath === "/" ? "" : dataPath}/${runId}`,
       state: "PENDING",
@@ -382,7 +391,7 @@ export class Scheduler {
       // The id was given and another submit of it got there first: that one is the run.
       const first = await this.getRun(runId);
       if (first.commit !== checkout.commit)
-        await this.options.checkouts.release(checkout.commit, runId).catch(() => undefined);
+        await this.options.checkouts.release(checkout.commit, runId, 1).catch(() => undefined);
       return first;
     }
     this.log.info("run submitted", {
@@ -602,12 +611,20 @@ export class Scheduler {
         );
       }
     }
-    const checkout = await this.options.checkouts.acquire(run.commit, runId);
+    // The same rendering as the run's first attempt: kept if repo-sync still has it, else made
+    // again from the same commit and parameters.
+    const checkout = await this.options.checkouts.acquire(run.commit, runId, {
+      pipeline: run.pipeline,
+      parameters: run.parameters ?? {},
+      attempt: run.attempt + 1,
+    });
     const updated = await this.options.store.updateRun(runId, (r) =>
       isFinished(r.state)
         ? {
             ...r,
             rootPath: checkout.path,
+            workPath: checkout.workPath,
+            workDigest: checkout.workPath ? (checkout.workDigest ?? "") : undefined,
             state: "RUNNING",
             attempt: r.attempt + 1,
             cancelRequested: false,
@@ -1200,7 +1217,9 @@ export class Scheduler {
           // back, so a watcher who read the end from the store does not get the run from memory.
           run.record = finished;
           if (this.runs.get(runId) === run) this.deactivate(runId);
-          await this.options.checkouts.release(run.record.commit, runId).catch(() => undefined);
+          await this.options.checkouts
+            .release(run.record.commit, runId, run.record.attempt)
+            .catch(() => undefined);
         }
         return;
       }

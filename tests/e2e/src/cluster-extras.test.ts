@@ -1,8 +1,9 @@
-// Early exit, run data and the GPU inventory in the production shape: the services as processes
-// behind the gateway, NATS, kube-sim with GPU nodes; the CLI talks only to the gateway.
+// Early exit, run data, the GPU inventory and templated pipelines in the production shape: the
+// services as processes behind the gateway, NATS, kube-sim with GPU nodes; the CLI talks only to
+// the gateway.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { eventually, startStack, type Stack } from "@odin/test-stack";
 
@@ -13,6 +14,15 @@ tasks:
 - {name: check, image: "stopper:1", command: check}
 - {name: train, image: "busybox:1.36", command: train, depends: check}
 `,
+  },
+  tpl: {
+    "main.yml": `name: tpl
+parameters:
+  lr: {type: number, default: 0.1}
+tasks:
+- {name: train, image: "tplshow:1", command: train, args: [--config, "\${WORK_PATH}/conf.yml"]}
+`,
+    "conf.yml.jinja2": "lr: {{ lr }}\n",
   },
   gputrain: {
     "main.yml": `name: gputrain
@@ -34,6 +44,7 @@ before(async () => {
   });
   stack.sim.script({ image: "stopper:*", terminationMessage: '{"odin": {"early_exit": true}}' });
   stack.sim.script({ image: "trainer:*", runForever: true });
+  stack.sim.script({ image: "tplshow:*", runForever: true });
   await eventually(async () => (await cli("ls")).stdout.includes("stopper"), 15_000, "odin ls");
 });
 
@@ -85,4 +96,33 @@ test("odin gpus lists kube-sim's GPU node and the task holding GPUs, through the
   const text = (await cli("gpus")).stdout;
   assert.match(text, /gpu-a\s+8\s+NVIDIA-H100\s+8\s+2\s+6\s+Ready/);
   await cli("cancel", runId);
+});
+
+test("a templated pipeline's pod is given the config repo-sync rendered for its run", async () => {
+  const started = await cli("run", "tpl", "--set", "lr=0.25");
+  assert.equal(started.code, 0, started.stderr);
+  const runId = started.stdout.trim();
+  const podArgs = (): string[] => {
+    const pod = stack.sim
+      .objects("pods")
+      .find((p) => p.metadata.labels?.["odin.dev/run"] === runId) as
+      { spec?: { containers?: { args?: string[] }[] } } | undefined;
+    return pod?.spec?.containers?.[0]?.args ?? [];
+  };
+  await eventually(() => Promise.resolve(podArgs().length > 0), 30_000, "the task's pod");
+  const args = podArgs();
+  // The path as pods see it on the shared volume, where repo-sync wrote the rendering.
+  const config = args[1]!;
+  assert.match(config, new RegExp(`/renders/[0-9a-f]{40}/${runId}/conf\\.yml$`));
+  assert.equal(await readFile(config, "utf8"), "lr: 0.25\n");
+  assert.equal((await cli("cancel", runId)).code, 0);
+  await eventually(
+    () =>
+      access(config).then(
+        () => false,
+        () => true,
+      ),
+    30_000,
+    "the rendering removed when the run ended",
+  );
 });

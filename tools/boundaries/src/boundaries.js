@@ -63,6 +63,7 @@ export const layers = {
 export const packageLayers = {
   "@odin/pipeline-spec": "pure",
   "@odin/dag": "pure",
+  "@odin/templates": "pure",
   "@odin/k8s-manifests": "pure",
   "@odin/proto": "pure",
   "@odin/events": "port",

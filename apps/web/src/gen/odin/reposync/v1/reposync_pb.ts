@@ -7,10 +7,13 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import {
+  file_google_protobuf_struct,
+  file_google_protobuf_timestamp,
+} from "@bufbuild/protobuf/wkt";
 import type { File } from "../../common/v1/file_pb.js";
 import { file_odin_common_v1_file } from "../../common/v1/file_pb.js";
-import type { Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file odin/reposync/v1/reposync.proto.
@@ -18,8 +21,8 @@ import type { Message } from "@bufbuild/protobuf";
 export const file_odin_reposync_v1_reposync: GenFile =
   /*@__PURE__*/
   fileDesc(
-    "Ch9vZGluL3JlcG9zeW5jL3YxL3JlcG9zeW5jLnByb3RvEhBvZGluLnJlcG9zeW5jLnYxIg0KC1N5bmNSZXF1ZXN0IkgKDFN5bmNSZXNwb25zZRIOCgZjb21taXQYASABKAkSFwoPcHJldmlvdXNfY29tbWl0GAIgASgJEg8KB2NoYW5nZWQYAyABKAgiEgoQR2V0U3RhdHVzUmVxdWVzdCLAAQoRR2V0U3RhdHVzUmVzcG9uc2USDgoGcmVtb3RlGAEgASgJEg4KBmJyYW5jaBgCIAEoCRIOCgZjb21taXQYAyABKAkSMgoObGFzdF9zeW5jX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmxhc3RfZXJyb3IYBSABKAkSMwoPbGFzdF9lcnJvcl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI3ChBMaXN0RmlsZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJOChFMaXN0RmlsZXNSZXNwb25zZRIOCgZjb21taXQYASABKAkSKQoFZmlsZXMYAiADKAsyGi5vZGluLnJlcG9zeW5jLnYxLkZpbGVJbmZvIjcKCEZpbGVJbmZvEgwKBHBhdGgYASABKAkSDAoEc2l6ZRgCIAEoBBIPCgdzeW1saW5rGAMgASgIIjEKEFJlYWRGaWxlc1JlcXVlc3QSDgoGY29tbWl0GAEgASgJEg0KBXBhdGhzGAIgAygJIkgKEVJlYWRGaWxlc1Jlc3BvbnNlEg4KBmNvbW1pdBgBIAEoCRIjCgVmaWxlcxgCIAMoCzIULm9kaW4uY29tbW9uLnYxLkZpbGUiegoLUHVzaFJlcXVlc3QSEAoIcGlwZWxpbmUYASABKAkSIwoFZmlsZXMYAiADKAsyFC5vZGluLmNvbW1vbi52MS5GaWxlEg8KB3JlcGxhY2UYAyABKAgSDwoHbWVzc2FnZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIi8KDFB1c2hSZXNwb25zZRIOCgZjb21taXQYASABKAkSDwoHY2hhbmdlZBgCIAEoCCI4ChZBY3F1aXJlQ2hlY2tvdXRSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRIOCgZob2xkZXIYAiABKAkiQAoXQWNxdWlyZUNoZWNrb3V0UmVzcG9uc2USDgoGY29tbWl0GAEgASgJEhUKDWNoZWNrb3V0X3BhdGgYAiABKAkiOAoWUmVsZWFzZUNoZWNrb3V0UmVxdWVzdBIOCgZjb21taXQYASABKAkSDgoGaG9sZGVyGAIgASgJIisKF1JlbGVhc2VDaGVja291dFJlc3BvbnNlEhAKCHJlbGVhc2VkGAEgASgIIkcKEkxpc3RDb21taXRzUmVxdWVzdBINCgVzaW5jZRgBIAEoCRINCgV1bnRpbBgCIAEoCRITCgttYXhfY29tbWl0cxgDIAEoDSKMAQoTTGlzdENvbW1pdHNSZXNwb25zZRINCgV1bnRpbBgBIAEoCRIpCgdjb21taXRzGAIgAygLMhgub2Rpbi5yZXBvc3luYy52MS5Db21taXQSEQoJdHJ1bmNhdGVkGAMgASgIEhEKCXJld3JpdHRlbhgEIAEoCBIVCg1zaW5jZV91bmtub3duGAUgASgIIpkBCgZDb21taXQSCwoDc2hhGAEgASgJEhMKC2F1dGhvcl9uYW1lGAIgASgJEhQKDGF1dGhvcl9lbWFpbBgDIAEoCRIvCgthdXRob3JfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc3ViamVjdBgFIAEoCRIVCg1jaGFuZ2VkX3BhdGhzGAYgAygJMs0FCg9SZXBvU3luY1NlcnZpY2USRQoEU3luYxIdLm9kaW4ucmVwb3N5bmMudjEuU3luY1JlcXVlc3QaHi5vZGluLnJlcG9zeW5jLnYxLlN5bmNSZXNwb25zZRJUCglHZXRTdGF0dXMSIi5vZGluLnJlcG9zeW5jLnYxLkdldFN0YXR1c1JlcXVlc3QaIy5vZGluLnJlcG9zeW5jLnYxLkdldFN0YXR1c1Jlc3BvbnNlElQKCUxpc3RGaWxlcxIiLm9kaW4ucmVwb3N5bmMudjEuTGlzdEZpbGVzUmVxdWVzdBojLm9kaW4ucmVwb3N5bmMudjEuTGlzdEZpbGVzUmVzcG9uc2USVAoJUmVhZEZpbGVzEiIub2Rpbi5yZXBvc3luYy52MS5SZWFkRmlsZXNSZXF1ZXN0GiMub2Rpbi5yZXBvc3luYy52MS5SZWFkRmlsZXNSZXNwb25zZRJFCgRQdXNoEh0ub2Rpbi5yZXBvc3luYy52MS5QdXNoUmVxdWVzdBoeLm9kaW4ucmVwb3N5bmMudjEuUHVzaFJlc3BvbnNlEmYKD0FjcXVpcmVDaGVja291dBIoLm9kaW4ucmVwb3N5bmMudjEuQWNxdWlyZUNoZWNrb3V0UmVxdWVzdBopLm9kaW4ucmVwb3N5bmMudjEuQWNxdWlyZUNoZWNrb3V0UmVzcG9uc2USZgoPUmVsZWFzZUNoZWNrb3V0Eigub2Rpbi5yZXBvc3luYy52MS5SZWxlYXNlQ2hlY2tvdXRSZXF1ZXN0Gikub2Rpbi5yZXBvc3luYy52MS5SZWxlYXNlQ2hlY2tvdXRSZXNwb25zZRJaCgtMaXN0Q29tbWl0cxIkLm9kaW4ucmVwb3N5bmMudjEuTGlzdENvbW1pdHNSZXF1ZXN0GiUub2Rpbi5yZXBvc3luYy52MS5MaXN0Q29tbWl0c1Jlc3BvbnNlYgZwcm90bzM",
-    [file_google_protobuf_timestamp, file_odin_common_v1_file],
+    "Ch9vZGluL3JlcG9zeW5jL3YxL3JlcG9zeW5jLnByb3RvEhBvZGluLnJlcG9zeW5jLnYxIg0KC1N5bmNSZXF1ZXN0IkgKDFN5bmNSZXNwb25zZRIOCgZjb21taXQYASABKAkSFwoPcHJldmlvdXNfY29tbWl0GAIgASgJEg8KB2NoYW5nZWQYAyABKAgiEgoQR2V0U3RhdHVzUmVxdWVzdCLAAQoRR2V0U3RhdHVzUmVzcG9uc2USDgoGcmVtb3RlGAEgASgJEg4KBmJyYW5jaBgCIAEoCRIOCgZjb21taXQYAyABKAkSMgoObGFzdF9zeW5jX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmxhc3RfZXJyb3IYBSABKAkSMwoPbGFzdF9lcnJvcl90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI3ChBMaXN0RmlsZXNSZXF1ZXN0Eg4KBmNvbW1pdBgBIAEoCRITCgtwYXRoX3ByZWZpeBgCIAEoCSJOChFMaXN0RmlsZXNSZXNwb25zZRIOCgZjb21taXQYASABKAkSKQoFZmlsZXMYAiADKAsyGi5vZGluLnJlcG9zeW5jLnYxLkZpbGVJbmZvIjcKCEZpbGVJbmZvEgwKBHBhdGgYASABKAkSDAoEc2l6ZRgCIAEoBBIPCgdzeW1saW5rGAMgASgIIjEKEFJlYWRGaWxlc1JlcXVlc3QSDgoGY29tbWl0GAEgASgJEg0KBXBhdGhzGAIgAygJIkgKEVJlYWRGaWxlc1Jlc3BvbnNlEg4KBmNvbW1pdBgBIAEoCRIjCgVmaWxlcxgCIAMoCzIULm9kaW4uY29tbW9uLnYxLkZpbGUiegoLUHVzaFJlcXVlc3QSEAoIcGlwZWxpbmUYASABKAkSIwoFZmlsZXMYAiADKAsyFC5vZGluLmNvbW1vbi52MS5GaWxlEg8KB3JlcGxhY2UYAyABKAgSDwoHbWVzc2FnZRgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIi8KDFB1c2hSZXNwb25zZRIOCgZjb21taXQYASABKAkSDwoHY2hhbmdlZBgCIAEoCCKFAQoWQWNxdWlyZUNoZWNrb3V0UmVxdWVzdBIOCgZjb21taXQYASABKAkSDgoGaG9sZGVyGAIgASgJEhAKCHBpcGVsaW5lGAMgASgJEigKB2NvbnRleHQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg8KB2F0dGVtcHQYBSABKA0iaAoXQWNxdWlyZUNoZWNrb3V0UmVzcG9uc2USDgoGY29tbWl0GAEgASgJEhUKDWNoZWNrb3V0X3BhdGgYAiABKAkSEQoJd29ya19wYXRoGAMgASgJEhMKC3dvcmtfZGlnZXN0GAQgASgJIkkKFlJlbGVhc2VDaGVja291dFJlcXVlc3QSDgoGY29tbWl0GAEgASgJEg4KBmhvbGRlchgCIAEoCRIPCgdhdHRlbXB0GAMgASgNIisKF1JlbGVhc2VDaGVja291dFJlc3BvbnNlEhAKCHJlbGVhc2VkGAEgASgIIkcKEkxpc3RDb21taXRzUmVxdWVzdBINCgVzaW5jZRgBIAEoCRINCgV1bnRpbBgCIAEoCRITCgttYXhfY29tbWl0cxgDIAEoDSKMAQoTTGlzdENvbW1pdHNSZXNwb25zZRINCgV1bnRpbBgBIAEoCRIpCgdjb21taXRzGAIgAygLMhgub2Rpbi5yZXBvc3luYy52MS5Db21taXQSEQoJdHJ1bmNhdGVkGAMgASgIEhEKCXJld3JpdHRlbhgEIAEoCBIVCg1zaW5jZV91bmtub3duGAUgASgIIpkBCgZDb21taXQSCwoDc2hhGAEgASgJEhMKC2F1dGhvcl9uYW1lGAIgASgJEhQKDGF1dGhvcl9lbWFpbBgDIAEoCRIvCgthdXRob3JfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc3ViamVjdBgFIAEoCRIVCg1jaGFuZ2VkX3BhdGhzGAYgAygJMs0FCg9SZXBvU3luY1NlcnZpY2USRQoEU3luYxIdLm9kaW4ucmVwb3N5bmMudjEuU3luY1JlcXVlc3QaHi5vZGluLnJlcG9zeW5jLnYxLlN5bmNSZXNwb25zZRJUCglHZXRTdGF0dXMSIi5vZGluLnJlcG9zeW5jLnYxLkdldFN0YXR1c1JlcXVlc3QaIy5vZGluLnJlcG9zeW5jLnYxLkdldFN0YXR1c1Jlc3BvbnNlElQKCUxpc3RGaWxlcxIiLm9kaW4ucmVwb3N5bmMudjEuTGlzdEZpbGVzUmVxdWVzdBojLm9kaW4ucmVwb3N5bmMudjEuTGlzdEZpbGVzUmVzcG9uc2USVAoJUmVhZEZpbGVzEiIub2Rpbi5yZXBvc3luYy52MS5SZWFkRmlsZXNSZXF1ZXN0GiMub2Rpbi5yZXBvc3luYy52MS5SZWFkRmlsZXNSZXNwb25zZRJFCgRQdXNoEh0ub2Rpbi5yZXBvc3luYy52MS5QdXNoUmVxdWVzdBoeLm9kaW4ucmVwb3N5bmMudjEuUHVzaFJlc3BvbnNlEmYKD0FjcXVpcmVDaGVja291dBIoLm9kaW4ucmVwb3N5bmMudjEuQWNxdWlyZUNoZWNrb3V0UmVxdWVzdBopLm9kaW4ucmVwb3N5bmMudjEuQWNxdWlyZUNoZWNrb3V0UmVzcG9uc2USZgoPUmVsZWFzZUNoZWNrb3V0Eigub2Rpbi5yZXBvc3luYy52MS5SZWxlYXNlQ2hlY2tvdXRSZXF1ZXN0Gikub2Rpbi5yZXBvc3luYy52MS5SZWxlYXNlQ2hlY2tvdXRSZXNwb25zZRJaCgtMaXN0Q29tbWl0cxIkLm9kaW4ucmVwb3N5bmMudjEuTGlzdENvbW1pdHNSZXF1ZXN0GiUub2Rpbi5yZXBvc3luYy52MS5MaXN0Q29tbWl0c1Jlc3BvbnNlYgZwcm90bzM",
+    [file_google_protobuf_struct, file_google_protobuf_timestamp, file_odin_common_v1_file],
   );
 
 /**
@@ -403,6 +406,32 @@ export type AcquireCheckoutRequest = Message<"odin.reposync.v1.AcquireCheckoutRe
    * @generated from field: string holder = 2;
    */
   holder: string;
+
+  /**
+   * The holder's pipeline directory relative to the repository root (`.` for the root). When
+   * the directory holds `*.jinja2` files (at any depth), its files are laid out for the holder
+   * with every template rendered with `context` and written without `.jinja2`; the response's
+   * `work_path` names that directory. Empty: nothing is rendered.
+   *
+   * @generated from field: string pipeline = 3;
+   */
+  pipeline: string;
+
+  /**
+   * The templates' context: the run's parameters; `name` defaults to the pipeline directory's
+   * name.
+   *
+   * @generated from field: google.protobuf.Struct context = 4;
+   */
+  context?: JsonObject | undefined;
+
+  /**
+   * The holder's attempt (a run's attempt number, 1 and up): a ReleaseCheckout for an earlier
+   * attempt leaves this hold in place. 0 = none.
+   *
+   * @generated from field: uint32 attempt = 5;
+   */
+  attempt: number;
 };
 
 /**
@@ -434,6 +463,24 @@ export type AcquireCheckoutResponse = Message<"odin.reposync.v1.AcquireCheckoutR
    * @generated from field: string checkout_path = 2;
    */
   checkoutPath: string;
+
+  /**
+   * The holder's rendered pipeline directory (e.g. `renders/<commit>/<holder>`), in the same
+   * form as `checkout_path`: the run's `WORK_PATH`. Read-only, kept until ReleaseCheckout. Empty
+   * when no pipeline was given or its directory holds no template.
+   *
+   * @generated from field: string work_path = 3;
+   */
+  workPath: string;
+
+  /**
+   * A digest of the rendered directory's content (`sha256:…`), the same for every holder whose
+   * files and renderings are the same: what the task cache keys on instead of `work_path`.
+   * Empty with `work_path`.
+   *
+   * @generated from field: string work_digest = 4;
+   */
+  workDigest: string;
 };
 
 /**
@@ -463,6 +510,14 @@ export type ReleaseCheckoutRequest = Message<"odin.reposync.v1.ReleaseCheckoutRe
    * @generated from field: string holder = 2;
    */
   holder: string;
+
+  /**
+   * The attempt this release is for: a hold acquired for a later attempt (a retry that came
+   * first) is left in place. 0 = release whatever the attempt.
+   *
+   * @generated from field: uint32 attempt = 3;
+   */
+  attempt: number;
 };
 
 /**
@@ -712,8 +767,11 @@ export const RepoSyncService: GenService<{
   };
   /**
    * AcquireCheckout makes sure the immutable checkout of a commit exists and records `holder` as
-   * using it, so it is not pruned while a run needs it. Called by dag-scheduler when a run is
-   * submitted or retried (holder = run id). Idempotent per (commit, holder); safe to retry.
+   * using it, so it is not pruned while a run needs it. Given the run's pipeline, a pipeline
+   * directory holding `*.jinja2` files is also rendered for the holder (its `WORK_PATH`); a
+   * template that does not render is INVALID_ARGUMENT (with the problems, `file:line:col`) and
+   * nothing is held. Called by dag-scheduler when a run is submitted or retried (holder = run id).
+   * Idempotent per (commit, holder): a rendering already made is kept as it is; safe to retry.
    *
    * @generated from rpc odin.reposync.v1.RepoSyncService.AcquireCheckout
    */
@@ -723,9 +781,10 @@ export const RepoSyncService: GenService<{
     output: typeof AcquireCheckoutResponseSchema;
   };
   /**
-   * ReleaseCheckout drops `holder`'s use of a commit's checkout; a checkout no one holds (and that
-   * is not the newest commit) may then be pruned. Called by dag-scheduler when a run ends (a retry
-   * acquires it again). Idempotent; releasing something not held succeeds. Safe to retry.
+   * ReleaseCheckout drops `holder`'s use of a commit's checkout and removes its rendered pipeline
+   * directory; a checkout no one holds (and that is not the newest commit) may then be pruned.
+   * Called by dag-scheduler when a run ends or is deleted (a retry acquires it again).
+   * Idempotent; releasing something not held succeeds. Safe to retry.
    *
    * @generated from rpc odin.reposync.v1.RepoSyncService.ReleaseCheckout
    */

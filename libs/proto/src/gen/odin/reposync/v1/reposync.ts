@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Struct } from "../../../google/protobuf/struct.js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
 import { File } from "../../common/v1/file.js";
 
@@ -147,6 +148,23 @@ export interface AcquireCheckoutRequest {
   commit: string;
   /** Who holds the checkout, e.g. a run id. Required. */
   holder: string;
+  /**
+   * The holder's pipeline directory relative to the repository root (`.` for the root). When
+   * the directory holds `*.jinja2` files (at any depth), its files are laid out for the holder
+   * with every template rendered with `context` and written without `.jinja2`; the response's
+   * `work_path` names that directory. Empty: nothing is rendered.
+   */
+  pipeline: string;
+  /**
+   * The templates' context: the run's parameters; `name` defaults to the pipeline directory's
+   * name.
+   */
+  context?: { [key: string]: any } | undefined;
+  /**
+   * The holder's attempt (a run's attempt number, 1 and up): a ReleaseCheckout for an earlier
+   * attempt leaves this hold in place. 0 = none.
+   */
+  attempt: number;
 }
 
 /** AcquireCheckoutResponse locates the checkout. */
@@ -159,6 +177,18 @@ export interface AcquireCheckoutResponse {
    * scheduler's `ROOT_PATH` for the run is this directory as task pods see it.
    */
   checkoutPath: string;
+  /**
+   * The holder's rendered pipeline directory (e.g. `renders/<commit>/<holder>`), in the same
+   * form as `checkout_path`: the run's `WORK_PATH`. Read-only, kept until ReleaseCheckout. Empty
+   * when no pipeline was given or its directory holds no template.
+   */
+  workPath: string;
+  /**
+   * A digest of the rendered directory's content (`sha256:…`), the same for every holder whose
+   * files and renderings are the same: what the task cache keys on instead of `work_path`.
+   * Empty with `work_path`.
+   */
+  workDigest: string;
 }
 
 /** ReleaseCheckoutRequest names a commit and the holder letting it go. */
@@ -167,6 +197,11 @@ export interface ReleaseCheckoutRequest {
   commit: string;
   /** The holder given to AcquireCheckout. */
   holder: string;
+  /**
+   * The attempt this release is for: a hold acquired for a later attempt (a retry that came
+   * first) is left in place. 0 = release whatever the attempt.
+   */
+  attempt: number;
 }
 
 /** ReleaseCheckoutResponse confirms the release. */
@@ -1285,7 +1320,7 @@ export const PushResponse: MessageFns<PushResponse> = {
 };
 
 function createBaseAcquireCheckoutRequest(): AcquireCheckoutRequest {
-  return { commit: "", holder: "" };
+  return { commit: "", holder: "", pipeline: "", context: undefined, attempt: 0 };
 }
 
 export const AcquireCheckoutRequest: MessageFns<AcquireCheckoutRequest> = {
@@ -1295,6 +1330,15 @@ export const AcquireCheckoutRequest: MessageFns<AcquireCheckoutRequest> = {
     }
     if (message.holder !== "") {
       writer.uint32(18).string(message.holder);
+    }
+    if (message.pipeline !== "") {
+      writer.uint32(26).string(message.pipeline);
+    }
+    if (message.context !== undefined) {
+      Struct.encode(Struct.wrap(message.context), writer.uint32(34).fork()).join();
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(40).uint32(message.attempt);
     }
     return writer;
   },
@@ -1328,6 +1372,30 @@ export const AcquireCheckoutRequest: MessageFns<AcquireCheckoutRequest> = {
             message.holder = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pipeline = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.context = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1344,6 +1412,9 @@ export const AcquireCheckoutRequest: MessageFns<AcquireCheckoutRequest> = {
     return {
       commit: isSet(object.commit) ? globalThis.String(object.commit) : "",
       holder: isSet(object.holder) ? globalThis.String(object.holder) : "",
+      pipeline: isSet(object.pipeline) ? globalThis.String(object.pipeline) : "",
+      context: isObject(object.context) ? object.context : undefined,
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
     };
   },
 
@@ -1355,6 +1426,15 @@ export const AcquireCheckoutRequest: MessageFns<AcquireCheckoutRequest> = {
     if (message.holder !== "") {
       obj.holder = message.holder;
     }
+    if (message.pipeline !== "") {
+      obj.pipeline = message.pipeline;
+    }
+    if (message.context !== undefined) {
+      obj.context = message.context;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
     return obj;
   },
 
@@ -1365,12 +1445,15 @@ export const AcquireCheckoutRequest: MessageFns<AcquireCheckoutRequest> = {
     const message = createBaseAcquireCheckoutRequest();
     message.commit = object.commit ?? "";
     message.holder = object.holder ?? "";
+    message.pipeline = object.pipeline ?? "";
+    message.context = object.context ?? undefined;
+    message.attempt = object.attempt ?? 0;
     return message;
   },
 };
 
 function createBaseAcquireCheckoutResponse(): AcquireCheckoutResponse {
-  return { commit: "", checkoutPath: "" };
+  return { commit: "", checkoutPath: "", workPath: "", workDigest: "" };
 }
 
 export const AcquireCheckoutResponse: MessageFns<AcquireCheckoutResponse> = {
@@ -1383,6 +1466,12 @@ export const AcquireCheckoutResponse: MessageFns<AcquireCheckoutResponse> = {
     }
     if (message.checkoutPath !== "") {
       writer.uint32(18).string(message.checkoutPath);
+    }
+    if (message.workPath !== "") {
+      writer.uint32(26).string(message.workPath);
+    }
+    if (message.workDigest !== "") {
+      writer.uint32(34).string(message.workDigest);
     }
     return writer;
   },
@@ -1416,6 +1505,22 @@ export const AcquireCheckoutResponse: MessageFns<AcquireCheckoutResponse> = {
             message.checkoutPath = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.workPath = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.workDigest = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1436,6 +1541,16 @@ export const AcquireCheckoutResponse: MessageFns<AcquireCheckoutResponse> = {
         : isSet(object.checkout_path)
           ? globalThis.String(object.checkout_path)
           : "",
+      workPath: isSet(object.workPath)
+        ? globalThis.String(object.workPath)
+        : isSet(object.work_path)
+          ? globalThis.String(object.work_path)
+          : "",
+      workDigest: isSet(object.workDigest)
+        ? globalThis.String(object.workDigest)
+        : isSet(object.work_digest)
+          ? globalThis.String(object.work_digest)
+          : "",
     };
   },
 
@@ -1447,6 +1562,12 @@ export const AcquireCheckoutResponse: MessageFns<AcquireCheckoutResponse> = {
     if (message.checkoutPath !== "") {
       obj.checkoutPath = message.checkoutPath;
     }
+    if (message.workPath !== "") {
+      obj.workPath = message.workPath;
+    }
+    if (message.workDigest !== "") {
+      obj.workDigest = message.workDigest;
+    }
     return obj;
   },
 
@@ -1457,12 +1578,14 @@ export const AcquireCheckoutResponse: MessageFns<AcquireCheckoutResponse> = {
     const message = createBaseAcquireCheckoutResponse();
     message.commit = object.commit ?? "";
     message.checkoutPath = object.checkoutPath ?? "";
+    message.workPath = object.workPath ?? "";
+    message.workDigest = object.workDigest ?? "";
     return message;
   },
 };
 
 function createBaseReleaseCheckoutRequest(): ReleaseCheckoutRequest {
-  return { commit: "", holder: "" };
+  return { commit: "", holder: "", attempt: 0 };
 }
 
 export const ReleaseCheckoutRequest: MessageFns<ReleaseCheckoutRequest> = {
@@ -1472,6 +1595,9 @@ export const ReleaseCheckoutRequest: MessageFns<ReleaseCheckoutRequest> = {
     }
     if (message.holder !== "") {
       writer.uint32(18).string(message.holder);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(24).uint32(message.attempt);
     }
     return writer;
   },
@@ -1505,6 +1631,14 @@ export const ReleaseCheckoutRequest: MessageFns<ReleaseCheckoutRequest> = {
             message.holder = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1521,6 +1655,7 @@ export const ReleaseCheckoutRequest: MessageFns<ReleaseCheckoutRequest> = {
     return {
       commit: isSet(object.commit) ? globalThis.String(object.commit) : "",
       holder: isSet(object.holder) ? globalThis.String(object.holder) : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
     };
   },
 
@@ -1532,6 +1667,9 @@ export const ReleaseCheckoutRequest: MessageFns<ReleaseCheckoutRequest> = {
     if (message.holder !== "") {
       obj.holder = message.holder;
     }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
     return obj;
   },
 
@@ -1542,6 +1680,7 @@ export const ReleaseCheckoutRequest: MessageFns<ReleaseCheckoutRequest> = {
     const message = createBaseReleaseCheckoutRequest();
     message.commit = object.commit ?? "";
     message.holder = object.holder ?? "";
+    message.attempt = object.attempt ?? 0;
     return message;
   },
 };
@@ -2121,8 +2260,11 @@ export const RepoSyncServiceService = {
   },
   /**
    * AcquireCheckout makes sure the immutable checkout of a commit exists and records `holder` as
-   * using it, so it is not pruned while a run needs it. Called by dag-scheduler when a run is
-   * submitted or retried (holder = run id). Idempotent per (commit, holder); safe to retry.
+   * using it, so it is not pruned while a run needs it. Given the run's pipeline, a pipeline
+   * directory holding `*.jinja2` files is also rendered for the holder (its `WORK_PATH`); a
+   * template that does not render is INVALID_ARGUMENT (with the problems, `file:line:col`) and
+   * nothing is held. Called by dag-scheduler when a run is submitted or retried (holder = run id).
+   * Idempotent per (commit, holder): a rendering already made is kept as it is; safe to retry.
    */
   acquireCheckout: {
     path: "/odin.reposync.v1.RepoSyncService/AcquireCheckout" as const,
@@ -2138,9 +2280,10 @@ export const RepoSyncServiceService = {
       AcquireCheckoutResponse.decode(value),
   },
   /**
-   * ReleaseCheckout drops `holder`'s use of a commit's checkout; a checkout no one holds (and that
-   * is not the newest commit) may then be pruned. Called by dag-scheduler when a run ends (a retry
-   * acquires it again). Idempotent; releasing something not held succeeds. Safe to retry.
+   * ReleaseCheckout drops `holder`'s use of a commit's checkout and removes its rendered pipeline
+   * directory; a checkout no one holds (and that is not the newest commit) may then be pruned.
+   * Called by dag-scheduler when a run ends or is deleted (a retry acquires it again).
+   * Idempotent; releasing something not held succeeds. Safe to retry.
    */
   releaseCheckout: {
     path: "/odin.reposync.v1.RepoSyncService/ReleaseCheckout" as const,
@@ -2205,14 +2348,18 @@ export interface RepoSyncServiceServer extends UntypedServiceImplementation {
   push: handleUnaryCall<PushRequest, PushResponse>;
   /**
    * AcquireCheckout makes sure the immutable checkout of a commit exists and records `holder` as
-   * using it, so it is not pruned while a run needs it. Called by dag-scheduler when a run is
-   * submitted or retried (holder = run id). Idempotent per (commit, holder); safe to retry.
+   * using it, so it is not pruned while a run needs it. Given the run's pipeline, a pipeline
+   * directory holding `*.jinja2` files is also rendered for the holder (its `WORK_PATH`); a
+   * template that does not render is INVALID_ARGUMENT (with the problems, `file:line:col`) and
+   * nothing is held. Called by dag-scheduler when a run is submitted or retried (holder = run id).
+   * Idempotent per (commit, holder): a rendering already made is kept as it is; safe to retry.
    */
   acquireCheckout: handleUnaryCall<AcquireCheckoutRequest, AcquireCheckoutResponse>;
   /**
-   * ReleaseCheckout drops `holder`'s use of a commit's checkout; a checkout no one holds (and that
-   * is not the newest commit) may then be pruned. Called by dag-scheduler when a run ends (a retry
-   * acquires it again). Idempotent; releasing something not held succeeds. Safe to retry.
+   * ReleaseCheckout drops `holder`'s use of a commit's checkout and removes its rendered pipeline
+   * directory; a checkout no one holds (and that is not the newest commit) may then be pruned.
+   * Called by dag-scheduler when a run ends or is deleted (a retry acquires it again).
+   * Idempotent; releasing something not held succeeds. Safe to retry.
    */
   releaseCheckout: handleUnaryCall<ReleaseCheckoutRequest, ReleaseCheckoutResponse>;
   /**
@@ -2325,8 +2472,11 @@ export interface RepoSyncServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * AcquireCheckout makes sure the immutable checkout of a commit exists and records `holder` as
-   * using it, so it is not pruned while a run needs it. Called by dag-scheduler when a run is
-   * submitted or retried (holder = run id). Idempotent per (commit, holder); safe to retry.
+   * using it, so it is not pruned while a run needs it. Given the run's pipeline, a pipeline
+   * directory holding `*.jinja2` files is also rendered for the holder (its `WORK_PATH`); a
+   * template that does not render is INVALID_ARGUMENT (with the problems, `file:line:col`) and
+   * nothing is held. Called by dag-scheduler when a run is submitted or retried (holder = run id).
+   * Idempotent per (commit, holder): a rendering already made is kept as it is; safe to retry.
    */
   acquireCheckout(
     request: AcquireCheckoutRequest,
@@ -2344,9 +2494,10 @@ export interface RepoSyncServiceClient extends Client {
     callback: (error: ServiceError | null, response: AcquireCheckoutResponse) => void,
   ): ClientUnaryCall;
   /**
-   * ReleaseCheckout drops `holder`'s use of a commit's checkout; a checkout no one holds (and that
-   * is not the newest commit) may then be pruned. Called by dag-scheduler when a run ends (a retry
-   * acquires it again). Idempotent; releasing something not held succeeds. Safe to retry.
+   * ReleaseCheckout drops `holder`'s use of a commit's checkout and removes its rendered pipeline
+   * directory; a checkout no one holds (and that is not the newest commit) may then be pruned.
+   * Called by dag-scheduler when a run ends or is deleted (a retry acquires it again).
+   * Idempotent; releasing something not held succeeds. Safe to retry.
    */
   releaseCheckout(
     request: ReleaseCheckoutRequest,
@@ -2435,6 +2586,10 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

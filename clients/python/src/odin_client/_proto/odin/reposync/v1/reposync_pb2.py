@@ -13,6 +13,7 @@ from google.protobuf import descriptor_pb2
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from odin_client._proto.odin.common.v1 import file_pb2 as odin_dot_common_dot_v1_dot_file__pb2
 
@@ -21,9 +22,9 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/reposync/v1/reposync.proto',
   package='odin.reposync.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x1fodin/reposync/v1/reposync.proto\x12\x10odin.reposync.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19odin/common/v1/file.proto\"\r\n\x0bSyncRequest\"H\n\x0cSyncResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x17\n\x0fprevious_commit\x18\x02 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\"\x12\n\x10GetStatusRequest\"\xc0\x01\n\x11GetStatusResponse\x12\x0e\n\x06remote\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\x32\n\x0elast_sync_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x33\n\x0flast_error_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\x10ListFilesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"N\n\x11ListFilesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12)\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x1a.odin.reposync.v1.FileInfo\"7\n\x08\x46ileInfo\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0f\n\x07symlink\x18\x03 \x01(\x08\"1\n\x10ReadFilesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\r\n\x05paths\x18\x02 \x03(\t\"H\n\x11ReadFilesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\"z\n\x0bPushRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\x12\x0f\n\x07replace\x18\x03 \x01(\x08\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"/\n\x0cPushResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"8\n\x16\x41\x63quireCheckoutRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\"@\n\x17\x41\x63quireCheckoutResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x15\n\rcheckout_path\x18\x02 \x01(\t\"8\n\x16ReleaseCheckoutRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\"+\n\x17ReleaseCheckoutResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\"G\n\x12ListCommitsRequest\x12\r\n\x05since\x18\x01 \x01(\t\x12\r\n\x05until\x18\x02 \x01(\t\x12\x13\n\x0bmax_commits\x18\x03 \x01(\r\"\x8c\x01\n\x13ListCommitsResponse\x12\r\n\x05until\x18\x01 \x01(\t\x12)\n\x07\x63ommits\x18\x02 \x03(\x0b\x32\x18.odin.reposync.v1.Commit\x12\x11\n\ttruncated\x18\x03 \x01(\x08\x12\x11\n\trewritten\x18\x04 \x01(\x08\x12\x15\n\rsince_unknown\x18\x05 \x01(\x08\"\x99\x01\n\x06\x43ommit\x12\x0b\n\x03sha\x18\x01 \x01(\t\x12\x13\n\x0b\x61uthor_name\x18\x02 \x01(\t\x12\x14\n\x0c\x61uthor_email\x18\x03 \x01(\t\x12/\n\x0b\x61uthor_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x15\n\rchanged_paths\x18\x06 \x03(\t2\xcd\x05\n\x0fRepoSyncService\x12\x45\n\x04Sync\x12\x1d.odin.reposync.v1.SyncRequest\x1a\x1e.odin.reposync.v1.SyncResponse\x12T\n\tGetStatus\x12\".odin.reposync.v1.GetStatusRequest\x1a#.odin.reposync.v1.GetStatusResponse\x12T\n\tListFiles\x12\".odin.reposync.v1.ListFilesRequest\x1a#.odin.reposync.v1.ListFilesResponse\x12T\n\tReadFiles\x12\".odin.reposync.v1.ReadFilesRequest\x1a#.odin.reposync.v1.ReadFilesResponse\x12\x45\n\x04Push\x12\x1d.odin.reposync.v1.PushRequest\x1a\x1e.odin.reposync.v1.PushResponse\x12\x66\n\x0f\x41\x63quireCheckout\x12(.odin.reposync.v1.AcquireCheckoutRequest\x1a).odin.reposync.v1.AcquireCheckoutResponse\x12\x66\n\x0fReleaseCheckout\x12(.odin.reposync.v1.ReleaseCheckoutRequest\x1a).odin.reposync.v1.ReleaseCheckoutResponse\x12Z\n\x0bListCommits\x12$.odin.reposync.v1.ListCommitsRequest\x1a%.odin.reposync.v1.ListCommitsResponseb\x06proto3')
+  serialized_pb=_b('\n\x1fodin/reposync/v1/reposync.proto\x12\x10odin.reposync.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19odin/common/v1/file.proto\"\r\n\x0bSyncRequest\"H\n\x0cSyncResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x17\n\x0fprevious_commit\x18\x02 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\"\x12\n\x10GetStatusRequest\"\xc0\x01\n\x11GetStatusResponse\x12\x0e\n\x06remote\x18\x01 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x02 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x03 \x01(\t\x12\x32\n\x0elast_sync_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x33\n\x0flast_error_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\x10ListFilesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x13\n\x0bpath_prefix\x18\x02 \x01(\t\"N\n\x11ListFilesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12)\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x1a.odin.reposync.v1.FileInfo\"7\n\x08\x46ileInfo\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0f\n\x07symlink\x18\x03 \x01(\x08\"1\n\x10ReadFilesRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\r\n\x05paths\x18\x02 \x03(\t\"H\n\x11ReadFilesResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\"z\n\x0bPushRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12#\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x14.odin.common.v1.File\x12\x0f\n\x07replace\x18\x03 \x01(\x08\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"/\n\x0cPushResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"\x85\x01\n\x16\x41\x63quireCheckoutRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x10\n\x08pipeline\x18\x03 \x01(\t\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\"h\n\x17\x41\x63quireCheckoutResponse\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x15\n\rcheckout_path\x18\x02 \x01(\t\x12\x11\n\twork_path\x18\x03 \x01(\t\x12\x13\n\x0bwork_digest\x18\x04 \x01(\t\"I\n\x16ReleaseCheckoutRequest\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\"+\n\x17ReleaseCheckoutResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\"G\n\x12ListCommitsRequest\x12\r\n\x05since\x18\x01 \x01(\t\x12\r\n\x05until\x18\x02 \x01(\t\x12\x13\n\x0bmax_commits\x18\x03 \x01(\r\"\x8c\x01\n\x13ListCommitsResponse\x12\r\n\x05until\x18\x01 \x01(\t\x12)\n\x07\x63ommits\x18\x02 \x03(\x0b\x32\x18.odin.reposync.v1.Commit\x12\x11\n\ttruncated\x18\x03 \x01(\x08\x12\x11\n\trewritten\x18\x04 \x01(\x08\x12\x15\n\rsince_unknown\x18\x05 \x01(\x08\"\x99\x01\n\x06\x43ommit\x12\x0b\n\x03sha\x18\x01 \x01(\t\x12\x13\n\x0b\x61uthor_name\x18\x02 \x01(\t\x12\x14\n\x0c\x61uthor_email\x18\x03 \x01(\t\x12/\n\x0b\x61uthor_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x15\n\rchanged_paths\x18\x06 \x03(\t2\xcd\x05\n\x0fRepoSyncService\x12\x45\n\x04Sync\x12\x1d.odin.reposync.v1.SyncRequest\x1a\x1e.odin.reposync.v1.SyncResponse\x12T\n\tGetStatus\x12\".odin.reposync.v1.GetStatusRequest\x1a#.odin.reposync.v1.GetStatusResponse\x12T\n\tListFiles\x12\".odin.reposync.v1.ListFilesRequest\x1a#.odin.reposync.v1.ListFilesResponse\x12T\n\tReadFiles\x12\".odin.reposync.v1.ReadFilesRequest\x1a#.odin.reposync.v1.ReadFilesResponse\x12\x45\n\x04Push\x12\x1d.odin.reposync.v1.PushRequest\x1a\x1e.odin.reposync.v1.PushResponse\x12\x66\n\x0f\x41\x63quireCheckout\x12(.odin.reposync.v1.AcquireCheckoutRequest\x1a).odin.reposync.v1.AcquireCheckoutResponse\x12\x66\n\x0fReleaseCheckout\x12(.odin.reposync.v1.ReleaseCheckoutRequest\x1a).odin.reposync.v1.ReleaseCheckoutResponse\x12Z\n\x0bListCommits\x12$.odin.reposync.v1.ListCommitsRequest\x1a%.odin.reposync.v1.ListCommitsResponseb\x06proto3')
   ,
-  dependencies=[google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_file__pb2.DESCRIPTOR,])
+  dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_file__pb2.DESCRIPTOR,])
 
 
 
@@ -47,8 +48,8 @@ _SYNCREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=113,
-  serialized_end=126,
+  serialized_start=143,
+  serialized_end=156,
 )
 
 
@@ -92,8 +93,8 @@ _SYNCRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=128,
-  serialized_end=200,
+  serialized_start=158,
+  serialized_end=230,
 )
 
 
@@ -116,8 +117,8 @@ _GETSTATUSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=202,
-  serialized_end=220,
+  serialized_start=232,
+  serialized_end=250,
 )
 
 
@@ -182,8 +183,8 @@ _GETSTATUSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=223,
-  serialized_end=415,
+  serialized_start=253,
+  serialized_end=445,
 )
 
 
@@ -220,8 +221,8 @@ _LISTFILESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=417,
-  serialized_end=472,
+  serialized_start=447,
+  serialized_end=502,
 )
 
 
@@ -258,8 +259,8 @@ _LISTFILESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=474,
-  serialized_end=552,
+  serialized_start=504,
+  serialized_end=582,
 )
 
 
@@ -303,8 +304,8 @@ _FILEINFO = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=554,
-  serialized_end=609,
+  serialized_start=584,
+  serialized_end=639,
 )
 
 
@@ -341,8 +342,8 @@ _READFILESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=611,
-  serialized_end=660,
+  serialized_start=641,
+  serialized_end=690,
 )
 
 
@@ -379,8 +380,8 @@ _READFILESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=662,
-  serialized_end=734,
+  serialized_start=692,
+  serialized_end=764,
 )
 
 
@@ -438,8 +439,8 @@ _PUSHREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=736,
-  serialized_end=858,
+  serialized_start=766,
+  serialized_end=888,
 )
 
 
@@ -476,8 +477,8 @@ _PUSHRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=860,
-  serialized_end=907,
+  serialized_start=890,
+  serialized_end=937,
 )
 
 
@@ -502,6 +503,27 @@ _ACQUIRECHECKOUTREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='pipeline', full_name='odin.reposync.v1.AcquireCheckoutRequest.pipeline', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='context', full_name='odin.reposync.v1.AcquireCheckoutRequest.context', index=3,
+      number=4, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='attempt', full_name='odin.reposync.v1.AcquireCheckoutRequest.attempt', index=4,
+      number=5, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -514,8 +536,8 @@ _ACQUIRECHECKOUTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=909,
-  serialized_end=965,
+  serialized_start=940,
+  serialized_end=1073,
 )
 
 
@@ -540,6 +562,20 @@ _ACQUIRECHECKOUTRESPONSE = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='work_path', full_name='odin.reposync.v1.AcquireCheckoutResponse.work_path', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='work_digest', full_name='odin.reposync.v1.AcquireCheckoutResponse.work_digest', index=3,
+      number=4, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -552,8 +588,8 @@ _ACQUIRECHECKOUTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=967,
-  serialized_end=1031,
+  serialized_start=1075,
+  serialized_end=1179,
 )
 
 
@@ -578,6 +614,13 @@ _RELEASECHECKOUTREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='attempt', full_name='odin.reposync.v1.ReleaseCheckoutRequest.attempt', index=2,
+      number=3, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -590,8 +633,8 @@ _RELEASECHECKOUTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1033,
-  serialized_end=1089,
+  serialized_start=1181,
+  serialized_end=1254,
 )
 
 
@@ -621,8 +664,8 @@ _RELEASECHECKOUTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1091,
-  serialized_end=1134,
+  serialized_start=1256,
+  serialized_end=1299,
 )
 
 
@@ -666,8 +709,8 @@ _LISTCOMMITSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1136,
-  serialized_end=1207,
+  serialized_start=1301,
+  serialized_end=1372,
 )
 
 
@@ -725,8 +768,8 @@ _LISTCOMMITSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1210,
-  serialized_end=1350,
+  serialized_start=1375,
+  serialized_end=1515,
 )
 
 
@@ -791,8 +834,8 @@ _COMMIT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1353,
-  serialized_end=1506,
+  serialized_start=1518,
+  serialized_end=1671,
 )
 
 _GETSTATUSRESPONSE.fields_by_name['last_sync_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
@@ -800,6 +843,7 @@ _GETSTATUSRESPONSE.fields_by_name['last_error_time'].message_type = google_dot_p
 _LISTFILESRESPONSE.fields_by_name['files'].message_type = _FILEINFO
 _READFILESRESPONSE.fields_by_name['files'].message_type = odin_dot_common_dot_v1_dot_file__pb2._FILE
 _PUSHREQUEST.fields_by_name['files'].message_type = odin_dot_common_dot_v1_dot_file__pb2._FILE
+_ACQUIRECHECKOUTREQUEST.fields_by_name['context'].message_type = google_dot_protobuf_dot_struct__pb2._STRUCT
 _LISTCOMMITSRESPONSE.fields_by_name['commits'].message_type = _COMMIT
 _COMMIT.fields_by_name['author_time'].message_type = google_dot_protobuf_dot_timestamp__pb2._TIMESTAMP
 DESCRIPTOR.message_types_by_name['SyncRequest'] = _SYNCREQUEST
@@ -956,8 +1000,8 @@ _REPOSYNCSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=1509,
-  serialized_end=2226,
+  serialized_start=1674,
+  serialized_end=2391,
   methods=[
   _descriptor.MethodDescriptor(
     name='Sync',

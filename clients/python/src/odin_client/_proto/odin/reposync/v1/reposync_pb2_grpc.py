@@ -113,17 +113,21 @@ class RepoSyncServiceServicer(object):
 
   def AcquireCheckout(self, request, context):
     """AcquireCheckout makes sure the immutable checkout of a commit exists and records `holder` as
-    using it, so it is not pruned while a run needs it. Called by dag-scheduler when a run is
-    submitted or retried (holder = run id). Idempotent per (commit, holder); safe to retry.
+    using it, so it is not pruned while a run needs it. Given the run's pipeline, a pipeline
+    directory holding `*.jinja2` files is also rendered for the holder (its `WORK_PATH`); a
+    template that does not render is INVALID_ARGUMENT (with the problems, `file:line:col`) and
+    nothing is held. Called by dag-scheduler when a run is submitted or retried (holder = run id).
+    Idempotent per (commit, holder): a rendering already made is kept as it is; safe to retry.
     """
     context.set_code(grpc.StatusCode.UNIMPLEMENTED)
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
   def ReleaseCheckout(self, request, context):
-    """ReleaseCheckout drops `holder`'s use of a commit's checkout; a checkout no one holds (and that
-    is not the newest commit) may then be pruned. Called by dag-scheduler when a run ends (a retry
-    acquires it again). Idempotent; releasing something not held succeeds. Safe to retry.
+    """ReleaseCheckout drops `holder`'s use of a commit's checkout and removes its rendered pipeline
+    directory; a checkout no one holds (and that is not the newest commit) may then be pruned.
+    Called by dag-scheduler when a run ends or is deleted (a retry acquires it again).
+    Idempotent; releasing something not held succeeds. Safe to retry.
     """
     context.set_code(grpc.StatusCode.UNIMPLEMENTED)
     context.set_details('Method not implemented!')

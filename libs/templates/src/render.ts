@@ -1,10 +1,41 @@
-// The original Odin's templated pipelines: a `main.yml.jinja2` rendered with Jinja2 semantics
-// (undefined names render empty) with the run's context, then read as `main.yml`.
+// The original Odin's templates: `*.jinja2` files of a pipeline directory rendered with Jinja2
+// semantics (undefined names render empty) with the run's context. One environment and one sandbox
+// for the registry (which reads `main.yml.jinja2` and checks the others) and repo-sync (which
+// writes a run's rendered directory).
 import nunjucks from "nunjucks";
 import type { Problem } from "@odin/pipeline-spec";
 
 /** The suffix that marks a template. */
 export const templateSuffix = ".jinja2";
+
+/** Largest template read (bigger ones are refused: a template is a config file, not data). */
+export const maxTemplateBytes = 4 * 1024 * 1024;
+
+/** Largest rendered text kept (a loop can render far more than its template holds). */
+export const maxRenderedChars = 16 * 1024 * 1024;
+
+/** Whether a file (a path or a name) is a template: `<name>.jinja2` with a non-empty name. */
+export function isTemplate(path: string): boolean {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  return name.length > templateSuffix.length && name.endsWith(templateSuffix);
+}
+
+/** Where a template's rendering is written: its path without `.jinja2`. */
+export function renderedPath(path: string): string {
+  return isTemplate(path) ? path.slice(0, -templateSuffix.length) : path;
+}
+
+/**
+ * The context templates of a pipeline directory are rendered with: the run's parameters, `name`
+ * defaulting to the directory's name (as in the original, where it was the render directory's).
+ */
+export function templateContext(
+  pipelinePath: string,
+  parameters: Readonly<Record<string, unknown>> | undefined,
+): Record<string, unknown> {
+  const dir = pipelinePath === "." ? "" : pipelinePath.slice(pipelinePath.lastIndexOf("/") + 1);
+  return { ...(dir ? { name: dir } : {}), ...parameters };
+}
 
 /**
  * Names a template may not reach through: the way out of nunjucks' expressions into JavaScript
@@ -48,6 +79,18 @@ export function renderTemplate(
     rendered = environment.renderString(text, { ...context });
   } catch (error) {
     return { ok: false, problem: renderProblem(error, file) };
+  }
+  if (rendered.length > maxRenderedChars) {
+    return {
+      ok: false,
+      problem: {
+        severity: "error",
+        file,
+        line: 1,
+        column: 1,
+        message: `the template renders to ${rendered.length} characters; the limit is ${maxRenderedChars}`,
+      },
+    };
   }
   const templateLines = text.split("\n");
   const renderedLines = rendered.split("\n");
