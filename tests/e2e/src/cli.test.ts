@@ -210,6 +210,11 @@ describe("exit codes and machine-readable output", () => {
       30_000,
       "the run's row with 1/1 tasks",
     );
+    // No match: nothing on stdout, a line saying so on stderr, success (as kubectl's "No resources found").
+    const none = await cli(["status", "-l", "team=nobody"]);
+    assert.equal(none.code, 0, none.stderr);
+    assert.equal(none.stdout, "");
+    assert.match(none.stderr, /^no run matches labels team=nobody$/m);
     const bad = await cli(["status", "-l", "team=a b"]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /"team=a b" is not a label requirement; use key=value, key!=value/);

@@ -393,6 +393,19 @@ export async function statusCommand(
         await printData(out, options.output, runs.map(runJson));
         return ExitCode.ok;
       }
+      if (runs.length === 0) {
+        // As kubectl's "No resources found": nothing on stdout, a line saying so on stderr.
+        const filters = [
+          options.pipeline ? `pipeline ${options.pipeline}` : "",
+          options.selector ? `labels ${options.selector}` : "",
+        ].filter(Boolean);
+        err.write(
+          filters.length > 0
+            ? `no run matches ${filters.join(" and ")}\n`
+            : 'no runs yet ("odin run PIPELINE" starts one)\n',
+        );
+        return ExitCode.ok;
+      }
       const now = Date.now();
       const rows = runs.map((r) => {
         const state = runStateName(r.state);
