@@ -18,6 +18,7 @@ export {
   pipelineAnnotation,
   runLabel,
   selectorFor,
+  shardLabel,
   taskIdAnnotation,
   taskLabel,
   type SelectorScope,

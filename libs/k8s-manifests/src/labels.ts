@@ -19,6 +19,7 @@ export {
   pendingTimeoutAnnotation,
   pipelineAnnotation,
   runLabel,
+  shardLabel,
   taskIdAnnotation,
   taskLabel,
 } from "@odin/pipeline-spec";

@@ -44,6 +44,7 @@ export {
   pendingTimeoutAnnotation,
   pipelineAnnotation,
   runLabel,
+  shardLabel,
   taskIdAnnotation,
   taskLabel,
 } from "./labels.js";

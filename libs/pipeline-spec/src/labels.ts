@@ -19,6 +19,12 @@ export const taskLabel = `${odinKeyPrefix}task`;
 /** Label holding the attempt number (`"1"`, `"2"`, …). */
 export const attemptLabel = `${odinKeyPrefix}attempt`;
 
+/**
+ * Label holding the attempt's shard (`"0"` … `"31"`, a hash of run, task and attempt): launcher
+ * replicas split the shards, and each one's watches select only its own.
+ */
+export const shardLabel = `${odinKeyPrefix}shard`;
+
 /** Annotation holding the full task id (`<run id>--<task name>`), which may exceed a label. */
 export const taskIdAnnotation = `${odinKeyPrefix}task-id`;
 

@@ -13,6 +13,7 @@ import {
   defaultManifestConfig,
   ManifestError,
   selectorFor,
+  shardLabel,
   type Manifest,
   type ManifestConfig,
   type SelectorScope,
@@ -86,7 +87,8 @@ import {
 } from "./objects.js";
 import { type AttemptView, PodLogs } from "./pod-logs.js";
 import { purgeRunData } from "./purge.js";
-import { Watches } from "./watches.js";
+import { shardCount, shardKey, shardOf, shardSelector, unshardedSelector } from "./shards.js";
+import { Watches, type WatchHandlers, type WatchSetup } from "./watches.js";
 
 /** How the Kubernetes backend is set up. */
 export interface KubernetesBackendOptions {
@@ -118,9 +120,11 @@ export interface KubernetesBackendOptions {
   /** Records each API request's verb, status and latency, and rate-limit waits. */
   metrics?: KubernetesApiMetrics;
   /**
-   * Which attempts this replica reports and saves the logs of, among the live launchers
-   * (`Membership` over the event bus); every replica still watches every object, and takes an
-   * attempt over (reporting what it saw of it) when its launcher goes. Unset: every attempt.
+   * How the live launchers (`Membership` over the event bus) split the attempts: by shard (a label
+   * on every object, see shards.ts). Each replica watches only its shards' objects (and those made
+   * before objects carried the label), reports their attempts and saves their pods' logs; when
+   * the launchers change it watches its new shards, and reports what their objects show. Unset:
+   * this replica watches and reports every attempt.
    */
   share?: WorkShare;
   logger?: Logger;
@@ -177,7 +181,18 @@ export class KubernetesBackend implements TaskBackend {
   private readonly logger: Logger;
   private readonly tombstoneMs: number;
   private readonly objects: KubernetesObjects;
+  private readonly watchSetup: WatchSetup;
+  /** Every object when alone; with a share, those made before objects carried a shard label. */
   private readonly watches: Watches;
+  /** With a share: the watches of this replica's shards, and which shards they select. */
+  private sharded: Watches | undefined;
+  private watchedShards: string | undefined;
+  private resharding: Promise<void> = Promise.resolve();
+  /** One-attempt watches of logs followed here whose attempt is another replica's. */
+  private readonly extraWatches = new Set<Watches>();
+  /** How many log follows here use each attempt another replica watches. */
+  private readonly followed = new Map<string, number>();
+  private handlers: WatchHandlers | undefined;
   private readonly podLogs: PodLogs;
   private readonly delivery: EventDelivery;
   private readonly alarms: Alarms;
@@ -202,13 +217,17 @@ export class KubernetesBackend implements TaskBackend {
       options.logDir ??
       (options.dataRoot ? join(options.dataRoot, ".odin-logs") : join(tmpdir(), "odin-logs"));
     this.savedLogs = new SavedLogs(resolve(logDir));
-    this.watches = new Watches({
+    this.watchSetup = {
       kubeConfig: options.kubeConfig,
       apis: this.apis,
       namespace: this.namespace,
       types,
       logger: this.logger,
       retry,
+    };
+    this.watches = new Watches({
+      ...this.watchSetup,
+      ...(options.share ? { selector: unshardedSelector } : {}),
     });
     this.podLogs = new PodLogs({
       apis: this.apis,
@@ -218,7 +237,7 @@ export class KubernetesBackend implements TaskBackend {
       logger: this.logger,
       concurrency: options.logSaveConcurrency ?? 4,
       attempt: (key) => this.attempts.get(key),
-      podExists: (namespace, name) => this.watches.hasPod(namespace, name),
+      podExists: (namespace, name) => this.hasPod(namespace, name),
     });
     this.delivery = new EventDelivery({ logger: this.logger });
     this.alarms = new Alarms((key, now) => {
@@ -240,11 +259,13 @@ export class KubernetesBackend implements TaskBackend {
     this.delivery.start(report);
     const share = this.options.share;
     if (share) this.unshare = share.onChange(() => this.rebalance());
+    this.handlers = {
+      pod: (pod, deleted) => this.onPod(pod, deleted),
+      owner: (kind, obj, deleted) => this.onOwner(kind, obj, deleted),
+    };
     try {
-      await this.watches.start({
-        pod: (pod, deleted) => this.onPod(pod, deleted),
-        owner: (kind, obj, deleted) => this.onOwner(kind, obj, deleted),
-      });
+      await this.watches.start(this.handlers);
+      if (share) await this.reshard();
     } catch (err) {
       await this.close();
       throw err;
@@ -256,13 +277,112 @@ export class KubernetesBackend implements TaskBackend {
     });
   }
 
+  /** Whether this replica reports an attempt (its shard's launcher, among the live ones). */
+  private owns(id: AttemptId): boolean {
+    const share = this.options.share;
+    return share === undefined || share.owns(shardKey(shardOf(id)));
+  }
+
+  /** The shards this replica watches. */
+  private ownedShards(): number[] {
+    const share = this.options.share;
+    const shards: number[] = [];
+    for (let s = 0; s < shardCount; s++) if (!share || share.owns(shardKey(s))) shards.push(s);
+    return shards;
+  }
+
+  /** Whether a watch of this replica still has the pod (none has reported it deleted). */
+  private hasPod(namespace: string, name: string): boolean {
+    if (this.watches.hasPod(namespace, name) || this.sharded?.hasPod(namespace, name)) return true;
+    for (const w of this.extraWatches) if (w.hasPod(namespace, name)) return true;
+    return false;
+  }
+
+  /**
+   * Watches this replica's shards (after the launchers changed): the new shards' objects are
+   * listed (their attempts reported from what they show), then the old watches stop and the
+   * attempts of shards now another's are forgotten. One change at a time.
+   */
+  private reshard(): Promise<void> {
+    const run = this.resharding.then(async () => {
+      const handlers = this.handlers;
+      if (this.closed || handlers === undefined || !this.options.share) return;
+      const shards = this.ownedShards();
+      const key = shards.join(",");
+      if (key === this.watchedShards) return;
+      const next =
+        shards.length > 0
+          ? new Watches({ ...this.watchSetup, selector: shardSelector(shards), nodes: false })
+          : undefined;
+      try {
+        await next?.start(handlers);
+      } catch (err) {
+        await next?.stop();
+        throw err;
+      }
+      const old = this.sharded;
+      this.sharded = next;
+      this.watchedShards = key;
+      await old?.stop();
+      for (const a of [...this.attempts.values()]) this.forgetIfElsewhere(a);
+      this.logger.info("watching this launcher's shards of Odin's objects", {
+        shards: shards.length,
+        of: shardCount,
+      });
+    });
+    this.resharding = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Forgets an attempt another replica reports (launched or cancelled through this one): this
+   * replica does not watch its objects, so what it knows would only grow stale.
+   */
+  private forgetIfElsewhere(a: Attempt): void {
+    if (!this.options.share || a.reporting || a.listeners.size > 0 || this.followed.has(a.key))
+      return;
+    if (this.attempts.get(a.key) !== a) return;
+    this.attempts.delete(a.key);
+    this.alarms.set(a.key, undefined);
+    if (a.removeTimer) clearTimeout(a.removeTimer);
+  }
+
+  /**
+   * While a log follow here reads an attempt this replica does not watch: a watch of that
+   * attempt's objects alone, so the follow sees its pods start and end. Returns how to stop it.
+   */
+  private async watchAttempt(id: AttemptId): Promise<(() => Promise<void>) | undefined> {
+    const handlers = this.handlers;
+    if (!this.options.share || this.owns(id) || handlers === undefined) return undefined;
+    const key = attemptKey(id);
+    const w = new Watches({ ...this.watchSetup, selector: selectorFor(id), nodes: false });
+    this.extraWatches.add(w);
+    this.followed.set(key, (this.followed.get(key) ?? 0) + 1);
+    const stop = async () => {
+      this.extraWatches.delete(w);
+      await w.stop();
+      const n = (this.followed.get(key) ?? 1) - 1;
+      if (n > 0) this.followed.set(key, n);
+      else this.followed.delete(key);
+      const a = this.attempts.get(key);
+      if (a) this.forgetIfElsewhere(a);
+    };
+    try {
+      await w.start(handlers);
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+    return stop;
+  }
+
   /** The record of an attempt, made on first sight. */
   private attemptFor(id: AttemptId, namespace: string | undefined): Attempt {
     const key = attemptKey(id);
     let a = this.attempts.get(key);
     if (a === undefined) {
       a = new Attempt(new AttemptCore(id, this.coreOptions), namespace ?? this.namespace);
-      a.reporting = this.options.share?.owns(key) ?? true;
+      a.reporting = this.owns(id);
       this.attempts.set(key, a);
     } else if (a.removeTimer) {
       clearTimeout(a.removeTimer);
@@ -386,19 +506,23 @@ export class KubernetesBackend implements TaskBackend {
    */
   private rebalance(): void {
     if (this.closed) return;
+    this.reshard().catch((err: unknown) => {
+      this.logger.warn("cannot watch this launcher's new shards; trying again in 5 s", { err });
+      setTimeout(() => this.rebalance(), 5000).unref();
+    });
     let taken = 0;
     // What a launcher that went could have left unreported: events of attempts still going, and
     // of attempts that ended lately (it reports within seconds unless NATS is away).
     const since = Date.now() - reportAgainMs;
     for (const a of this.attempts.values()) {
-      const owned = this.options.share?.owns(a.key) ?? true;
+      const owned = this.owns(a.id);
       if (owned === a.reporting) continue;
       a.reporting = owned;
       if (!owned || (a.done && a.lastEventAt < since)) continue;
       taken++;
       for (const event of a.events) this.delivery.send(a.key, event);
       for (const pod of a.pods.values())
-        if (podEnded(pod) && this.watches.hasPod(a.namespace, pod.metadata?.name ?? ""))
+        if (podEnded(pod) && this.hasPod(a.namespace, pod.metadata?.name ?? ""))
           this.podLogs.podFinished(a.id, a.namespace, pod);
     }
     if (taken > 0) this.logger.info("attempts reported again after taking them over", { taken });
@@ -460,8 +584,16 @@ export class KubernetesBackend implements TaskBackend {
             annotations: { ...spec.task.annotations, [pendingTimeoutAnnotation]: String(pending) },
           };
     let manifest: Manifest;
+    // The attempt's shard, on every object and pod it makes: what the launchers' watches select.
+    const shard = String(shardOf({ runId, task: spec.task.name, attempt }));
     try {
-      manifest = buildManifest({ ...spec, task }, this.manifestConfig);
+      manifest = buildManifest(
+        { ...spec, task },
+        {
+          ...this.manifestConfig,
+          extraLabels: { ...this.manifestConfig.extraLabels, [shardLabel]: shard },
+        },
+      );
     } catch (err) {
       if (!(err instanceof ManifestError)) throw err;
       throw new InvalidArgumentError(`cannot launch task ${spec.task.name}: ${err.message}`, {
@@ -472,6 +604,20 @@ export class KubernetesBackend implements TaskBackend {
     a.kind = manifest.kind;
     this.observe(a, { kind: "named", objectName: manifest.name });
     if (pending !== undefined) this.observe(a, { kind: "pending-timeout", ms: pending });
+    try {
+      return await this.createAttemptObject(a, manifest, spec);
+    } finally {
+      // Another replica's attempt: it watches the object made here.
+      this.forgetIfElsewhere(a);
+    }
+  }
+
+  private async createAttemptObject(
+    a: Attempt,
+    manifest: Manifest,
+    spec: LaunchSpec,
+  ): Promise<LaunchResult> {
+    const { runId, attempt } = spec;
     const what = `create ${manifest.kind} ${manifest.name} in namespace ${manifest.namespace}`;
     for (let tries = 0; ; tries++) {
       try {
@@ -577,6 +723,8 @@ export class KubernetesBackend implements TaskBackend {
       }
     });
     for (const { a } of list) this.notify(a);
+    for (const a of podsByAttempt.keys()) this.forgetIfElsewhere(a);
+    for (const { a } of list) this.forgetIfElsewhere(a);
     if (failure !== undefined) throw failure;
     return deleted;
   }
@@ -591,7 +739,13 @@ export class KubernetesBackend implements TaskBackend {
         `no attempt of task ${ref.task} in run ${ref.runId} is known (no objects, no saved logs)`,
       );
     }
-    yield* this.podLogs.read({ runId: ref.runId, task: ref.task, attempt }, options);
+    const id = { runId: ref.runId, task: ref.task, attempt };
+    const stop = options.follow ? await this.watchAttempt(id) : undefined;
+    try {
+      yield* this.podLogs.read(id, options);
+    } finally {
+      await stop?.();
+    }
   }
 
   /** The highest attempt of a task the cluster, this launcher or its saved logs know. */
@@ -633,7 +787,13 @@ export class KubernetesBackend implements TaskBackend {
         ),
       );
     }
-    return Promise.resolve(gpuInventory(this.watches.nodes(), this.watches.pods(), options));
+    return this.odinPods().then((pods) => gpuInventory(this.watches.nodes(), pods, options));
+  }
+
+  /** Odin's pods: from the watch when it sees them all, else listed (each replica sees a share). */
+  private async odinPods(): Promise<V1Pod[]> {
+    if (!this.options.share) return this.watches.pods();
+    return this.objects.listPods(selectorFor({}));
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -642,7 +802,10 @@ export class KubernetesBackend implements TaskBackend {
     if (this.closed) return;
     this.closed = true;
     this.unshare?.();
+    await this.resharding;
     await this.watches.stop();
+    await this.sharded?.stop();
+    for (const w of this.extraWatches) await w.stop();
     this.alarms.clear();
     for (const a of this.attempts.values()) if (a.removeTimer) clearTimeout(a.removeTimer);
     this.podLogs.close();

@@ -13,6 +13,7 @@ import { Membership } from "@odin/events";
 import type { TaskStateEvent } from "../backend.js";
 import { publishStateEvents } from "../service.js";
 import type { KubernetesBackend } from "./backend.js";
+import { shardCount, shardKey, shardOf } from "./shards.js";
 import { LauncherHarness, simTask, sleep, testNamespace, waitUntil } from "../testing/harness.js";
 
 describe("reliability", () => {
@@ -289,7 +290,7 @@ describe("launchers sharing the attempts", () => {
     await h.close();
   });
 
-  test("two launchers split the attempts: each reported and its log read by one; the other takes over when one goes", async () => {
+  test("two launchers split the attempts by shard: each watches its shards' objects alone, each attempt reported and its log read by one; the other takes over when one goes", async () => {
     const group = `share-${Date.now()}`;
     const shares = await Promise.all([
       Membership.join(h.bus, { group, heartbeatMs: 50 }),
@@ -312,6 +313,39 @@ describe("launchers sharing the attempts", () => {
       await h.backend({ share: shares[0] }, reporter(0)),
       await h.backend({ share: shares[1] }, reporter(1)),
     ];
+    // Which launcher an attempt belongs to: its shard's.
+    const owner = (key: string) => {
+      const [run, task, attempt] = key.split("/");
+      const shard = shardKey(shardOf({ runId: run!, task: task!, attempt: Number(attempt) }));
+      return shares[0].owns(shard) ? 0 : 1;
+    };
+    // Each launcher's pod watch selects its own shards: together every shard, none twice.
+    const podWatches = () =>
+      h.sim.requests.filter(
+        (r) =>
+          r.watch &&
+          r.path.endsWith("/pods") &&
+          r.status === 0 &&
+          / in \(/.test(new URLSearchParams(r.query).get("labelSelector") ?? ""),
+      );
+    await waitUntil(
+      () => podWatches().length === 2,
+      () => `two sharded pod watches open, found ${podWatches().length}`,
+    );
+    const selected = podWatches().map((r) =>
+      /shard in \(([\d,]+)\)/
+        .exec(new URLSearchParams(r.query).get("labelSelector") ?? "")?.[1]
+        ?.split(","),
+    );
+    assert.ok(
+      selected.every((s) => s !== undefined && s.length > 0),
+      JSON.stringify(selected),
+    );
+    const all = selected.flatMap((s) => s!.map(Number)).sort((a, b) => a - b);
+    assert.deepEqual(
+      all,
+      Array.from({ length: shardCount }, (_, i) => i),
+    );
     const runId = h.runId("share");
     const tasks = Array.from({ length: 20 }, (_, i) => simTask(`t${i}`, { runMs: 50 }));
     // Every launch goes to the first launcher, as when one scheduler drives the run.
@@ -325,7 +359,7 @@ describe("launchers sharing the attempts", () => {
         1,
         `${key} reported by one launcher: ${by.join(",")}`,
       );
-      assert.equal(by[0], shares[0].owns(key));
+      assert.equal(by[0], owner(key) === 0);
     }
     assert.ok(
       reportedBy.every((m) => m.size > 0),
@@ -345,7 +379,7 @@ describe("launchers sharing the attempts", () => {
 
     // The second launcher stops while an attempt it reports runs: the first takes it over.
     let long = simTask("long0", { runMs: 1500 });
-    for (let i = 1; !shares[1].owns(`${runId}/${long.name}/1`); i++)
+    for (let i = 1; owner(`${runId}/${long.name}/1`) !== 1; i++)
       long = simTask(`long${i}`, { runMs: 1500 });
     await h.launch(launchers[0]!, runId, long);
     await h.reported(runId, long.name, "RUNNING");

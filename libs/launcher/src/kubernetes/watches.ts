@@ -1,5 +1,5 @@
 // The informers on Odin's objects: pods and each owner type, label-selected on Odin's
-// managed-by label, each restarted with backoff whenever its watch or list fails. What they see
+// managed-by label (and, with several launchers, on the shards this one watches), each restarted with backoff whenever its watch or list fails. What they see
 // goes to the backend's handlers; a missing CRD is retried in the background, a failing pod or
 // Job list stops the start.
 import {
@@ -96,6 +96,10 @@ export interface WatchSetup {
   types: readonly ResourceType[];
   logger: Logger;
   retry: RetryPolicy;
+  /** Which of Odin's objects to watch (default: every one, `managed-by=odin`). */
+  selector?: string;
+  /** Whether to watch nodes too, for the GPU inventory (default true). */
+  nodes?: boolean;
 }
 
 /** The informers of one backend. */
@@ -107,7 +111,7 @@ export class Watches {
   /** Lists and watches pods first (so owners re-listed next find their pods' exit codes), then owners. */
   async start(handlers: WatchHandlers): Promise<void> {
     const { kubeConfig: kc, namespace: ns, apis, logger, retry } = this.setup;
-    const selector = `${managedByLabel}=${managedByValue}`;
+    const selector = this.setup.selector ?? `${managedByLabel}=${managedByValue}`;
     const pods = makeInformer<KubernetesObject>(
       kc,
       `/api/v1/namespaces/${ns}/pods`,
@@ -164,6 +168,7 @@ export class Watches {
     // The informer retries by itself; only a failure of the core Job API stops the launcher.
     const jobFailure = failures.find((f) => f?.kind === "Job");
     if (jobFailure) throw fromKubernetesError(jobFailure.err, `list jobs in namespace ${ns}`);
+    if (this.setup.nodes === false) return;
 
     // Nodes, for the GPU inventory (odin gpus). Not needed to run tasks: a failure (no RBAC for
     // nodes) is logged and retried by the informer, never fatal.
