@@ -8,7 +8,7 @@
 // what must hold is that CPU per task does not grow with replicas (coordination overhead ≤ 10%).
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { common, DagSchedulerServiceClient } from "@odin/proto";
@@ -115,6 +115,7 @@ async function shape(n: number) {
   const client = createClient(DagSchedulerServiceClient, { address: schedulers[0]!.match[1]! });
   const procs = [...schedulers, ...launchers].map((s) => s.proc);
   const cpuBefore = procs.map((p) => cpuMs(p.pid));
+  const loadBefore = loadavg()[0]!;
   const requestsBefore = sim.requests.length;
   const t0 = performance.now();
   const { run } = await unary(client, "submitRun", {
@@ -174,6 +175,9 @@ async function shape(n: number) {
     launcherCpuMsPerTask: round(launcherCpu / tasks),
     kubernetesRequestsPerTask: round((sim.requests.length - requestsBefore) / tasks),
     kubernetesRequests: byVerb,
+    // The machine's 1-minute load average at the submit and at the end: CPU per task is only
+    // comparable between shapes measured under similar load.
+    loadAverage: [round(loadBefore), round(loadavg()[0]!)],
   };
 }
 
