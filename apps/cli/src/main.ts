@@ -252,8 +252,16 @@ program
   .command("retry")
   .description("run a finished run's failed, errored, skipped and cancelled tasks again")
   .argument("<run>", "run id")
-  .action(async (runId: string) =>
-    run((await runs()).cancelOrRetryCommand("retry", runId, globals(), process.stdout)),
+  .option("-f, --follow", "show the run live until it ends; exit with its outcome, as odin run -f")
+  .action(async (runId: string, options: { follow?: boolean }) =>
+    run(
+      (await runs()).cancelOrRetryCommand(
+        "retry",
+        runId,
+        { ...globals(), ...options },
+        process.stdout,
+      ),
+    ),
   );
 
 program

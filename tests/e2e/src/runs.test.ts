@@ -139,13 +139,12 @@ describe("runs through the gateway: two schedulers, two launchers, kube-sim, NAT
     assert.match(failed.stdout, /^last\s+SKIPPED/m);
     sim.clearScripts();
     sim.script({ image: "python:3.11", logs: ["hello from kube-sim"] });
-    const again = await cli("retry", runId);
+    // --follow shows the retried run until it ends and exits with its outcome, as run --follow.
+    const again = await cli("retry", runId, "--follow");
     assert.equal(again.code, 0, again.stderr);
-    await eventually(
-      async () => (await runState(runId)) === "SUCCEEDED",
-      20_000,
-      "retried run SUCCEEDED",
-    );
+    assert.match(again.stdout, new RegExp(`^run ${runId}: retrying as attempt 2$`, "m"));
+    assert.match(again.stdout, new RegExp(`^run ${runId} SUCCEEDED`, "m"));
+    assert.equal(await runState(runId), "SUCCEEDED");
     const done = await cli("status", runId);
     assert.match(done.stdout, /^first\s+SUCCEEDED\s+1\s/m);
     assert.match(done.stdout, /^shaky\s+SUCCEEDED\s+2\s/m);

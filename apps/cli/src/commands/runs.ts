@@ -553,7 +553,7 @@ function describeTask(
 export async function cancelOrRetryCommand(
   what: "cancel" | "retry",
   runId: string,
-  options: RunCommandOptions,
+  options: RunCommandOptions & { follow?: boolean },
   out: NodeJS.WritableStream,
 ): Promise<number> {
   const channel = connect(options);
@@ -574,6 +574,12 @@ export async function cancelOrRetryCommand(
         `run ${run.id} already ended (${runStateName(run.state)}); there is nothing to cancel`,
         ExitCode.failed,
       );
+    }
+    if (options.follow) {
+      // As odin run -f: the text line first, then the run live until it ends (its exit code).
+      if (options.output === "text")
+        out.write(`run ${run.id}: retrying as attempt ${run.attempt}\n`);
+      return await follow(channel, run.id, out, options.output);
     }
     if (options.output !== "text") await printData(out, options.output, runJson(run));
     else
