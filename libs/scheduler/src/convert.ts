@@ -8,6 +8,7 @@ import {
 import { taskId, type CatchupPolicy, type ConcurrencyPolicy } from "@odin/pipeline-spec";
 import type { RunRecord, TaskRecord } from "./records.js";
 import type { ScheduleView } from "./schedules.js";
+import { scheduleRunSelector } from "./run-labels.js";
 
 const date = (ms: number | undefined): Date | undefined =>
   ms === undefined ? undefined : new Date(ms);
@@ -127,6 +128,7 @@ export function scheduleToProto(view: ScheduleView): dagscheduler.Schedule {
     skippedTicks: ticks?.skipped ?? 0,
     lastError: ticks?.lastError ?? "",
     notify: (s.notify ?? []).map(notifyToProto),
+    runSelector: scheduleRunSelector(s.name),
   };
   if (nextTick !== undefined) out.nextTick = new Date(nextTick);
   // The first tick record holds the creation time, not a tick.

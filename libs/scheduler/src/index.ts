@@ -31,7 +31,6 @@ export {
 } from "./grpc-ports.js";
 export {
   scheduleKey,
-  scheduleLabel,
   ScheduleRunner,
   scheduleSubmitter,
   ticksKey,
@@ -42,10 +41,8 @@ export {
   type TickRecord,
 } from "./schedules.js";
 export {
-  commitLabel,
   triggerClaimKey,
   triggerCursorKey,
-  triggerLabel,
   TriggerRunner,
   triggerStateKey,
   triggerSubmitter,
@@ -56,3 +53,14 @@ export {
   type TriggerState,
   type TriggerView,
 } from "./triggers.js";
+export {
+  commitLabel,
+  pipelineLabelValue,
+  scheduleLabel,
+  scheduleLabelValue,
+  scheduleRunSelector,
+  triggerLabel,
+  triggerLabelValue,
+  triggerRunSelector,
+  upgradeRunLabels,
+} from "./run-labels.js";

@@ -39,6 +39,7 @@ import {
 } from "@odin/service-kit";
 import type { DeclaredScheduleSource, PipelineSource } from "./ports.js";
 import type { RunRecord } from "./records.js";
+import { scheduleLabel, scheduleLabelValue } from "./run-labels.js";
 
 /** A schedule as the run store keeps it (`schedules.<name>`). */
 export interface ScheduleRecord {
@@ -115,8 +116,6 @@ function token(name: string): string {
 export const scheduleKey = (name: string): string => `schedules.${token(name)}`;
 /** Key of a schedule's tick record. */
 export const ticksKey = (name: string): string => `ticks.${token(name)}`;
-/** The run label naming the schedule that started a run (when the name fits in a label). */
-export const scheduleLabel = "schedule";
 /** Who a schedule's runs are submitted by. */
 export const scheduleSubmitter = (name: string): string => `schedule:${name}`;
 
@@ -520,8 +519,7 @@ export class ScheduleRunner {
           .catch((err: unknown) => {
             if (!(err instanceof NotFoundError)) throw err;
           });
-      const labels: Record<string, string> =
-        schedule.name.length <= 63 ? { [scheduleLabel]: schedule.name } : {};
+      const labels = { [scheduleLabel]: scheduleLabelValue(schedule.name) };
       const run = await this.options.runs.submit({
         pipeline: schedule.pipeline,
         parameters: schedule.parameters,

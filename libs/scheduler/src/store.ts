@@ -16,12 +16,16 @@ import {
   type RunRecord,
   type TaskRecord,
 } from "./records.js";
+import { upgradeRunLabels } from "./run-labels.js";
 import { cacheEntryKey, imageKey, type CacheEntry, type ImageRecord } from "./cache.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const encode = (v: unknown): Uint8Array => encoder.encode(JSON.stringify(v));
 const decode = <T>(b: Uint8Array): T => JSON.parse(decoder.decode(b)) as T;
+/** A run record, with the labels of runs older versions started written as they are now. */
+const decodeRun = (b: Uint8Array): RunRecord => upgradeRunLabels(decode<RunRecord>(b));
+const runCodec = jsonCodec<RunRecord>((v) => upgradeRunLabels(v as RunRecord));
 
 /** A change of a run or task record, as every scheduler replica sees it through its watch. */
 export type RecordChange =
@@ -93,7 +97,7 @@ export class SchedulerStore {
     const entry = await this.kv.get(runKey(runId));
     if (!entry) return undefined;
     this.runRead.set(runId, entry.revision);
-    return decode<RunRecord>(entry.value);
+    return decodeRun(entry.value);
   }
 
   /**
@@ -127,7 +131,7 @@ export class SchedulerStore {
       this.kv,
       runKey(runId),
       (current) => (current ? mutate(current) : undefined),
-      jsonCodec<RunRecord>(),
+      runCodec,
     );
     if (outcome.written && outcome.value) {
       this.onRunWritten?.(outcome.value, outcome.revision);
@@ -263,7 +267,7 @@ export class SchedulerStore {
   async listRuns(): Promise<{ record: RunRecord; revision: number }[]> {
     const out: { record: RunRecord; revision: number }[] = [];
     for await (const entry of this.kv.list("runs.>"))
-      out.push({ record: decode<RunRecord>(entry.value), revision: entry.revision });
+      out.push({ record: decodeRun(entry.value), revision: entry.revision });
     return out;
   }
 
@@ -355,7 +359,7 @@ export class SchedulerStore {
         handler({
           kind: "run",
           runId: key.slice(5),
-          record: value ? decode<RunRecord>(value) : undefined,
+          record: value ? decodeRun(value) : undefined,
           revision: change.revision,
         });
       } else if (key.startsWith("tasks.")) {

@@ -205,7 +205,7 @@ describe("commit triggers across replicas (real NATS)", () => {
         run.submittedBy,
         `commit:${c.sha.slice(0, 7)} by ${c.author.name} <${c.author.email}>`,
       );
-      assert.deepEqual(run.labels, { trigger: "code", commit: c.sha });
+      assert.deepEqual(run.labels, { trigger: "train.code", commit: c.sha });
       assert.deepEqual(run.parameters, { lr: 0.5 });
     }
     const latest = await runsOf(a.kv, "latest");

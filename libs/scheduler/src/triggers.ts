@@ -23,6 +23,7 @@ import {
 } from "@odin/service-kit";
 import type { CommitSource, DeclaredTriggerSource, RepoCommit } from "./ports.js";
 import type { RunRecord } from "./records.js";
+import { commitLabel, triggerLabel, triggerLabelValue, triggerRunSelector } from "./run-labels.js";
 
 /** The newest commit every trigger has been checked against (`trigger-cursor`). */
 export interface TriggerCursor {
@@ -84,10 +85,6 @@ export const triggerClaimKey = (name: string, sha: string): string =>
   `trigger-claims.${token(name)}.${sha}`;
 /** Key of what a trigger last did. */
 export const triggerStateKey = (name: string): string => `trigger-state.${token(name)}`;
-/** The run label naming the trigger that started a run (its name within the pipeline). */
-export const triggerLabel = "trigger";
-/** The run label holding the commit a triggered run is pinned to. */
-export const commitLabel = "commit";
 /** Who a triggered run is submitted by: the commit and its author. */
 export const triggerSubmitter = (commit: Pick<RepoCommit, "sha" | "author">): string =>
   `commit:${commit.sha.slice(0, 7)} by ${commit.author.name} <${commit.author.email}>`;
@@ -348,11 +345,9 @@ export class TriggerRunner {
   ): Promise<void> {
     let error: string | undefined;
     try {
-      // Label values cannot hold the pipeline's path: the trigger's own name, and the run's
-      // pipeline tells whose it is.
       const labels: Record<string, string> = {
         [commitLabel]: commit.sha,
-        [triggerLabel]: spec.name,
+        [triggerLabel]: triggerLabelValue(pipeline, spec.name),
       };
       await this.options.runs.submit({
         pipeline,
@@ -453,6 +448,7 @@ export function triggerToProto(view: TriggerView): dagscheduler.Trigger {
     lastRunId: view.state?.lastRunId ?? "",
     runsStarted: view.state?.runs ?? 0,
     lastError: view.state?.lastError ?? "",
+    runSelector: triggerRunSelector(view.pipeline, view.spec.name),
   };
   if (view.state?.lastRunTime !== undefined) out.lastRunTime = new Date(view.state.lastRunTime);
   return out;

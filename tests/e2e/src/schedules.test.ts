@@ -167,6 +167,29 @@ describe("schedules (odin server)", () => {
     const paused = await cli(["schedule", "pause", "ticking:every-second"]);
     assert.equal(paused.code, 0, paused.stderr);
 
+    // Its runs are selected by a label a selector can name (`:` cannot be in a label value).
+    assert.equal(
+      (declared as unknown as { runSelector: string }).runSelector,
+      "schedule=ticking.every-second",
+    );
+    const selected = await cli([
+      "-o",
+      "json",
+      "status",
+      "--all",
+      "-l",
+      "schedule=ticking.every-second",
+    ]);
+    assert.equal(selected.code, 0, selected.stderr);
+    const selectedRuns = JSON.parse(selected.stdout) as RunJson[];
+    assert.ok(
+      selectedRuns.some((r) => r.id === declared?.lastRunId),
+      "the schedule's last run is selected",
+    );
+    for (const r of selectedRuns) assert.equal(r.submittedBy, "schedule:ticking:every-second");
+    const old = await cli(["status", "--all", "-l", "schedule=ticking:every-second"]);
+    assert.notEqual(old.code, 0, "':' is no label value");
+
     // Its runs posted to the schedule's webhooks and the pipeline's: oncall (named by both) and
     // team, each once per run end.
     const [listed] = await ls("ticking");

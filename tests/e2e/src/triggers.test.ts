@@ -101,7 +101,7 @@ describe("odin server on a git checkout", () => {
 
     let runs: RunJson[] = [];
     await eventually(
-      async () => (runs = await runsWith(cli, "trigger=code")).length > 0,
+      async () => (runs = await runsWith(cli, "trigger=train.code")).length > 0,
       60_000,
       "the push's run",
     );
@@ -131,7 +131,7 @@ describe("odin server on a git checkout", () => {
   });
 
   test("a git commit in the checkout is picked up by the server's own sync; one outside the paths starts nothing", async () => {
-    const before = (await runsWith(cli, "trigger=code")).length;
+    const before = (await runsWith(cli, "trigger=train.code")).length;
     await writeFile(join(repo, "README.md"), "not a trigger path\n");
     git("add", "-A");
     git("-c", "user.name=Ann Other", "-c", "user.email=ann@example.com", "commit", "-qm", "docs");
@@ -153,7 +153,7 @@ describe("odin server on a git checkout", () => {
       30_000,
       "the triggers to be checked up to the head",
     );
-    assert.equal((await runsWith(cli, "trigger=code")).length, before + 1);
+    assert.equal((await runsWith(cli, "trigger=train.code")).length, before + 1);
   });
 });
 
@@ -229,7 +229,7 @@ describe("the deployed services: two dag-schedulers, ten commits pushed at once"
     const sync = await stack.cli("sync");
     assert.equal(sync.code, 0, sync.stderr);
 
-    const each = await settled("trigger=code", matching.length);
+    const each = await settled("trigger=train.code", matching.length);
     assert.equal(each.length, 6, JSON.stringify(each.map((r) => r.commit)));
     assert.equal(new Set(each.map((r) => r.commit)).size, 6, "no commit run twice");
     const byCommit = new Map(each.map((r) => [r.commit, r]));
@@ -248,7 +248,7 @@ describe("the deployed services: two dag-schedulers, ten commits pushed at once"
       "runs created oldest commit first",
     );
 
-    const newest = await settled("trigger=follow-train", 1);
+    const newest = await settled("trigger=latest.follow-train", 1);
     assert.deepEqual(
       newest.map((r) => r.commit),
       [matching.at(-1)!.sha],
@@ -256,7 +256,7 @@ describe("the deployed services: two dag-schedulers, ten commits pushed at once"
   });
 
   test("a restarted scheduler starts nothing again; a commit pushed while no scheduler ran is run when one starts", async () => {
-    const before = (await runsWith(cli, "trigger=code")).length;
+    const before = (await runsWith(cli, "trigger=train.code")).length;
     const [a, b] = stack.replicas.filter((r) => r.app === "dag-scheduler");
     /** The gateway reaches a scheduler again (its connection backs off while none runs). */
     const reachable = () =>
@@ -269,7 +269,7 @@ describe("the deployed services: two dag-schedulers, ten commits pushed at once"
     await a!.restart();
     await reachable();
     // A replica checks the commits it missed before it reports ready: nothing new to run.
-    assert.equal((await runsWith(cli, "trigger=code")).length, before);
+    assert.equal((await runsWith(cli, "trigger=train.code")).length, before);
 
     await a!.process.stop();
     await b!.process.stop();
@@ -286,6 +286,6 @@ describe("the deployed services: two dag-schedulers, ten commits pushed at once"
       ["train", `commit:${missed.slice(0, 7)} by Ada Lovelace <ada@example.com>`],
     ]);
     await b!.restart();
-    assert.equal((await runsWith(cli, "trigger=code")).length, before + 1);
+    assert.equal((await runsWith(cli, "trigger=train.code")).length, before + 1);
   });
 });

@@ -180,6 +180,29 @@ describe("web UI in a real browser", () => {
         "",
       ].join("\n"),
     );
+    // A pipeline with a declared schedule (at 02:00: it never ticks during the test) and a
+    // commit trigger; the test creates a per-second schedule of it from the Schedules page.
+    await mkdir(join(repo, "tick"));
+    await writeFile(
+      join(repo, "tick", "main.yml"),
+      [
+        "name: tick",
+        "parameters:",
+        "  who: {type: string, description: who is greeted}",
+        "schedules:",
+        "  nightly:",
+        '    cron: "0 2 * * *"',
+        "    timezone: Europe/Berlin",
+        "    parameters: {who: night}",
+        "    concurrency: forbid",
+        "    notify: {webhook: {secret: oncall}, on: [failed]}",
+        "triggers:",
+        "  code: {paths: [src/], policy: each, parameters: {who: commit}}",
+        "tasks:",
+        "- {name: hello, image: busybox, command: sh, args: [-c, 'echo hello ${{ params.who }}']}",
+        "",
+      ].join("\n"),
+    );
     server = await startServer([
       "--data",
       join(dir.path, "data"),
@@ -452,6 +475,124 @@ describe("web UI in a real browser", () => {
     const link = page.getByTestId("cached-from").getByRole("link", { name: first });
     await link.waitFor();
     await context.close();
+  });
+
+  test("Schedules: an operator creates a per-second schedule, sees its runs and pauses it; a viewer sees no actions", async () => {
+    const context = await browser.newContext({
+      viewport: { width: 1400, height: 900 },
+      bypassCSP: true,
+    });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await signIn(page, `${server.web}schedules`, tokens.operator);
+    await page.getByText("signed in (may run)").waitFor();
+    // The declared schedule is listed with its webhook's name and no Delete (it lives in main.yml).
+    const declared = page.locator('tr[data-schedule="tick:nightly"]');
+    await declared.waitFor();
+    const declaredText = (await declared.textContent()) ?? "";
+    for (const part of ["0 2 * * *", "Europe/Berlin", "who=night", "oncall:failed", "forbid"])
+      assert.ok(declaredText.includes(part), `${part} in ${declaredText}`);
+    assert.equal(await declared.getByRole("button", { name: "Pause tick:nightly" }).count(), 1);
+    assert.equal(await declared.getByRole("button", { name: /^Delete/ }).count(), 0);
+
+    // Create one: the server's refusal of a bad cron is shown at the cron field.
+    const form = page.getByRole("form", { name: "Create a schedule" });
+    await form.getByLabel("Name").fill("every-second");
+    await form.getByLabel("Pipeline").selectOption("tick");
+    const who = form.getByRole("group", { name: "Parameters" }).getByLabel("who");
+    await who.fill("web");
+    const cron = form.getByLabel("Cron");
+    await cron.fill("61 * * * * *");
+    await form.getByLabel("Concurrency").selectOption({ label: "forbid: skip while one runs" });
+    await form.getByRole("button", { name: "Create" }).click();
+    const refusal = form.locator("#create-error");
+    await refusal.waitFor();
+    assert.match((await refusal.textContent()) ?? "", /cron "61 \* \* \* \* \*" is not valid/);
+    assert.equal(await cron.getAttribute("aria-invalid"), "true");
+    assert.match((await cron.getAttribute("aria-describedby")) ?? "", /create-error/);
+    await cron.fill("* * * * * *");
+    await form.getByRole("button", { name: "Create" }).click();
+
+    // Its own page (a deep link) shows its ticks' runs as they start.
+    await page.waitForURL(/\/schedules\/every-second$/);
+    const lastRun = page.getByTestId("last-run").getByRole("link");
+    await lastRun.waitFor({ timeout: 60_000 });
+    const runId = (await lastRun.textContent()) ?? "";
+    assert.match(runId, /^tick-[a-z0-9]{8}$/);
+    assert.match((await page.locator("main").textContent()) ?? "", /schedule=every-second/);
+    await page.locator(`.schedule-runs li[data-run="${runId}"]`).waitFor({ timeout: 30_000 });
+    if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, "web-schedule.png") });
+    const detailViolations = await axeViolations(page);
+
+    // Its runs: the Runs page filtered by the schedule's label.
+    await page.getByTestId("schedule-runs").click();
+    await page.waitForURL(/\/runs\?label=schedule%3Devery-second$/);
+    await page.locator(`tr[data-run="${runId}"]`).waitFor({ timeout: 30_000 });
+    const rows = page.locator("table.runs tbody tr");
+    for (const row of await rows.all())
+      assert.match((await row.textContent()) ?? "", /schedule=every-second/);
+    assert.equal(await page.getByLabel("Labels").inputValue(), "schedule=every-second");
+
+    // Pause it from the list; the server has it paused.
+    await page.goto(`${server.web}schedules`);
+    const row = page.locator('tr[data-schedule="every-second"]');
+    await row.getByRole("button", { name: "Pause every-second" }).click();
+    await page.locator('tr[data-schedule="every-second"][data-state="paused"]').waitFor();
+    const listed = await page.evaluate(async (token) => {
+      const res = await fetch("/odin.dagscheduler.v1.DagSchedulerService/ListSchedules", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: "{}",
+      });
+      return ((await res.json()) as { schedules: { name: string; paused?: boolean }[] }).schedules;
+    }, tokens.operator);
+    assert.equal(listed.find((x) => x.name === "every-second")?.paused, true);
+    await row.getByRole("button", { name: "Resume every-second" }).waitFor();
+    if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, "web-schedules.png") });
+    const listViolations = await axeViolations(page);
+
+    // Triggers: the declared one, its paths, policy and parameters.
+    await page
+      .getByRole("navigation", { name: "Main" })
+      .getByRole("link", { name: "Triggers" })
+      .click();
+    const trigger = page.locator('tr[data-trigger="tick:code"]');
+    await trigger.waitFor();
+    const triggerText = (await trigger.textContent()) ?? "";
+    for (const part of ["tick/src", "each matching commit", "who=commit", "0 runs started"])
+      assert.ok(triggerText.includes(part), `${part} in ${triggerText}`);
+    const triggerViolations = await axeViolations(page);
+    assert.deepEqual(
+      [...detailViolations, ...listViolations, ...triggerViolations],
+      [],
+      "accessibility violations",
+    );
+    assert.deepEqual(errors, []);
+    await context.close();
+
+    // A viewer sees the schedules and no action: no form, no Pause, Resume or Delete.
+    const viewerContext = await browser.newContext();
+    const viewer = await viewerContext.newPage();
+    await signIn(viewer, `${server.web}schedules`, tokens.viewer);
+    await viewer.getByText("signed in (read only)").waitFor();
+    await viewer.locator('tr[data-schedule="every-second"][data-state="paused"]').waitFor();
+    await viewer.getByText("Read only: your token may not create").waitFor();
+    assert.equal(await viewer.locator("main button, main form, main details").count(), 0);
+    await viewer.goto(`${server.web}schedules/every-second`);
+    await viewer.getByTestId("last-run").waitFor();
+    assert.equal(await viewer.locator("main button").count(), 0);
+    // The server refuses a viewer's pause anyway.
+    const refused = await viewer.evaluate(async (token) => {
+      const res = await fetch("/odin.dagscheduler.v1.DagSchedulerService/ResumeSchedule", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ name: "every-second" }),
+      });
+      return res.status;
+    }, tokens.viewer);
+    assert.equal(refused, 403);
+    await viewerContext.close();
   });
 
   test("a 10,000-task run: time to the first full render of its graph", async () => {

@@ -67,3 +67,12 @@ export function when(t: Timestamp | undefined): string {
     timeStyle: "medium",
   });
 }
+
+/** `in 2m 05s` or `5s ago`, from `now`; empty for an unset timestamp. */
+export function fromNow(t: Timestamp | undefined, now: number): string {
+  const at = ms(t);
+  if (at === undefined) return "";
+  const d = at - now;
+  if (Math.abs(d) < 1000) return "now";
+  return d > 0 ? `in ${duration(d)}` : `${duration(-d)} ago`;
+}

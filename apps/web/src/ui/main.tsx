@@ -13,6 +13,8 @@ import {
 import { PipelinePage, PipelinesPage } from "./pages/pipelines.js";
 import { openRunEarly, RunPage } from "./pages/run.js";
 import { RunsPage } from "./pages/runs.js";
+import { SchedulesPage } from "./pages/schedules.js";
+import { TriggersPage } from "./pages/triggers.js";
 import { onLinkClick, useLocation } from "./router.js";
 
 function App() {
@@ -41,7 +43,7 @@ function App() {
 
   const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   let page;
-  let current: "runs" | "pipelines" = "runs";
+  let current: "runs" | "pipelines" | "schedules" | "triggers" = "runs";
   if (parts[0] === "runs" && parts[1]) {
     page = (
       <RunPage
@@ -58,6 +60,12 @@ function App() {
       ) : (
         <PipelinesPage />
       );
+  } else if (parts[0] === "schedules") {
+    current = "schedules";
+    page = <SchedulesPage name={parts[1]} session={known} />;
+  } else if (parts[0] === "triggers") {
+    current = "triggers";
+    page = <TriggersPage />;
   } else {
     page = <RunsPage query={url.searchParams} />;
   }
@@ -81,6 +89,20 @@ function App() {
             aria-current={current === "pipelines" ? "page" : undefined}
           >
             Pipelines
+          </a>
+          <a
+            href="/schedules"
+            onClick={onLinkClick}
+            aria-current={current === "schedules" ? "page" : undefined}
+          >
+            Schedules
+          </a>
+          <a
+            href="/triggers"
+            onClick={onLinkClick}
+            aria-current={current === "triggers" ? "page" : undefined}
+          >
+            Triggers
           </a>
         </nav>
         <span class="who">

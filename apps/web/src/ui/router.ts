@@ -34,7 +34,7 @@ export function onLinkClick(e: MouseEvent): void {
   navigate(a.getAttribute("href") ?? "/");
 }
 
-/** Path of a run, a task of a run, or a pipeline. */
+/** Path of a page: runs, a run, a task of a run, pipelines, schedules, triggers. */
 export const paths = {
   runs: (query = ""): string => `/runs${query ? `?${query}` : ""}`,
   run: (id: string): string => `/runs/${encodeURIComponent(id)}`,
@@ -43,4 +43,8 @@ export const paths = {
   pipelines: (): string => "/pipelines",
   pipeline: (path: string): string =>
     `/pipelines/${path.split("/").map(encodeURIComponent).join("/")}`,
+  schedules: (): string => "/schedules",
+  /** A schedule's page: its name is one path segment (a declared one's `/` and `:` escaped). */
+  schedule: (name: string): string => `/schedules/${encodeURIComponent(name)}`,
+  triggers: (): string => "/triggers",
 };

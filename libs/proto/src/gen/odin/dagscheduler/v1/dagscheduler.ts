@@ -502,6 +502,11 @@ export interface Schedule {
    * webhook named by both is posted once per run end, for the states either asks for).
    */
   notify: Notify[];
+  /**
+   * The label selector of the runs its ticks start (`schedule=nightly`, `schedule=sst2.nightly`
+   * for `sst2:nightly`), for ListRuns' and WatchRuns' `label_selector` and `odin status -l`.
+   */
+  runSelector: string;
 }
 
 /** CreateScheduleRequest describes the schedule to make. */
@@ -626,6 +631,11 @@ export interface Trigger {
   runsStarted: number;
   /** Why its last matching commit started no run; empty when it started one. */
   lastError: string;
+  /**
+   * The label selector of the runs it starts (`trigger=sst2.code`), for ListRuns' and WatchRuns'
+   * `label_selector` and `odin status -l`.
+   */
+  runSelector: string;
 }
 
 function createBaseListCacheEntriesRequest(): ListCacheEntriesRequest {
@@ -3396,6 +3406,7 @@ function createBaseSchedule(): Schedule {
     skippedTicks: 0,
     lastError: "",
     notify: [],
+    runSelector: "",
   };
 }
 
@@ -3451,6 +3462,9 @@ export const Schedule: MessageFns<Schedule> = {
     }
     for (const v of message.notify) {
       Notify.encode(v!, writer.uint32(138).fork()).join();
+    }
+    if (message.runSelector !== "") {
+      writer.uint32(146).string(message.runSelector);
     }
     return writer;
   },
@@ -3604,6 +3618,14 @@ export const Schedule: MessageFns<Schedule> = {
             message.notify.push(Notify.decode(reader, reader.uint32()));
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.runSelector = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3665,6 +3687,11 @@ export const Schedule: MessageFns<Schedule> = {
       notify: globalThis.Array.isArray(object?.notify)
         ? object.notify.map((e: any) => Notify.fromJSON(e))
         : [],
+      runSelector: isSet(object.runSelector)
+        ? globalThis.String(object.runSelector)
+        : isSet(object.run_selector)
+          ? globalThis.String(object.run_selector)
+          : "",
     };
   },
 
@@ -3721,6 +3748,9 @@ export const Schedule: MessageFns<Schedule> = {
     if (message.notify?.length) {
       obj.notify = message.notify.map((e) => Notify.toJSON(e));
     }
+    if (message.runSelector !== "") {
+      obj.runSelector = message.runSelector;
+    }
     return obj;
   },
 
@@ -3746,6 +3776,7 @@ export const Schedule: MessageFns<Schedule> = {
     message.skippedTicks = object.skippedTicks ?? 0;
     message.lastError = object.lastError ?? "";
     message.notify = object.notify?.map((e) => Notify.fromPartial(e)) || [];
+    message.runSelector = object.runSelector ?? "";
     return message;
   },
 };
@@ -4752,6 +4783,7 @@ function createBaseTrigger(): Trigger {
     lastRunTime: undefined,
     runsStarted: 0,
     lastError: "",
+    runSelector: "",
   };
 }
 
@@ -4789,6 +4821,9 @@ export const Trigger: MessageFns<Trigger> = {
     }
     if (message.lastError !== "") {
       writer.uint32(90).string(message.lastError);
+    }
+    if (message.runSelector !== "") {
+      writer.uint32(98).string(message.runSelector);
     }
     return writer;
   },
@@ -4894,6 +4929,14 @@ export const Trigger: MessageFns<Trigger> = {
             message.lastError = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.runSelector = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4945,6 +4988,11 @@ export const Trigger: MessageFns<Trigger> = {
         : isSet(object.last_error)
           ? globalThis.String(object.last_error)
           : "",
+      runSelector: isSet(object.runSelector)
+        ? globalThis.String(object.runSelector)
+        : isSet(object.run_selector)
+          ? globalThis.String(object.run_selector)
+          : "",
     };
   },
 
@@ -4983,6 +5031,9 @@ export const Trigger: MessageFns<Trigger> = {
     if (message.lastError !== "") {
       obj.lastError = message.lastError;
     }
+    if (message.runSelector !== "") {
+      obj.runSelector = message.runSelector;
+    }
     return obj;
   },
 
@@ -5002,6 +5053,7 @@ export const Trigger: MessageFns<Trigger> = {
     message.lastRunTime = object.lastRunTime ?? undefined;
     message.runsStarted = object.runsStarted ?? 0;
     message.lastError = object.lastError ?? "";
+    message.runSelector = object.runSelector ?? "";
     return message;
   },
 };

@@ -24,7 +24,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='odin/dagscheduler/v1/dagscheduler.proto',
   package='odin.dagscheduler.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x18odin/common/v1/run.proto\"H\n\x17ListCacheEntriesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"M\n\x18ListCacheEntriesResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .odin.dagscheduler.v1.CacheEntry\"\xdb\x01\n\nCacheEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05image\x18\x07 \x01(\t\x12\x31\n\x07outputs\x18\x08 \x03(\x0b\x32 .odin.dagscheduler.v1.CachedFile\x12\x0c\n\x04hits\x18\t \x01(\r\"8\n\nCachedFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"V\n\x19\x44\x65leteCacheEntriesRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\"-\n\x1a\x44\x65leteCacheEntriesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"\xfa\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08no_cache\x18\x06 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"_\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\x12\r\n\x05tasks\x18\x04 \x03(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x10WatchRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x92\x01\n\x11WatchRunsResponse\x12\x36\n\x04page\x18\x01 \x01(\x0b\x32&.odin.dagscheduler.v1.ListRunsResponseH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12\x18\n\x0eremoved_run_id\x18\x03 \x01(\tH\x00\x42\x07\n\x05\x65vent\"\\\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\x12\x1e\n\x16max_snapshot_task_runs\x18\x03 \x01(\r\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\"\x98\x04\n\x08Schedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x10\n\x08\x64\x65\x63lared\x18\t \x01(\x08\x12\x12\n\ncreated_by\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnext_tick\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_tick\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blast_run_id\x18\x0e \x01(\t\x12\x15\n\rskipped_ticks\x18\x0f \x01(\r\x12\x12\n\nlast_error\x18\x10 \x01(\t\x12&\n\x06notify\x18\x11 \x03(\x0b\x32\x16.odin.common.v1.Notify\"\xc4\x02\n\x15\x43reateScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12&\n\x06notify\x18\n \x03(\x0b\x32\x16.odin.common.v1.Notify\"J\n\x16\x43reateScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"(\n\x14ListSchedulesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"J\n\x15ListSchedulesResponse\x12\x31\n\tschedules\x18\x01 \x03(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"$\n\x14PauseScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x15PauseScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15ResumeScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16ResumeScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15\x44\x65leteScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScheduleResponse\"\'\n\x13ListTriggersRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"_\n\x14ListTriggersResponse\x12/\n\x08triggers\x18\x01 \x03(\x0b\x32\x1d.odin.dagscheduler.v1.Trigger\x12\x16\n\x0e\x63hecked_commit\x18\x02 \x01(\t\"\xb6\x02\n\x07Trigger\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\r\n\x05paths\x18\x03 \x03(\t\x12\x33\n\x06policy\x18\x04 \x01(\x0e\x32#.odin.dagscheduler.v1.TriggerPolicy\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0blast_commit\x18\x06 \x01(\t\x12\x13\n\x0blast_author\x18\x07 \x01(\t\x12\x13\n\x0blast_run_id\x18\x08 \x01(\t\x12\x31\n\rlast_run_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cruns_started\x18\n \x01(\r\x12\x12\n\nlast_error\x18\x0b \x01(\t*a\n\rCatchupPolicy\x12\x1e\n\x1a\x43\x41TCHUP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41TCHUP_POLICY_SKIP\x10\x01\x12\x17\n\x13\x43\x41TCHUP_POLICY_ONCE\x10\x02*\x94\x01\n\x11\x43oncurrencyPolicy\x12\"\n\x1e\x43ONCURRENCY_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONCURRENCY_POLICY_ALLOW\x10\x01\x12\x1d\n\x19\x43ONCURRENCY_POLICY_FORBID\x10\x02\x12\x1e\n\x1a\x43ONCURRENCY_POLICY_REPLACE\x10\x03*c\n\rTriggerPolicy\x12\x1e\n\x1aTRIGGER_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13TRIGGER_POLICY_EACH\x10\x01\x12\x19\n\x15TRIGGER_POLICY_NEWEST\x10\x02\x32\xe5\x0c\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12^\n\tWatchRuns\x12&.odin.dagscheduler.v1.WatchRunsRequest\x1a\'.odin.dagscheduler.v1.WatchRunsResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponse\x12k\n\x0e\x43reateSchedule\x12+.odin.dagscheduler.v1.CreateScheduleRequest\x1a,.odin.dagscheduler.v1.CreateScheduleResponse\x12h\n\rListSchedules\x12*.odin.dagscheduler.v1.ListSchedulesRequest\x1a+.odin.dagscheduler.v1.ListSchedulesResponse\x12h\n\rPauseSchedule\x12*.odin.dagscheduler.v1.PauseScheduleRequest\x1a+.odin.dagscheduler.v1.PauseScheduleResponse\x12k\n\x0eResumeSchedule\x12+.odin.dagscheduler.v1.ResumeScheduleRequest\x1a,.odin.dagscheduler.v1.ResumeScheduleResponse\x12k\n\x0e\x44\x65leteSchedule\x12+.odin.dagscheduler.v1.DeleteScheduleRequest\x1a,.odin.dagscheduler.v1.DeleteScheduleResponse\x12q\n\x10ListCacheEntries\x12-.odin.dagscheduler.v1.ListCacheEntriesRequest\x1a..odin.dagscheduler.v1.ListCacheEntriesResponse\x12w\n\x12\x44\x65leteCacheEntries\x12/.odin.dagscheduler.v1.DeleteCacheEntriesRequest\x1a\x30.odin.dagscheduler.v1.DeleteCacheEntriesResponse\x12\x65\n\x0cListTriggers\x12).odin.dagscheduler.v1.ListTriggersRequest\x1a*.odin.dagscheduler.v1.ListTriggersResponseb\x06proto3')
+  serialized_pb=_b('\n\'odin/dagscheduler/v1/dagscheduler.proto\x12\x14odin.dagscheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dodin/common/v1/pipeline.proto\x1a\x18odin/common/v1/run.proto\"H\n\x17ListCacheEntriesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"M\n\x18ListCacheEntriesResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .odin.dagscheduler.v1.CacheEntry\"\xdb\x01\n\nCacheEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0e\n\x06run_id\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05image\x18\x07 \x01(\t\x12\x31\n\x07outputs\x18\x08 \x03(\x0b\x32 .odin.dagscheduler.v1.CachedFile\x12\x0c\n\x04hits\x18\t \x01(\r\"8\n\nCachedFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"V\n\x19\x44\x65leteCacheEntriesRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\"-\n\x1a\x44\x65leteCacheEntriesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"\xfa\x01\n\x10SubmitRunRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x02 \x01(\t\x12\x42\n\x06labels\x18\x03 \x03(\x0b\x32\x32.odin.dagscheduler.v1.SubmitRunRequest.LabelsEntry\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08no_cache\x18\x06 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"5\n\x11SubmitRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"_\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0etask_page_size\x18\x02 \x01(\r\x12\x17\n\x0ftask_page_token\x18\x03 \x01(\t\x12\r\n\x05tasks\x18\x04 \x03(\t\"|\n\x0eGetRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x1c\n\x14next_task_page_token\x18\x03 \x01(\t\"\x8c\x01\n\x0fListRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"N\n\x10ListRunsResponse\x12!\n\x04runs\x18\x01 \x03(\x0b\x32\x13.odin.common.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8d\x01\n\x10WatchRunsRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12(\n\x06states\x18\x02 \x03(\x0e\x32\x18.odin.common.v1.RunState\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x92\x01\n\x11WatchRunsResponse\x12\x36\n\x04page\x18\x01 \x01(\x0b\x32&.odin.dagscheduler.v1.ListRunsResponseH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12\x18\n\x0eremoved_run_id\x18\x03 \x01(\tH\x00\x42\x07\n\x05\x65vent\"\\\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x19\n\x11task_states_first\x18\x02 \x01(\x08\x12\x1e\n\x16max_snapshot_task_runs\x18\x03 \x01(\r\"\xa3\x01\n\x10WatchRunResponse\x12\x35\n\x08snapshot\x18\x01 \x01(\x0b\x32!.odin.dagscheduler.v1.RunSnapshotH\x00\x12\"\n\x03run\x18\x02 \x01(\x0b\x32\x13.odin.common.v1.RunH\x00\x12+\n\x08task_run\x18\x03 \x01(\x0b\x32\x17.odin.common.v1.TaskRunH\x00\x42\x07\n\x05\x65vent\"\x99\x01\n\x0bRunSnapshot\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\x12*\n\ttask_runs\x18\x02 \x03(\x0b\x32\x17.odin.common.v1.TaskRun\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12.\n\x0btask_states\x18\x04 \x03(\x0e\x32\x19.odin.common.v1.TaskState\"2\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"5\n\x11\x43\x61ncelRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"5\n\x0fRetryRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"4\n\x10RetryRunResponse\x12 \n\x03run\x18\x01 \x01(\x0b\x32\x13.odin.common.v1.Run\"M\n\x10\x44\x65leteRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x15\n\rpurge_records\x18\x02 \x01(\x08\x12\x12\n\npurge_data\x18\x03 \x01(\x08\"Y\n\x11\x44\x65leteRunResponse\x12\x17\n\x0f\x64\x65leted_objects\x18\x01 \x01(\r\x12\x16\n\x0erecords_purged\x18\x02 \x01(\x08\x12\x13\n\x0b\x64\x61ta_purged\x18\x03 \x01(\x08\"\xae\x04\n\x08Schedule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x10\n\x08\x64\x65\x63lared\x18\t \x01(\x08\x12\x12\n\ncreated_by\x18\n \x01(\t\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnext_tick\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_tick\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0blast_run_id\x18\x0e \x01(\t\x12\x15\n\rskipped_ticks\x18\x0f \x01(\r\x12\x12\n\nlast_error\x18\x10 \x01(\t\x12&\n\x06notify\x18\x11 \x03(\x0b\x32\x16.odin.common.v1.Notify\x12\x14\n\x0crun_selector\x18\x12 \x01(\t\"\xc4\x02\n\x15\x43reateScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x0c\n\x04\x63ron\x18\x03 \x01(\t\x12\x10\n\x08timezone\x18\x04 \x01(\t\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x34\n\x07\x63\x61tchup\x18\x06 \x01(\x0e\x32#.odin.dagscheduler.v1.CatchupPolicy\x12<\n\x0b\x63oncurrency\x18\x07 \x01(\x0e\x32\'.odin.dagscheduler.v1.ConcurrencyPolicy\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nrequest_id\x18\t \x01(\t\x12&\n\x06notify\x18\n \x03(\x0b\x32\x16.odin.common.v1.Notify\"J\n\x16\x43reateScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"(\n\x14ListSchedulesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"J\n\x15ListSchedulesResponse\x12\x31\n\tschedules\x18\x01 \x03(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"$\n\x14PauseScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x15PauseScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15ResumeScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16ResumeScheduleResponse\x12\x30\n\x08schedule\x18\x01 \x01(\x0b\x32\x1e.odin.dagscheduler.v1.Schedule\"%\n\x15\x44\x65leteScheduleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteScheduleResponse\"\'\n\x13ListTriggersRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"_\n\x14ListTriggersResponse\x12/\n\x08triggers\x18\x01 \x03(\x0b\x32\x1d.odin.dagscheduler.v1.Trigger\x12\x16\n\x0e\x63hecked_commit\x18\x02 \x01(\t\"\xcc\x02\n\x07Trigger\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\r\n\x05paths\x18\x03 \x03(\t\x12\x33\n\x06policy\x18\x04 \x01(\x0e\x32#.odin.dagscheduler.v1.TriggerPolicy\x12+\n\nparameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0blast_commit\x18\x06 \x01(\t\x12\x13\n\x0blast_author\x18\x07 \x01(\t\x12\x13\n\x0blast_run_id\x18\x08 \x01(\t\x12\x31\n\rlast_run_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cruns_started\x18\n \x01(\r\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x14\n\x0crun_selector\x18\x0c \x01(\t*a\n\rCatchupPolicy\x12\x1e\n\x1a\x43\x41TCHUP_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41TCHUP_POLICY_SKIP\x10\x01\x12\x17\n\x13\x43\x41TCHUP_POLICY_ONCE\x10\x02*\x94\x01\n\x11\x43oncurrencyPolicy\x12\"\n\x1e\x43ONCURRENCY_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43ONCURRENCY_POLICY_ALLOW\x10\x01\x12\x1d\n\x19\x43ONCURRENCY_POLICY_FORBID\x10\x02\x12\x1e\n\x1a\x43ONCURRENCY_POLICY_REPLACE\x10\x03*c\n\rTriggerPolicy\x12\x1e\n\x1aTRIGGER_POLICY_UNSPECIFIED\x10\x00\x12\x17\n\x13TRIGGER_POLICY_EACH\x10\x01\x12\x19\n\x15TRIGGER_POLICY_NEWEST\x10\x02\x32\xe5\x0c\n\x13\x44\x61gSchedulerService\x12\\\n\tSubmitRun\x12&.odin.dagscheduler.v1.SubmitRunRequest\x1a\'.odin.dagscheduler.v1.SubmitRunResponse\x12S\n\x06GetRun\x12#.odin.dagscheduler.v1.GetRunRequest\x1a$.odin.dagscheduler.v1.GetRunResponse\x12Y\n\x08ListRuns\x12%.odin.dagscheduler.v1.ListRunsRequest\x1a&.odin.dagscheduler.v1.ListRunsResponse\x12[\n\x08WatchRun\x12%.odin.dagscheduler.v1.WatchRunRequest\x1a&.odin.dagscheduler.v1.WatchRunResponse0\x01\x12^\n\tWatchRuns\x12&.odin.dagscheduler.v1.WatchRunsRequest\x1a\'.odin.dagscheduler.v1.WatchRunsResponse0\x01\x12\\\n\tCancelRun\x12&.odin.dagscheduler.v1.CancelRunRequest\x1a\'.odin.dagscheduler.v1.CancelRunResponse\x12Y\n\x08RetryRun\x12%.odin.dagscheduler.v1.RetryRunRequest\x1a&.odin.dagscheduler.v1.RetryRunResponse\x12\\\n\tDeleteRun\x12&.odin.dagscheduler.v1.DeleteRunRequest\x1a\'.odin.dagscheduler.v1.DeleteRunResponse\x12k\n\x0e\x43reateSchedule\x12+.odin.dagscheduler.v1.CreateScheduleRequest\x1a,.odin.dagscheduler.v1.CreateScheduleResponse\x12h\n\rListSchedules\x12*.odin.dagscheduler.v1.ListSchedulesRequest\x1a+.odin.dagscheduler.v1.ListSchedulesResponse\x12h\n\rPauseSchedule\x12*.odin.dagscheduler.v1.PauseScheduleRequest\x1a+.odin.dagscheduler.v1.PauseScheduleResponse\x12k\n\x0eResumeSchedule\x12+.odin.dagscheduler.v1.ResumeScheduleRequest\x1a,.odin.dagscheduler.v1.ResumeScheduleResponse\x12k\n\x0e\x44\x65leteSchedule\x12+.odin.dagscheduler.v1.DeleteScheduleRequest\x1a,.odin.dagscheduler.v1.DeleteScheduleResponse\x12q\n\x10ListCacheEntries\x12-.odin.dagscheduler.v1.ListCacheEntriesRequest\x1a..odin.dagscheduler.v1.ListCacheEntriesResponse\x12w\n\x12\x44\x65leteCacheEntries\x12/.odin.dagscheduler.v1.DeleteCacheEntriesRequest\x1a\x30.odin.dagscheduler.v1.DeleteCacheEntriesResponse\x12\x65\n\x0cListTriggers\x12).odin.dagscheduler.v1.ListTriggersRequest\x1a*.odin.dagscheduler.v1.ListTriggersResponseb\x06proto3')
   ,
   dependencies=[google_dot_protobuf_dot_struct__pb2.DESCRIPTOR,google_dot_protobuf_dot_timestamp__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_pipeline__pb2.DESCRIPTOR,odin_dot_common_dot_v1_dot_run__pb2.DESCRIPTOR,])
 
@@ -49,8 +49,8 @@ _CATCHUPPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=4406,
-  serialized_end=4503,
+  serialized_start=4450,
+  serialized_end=4547,
 )
 _sym_db.RegisterEnumDescriptor(_CATCHUPPOLICY)
 
@@ -80,8 +80,8 @@ _CONCURRENCYPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=4506,
-  serialized_end=4654,
+  serialized_start=4550,
+  serialized_end=4698,
 )
 _sym_db.RegisterEnumDescriptor(_CONCURRENCYPOLICY)
 
@@ -107,8 +107,8 @@ _TRIGGERPOLICY = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=4656,
-  serialized_end=4755,
+  serialized_start=4700,
+  serialized_end=4799,
 )
 _sym_db.RegisterEnumDescriptor(_TRIGGERPOLICY)
 
@@ -1351,6 +1351,13 @@ _SCHEDULE = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='run_selector', full_name='odin.dagscheduler.v1.Schedule.run_selector', index=17,
+      number=18, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -1364,7 +1371,7 @@ _SCHEDULE = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=2603,
-  serialized_end=3139,
+  serialized_end=3161,
 )
 
 
@@ -1457,8 +1464,8 @@ _CREATESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3142,
-  serialized_end=3466,
+  serialized_start=3164,
+  serialized_end=3488,
 )
 
 
@@ -1488,8 +1495,8 @@ _CREATESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3468,
-  serialized_end=3542,
+  serialized_start=3490,
+  serialized_end=3564,
 )
 
 
@@ -1519,8 +1526,8 @@ _LISTSCHEDULESREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3544,
-  serialized_end=3584,
+  serialized_start=3566,
+  serialized_end=3606,
 )
 
 
@@ -1550,8 +1557,8 @@ _LISTSCHEDULESRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3586,
-  serialized_end=3660,
+  serialized_start=3608,
+  serialized_end=3682,
 )
 
 
@@ -1581,8 +1588,8 @@ _PAUSESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3662,
-  serialized_end=3698,
+  serialized_start=3684,
+  serialized_end=3720,
 )
 
 
@@ -1612,8 +1619,8 @@ _PAUSESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3700,
-  serialized_end=3773,
+  serialized_start=3722,
+  serialized_end=3795,
 )
 
 
@@ -1643,8 +1650,8 @@ _RESUMESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3775,
-  serialized_end=3812,
+  serialized_start=3797,
+  serialized_end=3834,
 )
 
 
@@ -1674,8 +1681,8 @@ _RESUMESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3814,
-  serialized_end=3888,
+  serialized_start=3836,
+  serialized_end=3910,
 )
 
 
@@ -1705,8 +1712,8 @@ _DELETESCHEDULEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3890,
-  serialized_end=3927,
+  serialized_start=3912,
+  serialized_end=3949,
 )
 
 
@@ -1729,8 +1736,8 @@ _DELETESCHEDULERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3929,
-  serialized_end=3953,
+  serialized_start=3951,
+  serialized_end=3975,
 )
 
 
@@ -1760,8 +1767,8 @@ _LISTTRIGGERSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3955,
-  serialized_end=3994,
+  serialized_start=3977,
+  serialized_end=4016,
 )
 
 
@@ -1798,8 +1805,8 @@ _LISTTRIGGERSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3996,
-  serialized_end=4091,
+  serialized_start=4018,
+  serialized_end=4113,
 )
 
 
@@ -1887,6 +1894,13 @@ _TRIGGER = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='run_selector', full_name='odin.dagscheduler.v1.Trigger.run_selector', index=11,
+      number=12, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -1899,8 +1913,8 @@ _TRIGGER = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4094,
-  serialized_end=4404,
+  serialized_start=4116,
+  serialized_end=4448,
 )
 
 _LISTCACHEENTRIESRESPONSE.fields_by_name['entries'].message_type = _CACHEENTRY
@@ -2281,8 +2295,8 @@ _DAGSCHEDULERSERVICE = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=4758,
-  serialized_end=6395,
+  serialized_start=4802,
+  serialized_end=6439,
   methods=[
   _descriptor.MethodDescriptor(
     name='SubmitRun',
