@@ -505,6 +505,7 @@ describe("web UI in a real browser", () => {
     const cron = form.getByLabel("Cron");
     await cron.fill("61 * * * * *");
     await form.getByLabel("Concurrency").selectOption({ label: "forbid: skip while one runs" });
+    await form.getByLabel("Webhooks").fill("oncall:failed");
     await form.getByRole("button", { name: "Create" }).click();
     const refusal = form.locator("#create-error");
     await refusal.waitFor();
@@ -548,6 +549,29 @@ describe("web UI in a real browser", () => {
       return ((await res.json()) as { schedules: { name: string; paused?: boolean }[] }).schedules;
     }, tokens.operator);
     assert.equal(listed.find((x) => x.name === "every-second")?.paused, true);
+    await row.getByRole("button", { name: "Resume every-second" }).waitFor();
+    // The webhook given in the form is the schedule's own (by name; the URL is never shown).
+    assert.match((await row.textContent()) ?? "", /oncall:failed/);
+
+    // One created paused starts no run: the server has it paused from the start.
+    const again = page.getByRole("form", { name: "Create a schedule" });
+    await again.getByLabel("Name").fill("held");
+    await again.getByLabel("Pipeline").selectOption("tick");
+    await again.getByRole("group", { name: "Parameters" }).getByLabel("who").fill("later");
+    await again.getByLabel("Cron").fill("* * * * * *");
+    await again.getByLabel("Create paused").check();
+    await again.getByRole("button", { name: "Create" }).click();
+    await page.waitForURL(/\/schedules\/held$/);
+    const held = await page.evaluate(async (token) => {
+      const res = await fetch("/odin.dagscheduler.v1.DagSchedulerService/ListSchedules", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: "{}",
+      });
+      return ((await res.json()) as { schedules: { name: string; paused?: boolean }[] }).schedules;
+    }, tokens.operator);
+    assert.equal(held.find((x) => x.name === "held")?.paused, true);
+    await page.goto(`${server.web}schedules`);
     await row.getByRole("button", { name: "Resume every-second" }).waitFor();
     if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, "web-schedules.png") });
     const listViolations = await axeViolations(page);

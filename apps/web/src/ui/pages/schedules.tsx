@@ -481,7 +481,7 @@ function ScheduleDetail({
 }
 
 /** A field of the create form an error can be about ("": the form as a whole). */
-type FormField = "name" | "pipeline" | "cron" | "timezone" | "parameters" | "";
+type FormField = "name" | "pipeline" | "cron" | "timezone" | "notify" | "parameters" | "";
 
 /** An input's label above it, its help and, when there is one, the error about it below. */
 function Field({
@@ -520,12 +520,35 @@ function fieldOf(message: string): FormField {
   if (/schedule name|schedule \S+ exists/.test(message)) return "name";
   if (/cron /.test(message)) return "cron";
   if (/time zone/.test(message)) return "timezone";
+  if (/^notify|webhook/.test(message)) return "notify";
   if (/parameter/.test(message)) return "parameters";
   if (/pipeline/.test(message)) return "pipeline";
   return "";
 }
 
-/** The create form: name, pipeline, cron, time zone, policies and the pipeline's parameters. */
+/**
+ * Webhooks as `odin schedule create --notify` takes them, separated by spaces: `team-slack
+ * oncall:failed,cancelled` (a name alone posts on every end). The server checks the names and states.
+ */
+export function notifyTargets(text: string): { webhookSecret: string; on: string[] }[] {
+  return text
+    .split(/[\s;]+/)
+    .filter(Boolean)
+    .map((t) => {
+      const colon = t.indexOf(":");
+      return colon < 0
+        ? { webhookSecret: t, on: [] }
+        : {
+            webhookSecret: t.slice(0, colon),
+            on: t
+              .slice(colon + 1)
+              .split(",")
+              .filter(Boolean),
+          };
+    });
+}
+
+/** The create form: name, pipeline, cron, time zone, policies, webhooks, paused and the pipeline's parameters. */
 function CreateSchedule({ onCreated }: { onCreated: (s: Schedule) => void }) {
   const [pipelines, setPipelines] = useState<PipelineSummary[]>();
   const [name, setName] = useState("");
@@ -534,6 +557,8 @@ function CreateSchedule({ onCreated }: { onCreated: (s: Schedule) => void }) {
   const [timezone, setTimezone] = useState("");
   const [catchup, setCatchup] = useState(CatchupPolicy.SKIP);
   const [concurrency, setConcurrency] = useState(ConcurrencyPolicy.ALLOW);
+  const [notify, setNotify] = useState("");
+  const [paused, setPaused] = useState(false);
   const [params, setParams] = useState<readonly Parameter[]>([]);
   const [inputs, setInputs] = useState<ParameterInputs>({});
   const [error, setError] = useState<string>();
@@ -575,6 +600,8 @@ function CreateSchedule({ onCreated }: { onCreated: (s: Schedule) => void }) {
         timezone: timezone.trim(),
         catchup,
         concurrency,
+        notify: notifyTargets(notify),
+        paused,
         parameters: submittedValues(params, inputs),
         requestId: requestId(),
       });
@@ -693,6 +720,29 @@ function CreateSchedule({ onCreated }: { onCreated: (s: Schedule) => void }) {
             <option value={String(ConcurrencyPolicy.FORBID)}>forbid: skip while one runs</option>
             <option value={String(ConcurrencyPolicy.REPLACE)}>replace the running one</option>
           </select>
+        </label>
+        <Field
+          id="schedule-notify"
+          label="Webhooks"
+          error={field === "notify" && error}
+          help="secret names, space-separated; name:failed,cancelled for some ends only"
+        >
+          <input
+            {...described("schedule-notify", "notify", true)}
+            value={notify}
+            class="mono"
+            placeholder="team-slack oncall:failed"
+            onInput={(e) => setNotify(e.currentTarget.value)}
+          />
+        </Field>
+        <label class="check">
+          <input
+            type="checkbox"
+            name="paused"
+            checked={paused}
+            onChange={(e) => setPaused(e.currentTarget.checked)}
+          />
+          Create paused
         </label>
         <ParameterFields
           params={params}
