@@ -106,9 +106,14 @@ describe("on a 3-node JetStream cluster", () => {
       assert.notEqual(newLeader, leader, "another node leads the bucket");
       await node.restart();
       restart = undefined;
-      // The restarted node catches up: written through it, read back through every node.
+      // The restarted node catches up: written through it, read back through every node. Until
+      // its JetStream has caught up with the cluster, connecting through it is unavailable (not
+      // an error): asked again, as a service starting beside it would be restarted.
       for (const n of cluster.nodes) {
-        const one = await NatsKeyValueStore.connect({ servers: n.url, bucket: "ha", replicas: 3 });
+        const one = await retried(
+          () => NatsKeyValueStore.connect({ servers: n.url, bucket: "ha", replicas: 3 }),
+          { count: 0 },
+        );
         try {
           const seen = await retried(() => one.get("runs.a"), attempts);
           assert.equal(seen && decode(seen.value), "2", `read through ${n.name}`);
