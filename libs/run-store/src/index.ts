@@ -1,6 +1,7 @@
 export {
   InvalidKeyError,
   KeyExistsError,
+  listLatest,
   matchesFilter,
   normalizeFilter,
   RevisionMismatchError,

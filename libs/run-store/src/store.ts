@@ -161,3 +161,16 @@ export function validateRevision(revision: number, what = "expectedRevision"): v
     throw new RangeError(`${what} must be a positive integer revision, got ${revision}`);
   }
 }
+
+/**
+ * Every live entry matching a filter, each key once with the newest value the listing saw: `list`
+ * may bring a key written during the listing twice (newer last).
+ */
+export async function listLatest(kv: KeyValueStore, filter: string): Promise<Entry[]> {
+  const latest = new Map<string, Entry>();
+  for await (const entry of kv.list(filter)) {
+    const seen = latest.get(entry.key);
+    if (!seen || seen.revision < entry.revision) latest.set(entry.key, entry);
+  }
+  return [...latest.values()];
+}

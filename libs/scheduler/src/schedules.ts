@@ -24,6 +24,7 @@ import { events } from "@odin/proto";
 import {
   jsonCodec,
   KeyExistsError,
+  listLatest,
   RevisionMismatchError,
   updateWithRetry,
   type Change,
@@ -195,7 +196,7 @@ export class ScheduleRunner {
   /** Follows the schedules in the store and wakes at their ticks. */
   async start(): Promise<void> {
     this.watch = await this.kv.watch("schedules.>", (change) => this.onChange(change));
-    for await (const entry of this.kv.list("schedules.>")) {
+    for (const entry of await listLatest(this.kv, "schedules.>")) {
       const record = scheduleCodec.decode(entry.value);
       if (!this.schedules.has(record.name)) this.remember(record);
     }
@@ -264,7 +265,7 @@ export class ScheduleRunner {
       JSON.stringify(a.parameters) === JSON.stringify(b.parameters) &&
       JSON.stringify(a.notify ?? []) === JSON.stringify(b.notify ?? []);
     const existing = new Map<string, ScheduleRecord>();
-    for await (const entry of this.kv.list("schedules.>")) {
+    for (const entry of await listLatest(this.kv, "schedules.>")) {
       const record = scheduleCodec.decode(entry.value);
       if (record.source === "pipeline") existing.set(record.name, record);
     }
@@ -656,7 +657,7 @@ export class ScheduleRunner {
   async list(pipeline = ""): Promise<ScheduleView[]> {
     const out: ScheduleView[] = [];
     const now = this.now();
-    for await (const entry of this.kv.list("schedules.>")) {
+    for (const entry of await listLatest(this.kv, "schedules.>")) {
       const schedule = scheduleCodec.decode(entry.value);
       if (
         pipeline &&

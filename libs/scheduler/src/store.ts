@@ -1,6 +1,7 @@
 import {
   jsonCodec,
   KeyExistsError,
+  listLatest,
   RevisionMismatchError,
   updateWithRetry,
   type Change,
@@ -266,7 +267,8 @@ export class SchedulerStore {
   /** Every run record, with the store revision it was read at. */
   async listRuns(): Promise<{ record: RunRecord; revision: number }[]> {
     const out: { record: RunRecord; revision: number }[] = [];
-    for await (const entry of this.kv.list("runs.>"))
+    // A run written during the listing may come twice: each once, at its newest.
+    for (const entry of await listLatest(this.kv, "runs.>"))
       out.push({ record: decodeRun(entry.value), revision: entry.revision });
     return out;
   }
@@ -302,7 +304,7 @@ export class SchedulerStore {
 
   /** Every cache entry. */
   async *cacheEntries(): AsyncIterable<CacheEntry> {
-    for await (const entry of this.kv.list("cache.>")) yield decode<CacheEntry>(entry.value);
+    for (const entry of await listLatest(this.kv, "cache.>")) yield decode<CacheEntry>(entry.value);
   }
 
   /** One cache entry. */
@@ -330,7 +332,8 @@ export class SchedulerStore {
   /** Every image digest known. */
   async images(): Promise<ImageRecord[]> {
     const out: ImageRecord[] = [];
-    for await (const entry of this.kv.list("images.>")) out.push(decode<ImageRecord>(entry.value));
+    for (const entry of await listLatest(this.kv, "images.>"))
+      out.push(decode<ImageRecord>(entry.value));
     return out;
   }
 
