@@ -538,16 +538,20 @@ describe("web UI in a real browser", () => {
     // Pause it from the list; the server has it paused.
     await page.goto(`${server.web}schedules`);
     const row = page.locator('tr[data-schedule="every-second"]');
+    /** The schedules as the server lists them (to an operator). */
+    const schedulesOnServer = () =>
+      page.evaluate(async (token) => {
+        const res = await fetch("/odin.dagscheduler.v1.DagSchedulerService/ListSchedules", {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+          body: "{}",
+        });
+        return ((await res.json()) as { schedules: { name: string; paused?: boolean }[] })
+          .schedules;
+      }, tokens.operator);
     await row.getByRole("button", { name: "Pause every-second" }).click();
     await page.locator('tr[data-schedule="every-second"][data-state="paused"]').waitFor();
-    const listed = await page.evaluate(async (token) => {
-      const res = await fetch("/odin.dagscheduler.v1.DagSchedulerService/ListSchedules", {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: "{}",
-      });
-      return ((await res.json()) as { schedules: { name: string; paused?: boolean }[] }).schedules;
-    }, tokens.operator);
+    const listed = await schedulesOnServer();
     assert.equal(listed.find((x) => x.name === "every-second")?.paused, true);
     await row.getByRole("button", { name: "Resume every-second" }).waitFor();
     // The webhook given in the form is the schedule's own (by name; the URL is never shown).
@@ -562,14 +566,7 @@ describe("web UI in a real browser", () => {
     await again.getByLabel("Create paused").check();
     await again.getByRole("button", { name: "Create" }).click();
     await page.waitForURL(/\/schedules\/held$/);
-    const held = await page.evaluate(async (token) => {
-      const res = await fetch("/odin.dagscheduler.v1.DagSchedulerService/ListSchedules", {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: "{}",
-      });
-      return ((await res.json()) as { schedules: { name: string; paused?: boolean }[] }).schedules;
-    }, tokens.operator);
+    const held = await schedulesOnServer();
     assert.equal(held.find((x) => x.name === "held")?.paused, true);
     await page.goto(`${server.web}schedules`);
     await row.getByRole("button", { name: "Resume every-second" }).waitFor();
