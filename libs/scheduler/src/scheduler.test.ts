@@ -21,6 +21,25 @@ class CountingKeyValueStore extends MemoryKeyValueStore {
   }
 }
 
+/**
+ * The in-memory store, where a chosen write lands while a run's tasks are being listed: after the
+ * listing has read the keys, before the caller sees them (as a NATS listing may miss a write made
+ * while it streams, which the watch then brings).
+ */
+class ListingKeyValueStore extends CountingKeyValueStore {
+  duringListing: (() => Promise<void>) | undefined;
+  override async *list(filter: string) {
+    const entries = [];
+    for await (const entry of super.list(filter)) entries.push(entry);
+    const during = filter.startsWith("tasks.") ? this.duringListing : undefined;
+    if (during) {
+      this.duringListing = undefined;
+      await during();
+    }
+    yield* entries;
+  }
+}
+
 interface World {
   kv: CountingKeyValueStore;
   bus: MemoryEventBus;
@@ -531,6 +550,34 @@ describe("Scheduler", () => {
     assert.ok(
       [...w.launcher.counts().values()].every((n) => n === 1),
       JSON.stringify([...w.launcher.counts()]),
+    );
+  });
+
+  test("a run picked up just as a task ends goes on: the end the watch brought during the listing is heard", async () => {
+    const chain = `name: chain
+tasks:
+- {name: first, image: i, command: c}
+- {name: second, image: i, command: c, depends: first}
+`;
+    const kv = new ListingKeyValueStore();
+    const w = await world({ chain }, kv);
+    w.launcher.scripts.first = { hang: true };
+    const run = await w.scheduler.submit({ pipeline: "chain", submittedBy: "a" });
+    const other = new SchedulerStore(kv); // another replica, applying the launcher's event
+    while ((await other.getTask(run.id, "first"))?.state !== "RUNNING")
+      await new Promise((r) => setTimeout(r, 5));
+    await w.scheduler.close();
+    kv.duringListing = async () => {
+      await other.updateTask(run.id, "first", (cur) => ({ ...cur!, state: "SUCCEEDED" }));
+      // The watch brings the change (on the next turn) before the listing reaches its reader.
+      await new Promise((r) => setImmediate(r));
+    };
+    const second = await w.replica();
+    assert.equal((await finished(second, run.id)).state, "SUCCEEDED");
+    assert.equal(kv.duringListing, undefined, "the write landed during the listing");
+    assert.deepEqual(
+      w.launcher.launches.map((l) => l.task.name),
+      ["first", "second"],
     );
   });
 

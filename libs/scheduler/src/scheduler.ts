@@ -950,9 +950,17 @@ export class Scheduler {
       try {
         const pipeline = known ?? (await this.pipelineOf(record));
         const tasks = await this.options.store.listTasks(record.id);
+        // A change the watch brought while the tasks were listed may be newer than the listing,
+        // and no engine heard it: each task is restored from the newest record seen (the store
+        // keeps the higher revision of the two), or a run taken over just as a task ended would
+        // wait for it forever.
+        const store = this.options.store;
         const engine = RunEngine.restore(
           pipeline,
-          (name) => (tasks.has(name) ? statusOf(tasks.get(name)) : undefined),
+          (name) => {
+            const newest = store.cachedTask(record.id, name) ?? tasks.get(name);
+            return newest ? statusOf(newest) : undefined;
+          },
           // When the tasks ready now became ready: a run that has started no task yet, when it was
           // submitted (whichever replica or restart gets here); a run retried here, now. Others
           // (restored mid-way): not known, and their launches are not measured.
