@@ -249,7 +249,12 @@ export class Scheduler {
 
   /** Follows the store, picks up unfinished runs (after a restart), and consumes task events. */
   async start(): Promise<void> {
-    const watch: Watch = await this.options.store.watch((change) => this.onChange(change));
+    // Task changes matter here for the runs this replica drives (or is loading) and those it
+    // streams to a caller; the others are only remembered, undecoded.
+    const watch: Watch = await this.options.store.watch((change) => this.onChange(change), {
+      tasksOf: (runId) =>
+        this.runs.has(runId) || this.loading.has(runId) || this.watchers.has(runId),
+    });
     this.stops.push(() => watch.stop());
     for await (const entry of this.options.store.cacheEntries())
       this.indexCacheEntry(entry.key, entry);

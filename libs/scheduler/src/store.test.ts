@@ -68,3 +68,46 @@ test("a run's tasks are listed from the store once, then from memory kept curren
   assert.deepEqual(states(await reader.listTasks("r-1")), { a: "RUNNING" });
   assert.equal(kv.lists, before + 2);
 });
+
+/** A memory store that counts reads of single keys. */
+class GetCountingStore extends MemoryKeyValueStore {
+  gets = 0;
+  override get(key: string) {
+    this.gets++;
+    return super.get(key);
+  }
+}
+
+test("task changes of runs a replica does not look at are not handed on, yet their revisions serve its next write", async () => {
+  const kv = new GetCountingStore();
+  const elsewhere = new SchedulerStore(kv); // not driving r-1, nobody following it here
+  const driver = new SchedulerStore(kv); // the replica driving r-1
+  const handed: string[] = [];
+  const watch = await elsewhere.watch(
+    (c) => {
+      if (c.kind === "task") handed.push(`${c.runId}/${c.task}`);
+      if (c.kind === "run") handed.push(`run ${c.runId}`);
+    },
+    { tasksOf: (runId) => runId === "r-2" },
+  );
+  try {
+    await driver.createRun(run("RUNNING"));
+    await driver.updateTask("r-1", "a", () => ({ state: "LAUNCHING", attempt: 1 }));
+    await driver.updateTask("r-2", "a", () => ({ state: "LAUNCHING", attempt: 1 }));
+    await until(() => handed.includes("r-2/a"), "the watch to bring r-2's task");
+    assert.deepEqual(handed, ["run r-1", "r-2/a"], "r-1's task change is kept, not handed on");
+
+    // A task event of r-1 applied here: the remembered revision is current, so no read is needed.
+    const gets = kv.gets;
+    const { record, written } = await elsewhere.updateTask("r-1", "a", (cur) =>
+      cur?.state === "LAUNCHING" ? { ...cur, state: "RUNNING" } : undefined,
+    );
+    assert.equal(written, true);
+    assert.equal(record?.state, "RUNNING");
+    assert.equal(kv.gets, gets, "written by compare-and-set on the remembered revision");
+    assert.equal(elsewhere.cachedTask("r-1", "a")?.state, "RUNNING");
+    assert.equal((await driver.getTask("r-1", "a"))?.state, "RUNNING");
+  } finally {
+    await watch.stop();
+  }
+});

@@ -39,13 +39,42 @@ export type RecordChange =
   /** The store lost every record at once (NATS lost its storage); what follows is the new store. */
   | { kind: "reset" };
 
+/** A task record as last seen: decoded, or still as the watch delivered it. */
+interface KnownTask {
+  revision: number;
+  record?: TaskRecord;
+  raw?: Uint8Array;
+}
+
+/** A known task's record, decoded on first use. */
+function recordOf(known: KnownTask): TaskRecord {
+  if (known.record === undefined) {
+    known.record = decode<TaskRecord>(known.raw!);
+    known.raw = undefined;
+  }
+  return known.record;
+}
+
+/** What a {@link SchedulerStore.watch} passes on. */
+export interface WatchOptions {
+  /**
+   * Whether the handler is told about changes of a run's tasks (default: every run). The others
+   * are only remembered, undecoded: a replica pays little for the runs it neither drives nor shows.
+   */
+  tasksOf?: (runId: string) => boolean;
+}
+
 /**
  * Run state in the key-value store: one key per run and one per task that has left PENDING, each
  * updated by compare-and-set. Remembers the task values and revisions it has seen, so most task updates need no read.
  */
 export class SchedulerStore {
-  /** The last value and revision seen of each task key (from our writes, reads and the watch). */
-  private readonly tasks = new Map<string, { revision: number; record: TaskRecord }>();
+  /**
+   * The last value and revision seen of each task key (from our writes, reads and the watch). A
+   * value the watch brought for a run nobody here looks at is kept as it came (`raw`) and decoded
+   * only if it is asked for.
+   */
+  private readonly tasks = new Map<string, KnownTask>();
   /** The names of each run's tasks in `tasks`. */
   private readonly tasksOfRun = new Map<string, Set<string>>();
   /**
@@ -126,7 +155,12 @@ export class SchedulerStore {
     return record;
   }
 
-  private remember(key: string, revision: number, record: TaskRecord | undefined): void {
+  private remember(
+    key: string,
+    revision: number,
+    record: TaskRecord | undefined,
+    raw?: Uint8Array,
+  ): void {
     const known = this.tasks.get(key);
     if (known && known.revision > revision) return;
     const rest = key.slice("tasks.".length);
@@ -134,8 +168,8 @@ export class SchedulerStore {
     const runId = rest.slice(0, dot);
     const task = rest.slice(dot + 1);
     let names = this.tasksOfRun.get(runId);
-    if (record) {
-      this.tasks.set(key, { revision, record });
+    if (record || raw) {
+      this.tasks.set(key, record ? { revision, record } : { revision, raw });
       if (!names) this.tasksOfRun.set(runId, (names = new Set()));
       names.add(task);
     } else {
@@ -162,9 +196,10 @@ export class SchedulerStore {
     const key = taskKey(runId, task);
     const known = this.tasks.get(key);
     // Fast path: the value and revision we last saw are current unless someone else wrote since.
-    const next = mutate(known?.record);
+    const current = known && recordOf(known);
+    const next = mutate(current);
     if (next === undefined) {
-      if (known) return { record: known.record, written: false };
+      if (current) return { record: current, written: false };
     } else {
       try {
         const revision = known
@@ -197,7 +232,8 @@ export class SchedulerStore {
 
   /** The last known record of a task, without a read (may lag another replica's write). */
   cachedTask(runId: string, task: string): TaskRecord | undefined {
-    return this.tasks.get(taskKey(runId, task))?.record;
+    const known = this.tasks.get(taskKey(runId, task));
+    return known && recordOf(known);
   }
 
   /** Every task record of a run, by task name. */
@@ -213,7 +249,7 @@ export class SchedulerStore {
     ) {
       for (const task of this.tasksOfRun.get(runId) ?? []) {
         const known = this.tasks.get(prefix + task);
-        if (known) out.set(task, known.record);
+        if (known) out.set(task, recordOf(known));
       }
       return out;
     }
@@ -307,7 +343,8 @@ export class SchedulerStore {
   }
 
   /** Follows every change of run and task records made after the call, by any replica. */
-  async watch(handler: (change: RecordChange) => void): Promise<Watch> {
+  async watch(handler: (change: RecordChange) => void, options: WatchOptions = {}): Promise<Watch> {
+    const tasksOf = options.tasksOf;
     const watch = await this.kv.watch(">", (change: Change) => {
       if (change.op === "reset") {
         this.tasks.clear();
@@ -331,11 +368,18 @@ export class SchedulerStore {
       } else if (key.startsWith("tasks.")) {
         const rest = key.slice(6);
         const dot = rest.indexOf(".");
+        const runId = rest.slice(0, dot);
+        if (tasksOf && !tasksOf(runId)) {
+          // Kept as it came (copied: the delivered bytes may share a larger buffer), decoded
+          // only if this replica asks for it.
+          this.remember(key, change.revision, undefined, value?.slice());
+          return;
+        }
         const record = value ? decode<TaskRecord>(value) : undefined;
         this.remember(key, change.revision, record);
         handler({
           kind: "task",
-          runId: rest.slice(0, dot),
+          runId,
           task: rest.slice(dot + 1),
           record,
           revision: change.revision,
