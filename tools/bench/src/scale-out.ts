@@ -1,13 +1,17 @@
 // Scale-out of dag-scheduler and k8s-launcher, measured side by side in one run on one machine:
-// the same BENCH_TASKS (10,000)-task fan-out/fan-in run through 1 scheduler + 1 launcher, then
-// through 2 + 2 — every part its own process as deployed (kube-sim, repo-sync, pipeline-registry,
-// the schedulers and launchers as the real apps, NATS JetStream). Prints JSON: tasks/s and CPU ms
-// per task (user + system of the scheduler and launcher processes from the submit until the work
-// the run caused is done: the run has ended and the launchers have stopped calling the API, e.g.
-// to save finished pods' logs), and the ratios between the shapes. On a machine with few cores the wall throughput cannot double;
-// what must hold is that CPU per task does not grow with replicas (coordination overhead ≤ 10%).
+// the same BENCH_TASKS (10,000) fan-out/fan-in tasks through 1 scheduler + 1 launcher, then through
+// 2 + 2 — every part its own process as deployed (kube-sim, repo-sync, pipeline-registry, the
+// schedulers and launchers as the real apps, NATS JetStream). Two workloads: one run of all the
+// tasks (one replica drives a run, so the second only follows it), and BENCH_RUNS (10) concurrent
+// runs sharing them out (the replicas split the runs). The shapes take turns BENCH_ROUNDS (3) times
+// and each figure is the median of its rounds, so a change in the machine's load falls on both.
+// Prints JSON: tasks/s and CPU ms per task (user + system of the scheduler and launcher processes,
+// each one's share, and NATS's, from the submit until the work the runs caused is done: they have
+// ended and the launchers have stopped calling the API, e.g. to save finished pods' logs), and the
+// ratios between the shapes. On a machine with few cores the wall throughput cannot double; what
+// must hold is that CPU per task does not grow with replicas (coordination overhead ≤ 10%).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +30,21 @@ const readyLine = (name: string) => new RegExp(`"msg":"${name} ready"[^\\n]*"add
 
 const dir = mkdtempSync(join(tmpdir(), "odin-bench-scale-"));
 const nats = await startNats({ runtime: "binary" });
+/** The nats-server this benchmark started (a child of this process): its CPU is reported too. */
+const natsPid = readdirSync("/proc")
+  .filter((entry) => /^\d+$/.test(entry))
+  .map(Number)
+  .find((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      return (
+        ppid === process.pid && readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "nats-server"
+      );
+    } catch {
+      return false;
+    }
+  });
 // kube-sim in this process: its request log gives the Kubernetes API requests per task.
 const sim = await startKubeSim({ defaultRunMs: 0, maxRequestLog: 1_000_000 });
 const kubeconfig = join(dir, "kubeconfig.json");
@@ -36,13 +55,22 @@ const remote = join(dir, "remote.git");
 const seed = join(dir, "seed");
 execFileSync("git", ["init", "-q", "--bare", "--initial-branch=main", remote]);
 execFileSync("git", ["clone", "-q", remote, seed], { stdio: "pipe" });
-const width = tasks - 2;
-let yaml = "name: fan\ntasks:\n- {name: root, image: 'busybox:1', command: 'true'}\n";
-for (let i = 0; i < width; i++)
-  yaml += `- {name: w${i}, image: 'busybox:1', command: 'true', depends: root}\n`;
-yaml += `- {name: join, image: 'busybox:1', command: 'true', depends: [${Array.from({ length: width }, (_, i) => `w${i}`).join(", ")}]}\n`;
-mkdirSync(join(seed, "fan"));
-writeFileSync(join(seed, "fan", "main.yml"), yaml);
+/** A fan-out/fan-in pipeline of `count` tasks: a root, `count - 2` workers, a join. */
+function fan(name: string, count: number): void {
+  const width = count - 2;
+  let yaml = `name: ${name}\ntasks:\n- {name: root, image: 'busybox:1', command: 'true'}\n`;
+  for (let i = 0; i < width; i++)
+    yaml += `- {name: w${i}, image: 'busybox:1', command: 'true', depends: root}\n`;
+  yaml += `- {name: join, image: 'busybox:1', command: 'true', depends: [${Array.from({ length: width }, (_, i) => `w${i}`).join(", ")}]}\n`;
+  mkdirSync(join(seed, name));
+  writeFileSync(join(seed, name, "main.yml"), yaml);
+}
+// The same workload two ways: one run of all the tasks (driven by one scheduler, whichever the
+// shape), and BENCH_RUNS (10) concurrent runs sharing them out (the replicas split the runs).
+const manyRuns = Number(process.env.BENCH_RUNS ?? 10);
+const partSize = Math.floor(tasks / manyRuns);
+fan("fan", tasks);
+fan("fan-part", partSize);
 const git = (...a: string[]) =>
   execFileSync("git", ["-C", seed, "-c", "user.name=b", "-c", "user.email=b@b", ...a], {
     stdio: "pipe",
@@ -72,7 +100,7 @@ const registry = await start(
 );
 
 /** One shape: `n` schedulers and `n` launchers, fresh (own namespace and run-state bucket). */
-async function shape(n: number) {
+async function shape(n: number, turn: number, runs: number) {
   const launchers = [];
   for (let i = 0; i < n; i++) {
     launchers.push(
@@ -81,14 +109,14 @@ async function shape(n: number) {
         {
           ...info,
           ODIN_KUBECONFIG: kubeconfig,
-          ODIN_K8S_NAMESPACE: `bench-${n}`,
+          ODIN_K8S_NAMESPACE: `bench-${n}-${turn}`,
           ODIN_RESOURCE_TYPES: "Pod",
           ODIN_K8S_QPS: "10000",
           ODIN_K8S_BURST: "10000",
           ODIN_DATA_PATH: join(dir, "data"),
         },
         readyLine("k8s-launcher"),
-        `launcher-${n}-${i}`,
+        `launcher-${n}-${i}-r${turn}`,
       ),
     );
   }
@@ -104,47 +132,59 @@ async function shape(n: number) {
           // Each scheduler calls its own launcher, as a Service spreads connections.
           ODIN_LAUNCHER_ADDRESS: launchers[i]!.match[1]!,
           ODIN_DATA_PATH: join(dir, "data"),
-          ODIN_KV_BUCKET: `bench-scale-${n}`,
+          ODIN_KV_BUCKET: `bench-scale-${n}-${turn}`,
           ODIN_MAX_RUNNING_TASKS: "100000",
         },
         readyLine("dag-scheduler"),
-        `scheduler-${n}-${i}`,
+        `scheduler-${n}-${i}-r${turn}`,
       ),
     );
   }
-  const client = createClient(DagSchedulerServiceClient, { address: schedulers[0]!.match[1]! });
+  // Runs are submitted to the schedulers in turn, as a Service spreads connections.
+  const clients = schedulers.map((s) =>
+    createClient(DagSchedulerServiceClient, { address: s.match[1]! }),
+  );
   const procs = [...schedulers, ...launchers].map((s) => s.proc);
   const cpuBefore = procs.map((p) => cpuMs(p.pid));
+  const natsBefore = cpuMs(natsPid);
   const loadBefore = loadavg()[0]!;
   const requestsBefore = sim.requests.length;
   const t0 = performance.now();
-  const { run } = await unary(client, "submitRun", {
-    pipeline: "fan",
-    commit: "",
-    labels: {},
-    requestId: `scale-${n}`,
-    noCache: false,
-  });
-  let state: common.RunState;
-  for (;;) {
-    const got = await unary(client, "getRun", {
-      runId: run!.id,
-      taskPageSize: 1,
-      taskPageToken: "",
-      tasks: [],
-    });
-    state = got.run!.state;
-    if (
-      [
-        common.RunState.RUN_STATE_SUCCEEDED,
-        common.RunState.RUN_STATE_FAILED,
-        common.RunState.RUN_STATE_CANCELLED,
-      ].includes(state)
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 50));
+  const submitted = await Promise.all(
+    Array.from({ length: runs }, async (_, i) => {
+      const { run } = await unary(clients[i % n]!, "submitRun", {
+        pipeline: runs === 1 ? "fan" : "fan-part",
+        commit: "",
+        labels: {},
+        requestId: `scale-${n}-${turn}-${runs}-${i}`,
+        noCache: false,
+      });
+      return run!.id;
+    }),
+  );
+  const ended = [
+    common.RunState.RUN_STATE_SUCCEEDED,
+    common.RunState.RUN_STATE_FAILED,
+    common.RunState.RUN_STATE_CANCELLED,
+  ];
+  const states: common.RunState[] = [];
+  for (const [i, runId] of submitted.entries()) {
+    for (;;) {
+      const got = await unary(clients[i % n]!, "getRun", {
+        runId,
+        taskPageSize: 1,
+        taskPageToken: "",
+        tasks: [],
+      });
+      if (ended.includes(got.run!.state)) {
+        states.push(got.run!.state);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
   const ms = performance.now() - t0;
+  const total = runs === 1 ? tasks : partSize * runs;
   // Work the run left behind (saving finished pods' logs) is the run's too: wait until the
   // launchers have made no API request for a while.
   for (let seen = -1; seen !== sim.requests.length;) {
@@ -153,27 +193,35 @@ async function shape(n: number) {
   }
   const settled = performance.now() - t0;
   const cpu = procs.map((p, i) => cpuMs(p.pid) - cpuBefore[i]!);
+  const natsCpu = cpuMs(natsPid) - natsBefore;
   const byVerb: Record<string, number> = {};
   for (const r of sim.requests.slice(requestsBefore)) {
     const verb = `${r.method} ${r.path.includes("/log") ? "log" : r.path.split("/").at(-1) === "pods" ? "pods" : "pod"}`;
     byVerb[verb] = (byVerb[verb] ?? 0) + 1;
   }
-  client.close();
+  for (const c of clients) c.close();
   await Promise.all(procs.map((p) => stopChild(p)));
   const schedulerCpu = cpu.slice(0, n).reduce((a, b) => a + b, 0);
   const launcherCpu = cpu.slice(n).reduce((a, b) => a + b, 0);
   return {
     schedulers: n,
     launchers: n,
-    state: common.RunState[state],
-    tasks,
+    runs,
+    states: [...new Set(states.map((x) => common.RunState[x]))],
+    tasks: total,
     seconds: round(ms / 1000),
     settledSeconds: round(settled / 1000),
-    tasksPerSecond: Math.round((tasks * 1000) / ms),
-    cpuMsPerTask: round((schedulerCpu + launcherCpu) / tasks),
-    schedulerCpuMsPerTask: round(schedulerCpu / tasks),
-    launcherCpuMsPerTask: round(launcherCpu / tasks),
-    kubernetesRequestsPerTask: round((sim.requests.length - requestsBefore) / tasks),
+    tasksPerSecond: Math.round((total * 1000) / ms),
+    cpuMsPerTask: round((schedulerCpu + launcherCpu) / total),
+    schedulerCpuMsPerTask: round(schedulerCpu / total),
+    launcherCpuMsPerTask: round(launcherCpu / total),
+    // Each process's share: the first scheduler is the one the run was submitted to.
+    cpuMsPerTaskByProcess: [
+      ...cpu.slice(0, n).map((c) => round(c / total)),
+      ...cpu.slice(n).map((c) => round(c / total)),
+    ],
+    natsCpuMsPerTask: round(natsCpu / total),
+    kubernetesRequestsPerTask: round((sim.requests.length - requestsBefore) / total),
     kubernetesRequests: byVerb,
     // The machine's 1-minute load average at the submit and at the end: CPU per task is only
     // comparable between shapes measured under similar load.
@@ -181,16 +229,51 @@ async function shape(n: number) {
   };
 }
 
-const one = await shape(1);
-const two = await shape(2);
+// The shapes take turns, BENCH_ROUNDS times (default 3), so that a change in the machine's load
+// falls on both; each figure is the median of its rounds.
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+type Shape = Awaited<ReturnType<typeof shape>>;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+/** The median round of a shape (by CPU per task), with the medians of its throughput. */
+const summary = (shapes: Shape[]) => ({
+  ...shapes.find((x) => x.cpuMsPerTask === median(shapes.map((y) => y.cpuMsPerTask)))!,
+  cpuMsPerTask: round(median(shapes.map((x) => x.cpuMsPerTask))),
+  tasksPerSecond: Math.round(median(shapes.map((x) => x.tasksPerSecond))),
+  rounds: shapes.map((x) => ({
+    cpuMsPerTask: x.cpuMsPerTask,
+    tasksPerSecond: x.tasksPerSecond,
+    loadAverage: x.loadAverage,
+  })),
+});
+/** One workload through both shapes, which take turns `rounds` times so the machine's load falls on both. */
+async function workload(runs: number) {
+  const ones: Shape[] = [];
+  const twos: Shape[] = [];
+  for (let r = 0; r < rounds; r++) {
+    ones.push(await shape(1, r, runs));
+    twos.push(await shape(2, r, runs));
+  }
+  const one = summary(ones);
+  const two = summary(twos);
+  return {
+    one,
+    two,
+    throughputRatio: round(two.tasksPerSecond / one.tasksPerSecond),
+    cpuPerTaskRatio: round(two.cpuMsPerTask / one.cpuMsPerTask),
+    cpuPerTaskRatioByRound: twos.map((x, i) => round(x.cpuMsPerTask / ones[i]!.cpuMsPerTask)),
+  };
+}
+const oneRun = await workload(1);
+const concurrentRuns = manyRuns > 1 ? await workload(manyRuns) : undefined;
 process.stdout.write(
   JSON.stringify(
     {
-      benchmark: `scale-out: one ${tasks}-task run through 1 scheduler + 1 launcher, then 2 + 2 (processes, NATS, kube-sim)`,
-      one,
-      two,
-      throughputRatio: round(two.tasksPerSecond / one.tasksPerSecond),
-      cpuPerTaskRatio: round(two.cpuMsPerTask / one.cpuMsPerTask),
+      benchmark: `scale-out: ${tasks} tasks through 1 scheduler + 1 launcher, then 2 + 2 (processes, NATS, kube-sim), as one run and as ${manyRuns} concurrent runs of ${partSize}; ${rounds} rounds of each taking turns, medians`,
+      oneRun,
+      concurrentRuns,
       target: { cpuPerTaskRatioAtMost: 1.1 },
     },
     null,
