@@ -62,6 +62,27 @@ export function cpuMs(pid: number | undefined): number {
   }
 }
 
+/**
+ * What a process has read and written so far through system calls (sockets and files), from
+ * /proc: bytes and calls. Unlike CPU time these count work, so they do not move with the load.
+ */
+export function ioOf(pid: number | undefined): { bytes: number; calls: number } {
+  try {
+    const io = Object.fromEntries(
+      readFileSync(`/proc/${pid}/io`, "utf8")
+        .trim()
+        .split("\n")
+        .map((line) => line.split(": ") as [string, string]),
+    );
+    return {
+      bytes: Number(io.rchar) + Number(io.wchar),
+      calls: Number(io.syscr) + Number(io.syscw),
+    };
+  } catch {
+    return { bytes: Number.NaN, calls: Number.NaN };
+  }
+}
+
 /** Stops a child with SIGTERM and waits (up to `ms`) until it has exited. */
 export async function stopChild(proc: ChildProcess, ms = 10_000): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;

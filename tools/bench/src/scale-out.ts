@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { common, DagSchedulerServiceClient } from "@odin/proto";
 import { createClient, unary } from "@odin/service-kit";
 import { startKubeSim, startNats } from "@odin/testing";
-import { children, cpuMs, startChild as start, stopChild } from "./processes.js";
+import { children, cpuMs, ioOf, startChild as start, stopChild } from "./processes.js";
 
 const tasks = Number(process.env.BENCH_TASKS ?? 10_000);
 const round = (x: number) => Math.round(x * 100) / 100;
@@ -69,6 +69,8 @@ function fan(name: string, count: number): void {
 // shape), and BENCH_RUNS (10) concurrent runs sharing them out (the replicas split the runs).
 const manyRuns = Number(process.env.BENCH_RUNS ?? 10);
 const partSize = Math.floor(tasks / manyRuns);
+/** Runs of `fan-part` each replica drives before a shape is measured. */
+const warmUpRuns = Number(process.env.BENCH_WARM_UP_RUNS ?? 2);
 fan("fan", tasks);
 fan("fan-part", partSize);
 const git = (...a: string[]) =>
@@ -145,55 +147,75 @@ async function shape(n: number, turn: number, runs: number) {
     createClient(DagSchedulerServiceClient, { address: s.match[1]! }),
   );
   const procs = [...schedulers, ...launchers].map((s) => s.proc);
-  const cpuBefore = procs.map((p) => cpuMs(p.pid));
-  const natsBefore = cpuMs(natsPid);
-  const loadBefore = loadavg()[0]!;
-  const requestsBefore = sim.requests.length;
-  const t0 = performance.now();
-  const submitted = await Promise.all(
-    Array.from({ length: runs }, async (_, i) => {
-      const { run } = await unary(clients[i % n]!, "submitRun", {
-        pipeline: runs === 1 ? "fan" : "fan-part",
-        commit: "",
-        labels: {},
-        requestId: `scale-${n}-${turn}-${runs}-${i}`,
-        noCache: false,
-      });
-      return run!.id;
-    }),
-  );
   const ended = [
     common.RunState.RUN_STATE_SUCCEEDED,
     common.RunState.RUN_STATE_FAILED,
     common.RunState.RUN_STATE_CANCELLED,
   ];
-  const states: common.RunState[] = [];
-  for (const [i, runId] of submitted.entries()) {
-    for (;;) {
-      const got = await unary(clients[i % n]!, "getRun", {
-        runId,
-        taskPageSize: 1,
-        taskPageToken: "",
-        tasks: [],
-      });
-      if (ended.includes(got.run!.state)) {
-        states.push(got.run!.state);
-        break;
+  /** Submits `count` runs of a pipeline and waits until all have ended; their end states. */
+  const runAll = async (pipeline: string, count: number, tag: string) => {
+    const submitted = await Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const { run } = await unary(clients[i % n]!, "submitRun", {
+          pipeline,
+          commit: "",
+          labels: {},
+          requestId: `scale-${n}-${turn}-${tag}-${i}`,
+          noCache: false,
+        });
+        return run!.id;
+      }),
+    );
+    const states: common.RunState[] = [];
+    for (const [i, runId] of submitted.entries()) {
+      for (;;) {
+        const got = await unary(clients[i % n]!, "getRun", {
+          runId,
+          taskPageSize: 1,
+          taskPageToken: "",
+          tasks: [],
+        });
+        if (ended.includes(got.run!.state)) {
+          states.push(got.run!.state);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 50));
       }
-      await new Promise((r) => setTimeout(r, 50));
     }
-  }
+    return states;
+  };
+  /** Waits until the launchers have made no API request for a while. */
+  const quiet = async () => {
+    for (let seen = -1; seen !== sim.requests.length;) {
+      seen = sim.requests.length;
+      await new Promise((r) => setTimeout(r, quietMs));
+    }
+  };
+  // Services run for days: what is measured is their steady state, not a new process's first
+  // seconds (compiling its code, growing its heap), which the shape with more processes would pay
+  // more of. Each replica first drives a few runs that are not counted.
+  await runAll("fan-part", warmUpRuns * n, "warm-up");
+  await quiet();
+  const cpuBefore = procs.map((p) => cpuMs(p.pid));
+  const natsBefore = cpuMs(natsPid);
+  const ioBefore = procs.map((p) => ioOf(p.pid));
+  const loadBefore = loadavg()[0]!;
+  const requestsBefore = sim.requests.length;
+  const t0 = performance.now();
+  const states = await runAll(runs === 1 ? "fan" : "fan-part", runs, "measured");
   const ms = performance.now() - t0;
   const total = runs === 1 ? tasks : partSize * runs;
-  // Work the run left behind (saving finished pods' logs) is the run's too: wait until the
-  // launchers have made no API request for a while.
-  for (let seen = -1; seen !== sim.requests.length;) {
-    seen = sim.requests.length;
-    await new Promise((r) => setTimeout(r, quietMs));
-  }
+  // Work the runs left behind (saving finished pods' logs) is theirs too.
+  await quiet();
   const settled = performance.now() - t0;
   const cpu = procs.map((p, i) => cpuMs(p.pid) - cpuBefore[i]!);
   const natsCpu = cpuMs(natsPid) - natsBefore;
+  const io = procs.map((p, i) => {
+    const now = ioOf(p.pid);
+    return { bytes: now.bytes - ioBefore[i]!.bytes, calls: now.calls - ioBefore[i]!.calls };
+  });
+  const ioBytes = io.reduce((a, x) => a + x.bytes, 0);
+  const ioCalls = io.reduce((a, x) => a + x.calls, 0);
   const byVerb: Record<string, number> = {};
   for (const r of sim.requests.slice(requestsBefore)) {
     const verb = `${r.method} ${r.path.includes("/log") ? "log" : r.path.split("/").at(-1) === "pods" ? "pods" : "pod"}`;
@@ -221,6 +243,10 @@ async function shape(n: number, turn: number, runs: number) {
       ...cpu.slice(n).map((c) => round(c / total)),
     ],
     natsCpuMsPerTask: round(natsCpu / total),
+    // Work counted rather than timed: bytes the schedulers and launchers read and wrote (NATS,
+    // gRPC, the Kubernetes API, saved logs) and the read/write calls they took, per task.
+    ioBytesPerTask: Math.round(ioBytes / total),
+    ioCallsPerTask: round(ioCalls / total),
     kubernetesRequestsPerTask: round((sim.requests.length - requestsBefore) / total),
     kubernetesRequests: byVerb,
     // The machine's 1-minute load average at the submit and at the end: CPU per task is only
@@ -237,17 +263,25 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-/** The median round of a shape (by CPU per task), with the medians of its throughput. */
-const summary = (shapes: Shape[]) => ({
-  ...shapes.find((x) => x.cpuMsPerTask === median(shapes.map((y) => y.cpuMsPerTask)))!,
-  cpuMsPerTask: round(median(shapes.map((x) => x.cpuMsPerTask))),
-  tasksPerSecond: Math.round(median(shapes.map((x) => x.tasksPerSecond))),
-  rounds: shapes.map((x) => ({
-    cpuMsPerTask: x.cpuMsPerTask,
-    tasksPerSecond: x.tasksPerSecond,
-    loadAverage: x.loadAverage,
-  })),
-});
+/** The median round of a shape by CPU per task (of an even number, the nearer the lower). */
+const summary = (shapes: Shape[]) => {
+  const mid = median(shapes.map((y) => y.cpuMsPerTask));
+  const nearest = [...shapes].sort(
+    (a, b) => Math.abs(a.cpuMsPerTask - mid) - Math.abs(b.cpuMsPerTask - mid),
+  )[0]!;
+  return {
+    ...nearest,
+    cpuMsPerTask: round(mid),
+    tasksPerSecond: Math.round(median(shapes.map((x) => x.tasksPerSecond))),
+    ioBytesPerTask: Math.round(median(shapes.map((x) => x.ioBytesPerTask))),
+    ioCallsPerTask: round(median(shapes.map((x) => x.ioCallsPerTask))),
+    rounds: shapes.map((x) => ({
+      cpuMsPerTask: x.cpuMsPerTask,
+      tasksPerSecond: x.tasksPerSecond,
+      loadAverage: x.loadAverage,
+    })),
+  };
+};
 /** One workload through both shapes, which take turns `rounds` times so the machine's load falls on both. */
 async function workload(runs: number) {
   const ones: Shape[] = [];
@@ -263,6 +297,8 @@ async function workload(runs: number) {
     two,
     throughputRatio: round(two.tasksPerSecond / one.tasksPerSecond),
     cpuPerTaskRatio: round(two.cpuMsPerTask / one.cpuMsPerTask),
+    ioBytesPerTaskRatio: round(two.ioBytesPerTask / one.ioBytesPerTask),
+    ioCallsPerTaskRatio: round(two.ioCallsPerTask / one.ioCallsPerTask),
     cpuPerTaskRatioByRound: twos.map((x, i) => round(x.cpuMsPerTask / ones[i]!.cpuMsPerTask)),
   };
 }
