@@ -40,6 +40,20 @@ class ListingKeyValueStore extends CountingKeyValueStore {
   }
 }
 
+/** The in-memory store, whose first listing of a run's tasks fails as when NATS does not answer. */
+class UnlistableKeyValueStore extends CountingKeyValueStore {
+  failures = 1;
+  override async *list(filter: string) {
+    if (filter.startsWith("tasks.") && this.failures > 0) {
+      this.failures--;
+      // As NATS does, it fails after a while: the watch has brought the new run by then.
+      await new Promise((r) => setTimeout(r, 20));
+      throw new StoreUnavailableError(`listing ${filter}: NATS did not answer in time`);
+    }
+    yield* super.list(filter);
+  }
+}
+
 interface World {
   kv: CountingKeyValueStore;
   bus: MemoryEventBus;
@@ -579,6 +593,15 @@ tasks:
       w.launcher.launches.map((l) => l.task.name),
       ["first", "second"],
     );
+  });
+
+  test("a run whose tasks cannot be listed yet (NATS away) is loaded once they can: it does not wait for a change that never comes", async () => {
+    const kv = new UnlistableKeyValueStore();
+    const w = await world({ p: diamond }, kv);
+    const run = await w.scheduler.submit({ pipeline: "p", submittedBy: "a" });
+    assert.equal((await finished(w.scheduler, run.id)).state, "SUCCEEDED");
+    assert.equal(kv.failures, 0, "the listing failed first");
+    assert.ok([...w.launcher.counts().values()].every((n) => n === 1));
   });
 
   for (const landed of [true, false]) {

@@ -944,8 +944,13 @@ export class Scheduler {
     return got.pipeline;
   }
 
-  /** Builds the engine of an unfinished run from the store, once, and acts on what it owes. */
-  private activate(record: RunRecord, known?: Pipeline): Promise<ActiveRun | undefined> {
+  /**
+   * Builds the engine of an unfinished run from the store, once, and acts on what it owes. When
+   * the store, the registry or repo-sync cannot be reached, it tries again (after `tries` failures
+   * so far) until they can: a run that has started nothing yet would not change, and would wait
+   * forever.
+   */
+  private activate(record: RunRecord, known?: Pipeline, tries = 0): Promise<ActiveRun | undefined> {
     const existing = this.runs.get(record.id);
     if (existing) return Promise.resolve(existing);
     const pending = this.loading.get(record.id);
@@ -989,10 +994,33 @@ export class Scheduler {
         this.pump();
         return active;
       } catch (err) {
-        this.log.error("cannot load run; it will be retried when it changes", {
-          run: record.id,
-          error: (err as Error).message,
-        });
+        const transient = err instanceof StoreUnavailableError || isRetryable(err);
+        if (!transient) {
+          this.log.error("cannot load run; it will be retried when it changes", {
+            run: record.id,
+            error: (err as Error).message,
+          });
+          return undefined;
+        }
+        const delay = Math.min(5_000, 500 * 2 ** Math.min(tries, 4));
+        if (tries === 0)
+          this.log.warn("cannot load run yet; trying again", {
+            run: record.id,
+            inMs: delay,
+            error: (err as Error).message,
+          });
+        setTimeout(() => {
+          const current = this.index.get(record.id);
+          if (
+            !current ||
+            this.closed ||
+            generation !== this.storeGeneration ||
+            isFinished(current.state) ||
+            !this.owns(record.id)
+          )
+            return;
+          void this.activate(current, known, tries + 1);
+        }, delay).unref();
         return undefined;
       } finally {
         this.loading.delete(record.id);
