@@ -409,7 +409,7 @@ program
   .option(
     "--repo <path|url>",
     "pipelines: a directory, your own git checkout (runs use its commits, pushes commit to it), or a git URL " +
-      "(default: Odin's examples/pipelines)",
+      "(default: a copy of Odin's examples/pipelines, made in --data's .odin/pipelines on the first start)",
   )
   .option("--data <dir>", "where runs write (DATA_PATH)", "./.odin/data")
   .option("--port <n>", "gRPC port", wholeNumber, 50051)

@@ -1,10 +1,13 @@
 // `odin server --repo DIR` where DIR is someone's own git checkout: runs use its commits, pushes
 // become commits there (authored as its git config says), a dirty work tree is used with a
 // warning and refuses pushes until it is clean; a plain directory keeps its snapshot behaviour.
+// With no --repo, a copy of the shipped examples is served, and pushes never touch Odin's files.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdir, readFile, writeFile, appendFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile, appendFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { odin, startOdinServer, tempDir, type OdinServer } from "@odin/test-stack";
 
@@ -109,5 +112,42 @@ test("a plain directory (not a git work tree) is snapshotted as before; a push w
     assert.match(await readFile(join(plain, "third", "main.yml"), "utf8"), /name: third/);
   } finally {
     await s.stop();
+  }
+});
+
+test("with no --repo, a copy of Odin's examples is served: a push lands in the copy, never in Odin's own files", async () => {
+  const examples = fileURLToPath(new URL("../../../examples/pipelines", import.meta.url));
+  const shipped = (await readdir(examples)).sort();
+  const data = join(dir.path, "default-data");
+  const copy = join(data, ".odin", "pipelines");
+  const s = await startOdinServer(["--data", data]);
+  try {
+    assert.ok(
+      s.output().includes(`pipelines: ${copy} (commit`),
+      `the copy is named as what is served:\n${s.output()}`,
+    );
+    assert.match(s.output(), /a copy of Odin's examples/);
+    assert.deepEqual((await readdir(copy)).sort(), shipped, "every example copied");
+    const listed = await odin(["--server", s.address, "ls"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /diamond/);
+    const local = join(dir.path, "mine");
+    await mkdir(local);
+    await writeFile(join(local, "main.yml"), hello.replace("name: hello", "name: mine"));
+    const push = await odin(["--server", s.address, "push", local]);
+    assert.equal(push.code, 0, push.stderr);
+    assert.match(await readFile(join(copy, "mine", "main.yml"), "utf8"), /name: mine/);
+    assert.equal(existsSync(join(examples, "mine")), false, "Odin's examples are untouched");
+    assert.deepEqual((await readdir(examples)).sort(), shipped);
+  } finally {
+    await s.stop();
+  }
+  // Started again, it serves the same copy, with what was pushed.
+  const again = await startOdinServer(["--data", data]);
+  try {
+    const shown = await odin(["--server", again.address, "show", "mine"]);
+    assert.equal(shown.code, 0, shown.stderr);
+  } finally {
+    await again.stop();
   }
 });

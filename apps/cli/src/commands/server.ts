@@ -1,5 +1,6 @@
 // odin server: every service in one process (embedded mode).
 import { existsSync } from "node:fs";
+import { cp, mkdir, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -77,12 +78,30 @@ export function defaultRepo(): string {
   return fileURLToPath(new URL("../../../../examples/pipelines", import.meta.url));
 }
 
+/**
+ * The pipelines `odin server` serves when given none: a copy of the shipped examples in its state
+ * directory (`<data>/.odin/pipelines`), made on the first start and kept after. `odin push` writes
+ * into the directory served, which must not be Odin's own files: they belong to every user of the
+ * installation, are often read-only, and are replaced by an upgrade.
+ */
+export async function examplesCopy(data: string): Promise<string> {
+  const dir = join(resolve(data), ".odin", "pipelines");
+  if (existsSync(dir)) return dir;
+  await mkdir(join(dir, ".."), { recursive: true });
+  // Copied aside and renamed into place: a start interrupted midway leaves no half copy.
+  const partial = `${dir}.${process.pid}.partial`;
+  await rm(partial, { recursive: true, force: true });
+  await cp(defaultRepo(), partial, { recursive: true });
+  await rename(partial, dir);
+  return dir;
+}
+
 /** `odin server`: runs until interrupted; prints one line saying where and how it serves. */
 export async function serverCommand(
   options: ServerOptions,
   out: NodeJS.WritableStream,
 ): Promise<number> {
-  const repo = options.repo ?? defaultRepo();
+  const repo = options.repo ?? (await examplesCopy(options.data));
   if (!/:\/\/|@/.test(repo) && !existsSync(repo))
     throw new Error(`--repo ${repo}: no such directory (give a pipelines directory or a git URL)`);
   const logger = createLogger({ service: "odin-server", level: options.logLevel });
@@ -150,7 +169,7 @@ export async function serverCommand(
           (odin.checkout.dirty
             ? `  warning: ${odin.checkout.directory} has uncommitted changes; runs use its commits, not those changes (commit them to run them), and odin push is refused until they are committed or stashed\n`
             : "")
-        : `  pipelines: ${/:\/\/|@/.test(repo) ? repo : resolve(repo)} (commit ${odin.repoCommit.slice(0, 12)})\n`) +
+        : `  pipelines: ${/:\/\/|@/.test(repo) ? repo : resolve(repo)} (commit ${odin.repoCommit.slice(0, 12)})${options.repo === undefined ? " — a copy of Odin's examples, made on the first start: odin push writes there; --repo DIR serves your own" : ""}\n`) +
       `  run data:  ${resolve(options.data)}\n` +
       (odin.metricsPort !== undefined
         ? `  metrics:   http://${options.host}:${odin.metricsPort}/metrics\n`
