@@ -10,21 +10,7 @@ import { join } from "node:path";
 import { MemoryKeyValueStore } from "@odin/run-store";
 import { Lease, NotLeaderError } from "./lease.js";
 import { NotLeadingError, PipelineRepository } from "./repository.js";
-
-function git(cwd: string, ...args: string[]): string {
-  return execFileSync("git", args, {
-    cwd,
-    encoding: "utf8",
-    stdio: ["pipe", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: "S",
-      GIT_AUTHOR_EMAIL: "s@e",
-      GIT_COMMITTER_NAME: "S",
-      GIT_COMMITTER_EMAIL: "s@e",
-    },
-  }).trim();
-}
+import { git } from "./testing/git.js";
 
 const pipeline = (name: string) =>
   new TextEncoder().encode(`name: ${name}\ntasks:\n- {name: a, image: 'x:1', command: run}\n`);

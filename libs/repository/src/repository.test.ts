@@ -16,25 +16,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PipelineRepository, type SyncedEvent } from "./repository.js";
+import { git as sh } from "./testing/git.js";
 
 const conformance = fileURLToPath(
   new URL("../../../../shared/conformance/sample-odin-pipelines", import.meta.url),
 );
-
-function sh(cwd: string, ...args: string[]): string {
-  return execFileSync("git", args, {
-    cwd,
-    encoding: "utf8",
-    stdio: ["pipe", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: "Seed",
-      GIT_AUTHOR_EMAIL: "seed@example.com",
-      GIT_COMMITTER_NAME: "Seed",
-      GIT_COMMITTER_EMAIL: "seed@example.com",
-    },
-  }).trim();
-}
 
 interface Fixture {
   dir: string;
