@@ -164,6 +164,16 @@ const pendingRecord: TaskRecord = { state: "PENDING", attempt: 0 };
 /** Env variable names whose values are not shown in a task's launched command. */
 const SECRET_NAME = /(TOKEN|PASSWORD|PASSWD|SECRET|KEY|CREDENTIAL)/i;
 
+/** Whether a failure may pass by itself: the store, or a service called, did not answer. */
+function isTransient(err: unknown): boolean {
+  return err instanceof StoreUnavailableError || isRetryable(err);
+}
+
+/** How long to wait before trying again after `tries` failures: 0.5 s, doubling up to 5 s. */
+function backoffMs(tries: number): number {
+  return Math.min(5_000, 500 * 2 ** Math.min(tries, 4));
+}
+
 /** Decisions (store writes, launches) acted on at once. */
 const maxDecisionsInFlight = 256;
 
@@ -994,15 +1004,14 @@ export class Scheduler {
         this.pump();
         return active;
       } catch (err) {
-        const transient = err instanceof StoreUnavailableError || isRetryable(err);
-        if (!transient) {
+        if (!isTransient(err)) {
           this.log.error("cannot load run; it will be retried when it changes", {
             run: record.id,
             error: (err as Error).message,
           });
           return undefined;
         }
-        const delay = Math.min(5_000, 500 * 2 ** Math.min(tries, 4));
+        const delay = backoffMs(tries);
         if (tries === 0)
           this.log.warn("cannot load run yet; trying again", {
             run: record.id,
@@ -1109,7 +1118,7 @@ export class Scheduler {
           tries: tries + 1,
         });
     } catch (err) {
-      const transient = err instanceof StoreUnavailableError || isRetryable(err);
+      const transient = isTransient(err);
       const fields = {
         run: run.record.id,
         decision: d.kind,
@@ -1121,7 +1130,7 @@ export class Scheduler {
         return;
       }
       if (tries === 0) this.log.warn("could not act on a decision; trying again", fields);
-      const delay = Math.min(5_000, 500 * 2 ** Math.min(tries, 4));
+      const delay = backoffMs(tries);
       setTimeout(() => {
         if (this.closed || run.lost || this.runs.get(run.record.id) !== run) return;
         this.queue.push(() => this.act(run, d, tries + 1));
