@@ -3,7 +3,7 @@
 // it exits, and their CPU time read from /proc. With BENCH_CPU_PROF=<dir>, each child writes a V8
 // CPU profile there when it exits (named after `label`), to see where a benchmark's CPU goes.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
 
 /** Every process started by {@link startChild}, in start order. */
@@ -50,6 +50,35 @@ export function startChild(
     proc.stderr.on("data", onData);
     proc.once("exit", (code) => reject(new Error(`${args[0]} exited with ${code}:\n${out}`)));
   });
+}
+
+/** Pids of this process and its children (the services, nats-server, …). */
+export function treePids(): number[] {
+  const out = [process.pid];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === process.pid) out.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** The pid of this process's child running `command` (e.g. `nats-server`), if there is one. */
+export function childNamed(command: string): number | undefined {
+  return treePids()
+    .slice(1)
+    .find((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === command;
+      } catch {
+        return false;
+      }
+    });
 }
 
 /** CPU time (user + system) of a process so far, in ms, from /proc; NaN once it is gone. */

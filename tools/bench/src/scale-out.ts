@@ -11,14 +11,14 @@
 // ratios between the shapes. On a machine with few cores the wall throughput cannot double; what
 // must hold is that CPU per task does not grow with replicas (coordination overhead ≤ 10%).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { common, DagSchedulerServiceClient } from "@odin/proto";
 import { createClient, unary } from "@odin/service-kit";
 import { startKubeSim, startNats } from "@odin/testing";
-import { children, cpuMs, ioOf, startChild as start, stopChild } from "./processes.js";
+import { childNamed, children, cpuMs, ioOf, startChild as start, stopChild } from "./processes.js";
 
 const tasks = Number(process.env.BENCH_TASKS ?? 10_000);
 const round = (x: number) => Math.round(x * 100) / 100;
@@ -31,20 +31,8 @@ const readyLine = (name: string) => new RegExp(`"msg":"${name} ready"[^\\n]*"add
 const dir = mkdtempSync(join(tmpdir(), "odin-bench-scale-"));
 const nats = await startNats({ runtime: "binary" });
 /** The nats-server this benchmark started (a child of this process): its CPU is reported too. */
-const natsPid = readdirSync("/proc")
-  .filter((entry) => /^\d+$/.test(entry))
-  .map(Number)
-  .find((pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      return (
-        ppid === process.pid && readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "nats-server"
-      );
-    } catch {
-      return false;
-    }
-  });
+const natsPid = childNamed("nats-server");
+
 // kube-sim in this process: its request log gives the Kubernetes API requests per task.
 const sim = await startKubeSim({ defaultRunMs: 0, maxRequestLog: 1_000_000 });
 const kubeconfig = join(dir, "kubeconfig.json");

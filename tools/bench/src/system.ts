@@ -11,7 +11,7 @@
 //   idle    — memory per service before any run
 // CPU is the whole tree's (this process, which hosts kube-sim, plus every child: the services and
 // nats-server), read from /proc. Absolute figures vary between machines; the ratio is what we track.
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { Client, credentials } from "@grpc/grpc-js";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -19,6 +19,7 @@ import { connect } from "@nats-io/transport-node";
 import { DagSchedulerServiceClient, common } from "@odin/proto";
 import { createClient, unary } from "@odin/service-kit";
 import { startStack } from "@odin/test-stack";
+import { childNamed, treePids } from "./processes.js";
 
 const fanWidth = Number(process.env.BENCH_FAN ?? 10_000);
 const chainLength = Number(process.env.BENCH_CHAIN ?? 1000);
@@ -46,21 +47,6 @@ function tree(size: number): string {
   return y;
 }
 
-/** Pids of this process and its children (the services, nats-server). */
-function treePids(): number[] {
-  const out = [process.pid];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === process.pid) out.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
 const ticksPerSecond = 100;
 /** CPU milliseconds used so far by the whole tree. */
 function treeCpuMs(): number {
@@ -106,13 +92,7 @@ process.on("exit", () => {
     }
   }
 });
-const natsPid = treePids().find((pid) => {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "nats-server";
-  } catch {
-    return false;
-  }
-});
+const natsPid = childNamed("nats-server");
 const memoryOf = (field: "VmRSS" | "VmHWM") => ({
   ...Object.fromEntries(stack.services.map((s) => [s.name, memoryMB(s.pid, field)])),
   ...(natsPid ? { "nats-server": memoryMB(natsPid, field) } : {}),
