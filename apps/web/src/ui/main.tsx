@@ -17,6 +17,15 @@ import { SchedulesPage } from "./pages/schedules.js";
 import { TriggersPage } from "./pages/triggers.js";
 import { onLinkClick, useLocation } from "./router.js";
 
+/** The sections of the navigation bar, in order: path and label. */
+const sections = [
+  ["runs", "Runs"],
+  ["pipelines", "Pipelines"],
+  ["schedules", "Schedules"],
+  ["triggers", "Triggers"],
+] as const;
+type Section = (typeof sections)[number][0];
+
 function App() {
   const [session, setSession] = useState<Session | undefined>();
   const [error, setError] = useState<string>();
@@ -43,7 +52,7 @@ function App() {
 
   const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   let page;
-  let current: "runs" | "pipelines" | "schedules" | "triggers" = "runs";
+  let current: Section = "runs";
   if (parts[0] === "runs" && parts[1]) {
     page = (
       <RunPage
@@ -76,34 +85,16 @@ function App() {
           Odin
         </a>
         <nav aria-label="Main">
-          <a
-            href="/runs"
-            onClick={onLinkClick}
-            aria-current={current === "runs" ? "page" : undefined}
-          >
-            Runs
-          </a>
-          <a
-            href="/pipelines"
-            onClick={onLinkClick}
-            aria-current={current === "pipelines" ? "page" : undefined}
-          >
-            Pipelines
-          </a>
-          <a
-            href="/schedules"
-            onClick={onLinkClick}
-            aria-current={current === "schedules" ? "page" : undefined}
-          >
-            Schedules
-          </a>
-          <a
-            href="/triggers"
-            onClick={onLinkClick}
-            aria-current={current === "triggers" ? "page" : undefined}
-          >
-            Triggers
-          </a>
+          {sections.map(([section, label]) => (
+            <a
+              key={section}
+              href={`/${section}`}
+              onClick={onLinkClick}
+              aria-current={current === section ? "page" : undefined}
+            >
+              {label}
+            </a>
+          ))}
         </nav>
         <span class="who">
           {!session || session.authOff
