@@ -11,6 +11,7 @@ export {
   type Subscription,
 } from "./bus.js";
 export { MemoryEventBus } from "./memory.js";
+export { answeredRequestsPatched } from "./answered-requests.js";
 export {
   EventBusConfigError,
   natsServers,

@@ -12,6 +12,8 @@ import {
 } from "@nats-io/jetstream";
 import { headers, nanos, type NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
+// Requests (every KV operation, every JetStream publish) end without building a needless error.
+import "./answered-requests.js";
 import {
   EventBusUnavailableError,
   subjects,
