@@ -68,11 +68,15 @@ export function treePids(): number[] {
   return out;
 }
 
-/** The pid of this process's child running `command` (e.g. `nats-server`), if there is one. */
-export function childNamed(command: string): number | undefined {
+/**
+ * The pid of this process's child running `command` (e.g. `nats-server`), if there is one, other
+ * than those in `except`.
+ */
+export function childNamed(command: string, except: readonly number[] = []): number | undefined {
   return treePids()
     .slice(1)
     .find((pid) => {
+      if (except.includes(pid)) return false;
       try {
         return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === command;
       } catch {

@@ -5,6 +5,10 @@
 // tasks (one replica drives a run, so the second only follows it), and BENCH_RUNS (10) concurrent
 // runs sharing them out (the replicas split the runs). The shapes take turns BENCH_ROUNDS (3) times
 // and each figure is the median of its rounds, so a change in the machine's load falls on both.
+// The concurrent runs also go through a control: two independent 1 + 1 systems (each its own NATS
+// and bucket) given half the runs each. It has as many busy processes as 2 + 2 but coordinates
+// nothing, so 2 + 2 against it is the cost of coordination alone, and it against 1 + 1 the cost of
+// more processes sharing the cores.
 // Prints JSON: tasks/s and CPU ms per task (user + system of the scheduler and launcher processes,
 // each one's share, and NATS's, from the submit until the work the runs caused is done: they have
 // ended and the launchers have stopped calling the API, e.g. to save finished pods' logs), and the
@@ -32,6 +36,10 @@ const dir = mkdtempSync(join(tmpdir(), "odin-bench-scale-"));
 const nats = await startNats({ runtime: "binary" });
 /** The nats-server this benchmark started (a child of this process): its CPU is reported too. */
 const natsPid = childNamed("nats-server");
+// The control's second system has a NATS of its own: two deployments sharing a server would share
+// its event stream and their schedulers' consumer of it.
+const natsB = await startNats({ runtime: "binary" });
+const natsBPid = childNamed("nats-server", [natsPid!]);
 
 // kube-sim in this process: its request log gives the Kubernetes API requests per task.
 const sim = await startKubeSim({ defaultRunMs: 0, maxRequestLog: 1_000_000 });
@@ -89,44 +97,55 @@ const registry = await start(
   readyLine("pipeline-registry"),
 );
 
-/** One shape: `n` schedulers and `n` launchers, fresh (own namespace and run-state bucket). */
-async function shape(n: number, turn: number, runs: number) {
+/**
+ * One shape: `systems` deployments side by side, each of `n` schedulers and `n` launchers, fresh
+ * (own namespace and run-state bucket; the second its own NATS). Two systems of 1 + 1 are the
+ * control: as many busy processes as 2 + 2, sharing the machine's cores, with nothing coordinated
+ * between them.
+ */
+async function shape(n: number, turn: number, runs: number, systems = 1) {
   const launchers = [];
-  for (let i = 0; i < n; i++) {
+  const system = (i: number) => Math.floor(i / n);
+  const natsUrl = (i: number) => (system(i) === 0 ? nats.url : natsB.url);
+  const tag = `${n}x${systems}-${turn}`;
+  const replicas = n * systems;
+  for (let i = 0; i < replicas; i++) {
     launchers.push(
       await start(
         [app("k8s-launcher")],
         {
           ...info,
+          ODIN_NATS_URL: natsUrl(i),
           ODIN_KUBECONFIG: kubeconfig,
-          ODIN_K8S_NAMESPACE: `bench-${n}-${turn}`,
+          ODIN_K8S_NAMESPACE: `bench-${tag}-${system(i)}`,
           ODIN_RESOURCE_TYPES: "Pod",
           ODIN_K8S_QPS: "10000",
           ODIN_K8S_BURST: "10000",
           ODIN_DATA_PATH: join(dir, "data"),
         },
         readyLine("k8s-launcher"),
-        `launcher-${n}-${i}-r${turn}`,
+        `launcher-${tag}-${i}`,
       ),
     );
   }
   const schedulers = [];
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < replicas; i++) {
     schedulers.push(
       await start(
         [app("dag-scheduler")],
         {
           ...info,
+          ODIN_NATS_URL: natsUrl(i),
           ODIN_REGISTRY_ADDRESS: registry.match[1]!,
           ODIN_REPO_SYNC_ADDRESS: repoSync.match[1]!,
           // Each scheduler calls its own launcher, as a Service spreads connections.
           ODIN_LAUNCHER_ADDRESS: launchers[i]!.match[1]!,
           ODIN_DATA_PATH: join(dir, "data"),
-          ODIN_KV_BUCKET: `bench-scale-${n}-${turn}`,
+          ODIN_KV_BUCKET: `bench-scale-${tag}-${system(i)}`,
           ODIN_MAX_RUNNING_TASKS: "100000",
         },
         readyLine("dag-scheduler"),
-        `scheduler-${n}-${i}-r${turn}`,
+        `scheduler-${tag}-${i}`,
       ),
     );
   }
@@ -141,14 +160,14 @@ async function shape(n: number, turn: number, runs: number) {
     common.RunState.RUN_STATE_CANCELLED,
   ];
   /** Submits `count` runs of a pipeline and waits until all have ended; their end states. */
-  const runAll = async (pipeline: string, count: number, tag: string) => {
+  const runAll = async (pipeline: string, count: number, what: string) => {
     const submitted = await Promise.all(
       Array.from({ length: count }, async (_, i) => {
-        const { run } = await unary(clients[i % n]!, "submitRun", {
+        const { run } = await unary(clients[i % replicas]!, "submitRun", {
           pipeline,
           commit: "",
           labels: {},
-          requestId: `scale-${n}-${turn}-${tag}-${i}`,
+          requestId: `scale-${tag}-${what}-${i}`,
           noCache: false,
         });
         return run!.id;
@@ -157,7 +176,7 @@ async function shape(n: number, turn: number, runs: number) {
     const states: common.RunState[] = [];
     for (const [i, runId] of submitted.entries()) {
       for (;;) {
-        const got = await unary(clients[i % n]!, "getRun", {
+        const got = await unary(clients[i % replicas]!, "getRun", {
           runId,
           taskPageSize: 1,
           taskPageToken: "",
@@ -182,10 +201,12 @@ async function shape(n: number, turn: number, runs: number) {
   // Services run for days: what is measured is their steady state, not a new process's first
   // seconds (compiling its code, growing its heap), which the shape with more processes would pay
   // more of. Each replica first drives a few runs that are not counted.
-  await runAll("fan-part", warmUpRuns * n, "warm-up");
+  await runAll("fan-part", warmUpRuns * replicas, "warm-up");
   await quiet();
+  const natsPids = systems === 1 ? [natsPid] : [natsPid, natsBPid];
+  const natsCpuMs = () => natsPids.reduce((a, pid) => a + cpuMs(pid), 0);
   const cpuBefore = procs.map((p) => cpuMs(p.pid));
-  const natsBefore = cpuMs(natsPid);
+  const natsBefore = natsCpuMs();
   const ioBefore = procs.map((p) => ioOf(p.pid));
   const loadBefore = loadavg()[0]!;
   const requestsBefore = sim.requests.length;
@@ -197,7 +218,7 @@ async function shape(n: number, turn: number, runs: number) {
   await quiet();
   const settled = performance.now() - t0;
   const cpu = procs.map((p, i) => cpuMs(p.pid) - cpuBefore[i]!);
-  const natsCpu = cpuMs(natsPid) - natsBefore;
+  const natsCpu = natsCpuMs() - natsBefore;
   const io = procs.map((p, i) => {
     const now = ioOf(p.pid);
     return { bytes: now.bytes - ioBefore[i]!.bytes, calls: now.calls - ioBefore[i]!.calls };
@@ -211,9 +232,10 @@ async function shape(n: number, turn: number, runs: number) {
   }
   for (const c of clients) c.close();
   await Promise.all(procs.map((p) => stopChild(p)));
-  const schedulerCpu = cpu.slice(0, n).reduce((a, b) => a + b, 0);
-  const launcherCpu = cpu.slice(n).reduce((a, b) => a + b, 0);
+  const schedulerCpu = cpu.slice(0, replicas).reduce((a, b) => a + b, 0);
+  const launcherCpu = cpu.slice(replicas).reduce((a, b) => a + b, 0);
   return {
+    systems,
     schedulers: n,
     launchers: n,
     runs,
@@ -227,8 +249,8 @@ async function shape(n: number, turn: number, runs: number) {
     launcherCpuMsPerTask: round(launcherCpu / total),
     // Each process's share: the first scheduler is the one the run was submitted to.
     cpuMsPerTaskByProcess: [
-      ...cpu.slice(0, n).map((c) => round(c / total)),
-      ...cpu.slice(n).map((c) => round(c / total)),
+      ...cpu.slice(0, replicas).map((c) => round(c / total)),
+      ...cpu.slice(replicas).map((c) => round(c / total)),
     ],
     natsCpuMsPerTask: round(natsCpu / total),
     // Work counted rather than timed: bytes the schedulers and launchers read and wrote (NATS,
@@ -270,16 +292,24 @@ const summary = (shapes: Shape[]) => {
     })),
   };
 };
-/** One workload through both shapes, which take turns `rounds` times so the machine's load falls on both. */
+/**
+ * One workload through both shapes, which take turns `rounds` times so the machine's load falls on
+ * both. Runs that the replicas split also go through the control, two independent systems of
+ * 1 + 1 each given half of them: it separates what sharing two cores between more processes costs
+ * (control against 1 + 1) from what coordinating replicas costs (2 + 2 against the control).
+ */
 async function workload(runs: number) {
   const ones: Shape[] = [];
   const twos: Shape[] = [];
+  const controls: Shape[] = [];
   for (let r = 0; r < rounds; r++) {
     ones.push(await shape(1, r, runs));
     twos.push(await shape(2, r, runs));
+    if (runs > 1) controls.push(await shape(1, r, runs, 2));
   }
   const one = summary(ones);
   const two = summary(twos);
+  const control = controls.length ? summary(controls) : undefined;
   return {
     one,
     two,
@@ -288,6 +318,17 @@ async function workload(runs: number) {
     ioBytesPerTaskRatio: round(two.ioBytesPerTask / one.ioBytesPerTask),
     ioCallsPerTaskRatio: round(two.ioCallsPerTask / one.ioCallsPerTask),
     cpuPerTaskRatioByRound: twos.map((x, i) => round(x.cpuMsPerTask / ones[i]!.cpuMsPerTask)),
+    ...(control && {
+      twoIndependentSystems: control,
+      // What more processes on the same cores cost, coordinating nothing.
+      contentionCpuPerTaskRatio: round(control.cpuMsPerTask / one.cpuMsPerTask),
+      // What coordinating the replicas costs, on equal terms for the machine.
+      coordinationCpuPerTaskRatio: round(two.cpuMsPerTask / control.cpuMsPerTask),
+      coordinationIoBytesPerTaskRatio: round(two.ioBytesPerTask / control.ioBytesPerTask),
+      coordinationCpuPerTaskRatioByRound: twos.map((x, i) =>
+        round(x.cpuMsPerTask / controls[i]!.cpuMsPerTask),
+      ),
+    }),
   };
 }
 const oneRun = await workload(1);
@@ -295,7 +336,7 @@ const concurrentRuns = manyRuns > 1 ? await workload(manyRuns) : undefined;
 process.stdout.write(
   JSON.stringify(
     {
-      benchmark: `scale-out: ${tasks} tasks through 1 scheduler + 1 launcher, then 2 + 2 (processes, NATS, kube-sim), as one run and as ${manyRuns} concurrent runs of ${partSize}; ${rounds} rounds of each taking turns, medians`,
+      benchmark: `scale-out: ${tasks} tasks through 1 scheduler + 1 launcher, then 2 + 2 (processes, NATS, kube-sim), as one run and as ${manyRuns} concurrent runs of ${partSize} (and through two independent 1 + 1 systems); ${rounds} rounds of each taking turns, medians`,
       oneRun,
       concurrentRuns,
       target: { cpuPerTaskRatioAtMost: 1.1 },
@@ -307,5 +348,6 @@ process.stdout.write(
 for (const c of children) c.kill("SIGTERM");
 await sim.close();
 await nats.stop();
+await natsB.stop();
 rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 process.exit(0);
