@@ -107,7 +107,8 @@ async function shape(n: number, turn: number, runs: number, systems = 1) {
   const launchers = [];
   const system = (i: number) => Math.floor(i / n);
   const natsUrl = (i: number) => (system(i) === 0 ? nats.url : natsB.url);
-  const tag = `${n}x${systems}-${turn}`;
+  // Unique per workload too: a shape must not find the runs (request ids) of an earlier one.
+  const tag = `${n}x${systems}-${runs}-${turn}`;
   const replicas = n * systems;
   for (let i = 0; i < replicas; i++) {
     launchers.push(
@@ -204,7 +205,11 @@ async function shape(n: number, turn: number, runs: number, systems = 1) {
   await runAll("fan-part", warmUpRuns * replicas, "warm-up");
   await quiet();
   const natsPids = systems === 1 ? [natsPid] : [natsPid, natsBPid];
-  const natsCpuMs = () => natsPids.reduce((a, pid) => a + cpuMs(pid), 0);
+  const natsCpuMs = (): number => {
+    let sum = 0;
+    for (const pid of natsPids) sum += cpuMs(pid);
+    return sum;
+  };
   const cpuBefore = procs.map((p) => cpuMs(p.pid));
   const natsBefore = natsCpuMs();
   const ioBefore = procs.map((p) => ioOf(p.pid));
