@@ -5,10 +5,11 @@
 // tasks (one replica drives a run, so the second only follows it), and BENCH_RUNS (10) concurrent
 // runs sharing them out (the replicas split the runs). The shapes take turns BENCH_ROUNDS (3) times
 // and each figure is the median of its rounds, so a change in the machine's load falls on both.
-// The concurrent runs also go through a control: two independent 1 + 1 systems (each its own NATS
-// and bucket) given half the runs each. It has as many busy processes as 2 + 2 but coordinates
-// nothing, so 2 + 2 against it is the cost of coordination alone, and it against 1 + 1 the cost of
-// more processes sharing the cores.
+// Both workloads also go through a control: two independent 1 + 1 systems (each its own NATS and
+// bucket) given half the tasks each (half the runs; for the one-run workload, a run of half the
+// tasks each). It has as many busy processes as 2 + 2 but coordinates nothing, so 2 + 2 against it
+// is the cost of coordination alone, and it against 1 + 1 the cost of more processes sharing the
+// cores.
 // Prints JSON: tasks/s and CPU ms per task (user + system of the scheduler and launcher processes,
 // each one's share, and NATS's, from the submit until the work the runs caused is done: they have
 // ended and the launchers have stopped calling the API, e.g. to save finished pods' logs), and the
@@ -68,6 +69,7 @@ const partSize = Math.floor(tasks / manyRuns);
 /** Runs of `fan-part` each replica drives before a shape is measured. */
 const warmUpRuns = Number(process.env.BENCH_WARM_UP_RUNS ?? 2);
 fan("fan", tasks);
+fan("fan-half", Math.floor(tasks / 2));
 fan("fan-part", partSize);
 const git = (...a: string[]) =>
   execFileSync("git", ["-C", seed, "-c", "user.name=b", "-c", "user.email=b@b", ...a], {
@@ -216,9 +218,16 @@ async function shape(n: number, turn: number, runs: number, systems = 1) {
   const loadBefore = loadavg()[0]!;
   const requestsBefore = sim.requests.length;
   const t0 = performance.now();
-  const states = await runAll(runs === 1 ? "fan" : "fan-part", runs, "measured");
+  // The one run, or in the control one run of half the tasks for each system.
+  const [pipeline, count, size] =
+    runs > 1
+      ? ["fan-part", runs, partSize]
+      : systems > 1
+        ? ["fan-half", systems, Math.floor(tasks / 2)]
+        : ["fan", 1, tasks];
+  const states = await runAll(pipeline, count, "measured");
   const ms = performance.now() - t0;
-  const total = runs === 1 ? tasks : partSize * runs;
+  const total = size * count;
   // Work the runs left behind (saving finished pods' logs) is theirs too.
   await quiet();
   const settled = performance.now() - t0;
@@ -299,9 +308,9 @@ const summary = (shapes: Shape[]) => {
 };
 /**
  * One workload through both shapes, which take turns `rounds` times so the machine's load falls on
- * both. Runs that the replicas split also go through the control, two independent systems of
- * 1 + 1 each given half of them: it separates what sharing two cores between more processes costs
- * (control against 1 + 1) from what coordinating replicas costs (2 + 2 against the control).
+ * both, and through the control, two independent systems of 1 + 1 each given half the tasks: it
+ * separates what sharing two cores between more processes costs (control against 1 + 1) from what
+ * coordinating replicas costs (2 + 2 against the control).
  */
 async function workload(runs: number) {
   const ones: Shape[] = [];
@@ -310,11 +319,11 @@ async function workload(runs: number) {
   for (let r = 0; r < rounds; r++) {
     ones.push(await shape(1, r, runs));
     twos.push(await shape(2, r, runs));
-    if (runs > 1) controls.push(await shape(1, r, runs, 2));
+    controls.push(await shape(1, r, runs, 2));
   }
   const one = summary(ones);
   const two = summary(twos);
-  const control = controls.length ? summary(controls) : undefined;
+  const control = summary(controls);
   return {
     one,
     two,
@@ -323,17 +332,15 @@ async function workload(runs: number) {
     ioBytesPerTaskRatio: round(two.ioBytesPerTask / one.ioBytesPerTask),
     ioCallsPerTaskRatio: round(two.ioCallsPerTask / one.ioCallsPerTask),
     cpuPerTaskRatioByRound: twos.map((x, i) => round(x.cpuMsPerTask / ones[i]!.cpuMsPerTask)),
-    ...(control && {
-      twoIndependentSystems: control,
-      // What more processes on the same cores cost, coordinating nothing.
-      contentionCpuPerTaskRatio: round(control.cpuMsPerTask / one.cpuMsPerTask),
-      // What coordinating the replicas costs, on equal terms for the machine.
-      coordinationCpuPerTaskRatio: round(two.cpuMsPerTask / control.cpuMsPerTask),
-      coordinationIoBytesPerTaskRatio: round(two.ioBytesPerTask / control.ioBytesPerTask),
-      coordinationCpuPerTaskRatioByRound: twos.map((x, i) =>
-        round(x.cpuMsPerTask / controls[i]!.cpuMsPerTask),
-      ),
-    }),
+    twoIndependentSystems: control,
+    // What more processes on the same cores cost, coordinating nothing.
+    contentionCpuPerTaskRatio: round(control.cpuMsPerTask / one.cpuMsPerTask),
+    // What coordinating the replicas costs, on equal terms for the machine.
+    coordinationCpuPerTaskRatio: round(two.cpuMsPerTask / control.cpuMsPerTask),
+    coordinationIoBytesPerTaskRatio: round(two.ioBytesPerTask / control.ioBytesPerTask),
+    coordinationCpuPerTaskRatioByRound: twos.map((x, i) =>
+      round(x.cpuMsPerTask / controls[i]!.cpuMsPerTask),
+    ),
   };
 }
 const oneRun = await workload(1);
@@ -341,7 +348,7 @@ const concurrentRuns = manyRuns > 1 ? await workload(manyRuns) : undefined;
 process.stdout.write(
   JSON.stringify(
     {
-      benchmark: `scale-out: ${tasks} tasks through 1 scheduler + 1 launcher, then 2 + 2 (processes, NATS, kube-sim), as one run and as ${manyRuns} concurrent runs of ${partSize} (and through two independent 1 + 1 systems); ${rounds} rounds of each taking turns, medians`,
+      benchmark: `scale-out: ${tasks} tasks through 1 scheduler + 1 launcher, then 2 + 2 (processes, NATS, kube-sim), as one run and as ${manyRuns} concurrent runs of ${partSize}, each also through two independent 1 + 1 systems given half; ${rounds} rounds of each taking turns, medians`,
       oneRun,
       concurrentRuns,
       target: { cpuPerTaskRatioAtMost: 1.1 },
