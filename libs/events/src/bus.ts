@@ -72,12 +72,38 @@ export class EventBusUnavailableError extends Error {
   override name = "EventBusUnavailableError";
 }
 
+/**
+ * How many partitions runs are spread over: the scheduler replicas split partitions, not runs, so
+ * each can consume only its own runs' task events (a durable consumer per partition). Fixed: a
+ * run's partition is part of its task events' subject.
+ */
+export const runPartitions = 16;
+
+/** FNV-1a, 32 bits. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** The partition of a run (0 to {@link runPartitions} − 1). */
+export function partitionOf(runId: string): number {
+  return fnv1a(runId) % runPartitions;
+}
+
 /** Subjects of Odin's events. */
 export const subjects = {
   /** Every Odin event; the stream's subject space. */
   all: "odin.events.>",
-  /** A task's lifecycle events (from launchers), per run. */
-  task: (runId: string) => `odin.events.task.${runId}`,
+  /** A task's lifecycle events (from launchers), per run: `odin.events.task.<partition>.<run>`. */
+  task: (runId: string) => `odin.events.task.${partitionOf(runId)}.${runId}`,
+  /** The task events of one partition's runs. */
+  partitionTasks: (partition: number) => `odin.events.task.${partition}.*`,
+  /** Task events as launchers before partitions published them: `odin.events.task.<run>`. */
+  unpartitionedTasks: "odin.events.task.*",
   /** All task events. */
   allTasks: "odin.events.task.>",
   /** Run and task state changes (from schedulers), per run. */

@@ -1,5 +1,8 @@
 export {
   EventBusUnavailableError,
+  fnv1a,
+  partitionOf,
+  runPartitions,
   subjectMatches,
   subjects,
   type BusMessage,

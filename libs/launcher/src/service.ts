@@ -213,7 +213,7 @@ export function taskEventOf(e: TaskStateEvent): events.TaskEvent {
 
 /**
  * The `report` function to give a backend's `start`: publishes each state as a TaskEvent on
- * `odin.events.task.<run>` with the message id `eventId(e)` (`<run>.<task>.<attempt>.<state>`),
+ * `odin.events.task.<partition>.<run>` (`subjects.task`) with the message id `eventId(e)` (`<run>.<task>.<attempt>.<state>`),
  * so the server drops a repeated report of the same fact within its duplicate window. A publish
  * that fails throws; the backend retries it.
  */

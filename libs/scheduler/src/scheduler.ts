@@ -1,6 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { requestsEarlyExit, RunEngine, type Decision, type TaskStatus } from "@odin/dag";
-import { subjects, type EventBus, type Subscription, type WorkShare } from "@odin/events";
+import {
+  partitionOf,
+  runPartitions,
+  subjects,
+  type EventBus,
+  type Subscription,
+  type WorkShare,
+} from "@odin/events";
 import type { WebhookNotifier } from "@odin/notify";
 import {
   isFinishedRun as isFinished,
@@ -62,7 +69,10 @@ export interface SchedulerOptions {
   dataPath: string;
   /** Most tasks launching or running at once across all runs (the global cap). */
   maxRunningTasks?: number;
-  /** Name of the shared durable consumer of task events (one per deployment). */
+  /**
+   * Name of the durable consumers of task events (default `dag-scheduler`): `<name>-<partition>`
+   * for each partition's, `<name>` for events published before partitions.
+   */
   consumer?: string;
   /** Where the counts of runs and tasks, launch latencies and run ends are recorded. */
   metrics?: SchedulerMetrics;
@@ -75,10 +85,16 @@ export interface SchedulerOptions {
   /** How old a cached result may be for a task that sets no `cache_ttl` (default 30 days). */
   cacheTtlMs?: number;
   /**
-   * Which runs this replica drives, among the live replicas (`Membership` over the event bus).
-   * Unset: every run (one replica, embedded mode).
+   * Which runs this replica drives, among the live replicas (`Membership` over the event bus): the
+   * runs of the partitions it owns ({@link partitionKey}). Unset: every run (one replica,
+   * embedded mode).
    */
   share?: WorkShare;
+}
+
+/** The key a run partition is assigned by among the live scheduler replicas. */
+export function partitionKey(partition: number): string {
+  return `runs-${partition}`;
 }
 
 /** Pages of GetRun up to this many tasks read their records one by one rather than the whole run. */
@@ -182,9 +198,13 @@ const maxDecisionsInFlight = 256;
  * (its watch); the live replicas split the unfinished runs between them (`share`), and each keeps
  * a RunEngine for the runs it drives. Decisions are recorded by compare-and-set, so while two
  * replicas both drive a run (a moment around a replica joining or dying) only one records each
- * decision — and only the one that recorded a launch performs it. Task events from launchers
- * arrive on a durable consumer shared by all replicas (each event to one of them) and are applied
- * to the store idempotently, whichever replica drives the run.
+ * decision — and only the one that recorded a launch performs it. Runs are split by partition
+ * ({@link partitionOf}): task events from launchers carry their run's partition in their subject,
+ * and each replica consumes the durable consumers of its own partitions, so the replica driving a
+ * run applies its events — with the records it has just written, so its compare-and-sets hold.
+ * Events are applied to the store idempotently, so a replica that still consumes a partition it
+ * has just lost (or one of the events launchers published before partitions, on a consumer every
+ * replica shares) changes nothing but the records.
  */
 export class Scheduler {
   private readonly runs = new Map<string, ActiveRun>();
@@ -219,6 +239,10 @@ export class Scheduler {
   /** Tasks launching or running in each run another replica drives (from its record's counts). */
   private readonly elsewhere = new Map<string, number>();
   private elsewhereTotal = 0;
+  /** The task-event consumers of the partitions this replica owns, by partition. */
+  private readonly partitionConsumers = new Map<number, Subscription>();
+  /** The latest change of {@link partitionConsumers}: one at a time. */
+  private consuming: Promise<void> = Promise.resolve();
   /** Pipelines of runs read here but driven elsewhere (`<run>@<commit>`), the last few. */
   private readonly readPipelines = new Map<string, Promise<Pipeline>>();
 
@@ -283,18 +307,14 @@ export class Scheduler {
       const stop = share.onChange(() => this.rebalance());
       this.stops.push(() => Promise.resolve(void stop()));
     }
-    const consumer: Subscription = await this.options.bus.consume(
-      {
-        durable: this.options.consumer ?? "dag-scheduler",
-        filter: subjects.allTasks,
-        ackWaitMs: 30_000,
-        retryDelayMs: 500,
-        // Events of different tasks are independent; a task's own events are applied monotonically.
-        concurrency: 64,
-      },
-      (m) => this.onTaskEvent(events.TaskEvent.decode(m.data)),
+    // Events launchers published before partitions: every replica shares their consumer.
+    const unpartitioned = await this.consumeTaskEvents(
+      this.consumerName(),
+      subjects.unpartitionedTasks,
     );
-    this.stops.push(() => consumer.stop());
+    this.stops.push(() => unpartitioned.stop());
+    this.stops.push(() => this.stopPartitionConsumers());
+    await this.followPartitions();
     this.pump();
     if (this.options.notifier) {
       // Notifications a stopped replica left pending are taken over (now, and every minute).
@@ -801,7 +821,62 @@ export class Scheduler {
 
   /** Whether this replica drives a run (among the live replicas). */
   private owns(runId: string): boolean {
-    return this.options.share?.owns(runId) ?? true;
+    return this.ownsPartition(partitionOf(runId));
+  }
+
+  private ownsPartition(partition: number): boolean {
+    return this.options.share?.owns(partitionKey(partition)) ?? true;
+  }
+
+  private consumerName(partition?: number): string {
+    const name = this.options.consumer ?? "dag-scheduler";
+    return partition === undefined ? name : `${name}-${partition}`;
+  }
+
+  private consumeTaskEvents(durable: string, filter: string): Promise<Subscription> {
+    return this.options.bus.consume(
+      {
+        durable,
+        filter,
+        ackWaitMs: 30_000,
+        retryDelayMs: 500,
+        // Events of different tasks are independent; a task's own events are applied monotonically.
+        concurrency: 64,
+      },
+      (m) => this.onTaskEvent(events.TaskEvent.decode(m.data)),
+    );
+  }
+
+  /**
+   * Consumes the task events of the partitions this replica owns, and stops consuming those it
+   * no longer owns (what it has taken in hand is still applied). One change at a time.
+   */
+  private followPartitions(): Promise<void> {
+    const next = this.consuming.then(async () => {
+      for (let p = 0; p < runPartitions; p++) {
+        if (this.closed) return;
+        const consumer = this.partitionConsumers.get(p);
+        const owned = this.ownsPartition(p);
+        if (owned && !consumer) {
+          this.partitionConsumers.set(
+            p,
+            await this.consumeTaskEvents(this.consumerName(p), subjects.partitionTasks(p)),
+          );
+        } else if (!owned && consumer) {
+          this.partitionConsumers.delete(p);
+          await consumer.stop();
+        }
+      }
+    });
+    this.consuming = next.catch(() => undefined);
+    return next;
+  }
+
+  private async stopPartitionConsumers(): Promise<void> {
+    await this.consuming;
+    const consumers = [...this.partitionConsumers.values()];
+    this.partitionConsumers.clear();
+    await Promise.all(consumers.map((c) => c.stop()));
   }
 
   /**
@@ -811,6 +886,15 @@ export class Scheduler {
    */
   private rebalance(): void {
     if (this.closed) return;
+    this.followPartitions().catch((err: unknown) => {
+      this.log.warn(
+        "cannot consume the task events of this replica's partitions; trying again in 5 s",
+        {
+          error: (err as Error).message,
+        },
+      );
+      setTimeout(() => this.rebalance(), 5000).unref();
+    });
     let dropped = 0;
     for (const [runId, run] of [...this.runs]) {
       if (this.owns(runId)) continue;

@@ -1,12 +1,13 @@
 // Scheduler replicas splitting the runs between them (a Membership each, over one event bus): a
 // run is driven by one replica, whose launcher alone is called for it; when a replica leaves, the
-// other picks its runs up from the store and finishes them, launching each task once.
+// other picks its runs up from the store and finishes them, launching each task once. A run's task
+// events go to the replica driving it (its partition's consumer), so it alone writes its tasks.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Membership, MemoryEventBus } from "@odin/events";
-import { MemoryKeyValueStore } from "@odin/run-store";
+import { Membership, MemoryEventBus, partitionOf } from "@odin/events";
+import { MemoryKeyValueStore, type KeyValueStore } from "@odin/run-store";
 import { silentLogger } from "@odin/service-kit";
-import { Scheduler } from "./scheduler.js";
+import { partitionKey, Scheduler } from "./scheduler.js";
 import { SchedulerStore } from "./store.js";
 import { checkouts, ScriptedLauncher, until, YamlPipelines } from "./testing/fixtures.js";
 
@@ -28,10 +29,26 @@ test("two replicas split the runs; when one leaves, the other finishes its runs"
   ];
   await until(() => shares.every((m) => m.members().length === 2), "both replicas see each other");
   const store = new SchedulerStore(kv);
+  /** Which replica wrote each task key (create or compare-and-set). */
+  const writers = new Map<string, Set<number>>();
+  const writingAs = (replica: number): KeyValueStore =>
+    new Proxy(kv, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== "function") return value;
+        const fn = value as (...a: unknown[]) => unknown;
+        if (prop !== "create" && prop !== "update") return fn.bind(target);
+        return (key: string, ...rest: unknown[]) => {
+          if (key.startsWith("tasks."))
+            writers.set(key, (writers.get(key) ?? new Set()).add(replica));
+          return fn.apply(target, [key, ...rest]);
+        };
+      },
+    });
   const replicas = launchers.map(
     (launcher, i) =>
       new Scheduler({
-        store: new SchedulerStore(kv),
+        store: new SchedulerStore(writingAs(i)),
         bus,
         pipelines,
         checkouts,
@@ -46,7 +63,7 @@ test("two replicas split the runs; when one leaves, the other finishes its runs"
     const runs: string[] = [];
     for (let i = 0; i < 16; i++)
       runs.push((await replicas[i % 2]!.submit({ pipeline: "p", submittedBy: "t" })).id);
-    const owner = (run: string) => (shares[0]!.owns(run) ? 0 : 1);
+    const owner = (run: string) => (shares[0]!.owns(partitionKey(partitionOf(run))) ? 0 : 1);
     assert.ok(
       runs.some((r) => owner(r) === 0) && runs.some((r) => owner(r) === 1),
       "each replica drives some runs",
@@ -64,6 +81,8 @@ test("two replicas split the runs; when one leaves, the other finishes its runs"
         owner(run) === 0 ? [1, 0] : [0, 1],
         `${run}: launched through its replica`,
       );
+      // LAUNCHING recorded by the driving replica, RUNNING from the launcher's event: by it too.
+      assert.deepEqual([...(writers.get(`tasks.${run}.first`) ?? [])], [owner(run)], run);
     }
 
     // The second replica stops (saying so first, as the app does): the first finishes its runs.

@@ -3,28 +3,19 @@
 // launchers split the shards by rendezvous hashing (`Membership`), and each one's informers select
 // only its own shards' objects, so a replica reads and decodes only the changes it acts on. An
 // attempt belongs to its shard's launcher: it reports the attempt and saves its pods' logs.
+import { fnv1a } from "@odin/events";
 import { labelValue, managedByLabel, managedByValue, shardLabel } from "@odin/k8s-manifests";
 import type { AttemptId } from "../attempt/core.js";
 
 /** How many shards attempts are spread over (fixed: a launcher's share is a set of them). */
 export const shardCount = 32;
 
-/** FNV-1a, 32 bits. */
-function fnv(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
 /**
  * The shard of an attempt, from the values its labels hold (so an attempt read back from its
  * object's labels lands in the same shard as the launch that made it).
  */
 export function shardOf(id: AttemptId): number {
-  return fnv(`${labelValue(id.runId)}/${labelValue(id.task)}/${id.attempt}`) % shardCount;
+  return fnv1a(`${labelValue(id.runId)}/${labelValue(id.task)}/${id.attempt}`) % shardCount;
 }
 
 /** The key a shard is assigned by among the live launchers. */

@@ -9,8 +9,8 @@
 // documented per message so the server drops duplicate publishes (restarts, replicas); consumers
 // still apply every event idempotently, because JetStream redelivers unacknowledged messages.
 //
-// Run ids may contain `.` (pipeline names may), so a subject can have more tokens than its pattern
-// shows: subscribe with `>` (e.g. `odin.events.task.>`), never `*`, in the position of a run id.
+// Run ids are one subject token (a pipeline name's `.` becomes `-` in its runs' ids), so `*` may
+// stand for a run id; `>` (e.g. `odin.events.task.>`) also takes in subjects of other shapes.
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
@@ -37,8 +37,10 @@ export const file_odin_events_v1_events: GenFile =
  * TaskEvent is a fact about one attempt of one task as observed by k8s-launcher (from Kubernetes
  * watches, or from the local process backend): it started running, or it ended and how.
  *
- * Subject: `odin.events.task.<run_id>`. Published by k8s-launcher; consumed by dag-scheduler through
- * a durable consumer with explicit ack. `Nats-Msg-Id`: `<run_id>.<task>.<attempt>.<state>` (the
+ * Subject: `odin.events.task.<partition>.<run_id>`, the partition a hash of the run id into 16
+ * (`partitionOf` in libs/events; launchers before partitions published `odin.events.task.<run_id>`).
+ * Published by k8s-launcher; consumed by dag-scheduler through a durable consumer per partition,
+ * explicit ack, each by the replica that drives the partition's runs. `Nats-Msg-Id`: `<run_id>.<task>.<attempt>.<state>` (the
  * state's name, e.g. SUCCEEDED), so a state reported again by a restarted or second launcher is
  * dropped.
  * Applying one twice, or one for an attempt that is no longer current, changes nothing. The events

@@ -20,8 +20,10 @@ import {
  * TaskEvent is a fact about one attempt of one task as observed by k8s-launcher (from Kubernetes
  * watches, or from the local process backend): it started running, or it ended and how.
  *
- * Subject: `odin.events.task.<run_id>`. Published by k8s-launcher; consumed by dag-scheduler through
- * a durable consumer with explicit ack. `Nats-Msg-Id`: `<run_id>.<task>.<attempt>.<state>` (the
+ * Subject: `odin.events.task.<partition>.<run_id>`, the partition a hash of the run id into 16
+ * (`partitionOf` in libs/events; launchers before partitions published `odin.events.task.<run_id>`).
+ * Published by k8s-launcher; consumed by dag-scheduler through a durable consumer per partition,
+ * explicit ack, each by the replica that drives the partition's runs. `Nats-Msg-Id`: `<run_id>.<task>.<attempt>.<state>` (the
  * state's name, e.g. SUCCEEDED), so a state reported again by a restarted or second launcher is
  * dropped.
  * Applying one twice, or one for an attempt that is no longer current, changes nothing. The events
