@@ -12,6 +12,7 @@ export {
   type Change,
   type Entry,
   type KeyChange,
+  type KeyRevision,
   type KeyValueStore,
   type Watch,
 } from "./store.js";

@@ -9,6 +9,7 @@ import {
   ValueTooLargeError,
   type Change,
   type Entry,
+  type KeyRevision,
   type KeyValueStore,
   type Watch,
 } from "./store.js";
@@ -130,6 +131,16 @@ export class MemoryKeyValueStore implements KeyValueStore {
         },
       };
     });
+  }
+
+  watchKeys(filter: string, handler: (change: KeyRevision) => void): Promise<Watch> {
+    return this.watch(filter, (change) =>
+      handler(
+        change.op === "reset"
+          ? change
+          : { op: change.op, key: change.key, revision: change.revision },
+      ),
+    );
   }
 
   close(): Promise<void> {

@@ -40,6 +40,7 @@ import {
   validateRevision,
   ValueTooLargeError,
   type Change,
+  type KeyRevision,
   type Entry,
   type KeyValueStore,
   type Watch,
@@ -97,7 +98,10 @@ const KV_OPERATION = "KV-Operation";
 interface WatchState {
   /** The NATS subject the watch follows (`$KV.<bucket>.<pattern>`). */
   subject: string;
-  handler: (change: Change) => void;
+  /** `watch`'s handler (with values), or `watchKeys`'s (without). */
+  handler: (change: Change | KeyRevision) => void;
+  /** False for `watchKeys`: its consumer delivers headers only. */
+  values: boolean;
   /** Stream sequence of the last change delivered: a consumer made again resumes after it. */
   last: number;
   /** Bumped whenever the consumer is replaced: what an older one delivers is dropped. */
@@ -375,12 +379,26 @@ export class NatsKeyValueStore implements KeyValueStore {
    * consumer ends for good it is made again after the last change delivered; when the bucket was
    * lost, the handler hears `{ op: "reset" }` and then every change of the new bucket.
    */
-  async watch(filter: string, handler: (change: Change) => void): Promise<Watch> {
+  watch(filter: string, handler: (change: Change) => void): Promise<Watch> {
+    return this.startWatch(filter, true, handler as (change: Change | KeyRevision) => void);
+  }
+
+  /** As {@link watch}, through a consumer that delivers the messages' headers only. */
+  watchKeys(filter: string, handler: (change: KeyRevision) => void): Promise<Watch> {
+    return this.startWatch(filter, false, handler);
+  }
+
+  private async startWatch(
+    filter: string,
+    values: boolean,
+    handler: (change: Change | KeyRevision) => void,
+  ): Promise<Watch> {
     const pattern = normalizeFilter(filter);
     this.checkOpen();
     const w: WatchState = {
       subject: this.subjectPrefix + pattern,
       handler,
+      values,
       last: 0,
       epoch: 0,
       consumer: undefined,
@@ -420,6 +438,7 @@ export class NatsKeyValueStore implements KeyValueStore {
     const consumer = await this.js.consumers.getPushConsumer(this.stream, {
       filter_subjects: w.subject,
       opt_start_seq: w.last + 1,
+      ...(w.values ? {} : { headers_only: true }),
     });
     if (epoch !== w.epoch || w.stopped) {
       this.forget(consumer);
@@ -430,9 +449,11 @@ export class NatsKeyValueStore implements KeyValueStore {
         if (epoch !== w.epoch) return;
         w.last = m.seq;
         const key = m.subject.substring(this.subjectPrefix.length);
-        const change: Change = isDelete(m)
+        const change: Change | KeyRevision = isDelete(m)
           ? { op: "delete", key, revision: m.seq }
-          : { op: "put", key, value: m.data, revision: m.seq };
+          : w.values
+            ? { op: "put", key, value: m.data, revision: m.seq }
+            : { op: "put", key, revision: m.seq };
         deliver(w, change);
       },
     });
@@ -695,7 +716,7 @@ function isLeaderless(err: unknown): err is Error {
 }
 
 /** Hands a change to a watch's handler; a throwing handler is a bug, so it is made loud. */
-function deliver(w: WatchState, change: Change): void {
+function deliver(w: WatchState, change: Change | KeyRevision): void {
   try {
     w.handler(change);
   } catch (err) {

@@ -19,6 +19,12 @@ export type KeyChange =
   | { op: "put"; key: string; value: Uint8Array; revision: number }
   | { op: "delete"; key: string; revision: number };
 
+/**
+ * A change as {@link KeyValueStore.watchKeys} sees it: which key a write or delete touched, and
+ * its revision, without the value; or a `reset`, as for `watch`.
+ */
+export type KeyRevision = { op: "put" | "delete"; key: string; revision: number } | { op: "reset" };
+
 /** A running watch; stop it to leave. */
 export interface Watch {
   stop(): Promise<void>;
@@ -54,6 +60,11 @@ export interface KeyValueStore {
    * throw. For a snapshot plus changes: start the watch, then `list`, keep the higher revision per key.
    */
   watch(filter: string, handler: (change: Change) => void): Promise<Watch>;
+  /**
+   * As `watch`, without the values: for a follower that reads (`get`) only the values it wants,
+   * so the others do not cross the wire.
+   */
+  watchKeys(filter: string, handler: (change: KeyRevision) => void): Promise<Watch>;
   /** Stops every watch and releases the connection; later calls fail with `StoreClosedError`. */
   close(): Promise<void>;
 }

@@ -4,7 +4,8 @@ import {
   listLatest,
   RevisionMismatchError,
   updateWithRetry,
-  type Change,
+  type Entry,
+  type KeyRevision,
   type KeyValueStore,
   type Watch,
 } from "@odin/run-store";
@@ -39,20 +40,22 @@ export type RecordChange =
   /** The store lost every record at once (NATS lost its storage); what follows is the new store. */
   | { kind: "reset" };
 
-/** A task record as last seen: decoded, or still as the watch delivered it. */
+/**
+ * A task record as last seen. Without `record`, a mark: the task was written at `revision`, but
+ * the value was not read (its run was of no interest here).
+ */
 interface KnownTask {
   revision: number;
   record?: TaskRecord;
-  raw?: Uint8Array;
+  /** The newest revision the watch's handler was told of. */
+  told?: number;
 }
 
-/** A known task's record, decoded on first use. */
-function recordOf(known: KnownTask): TaskRecord {
-  if (known.record === undefined) {
-    known.record = decode<TaskRecord>(known.raw!);
-    known.raw = undefined;
-  }
-  return known.record;
+/** A change the watch heard, waiting for its turn: with the read of its value, when it needs one. */
+interface Heard {
+  change: Exclude<KeyRevision, { op: "reset" }>;
+  /** The value read from the store (undefined: the key is gone); unset when none is needed. */
+  value?: Promise<Entry | undefined>;
 }
 
 /** What a {@link SchedulerStore.watch} passes on. */
@@ -64,15 +67,22 @@ export interface WatchOptions {
   tasksOf?: (runId: string) => boolean;
 }
 
+/** How long to wait before reading a value again after `tries` failures: 0.25 s, doubling up to 4 s. */
+const rereadMs = (tries: number): number => Math.min(4_000, 250 * 2 ** Math.min(tries, 4));
+
 /**
  * Run state in the key-value store: one key per run and one per task that has left PENDING, each
  * updated by compare-and-set. Remembers the task values and revisions it has seen, so most task updates need no read.
+ *
+ * Its watch follows every key's revisions but not their values (a headers-only consumer): a value
+ * crosses the wire only when this store reads it — the run records, cache entries and images every
+ * replica keeps, and the tasks of the runs this replica looks at (`tasksOf`) that another wrote.
+ * The tasks this replica writes itself, most of those of the runs it drives, need no read at all.
  */
 export class SchedulerStore {
   /**
-   * The last value and revision seen of each task key (from our writes, reads and the watch). A
-   * value the watch brought for a run nobody here looks at is kept as it came (`raw`) and decoded
-   * only if it is asked for.
+   * The last value and revision seen of each task key (from our writes, reads and the watch's
+   * reads); for runs nobody here looks at, only marks that a value newer than the one read exists.
    */
   private readonly tasks = new Map<string, KnownTask>();
   /** The names of each run's tasks in `tasks`. */
@@ -87,6 +97,20 @@ export class SchedulerStore {
   private delivered = 0;
   /** The revision of each run record as last read, so a listing from memory is no older. */
   private readonly runRead = new Map<string, number>();
+  /** Run records this store wrote, until the watch hears of them (their values need no read). */
+  private readonly runsWritten = new Map<string, { revision: number; record: RunRecord }>();
+  /** The newest revision of each run record the watch's handler was told of. */
+  private readonly runTold = new Map<string, number>();
+  /** Writes of this store in flight, by key: the watch may hear of one before its reply. */
+  private readonly writing = new Map<string, Promise<unknown>>();
+  /** Runs whose tasks are being listed from the store (how many listings). */
+  private readonly listing = new Map<string, number>();
+  /** What the watch heard and has not told yet, in revision order, from `heardHead`. */
+  private heard: (Heard | undefined)[] = [];
+  private heardHead = 0;
+  private draining = false;
+  /** Bumped when the watch stops or the store resets: reads still in flight are dropped. */
+  private generation = 0;
 
   constructor(
     readonly kv: KeyValueStore,
@@ -113,7 +137,9 @@ export class SchedulerStore {
   /** Creates a run's record; false when one exists already. */
   async createRun(record: RunRecord): Promise<boolean> {
     try {
-      const revision = await this.kv.create(runKey(record.id), encode(record));
+      const key = runKey(record.id);
+      const revision = await this.writingTo(key, this.kv.create(key, encode(record)));
+      this.wroteRun(record, revision);
       this.onRunWritten?.(record, revision);
       this.onRecordWritten?.({ kind: "run", runId: record.id, record, revision });
       return true;
@@ -128,13 +154,18 @@ export class SchedulerStore {
     runId: string,
     mutate: (r: RunRecord) => RunRecord | undefined,
   ): Promise<RunRecord | undefined> {
-    const outcome = await updateWithRetry<RunRecord>(
-      this.kv,
-      runKey(runId),
-      (current) => (current ? mutate(current) : undefined),
-      runCodec,
+    const key = runKey(runId);
+    const outcome = await this.writingTo(
+      key,
+      updateWithRetry<RunRecord>(
+        this.kv,
+        key,
+        (current) => (current ? mutate(current) : undefined),
+        runCodec,
+      ),
     );
     if (outcome.written && outcome.value) {
+      this.wroteRun(outcome.value, outcome.revision);
       this.onRunWritten?.(outcome.value, outcome.revision);
       this.onRecordWritten?.({
         kind: "run",
@@ -146,6 +177,13 @@ export class SchedulerStore {
     return outcome.value;
   }
 
+  /** Keeps a run record this store wrote until the watch hears of it. */
+  private wroteRun(record: RunRecord, revision: number): void {
+    if (!this.watching || (this.runTold.get(record.id) ?? 0) >= revision) return;
+    const known = this.runsWritten.get(record.id);
+    if (!known || known.revision < revision) this.runsWritten.set(record.id, { revision, record });
+  }
+
   /** A task's record (undefined: PENDING, never launched). */
   async getTask(runId: string, task: string): Promise<TaskRecord | undefined> {
     const entry = await this.kv.get(taskKey(runId, task));
@@ -155,27 +193,44 @@ export class SchedulerStore {
     return record;
   }
 
+  /**
+   * Keeps a task's record (undefined: deleted) if it is newer than the one known; `told` carries
+   * over. `mark`: the task was written at `revision`, value unread.
+   */
   private remember(
     key: string,
     revision: number,
     record: TaskRecord | undefined,
-    raw?: Uint8Array,
+    mark = false,
   ): void {
     const known = this.tasks.get(key);
-    if (known && known.revision > revision) return;
+    if (known && (known.revision > revision || (known.revision === revision && mark))) return;
     const rest = key.slice("tasks.".length);
     const dot = rest.indexOf(".");
     const runId = rest.slice(0, dot);
     const task = rest.slice(dot + 1);
     let names = this.tasksOfRun.get(runId);
-    if (record || raw) {
-      this.tasks.set(key, record ? { revision, record } : { revision, raw });
+    if (record || mark) {
+      const next: KnownTask = record ? { revision, record } : { revision };
+      if (known?.told !== undefined) next.told = known.told;
+      this.tasks.set(key, next);
       if (!names) this.tasksOfRun.set(runId, (names = new Set()));
       names.add(task);
     } else {
       this.tasks.delete(key);
       names?.delete(task);
     }
+  }
+
+  /** Notes a write of this store in flight until it settles. */
+  private writingTo<T>(key: string, write: Promise<T>): Promise<T> {
+    if (!this.watching) return write;
+    this.writing.set(key, write);
+    const settled = (): void => {
+      if (this.writing.get(key) === write) this.writing.delete(key);
+    };
+    write.then(settled, settled);
+    return write;
   }
 
   /**
@@ -196,15 +251,18 @@ export class SchedulerStore {
     const key = taskKey(runId, task);
     const known = this.tasks.get(key);
     // Fast path: the value and revision we last saw are current unless someone else wrote since.
-    const current = known && recordOf(known);
-    const next = mutate(current);
+    const current = known?.record;
+    const next = known && !current ? undefined : mutate(current);
     if (next === undefined) {
       if (current) return { record: current, written: false };
     } else {
       try {
-        const revision = known
-          ? await this.kv.update(key, encode(next), known.revision)
-          : await this.kv.create(key, encode(next));
+        const revision = await this.writingTo(
+          key,
+          known
+            ? this.kv.update(key, encode(next), known.revision)
+            : this.kv.create(key, encode(next)),
+        );
         this.remember(key, revision, next);
         this.onRecordWritten?.({ kind: "task", runId, task, record: next, revision });
         return { record: next, written: true };
@@ -212,11 +270,9 @@ export class SchedulerStore {
         if (!(err instanceof RevisionMismatchError)) throw err;
       }
     }
-    const outcome = await updateWithRetry<TaskRecord>(
-      this.kv,
+    const outcome = await this.writingTo(
       key,
-      mutate,
-      jsonCodec<TaskRecord>(),
+      updateWithRetry<TaskRecord>(this.kv, key, mutate, jsonCodec<TaskRecord>()),
     );
     this.remember(key, outcome.revision, outcome.value);
     if (outcome.written)
@@ -232,8 +288,7 @@ export class SchedulerStore {
 
   /** The last known record of a task, without a read (may lag another replica's write). */
   cachedTask(runId: string, task: string): TaskRecord | undefined {
-    const known = this.tasks.get(taskKey(runId, task));
-    return known && recordOf(known);
+    return this.tasks.get(taskKey(runId, task))?.record;
   }
 
   /** Every task record of a run, by task name. */
@@ -248,19 +303,30 @@ export class SchedulerStore {
       this.delivered >= (this.runRead.get(runId) ?? 0)
     ) {
       for (const task of this.tasksOfRun.get(runId) ?? []) {
-        const known = this.tasks.get(prefix + task);
-        if (known) out.set(task, recordOf(known));
+        const record = this.tasks.get(prefix + task)?.record;
+        if (record) out.set(task, record);
+        else break; // a mark: a newer value was not read
       }
-      return out;
+      if (out.size === (this.tasksOfRun.get(runId)?.size ?? 0)) return out;
+      out.clear();
     }
     const watched = this.watching;
-    for await (const entry of this.kv.list(runTasksFilter(runId))) {
-      const record = decode<TaskRecord>(entry.value);
-      this.remember(entry.key, entry.revision, record);
-      out.set(entry.key.slice(prefix.length), record);
+    const generation = this.generation;
+    this.listing.set(runId, (this.listing.get(runId) ?? 0) + 1);
+    try {
+      for await (const entry of this.kv.list(runTasksFilter(runId))) {
+        const record = decode<TaskRecord>(entry.value);
+        this.remember(entry.key, entry.revision, record);
+        out.set(entry.key.slice(prefix.length), record);
+      }
+    } finally {
+      const n = (this.listing.get(runId) ?? 1) - 1;
+      if (n > 0) this.listing.set(runId, n);
+      else this.listing.delete(runId);
     }
-    // What changed during the listing came through the watch too (remember keeps the newer).
-    if (watched && this.watching) this.listed.add(runId);
+    // What changed during the listing the watch heard too: a task it did not read is marked,
+    // and a mark is never taken for a value (remember keeps the newer).
+    if (watched && this.watching && generation === this.generation) this.listed.add(runId);
     return out;
   }
 
@@ -342,64 +408,202 @@ export class SchedulerStore {
     await this.kv.put(imageKey(record.image), encode(record));
   }
 
-  /** Follows every change of run and task records made after the call, by any replica. */
+  /**
+   * Follows every change of run and task records made after the call, by any replica, in revision
+   * order. A value this store neither wrote nor read is read from the store first (the watch
+   * carries none); the changes after it wait for it, and those reads run side by side.
+   */
   async watch(handler: (change: RecordChange) => void, options: WatchOptions = {}): Promise<Watch> {
-    const tasksOf = options.tasksOf;
-    const watch = await this.kv.watch(">", (change: Change) => {
+    const tasksOf = options.tasksOf ?? (() => true);
+    const watch = await this.kv.watchKeys(">", (change) => {
       if (change.op === "reset") {
+        this.generation++;
+        this.heard = [];
+        this.heardHead = 0;
         this.tasks.clear();
         this.tasksOfRun.clear();
         this.listed.clear();
         this.runRead.clear();
+        this.runsWritten.clear();
+        this.runTold.clear();
         this.delivered = 0;
-        handler({ kind: "reset" });
+        tell(handler, { kind: "reset" });
         return;
       }
-      const key = change.key;
-      const value = change.op === "put" ? change.value : undefined;
-      this.delivered = Math.max(this.delivered, change.revision);
-      if (key.startsWith("runs.")) {
-        handler({
-          kind: "run",
-          runId: key.slice(5),
-          record: value ? decodeRun(value) : undefined,
-          revision: change.revision,
-        });
-      } else if (key.startsWith("tasks.")) {
-        const rest = key.slice(6);
-        const dot = rest.indexOf(".");
-        const runId = rest.slice(0, dot);
-        if (tasksOf && !tasksOf(runId)) {
-          // Kept as it came (copied: the delivered bytes may share a larger buffer), decoded
-          // only if this replica asks for it.
-          this.remember(key, change.revision, undefined, value?.slice());
-          return;
-        }
-        const record = value ? decode<TaskRecord>(value) : undefined;
-        this.remember(key, change.revision, record);
-        handler({
-          kind: "task",
-          runId,
-          task: rest.slice(dot + 1),
-          record,
-          revision: change.revision,
-        });
-      } else if (key.startsWith("cache.")) {
-        handler({
-          kind: "cache",
-          key: key.slice(6),
-          entry: value ? decode<CacheEntry>(value) : undefined,
-        });
-      } else if (key.startsWith("images.") && value) {
-        handler({ kind: "image", record: decode<ImageRecord>(value) });
+      const heard: Heard = { change };
+      const value = this.needsValue(change, tasksOf);
+      if (value) heard.value = this.valueOf(change.key, change.revision, this.generation);
+      if (this.heardHead === this.heard.length && !value)
+        this.tellHeard(heard, undefined, handler, tasksOf);
+      else {
+        this.heard.push(heard);
+        void this.drain(handler, tasksOf);
       }
     });
     this.watching = true;
     return {
       stop: async () => {
         this.watching = false;
+        this.generation++;
+        this.heard = [];
+        this.heardHead = 0;
         await watch.stop();
       },
     };
+  }
+
+  /** Whether a change's value must be read before it can be told (no: known, or not wanted). */
+  private needsValue(change: Heard["change"], tasksOf: (runId: string) => boolean): boolean {
+    if (change.op === "delete") return false;
+    const key = change.key;
+    if (key.startsWith("runs.")) {
+      const runId = key.slice(5);
+      return (
+        (this.runsWritten.get(runId)?.revision ?? 0) < change.revision &&
+        (this.runTold.get(runId) ?? 0) < change.revision
+      );
+    }
+    if (key.startsWith("tasks.")) {
+      if (!tasksOf(runIdOfTaskKey(key))) return false;
+      const known = this.tasks.get(key);
+      return (
+        !(known && (known.told ?? 0) >= change.revision) &&
+        !(known?.record && known.revision >= change.revision)
+      );
+    }
+    return key.startsWith("cache.") || key.startsWith("images.");
+  }
+
+  /**
+   * A key's value at `revision` or newer: from this store's memory once its own write in flight
+   * settled, else read (again while the store cannot be reached). Undefined: the key is gone.
+   */
+  private async valueOf(
+    key: string,
+    revision: number,
+    generation: number,
+  ): Promise<Entry | undefined> {
+    await this.writing.get(key)?.catch(() => undefined);
+    for (let tries = 0; ; tries++) {
+      if (generation !== this.generation) return undefined;
+      const known = key.startsWith("tasks.") ? this.tasks.get(key) : undefined;
+      if (known?.record && known.revision >= revision) return undefined;
+      const written = key.startsWith("runs.") ? this.runsWritten.get(key.slice(5)) : undefined;
+      if (written && written.revision >= revision) return undefined;
+      try {
+        return await this.kv.get(key);
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, rereadMs(tries)).unref());
+      }
+    }
+  }
+
+  /** Tells what the watch heard, in order, each once the value it waits for is read. */
+  private async drain(
+    handler: (change: RecordChange) => void,
+    tasksOf: (runId: string) => boolean,
+  ): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      const generation = this.generation;
+      while (this.heardHead < this.heard.length && generation === this.generation) {
+        const heard = this.heard[this.heardHead]!;
+        const { change } = heard;
+        let entry = heard.value ? await heard.value : undefined;
+        // A run looked at only since the change was heard: its task's value is read now.
+        if (!heard.value && this.needsValue(change, tasksOf))
+          entry = await this.valueOf(change.key, change.revision, generation);
+        if (generation !== this.generation) return;
+        this.heard[this.heardHead++] = undefined;
+        this.tellHeard(heard, entry, handler, tasksOf);
+      }
+      this.heard = [];
+      this.heardHead = 0;
+    } finally {
+      this.draining = false;
+    }
+    if (this.heardHead < this.heard.length) void this.drain(handler, tasksOf);
+  }
+
+  /** Tells one change heard (with the value read for it, if any); what it knew stays known. */
+  private tellHeard(
+    { change }: Heard,
+    entry: Entry | undefined,
+    handler: (change: RecordChange) => void,
+    tasksOf: (runId: string) => boolean,
+  ): void {
+    const { key, revision } = change;
+    this.delivered = Math.max(this.delivered, revision);
+    if (key.startsWith("runs.")) {
+      const runId = key.slice(5);
+      if (change.op === "delete") {
+        this.runsWritten.delete(runId);
+        this.runTold.delete(runId);
+        tell(handler, { kind: "run", runId, record: undefined, revision });
+        return;
+      }
+      const written = this.runsWritten.get(runId);
+      let record: RunRecord;
+      let at: number;
+      if (written && written.revision >= revision) {
+        record = written.record;
+        at = written.revision;
+        this.runsWritten.delete(runId);
+      } else if (entry && entry.revision >= revision) {
+        record = decodeRun(entry.value);
+        at = entry.revision;
+      } else return; // told already, or gone since (its delete comes next)
+      if ((this.runTold.get(runId) ?? 0) >= at) return;
+      this.runTold.set(runId, at);
+      tell(handler, { kind: "run", runId, record, revision: at });
+    } else if (key.startsWith("tasks.")) {
+      const runId = runIdOfTaskKey(key);
+      const task = key.slice(7 + runId.length);
+      if (change.op === "delete") {
+        this.remember(key, revision, undefined);
+        if (tasksOf(runId))
+          tell(handler, { kind: "task", runId, task, record: undefined, revision });
+        return;
+      }
+      if (entry) this.remember(key, entry.revision, decode<TaskRecord>(entry.value));
+      const known = this.tasks.get(key);
+      if (!tasksOf(runId)) {
+        // Not read: an older value known of this task, or a listing of its run under way (which
+        // may read the older one), is marked stale.
+        if (known ? known.revision < revision : this.listing.has(runId)) {
+          this.remember(key, revision, undefined, true);
+          this.listed.delete(runId);
+        }
+        return;
+      }
+      if (!known?.record || known.revision < revision || (known.told ?? 0) >= known.revision)
+        return;
+      known.told = known.revision;
+      tell(handler, { kind: "task", runId, task, record: known.record, revision: known.revision });
+    } else if (key.startsWith("cache.")) {
+      if (change.op === "delete")
+        tell(handler, { kind: "cache", key: key.slice(6), entry: undefined });
+      else if (entry)
+        tell(handler, { kind: "cache", key: key.slice(6), entry: decode<CacheEntry>(entry.value) });
+    } else if (key.startsWith("images.") && entry) {
+      tell(handler, { kind: "image", record: decode<ImageRecord>(entry.value) });
+    }
+  }
+}
+
+/** The run id in a task key (`tasks.<run>.<task>`). */
+function runIdOfTaskKey(key: string): string {
+  return key.slice(6, key.indexOf(".", 6));
+}
+
+/** Hands a change to the watch's handler; a throwing handler is a bug, so it is made loud. */
+function tell(handler: (change: RecordChange) => void, change: RecordChange): void {
+  try {
+    handler(change);
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
   }
 }

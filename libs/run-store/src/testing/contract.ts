@@ -12,6 +12,7 @@ import {
   ValueTooLargeError,
   type Change,
   type KeyChange,
+  type KeyRevision,
   type KeyValueStore,
 } from "../store.js";
 
@@ -288,6 +289,30 @@ export function keyValueStoreContract(
       await store.put("run.w.task.c", text("after stop"));
       await settle();
       assert.equal(seen.length, 23, "nothing after stop");
+    });
+
+    test("watchKeys sees each write and delete under its filter, with its revision and no value", async () => {
+      const store = await fresh();
+      await store.create("run.k.task.before", text("old"));
+      const seen: KeyRevision[] = [];
+      const watch = await store.watchKeys("run.k.task.", (c) => void seen.push(c));
+      const a = await store.create("run.k.task.a", text("a value"));
+      await store.put("run.k2.task.a", text("elsewhere"));
+      const b = await store.update("run.k.task.a", text("another"), a);
+      await store.delete("run.k.task.a");
+      await waitFor(
+        () => seen.length >= 3,
+        () => seen,
+      );
+      await settle();
+      assert.deepEqual(seen.slice(0, 2), [
+        { op: "put", key: "run.k.task.a", revision: a },
+        { op: "put", key: "run.k.task.a", revision: b },
+      ]);
+      const deleted = seen[2];
+      assert.ok(deleted?.op === "delete" && deleted.key === "run.k.task.a" && deleted.revision > b);
+      assert.equal(seen.length, 3, "nothing from before the watch or outside its filter");
+      await watch.stop();
     });
 
     test("a key rewritten faster than a watch reads it ends at its latest revision", async () => {
