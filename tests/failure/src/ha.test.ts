@@ -312,7 +312,7 @@ describe("no single point of failure: NATS node, repo-sync leader, scheduler and
     const bus = await NatsEventBus.connect({ servers: stack.nats.url, replicas: 3 });
     try {
       const sub = await bus.consume(
-        { durable: "ha-test-audit", filter: subjects.task("*"), concurrency: 64 },
+        { durable: "ha-test-audit", filter: subjects.allTasks, concurrency: 64 },
         (m) => {
           const e = events.TaskEvent.decode(m.data);
           if (e.state === common.TaskState.TASK_STATE_SUCCEEDED)
