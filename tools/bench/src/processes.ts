@@ -12,6 +12,12 @@ process.on("exit", () => {
   for (const c of children) c.kill("SIGKILL");
 });
 
+/**
+ * The Node.js options of every child: those the image runs the services with (deploy/Dockerfile),
+ * unless `BENCH_NODE_OPTIONS` says otherwise (empty: Node's defaults).
+ */
+const nodeOptions = process.env.BENCH_NODE_OPTIONS ?? "--v8-pool-size=1";
+
 /** Starts `node args…` and resolves with it and the first match of `ready` in its output. */
 export function startChild(
   args: string[],
@@ -28,7 +34,7 @@ export function startChild(
       ]
     : [];
   const proc = spawn(process.execPath, [...profile, ...args], {
-    env: { PATH: process.env.PATH ?? "", ...env },
+    env: { PATH: process.env.PATH ?? "", NODE_OPTIONS: nodeOptions, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.push(proc);
