@@ -8,7 +8,7 @@
 // act on a key for a while: Odin's writes are compare-and-set, and ownership only saves the
 // duplicate work.
 import { randomBytes } from "node:crypto";
-import type { EventBus, Subscription } from "./bus.js";
+import { fnv1a, type EventBus, type Subscription } from "./bus.js";
 
 /** Who does the work for a key, among the live replicas of a service. */
 export interface WorkShare {
@@ -52,12 +52,7 @@ const decoder = new TextDecoder();
 
 /** FNV-1a over `member \0 key`, 32 bits: the rendezvous score. */
 function score(member: string, key: string): number {
-  let h = 0x811c9dc5;
-  const s = `${member}\0${key}`;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
+  let h = fnv1a(`${member}\0${key}`);
   // Mix the low bits, which FNV leaves weak for keys that differ only at the end.
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

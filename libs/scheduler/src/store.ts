@@ -111,6 +111,9 @@ export class SchedulerStore {
   private draining = false;
   /** Bumped when the watch stops or the store resets: reads still in flight are dropped. */
   private generation = 0;
+  /** Who the watch tells, and of which runs' tasks. */
+  private follower:
+    { handler: (change: RecordChange) => void; tasksOf: (runId: string) => boolean } | undefined;
 
   constructor(
     readonly kv: KeyValueStore,
@@ -205,10 +208,8 @@ export class SchedulerStore {
   ): void {
     const known = this.tasks.get(key);
     if (known && (known.revision > revision || (known.revision === revision && mark))) return;
-    const rest = key.slice("tasks.".length);
-    const dot = rest.indexOf(".");
-    const runId = rest.slice(0, dot);
-    const task = rest.slice(dot + 1);
+    const runId = runIdOfTaskKey(key);
+    const task = key.slice(7 + runId.length);
     let names = this.tasksOfRun.get(runId);
     if (record || mark) {
       const next: KnownTask = record ? { revision, record } : { revision };
@@ -414,12 +415,10 @@ export class SchedulerStore {
    * carries none); the changes after it wait for it, and those reads run side by side.
    */
   async watch(handler: (change: RecordChange) => void, options: WatchOptions = {}): Promise<Watch> {
-    const tasksOf = options.tasksOf ?? (() => true);
+    this.follower = { handler, tasksOf: options.tasksOf ?? (() => true) };
     const watch = await this.kv.watchKeys(">", (change) => {
       if (change.op === "reset") {
-        this.generation++;
-        this.heard = [];
-        this.heardHead = 0;
+        this.dropHeard();
         this.tasks.clear();
         this.tasksOfRun.clear();
         this.listed.clear();
@@ -427,33 +426,54 @@ export class SchedulerStore {
         this.runsWritten.clear();
         this.runTold.clear();
         this.delivered = 0;
-        tell(handler, { kind: "reset" });
+        this.tell({ kind: "reset" });
         return;
       }
       const heard: Heard = { change };
-      const value = this.needsValue(change, tasksOf);
+      const value = this.needsValue(change);
       if (value) heard.value = this.valueOf(change.key, change.revision, this.generation);
-      if (this.heardHead === this.heard.length && !value)
-        this.tellHeard(heard, undefined, handler, tasksOf);
+      if (this.heardHead === this.heard.length && !value) this.tellHeard(heard, undefined);
       else {
         this.heard.push(heard);
-        void this.drain(handler, tasksOf);
+        void this.drain();
       }
     });
     this.watching = true;
     return {
       stop: async () => {
         this.watching = false;
-        this.generation++;
-        this.heard = [];
-        this.heardHead = 0;
+        this.follower = undefined;
+        this.dropHeard();
         await watch.stop();
       },
     };
   }
 
+  /** Forgets what the watch heard and has not told; reads still in flight are dropped. */
+  private dropHeard(): void {
+    this.generation++;
+    this.heard = [];
+    this.heardHead = 0;
+  }
+
+  /** Hands a change to the watch's handler; a throwing handler is a bug, so it is made loud. */
+  private tell(change: RecordChange): void {
+    try {
+      this.follower?.handler(change);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+
+  /** Whether the watch's handler hears of the changes of a run's tasks. */
+  private follows(runId: string): boolean {
+    return this.follower?.tasksOf(runId) ?? false;
+  }
+
   /** Whether a change's value must be read before it can be told (no: known, or not wanted). */
-  private needsValue(change: Heard["change"], tasksOf: (runId: string) => boolean): boolean {
+  private needsValue(change: Heard["change"]): boolean {
     if (change.op === "delete") return false;
     const key = change.key;
     if (key.startsWith("runs.")) {
@@ -464,7 +484,7 @@ export class SchedulerStore {
       );
     }
     if (key.startsWith("tasks.")) {
-      if (!tasksOf(runIdOfTaskKey(key))) return false;
+      if (!this.follows(runIdOfTaskKey(key))) return false;
       const known = this.tasks.get(key);
       return (
         !(known && (known.told ?? 0) >= change.revision) &&
@@ -499,10 +519,7 @@ export class SchedulerStore {
   }
 
   /** Tells what the watch heard, in order, each once the value it waits for is read. */
-  private async drain(
-    handler: (change: RecordChange) => void,
-    tasksOf: (runId: string) => boolean,
-  ): Promise<void> {
+  private async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     try {
@@ -512,27 +529,22 @@ export class SchedulerStore {
         const { change } = heard;
         let entry = heard.value ? await heard.value : undefined;
         // A run looked at only since the change was heard: its task's value is read now.
-        if (!heard.value && this.needsValue(change, tasksOf))
+        if (!heard.value && this.needsValue(change))
           entry = await this.valueOf(change.key, change.revision, generation);
         if (generation !== this.generation) return;
         this.heard[this.heardHead++] = undefined;
-        this.tellHeard(heard, entry, handler, tasksOf);
+        this.tellHeard(heard, entry);
       }
       this.heard = [];
       this.heardHead = 0;
     } finally {
       this.draining = false;
     }
-    if (this.heardHead < this.heard.length) void this.drain(handler, tasksOf);
+    if (this.heardHead < this.heard.length) void this.drain();
   }
 
   /** Tells one change heard (with the value read for it, if any); what it knew stays known. */
-  private tellHeard(
-    { change }: Heard,
-    entry: Entry | undefined,
-    handler: (change: RecordChange) => void,
-    tasksOf: (runId: string) => boolean,
-  ): void {
+  private tellHeard({ change }: Heard, entry: Entry | undefined): void {
     const { key, revision } = change;
     this.delivered = Math.max(this.delivered, revision);
     if (key.startsWith("runs.")) {
@@ -540,7 +552,7 @@ export class SchedulerStore {
       if (change.op === "delete") {
         this.runsWritten.delete(runId);
         this.runTold.delete(runId);
-        tell(handler, { kind: "run", runId, record: undefined, revision });
+        this.tell({ kind: "run", runId, record: undefined, revision });
         return;
       }
       const written = this.runsWritten.get(runId);
@@ -556,19 +568,19 @@ export class SchedulerStore {
       } else return; // told already, or gone since (its delete comes next)
       if ((this.runTold.get(runId) ?? 0) >= at) return;
       this.runTold.set(runId, at);
-      tell(handler, { kind: "run", runId, record, revision: at });
+      this.tell({ kind: "run", runId, record, revision: at });
     } else if (key.startsWith("tasks.")) {
       const runId = runIdOfTaskKey(key);
       const task = key.slice(7 + runId.length);
       if (change.op === "delete") {
         this.remember(key, revision, undefined);
-        if (tasksOf(runId))
-          tell(handler, { kind: "task", runId, task, record: undefined, revision });
+        if (this.follows(runId))
+          this.tell({ kind: "task", runId, task, record: undefined, revision });
         return;
       }
       if (entry) this.remember(key, entry.revision, decode<TaskRecord>(entry.value));
       const known = this.tasks.get(key);
-      if (!tasksOf(runId)) {
+      if (!this.follows(runId)) {
         // Not read: an older value known of this task, or a listing of its run under way (which
         // may read the older one), is marked stale.
         if (known ? known.revision < revision : this.listing.has(runId)) {
@@ -580,14 +592,13 @@ export class SchedulerStore {
       if (!known?.record || known.revision < revision || (known.told ?? 0) >= known.revision)
         return;
       known.told = known.revision;
-      tell(handler, { kind: "task", runId, task, record: known.record, revision: known.revision });
+      this.tell({ kind: "task", runId, task, record: known.record, revision: known.revision });
     } else if (key.startsWith("cache.")) {
-      if (change.op === "delete")
-        tell(handler, { kind: "cache", key: key.slice(6), entry: undefined });
+      if (change.op === "delete") this.tell({ kind: "cache", key: key.slice(6), entry: undefined });
       else if (entry)
-        tell(handler, { kind: "cache", key: key.slice(6), entry: decode<CacheEntry>(entry.value) });
+        this.tell({ kind: "cache", key: key.slice(6), entry: decode<CacheEntry>(entry.value) });
     } else if (key.startsWith("images.") && entry) {
-      tell(handler, { kind: "image", record: decode<ImageRecord>(entry.value) });
+      this.tell({ kind: "image", record: decode<ImageRecord>(entry.value) });
     }
   }
 }
@@ -595,15 +606,4 @@ export class SchedulerStore {
 /** The run id in a task key (`tasks.<run>.<task>`). */
 function runIdOfTaskKey(key: string): string {
   return key.slice(6, key.indexOf(".", 6));
-}
-
-/** Hands a change to the watch's handler; a throwing handler is a bug, so it is made loud. */
-function tell(handler: (change: RecordChange) => void, change: RecordChange): void {
-  try {
-    handler(change);
-  } catch (err) {
-    queueMicrotask(() => {
-      throw err;
-    });
-  }
 }
