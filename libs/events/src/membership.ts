@@ -16,6 +16,8 @@ export interface WorkShare {
   readonly id: string;
   /** True when this replica does the work for `key` (as far as it knows the live members). */
   owns(key: string): boolean;
+  /** The live members' ids (this one included), sorted: who the keys are split between. */
+  members(): readonly string[];
   /** Calls `listener` whenever the live members change; returns a function to stop. */
   onChange(listener: () => void): () => void;
 }

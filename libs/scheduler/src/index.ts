@@ -20,13 +20,8 @@ export {
 } from "./records.js";
 export { defaultPublicUrl, dueNotifications, runEndMessage } from "./notifications.js";
 export { resolveTask } from "./resolve.js";
-export {
-  partitionKey,
-  Scheduler,
-  type RunChange,
-  type RunView,
-  type SchedulerOptions,
-} from "./scheduler.js";
+export { partitionKey } from "./placement.js";
+export { Scheduler, type RunChange, type RunView, type SchedulerOptions } from "./scheduler.js";
 export { dagSchedulerService } from "./service.js";
 export { SchedulerStore, type RecordChange } from "./store.js";
 export {

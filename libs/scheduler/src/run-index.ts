@@ -1,6 +1,6 @@
 // Every run's record in memory, ordered newest first, kept current from the run store's watch: a
 // page of ListRuns costs the runs on it (and those a filter skips), not a listing of every run.
-import type { RunState } from "@odin/pipeline-spec";
+import { isFinishedRun, type RunState } from "@odin/pipeline-spec";
 import type { RunRecord } from "./records.js";
 
 /** What ListRuns and WatchRuns filter on. */
@@ -98,6 +98,8 @@ export class RunIndex {
   private readonly byId = new Map<string, { record: RunRecord; revision: number }>();
   /** Oldest first. */
   private order: RunRecord[] = [];
+  /** The runs that have not ended. */
+  private readonly open = new Map<string, RunRecord>();
 
   /** Number of runs. */
   get size(): number {
@@ -123,6 +125,8 @@ export class RunIndex {
     const held = this.byId.get(id);
     if (held && held.revision >= revision) return false;
     if (held) this.order.splice(this.position(held.record), 1);
+    if (!record || isFinishedRun(record.state)) this.open.delete(id);
+    else this.open.set(id, record);
     if (!record) {
       if (!held) return false;
       this.byId.delete(id);
@@ -159,6 +163,7 @@ export class RunIndex {
   clear(): string[] {
     const ids = [...this.byId.keys()];
     this.byId.clear();
+    this.open.clear();
     this.order = [];
     return ids;
   }
@@ -166,6 +171,11 @@ export class RunIndex {
   /** Every run, in no particular order. */
   *all(): IterableIterator<RunRecord> {
     for (const v of this.byId.values()) yield v.record;
+  }
+
+  /** The runs that have not ended, in no particular order. */
+  unfinished(): IterableIterator<RunRecord> {
+    return this.open.values();
   }
 
   /** Where a run with this cursor is, or would go, in `order` (binary search). */

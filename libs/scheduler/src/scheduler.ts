@@ -14,10 +14,10 @@ import {
   isTerminalState,
   mergeNotifyTargets,
   MissingOutputError,
-  newRunId,
   reportedStates,
   taskStates,
   type NotifyTarget,
+  type ParameterValue,
   type Pipeline,
   type Problem,
   type Task,
@@ -25,6 +25,7 @@ import {
   type TaskState,
 } from "@odin/pipeline-spec";
 import { events, taskStateFromProto } from "@odin/proto";
+import { partitionKey, RunPlacement } from "./placement.js";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -90,11 +91,6 @@ export interface SchedulerOptions {
    * embedded mode).
    */
   share?: WorkShare;
-}
-
-/** The key a run partition is assigned by among the live scheduler replicas. */
-export function partitionKey(partition: number): string {
-  return `runs-${partition}`;
 }
 
 /** Pages of GetRun up to this many tasks read their records one by one rather than the whole run. */
@@ -245,8 +241,11 @@ export class Scheduler {
   private consuming: Promise<void> = Promise.resolve();
   /** Pipelines of runs read here but driven elsewhere (`<run>@<commit>`), the last few. */
   private readonly readPipelines = new Map<string, Promise<Pipeline>>();
+  /** Chooses new runs' ids so that the replicas get even work. */
+  private readonly placement: RunPlacement;
 
   constructor(private readonly options: SchedulerOptions) {
+    this.placement = new RunPlacement(options.share, () => this.index.unfinished());
     options.store.onRunWritten = (record, revision) =>
       this.index.apply(record.id, record, revision);
     // Each change is published by the replica that recorded it, once.
@@ -386,12 +385,31 @@ export class Scheduler {
       );
     }
     const pipeline = got.pipeline;
-    let runId = claimedRunId ?? input.runId ?? newRunId(pipeline.name);
-    if (input.requestId && !claimedRunId) {
-      runId = await this.options.store.claimRequest(input.requestId, runId);
-      const first = await this.options.store.getRun(runId);
-      if (first) return first;
+    // A fresh id is placed where the replicas' work is least; it counts there until written.
+    const placed =
+      claimedRunId || input.runId
+        ? undefined
+        : this.placement.place(pipeline.name, pipeline.tasks.length);
+    try {
+      let runId = claimedRunId ?? input.runId ?? placed!.runId;
+      if (input.requestId && !claimedRunId) {
+        runId = await this.options.store.claimRequest(input.requestId, runId);
+        const first = await this.options.store.getRun(runId);
+        if (first) return first;
+      }
+      return await this.create(input, pipeline, got, runId);
+    } finally {
+      placed?.done();
     }
+  }
+
+  /** Writes a submitted run under `runId` and starts it if this replica drives it. */
+  private async create(
+    input: Parameters<Scheduler["submit"]>[0],
+    pipeline: Pipeline,
+    got: { commit: string; parameters: Record<string, ParameterValue> },
+    runId: string,
+  ): Promise<RunRecord> {
     // A templated pipeline's directory is rendered for the run with its parameters; a template
     // that does not render refuses the run here, before anything is written.
     const checkout = await this.options.checkouts.acquire(got.commit, runId, {
@@ -439,6 +457,16 @@ export class Scheduler {
     if (this.owns(runId)) await this.activate(record, pipeline);
     this.pump();
     return record;
+  }
+
+  /**
+   * A fresh id for a run of a pipeline, chosen as a submit without one would (a schedule or
+   * trigger names its run before submitting it).
+   */
+  newRunId(pipelineName: string): string {
+    const placed = this.placement.place(pipelineName, 0);
+    placed.done();
+    return placed.runId;
   }
 
   /** A run and its tasks in pipeline order. */

@@ -135,6 +135,8 @@ export interface RunStarter {
   }): Promise<RunRecord>;
   cancel(runId: string, reason?: string): Promise<RunRecord>;
   getRun(runId: string): Promise<RunRecord>;
+  /** A fresh run id for a pipeline (default: any, by `newRunId`; the scheduler spreads them). */
+  newRunId?(pipelineName: string): string;
 }
 
 /** What a ScheduleRunner needs. */
@@ -479,7 +481,9 @@ export class ScheduleRunner {
             lastTick: tick,
             claim: {
               tick,
-              runId: newRunId(schedule.pipelineName),
+              runId:
+                this.options.runs.newRunId?.(schedule.pipelineName) ??
+                newRunId(schedule.pipelineName),
               by: this.replica,
               at: now,
               ...(active && schedule.concurrency === "replace" ? { replaces: active.id } : {}),

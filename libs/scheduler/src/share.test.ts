@@ -2,12 +2,14 @@
 // run is driven by one replica, whose launcher alone is called for it; when a replica leaves, the
 // other picks its runs up from the store and finishes them, launching each task once. A run's task
 // events go to the replica driving it (its partition's consumer), so it alone writes its tasks.
+// New runs are placed so that the replicas drive as many each.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Membership, MemoryEventBus, partitionOf } from "@odin/events";
 import { MemoryKeyValueStore, type KeyValueStore } from "@odin/run-store";
 import { silentLogger } from "@odin/service-kit";
-import { partitionKey, Scheduler } from "./scheduler.js";
+import { partitionKey } from "./placement.js";
+import { Scheduler } from "./scheduler.js";
 import { SchedulerStore } from "./store.js";
 import { checkouts, ScriptedLauncher, until, YamlPipelines } from "./testing/fixtures.js";
 
@@ -64,10 +66,10 @@ test("two replicas split the runs; when one leaves, the other finishes its runs"
     for (let i = 0; i < 16; i++)
       runs.push((await replicas[i % 2]!.submit({ pipeline: "p", submittedBy: "t" })).id);
     const owner = (run: string) => (shares[0]!.owns(partitionKey(partitionOf(run))) ? 0 : 1);
-    assert.ok(
-      runs.some((r) => owner(r) === 0) && runs.some((r) => owner(r) === 1),
-      "each replica drives some runs",
-    );
+    // New runs are placed where the work is least: the replicas drive half of them each (a hash
+    // of random ids alone splits 16 runs worse than 9 to 7 nearly half the time).
+    const driven = [0, 1].map((i) => runs.filter((r) => owner(r) === i).length);
+    assert.ok(Math.abs(driven[0]! - driven[1]!) <= 2, `runs driven: ${driven.join(" and ")}`);
     // Every first task is running, launched through its run's replica alone.
     await until(async () => {
       for (const run of runs)

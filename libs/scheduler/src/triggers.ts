@@ -103,6 +103,8 @@ export interface TriggerRunStarter {
     submittedBy: string;
     runId: string;
   }): Promise<RunRecord>;
+  /** A fresh run id for a pipeline (default: any, by `newRunId`; the scheduler spreads them). */
+  newRunId?(pipelineName: string): string;
 }
 
 /** What a TriggerRunner needs. */
@@ -304,7 +306,8 @@ export class TriggerRunner {
       const entry = await this.kv.get(key);
       if (!entry) {
         const claim: TriggerClaim = {
-          runId: newRunId(pipeline.pipelineName),
+          runId:
+            this.options.runs.newRunId?.(pipeline.pipelineName) ?? newRunId(pipeline.pipelineName),
           commit: commit.sha,
           by: this.replica,
           at: this.now(),
