@@ -351,7 +351,10 @@ process.stdout.write(
       benchmark: `scale-out: ${tasks} tasks through 1 scheduler + 1 launcher, then 2 + 2 (processes, NATS, kube-sim), as one run and as ${manyRuns} concurrent runs of ${partSize}, each also through two independent 1 + 1 systems given half; ${rounds} rounds of each taking turns, medians`,
       oneRun,
       concurrentRuns,
-      target: { cpuPerTaskRatioAtMost: 1.1 },
+      // The issue's coordination overhead (at most 10 %): 2 + 2 against the control, which has as
+      // many processes on the same cores. cpuPerTaskRatio (against 1 + 1) also counts those
+      // processes sharing the cores, which replicas on a cluster's own CPUs do not.
+      target: { coordinationCpuPerTaskRatioAtMost: 1.1 },
     },
     null,
     2,
