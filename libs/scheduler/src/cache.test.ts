@@ -10,7 +10,7 @@ import { cacheKey } from "./cache.js";
 import type { RunRecord, TaskRecord } from "./records.js";
 import { Scheduler } from "./scheduler.js";
 import { SchedulerStore } from "./store.js";
-import { checkouts, ScriptedLauncher, YamlPipelines } from "./testing/fixtures.js";
+import { checkouts, runRecord, ScriptedLauncher, YamlPipelines } from "./testing/fixtures.js";
 
 const digestA = `sha256:${"a".repeat(64)}`;
 const digestB = `sha256:${"b".repeat(64)}`;
@@ -284,23 +284,13 @@ test("a rendered WORK_PATH is keyed by its content's digest, not by its path", (
   );
   const pipeline = loaded.pipeline!;
   const task = pipeline.tasks[0]!;
-  const run = (id: string, work?: { path: string; digest: string }): RunRecord => ({
-    id,
-    pipeline: "t",
-    pipelineName: "t",
-    commit: "c",
-    rootPath: "/r/commits/c",
-    dataPath: "/d",
-    runPath: `/d/${id}`,
-    state: "RUNNING",
-    attempt: 1,
-    labels: {},
-    taskCount: 1,
-    createTime: 0,
-    cancelRequested: false,
-    submittedBy: "x",
-    ...(work ? { workPath: work.path, workDigest: work.digest } : {}),
-  });
+  const run = (id: string, work?: { path: string; digest: string }): RunRecord =>
+    runRecord(id, {
+      pipeline: "t",
+      pipelineName: "t",
+      rootPath: "/r/commits/c",
+      ...(work ? { workPath: work.path, workDigest: work.digest } : {}),
+    });
   const key = (r: RunRecord) =>
     cacheKey({ run: r, pipeline, task, image: "img", recordOf: () => undefined })!.key;
   const a = key(run("a", { path: "/r/renders/c/a", digest: digestA }));

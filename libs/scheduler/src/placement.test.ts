@@ -7,6 +7,7 @@ import { newRunId } from "@odin/pipeline-spec";
 import { partitionKey, remainingTasks, RunPlacement } from "./placement.js";
 import type { RunRecord } from "./records.js";
 import { RunIndex } from "./run-index.js";
+import { runRecord } from "./testing/fixtures.js";
 
 /** Replicas as a Membership would see them, from replica `self`. */
 function share(self: string, members: string[]): WorkShare {
@@ -22,23 +23,7 @@ const ownerOfRun = (runId: string, members: string[]) =>
   ownerOf(partitionKey(partitionOf(runId)), members);
 
 function run(id: string, taskCount: number, extra: Partial<RunRecord> = {}): RunRecord {
-  return {
-    id,
-    pipeline: "p",
-    pipelineName: "p",
-    commit: "c",
-    rootPath: "/r",
-    dataPath: "/d",
-    runPath: `/d/${id}`,
-    state: "RUNNING",
-    attempt: 1,
-    labels: {},
-    taskCount,
-    createTime: 1,
-    cancelRequested: false,
-    submittedBy: "t",
-    ...extra,
-  };
+  return runRecord(id, { taskCount, ...extra });
 }
 
 /** A run id whose partition the replica `member` owns. */

@@ -4,25 +4,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { RunRecord } from "./records.js";
 import { cursorToken, parseCursor, parseLabelSelector, RunIndex } from "./run-index.js";
+import { runRecord } from "./testing/fixtures.js";
 
 function run(id: string, createTime: number, extra: Partial<RunRecord> = {}): RunRecord {
-  return {
-    id,
-    pipeline: "p",
-    pipelineName: "p",
-    commit: "c",
-    rootPath: "/r",
-    dataPath: "/d",
-    runPath: `/d/${id}`,
-    state: "RUNNING",
-    attempt: 1,
-    labels: {},
-    taskCount: 1,
-    createTime,
-    cancelRequested: false,
-    submittedBy: "t",
-    ...extra,
-  };
+  return runRecord(id, { createTime, ...extra });
 }
 
 test("pages go newest first and a cursor stays put while newer runs are created", () => {

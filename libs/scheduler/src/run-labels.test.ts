@@ -16,25 +16,16 @@ import {
   upgradeRunLabels,
 } from "./run-labels.js";
 import { SchedulerStore } from "./store.js";
+import { runRecord } from "./testing/fixtures.js";
 
 function run(id: string, extra: Partial<RunRecord>): RunRecord {
-  return {
-    id,
+  return runRecord(id, {
     pipeline: "sst2",
     pipelineName: "sst2",
-    commit: "c",
-    rootPath: "/r",
-    dataPath: "/d",
-    runPath: `/d/${id}`,
     state: "SUCCEEDED",
-    attempt: 1,
-    labels: {},
-    taskCount: 1,
-    createTime: 1,
-    cancelRequested: false,
     submittedBy: "alice",
     ...extra,
-  };
+  });
 }
 
 test("schedule label values: created names as they are, declared ones readable, nested paths too", () => {

@@ -1,10 +1,11 @@
 // Test doubles of the scheduler's ports: a launcher that reports task events on the bus as a real
-// one would, pipelines from YAML text, and checkouts that always succeed.
+// one would, pipelines from YAML text, checkouts that always succeed, and run records.
 import { createHash } from "node:crypto";
 import { subjects, type EventBus } from "@odin/events";
 import { loadPipeline, type LaunchSpec, type Pipeline } from "@odin/pipeline-spec";
 import { common, events } from "@odin/proto";
 import type { LauncherPort, PipelineSource } from "../ports.js";
+import type { RunRecord } from "../records.js";
 
 /** What a scripted task does. */
 export interface Script {
@@ -163,4 +164,25 @@ export async function until(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A run's record as the store keeps it: RUNNING, of pipeline `p`, one task; `extra` overrides. */
+export function runRecord(id: string, extra: Partial<RunRecord> = {}): RunRecord {
+  return {
+    id,
+    pipeline: "p",
+    pipelineName: "p",
+    commit: "c",
+    rootPath: "/r",
+    dataPath: "/d",
+    runPath: `/d/${id}`,
+    state: "RUNNING",
+    attempt: 1,
+    labels: {},
+    taskCount: 1,
+    createTime: 1,
+    cancelRequested: false,
+    submittedBy: "t",
+    ...extra,
+  };
 }
