@@ -76,7 +76,7 @@ function logLineToProto(l: LogLine): k8slauncher.LogLine {
 
 /**
  * K8sLauncherService over a backend, through the same {@link Launcher} embedded mode uses.
- * LaunchTask, CancelTask and DeleteRunObjects need the `operator` role; StreamLogs,
+ * LaunchTask, CancelTask, HashFiles and DeleteRunObjects need the `operator` role; StreamLogs,
  * ListTaskEvents, ListRunFiles, DownloadRunFiles and ListGpuNodes `viewer`. Run data is read from
  * `options.dataRoot` (the launcher's DATA_PATH).
  */
@@ -191,6 +191,8 @@ export function k8sLauncherService(
       downloadRunFiles: "viewer",
       listGpuNodes: "viewer",
     },
+    // Called by the schedulers for every task: logged at info only when they fail.
+    ["launchTask", "hashFiles", "cancelTask"],
   );
 }
 

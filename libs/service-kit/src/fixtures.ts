@@ -93,7 +93,8 @@ export function conflictCallsOf(key: string): number {
  * PipelineRegistryService fake. ListPipelines (viewer) acts on `pathPrefix`: "" answers with the
  * caller as `commit` (`subject/role`); `slow:<ms>` waits first; `notfound`, `invalid`, `boom`,
  * `reject` throw; `conflict:<key>` loses a compare-and-set on its first call per key, then
- * answers. ValidatePipeline needs operator; GetPipeline is left out of the roles (admin).
+ * answers. ValidatePipeline needs operator, and is quiet (its successful calls are logged at
+ * debug); GetPipeline is left out of the roles (admin).
  */
 export function registryFake(): ServiceRegistration {
   return service(
@@ -182,6 +183,7 @@ export function registryFake(): ServiceRegistration {
       },
     },
     { listPipelines: "viewer", validatePipeline: "operator" },
+    ["validatePipeline"],
   );
 }
 

@@ -313,6 +313,27 @@ test("each call is logged once with method, code, duration and subject; no token
   assert.ok(!all.includes("not-a-real-token-5521"), "a rejected token was logged");
 });
 
+test("a quiet RPC's successful calls are logged at debug, its failures at info", async () => {
+  const viewer = track(registryClient(server.address, TOKENS.viewer));
+  const operator = track(registryClient(server.address, TOKENS.operator));
+  const request = { path: "sst2", files: [] };
+  await unary(operator, "validatePipeline", request, { metadata: requestIdMetadata("quiet-ok") });
+  await rejected(
+    unary(viewer, "validatePipeline", request, { metadata: requestIdMetadata("quiet-denied") }),
+  );
+  await unary(operator, "listPipelines", listRequest(), {
+    metadata: requestIdMetadata("loud-ok"),
+  });
+  const levelOf = (id: string) =>
+    logs
+      .records()
+      .filter((r) => r["msg"] === "rpc" && r["requestId"] === id)
+      .map((r) => r["level"]);
+  assert.deepEqual(levelOf("quiet-ok"), ["debug"]);
+  assert.deepEqual(levelOf("quiet-denied"), ["info"]);
+  assert.deepEqual(levelOf("loud-ok"), ["info"]);
+});
+
 function requestIdMetadata(id: string): Metadata {
   const metadata = new Metadata();
   metadata.set("x-request-id", id);

@@ -79,6 +79,11 @@ export interface ServiceRegistration {
   implementation: UntypedServiceImplementation;
   /** Minimum role per RPC by definition key; any RPC not listed needs `admin`. */
   roles: Readonly<Record<string, Role>>;
+  /**
+   * RPCs (definition keys) whose successful calls are logged at debug, not info: the calls Odin's
+   * services make of each other for every task, which would bury the rest of the log.
+   */
+  quiet?: readonly string[];
 }
 
 /** A type-checked {@link ServiceRegistration}: handlers and role keys must match the definition. */
@@ -86,11 +91,13 @@ export function service<D extends ServiceDefinition>(
   definition: D,
   implementation: HandlersOf<D>,
   roles: RolesOf<D>,
+  quiet: readonly (keyof D & string)[] = [],
 ): ServiceRegistration {
   return {
     definition,
     implementation,
     roles: roles as Record<string, Role>,
+    quiet,
   };
 }
 
@@ -209,6 +216,8 @@ interface Route {
   service: string;
   method: string;
   role: Role;
+  /** Successful calls are logged at debug. */
+  quiet: boolean;
 }
 
 interface InterceptorState {
@@ -243,7 +252,13 @@ function odinInterceptor(state: InterceptorState): ServerInterceptor {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const codeName = status[code] ?? String(code);
       state.metrics.observe(service, method, codeName, seconds);
-      const level = isPublic ? "debug" : code === status.INTERNAL ? "error" : "info";
+      const level = isPublic
+        ? "debug"
+        : code === status.INTERNAL
+          ? "error"
+          : code === status.OK && route?.quiet
+            ? "debug"
+            : "info";
       if (!state.logger.enabled(level)) return;
       state.logger[level]("rpc", {
         method: `${service}/${method}`,
@@ -437,7 +452,12 @@ function routesOf(registration: ServiceRegistration): Map<string, Route> {
   }
   for (const [key, definition] of Object.entries(registration.definition)) {
     const { service, method } = splitPath(definition.path);
-    routes.set(definition.path, { service, method, role: registration.roles[key] ?? "admin" });
+    routes.set(definition.path, {
+      service,
+      method,
+      role: registration.roles[key] ?? "admin",
+      quiet: registration.quiet?.includes(key) ?? false,
+    });
   }
   return routes;
 }
