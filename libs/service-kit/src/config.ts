@@ -208,7 +208,7 @@ export const serviceKitConfigSchema = {
     values: ["debug", "info", "warn", "error"],
     default: "info",
     description:
-      "Lowest level of the JSON log lines written to stderr; `debug` adds health checks.",
+      "Lowest level of the JSON log lines written to stderr. Every gRPC call is logged once; `debug` adds health checks and the successful calls the services make of each other for every task.",
   },
   maxMessageBytes: {
     name: "ODIN_MAX_MESSAGE_BYTES",
