@@ -46,7 +46,8 @@ export class RunPlacement {
 
   /**
    * A fresh id for a run of `tasks` tasks of a pipeline, in the partition with the least work left
-   * of the replica with the least. The run counts as placed until `done` is called.
+   * of the replica with the least. The run counts as placed until `done` is called (a run of no
+   * known tasks, not at all).
    */
   place(pipelineName: string, tasks: number): Placed {
     const members = this.share?.members() ?? [];
@@ -55,6 +56,7 @@ export class RunPlacement {
     let runId = newRunId(pipelineName);
     for (let i = 1; i < maxDraws && partitionOf(runId) !== partition; i++)
       runId = newRunId(pipelineName);
+    if (tasks === 0) return { runId, done: () => undefined };
     this.placing.set(runId, { partition: partitionOf(runId), tasks });
     return { runId, done: () => this.placing.delete(runId) };
   }

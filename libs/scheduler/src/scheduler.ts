@@ -296,10 +296,10 @@ export class Scheduler {
     for (const { record, revision } of await this.options.store.listRuns()) {
       this.index.apply(record.id, record, revision);
     }
-    for (const record of this.index.all()) this.noteElsewhere(record.id, record);
+    for (const record of this.index.unfinished()) this.noteElsewhere(record.id, record);
     // The index may hold newer records than the listing (from the watch): activate those.
-    for (const record of this.index.all()) {
-      if (!isFinished(record.state) && this.owns(record.id)) await this.activate(record);
+    for (const record of this.index.unfinished()) {
+      if (this.owns(record.id)) await this.activate(record);
     }
     const share = this.options.share;
     if (share) {
@@ -464,9 +464,7 @@ export class Scheduler {
    * trigger names its run before submitting it).
    */
   newRunId(pipelineName: string): string {
-    const placed = this.placement.place(pipelineName, 0);
-    placed.done();
-    return placed.runId;
+    return this.placement.place(pipelineName, 0).runId;
   }
 
   /** A run and its tasks in pipeline order. */
@@ -931,8 +929,8 @@ export class Scheduler {
       dropped++;
     }
     let taken = 0;
-    for (const record of this.index.all()) {
-      if (isFinished(record.state) || this.runs.has(record.id) || !this.owns(record.id)) continue;
+    for (const record of this.index.unfinished()) {
+      if (this.runs.has(record.id) || !this.owns(record.id)) continue;
       void this.activate(record);
       taken++;
     }
